@@ -1,0 +1,47 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Portcullis",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "portcullis", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Linux headers Glibc's module lacks (epoll, eventfd, timerfd, signalfd) and
+        // OpenSSL function-like macros, exposed as small inline C functions.
+        .target(
+            name: "CPortcullisShims",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
+        .target(name: "Wire", swiftSettings: strict),
+        .target(name: "EventLoop", dependencies: ["CPortcullisShims"], swiftSettings: strict),
+        .target(name: "TLS", dependencies: ["CPortcullisShims", "EventLoop"], swiftSettings: strict),
+        .target(name: "Auth", dependencies: ["CPortcullisShims", "Wire"], swiftSettings: strict),
+        .target(name: "Config", dependencies: ["Wire"], swiftSettings: strict),
+        .target(
+            name: "Proxy",
+            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "CLI",
+            dependencies: ["Proxy", "Config", "Auth",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: strict),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,1 @@
+// Auth module: see the files beside this one.

@@ -1,0 +1,69 @@
+// Linux system headers that Glibc's Swift module does not export, and OpenSSL
+// function-like macros that Swift cannot import, wrapped as plain functions.
+#ifndef PORTCULLIS_SHIMS_H
+#define PORTCULLIS_SHIMS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/kdf.h>
+#include <openssl/core_names.h>
+
+/// errno of the calling thread (Swift sees `errno` as a computed var on Glibc, but this is stable).
+int pc_errno(void);
+
+/// epoll_event is packed on x86_64; these keep Swift away from the packed layout.
+int pc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// Fills parallel arrays; returns the count or -1 with errno set.
+int pc_epoll_wait(int epfd, uint64_t *datas, uint32_t *events, int maxevents, int timeout_ms);
+
+/// Blocks the given signals for the calling thread and returns a non-blocking signalfd for them.
+int pc_signalfd_for(const int *signals, int count);
+/// Reads one siginfo; returns the signal number, 0 when nothing is pending, -1 on error.
+int pc_signalfd_read(int fd);
+
+/// Socket address helpers: fills `storage`, returns its length or -1 when `host` is not a literal.
+int pc_sockaddr_make(const char *host, uint16_t port, struct sockaddr_storage *storage, socklen_t *len);
+int pc_sockaddr_un_make(const char *path, struct sockaddr_storage *storage, socklen_t *len);
+/// Renders the numeric host and port of an address ("127.0.0.1", "::1", or "[local]" for AF_UNIX).
+void pc_sockaddr_describe(const struct sockaddr_storage *storage, char *host, size_t hostlen, uint16_t *port, int *family);
+
+// OpenSSL macros.
+long pc_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version);
+long pc_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version);
+long pc_ssl_set_sni(SSL *ssl, const char *name);
+long pc_ssl_ctx_set_modes(SSL_CTX *ctx);
+long pc_ssl_ctx_set_session_id_context(SSL_CTX *ctx);
+/// Server side: select ALPN "postgresql" when offered; refuse a handshake that offers only others.
+void pc_ssl_ctx_use_postgresql_alpn(SSL_CTX *ctx);
+/// Client side: offer ALPN "postgresql" as libpq 17 does.
+int pc_ssl_set_postgresql_alpn(SSL *ssl);
+/// 1 when ALPN "postgresql" was negotiated.
+int pc_ssl_alpn_is_postgresql(const SSL *ssl);
+
+/// Subject of a certificate: CN into `cn`, RFC 2253 DN into `dn` (as PostgreSQL's clientname=DN). 0 on success.
+int pc_x509_subject(X509 *cert, char *cn, size_t cnlen, char *dn, size_t dnlen);
+/// tls-server-end-point channel binding (RFC 5929): hash of the server certificate.
+/// `peer` = 1 for the peer's certificate (client side), 0 for our own (server side).
+int pc_tls_server_end_point(SSL *ssl, int peer, unsigned char *out, unsigned int *outlen);
+
+/// Pops the OpenSSL error queue into `buf` (first error's reason string); returns the packed code.
+unsigned long pc_ssl_error_string(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,163 @@
+#include "CPortcullisShims.h"
+#include <string.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <pthread.h>
+
+int pc_errno(void) { return errno; }
+
+int pc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int pc_epoll_wait(int epfd, uint64_t *datas, uint32_t *events, int maxevents, int timeout_ms) {
+    struct epoll_event evs[256];
+    if (maxevents > 256) maxevents = 256;
+    int n = epoll_wait(epfd, evs, maxevents, timeout_ms);
+    for (int i = 0; i < n; i++) { datas[i] = evs[i].data.u64; events[i] = evs[i].events; }
+    return n;
+}
+
+int pc_signalfd_for(const int *signals, int count) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int pc_signalfd_read(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n == (ssize_t)sizeof info) return (int)info.ssi_signo;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    return -1;
+}
+
+int pc_sockaddr_make(const char *host, uint16_t port, struct sockaddr_storage *storage, socklen_t *len) {
+    memset(storage, 0, sizeof *storage);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)storage;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)storage;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET; v4->sin_port = htons(port); *len = sizeof *v4; return (int)*len;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6; v6->sin6_port = htons(port); *len = sizeof *v6; return (int)*len;
+    }
+    return -1;
+}
+
+int pc_sockaddr_un_make(const char *path, struct sockaddr_storage *storage, socklen_t *len) {
+    memset(storage, 0, sizeof *storage);
+    struct sockaddr_un *un = (struct sockaddr_un *)storage;
+    if (strlen(path) >= sizeof un->sun_path) return -1;
+    un->sun_family = AF_UNIX;
+    strcpy(un->sun_path, path);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+    return (int)*len;
+}
+
+void pc_sockaddr_describe(const struct sockaddr_storage *storage, char *host, size_t hostlen, uint16_t *port, int *family) {
+    *family = storage->ss_family;
+    *port = 0;
+    if (storage->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)storage;
+        inet_ntop(AF_INET, &v4->sin_addr, host, (socklen_t)hostlen);
+        *port = ntohs(v4->sin_port);
+    } else if (storage->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)storage;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, (socklen_t)hostlen);
+        *port = ntohs(v6->sin6_port);
+    } else {
+        snprintf(host, hostlen, "[local]");
+    }
+}
+
+long pc_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version) { return SSL_CTX_set_min_proto_version(ctx, version); }
+long pc_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version) { return SSL_CTX_set_max_proto_version(ctx, version); }
+long pc_ssl_set_sni(SSL *ssl, const char *name) { return SSL_set_tlsext_host_name(ssl, name); }
+long pc_ssl_ctx_set_modes(SSL_CTX *ctx) {
+    // Partial writes and moving buffers: our outbound buffers are Swift arrays that may move
+    // between SSL_write retries.
+    return SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+}
+long pc_ssl_ctx_set_session_id_context(SSL_CTX *ctx) {
+    static const unsigned char sid[] = "portcullis";
+    return SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
+}
+
+static const unsigned char pg_alpn[] = "\x0apostgresql";
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg) {
+    (void)ssl; (void)arg;
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, pg_alpn, sizeof pg_alpn - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = sel;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    // As PostgreSQL 17: a client that offers ALPN but not "postgresql" is refused.
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+void pc_ssl_ctx_use_postgresql_alpn(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL); }
+int pc_ssl_set_postgresql_alpn(SSL *ssl) { return SSL_set_alpn_protos(ssl, pg_alpn, sizeof pg_alpn - 1); }
+int pc_ssl_alpn_is_postgresql(const SSL *ssl) {
+    const unsigned char *data = NULL; unsigned int len = 0;
+    SSL_get0_alpn_selected(ssl, &data, &len);
+    return len == sizeof pg_alpn - 2 && memcmp(data, pg_alpn + 1, len) == 0;
+}
+
+int pc_x509_subject(X509 *cert, char *cn, size_t cnlen, char *dn, size_t dnlen) {
+    X509_NAME *name = X509_get_subject_name(cert);
+    if (!name) return -1;
+    cn[0] = 0; dn[0] = 0;
+    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (idx >= 0) {
+        X509_NAME_ENTRY *e = X509_NAME_get_entry(name, idx);
+        ASN1_STRING *s = X509_NAME_ENTRY_get_data(e);
+        unsigned char *utf8 = NULL;
+        int n = ASN1_STRING_to_UTF8(&utf8, s);
+        if (n < 0) return -1;
+        // An embedded NUL would let "admin\0.evil" pass as "admin": refuse it, as PostgreSQL does.
+        if ((size_t)n >= cnlen || memchr(utf8, 0, (size_t)n) != NULL) { OPENSSL_free(utf8); return -1; }
+        memcpy(cn, utf8, (size_t)n); cn[n] = 0;
+        OPENSSL_free(utf8);
+    }
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (!bio) return -1;
+    X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+    int n = BIO_read(bio, dn, (int)dnlen - 1);
+    BIO_free(bio);
+    dn[n > 0 ? n : 0] = 0;
+    return 0;
+}
+
+int pc_tls_server_end_point(SSL *ssl, int peer, unsigned char *out, unsigned int *outlen) {
+    X509 *cert = peer ? SSL_get1_peer_certificate(ssl) : SSL_get_certificate(ssl);
+    if (!cert) return -1;
+    int algo = 0;
+    const EVP_MD *md = NULL;
+    int rc = -1;
+    if (OBJ_find_sigid_algs(X509_get_signature_nid(cert), &algo, NULL)) {
+        // RFC 5929 section 4.1: MD5 and SHA-1 are replaced by SHA-256.
+        if (algo == NID_md5 || algo == NID_sha1) md = EVP_sha256();
+        else md = EVP_get_digestbynid(algo);
+        if (md && X509_digest(cert, md, out, outlen)) rc = 0;
+    }
+    if (peer) X509_free(cert);
+    return rc;
+}
+
+unsigned long pc_ssl_error_string(char *buf, size_t len) {
+    unsigned long code = ERR_get_error();
+    if (code == 0) { if (len) buf[0] = 0; ERR_clear_error(); return 0; }
+    ERR_error_string_n(code, buf, len);
+    ERR_clear_error();
+    return code;
+}

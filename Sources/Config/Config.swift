@@ -1,0 +1,1 @@
+// Config module: see the files beside this one.

@@ -1,0 +1,1 @@
+// EventLoop module: see the files beside this one.

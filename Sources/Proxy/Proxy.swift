@@ -1,0 +1,1 @@
+// Proxy module: see the files beside this one.

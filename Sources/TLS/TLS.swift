@@ -1,0 +1,1 @@
+// TLS module: see the files beside this one.

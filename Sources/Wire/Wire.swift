@@ -1,0 +1,1 @@
+// Wire module: see the files beside this one.

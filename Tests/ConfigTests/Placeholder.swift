@@ -1,0 +1,2 @@
+import XCTest
+final class ConfigTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
