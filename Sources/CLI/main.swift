@@ -1,1 +1,109 @@
-print("portcullis: under construction")
+import ArgumentParser
+import Logging
+import Config
+import Proxy
+import Auth
+import Glibc
+
+/// `portcullis` — a TLS-terminating PostgreSQL proxy.
+@main
+struct Portcullis: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "portcullis",
+        abstract: "A TLS-terminating PostgreSQL wire-protocol proxy with read-only identities and audit.",
+        version: version,
+        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self]
+    )
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: [.short, .long], help: "Path of the configuration file (see conf/portcullis.ini).")
+    var config: String = "/etc/portcullis/portcullis.ini"
+}
+
+func makeLogger(level: LogLevelSetting) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = {
+            switch level {
+            case .debug: .debug
+            case .info: .info
+            case .notice: .notice
+            case .warning: .warning
+            case .error: .error
+            }
+        }()
+        return handler
+    }
+    return Logger(label: "portcullis")
+}
+
+extension Portcullis {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the proxy in the foreground (logs to stderr).")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let level: LogLevelSetting
+            do {
+                level = try ConfigLoader.load(path: options.config).general.logLevel
+            } catch {
+                printError(error.description)
+                throw ExitCode(2)
+            }
+            let logger = makeLogger(level: level)
+            do {
+                try ProxyServer(configPath: options.config, logger: logger).run()
+            } catch {
+                logger.critical("\(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct CheckConfig: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-config",
+            abstract: "Validate a configuration file; print file:line errors and exit non-zero on any.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let logger = Logger(label: "portcullis-check", factory: { _ in SwiftLogNoOpLogHandler() })
+            do {
+                _ = try ProxyServer.loadRuntime(path: options.config, logger: logger, mockSeed: [])
+            } catch {
+                printError("\(error)")
+                throw ExitCode(1)
+            }
+            print("\(options.config): configuration is valid")
+        }
+    }
+
+    struct ScramVerifier: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scram-verifier",
+            abstract: "Read a password from standard input and print its SCRAM-SHA-256 verifier for [identities] password=.")
+        @Option(help: "PBKDF2 iteration count (PostgreSQL's scram_iterations default is 4096).")
+        var iterations: Int = 4096
+
+        func run() throws {
+            guard iterations >= 4096 else {
+                printError("iterations must be at least 4096")
+                throw ExitCode(2)
+            }
+            guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                printError("no password on standard input")
+                throw ExitCode(2)
+            }
+            print(SCRAMVerifier.make(password: line, iterations: iterations).text)
+        }
+    }
+}
+
+func printError(_ message: String) {
+    var text = message
+    if !text.hasSuffix("\n") { text += "\n" }
+    fputs(text, stderr)
+}

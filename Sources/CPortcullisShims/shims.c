@@ -1,9 +1,13 @@
+#define _GNU_SOURCE
 #include "CPortcullisShims.h"
 #include <string.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <pthread.h>
+
+int pc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
+int pc_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
 int pc_errno(void) { return errno; }
 
@@ -89,6 +93,15 @@ long pc_ssl_ctx_set_modes(SSL_CTX *ctx) {
 long pc_ssl_ctx_set_session_id_context(SSL_CTX *ctx) {
     static const unsigned char sid[] = "portcullis";
     return SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
+}
+
+long pc_ssl_ctx_disable_session_cache(SSL_CTX *ctx) { return SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); }
+int pc_ssl_set_expected_ip(SSL *ssl, const char *ip) { return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip); }
+
+void pc_ssl_ctx_set_hardening_options(SSL_CTX *ctx, int server) {
+    uint64_t ops = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET;
+    if (server) ops |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+    SSL_CTX_set_options(ctx, ops);
 }
 
 static const unsigned char pg_alpn[] = "\x0apostgresql";

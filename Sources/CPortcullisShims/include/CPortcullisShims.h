@@ -38,6 +38,10 @@ int pc_signalfd_for(const int *signals, int count);
 /// Reads one siginfo; returns the signal number, 0 when nothing is pending, -1 on error.
 int pc_signalfd_read(int fd);
 
+/// accept4 and pthread_setname_np need _GNU_SOURCE, which Swift's Glibc module does not set.
+int pc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int pc_set_thread_name(const char *name);
+
 /// Socket address helpers: fills `storage`, returns its length or -1 when `host` is not a literal.
 int pc_sockaddr_make(const char *host, uint16_t port, struct sockaddr_storage *storage, socklen_t *len);
 int pc_sockaddr_un_make(const char *path, struct sockaddr_storage *storage, socklen_t *len);
@@ -50,6 +54,11 @@ long pc_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version);
 long pc_ssl_set_sni(SSL *ssl, const char *name);
 long pc_ssl_ctx_set_modes(SSL_CTX *ctx);
 long pc_ssl_ctx_set_session_id_context(SSL_CTX *ctx);
+long pc_ssl_ctx_disable_session_cache(SSL_CTX *ctx);
+/// SSL_OP_* are macros of casted constants: no compression, no renegotiation, no tickets, (server) own cipher order.
+void pc_ssl_ctx_set_hardening_options(SSL_CTX *ctx, int server);
+/// Verifies the peer against an IP literal (libpq verify-full with hostaddr-style hosts). 1 on success.
+int pc_ssl_set_expected_ip(SSL *ssl, const char *ip);
 /// Server side: select ALPN "postgresql" when offered; refuse a handshake that offers only others.
 void pc_ssl_ctx_use_postgresql_alpn(SSL_CTX *ctx);
 /// Client side: offer ALPN "postgresql" as libpq 17 does.

@@ -1,0 +1,406 @@
+import EventLoop
+import TLS
+import Wire
+import Auth
+import Config
+import Logging
+import Glibc
+
+/// Process-wide pieces every loop shares.
+public final class ProxyShared: Sendable {
+    public let cancelRegistry = CancelRegistry()
+    public init() {}
+}
+
+/// One client connection and, once authenticated, its server connection: the shell that runs
+/// the pure machines' actions against sockets, timers and TLS.
+final class ClientSession: LegDelegate {
+    let loop: EventLoop
+    let runtime: RuntimeConfig
+    let shared: ProxyShared
+    let client: Leg
+    let remote: SocketAddress
+    let sessionID: UInt64
+    private var server: Leg?
+    private var machine: ClientStartupMachine
+    private var upstream: UpstreamStartupMachine?
+    private var upstreamAddresses: [SocketAddress] = []
+    private var directTLS = false
+    private var clientTracker: MessageStreamTracker
+    private var serverTracker: MessageStreamTracker
+    private var loginTimer: TimerID?
+    private var cancelKey: CancelRegistry.Key?
+    private var closeAfterFlush = false
+    private var finished = false
+    private var logger: Logger
+    var onFinish: ((ClientSession) -> Void)?
+
+    init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, sessionID: UInt64) {
+        self.loop = loop
+        self.runtime = runtime
+        self.shared = shared
+        self.remote = remote
+        self.sessionID = sessionID
+        client = Leg(loop: loop, fd: fd, name: "client", connecting: false)
+        let transport: ClientTransportKind = remote.isUnix ? .unixSocket : .tcp(remoteHost: remote.host)
+        machine = ClientStartupMachine(config: runtime.config, transport: transport, mockSeed: runtime.mockSeed)
+        let limit = runtime.config.general.maxMessageSize
+        clientTracker = MessageStreamTracker(maxMessageLength: limit, inspecting: [UInt8(ascii: "X")])
+        // Server messages are bounded by PostgreSQL itself (1 GB); we only watch ReadyForQuery.
+        serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: [UInt8(ascii: "Z")])
+        logger = runtime.logger
+        logger[metadataKey: "session"] = "\(sessionID)"
+        logger[metadataKey: "client"] = "\(remote)"
+    }
+
+    func start() throws(Errno) {
+        client.delegate = self
+        client.peekFirstByte = machine.acceptsDirectTLS
+        try client.register()
+        loginTimer = loop.scheduleTimer(at: loop.now() + runtime.config.general.loginTimeout) { [weak self] in
+            guard let self else { return }
+            self.loginTimer = nil
+            self.run(self.machine.loginTimedOut())
+        }
+    }
+
+    // MARK: - Client startup actions
+
+    private func run(_ action: ClientStartupMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .sendBytes(let bytes):
+            client.send(bytes)
+        case .sendSSLAcceptAndStartTLS:
+            client.send(ByteBuffer(bytes: [UInt8(ascii: "S")]))
+            startClientTLS(direct: false)
+        case .startDirectTLS:
+            startClientTLS(direct: true)
+        case .sendAndClose(let bytes):
+            client.send(bytes)
+            finish(reason: nil, flushClient: true)
+        case .closeSilently(let reason):
+            logger.info("closing client connection: \(reason)")
+            finish(reason: nil, flushClient: false)
+        case .forwardCancel(let processID, let secretKey):
+            forwardCancel(processID: processID, secretKey: secretKey)
+            finish(reason: nil, flushClient: false)
+        case .connectUpstream(let request):
+            connectUpstream(request)
+        case .sendBytesThenConnect(let bytes, let request):
+            client.send(bytes)
+            connectUpstream(request)
+        }
+    }
+
+    private func startClientTLS(direct: Bool) {
+        guard let context = runtime.serverTLS else {
+            finish(reason: "TLS requested but not configured", flushClient: false)
+            return
+        }
+        do {
+            directTLS = direct
+            client.startTLS(try TLSConnection(serverContext: context, fd: client.fd))
+        } catch {
+            finish(reason: error.message, flushClient: false)
+        }
+    }
+
+    private func processClientStartupBytes() {
+        while !finished && !machine.isEstablished {
+            let before = client.inbound.readableBytes
+            let action = machine.bytesReceived(&client.inbound)
+            let consumed = before != client.inbound.readableBytes
+            if case .none = action, !consumed { break }
+            run(action)
+            if machine.isAwaitingUpstream { break }
+        }
+    }
+
+    // MARK: - Upstream
+
+    private func connectUpstream(_ request: UpstreamRequest) {
+        let target = request.database
+        upstream = UpstreamStartupMachine(target: target, purpose: .session(
+            user: request.serverUser, password: request.serverPassword,
+            database: target.dbname ?? request.databaseName, parameters: request.parameters))
+        logger[metadataKey: "user"] = "\(request.clientUser)"
+        logger[metadataKey: "database"] = "\(request.databaseName)"
+        if target.host.hasPrefix("/") {
+            upstreamAddresses = SocketAddress(unixPath: "\(target.host)/.s.PGSQL.\(target.port)").map { [$0] } ?? []
+        } else {
+            upstreamAddresses = SocketAddress.resolve(host: target.hostaddr ?? target.host, port: target.port)
+        }
+        connectNextAddress(lastError: "could not resolve host name \"\(target.host)\"")
+    }
+
+    private func connectNextAddress(lastError: String) {
+        guard !upstreamAddresses.isEmpty else {
+            upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "", reason: lastError))
+            return
+        }
+        let address = upstreamAddresses.removeFirst()
+        do {
+            let (fd, pending) = try Socket.connect(to: address)
+            let leg = Leg(loop: loop, fd: fd, name: "server", connecting: pending)
+            leg.delegate = self
+            server = leg
+            try leg.register()
+            if !pending { legConnected(leg, error: nil) }
+        } catch {
+            connectNextAddress(lastError: "connection to \(address) failed: \(error)")
+        }
+    }
+
+    private func run(_ action: UpstreamStartupMachine.Action) {
+        guard let server else { return }
+        switch action {
+        case .none:
+            break
+        case .send(let bytes):
+            server.send(bytes)
+        case .startTLS:
+            guard let target = upstream?.target, let context = runtime.upstreamContext(for: target) else {
+                upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "", reason: "no TLS context"))
+                return
+            }
+            do {
+                let expected = target.sslMode == .verifyFull ? target.host : nil
+                let connection = try TLSConnection(clientContext: context, fd: server.fd,
+                                                   serverName: target.sslSNI ? target.host : nil, expectedHost: expected)
+                server.startTLS(connection)
+            } catch {
+                upstreamFailed(UpstreamStartupMachine.connectionError(database: target.name, reason: error.message))
+            }
+        case .ready(let parameters, let processID, let serverSecret):
+            var proxySecret = Crypto.randomBytes(4)
+            let key = CancelRegistry.Key(processID: processID, secretKey: proxySecret)
+            if shared.cancelRegistry.lookup(key) != nil { proxySecret = Crypto.randomBytes(4) }
+            cancelKey = CancelRegistry.Key(processID: processID, secretKey: proxySecret)
+            shared.cancelRegistry.insert(cancelKey!, .init(target: upstream!.target, runtime: runtime, serverSecretKey: serverSecret))
+            if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
+            logger.info("connection authorized", metadata: ["backend_pid": "\(processID)"])
+            run(machine.upstreamReady(parameters: parameters, processID: processID, proxySecretKey: proxySecret))
+            // Anything the client pipelined while we connected goes up now.
+            forwardClientBytes()
+            forwardServerBytes()
+        case .sendAndFinish:
+            break
+        case .fail(let fields):
+            upstreamFailed(fields)
+        }
+    }
+
+    private func upstreamFailed(_ fields: ErrorFields) {
+        logger.warning("upstream connection failed: \(fields.message ?? "")")
+        server?.close()
+        server = nil
+        run(machine.upstreamFailed(fields))
+    }
+
+    /// Startup-phase bytes from the server: the SSL answer, then whole messages.
+    private func processServerStartupBytes() {
+        guard let server, upstream != nil else { return }
+        if upstream!.isAwaitingSSLResponse {
+            guard let byte = server.inbound.readInteger(as: UInt8.self) else { return }
+            let action = upstream!.sslResponseReceived(byte, trailingBytes: server.inbound.readableBytes > 0)
+            run(action)
+            return
+        }
+        let decoder = FrameDecoder(maxMessageLength: 1 << 20)
+        while !finished, !machine.isEstablished, let s = self.server, !s.isClosed, upstream != nil {
+            do {
+                guard let frame = try decoder.peekFrame(in: s.inbound), s.inbound.readableBytes >= frame.totalLength else { return }
+                let message = try BackendMessage.decode(frame: frame, from: &s.inbound)
+                let action = upstream!.messageReceived(message)
+                run(action)
+            } catch {
+                upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream!.target.name, reason: "invalid message from server: \(error.message)"))
+                return
+            }
+        }
+    }
+
+    // MARK: - Forwarding (session established)
+
+    private func forwardClientBytes() {
+        guard let server, machine.isEstablished else { return }
+        let limit = runtime.config.general.outboundBufferLimit
+        loop: while client.inbound.readableBytes > 0 {
+            do {
+                switch try clientTracker.nextStep(in: client.inbound) {
+                case .forward(let n):
+                    server.send(client.inbound.readableBytesView.prefix(n))
+                    client.inbound.moveReaderIndex(forwardBy: n)
+                case .inspect(let frame):
+                    // Terminate ('X'): the client is leaving; with server_reset=close the server
+                    // connection goes too, so pass it on and let the server end the session.
+                    server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
+                    client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+                    server.flush()
+                    finish(reason: nil, flushClient: false)
+                    return
+                case .needMoreBytes:
+                    break loop
+                }
+            } catch {
+                sendClientErrorAndClose(.error(sqlState: error.sqlState, message: error.message, severity: "FATAL"))
+                return
+            }
+        }
+        client.inbound.discardReadBytes()
+        server.flush()
+        client.readPaused = server.outbound.readableBytes > limit
+    }
+
+    private func forwardServerBytes() {
+        guard let server, machine.isEstablished else { return }
+        let limit = runtime.config.general.outboundBufferLimit
+        loop: while server.inbound.readableBytes > 0 {
+            do {
+                switch try serverTracker.nextStep(in: server.inbound) {
+                case .forward(let n):
+                    client.send(server.inbound.readableBytesView.prefix(n))
+                    server.inbound.moveReaderIndex(forwardBy: n)
+                case .inspect(let frame):
+                    client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
+                    server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+                case .needMoreBytes:
+                    break loop
+                }
+            } catch {
+                finish(reason: "invalid message from server: \(error.message)", flushClient: true)
+                return
+            }
+        }
+        server.inbound.discardReadBytes()
+        client.flush()
+        server.readPaused = client.outbound.readableBytes > limit
+    }
+
+    private func sendClientErrorAndClose(_ fields: ErrorFields) {
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(fields).encode(into: &out)
+        client.send(out)
+        finish(reason: fields.message, flushClient: true)
+    }
+
+    // MARK: - Cancel (55.2.7 Canceling Requests in Progress)
+
+    private func forwardCancel(processID: Int32, secretKey: [UInt8]) {
+        guard let entry = shared.cancelRegistry.lookup(.init(processID: processID, secretKey: secretKey)) else {
+            // As PostgreSQL: an unknown key is ignored without a reply.
+            logger.info("cancel request with unknown key ignored")
+            return
+        }
+        CancelForwarder.start(loop: loop, entry: entry, processID: processID, logger: logger)
+    }
+
+    // MARK: - LegDelegate
+
+    func legConnected(_ leg: Leg, error: Errno?) {
+        guard leg === server else { return }
+        if let error {
+            leg.close()
+            server = nil
+            connectNextAddress(lastError: "connection failed: \(error)")
+            return
+        }
+        guard var machine = upstream else { return }
+        let action = machine.connected()
+        upstream = machine
+        run(action)
+    }
+
+    func legHandshakeCompleted(_ leg: Leg) {
+        if leg === client {
+            let tls = leg.tls!
+            run(machine.tlsHandshakeCompleted(serverEndPoint: tls.serverEndPointHash, direct: directTLS,
+                                              alpnPostgreSQL: tls.negotiatedPostgreSQLALPN))
+            if client.inbound.readableBytes > 0 { processClientStartupBytes() }
+        } else if var machine = upstream {
+            let action = machine.tlsEstablished(serverEndPoint: leg.tls?.serverEndPointHash)
+            upstream = machine
+            run(action)
+        }
+    }
+
+    func legHandshakeFailed(_ leg: Leg, reason: String) {
+        if leg === client {
+            logger.info("client TLS handshake failed: \(reason)")
+            finish(reason: nil, flushClient: false)
+        } else {
+            upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "", reason: reason))
+        }
+    }
+
+    func legPeekedFirstByte(_ leg: Leg, byte: UInt8) {
+        // 0x16 is a TLS handshake record: PostgreSQL 17's direct TLS (sslnegotiation=direct).
+        if byte == 0x16 { run(machine.directTLSDetected()) }
+    }
+
+    func legReceivedBytes(_ leg: Leg) {
+        if leg === client {
+            if machine.isEstablished { forwardClientBytes() } else { processClientStartupBytes() }
+        } else if leg === server {
+            if machine.isEstablished { forwardServerBytes() } else { processServerStartupBytes() }
+        }
+    }
+
+    func legDrained(_ leg: Leg) {
+        if leg === client {
+            if closeAfterFlush { finish(reason: nil, flushClient: false); return }
+            server?.readPaused = false
+        } else {
+            if !finished { client.readPaused = false }
+        }
+    }
+
+    func legClosed(_ leg: Leg, reason: String?) {
+        if leg === client {
+            if let reason { logger.info("client connection lost: \(reason)") }
+            finish(reason: nil, flushClient: false)
+        } else if machine.isEstablished {
+            // The server ended the session (FATAL, shutdown, pg_terminate_backend): its last
+            // messages were forwarded; the client sees EOF as it would from PostgreSQL.
+            forwardServerBytes()
+            finish(reason: reason.map { "server connection lost: \($0)" }, flushClient: true)
+        } else {
+            upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "",
+                                                                  reason: reason ?? "server closed the connection unexpectedly"))
+        }
+    }
+
+    // MARK: - Ending
+
+    /// Ends the session. With `flushClient`, pending bytes to the client are written first.
+    func finish(reason: String?, flushClient: Bool) {
+        if let reason { logger.info("session closed: \(reason)") }
+        if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
+        if let cancelKey { shared.cancelRegistry.remove(cancelKey); self.cancelKey = nil }
+        if let server {
+            // With server_reset=close a server connection never outlives its client.
+            var terminate = ByteBuffer()
+            FrontendMessage.terminate.encode(into: &terminate)
+            if !server.isClosed && machine.isEstablished { server.send(terminate) }
+            server.close()
+            self.server = nil
+        }
+        if flushClient && client.outbound.readableBytes > 0 && !client.isClosed {
+            closeAfterFlush = true
+            client.readPaused = true
+            client.flush()
+            if client.outbound.readableBytes > 0 {
+                // Don't wait forever for a client that stopped reading.
+                loop.scheduleTimer(at: loop.now() + .seconds(5)) { [weak self] in self?.finish(reason: nil, flushClient: false) }
+                return
+            }
+        }
+        client.close()
+        if !finished {
+            finished = true
+            onFinish?(self)
+        }
+    }
+}

@@ -1,0 +1,349 @@
+import Wire
+import Auth
+import Config
+
+/// How a client reached us; decides which auth method applies and whether TLS is possible.
+public enum ClientTransportKind: Sendable, Equatable {
+    case unixSocket
+    case tcp(remoteHost: String)
+}
+
+/// What the session asks the upstream side for once the client is authenticated.
+public struct UpstreamRequest: Sendable {
+    public var database: DatabaseTarget
+    public var databaseName: String
+    public var clientUser: String
+    public var serverUser: String
+    public var serverPassword: Secret?
+    public var mode: IdentityMode
+    /// Startup parameters to pass through (user/database/replication removed).
+    public var parameters: [StartupParameter]
+}
+
+/// The client side of a session until it is handed to forwarding: SSL/GSS negotiation, the
+/// startup packet, authentication and the wait for an upstream connection.
+/// Pure: bytes and events in, actions out (PostgreSQL docs 55.2.1 Start-up, 55.2.10 SSL Session Encryption).
+public struct ClientStartupMachine {
+    public enum Action {
+        case none
+        case sendBytes(ByteBuffer)
+        /// Answer 'S' then start the TLS handshake (server side).
+        case sendSSLAcceptAndStartTLS
+        case startDirectTLS
+        /// Send the bytes (if any), then close the connection.
+        case sendAndClose(ByteBuffer)
+        /// Close at once: nothing may be sent (e.g. plaintext after SSLRequest).
+        case closeSilently(reason: String)
+        case forwardCancel(processID: Int32, secretKey: [UInt8])
+        case connectUpstream(UpstreamRequest)
+        /// Send the bytes (the end of the SASL exchange), then connect upstream.
+        case sendBytesThenConnect(ByteBuffer, UpstreamRequest)
+    }
+
+    enum State {
+        case awaitingStartup
+        case awaitingTLSHandshake
+        case authenticatingSCRAM(SCRAMServer, PendingLogin)
+        case awaitingUpstream(PendingLogin)
+        case established
+        case closed
+    }
+
+    struct PendingLogin {
+        var packet: StartupPacket
+        var user: String
+        var database: String
+    }
+
+    public let config: PortcullisConfig
+    public let transport: ClientTransportKind
+    public private(set) var isTLS = false
+    /// Our own certificate's tls-server-end-point hash, for SCRAM-SHA-256-PLUS.
+    private var channelBinding: [UInt8]?
+    private let mockSeed: [UInt8]
+    private var state: State = .awaitingStartup
+    private var answeredGSS = false
+    public private(set) var authenticatedUser: String?
+
+    public init(config: PortcullisConfig, transport: ClientTransportKind, mockSeed: [UInt8]) {
+        self.config = config
+        self.transport = transport
+        self.mockSeed = mockSeed
+    }
+
+    public var isEstablished: Bool { if case .established = state { true } else { false } }
+    public var isAwaitingUpstream: Bool { if case .awaitingUpstream = state { true } else { false } }
+
+    var remoteHostForMessages: String {
+        switch transport {
+        case .unixSocket: "[local]"
+        case .tcp(let host): host
+        }
+    }
+
+    /// Whether a first byte of 0x16 (a TLS ClientHello) may start PostgreSQL 17 direct TLS.
+    public var acceptsDirectTLS: Bool {
+        guard case .awaitingStartup = state, !isTLS, case .tcp = transport else { return false }
+        return config.tls.mode != .disable && config.tls.directTLS
+    }
+
+    public mutating func directTLSDetected() -> Action {
+        guard acceptsDirectTLS else { return .closeSilently(reason: "direct TLS connection refused") }
+        state = .awaitingTLSHandshake
+        return .startDirectTLS
+    }
+
+    public mutating func tlsHandshakeCompleted(serverEndPoint: [UInt8]?, direct: Bool, alpnPostgreSQL: Bool) -> Action {
+        // PostgreSQL 17 requires ALPN on direct TLS so a TLS-speaking attacker cannot use the
+        // server as a confused deputy for another protocol.
+        if direct && !alpnPostgreSQL {
+            state = .closed
+            return .closeSilently(reason: "received direct SSL connection request without ALPN protocol negotiation extension")
+        }
+        isTLS = true
+        channelBinding = serverEndPoint
+        state = .awaitingStartup
+        return .none
+    }
+
+    /// Bytes from the client before forwarding begins. Consumes what it uses from `buffer`.
+    public mutating func bytesReceived(_ buffer: inout ByteBuffer) -> Action {
+        switch state {
+        case .awaitingStartup:
+            return startupBytesReceived(&buffer)
+        case .authenticatingSCRAM(var scram, let login):
+            return authenticationBytesReceived(&buffer, scram: &scram, login: login)
+        case .awaitingTLSHandshake, .awaitingUpstream, .established, .closed:
+            // Bytes wait in the buffer (pipelined queries go upstream once it is ready).
+            return .none
+        }
+    }
+
+    public mutating func loginTimedOut() -> Action {
+        switch state {
+        case .established, .closed:
+            return .none
+        case .awaitingStartup, .awaitingTLSHandshake:
+            // PostgreSQL closes silently while waiting for the startup packet.
+            state = .closed
+            return .closeSilently(reason: "timeout while waiting for the startup packet")
+        case .authenticatingSCRAM, .awaitingUpstream:
+            state = .closed
+            return .sendAndClose(Self.fatal(SQLState.protocolViolation, "canceling authentication due to timeout"))
+        }
+    }
+
+    /// The upstream session is ready: tell the client it is in, with the server's own parameters,
+    /// the real backend PID and our cancel key.
+    public mutating func upstreamReady(parameters: [(String, String)], processID: Int32, proxySecretKey: [UInt8]) -> Action {
+        guard case .awaitingUpstream = state else { return .none }
+        state = .established
+        var out = ByteBuffer()
+        BackendMessage.authentication(.ok).encode(into: &out)
+        for (name, value) in parameters {
+            BackendMessage.parameterStatus(name: name, value: value).encode(into: &out)
+        }
+        BackendMessage.backendKeyData(processID: processID, secretKey: proxySecretKey).encode(into: &out)
+        BackendMessage.readyForQuery(.idle).encode(into: &out)
+        return .sendBytes(out)
+    }
+
+    /// The upstream refused or failed: pass its error (the server's own words) or ours.
+    public mutating func upstreamFailed(_ fields: ErrorFields) -> Action {
+        state = .closed
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(fields).encode(into: &out)
+        return .sendAndClose(out)
+    }
+
+    // MARK: - Startup packet
+
+    private mutating func startupBytesReceived(_ buffer: inout ByteBuffer) -> Action {
+        let message: StartupMessage
+        do {
+            guard let decoded = try StartupDecoder.decode(&buffer) else { return .none }
+            message = decoded
+        } catch {
+            state = .closed
+            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+        }
+        switch message {
+        case .sslRequest:
+            if isTLS {
+                state = .closed
+                return .sendAndClose(Self.fatal(SQLState.protocolViolation, "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0"))
+            }
+            guard case .tcp = transport, config.tls.mode != .disable else {
+                return .sendBytes(ByteBuffer(bytes: [UInt8(ascii: "N")]))
+            }
+            // CVE-2021-23214: bytes sent before the handshake completes were not protected by
+            // TLS and could have been injected by a man in the middle.
+            if buffer.readableBytes > 0 {
+                state = .closed
+                return .closeSilently(reason: "received unencrypted data after SSL request")
+            }
+            state = .awaitingTLSHandshake
+            return .sendSSLAcceptAndStartTLS
+        case .gssEncRequest:
+            if answeredGSS || isTLS {
+                state = .closed
+                return .sendAndClose(Self.fatal(SQLState.protocolViolation, "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.0"))
+            }
+            answeredGSS = true
+            if buffer.readableBytes > 0 {
+                state = .closed
+                return .closeSilently(reason: "received unencrypted data after GSSAPI encryption request")
+            }
+            return .sendBytes(ByteBuffer(bytes: [UInt8(ascii: "N")]))
+        case .cancelRequest(let processID, let secretKey):
+            state = .closed
+            return .forwardCancel(processID: processID, secretKey: secretKey)
+        case .startup(let packet):
+            return startupPacketReceived(packet)
+        }
+    }
+
+    private mutating func startupPacketReceived(_ packet: StartupPacket) -> Action {
+        var preamble = ByteBuffer()
+        if packet.protocolMinor > 0 || !packet.unrecognizedProtocolOptions.isEmpty {
+            // PostgreSQL answers a newer minor version or unknown _pq_ options with
+            // NegotiateProtocolVersion and carries on with 3.0 (55.2.1).
+            BackendMessage.negotiateProtocolVersion(newestMinorVersion: 0, unrecognizedOptions: packet.unrecognizedProtocolOptions).encode(into: &preamble)
+        }
+        guard let user = packet.user, !user.isEmpty else {
+            state = .closed
+            return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification, "no PostgreSQL user name specified in startup packet"))
+        }
+        let database = packet.database ?? user
+        if let replication = packet["replication"], replication.lowercased() != "false", replication.lowercased() != "off", replication != "0", replication.lowercased() != "no" {
+            state = .closed
+            return .sendAndClose(preamble + Self.fatal(SQLState.featureNotSupported, "replication connections are not supported by this proxy"))
+        }
+        let method: AuthMethod
+        switch transport {
+        case .unixSocket:
+            method = config.general.localAuthMethod
+        case .tcp:
+            if !isTLS && config.tls.mode == .require {
+                state = .closed
+                return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification,
+                    "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption"))
+            }
+            method = config.general.hostAuthMethod
+        }
+        let login = PendingLogin(packet: packet, user: user, database: database)
+        switch method {
+        case .trust:
+            return authenticated(login, preamble: preamble)
+        case .reject:
+            state = .closed
+            return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification,
+                "pg_hba.conf rejects connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)"))
+        case .scramSHA256:
+            var verifier: SCRAMVerifier?
+            if case .scramSHA256(let iterations, let salt, let storedKey, let serverKey) = config.identities[user]?.password {
+                verifier = SCRAMVerifier(iterations: iterations, salt: salt, storedKey: storedKey, serverKey: serverKey)
+            }
+            // Unknown users (and users without a SCRAM secret) get a mock exchange that fails
+            // only at the end, so the reply does not reveal whether the user exists.
+            let scram = SCRAMServer(verifier: verifier, mockSeed: mockSeed, username: user, channelBinding: isTLS ? channelBinding : nil)
+            var out = preamble
+            BackendMessage.authentication(.sasl(mechanisms: scram.mechanisms)).encode(into: &out)
+            state = .authenticatingSCRAM(scram, login)
+            return .sendBytes(out)
+        }
+    }
+
+    private var encryptionPhrase: String {
+        isTLS ? "SSL encryption" : "no encryption"
+    }
+
+    // MARK: - SASL exchange (55.3.1 SCRAM-SHA-256 authentication)
+
+    private mutating func authenticationBytesReceived(_ buffer: inout ByteBuffer, scram: inout SCRAMServer, login: PendingLogin) -> Action {
+        let decoder = FrameDecoder(maxMessageLength: 10_000)
+        let frame: MessageFrame
+        do {
+            guard let f = try decoder.peekFrame(in: buffer) else { return .none }
+            frame = f
+        } catch {
+            state = .closed
+            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+        }
+        guard buffer.readableBytes >= frame.totalLength else { return .none }
+        guard frame.type == UInt8(ascii: "p") else {
+            state = .closed
+            if frame.type == UInt8(ascii: "X") { return .closeSilently(reason: "client terminated during authentication") }
+            return .sendAndClose(Self.fatal(SQLState.protocolViolation, "expected SASL response, got message type \(frame.type)"))
+        }
+        let initial: Bool
+        if case .initial = scram.phase { initial = true } else { initial = false }
+        let action: SCRAMServerAction
+        do {
+            if initial {
+                let (mechanism, data) = try FrontendMessage.decodeSASLInitialResponse(frame: frame, from: &buffer)
+                action = scram.initialResponseReceived(mechanism: mechanism, data: data ?? [])
+            } else {
+                let data = try FrontendMessage.decodeSASLResponse(frame: frame, from: &buffer)
+                action = scram.responseReceived(data)
+            }
+        } catch {
+            state = .closed
+            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+        }
+        switch action {
+        case .sendContinue(let data):
+            state = .authenticatingSCRAM(scram, login)
+            var out = ByteBuffer()
+            BackendMessage.authentication(.saslContinue(data)).encode(into: &out)
+            return .sendBytes(out)
+        case .sendFinal(let data):
+            var out = ByteBuffer()
+            BackendMessage.authentication(.saslFinal(data)).encode(into: &out)
+            return authenticated(login, preamble: out)
+        case .fail(let failure):
+            state = .closed
+            return .sendAndClose(Self.fatal(failure.sqlState, failure.message))
+        }
+    }
+
+    // MARK: - After authentication
+
+    private mutating func authenticated(_ login: PendingLogin, preamble: ByteBuffer) -> Action {
+        authenticatedUser = login.user
+        guard let target = config.database(named: login.database) else {
+            state = .closed
+            return .sendAndClose(preamble + Self.fatal(SQLState.undefinedDatabase, "database \"\(login.database)\" does not exist"))
+        }
+        let identity = config.identities[login.user]
+        let serverUser = identity?.serverUser ?? target.user ?? login.user
+        let serverPassword = identity?.serverPassword ?? target.password
+        var parameters = login.packet.parameters.filter { p in
+            p.name != "user" && p.name != "database" && p.name != "replication" && !p.name.hasPrefix("_pq_.")
+        }
+        let mode = identity?.mode ?? .readOnly
+        if mode == .readOnly {
+            // Sessions of read-only identities start read-only, so RESET ALL and DISCARD ALL
+            // return to read-only. Startup parameters are applied after `options`, so this wins.
+            parameters.removeAll { $0.name == "default_transaction_read_only" || $0.name == "transaction_read_only" }
+            parameters.append(StartupParameter(name: "default_transaction_read_only", value: "on"))
+        }
+        if let applicationName = target.applicationName, !parameters.contains(where: { $0.name == "application_name" }) {
+            parameters.append(StartupParameter(name: "application_name", value: applicationName))
+        }
+        state = .awaitingUpstream(login)
+        let request = UpstreamRequest(
+            database: target, databaseName: login.database, clientUser: login.user,
+            serverUser: serverUser, serverPassword: serverPassword, mode: mode, parameters: parameters)
+        if preamble.readableBytes > 0 {
+            return .sendBytesThenConnect(preamble, request)
+        }
+        return .connectUpstream(request)
+    }
+
+    static func fatal(_ sqlState: String, _ message: String) -> ByteBuffer {
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(.error(sqlState: sqlState, message: message, severity: "FATAL")).encode(into: &out)
+        return out
+    }
+}

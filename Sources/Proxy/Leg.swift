@@ -1,0 +1,283 @@
+import EventLoop
+import TLS
+import Wire
+import Glibc
+
+/// What a leg tells its session. Called on the loop thread.
+protocol LegDelegate: AnyObject {
+    func legConnected(_ leg: Leg, error: Errno?)
+    func legHandshakeCompleted(_ leg: Leg)
+    func legHandshakeFailed(_ leg: Leg, reason: String)
+    func legReceivedBytes(_ leg: Leg)
+    /// The first byte, peeked (MSG_PEEK) before anything is read, when `peekFirstByte` is set:
+    /// a TLS ClientHello must be left in the socket for OpenSSL.
+    func legPeekedFirstByte(_ leg: Leg, byte: UInt8)
+    func legDrained(_ leg: Leg)
+    func legClosed(_ leg: Leg, reason: String?)
+}
+
+/// One socket of a session (the client's or the server's): non-blocking reads and writes, plain
+/// or through OpenSSL, with explicit inbound/outbound buffers and epoll interest kept in step.
+/// This is shell code; the decisions are made by the session's pure machines.
+final class Leg: ReadinessHandler {
+    enum Phase {
+        case connecting
+        case plain
+        case handshaking(TLSConnection)
+        case tls(TLSConnection)
+        case closed
+    }
+
+    /// Reads per wake-up before yielding to other connections (fairness).
+    static let maxReadsPerWakeup = 4
+    static let readChunk = 16 * 1024
+
+    let loop: EventLoop
+    let fd: Int32
+    let name: String
+    private(set) var registration: RegistrationID?
+    unowned(unsafe) var delegate: (any LegDelegate)?
+    private(set) var phase: Phase
+    var inbound = ByteBuffer()
+    var outbound = ByteBuffer()
+    /// Backpressure: set while the other side's outbound buffer is over its bound.
+    var readPaused = false { didSet { if oldValue != readPaused { updateInterest() } } }
+    private var tlsReadWantsWrite = false
+    private var tlsWriteWantsRead = false
+    private var pendingReadScheduled = false
+    var peekFirstByte = false
+    /// The peer closed its side (EOF); remaining inbound bytes may still be processed.
+    private(set) var sawEOF = false
+
+    init(loop: EventLoop, fd: Int32, name: String, connecting: Bool) {
+        self.loop = loop
+        self.fd = fd
+        self.name = name
+        phase = connecting ? .connecting : .plain
+    }
+
+    func register() throws(Errno) {
+        let interest: Interest = {
+            if case .connecting = phase { return .writable }
+            return .readable
+        }()
+        registration = try loop.register(fd: fd, interest: interest, handler: self)
+    }
+
+    var tls: TLSConnection? {
+        switch phase {
+        case .tls(let t), .handshaking(let t): t
+        case .connecting, .plain, .closed: nil
+        }
+    }
+
+    var isClosed: Bool { if case .closed = phase { true } else { false } }
+
+    func startTLS(_ connection: TLSConnection) {
+        phase = .handshaking(connection)
+        driveHandshake()
+    }
+
+    // MARK: Readiness
+
+    func readinessReceived(_ events: ReadinessEvents, id: RegistrationID) {
+        switch phase {
+        case .closed:
+            return
+        case .connecting:
+            if events.isWritable || events.isHangUp {
+                phase = .plain
+                let error = Socket.pendingError(fd)
+                updateInterest()
+                delegate?.legConnected(self, error: error)
+            }
+            return
+        case .handshaking:
+            driveHandshake()
+            return
+        case .plain, .tls:
+            break
+        }
+        if peekFirstByte && (events.isReadable || events.isHangUp) {
+            peekFirstByte = false
+            var byte: UInt8 = 0
+            let n = recv(fd, &byte, 1, Int32(MSG_PEEK))
+            if n == 1 {
+                delegate?.legPeekedFirstByte(self, byte: byte)
+                if isClosed { return }
+                if case .handshaking = phase { return }
+            }
+        }
+        if events.isWritable || (tlsWriteWantsRead && events.isReadable) {
+            flush()
+            if isClosed { return }
+        }
+        if (events.isReadable || events.isHangUp || (tlsReadWantsWrite && events.isWritable)) && !readPaused {
+            readAvailable()
+        }
+    }
+
+    private func driveHandshake() {
+        guard case .handshaking(let connection) = phase else { return }
+        switch connection.handshake() {
+        case .done:
+            phase = .tls(connection)
+            updateInterest(wantWrite: false)
+            delegate?.legHandshakeCompleted(self)
+        case .wantRead:
+            updateInterest(wantWrite: false)
+        case .wantWrite:
+            updateInterest(wantWrite: true)
+        case .closed:
+            delegate?.legHandshakeFailed(self, reason: "connection closed during TLS handshake")
+        case .failed(let error):
+            delegate?.legHandshakeFailed(self, reason: error.message)
+        }
+    }
+
+    /// Reads what is available (bounded per wake-up) and hands it to the delegate.
+    func readAvailable() {
+        var total = 0
+        var reads = 0
+        var eof = false
+        var failure: String?
+        tlsReadWantsWrite = false
+        readLoop: while reads < Self.maxReadsPerWakeup {
+            reads += 1
+            switch phase {
+            case .plain:
+                do {
+                    let result = try inbound.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readChunk) { (ptr) throws(Errno) -> Int in
+                        switch try Socket.read(fd, into: ptr) {
+                        case .processed(let n): return n
+                        case .wouldBlock: return -1
+                        }
+                    }
+                    if result < 0 { break readLoop }
+                    if result == 0 { eof = true; break readLoop }
+                    total += result
+                    if result < Self.readChunk { break readLoop }
+                } catch {
+                    failure = error.description
+                    break readLoop
+                }
+            case .tls(let connection):
+                var outcome: TLSIOResult<Int> = .wantRead
+                _ = inbound.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readChunk) { ptr in
+                    outcome = connection.read(into: ptr)
+                    if case .done(let n) = outcome { return n }
+                    return 0
+                }
+                switch outcome {
+                case .done(let n): total += n
+                case .wantRead: break readLoop
+                case .wantWrite: tlsReadWantsWrite = true; break readLoop
+                case .closed: eof = true; break readLoop
+                case .failed(let error): failure = error.message; break readLoop
+                }
+            case .connecting, .handshaking, .closed:
+                break readLoop
+            }
+        }
+        if let tls, tls.pendingBytes > 0, !eof, failure == nil, !pendingReadScheduled {
+            // Decrypted bytes wait inside OpenSSL where epoll cannot see them: come back for them.
+            pendingReadScheduled = true
+            loop.execute(afterCurrentBatch: { [weak self] in
+                guard let self else { return }
+                self.pendingReadScheduled = false
+                if !self.readPaused && !self.isClosed { self.readAvailable() }
+            })
+        }
+        updateInterest()
+        if total > 0 { delegate?.legReceivedBytes(self) }
+        if isClosed { return }
+        if let failure {
+            delegate?.legClosed(self, reason: failure)
+        } else if eof {
+            sawEOF = true
+            delegate?.legClosed(self, reason: nil)
+        }
+    }
+
+    // MARK: Writing
+
+    func send(_ bytes: ByteBuffer) {
+        outbound.writeBytes(bytes.readableBytesView)
+        flush()
+    }
+
+    func send(_ bytes: ArraySlice<UInt8>) {
+        outbound.writeBytes(bytes)
+    }
+
+    /// Writes as much of `outbound` as the socket takes.
+    func flush() {
+        tlsWriteWantsRead = false
+        var failure: String?
+        writeLoop: while outbound.readableBytes > 0 {
+            switch phase {
+            case .plain:
+                do {
+                    let result = try outbound.readableBytesView.withUnsafeBytes { (ptr) throws(Errno) -> IOResult<Int> in
+                        try Socket.write(fd, from: ptr)
+                    }
+                    switch result {
+                    case .processed(let n): outbound.moveReaderIndex(forwardBy: n)
+                    case .wouldBlock: break writeLoop
+                    }
+                } catch {
+                    failure = error.description
+                    break writeLoop
+                }
+            case .tls(let connection):
+                let chunk = outbound.readableBytesView.prefix(64 * 1024)
+                let outcome = chunk.withUnsafeBytes { connection.write(from: $0) }
+                switch outcome {
+                case .done(let n): outbound.moveReaderIndex(forwardBy: n)
+                case .wantWrite: break writeLoop
+                case .wantRead: tlsWriteWantsRead = true; break writeLoop
+                case .closed: failure = "connection closed"; break writeLoop
+                case .failed(let error): failure = error.message; break writeLoop
+                }
+            case .connecting, .handshaking, .closed:
+                break writeLoop
+            }
+        }
+        if outbound.readableBytes == 0 { outbound.clear() } else { outbound.discardReadBytes() }
+        updateInterest()
+        if let failure {
+            delegate?.legClosed(self, reason: failure)
+            return
+        }
+        if outbound.readableBytes == 0 { delegate?.legDrained(self) }
+    }
+
+    private func updateInterest(wantWrite: Bool? = nil) {
+        guard let registration, !isClosed else { return }
+        var interest: Interest = []
+        switch phase {
+        case .connecting:
+            interest = .writable
+        case .handshaking:
+            interest = wantWrite == true ? .writable : .readable
+        case .plain, .tls:
+            if !readPaused || tlsWriteWantsRead { interest.insert(.readable) }
+            if outbound.readableBytes > 0 || tlsReadWantsWrite { interest.insert(.writable) }
+        case .closed:
+            return
+        }
+        loop.setInterest(interest, for: registration)
+    }
+
+    /// Deregisters and closes the descriptor (once). Sends TLS close_notify on a best-effort basis.
+    func close() {
+        if isClosed { return }
+        if case .tls(let connection) = phase { connection.shutdown() }
+        phase = .closed
+        if let registration { loop.deregister(registration) }
+        registration = nil
+        closeDescriptor(fd)
+        inbound = ByteBuffer()
+        outbound = ByteBuffer()
+    }
+}

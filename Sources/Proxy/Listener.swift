@@ -1,0 +1,130 @@
+import EventLoop
+import Glibc
+import Logging
+import Wire
+
+/// A listening socket registered with one loop. Accepted connections stay on that loop.
+final class Listener: ReadinessHandler {
+    static let maxAcceptsPerWakeup = 64
+
+    let fd: Int32
+    let label: String
+    unowned(unsafe) let owner: LoopWorker
+    private var registration: RegistrationID?
+    private var paused = false
+
+    init(fd: Int32, label: String, owner: LoopWorker) {
+        self.fd = fd
+        self.label = label
+        self.owner = owner
+    }
+
+    func register() throws(Errno) {
+        registration = try owner.loop.register(fd: fd, interest: .readable, handler: self)
+    }
+
+    func readinessReceived(_ events: ReadinessEvents, id: RegistrationID) {
+        for _ in 0..<Self.maxAcceptsPerWakeup {
+            do {
+                switch try Socket.accept(fd) {
+                case .wouldBlock:
+                    return
+                case .processed(let (client, address)):
+                    owner.accepted(fd: client, remote: address)
+                }
+            } catch Errno.tooManyOpenFiles, Errno.systemFileTableFull, Errno.noBufferSpace, Errno.outOfMemory {
+                // The pending connection stays queued and level-triggered epoll would report it
+                // again at once: stop listening briefly instead of spinning.
+                owner.logger.warning("could not accept new connection: out of file descriptors or memory; pausing \(label) for 100 ms")
+                pause(for: .milliseconds(100))
+                return
+            } catch {
+                // ECONNABORTED and friends concern one connection only.
+                owner.logger.info("accept on \(label) failed: \(error)")
+                return
+            }
+        }
+    }
+
+    private func pause(for duration: Duration) {
+        guard let registration, !paused else { return }
+        paused = true
+        owner.loop.setInterest(.none, for: registration)
+        owner.loop.scheduleTimer(at: owner.loop.now() + duration) { [weak self] in
+            guard let self, let registration = self.registration else { return }
+            self.paused = false
+            self.owner.loop.setInterest(.readable, for: registration)
+        }
+    }
+
+    func close() {
+        if let registration { owner.loop.deregister(registration) }
+        registration = nil
+        closeDescriptor(fd)
+    }
+}
+
+/// Creates listening sockets the way PostgreSQL does (SO_REUSEADDR, IPV6_V6ONLY), plus
+/// SO_REUSEPORT so that each loop has its own socket and the kernel spreads connections.
+enum ListeningSocket {
+    static func tcp(host: String, port: UInt16) throws(Errno) -> Int32 {
+        guard let address = SocketAddress(host: host, port: port) else { throw Errno(rawValue: EINVAL) }
+        let fd = try syscallValue { socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
+            try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1)
+            if address.family == AF_INET6 {
+                try Socket.setOption(fd, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: 1)
+            }
+            var storage = address.storage
+            _ = try syscallValue {
+                withUnsafePointer(to: &storage) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
+                }
+            }
+            _ = try syscallValue { listen(fd, 511) }
+            return fd
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+    }
+
+    /// A Unix-domain socket `.s.PGSQL.<port>` in `directory`, with PostgreSQL's
+    /// unix_socket_permissions and unix_socket_group semantics.
+    static func unix(directory: String, port: UInt16, permissions: UInt32, group: String?) throws(Errno) -> (Int32, String) {
+        let path = "\(directory)/.s.PGSQL.\(port)"
+        guard let address = SocketAddress(unixPath: path) else { throw Errno(rawValue: ENAMETOOLONG) }
+        // A stale socket from a previous run would make bind fail; PostgreSQL guards this with a
+        // lock file, we check that nobody answers on it first.
+        if access(path, F_OK) == 0 {
+            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+            var storage = address.storage
+            let rc = withUnsafePointer(to: &storage) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, address.length) }
+            }
+            closeDescriptor(probe)
+            if rc == 0 { throw Errno.addressInUse }
+            unlink(path)
+        }
+        let fd = try syscallValue { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            var storage = address.storage
+            _ = try syscallValue {
+                withUnsafePointer(to: &storage) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
+                }
+            }
+            if let group, !group.isEmpty {
+                guard let entry = getgrnam(group) else { throw Errno(rawValue: EINVAL) }
+                _ = try syscallValue { chown(path, uid_t.max, entry.pointee.gr_gid) }
+            }
+            _ = try syscallValue { chmod(path, mode_t(permissions)) }
+            _ = try syscallValue { listen(fd, 511) }
+            return (fd, path)
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import EventLoop
+import Glibc
+import Logging
+import Wire
+import Synchronization
+
+/// Control messages between loops (posted through the loop mailboxes).
+enum LoopControl: Sendable {
+    /// Stop accepting; let sessions finish until the deadline, then close them.
+    case beginShutdown(drainTimeout: Duration)
+    /// New configuration for new sessions; running sessions keep theirs.
+    case reload(RuntimeConfig)
+}
+
+/// Counts client connections across loops for max_client_connections.
+final class ConnectionCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// Everything one event loop owns: its listeners and its sessions.
+final class LoopWorker {
+    let loop: EventLoop
+    private(set) var runtime: RuntimeConfig
+    let shared: ProxyShared
+    let counter: ConnectionCounter
+    var logger: Logger
+    private var listeners: [Listener] = []
+    private var sessions: [ObjectIdentifier: ClientSession] = [:]
+    private var nextSessionID: UInt64
+    private var draining = false
+    /// Loop 0 handles process signals and tells the others.
+    var onSignal: ((Int32) -> Void)?
+
+    init(loop: EventLoop, runtime: RuntimeConfig, shared: ProxyShared, counter: ConnectionCounter) {
+        self.loop = loop
+        self.runtime = runtime
+        self.shared = shared
+        self.counter = counter
+        logger = runtime.logger
+        logger[metadataKey: "loop"] = "\(loop.index)"
+        // Session ids are unique across loops: the loop index sits in the high bits.
+        nextSessionID = UInt64(loop.index) << 48 | 1
+        loop.controlMessageReceived = { [unowned self] message in
+            if let control = message as? LoopControl { self.controlReceived(control) }
+        }
+    }
+
+    func addListener(fd: Int32, label: String) throws(Errno) {
+        let listener = Listener(fd: fd, label: label, owner: self)
+        try listener.register()
+        listeners.append(listener)
+    }
+
+    func accepted(fd: Int32, remote: SocketAddress) {
+        if draining {
+            closeDescriptor(fd)
+            return
+        }
+        let limit = runtime.config.general.maxClientConnections
+        if counter.value.add(1, ordering: .relaxed).newValue > limit {
+            counter.value.subtract(1, ordering: .relaxed)
+            // As PostgreSQL, before any negotiation: a plaintext FATAL, then close.
+            var out = ByteBuffer()
+            BackendMessage.errorResponse(.error(sqlState: SQLState.tooManyConnections, message: "sorry, too many clients already", severity: "FATAL")).encode(into: &out)
+            _ = out.readableBytesView.withUnsafeBytes { try? Socket.write(fd, from: $0) }
+            closeDescriptor(fd)
+            return
+        }
+        if !remote.isUnix {
+            try? Socket.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
+            try? Socket.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1)
+        }
+        let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, sessionID: nextSessionID)
+        nextSessionID += 1
+        session.onFinish = { [unowned self] session in self.sessionFinished(session) }
+        do {
+            try session.start()
+            sessions[ObjectIdentifier(session)] = session
+        } catch {
+            counter.value.subtract(1, ordering: .relaxed)
+            closeDescriptor(fd)
+            logger.warning("could not register connection: \(error)")
+        }
+    }
+
+    private func sessionFinished(_ session: ClientSession) {
+        guard sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
+        counter.value.subtract(1, ordering: .relaxed)
+        if draining && sessions.isEmpty { loop.stop() }
+    }
+
+    private func controlReceived(_ control: LoopControl) {
+        switch control {
+        case .beginShutdown(let drainTimeout):
+            guard !draining else { return }
+            draining = true
+            for listener in listeners { listener.close() }
+            listeners.removeAll()
+            if sessions.isEmpty {
+                loop.stop()
+                return
+            }
+            logger.info("waiting up to \(drainTimeout) for \(sessions.count) session(s) to finish")
+            loop.scheduleTimer(at: loop.now() + drainTimeout) { [unowned self] in
+                for session in Array(self.sessions.values) {
+                    session.terminateForShutdown()
+                }
+                self.loop.stop()
+            }
+        case .reload(let newRuntime):
+            runtime = newRuntime
+        }
+    }
+}
+
+extension ClientSession {
+    /// As PostgreSQL's smart/fast shutdown: 57P01 to the client, then close.
+    func terminateForShutdown() {
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(.error(sqlState: SQLState.adminShutdown, message: "terminating connection due to administrator command", severity: "FATAL")).encode(into: &out)
+        client.send(out)
+        finish(reason: "shutdown drain timeout reached", flushClient: false)
+    }
+}

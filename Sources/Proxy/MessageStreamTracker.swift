@@ -1,0 +1,50 @@
+import Wire
+
+/// Walks a byte stream of type+length framed messages (protocol 3.0) so bytes can be forwarded
+/// as they arrive, without buffering whole messages and without re-encoding them. Only the
+/// messages a caller wants to see whole are held back until complete.
+///
+/// Protocol 55.7: every message after startup is `Byte1 type, Int32 length (self-inclusive), payload`.
+public struct MessageStreamTracker: Sendable {
+    public enum Step: Equatable, Sendable {
+        /// Forward this many bytes from the front of the buffer.
+        case forward(Int)
+        /// A message the caller asked to inspect is complete at the front of the buffer.
+        case inspect(MessageFrame)
+        /// More bytes are needed.
+        case needMoreBytes
+    }
+
+    private let decoder: FrameDecoder
+    private let inspectedTypes: Set<UInt8>
+    /// Bytes of the current message still to be forwarded (0 = at a message boundary).
+    private var remainingInMessage = 0
+    public private(set) var lastMessageType: UInt8 = 0
+
+    public init(maxMessageLength: Int, inspecting types: Set<UInt8>) {
+        decoder = FrameDecoder(maxMessageLength: maxMessageLength)
+        inspectedTypes = types
+    }
+
+    public var isAtMessageBoundary: Bool { remainingInMessage == 0 }
+
+    /// Decides what to do with the bytes at the front of `buffer`. The caller must then forward
+    /// (or consume) exactly what `.forward` said, or handle and consume the inspected frame.
+    public mutating func nextStep(in buffer: ByteBuffer) throws(WireError) -> Step {
+        let available = buffer.readableBytes
+        if remainingInMessage > 0 {
+            guard available > 0 else { return .needMoreBytes }
+            let n = min(remainingInMessage, available)
+            remainingInMessage -= n
+            return .forward(n)
+        }
+        guard let frame = try decoder.peekFrame(in: buffer) else { return .needMoreBytes }
+        lastMessageType = frame.type
+        if inspectedTypes.contains(frame.type) {
+            return available >= frame.totalLength ? .inspect(frame) : .needMoreBytes
+        }
+        let n = min(frame.totalLength, available)
+        remainingInMessage = frame.totalLength - n
+        return .forward(n)
+    }
+}

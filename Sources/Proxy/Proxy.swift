@@ -1,1 +1,0 @@
-// Proxy module: see the files beside this one.

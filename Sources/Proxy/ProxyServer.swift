@@ -1,0 +1,177 @@
+import EventLoop
+import Config
+import TLS
+import Auth
+import Glibc
+import Logging
+
+public struct ProxyStartupError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The process: listeners, one event loop per worker thread, signals and reload.
+public final class ProxyServer {
+    private let configPath: String
+    private let logger: Logger
+
+    public init(configPath: String, logger: Logger) {
+        self.configPath = configPath
+        self.logger = logger
+    }
+
+    /// Loads and validates the configuration and builds its TLS contexts.
+    public static func loadRuntime(path: String, logger: Logger, mockSeed: [UInt8]) throws -> RuntimeConfig {
+        let config: PortcullisConfig
+        do {
+            config = try ConfigLoader.load(path: path)
+        } catch {
+            throw ProxyStartupError(description: error.description)
+        }
+        do {
+            return try RuntimeConfig(config: config, mockSeed: mockSeed, logger: logger)
+        } catch {
+            throw ProxyStartupError(description: "\(path): \(error.message)")
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT and the drain that follows.
+    public func run() throws {
+        let mockSeed = Crypto.randomBytes(32)
+        let runtime = try Self.loadRuntime(path: configPath, logger: logger, mockSeed: mockSeed)
+        let general = runtime.config.general
+        // Signals must be blocked before any thread starts so that only the signalfd sees them.
+        let signalFD: Int32
+        do { signalFD = try SignalSource.blockProcessSignals() } catch {
+            throw ProxyStartupError(description: "could not set up signal handling: \(error)")
+        }
+        let workers = general.workers > 0 ? general.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+        // Bind everything before starting, so that a port in use is a start-up error.
+        var tcpSockets: [[(Int32, String)]] = Array(repeating: [], count: workers)
+        for worker in 0..<workers {
+            for host in general.listenAddresses {
+                do {
+                    let fd = try ListeningSocket.tcp(host: host, port: general.listenPort)
+                    tcpSockets[worker].append((fd, "\(host):\(general.listenPort)"))
+                } catch {
+                    throw ProxyStartupError(description: "could not bind to address \"\(host)\", port \(general.listenPort): \(error)")
+                }
+            }
+        }
+        var unixSockets: [(Int32, String)] = []
+        for directory in general.unixSocketDirectories {
+            do {
+                let (fd, path) = try ListeningSocket.unix(directory: directory, port: general.listenPort,
+                                                          permissions: general.unixSocketPermissions, group: general.unixSocketGroup)
+                unixSockets.append((fd, path))
+            } catch {
+                throw ProxyStartupError(description: "could not create Unix-domain socket in directory \"\(directory)\": \(error)")
+            }
+        }
+        for host in general.listenAddresses { logger.info("listening on \(host.contains(":") ? "IPv6" : "IPv4") address \"\(host)\", port \(general.listenPort)") }
+        for (_, path) in unixSockets { logger.info("listening on Unix socket \"\(path)\"") }
+
+        let shared = ProxyShared()
+        let counter = ConnectionCounter()
+        let mailboxes = MailboxDirectory(count: workers)
+        let path = configPath
+        let baseLogger = logger
+        var threads: [pthread_t] = []
+        let sockets = tcpSockets
+        let unixListeners = unixSockets
+        for worker in 0..<workers {
+            let mine = sockets[worker] + (worker == 0 ? unixListeners : [])
+            threads.append(LoopThread.start(name: "portcullis-\(worker)") {
+                let loop: EventLoop
+                do { loop = try EventLoop(index: worker) } catch { fatalError("could not create event loop: \(error)") }
+                mailboxes.set(worker, loop.mailbox)
+                let context = LoopWorker(loop: loop, runtime: runtime, shared: shared, counter: counter)
+                for (fd, label) in mine {
+                    do { try context.addListener(fd: fd, label: label) } catch { fatalError("could not register listener: \(error)") }
+                }
+                var signals: SignalWatcher?
+                if worker == 0 {
+                    signals = SignalWatcher(fd: signalFD) { signo in
+                        switch signo {
+                        case SIGHUP:
+                            baseLogger.info("received SIGHUP, reloading configuration files")
+                            do {
+                                let fresh = try ProxyServer.loadRuntime(path: path, logger: baseLogger, mockSeed: mockSeed)
+                                if fresh.config.general.listenAddresses != runtime.config.general.listenAddresses
+                                    || fresh.config.general.listenPort != runtime.config.general.listenPort {
+                                    baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
+                                }
+                                mailboxes.broadcast(LoopControl.reload(fresh))
+                            } catch {
+                                baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
+                            }
+                        default:
+                            baseLogger.info("received \(signo == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
+                            mailboxes.broadcast(LoopControl.beginShutdown(drainTimeout: runtime.config.general.shutdownDrainTimeout))
+                        }
+                    }
+                    do { try signals?.register(on: loop) } catch { fatalError("could not watch signals: \(error)") }
+                }
+                loop.run()
+                signals?.unregister(from: loop)
+                _ = context
+            })
+        }
+        for thread in threads { LoopThread.join(thread) }
+        for (_, path) in unixSockets { unlink(path) }
+        closeDescriptor(signalFD)
+        logger.info("shut down")
+    }
+}
+
+/// Mailboxes of all loops, filled in as each loop starts.
+final class MailboxDirectory: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
+    private var boxes: [LoopMailbox?]
+    private var early: [any Sendable] = []
+
+    init(count: Int) {
+        boxes = Array(repeating: nil, count: count)
+        pthread_mutex_init(&lock, nil)
+    }
+
+    func set(_ index: Int, _ box: LoopMailbox) {
+        pthread_mutex_lock(&lock)
+        boxes[index] = box
+        let pending = early
+        pthread_mutex_unlock(&lock)
+        for message in pending { box.post(message) }
+    }
+
+    func broadcast(_ message: any Sendable) {
+        pthread_mutex_lock(&lock)
+        early.append(message)
+        let current = boxes.compactMap { $0 }
+        pthread_mutex_unlock(&lock)
+        for box in current { box.post(message) }
+    }
+}
+
+/// Delivers signals read from the signalfd on loop 0.
+final class SignalWatcher: ReadinessHandler {
+    let fd: Int32
+    let handler: (Int32) -> Void
+    private var registration: RegistrationID?
+
+    init(fd: Int32, handler: @escaping (Int32) -> Void) {
+        self.fd = fd
+        self.handler = handler
+    }
+
+    func register(on loop: EventLoop) throws(Errno) {
+        registration = try loop.register(fd: fd, interest: .readable, handler: self)
+    }
+
+    func unregister(from loop: EventLoop) {
+        if let registration { loop.deregister(registration) }
+    }
+
+    func readinessReceived(_ events: ReadinessEvents, id: RegistrationID) {
+        for signo in SignalSource.readPending(fd) { handler(signo) }
+    }
+}

@@ -1,0 +1,48 @@
+import Config
+import TLS
+import Auth
+import Logging
+
+/// Everything built from one configuration: shared read-only by all loops. A reload builds a
+/// new one; sessions keep the one they started with.
+public final class RuntimeConfig: Sendable {
+    public let config: PortcullisConfig
+    public let serverTLS: TLSContext?
+    /// Client-side TLS contexts per [databases] entry name.
+    public let upstreamTLS: [String: TLSContext]
+    /// Seed for SCRAM mock salts (stable for the life of the process, like PostgreSQL's mock nonce).
+    public let mockSeed: [UInt8]
+    public let logger: Logger
+
+    public init(config: PortcullisConfig, mockSeed: [UInt8], logger: Logger) throws(TLSError) {
+        self.config = config
+        self.mockSeed = mockSeed
+        self.logger = logger
+        let tls = config.tls
+        if tls.mode != .disable, let cert = tls.certFile, let key = tls.keyFile {
+            serverTLS = try TLSContext.server(
+                certificateFile: cert, keyFile: key, caFile: tls.caFile,
+                minimumProtocol: tls.minProtocol == .tls13 ? .tls13 : .tls12,
+                maximumProtocol: tls.maxProtocol.map { $0 == .tls13 ? .tls13 : .tls12 },
+                ciphers: tls.ciphers, ciphersuites: tls.ciphersuites)
+        } else {
+            serverTLS = nil
+        }
+        var upstream: [String: TLSContext] = [:]
+        for (name, target) in config.databases where target.sslMode != .disable {
+            do {
+                let verify = target.sslMode == .verifyCA || target.sslMode == .verifyFull || target.sslRootCert != nil
+                upstream[name] = try TLSContext.client(
+                    rootCertificateFile: target.sslRootCert, verifyPeer: verify,
+                    certificateFile: target.sslCert, keyFile: target.sslKey)
+            } catch {
+                throw TLSError("database \"\(name)\": \(error.message)")
+            }
+        }
+        upstreamTLS = upstream
+    }
+
+    func upstreamContext(for target: DatabaseTarget) -> TLSContext? {
+        upstreamTLS[target.name]
+    }
+}

@@ -1,0 +1,228 @@
+import Wire
+import Auth
+import Config
+
+/// The upstream side of a new server connection, as libpq would drive it: SSL negotiation under
+/// the database entry's sslmode, the startup packet, authentication, then the parameter
+/// statuses and BackendKeyData up to the first ReadyForQuery. Also sends cancel requests.
+/// Pure (PostgreSQL docs 55.2.1 Start-up, 34.19 SSL Support, 55.3 SASL Authentication).
+public struct UpstreamStartupMachine {
+    public enum Purpose: Sendable {
+        case session(user: String, password: Secret?, database: String, parameters: [StartupParameter])
+        case cancel(processID: Int32, secretKey: [UInt8])
+    }
+
+    public enum Action {
+        case none
+        case send(ByteBuffer)
+        /// Begin the client-side TLS handshake over the socket.
+        case startTLS
+        /// Authentication done and the first ReadyForQuery seen.
+        case ready(parameters: [(String, String)], processID: Int32, secretKey: [UInt8])
+        /// The cancel request is written; close once it has been flushed.
+        case sendAndFinish(ByteBuffer)
+        case fail(ErrorFields)
+    }
+
+    enum State {
+        case connecting
+        case awaitingSSLResponse
+        case tlsHandshaking
+        case awaitingAuthentication
+        case scram(SCRAMClient)
+        case collecting
+        case ready
+        case failed
+    }
+
+    public let target: DatabaseTarget
+    public let purpose: Purpose
+    private var state: State = .connecting
+    private var usingTLS = false
+    private var serverEndPoint: [UInt8]?
+    private var parameters: [(String, String)] = []
+    private var backendKey: (Int32, [UInt8])?
+
+    public init(target: DatabaseTarget, purpose: Purpose) {
+        self.target = target
+        self.purpose = purpose
+    }
+
+    public var isAwaitingSSLResponse: Bool { if case .awaitingSSLResponse = state { true } else { false } }
+
+    /// libpq never uses TLS over Unix-domain sockets.
+    public var isUnixSocket: Bool { target.host.hasPrefix("/") }
+    public var wantsTLS: Bool { target.sslMode != .disable && !isUnixSocket }
+
+    public mutating func connected() -> Action {
+        guard case .connecting = state else { return .none }
+        if wantsTLS {
+            state = .awaitingSSLResponse
+            var out = ByteBuffer()
+            StartupMessage.sslRequest.encode(into: &out)
+            return .send(out)
+        }
+        return startupOrCancel()
+    }
+
+    /// The single-byte answer to SSLRequest. `trailingBytes` is true when more bytes arrived
+    /// with it: they were not protected by TLS (CVE-2021-23222) and the connection is dropped.
+    public mutating func sslResponseReceived(_ byte: UInt8, trailingBytes: Bool) -> Action {
+        guard case .awaitingSSLResponse = state else { return fail("unexpected SSL response") }
+        switch byte {
+        case UInt8(ascii: "S"):
+            if trailingBytes {
+                return fail("received unencrypted data after SSL response")
+            }
+            state = .tlsHandshaking
+            return .startTLS
+        case UInt8(ascii: "N"):
+            // No downgrade: every sslmode we accept (require, verify-ca, verify-full) needs TLS.
+            return fail("server does not support SSL, but SSL was required")
+        case UInt8(ascii: "E"):
+            return fail("server refused the SSL request with an error (it may be too old or not a PostgreSQL server)")
+        default:
+            return fail("received invalid response to SSL negotiation: \(Character(UnicodeScalar(byte)))")
+        }
+    }
+
+    public mutating func tlsEstablished(serverEndPoint: [UInt8]?) -> Action {
+        guard case .tlsHandshaking = state else { return fail("unexpected TLS completion") }
+        usingTLS = true
+        self.serverEndPoint = serverEndPoint
+        return startupOrCancel()
+    }
+
+    public mutating func connectionFailed(_ reason: String) -> Action {
+        fail(reason)
+    }
+
+    private mutating func startupOrCancel() -> Action {
+        var out = ByteBuffer()
+        switch purpose {
+        case .cancel(let processID, let secretKey):
+            StartupMessage.cancelRequest(processID: processID, secretKey: secretKey).encode(into: &out)
+            state = .ready
+            return .sendAndFinish(out)
+        case .session(let user, _, let database, let extra):
+            var packet = StartupPacket(protocolMajor: 3, protocolMinor: 0, parameters: [
+                StartupParameter(name: "user", value: user),
+                StartupParameter(name: "database", value: database),
+            ])
+            packet.parameters.append(contentsOf: extra)
+            StartupMessage.startup(packet).encode(into: &out)
+            state = .awaitingAuthentication
+            return .send(out)
+        }
+    }
+
+    /// One complete backend message during startup.
+    public mutating func messageReceived(_ message: BackendMessage) -> Action {
+        switch (state, message) {
+        case (_, .errorResponse(let fields)):
+            state = .failed
+            return .fail(fields)
+        case (_, .noticeResponse):
+            return .none
+        case (.awaitingAuthentication, .negotiateProtocolVersion):
+            return .none
+        case (.awaitingAuthentication, .authentication(let request)):
+            return authenticationRequested(request)
+        case (.scram(var client), .authentication(.saslContinue(let data))):
+            do {
+                let reply = try client.serverFirstReceived(data)
+                state = .scram(client)
+                var out = ByteBuffer()
+                FrontendMessage.saslResponse(reply).encode(into: &out)
+                return .send(out)
+            } catch {
+                return fail("SCRAM authentication with the server failed: \(error)")
+            }
+        case (.scram(var client), .authentication(.saslFinal(let data))):
+            do {
+                try client.serverFinalReceived(data)
+                state = .awaitingAuthentication
+                return .none
+            } catch {
+                return fail("SCRAM authentication with the server failed: \(error)")
+            }
+        case (.collecting, .parameterStatus(let name, let value)):
+            parameters.append((name, value))
+            return .none
+        case (.collecting, .backendKeyData(let processID, let secretKey)):
+            backendKey = (processID, secretKey)
+            return .none
+        case (.collecting, .readyForQuery):
+            guard let key = backendKey else { return fail("server sent no BackendKeyData") }
+            state = .ready
+            return .ready(parameters: parameters, processID: key.0, secretKey: key.1)
+        default:
+            return fail("unexpected message from server during startup (type \(Character(UnicodeScalar(message.typeByte))))")
+        }
+    }
+
+    private mutating func authenticationRequested(_ request: AuthenticationRequest) -> Action {
+        guard case .session(let user, let password, _, _) = purpose else { return fail("unexpected authentication request") }
+        switch request {
+        case .ok:
+            state = .collecting
+            return .none
+        case .cleartextPassword:
+            guard let password else { return fail("the server requested password authentication, but no server_password is configured for user \"\(user)\"") }
+            // A cleartext password goes only over an encrypted or local connection.
+            guard usingTLS || isUnixSocket else { return fail("the server requested a cleartext password over an unencrypted connection; refusing to send it") }
+            var out = ByteBuffer()
+            FrontendMessage.passwordMessage(password.reveal()).encode(into: &out)
+            return .send(out)
+        case .md5Password(let salt):
+            guard let password else { return fail("the server requested password authentication, but no server_password is configured for user \"\(user)\"") }
+            let stored = MD5Password.hash(user: user, password: password.reveal())
+            var out = ByteBuffer()
+            FrontendMessage.passwordMessage(MD5Password.response(storedHash: stored, salt: salt)).encode(into: &out)
+            return .send(out)
+        case .sasl(let mechanisms):
+            guard let password else { return fail("the server requested SCRAM authentication, but no server_password is configured for user \"\(user)\"") }
+            let binding: SCRAMChannelBinding
+            if usingTLS, mechanisms.contains("SCRAM-SHA-256-PLUS"), let serverEndPoint {
+                binding = .tlsServerEndPoint(serverEndPoint)
+            } else if usingTLS {
+                binding = .supportedButNotUsed
+            } else {
+                binding = .notSupported
+            }
+            guard mechanisms.contains(binding.mechanismName) else {
+                return fail("none of the server's SASL authentication mechanisms are supported")
+            }
+            var client = SCRAMClient(username: user, password: password.reveal(), channelBinding: binding)
+            let first = client.clientFirstMessage()
+            state = .scram(client)
+            var out = ByteBuffer()
+            FrontendMessage.saslInitialResponse(mechanism: client.mechanism, data: first).encode(into: &out)
+            return .send(out)
+        case .saslContinue, .saslFinal:
+            return fail("unexpected SASL message from server")
+        case .unsupported(let code):
+            return fail("the server requested an authentication method this proxy does not support (code \(code))")
+        }
+    }
+
+    private mutating func fail(_ reason: String) -> Action {
+        state = .failed
+        return .fail(Self.connectionError(database: target.name, reason: reason))
+    }
+
+    /// What the client sees when the upstream connection cannot be made: 08006 like libpq's
+    /// connection failures, naming the database entry but never credentials.
+    public static func connectionError(database: String, reason: String) -> ErrorFields {
+        .error(sqlState: SQLState.connectionFailure,
+               message: "could not connect to upstream server for database \"\(database)\": \(reason)",
+               severity: "FATAL")
+    }
+}
+
+extension SCRAMChannelBinding {
+    var mechanismName: String {
+        if case .tlsServerEndPoint = self { return "SCRAM-SHA-256-PLUS" }
+        return "SCRAM-SHA-256"
+    }
+}

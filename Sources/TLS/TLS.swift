@@ -1,1 +1,0 @@
-// TLS module: see the files beside this one.
