@@ -1,1 +1,0 @@
-// Auth module: see the files beside this one.

@@ -1,2 +1,0 @@
-import XCTest
-final class AuthTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
