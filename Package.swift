@@ -25,9 +25,10 @@ let package = Package(
         .target(name: "TLS", dependencies: ["CPortcullisShims", "EventLoop"], swiftSettings: strict),
         .target(name: "Auth", dependencies: ["CPortcullisShims", "Wire"], swiftSettings: strict),
         .target(name: "Config", dependencies: ["Wire"], swiftSettings: strict),
+        .target(name: "Pool", swiftSettings: strict),
         .target(
             name: "Proxy",
-            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config",
+            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
@@ -42,6 +43,8 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
+        .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )

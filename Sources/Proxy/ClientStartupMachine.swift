@@ -43,7 +43,7 @@ public struct ClientStartupMachine {
     enum State {
         case awaitingStartup
         case awaitingTLSHandshake
-        case authenticatingSCRAM(SCRAMServer, PendingLogin)
+        case authenticatingSCRAM(SCRAMServer, PendingLogin, initialReceived: Bool)
         case awaitingUpstream(PendingLogin)
         case established
         case closed
@@ -111,8 +111,8 @@ public struct ClientStartupMachine {
         switch state {
         case .awaitingStartup:
             return startupBytesReceived(&buffer)
-        case .authenticatingSCRAM(var scram, let login):
-            return authenticationBytesReceived(&buffer, scram: &scram, login: login)
+        case .authenticatingSCRAM(var scram, let login, let initialReceived):
+            return authenticationBytesReceived(&buffer, scram: &scram, login: login, initial: !initialReceived)
         case .awaitingTLSHandshake, .awaitingUpstream, .established, .closed:
             // Bytes wait in the buffer (pipelined queries go upstream once it is ready).
             return .none
@@ -249,7 +249,7 @@ public struct ClientStartupMachine {
             let scram = SCRAMServer(verifier: verifier, mockSeed: mockSeed, username: user, channelBinding: isTLS ? channelBinding : nil)
             var out = preamble
             BackendMessage.authentication(.sasl(mechanisms: scram.mechanisms)).encode(into: &out)
-            state = .authenticatingSCRAM(scram, login)
+            state = .authenticatingSCRAM(scram, login, initialReceived: false)
             return .sendBytes(out)
         }
     }
@@ -260,7 +260,7 @@ public struct ClientStartupMachine {
 
     // MARK: - SASL exchange (55.3.1 SCRAM-SHA-256 authentication)
 
-    private mutating func authenticationBytesReceived(_ buffer: inout ByteBuffer, scram: inout SCRAMServer, login: PendingLogin) -> Action {
+    private mutating func authenticationBytesReceived(_ buffer: inout ByteBuffer, scram: inout SCRAMServer, login: PendingLogin, initial: Bool) -> Action {
         let decoder = FrameDecoder(maxMessageLength: 10_000)
         let frame: MessageFrame
         do {
@@ -276,13 +276,11 @@ public struct ClientStartupMachine {
             if frame.type == UInt8(ascii: "X") { return .closeSilently(reason: "client terminated during authentication") }
             return .sendAndClose(Self.fatal(SQLState.protocolViolation, "expected SASL response, got message type \(frame.type)"))
         }
-        let initial: Bool
-        if case .initial = scram.phase { initial = true } else { initial = false }
         let action: SCRAMServerAction
         do {
             if initial {
                 let (mechanism, data) = try FrontendMessage.decodeSASLInitialResponse(frame: frame, from: &buffer)
-                action = scram.initialResponseReceived(mechanism: mechanism, data: data ?? [])
+                action = scram.initialResponseReceived(mechanism: mechanism, data: data)
             } else {
                 let data = try FrontendMessage.decodeSASLResponse(frame: frame, from: &buffer)
                 action = scram.responseReceived(data)
@@ -293,7 +291,7 @@ public struct ClientStartupMachine {
         }
         switch action {
         case .sendContinue(let data):
-            state = .authenticatingSCRAM(scram, login)
+            state = .authenticatingSCRAM(scram, login, initialReceived: true)
             var out = ByteBuffer()
             BackendMessage.authentication(.saslContinue(data)).encode(into: &out)
             return .sendBytes(out)

@@ -217,15 +217,13 @@ final class Leg: ReadinessHandler {
         writeLoop: while outbound.readableBytes > 0 {
             switch phase {
             case .plain:
-                do {
-                    let result = try outbound.readableBytesView.withUnsafeBytes { (ptr) throws(Errno) -> IOResult<Int> in
-                        try Socket.write(fd, from: ptr)
-                    }
-                    switch result {
-                    case .processed(let n): outbound.moveReaderIndex(forwardBy: n)
-                    case .wouldBlock: break writeLoop
-                    }
-                } catch {
+                let result: Result<IOResult<Int>, Errno> = outbound.readableBytesView.withUnsafeBytes { ptr in
+                    do throws(Errno) { return .success(try Socket.write(fd, from: ptr)) } catch { return .failure(error) }
+                }
+                switch result {
+                case .success(.processed(let n)): outbound.moveReaderIndex(forwardBy: n)
+                case .success(.wouldBlock): break writeLoop
+                case .failure(let error):
                     failure = error.description
                     break writeLoop
                 }

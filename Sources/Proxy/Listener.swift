@@ -70,7 +70,7 @@ enum ListeningSocket {
     static func tcp(host: String, port: UInt16) throws(Errno) -> Int32 {
         guard let address = SocketAddress(host: host, port: port) else { throw Errno(rawValue: EINVAL) }
         let fd = try syscallValue { socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }
-        do {
+        do throws(Errno) {
             try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
             try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1)
             if address.family == AF_INET6 {
@@ -108,7 +108,7 @@ enum ListeningSocket {
             unlink(path)
         }
         let fd = try syscallValue { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }
-        do {
+        do throws(Errno) {
             var storage = address.storage
             _ = try syscallValue {
                 withUnsafePointer(to: &storage) { p in
@@ -117,7 +117,8 @@ enum ListeningSocket {
             }
             if let group, !group.isEmpty {
                 guard let entry = getgrnam(group) else { throw Errno(rawValue: EINVAL) }
-                _ = try syscallValue { chown(path, uid_t.max, entry.pointee.gr_gid) }
+                let gid = entry.pointee.gr_gid
+                _ = try syscallValue { chown(path, uid_t.max, gid) }
             }
             _ = try syscallValue { chmod(path, mode_t(permissions)) }
             _ = try syscallValue { listen(fd, 511) }

@@ -1,0 +1,263 @@
+/// Times are monotonic-clock readings expressed as a `Duration` since an arbitrary origin
+/// (the driver passes the event loop's clock), so the pool itself never reads a clock.
+///
+/// Session-mode pool of upstream connections for one key (database entry, server role and
+/// startup parameters), as PgBouncer keeps one pool per database/user pair. Pure: the driver
+/// tells it what happened and when, and performs the actions it returns. Used by client
+/// sessions and by internal users (the backup module) alike: a checkout is a checkout.
+public struct ServerPool: Sendable {
+    public struct Settings: Sendable, Equatable {
+        public var maxSize: Int
+        public var minIdle: Int
+        public var idleTimeout: Duration?
+        public var maxLifetime: Duration?
+        public var waitTimeout: Duration
+        /// Whether a returned connection may serve another checkout (server_reset=discard) or
+        /// must be closed (server_reset=close, spares are then opened ahead to keep connects fast).
+        public var reuse: Bool
+
+        public init(maxSize: Int, minIdle: Int, idleTimeout: Duration?, maxLifetime: Duration?, waitTimeout: Duration, reuse: Bool) {
+            self.maxSize = maxSize
+            self.minIdle = minIdle
+            self.idleTimeout = idleTimeout
+            self.maxLifetime = maxLifetime
+            self.waitTimeout = waitTimeout
+            self.reuse = reuse
+        }
+    }
+
+    public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: UInt64
+        public var description: String { "server#\(rawValue)" }
+    }
+
+    public struct RequestID: Hashable, Sendable {
+        public let rawValue: UInt64
+        public init(rawValue: UInt64) { self.rawValue = rawValue }
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Start a new server connection (connect, TLS, authenticate) and report back.
+        case openConnection(ConnectionID)
+        /// Give this ready connection to this waiter; run the health check first if `check`.
+        case handOver(ConnectionID, to: RequestID, check: Bool)
+        /// Reset the connection (DISCARD ALL) before it goes back to the idle list.
+        case resetConnection(ConnectionID)
+        case closeConnection(ConnectionID)
+        case failRequest(RequestID, PoolFailure)
+    }
+
+    public enum PoolFailure: Error, Equatable, Sendable {
+        /// No connection became free within pool_wait_timeout (PgBouncer: query_wait_timeout).
+        case waitTimeout
+        /// Opening a server connection failed; the waiter that triggered it gets the reason.
+        case connectFailed(String)
+        case poolClosed
+    }
+
+    enum ConnectionState: Equatable {
+        case opening
+        case idle(since: Duration)
+        case checkedOut(RequestID)
+        case resetting
+    }
+
+    struct Connection {
+        var state: ConnectionState
+        let openedAt: Duration
+    }
+
+    struct Waiter {
+        let id: RequestID
+        let deadline: Duration
+    }
+
+    public let settings: Settings
+    private var connections: [ConnectionID: Connection] = [:]
+    /// Idle connections, most recently used last (LIFO reuse keeps the hot ones warm and lets
+    /// the cold ones reach idle_timeout, as PgBouncer's server_round_robin=0).
+    private var idle: [ConnectionID] = []
+    private var waiters: [Waiter] = []
+    /// Connections being opened for a specific waiter, so a connect error reaches that waiter.
+    private var openingFor: [ConnectionID: RequestID] = [:]
+    private var nextConnection: UInt64
+    private var closed = false
+
+    public init(settings: Settings, idBase: UInt64 = 1) {
+        self.settings = settings
+        nextConnection = idBase
+    }
+
+    public var connectionCount: Int { connections.count }
+    public var idleCount: Int { idle.count }
+    public var waiterCount: Int { waiters.count }
+    public var isIdleAndEmpty: Bool { connections.isEmpty && waiters.isEmpty }
+
+    // MARK: Events
+
+    public mutating func checkoutRequested(_ request: RequestID, now: Duration) -> [Action] {
+        if closed { return [.failRequest(request, .poolClosed)] }
+        var actions: [Action] = []
+        expireIdle(now: now, into: &actions)
+        if let connection = idle.popLast() {
+            connections[connection]?.state = .checkedOut(request)
+            actions.append(.handOver(connection, to: request, check: true))
+            topUpSpares(now: now, into: &actions)
+            return actions
+        }
+        waiters.append(Waiter(id: request, deadline: now + settings.waitTimeout))
+        if openingCount < waiters.count && connections.count < settings.maxSize {
+            let id = open(now: now)
+            openingFor[id] = request
+            actions.append(.openConnection(id))
+        }
+        return actions
+    }
+
+    /// A waiter gave up (its client left) before it was served.
+    public mutating func checkoutCancelled(_ request: RequestID) -> [Action] {
+        waiters.removeAll { $0.id == request }
+        for (connection, waiter) in openingFor where waiter == request { openingFor[connection] = nil }
+        return []
+    }
+
+    public mutating func connectionOpened(_ id: ConnectionID, now: Duration) -> [Action] {
+        guard connections[id] != nil else { return [.closeConnection(id)] }
+        openingFor[id] = nil
+        return becameAvailable(id, now: now, check: false)
+    }
+
+    public mutating func connectionFailedToOpen(_ id: ConnectionID, reason: String, now: Duration) -> [Action] {
+        connections[id] = nil
+        let waiter = openingFor.removeValue(forKey: id) ?? waiters.first?.id
+        guard let waiter else { return [] }
+        waiters.removeAll { $0.id == waiter }
+        return [.failRequest(waiter, .connectFailed(reason))]
+    }
+
+    /// The user is done with the connection. `reusable` is false when it is not idle at a
+    /// message boundary (in a transaction, mid-COPY, in a failed state): it is then closed.
+    public mutating func connectionReturned(_ id: ConnectionID, reusable: Bool, now: Duration) -> [Action] {
+        guard connections[id] != nil else { return [] }
+        var actions: [Action] = []
+        if reusable && settings.reuse && !closed && !pastLifetime(id, now: now) {
+            connections[id]?.state = .resetting
+            actions.append(.resetConnection(id))
+        } else {
+            connections[id] = nil
+            actions.append(.closeConnection(id))
+            serveWaitersWithNewConnections(now: now, into: &actions)
+        }
+        topUpSpares(now: now, into: &actions)
+        return actions
+    }
+
+    public mutating func connectionResetCompleted(_ id: ConnectionID, success: Bool, now: Duration) -> [Action] {
+        guard connections[id] != nil else { return [] }
+        if !success {
+            connections[id] = nil
+            var actions: [Action] = [.closeConnection(id)]
+            serveWaitersWithNewConnections(now: now, into: &actions)
+            return actions
+        }
+        return becameAvailable(id, now: now, check: false)
+    }
+
+    /// The server went away (closed, failed health check) while the pool held it or a user had it.
+    public mutating func connectionClosed(_ id: ConnectionID, now: Duration) -> [Action] {
+        guard connections.removeValue(forKey: id) != nil else { return [] }
+        idle.removeAll { $0 == id }
+        var actions: [Action] = []
+        serveWaitersWithNewConnections(now: now, into: &actions)
+        topUpSpares(now: now, into: &actions)
+        return actions
+    }
+
+    /// Periodic housekeeping (one sweeper per loop): wait timeouts, idle timeouts, lifetimes, spares.
+    public mutating func tick(now: Duration) -> [Action] {
+        var actions: [Action] = []
+        let expired = waiters.filter { $0.deadline <= now }
+        waiters.removeAll { $0.deadline <= now }
+        for waiter in expired { actions.append(.failRequest(waiter.id, .waitTimeout)) }
+        expireIdle(now: now, into: &actions)
+        topUpSpares(now: now, into: &actions)
+        return actions
+    }
+
+    /// Stop serving: close idle connections, fail waiters; checked-out ones close on return.
+    public mutating func shutdown() -> [Action] {
+        closed = true
+        var actions: [Action] = waiters.map { .failRequest($0.id, .poolClosed) }
+        waiters.removeAll()
+        for id in idle {
+            connections[id] = nil
+            actions.append(.closeConnection(id))
+        }
+        idle.removeAll()
+        return actions
+    }
+
+    // MARK: Internals
+
+    private var openingCount: Int {
+        connections.values.reduce(0) { $0 + ($1.state == .opening ? 1 : 0) }
+    }
+
+    private mutating func open(now: Duration) -> ConnectionID {
+        let id = ConnectionID(rawValue: nextConnection)
+        nextConnection += 1
+        connections[id] = Connection(state: .opening, openedAt: now)
+        return id
+    }
+
+    private mutating func becameAvailable(_ id: ConnectionID, now: Duration, check: Bool) -> [Action] {
+        if closed {
+            connections[id] = nil
+            return [.closeConnection(id)]
+        }
+        if !waiters.isEmpty {
+            let waiter = waiters.removeFirst()
+            connections[id]?.state = .checkedOut(waiter.id)
+            return [.handOver(id, to: waiter.id, check: check)]
+        }
+        connections[id]?.state = .idle(since: now)
+        idle.append(id)
+        return []
+    }
+
+    private mutating func serveWaitersWithNewConnections(now: Duration, into actions: inout [Action]) {
+        while openingCount < waiters.count && connections.count < settings.maxSize {
+            actions.append(.openConnection(open(now: now)))
+        }
+    }
+
+    private mutating func topUpSpares(now: Duration, into actions: inout [Action]) {
+        guard !closed else { return }
+        while idle.count + openingCount - waiters.count < settings.minIdle && connections.count < settings.maxSize {
+            actions.append(.openConnection(open(now: now)))
+        }
+    }
+
+    private func pastLifetime(_ id: ConnectionID, now: Duration) -> Bool {
+        guard let lifetime = settings.maxLifetime, let connection = connections[id] else { return false }
+        return connection.openedAt + lifetime <= now
+    }
+
+    private mutating func expireIdle(now: Duration, into actions: inout [Action]) {
+        // Oldest first; keep min_idle spares even when idle long, unless past their lifetime.
+        var kept: [ConnectionID] = []
+        var surplus = idle.count - settings.minIdle
+        for id in idle {
+            guard let connection = connections[id], case .idle(let since) = connection.state else { continue }
+            let idleTooLong = settings.idleTimeout.map { since + $0 <= now } ?? false
+            if pastLifetime(id, now: now) || (idleTooLong && surplus > 0) {
+                connections[id] = nil
+                actions.append(.closeConnection(id))
+                surplus -= 1
+            } else {
+                kept.append(id)
+            }
+        }
+        idle = kept
+    }
+}

@@ -1,0 +1,153 @@
+/// A growable byte buffer with explicit read and write cursors.
+/// Invariant: 0 <= readerIndex <= writerIndex <= storage.count.
+public struct ByteBuffer: Sendable, Equatable {
+    @usableFromInline var storage: [UInt8]
+    public private(set) var readerIndex: Int = 0
+    public private(set) var writerIndex: Int = 0
+
+    public init() { storage = [] }
+
+    public init(bytes: some Sequence<UInt8>) {
+        storage = Array(bytes)
+        writerIndex = storage.count
+    }
+
+    public static func == (a: ByteBuffer, b: ByteBuffer) -> Bool { a.readableBytesView == b.readableBytesView }
+
+    @inline(__always) private func checkInvariant() {
+        assert(0 <= readerIndex && readerIndex <= writerIndex && writerIndex <= storage.count, "ByteBuffer cursors out of order")
+    }
+
+    public var readableBytes: Int { writerIndex - readerIndex }
+    public var readableBytesView: ArraySlice<UInt8> { storage[readerIndex..<writerIndex] }
+
+    // MARK: Writing
+
+    private mutating func reserveWritable(_ count: Int) {
+        if writerIndex + count <= storage.count { return }
+        // Reclaim consumed space before growing.
+        if readerIndex > 0 { discardReadBytes() }
+        if writerIndex + count <= storage.count { return }
+        let newCount = Swift.max(writerIndex + count, storage.count * 2, 256)
+        storage.append(contentsOf: repeatElement(0, count: newCount - storage.count))
+    }
+
+    public mutating func writeBytes(_ bytes: some Collection<UInt8>) {
+        let n = bytes.count
+        guard n > 0 else { return }
+        reserveWritable(n)
+        storage.replaceSubrange(writerIndex..<(writerIndex + n), with: bytes)
+        writerIndex += n
+        checkInvariant()
+    }
+
+    public mutating func writeInteger<T: FixedWidthInteger>(_ value: T) {
+        let size = MemoryLayout<T>.size
+        reserveWritable(size)
+        var big = value.bigEndian
+        withUnsafeBytes(of: &big) { raw in
+            for i in 0..<size { storage[writerIndex + i] = raw[i] }
+        }
+        writerIndex += size
+    }
+
+    /// A NUL-terminated string (protocol type String).
+    public mutating func writeCString(_ s: String) {
+        writeBytes(Array(s.utf8))
+        writeInteger(UInt8(0))
+    }
+
+    /// Lets a `read(2)` write straight into the tail. `body` returns how many bytes it wrote
+    /// (negative: none, and the value is returned as is).
+    @discardableResult
+    public mutating func writeWithUnsafeMutableBytes<E: Error>(
+        minimumWritableBytes: Int,
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> Int
+    ) throws(E) -> Int {
+        reserveWritable(minimumWritableBytes)
+        let start = writerIndex
+        let end = storage.count
+        let result: Result<Int, E> = storage.withUnsafeMutableBytes { raw in
+            do throws(E) {
+                return .success(try body(UnsafeMutableRawBufferPointer(rebasing: raw[start..<end])))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let written = try result.get()
+        if written > 0 {
+            precondition(written <= end - start)
+            writerIndex += written
+        }
+        checkInvariant()
+        return written
+    }
+
+    // MARK: Reading
+
+    public func getInteger<T: FixedWidthInteger>(at index: Int, as: T.Type = T.self) -> T? {
+        let size = MemoryLayout<T>.size
+        guard index >= readerIndex, index + size <= writerIndex else { return nil }
+        var value: T = 0
+        for i in 0..<size { value = value << 8 | T(storage[index + i]) }
+        return value
+    }
+
+    public mutating func readInteger<T: FixedWidthInteger>(as: T.Type = T.self) -> T? {
+        guard let value = getInteger(at: readerIndex, as: T.self) else { return nil }
+        readerIndex += MemoryLayout<T>.size
+        return value
+    }
+
+    public mutating func readBytes(length: Int) -> [UInt8]? {
+        guard length >= 0, readableBytes >= length else { return nil }
+        let bytes = Array(storage[readerIndex..<(readerIndex + length)])
+        readerIndex += length
+        return bytes
+    }
+
+    /// Reads up to (and consumes) a NUL terminator; nil when there is none.
+    public mutating func readCString() -> String? {
+        guard let nul = storage[readerIndex..<writerIndex].firstIndex(of: 0) else { return nil }
+        let s = String(decoding: storage[readerIndex..<nul], as: UTF8.self)
+        readerIndex = nul + 1
+        return s
+    }
+
+    public mutating func moveReaderIndex(forwardBy count: Int) {
+        precondition(count >= 0 && readerIndex + count <= writerIndex, "moved reader past writer")
+        readerIndex += count
+    }
+
+    /// Moves unread bytes to the front so consumed space is reused and memory stays bounded.
+    public mutating func discardReadBytes() {
+        guard readerIndex > 0 else { return }
+        let count = readableBytes
+        if count == 0 {
+            readerIndex = 0
+            writerIndex = 0
+        } else {
+            storage.withUnsafeMutableBufferPointer { p in
+                let base = p.baseAddress!
+                base.update(from: base + readerIndex, count: count)
+            }
+            readerIndex = 0
+            writerIndex = count
+        }
+        // An empty buffer that once held a large message gives its memory back.
+        if writerIndex == 0 && storage.count > 64 * 1024 { storage = [] }
+        checkInvariant()
+    }
+
+    public mutating func clear() {
+        readerIndex = 0
+        writerIndex = 0
+        if storage.count > 64 * 1024 { storage = [] }
+    }
+
+    /// A copy of the next `length` readable bytes as their own buffer, consuming them.
+    public mutating func readSlice(length: Int) -> ByteBuffer? {
+        guard let bytes = readBytes(length: length) else { return nil }
+        return ByteBuffer(bytes: bytes)
+    }
+}

@@ -1,1 +1,0 @@
-// Wire module: see the files beside this one.

@@ -1,0 +1,110 @@
+import XCTest
+@testable import Wire
+
+final class StartupDecoderTests: XCTestCase {
+    /// A startup packet as libpq sends it: user, database, application_name, client_encoding.
+    func libpqStartup() -> [UInt8] {
+        var b = ByteBuffer()
+        StartupPacket(parameters: [
+            .init(name: "user", value: "alice"), .init(name: "database", value: "app"),
+            .init(name: "application_name", value: "psql"), .init(name: "client_encoding", value: "UTF8"),
+        ]).encode(into: &b)
+        return Array(b.readableBytesView)
+    }
+
+    func testStartupPacketWireLayoutMatchesProtocol() {
+        let bytes = libpqStartup()
+        // Int32 length (self-inclusive), Int32 196608 (3.0), pairs, final NUL.
+        XCTAssertEqual(Array(bytes[4..<8]), [0, 3, 0, 0])
+        XCTAssertEqual(Int(UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])), bytes.count)
+        XCTAssertEqual(bytes.last, 0)
+        XCTAssertEqual(Array(bytes[8..<13]), Array("user\0".utf8))
+    }
+
+    func testOneByteAtATimeReturnsNilWithoutMovingTheCursor() throws {
+        let bytes = libpqStartup()
+        var buffer = ByteBuffer()
+        for (i, byte) in bytes.enumerated() {
+            buffer.writeBytes([byte])
+            let before = buffer.readerIndex
+            let decoded = try StartupDecoder.decode(&buffer)
+            if i < bytes.count - 1 {
+                XCTAssertNil(decoded)
+                XCTAssertEqual(buffer.readerIndex, before)
+            } else {
+                guard case .startup(let packet) = decoded else { return XCTFail("expected startup") }
+                XCTAssertEqual(packet.user, "alice")
+                XCTAssertEqual(packet.database, "app")
+                XCTAssertEqual(packet["application_name"], "psql")
+                XCTAssertEqual(buffer.readableBytes, 0)
+            }
+        }
+    }
+
+    func testConsumesExactlyOnePacketLeavingTheNext() throws {
+        var buffer = ByteBuffer()
+        StartupMessage.sslRequest.encode(into: &buffer)
+        buffer.writeBytes(libpqStartup())
+        XCTAssertEqual(try StartupDecoder.decode(&buffer), .sslRequest)
+        XCTAssertEqual(buffer.readableBytes, libpqStartup().count)
+        guard case .startup = try StartupDecoder.decode(&buffer) else { return XCTFail() }
+        XCTAssertEqual(buffer.readableBytes, 0)
+    }
+
+    func testSpecialRequestCodes() throws {
+        var b = ByteBuffer(bytes: [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        XCTAssertEqual(try StartupDecoder.decode(&b), .sslRequest)
+        b = ByteBuffer(bytes: [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30])
+        XCTAssertEqual(try StartupDecoder.decode(&b), .gssEncRequest)
+        b = ByteBuffer(bytes: [0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0x30, 0x39, 1, 2, 3, 4])
+        XCTAssertEqual(try StartupDecoder.decode(&b), .cancelRequest(processID: 12345, secretKey: [1, 2, 3, 4]))
+    }
+
+    func testHugeLengthIsRefusedBeforeTheBodyArrives() {
+        // A 2 GiB length header with only its first bytes present: refused at once.
+        var b = ByteBuffer(bytes: [0x7f, 0xff, 0xff, 0xff, 0])
+        XCTAssertThrowsError(try StartupDecoder.decode(&b)) { error in
+            XCTAssertEqual(error as? WireError, .startupPacketTooLarge(Int(Int32.max)))
+            XCTAssertEqual((error as? WireError)?.sqlState, "08P01")
+            XCTAssertEqual((error as? WireError)?.message, "invalid length of startup packet")
+        }
+        var small = ByteBuffer(bytes: [0, 0, 0, 4])
+        XCTAssertThrowsError(try StartupDecoder.decode(&small))
+        var limit = ByteBuffer(bytes: [0, 0, 0x27, 0x11]) // 10001
+        XCTAssertThrowsError(try StartupDecoder.decode(&limit))
+    }
+
+    func testLayoutErrors() {
+        let cases: [[UInt8]] = [
+            Array("user\0alice\0".utf8),          // missing final terminator
+            Array("user\0alice".utf8) + [0x41],   // last byte not NUL
+            Array("user\0alice\0\0x\0".utf8),     // bytes after terminator
+            Array("user\0".utf8) + [0],           // name without value
+        ]
+        for body in cases {
+            var b = ByteBuffer()
+            b.writeInteger(Int32(8 + body.count))
+            b.writeInteger(UInt32(196_608))
+            b.writeBytes(body)
+            XCTAssertThrowsError(try StartupDecoder.decode(&b), "\(body)") { error in
+                XCTAssertEqual((error as? WireError)?.sqlState, "08P01")
+            }
+        }
+    }
+
+    func testUnsupportedMajorVersionAndNewerMinor() throws {
+        var b = ByteBuffer()
+        b.writeInteger(Int32(9))
+        b.writeInteger(UInt32(2 << 16))
+        b.writeInteger(UInt8(0))
+        XCTAssertThrowsError(try StartupDecoder.decode(&b)) { error in
+            XCTAssertEqual((error as? WireError)?.message, "unsupported frontend protocol 2.0: server supports 3.0 to 3.0")
+        }
+        var newer = ByteBuffer()
+        StartupPacket(protocolMajor: 3, protocolMinor: 2, parameters: [.init(name: "user", value: "u"), .init(name: "_pq_.x", value: "1")]).encode(into: &newer)
+        guard case .startup(let packet) = try StartupDecoder.decode(&newer) else { return XCTFail() }
+        XCTAssertEqual(packet.protocolMinor, 2)
+        XCTAssertEqual(packet.unrecognizedProtocolOptions, ["_pq_.x"])
+        XCTAssertEqual(packet.database, "u", "database defaults to the user name")
+    }
+}
