@@ -1,1 +1,0 @@
-// Config module: see the files beside this one.

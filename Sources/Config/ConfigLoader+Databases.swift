@@ -1,0 +1,167 @@
+/// The [databases] section: each value is a libpq keyword/value connection string
+/// (PostgreSQL 34.1.2 Parameter Key Words), restricted to the keywords a proxy can honour and
+/// to sslmodes that cannot fall back to plaintext.
+extension ConfigBuilder {
+    static let databaseKeywords = [
+        "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
+        "sslcert", "sslkey", "sslsni", "connect_timeout", "application_name",
+    ]
+
+    mutating func applyDatabase(_ entry: IniDocument.Entry) {
+        let name = entry.key
+        guard checkName(name, kind: "database", line: entry.line) else { return }
+        let pairs: [(key: String, value: String)]
+        do {
+            pairs = try ConnectionString.parse(entry.value, allowingComments: true)
+        } catch {
+            report(line: entry.line, "database \"\(name)\": \(error.message)")
+            return
+        }
+        var problems: [String] = []
+        if let target = Self.databaseTarget(name: name, pairs: pairs, problems: &problems) {
+            config.databases[name] = target
+        }
+        for problem in problems {
+            report(line: entry.line, "database \"\(name)\": \(problem)")
+        }
+    }
+
+    /// Builds the target, appending one message per problem; nil when any was found.
+    static func databaseTarget(
+        name: String, pairs: [(key: String, value: String)], problems: inout [String]
+    ) -> DatabaseTarget? {
+        var target = DatabaseTarget(name: name, host: "")
+        var seen: Set<String> = []
+        var host: String?
+        var sslMode: UpstreamSSLMode?
+        let problemsBefore = problems.count
+
+        for (keyword, value) in pairs {
+            guard seen.insert(keyword).inserted else {
+                problems.append("keyword \"\(keyword)\" given more than once")
+                continue
+            }
+            do throws(SettingError) {
+                switch keyword {
+                case "host":
+                    host = try upstreamHost(value)
+                case "hostaddr":
+                    guard SettingValue.isIPAddress(value) else {
+                        throw SettingError("hostaddr \"\(value)\" is not a literal IPv4 or IPv6 address")
+                    }
+                    target.hostaddr = value
+                case "port":
+                    target.port = UInt16(try SettingValue.integer(value, in: 1...65535))
+                case "dbname":
+                    target.dbname = try nonEmpty(value, keyword)
+                case "user":
+                    target.user = try nonEmpty(value, keyword)
+                case "password":
+                    target.password = Secret(try nonEmpty(value, keyword))
+                case "sslmode":
+                    sslMode = try upstreamSSLMode(value)
+                case "sslrootcert":
+                    target.sslRootCert = try nonEmpty(value, keyword)
+                case "sslcert":
+                    target.sslCert = try nonEmpty(value, keyword)
+                case "sslkey":
+                    target.sslKey = try nonEmpty(value, keyword)
+                case "sslsni":
+                    // libpq accepts exactly "0" and "1" here.
+                    guard value == "0" || value == "1" else { throw SettingError("must be 0 or 1") }
+                    target.sslSNI = value == "1"
+                case "connect_timeout":
+                    let timeout = try SettingValue.duration(value)
+                    target.connectTimeout = timeout == .zero ? nil : timeout
+                case "application_name":
+                    target.applicationName = value.isEmpty ? nil : value
+                default:
+                    throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
+                        + databaseKeywords.joined(separator: ", "))
+                }
+            } catch {
+                let alreadyNamed = error.message.hasPrefix("unknown keyword") || error.message.hasPrefix(keyword)
+                problems.append(alreadyNamed ? error.message : "\(keyword): \(error.message)")
+            }
+        }
+
+        if let host {
+            target.host = host
+        } else if !seen.contains("host") {
+            problems.append("host is required")
+        }
+        // Over a Unix-domain socket libpq never uses TLS, so the secure default for a socket
+        // host is disable; asking for TLS there is a mistake worth reporting.
+        let isSocket = host?.hasPrefix("/") ?? false
+        target.sslMode = sslMode ?? (isSocket ? .disable : .verifyFull)
+        if isSocket, let sslMode, sslMode != .disable {
+            problems.append("sslmode=\(sslMode.rawValue) cannot be used with a Unix-domain socket host "
+                + "(TLS is never used over Unix-domain sockets); use sslmode=disable or omit it")
+        }
+        switch target.sslMode {
+        case .verifyCA, .verifyFull:
+            if target.sslRootCert == nil {
+                problems.append("sslmode=\(target.sslMode.rawValue) requires sslrootcert "
+                    + "(a server process has no ~/.postgresql/root.crt to fall back on); "
+                    + "give a CA file, or sslrootcert=system for the operating system's trust store")
+            } else if target.sslRootCert == "system", target.sslMode == .verifyCA {
+                problems.append("sslrootcert=system requires sslmode=verify-full: any publicly trusted "
+                    + "certificate would pass verify-ca")
+            }
+        case .disable, .require:
+            break
+        }
+        if (target.sslCert == nil) != (target.sslKey == nil) {
+            problems.append("sslcert and sslkey must be given together")
+        }
+        return problems.count == problemsBefore ? target : nil
+    }
+
+    private static func nonEmpty(_ value: String, _ keyword: String) throws(SettingError) -> String {
+        guard !value.isEmpty else { throw SettingError("must not be empty") }
+        return value
+    }
+
+    private static func upstreamSSLMode(_ value: String) throws(SettingError) -> UpstreamSSLMode {
+        switch value {
+        case "allow", "prefer":
+            throw SettingError("sslmode=\(value) is refused: it silently falls back to an unencrypted "
+                + "connection when the server does not offer TLS; use verify-full (the default), "
+                + "verify-ca or require, or disable to state that plaintext is intended")
+        default:
+            guard let mode = UpstreamSSLMode(rawValue: value) else {
+                throw SettingError("\"\(value)\" is not valid; expected one of: "
+                    + UpstreamSSLMode.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return mode
+        }
+    }
+
+    /// A host name, literal address, or absolute socket directory (libpq's three forms).
+    /// libpq's comma-separated host lists are not supported.
+    private static func upstreamHost(_ value: String) throws(SettingError) -> String {
+        guard !value.isEmpty else { throw SettingError("must not be empty") }
+        if value.contains(",") {
+            throw SettingError("multiple hosts are not supported; give one host per database entry")
+        }
+        if value.hasPrefix("/") || SettingValue.isIPAddress(value) {
+            return value
+        }
+        let labels = value.split(separator: ".", omittingEmptySubsequences: false)
+        let validLabel: (Substring) -> Bool = { label in
+            !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+        }
+        guard value.utf8.count <= 253, labels.allSatisfy(validLabel) else {
+            throw SettingError("\"\(value)\" is not a valid host name, IP address or absolute socket directory")
+        }
+        return value
+    }
+
+    mutating func checkDatabaseRelationships() {
+        if config.databases.isEmpty, !errors.contains(where: { $0.message.hasPrefix("database \"") }) {
+            report(line: sectionLines["databases"] ?? 0,
+                   "no databases configured; add at least one entry to [databases]")
+        }
+    }
+}

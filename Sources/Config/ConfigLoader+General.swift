@@ -1,0 +1,101 @@
+/// The [portcullis] section. Names and units follow postgresql.conf where PostgreSQL has an
+/// equivalent (PostgreSQL 20.3 Connections and Authentication).
+extension ConfigBuilder {
+    static let minimumMessageBufferSize = 8 * 1024
+    static let maximumMessageSize = 1 << 30
+
+    mutating func applyGeneral(_ entry: IniDocument.Entry) throws(SettingError) -> Bool {
+        let value = entry.value
+        switch entry.key {
+        case "listen_addresses":
+            config.general.listenAddresses = try SettingValue.listenAddresses(value)
+        case "listen_port":
+            config.general.listenPort = UInt16(try SettingValue.integer(value, in: 1...65535))
+        case "unix_socket_directories":
+            config.general.unixSocketDirectories = try SettingValue.socketDirectories(value)
+        case "unix_socket_permissions":
+            config.general.unixSocketPermissions = try SettingValue.octalPermissions(value)
+        case "unix_socket_group":
+            config.general.unixSocketGroup = try groupName(value)
+        case "workers":
+            config.general.workers = try SettingValue.integer(value, in: 0...256)
+        case "max_client_connections":
+            config.general.maxClientConnections = try SettingValue.integer(value, in: 1...1_000_000)
+        case "login_timeout":
+            config.general.loginTimeout = try positiveDuration(value)
+        case "client_idle_timeout":
+            config.general.clientIdleTimeout = try optionalDuration(value)
+        case "shutdown_drain_timeout":
+            config.general.shutdownDrainTimeout = try SettingValue.duration(value)
+        case "max_message_size":
+            config.general.maxMessageSize = try SettingValue.size(
+                value, in: Self.minimumMessageBufferSize...Self.maximumMessageSize)
+        case "outbound_buffer_limit":
+            config.general.outboundBufferLimit = try SettingValue.size(
+                value, in: Self.minimumMessageBufferSize...Self.maximumMessageSize)
+        case "local_auth_method":
+            config.general.localAuthMethod = try SettingValue.choice(value, of: AuthMethod.self)
+        case "host_auth_method":
+            config.general.hostAuthMethod = try SettingValue.choice(value, of: AuthMethod.self)
+        case "server_reset":
+            config.general.serverReset = try SettingValue.choice(value, of: ServerResetPolicy.self)
+        case "pool_max_size":
+            config.general.pool.maxSize = try SettingValue.integer(value, in: 1...100_000)
+        case "pool_min_idle":
+            config.general.pool.minIdle = try SettingValue.integer(value, in: 0...100_000)
+        case "pool_idle_timeout":
+            config.general.pool.idleTimeout = try optionalDuration(value)
+        case "pool_max_lifetime":
+            config.general.pool.maxLifetime = try optionalDuration(value)
+        case "pool_wait_timeout":
+            config.general.pool.waitTimeout = try positiveDuration(value)
+        case "secret_key_file":
+            config.general.secretKeyFile = value.isEmpty ? nil : value
+        case "log_level":
+            config.general.logLevel = try SettingValue.choice(value, of: LogLevelSetting.self)
+        default:
+            return false
+        }
+        return true
+    }
+
+    private func positiveDuration(_ value: String) throws(SettingError) -> Duration {
+        let duration = try SettingValue.duration(value)
+        guard duration > .zero else { throw SettingError("must be greater than zero") }
+        return duration
+    }
+
+    /// 0 means "off", as for PostgreSQL's idle_session_timeout.
+    private func optionalDuration(_ value: String) throws(SettingError) -> Duration? {
+        let duration = try SettingValue.duration(value)
+        return duration == .zero ? nil : duration
+    }
+
+    private func groupName(_ value: String) throws(SettingError) -> String? {
+        if value.isEmpty { return nil }
+        guard !value.contains(where: { $0 == ":" || $0 == "/" || $0 == "," || IniParser.isWhitespace($0) }) else {
+            throw SettingError("\"\(value)\" is not a valid group name")
+        }
+        return value
+    }
+
+    mutating func checkGeneralRelationships() {
+        let general = config.general
+        if general.listenAddresses.isEmpty, general.unixSocketDirectories.isEmpty {
+            report(line: lineForProblem(with: "listen_addresses", in: "portcullis"),
+                   "no listeners: listen_addresses and unix_socket_directories are both empty")
+        }
+        for directory in general.unixSocketDirectories {
+            let path = SettingValue.socketPath(directory: directory, port: general.listenPort)
+            if path.utf8.count > SettingValue.maximumSocketPathLength {
+                report(line: lineForProblem(with: "unix_socket_directories", in: "portcullis"),
+                       "unix_socket_directories: socket path \"\(path)\" is longer than "
+                           + "\(SettingValue.maximumSocketPathLength) bytes")
+            }
+        }
+        if general.pool.minIdle > general.pool.maxSize {
+            report(line: lineForProblem(with: "pool_min_idle", in: "portcullis"),
+                   "pool_min_idle (\(general.pool.minIdle)) must not exceed pool_max_size (\(general.pool.maxSize))")
+        }
+    }
+}

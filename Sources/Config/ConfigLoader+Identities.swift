@@ -1,0 +1,62 @@
+/// The [identities] section: who may log in through Portcullis, with what verifier, and as
+/// which upstream role. Values use the same libpq keyword/value syntax as [databases].
+extension ConfigBuilder {
+    static let identityKeywords = ["mode", "password", "server_user", "server_password"]
+
+    mutating func applyIdentity(_ entry: IniDocument.Entry) {
+        let name = entry.key
+        guard checkName(name, kind: "user", line: entry.line) else { return }
+        let pairs: [(key: String, value: String)]
+        do {
+            pairs = try ConnectionString.parse(entry.value, allowingComments: true)
+        } catch {
+            report(line: entry.line, "identity \"\(name)\": \(error.message)")
+            return
+        }
+        var identity = IdentityConfig(name: name)
+        var seen: Set<String> = []
+        var valid = true
+        for (keyword, value) in pairs {
+            guard seen.insert(keyword).inserted else {
+                report(line: entry.line, "identity \"\(name)\": keyword \"\(keyword)\" given more than once")
+                valid = false
+                continue
+            }
+            do throws(SettingError) {
+                switch keyword {
+                case "mode":
+                    identity.mode = try SettingValue.choice(value, of: IdentityMode.self)
+                case "password":
+                    identity.password = try ClientPasswordVerifier.parse(value)
+                case "server_user":
+                    guard !value.isEmpty else { throw SettingError("server_user: must not be empty") }
+                    identity.serverUser = value
+                case "server_password":
+                    guard !value.isEmpty else { throw SettingError("server_password: must not be empty") }
+                    identity.serverPassword = Secret(value)
+                default:
+                    throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
+                        + Self.identityKeywords.joined(separator: ", "))
+                }
+            } catch {
+                let message = keyword == "mode" ? "mode: \(error.message)" : error.message
+                report(line: entry.line, "identity \"\(name)\": \(message)")
+                valid = false
+            }
+        }
+        if valid {
+            config.identities[name] = identity
+        }
+    }
+
+    /// Without a verifier an identity can only log in where no password is asked for.
+    mutating func checkIdentityRelationships() {
+        let general = config.general
+        guard general.localAuthMethod != .trust, general.hostAuthMethod != .trust else { return }
+        for identity in config.identities.values.sorted(by: { $0.name < $1.name }) where identity.password == nil {
+            report(line: line(of: identity.name, in: "identities") ?? 0,
+                   "identity \"\(identity.name)\": password is required because neither local_auth_method "
+                       + "nor host_auth_method is trust")
+        }
+    }
+}

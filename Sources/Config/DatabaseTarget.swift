@@ -1,0 +1,73 @@
+/// One [databases] entry: where and how to reach the upstream PostgreSQL server. The fields
+/// are libpq connection parameters (PostgreSQL 34.1.2 Parameter Key Words).
+public struct DatabaseTarget: Sendable {
+    /// The database name clients ask for (`*` for the fallback entry).
+    public var name: String
+    /// Host name, literal address, or absolute Unix-socket directory.
+    public var host: String
+    /// Literal address to connect to instead of resolving `host` (which is still used for
+    /// certificate verification and SNI).
+    public var hostaddr: String?
+    public var port: UInt16
+    /// nil = the database name the client asked for.
+    public var dbname: String?
+    /// nil = decided per identity (`server_user`, else the client's user name).
+    public var user: String?
+    public var password: Secret?
+    public var sslMode: UpstreamSSLMode
+    public var sslRootCert: String?
+    public var sslCert: String?
+    public var sslKey: String?
+    public var sslSNI: Bool
+    /// nil = no limit beyond the operating system's.
+    public var connectTimeout: Duration?
+    public var applicationName: String?
+
+    public init(
+        name: String,
+        host: String,
+        hostaddr: String? = nil,
+        port: UInt16 = 5432,
+        dbname: String? = nil,
+        user: String? = nil,
+        password: Secret? = nil,
+        sslMode: UpstreamSSLMode = .verifyFull,
+        sslRootCert: String? = nil,
+        sslCert: String? = nil,
+        sslKey: String? = nil,
+        sslSNI: Bool = true,
+        connectTimeout: Duration? = nil,
+        applicationName: String? = nil
+    ) {
+        self.name = name
+        self.host = host
+        self.hostaddr = hostaddr
+        self.port = port
+        self.dbname = dbname
+        self.user = user
+        self.password = password
+        self.sslMode = sslMode
+        self.sslRootCert = sslRootCert
+        self.sslCert = sslCert
+        self.sslKey = sslKey
+        self.sslSNI = sslSNI
+        self.connectTimeout = connectTimeout
+        self.applicationName = applicationName
+    }
+
+    /// True when `host` names a Unix-socket directory rather than a TCP host (libpq's rule:
+    /// a host beginning with a slash).
+    public var isUnixSocket: Bool {
+        host.hasPrefix("/")
+    }
+}
+
+/// libpq sslmode values that cannot silently fall back to plaintext
+/// (PostgreSQL 34.19.1 Client Verification of Server Certificates). `allow` and `prefer` are
+/// deliberately absent: the configuration loader rejects them.
+public enum UpstreamSSLMode: String, Sendable, CaseIterable {
+    case disable
+    case require
+    case verifyCA = "verify-ca"
+    case verifyFull = "verify-full"
+}

@@ -1,0 +1,39 @@
+/// One [identities] entry: a client user allowed to log in through Portcullis.
+public struct IdentityConfig: Sendable {
+    public var name: String
+    public var mode: IdentityMode
+    /// What the client's password is checked against; nil = no password (only `trust` works).
+    public var password: ClientPasswordVerifier?
+    /// Upstream role; nil = the database entry's `user`, else the client's user name.
+    public var serverUser: String?
+    /// Upstream role's password (plaintext or `enc:...`).
+    public var serverPassword: Secret?
+
+    public init(
+        name: String,
+        mode: IdentityMode = .readOnly,
+        password: ClientPasswordVerifier? = nil,
+        serverUser: String? = nil,
+        serverPassword: Secret? = nil
+    ) {
+        self.name = name
+        self.mode = mode
+        self.password = password
+        self.serverUser = serverUser
+        self.serverPassword = serverPassword
+    }
+}
+
+public enum IdentityMode: String, Sendable, CaseIterable {
+    case readOnly = "read-only"
+    case readWrite = "read-write"
+}
+
+/// A stored password verifier in pg_authid.rolpassword format
+/// (PostgreSQL 53.8 pg_authid; the SCRAM form is described in 21.5 Password Authentication).
+public enum ClientPasswordVerifier: Sendable, Equatable {
+    /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, already base64-decoded.
+    case scramSHA256(iterations: Int, salt: [UInt8], storedKey: [UInt8], serverKey: [UInt8])
+    /// `md5` followed by 32 lower-case hex digits, kept as written.
+    case md5(String)
+}

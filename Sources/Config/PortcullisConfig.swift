@@ -1,0 +1,157 @@
+/// A fully validated Portcullis configuration, as produced by `ConfigLoader`.
+public struct PortcullisConfig: Sendable {
+    /// The [portcullis] section.
+    public var general: GeneralSettings
+    /// The [tls] section: TLS termination towards clients.
+    public var tls: ClientTLSSettings
+    /// The [databases] section, keyed by the database name a client asks for (`*` = fallback).
+    public var databases: [String: DatabaseTarget]
+    /// The [identities] section, keyed by client user name.
+    public var identities: [String: IdentityConfig]
+    /// The file the configuration was read from (the `fileName` given to `parse`).
+    public var sourcePath: String
+
+    public init(
+        general: GeneralSettings = GeneralSettings(),
+        tls: ClientTLSSettings = ClientTLSSettings(),
+        databases: [String: DatabaseTarget] = [:],
+        identities: [String: IdentityConfig] = [:],
+        sourcePath: String = ""
+    ) {
+        self.general = general
+        self.tls = tls
+        self.databases = databases
+        self.identities = identities
+        self.sourcePath = sourcePath
+    }
+
+    /// The upstream target for a client's startup-packet `database`: the entry of that exact
+    /// name, else the `*` fallback entry. The returned target is named `name` and always has
+    /// `dbname` set (the entry's own `dbname`, else `name`), so callers never need to resolve
+    /// "the client's database" themselves.
+    public func database(named name: String) -> DatabaseTarget? {
+        guard var target = databases[name] ?? databases["*"] else { return nil }
+        target.name = name
+        if target.dbname == nil { target.dbname = name }
+        return target
+    }
+}
+
+/// The [portcullis] section.
+public struct GeneralSettings: Sendable {
+    /// Literal IPv4/IPv6 addresses to listen on; `localhost` and `*` are already expanded.
+    /// Empty = no TCP listener.
+    public var listenAddresses: [String]
+    public var listenPort: UInt16
+    /// Absolute directories; each gets a socket file named `.s.PGSQL.<listenPort>`.
+    public var unixSocketDirectories: [String]
+    /// Permission bits (`mode_t`) for the socket files.
+    public var unixSocketPermissions: UInt32
+    /// Group owning the socket files; nil = the process's group.
+    public var unixSocketGroup: String?
+    /// Number of event loops; 0 = one per CPU.
+    public var workers: Int
+    public var maxClientConnections: Int
+    public var loginTimeout: Duration
+    /// nil = clients may idle forever.
+    public var clientIdleTimeout: Duration?
+    public var shutdownDrainTimeout: Duration
+    /// Largest protocol message (bytes) accepted from either side.
+    public var maxMessageSize: Int
+    /// Bytes buffered per direction before the proxy stops reading the other side.
+    public var outboundBufferLimit: Int
+    /// Authentication for Unix-domain socket clients.
+    public var localAuthMethod: AuthMethod
+    /// Authentication for TCP clients.
+    public var hostAuthMethod: AuthMethod
+    public var serverReset: ServerResetPolicy
+    public var pool: PoolSettings
+    /// Key used to decrypt `enc:` secrets; nil = none configured.
+    public var secretKeyFile: String?
+    public var logLevel: LogLevelSetting
+
+    public init(
+        listenAddresses: [String] = ["127.0.0.1", "::1"],
+        listenPort: UInt16 = 6432,
+        unixSocketDirectories: [String] = [],
+        unixSocketPermissions: UInt32 = 0o777,
+        unixSocketGroup: String? = nil,
+        workers: Int = 0,
+        maxClientConnections: Int = 1000,
+        loginTimeout: Duration = .seconds(60),
+        clientIdleTimeout: Duration? = nil,
+        shutdownDrainTimeout: Duration = .seconds(30),
+        maxMessageSize: Int = 64 * 1024 * 1024,
+        outboundBufferLimit: Int = 256 * 1024,
+        localAuthMethod: AuthMethod = .scramSHA256,
+        hostAuthMethod: AuthMethod = .scramSHA256,
+        serverReset: ServerResetPolicy = .close,
+        pool: PoolSettings = PoolSettings(),
+        secretKeyFile: String? = nil,
+        logLevel: LogLevelSetting = .info
+    ) {
+        self.listenAddresses = listenAddresses
+        self.listenPort = listenPort
+        self.unixSocketDirectories = unixSocketDirectories
+        self.unixSocketPermissions = unixSocketPermissions
+        self.unixSocketGroup = unixSocketGroup
+        self.workers = workers
+        self.maxClientConnections = maxClientConnections
+        self.loginTimeout = loginTimeout
+        self.clientIdleTimeout = clientIdleTimeout
+        self.shutdownDrainTimeout = shutdownDrainTimeout
+        self.maxMessageSize = maxMessageSize
+        self.outboundBufferLimit = outboundBufferLimit
+        self.localAuthMethod = localAuthMethod
+        self.hostAuthMethod = hostAuthMethod
+        self.serverReset = serverReset
+        self.pool = pool
+        self.secretKeyFile = secretKeyFile
+        self.logLevel = logLevel
+    }
+}
+
+/// Client authentication method, named as in pg_hba.conf (PostgreSQL 21.1 The pg_hba.conf File).
+public enum AuthMethod: String, Sendable, CaseIterable {
+    case trust
+    case reject
+    case scramSHA256 = "scram-sha-256"
+}
+
+/// What happens to a server connection when its client leaves.
+public enum ServerResetPolicy: String, Sendable, CaseIterable {
+    /// The server connection is closed; it is never handed to another client.
+    case close
+    /// `DISCARD ALL` is run and the connection is reused.
+    case discard
+}
+
+/// Server connection pool limits, per (database, server user).
+public struct PoolSettings: Sendable {
+    public var maxSize: Int
+    public var minIdle: Int
+    /// nil = idle server connections are kept indefinitely.
+    public var idleTimeout: Duration?
+    /// nil = no age limit.
+    public var maxLifetime: Duration?
+    /// How long a client waits for a free server connection before it gets an error.
+    public var waitTimeout: Duration
+
+    public init(
+        maxSize: Int = 20,
+        minIdle: Int = 0,
+        idleTimeout: Duration? = .seconds(600),
+        maxLifetime: Duration? = .seconds(3600),
+        waitTimeout: Duration = .seconds(30)
+    ) {
+        self.maxSize = maxSize
+        self.minIdle = minIdle
+        self.idleTimeout = idleTimeout
+        self.maxLifetime = maxLifetime
+        self.waitTimeout = waitTimeout
+    }
+}
+
+public enum LogLevelSetting: String, Sendable, CaseIterable {
+    case debug, info, notice, warning, error
+}
