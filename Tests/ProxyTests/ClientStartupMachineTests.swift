@@ -1,0 +1,171 @@
+import XCTest
+import Wire
+import Config
+import Auth
+@testable import Proxy
+
+/// The client side of session start-up, driven byte by byte as a socket would, checked against
+/// what PostgreSQL itself sends in each case.
+final class ClientStartupMachineTests: XCTestCase {
+    static let verifier = SCRAMVerifier.make(password: "secret", salt: Array(repeating: 7, count: 16))
+
+    func config(extra: String = "", tls: String = "require", hostAuth: String = "scram-sha-256") throws -> PortcullisConfig {
+        try ConfigLoader.parse("""
+        [portcullis]
+        host_auth_method = \(hostAuth)
+        local_auth_method = trust
+        \(extra)
+        [tls]
+        client_tls = \(tls)
+        client_tls_cert_file = /nonexistent/server.crt
+        client_tls_key_file = /nonexistent/server.key
+        [databases]
+        app = host=127.0.0.1 port=5432 dbname=app sslmode=verify-full sslrootcert=/nonexistent/ca.crt
+        [identities]
+        alice = mode=read-write password='\(Self.verifier.text)' server_user=app_rw server_password=pw
+        bob = mode=read-only password='\(Self.verifier.text)'
+        """, fileName: "test.ini")
+    }
+
+    func startup(_ params: [(String, String)], minor: UInt16 = 0) -> ByteBuffer {
+        var b = ByteBuffer()
+        StartupPacket(protocolMinor: minor, parameters: params.map { StartupParameter(name: $0.0, value: $0.1) }).encode(into: &b)
+        return b
+    }
+
+    func errorFields(_ action: ClientStartupMachine.Action) -> ErrorFields? {
+        guard case .sendAndClose(var bytes) = action else { return nil }
+        let decoder = FrameDecoder(maxMessageLength: 1 << 20)
+        while let frame = try? decoder.peekFrame(in: bytes) {
+            if case .errorResponse(let fields)? = try? BackendMessage.decode(frame: frame, from: &bytes) { return fields }
+        }
+        return nil
+    }
+
+    func testPlaintextTCPIsRefusedWithPostgresHbaWording() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
+        var b = startup([("user", "alice"), ("database", "app")])
+        let fields = errorFields(m.bytesReceived(&b))
+        XCTAssertEqual(fields?.sqlState, "28000")
+        XCTAssertEqual(fields?.message, "no pg_hba.conf entry for host \"127.0.0.1\", user \"alice\", database \"app\", no encryption")
+        XCTAssertEqual(fields?.severity, "FATAL")
+    }
+
+    func testSSLRequestIsAcceptedAndTrailingPlaintextIsAViolation() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
+        var b = ByteBuffer()
+        StartupMessage.sslRequest.encode(into: &b)
+        guard case .sendSSLAcceptAndStartTLS = m.bytesReceived(&b) else { return XCTFail("expected S") }
+
+        // CVE-2021-23214: a startup packet riding along with the SSLRequest.
+        var m2 = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
+        var b2 = ByteBuffer()
+        StartupMessage.sslRequest.encode(into: &b2)
+        b2.writeBytes(startup([("user", "alice")]).readableBytesView)
+        guard case .closeSilently = m2.bytesReceived(&b2) else { return XCTFail("expected silent close") }
+    }
+
+    func testUnixSocketAnswersNToSSLAndGSSAndUsesLocalAuth() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = ByteBuffer()
+        StartupMessage.gssEncRequest.encode(into: &b)
+        guard case .sendBytes(let n1) = m.bytesReceived(&b) else { return XCTFail() }
+        XCTAssertEqual(Array(n1.readableBytesView), [UInt8(ascii: "N")])
+        StartupMessage.sslRequest.encode(into: &b)
+        guard case .sendBytes(let n2) = m.bytesReceived(&b) else { return XCTFail() }
+        XCTAssertEqual(Array(n2.readableBytesView), [UInt8(ascii: "N")])
+        b.writeBytes(startup([("user", "alice"), ("database", "app"), ("application_name", "psql")]).readableBytesView)
+        guard case .connectUpstream(let request) = m.bytesReceived(&b) else { return XCTFail("trust on the socket") }
+        XCTAssertEqual(request.serverUser, "app_rw")
+        XCTAssertEqual(request.mode, .readWrite)
+        XCTAssertEqual(request.parameters, [StartupParameter(name: "application_name", value: "psql")])
+    }
+
+    func testReadOnlyIdentityStartsReadOnlyWhateverTheClientAsks() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = startup([("user", "bob"), ("database", "app"), ("default_transaction_read_only", "off")])
+        guard case .connectUpstream(let request) = m.bytesReceived(&b) else { return XCTFail() }
+        XCTAssertEqual(request.mode, .readOnly)
+        XCTAssertEqual(request.parameters.filter { $0.name == "default_transaction_read_only" }, [StartupParameter(name: "default_transaction_read_only", value: "on")])
+    }
+
+    func testNewerMinorVersionGetsNegotiateProtocolVersionFirst() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = startup([("user", "alice"), ("database", "app"), ("_pq_.feature", "1")], minor: 2)
+        guard case .sendBytesThenConnect(var bytes, _) = m.bytesReceived(&b) else { return XCTFail() }
+        let frame = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: bytes)!
+        XCTAssertEqual(try BackendMessage.decode(frame: frame, from: &bytes), .negotiateProtocolVersion(newestMinorVersion: 0, unrecognizedOptions: ["_pq_.feature"]))
+    }
+
+    func testSCRAMLoginOverTLSAndWrongPassword() throws {
+        for (password, shouldPass) in [("secret", true), ("wrong", false)] {
+            var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "::1"), mockSeed: [1])
+            var b = ByteBuffer()
+            StartupMessage.sslRequest.encode(into: &b)
+            _ = m.bytesReceived(&b)
+            _ = m.tlsHandshakeCompleted(serverEndPoint: [1, 2, 3], direct: false, alpnPostgreSQL: false)
+            b = startup([("user", "alice"), ("database", "app")])
+            guard case .sendBytes(var sasl) = m.bytesReceived(&b) else { return XCTFail() }
+            let frame = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: sasl)!
+            XCTAssertEqual(try BackendMessage.decode(frame: frame, from: &sasl), .authentication(.sasl(mechanisms: ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"])))
+
+            var client = SCRAMClient(username: "alice", password: password, channelBinding: .tlsServerEndPoint([1, 2, 3]))
+            FrontendMessage.saslInitialResponse(mechanism: client.mechanism, data: client.clientFirstMessage()).encode(into: &b)
+            guard case .sendBytes(var cont) = m.bytesReceived(&b) else { return XCTFail() }
+            let f2 = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: cont)!
+            guard case .authentication(.saslContinue(let serverFirst)) = try BackendMessage.decode(frame: f2, from: &cont) else { return XCTFail() }
+            FrontendMessage.saslResponse(try client.serverFirstReceived(serverFirst)).encode(into: &b)
+            let action = m.bytesReceived(&b)
+            if shouldPass {
+                guard case .sendBytesThenConnect(_, let request) = action else { return XCTFail("expected login") }
+                XCTAssertEqual(request.clientUser, "alice")
+                XCTAssertEqual(m.authenticatedUser, "alice")
+            } else {
+                XCTAssertEqual(errorFields(action)?.sqlState, "28P01")
+                XCTAssertEqual(errorFields(action)?.message, "password authentication failed for user \"alice\"")
+            }
+        }
+    }
+
+    func testUnknownUserGetsTheSameChallengeShapeAndTheSameFailure() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var mConfig = try config(extra: "")
+        mConfig.general.localAuthMethod = .scramSHA256
+        m = ClientStartupMachine(config: mConfig, transport: .unixSocket, mockSeed: [1])
+        var b = startup([("user", "mallory"), ("database", "app")])
+        guard case .sendBytes = m.bytesReceived(&b) else { return XCTFail("unknown users are still challenged") }
+        var client = SCRAMClient(username: "mallory", password: "x", channelBinding: .notSupported)
+        FrontendMessage.saslInitialResponse(mechanism: client.mechanism, data: client.clientFirstMessage()).encode(into: &b)
+        guard case .sendBytes(var cont) = m.bytesReceived(&b) else { return XCTFail() }
+        let f2 = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: cont)!
+        guard case .authentication(.saslContinue(let serverFirst)) = try BackendMessage.decode(frame: f2, from: &cont) else { return XCTFail() }
+        FrontendMessage.saslResponse(try client.serverFirstReceived(serverFirst)).encode(into: &b)
+        XCTAssertEqual(errorFields(m.bytesReceived(&b))?.message, "password authentication failed for user \"mallory\"")
+    }
+
+    func testDirectTLSNeedsALPN() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
+        XCTAssertTrue(m.acceptsDirectTLS)
+        guard case .startDirectTLS = m.directTLSDetected() else { return XCTFail() }
+        guard case .closeSilently(let reason) = m.tlsHandshakeCompleted(serverEndPoint: nil, direct: true, alpnPostgreSQL: false) else { return XCTFail() }
+        XCTAssertTrue(reason.contains("ALPN"))
+    }
+
+    func testMissingUserAndReplicationAndUnknownDatabase() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = startup([("database", "app")])
+        XCTAssertEqual(errorFields(m.bytesReceived(&b))?.message, "no PostgreSQL user name specified in startup packet")
+        m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        b = startup([("user", "alice"), ("replication", "database")])
+        XCTAssertEqual(errorFields(m.bytesReceived(&b))?.sqlState, "0A000")
+        m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        b = startup([("user", "alice"), ("database", "other")])
+        XCTAssertEqual(errorFields(m.bytesReceived(&b))?.message, "database \"other\" does not exist")
+    }
+
+    func testGarbageStartupGetsProtocolViolation() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
+        var b = ByteBuffer(bytes: [0x7f, 0xff, 0xff, 0xff, 1, 2, 3])
+        XCTAssertEqual(errorFields(m.bytesReceived(&b))?.sqlState, "08P01")
+    }
+}
