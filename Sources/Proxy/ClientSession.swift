@@ -31,9 +31,17 @@ final class ClientSession: LegDelegate {
     private var loginTimer: TimerID?
     private var cancelKey: CancelRegistry.Key?
     private var closeAfterFlush = false
+    /// The server owes us a ReadyForQuery: a query (or COPY) is in flight.
+    private(set) var serverBusy = false
+    private(set) var transactionStatus: TransactionStatus = .idle
+    private(set) var lastClientActivity = MonotonicInstant(nanoseconds: 0)
+    private var backend: (processID: Int32, secretKey: [UInt8])?
+    /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer.
+    private(set) var clientCertificate: PeerCertificateSubject?
     private var finished = false
     private var logger: Logger
     var onFinish: ((ClientSession) -> Void)?
+    var isEstablished: Bool { machine.isEstablished }
 
     init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, sessionID: UInt64) {
         self.loop = loop
@@ -178,6 +186,7 @@ final class ClientSession: LegDelegate {
             let key = CancelRegistry.Key(processID: processID, secretKey: proxySecret)
             if shared.cancelRegistry.lookup(key) != nil { proxySecret = Crypto.randomBytes(4) }
             cancelKey = CancelRegistry.Key(processID: processID, secretKey: proxySecret)
+            backend = (processID, serverSecret)
             shared.cancelRegistry.insert(cancelKey!, .init(target: upstream!.target, runtime: runtime, serverSecretKey: serverSecret))
             if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
             logger.info("connection authorized", metadata: ["backend_pid": "\(processID)"])
@@ -233,6 +242,7 @@ final class ClientSession: LegDelegate {
                 case .forward(let n):
                     server.send(client.inbound.readableBytesView.prefix(n))
                     client.inbound.moveReaderIndex(forwardBy: n)
+                    serverBusy = true
                 case .inspect(let frame):
                     // Terminate ('X'): the client is leaving; with server_reset=close the server
                     // connection goes too, so pass it on and let the server end the session.
@@ -264,6 +274,12 @@ final class ClientSession: LegDelegate {
                     client.send(server.inbound.readableBytesView.prefix(n))
                     server.inbound.moveReaderIndex(forwardBy: n)
                 case .inspect(let frame):
+                    // ReadyForQuery: the server is idle again until the client sends more.
+                    if let byte = server.inbound.getInteger(at: server.inbound.readerIndex + 5, as: UInt8.self),
+                       let status = TransactionStatus(rawValue: byte) {
+                        transactionStatus = status
+                    }
+                    serverBusy = !clientTracker.isAtMessageBoundary || client.inbound.readableBytes > 0
                     client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
                     server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
                 case .needMoreBytes:
@@ -316,6 +332,10 @@ final class ClientSession: LegDelegate {
     func legHandshakeCompleted(_ leg: Leg) {
         if leg === client {
             let tls = leg.tls!
+            clientCertificate = tls.verifiedPeerSubject
+            if let subject = clientCertificate {
+                logger[metadataKey: "client_cn"] = "\(subject.commonName)"
+            }
             run(machine.tlsHandshakeCompleted(serverEndPoint: tls.serverEndPointHash, direct: directTLS,
                                               alpnPostgreSQL: tls.negotiatedPostgreSQLALPN))
             if client.inbound.readableBytes > 0 { processClientStartupBytes() }
@@ -342,6 +362,7 @@ final class ClientSession: LegDelegate {
 
     func legReceivedBytes(_ leg: Leg) {
         if leg === client {
+            lastClientActivity = loop.now()
             if machine.isEstablished { forwardClientBytes() } else { processClientStartupBytes() }
         } else if leg === server {
             if machine.isEstablished { forwardServerBytes() } else { processServerStartupBytes() }
@@ -378,7 +399,15 @@ final class ClientSession: LegDelegate {
     func finish(reason: String?, flushClient: Bool) {
         if let reason { logger.info("session closed: \(reason)") }
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
-        if let cancelKey { shared.cancelRegistry.remove(cancelKey); self.cancelKey = nil }
+        if let cancelKey {
+            // A client that vanishes mid-query would leave its backend working until the
+            // server notices the closed socket: cancel the query first, as a careful client would.
+            if serverBusy, let backend, let entry = shared.cancelRegistry.lookup(cancelKey) {
+                CancelForwarder.start(loop: loop, entry: entry, processID: backend.processID, logger: logger)
+            }
+            shared.cancelRegistry.remove(cancelKey)
+            self.cancelKey = nil
+        }
         if let server {
             // With server_reset=close a server connection never outlives its client.
             var terminate = ByteBuffer()
@@ -402,5 +431,23 @@ final class ClientSession: LegDelegate {
             finished = true
             onFinish?(self)
         }
+    }
+}
+
+extension ClientSession {
+    /// Established, outside a transaction, and nothing in flight in either direction.
+    var isIdle: Bool {
+        isEstablished && !serverBusy && transactionStatus == .idle && client.outbound.readableBytes == 0
+    }
+
+    /// Ends the session with a FATAL error as the server would. The error is only sent at a
+    /// message boundary, so it cannot land inside another message.
+    func terminate(sqlState: String, message: String) {
+        if !serverBusy {
+            var out = ByteBuffer()
+            BackendMessage.errorResponse(.error(sqlState: sqlState, message: message, severity: "FATAL")).encode(into: &out)
+            client.send(out)
+        }
+        finish(reason: message, flushClient: true)
     }
 }

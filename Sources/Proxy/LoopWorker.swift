@@ -45,6 +45,21 @@ final class LoopWorker {
         }
     }
 
+    /// One sweeper per loop: client_idle_timeout (PostgreSQL's idle_session_timeout semantics:
+    /// only sessions idle outside a transaction, with nothing in flight, are ended).
+    func startSweeper() {
+        loop.scheduleTimer(at: loop.now() + .seconds(1)) { [weak self] in
+            guard let self else { return }
+            if let timeout = self.runtime.config.general.clientIdleTimeout {
+                let now = self.loop.now()
+                for session in Array(self.sessions.values) where session.isIdle && now.duration(since: session.lastClientActivity) >= timeout {
+                    session.terminate(sqlState: SQLState.idleSessionTimeout, message: "terminating connection due to idle-session timeout")
+                }
+            }
+            if !self.draining { self.startSweeper() }
+        }
+    }
+
     func addListener(fd: Int32, label: String) throws(Errno) {
         let listener = Listener(fd: fd, label: label, owner: self)
         try listener.register()
@@ -114,11 +129,8 @@ final class LoopWorker {
 }
 
 extension ClientSession {
-    /// As PostgreSQL's smart/fast shutdown: 57P01 to the client, then close.
+    /// As PostgreSQL's fast shutdown: 57P01 to the client, then close.
     func terminateForShutdown() {
-        var out = ByteBuffer()
-        BackendMessage.errorResponse(.error(sqlState: SQLState.adminShutdown, message: "terminating connection due to administrator command", severity: "FATAL")).encode(into: &out)
-        client.send(out)
-        finish(reason: "shutdown drain timeout reached", flushClient: false)
+        terminate(sqlState: SQLState.adminShutdown, message: "terminating connection due to administrator command")
     }
 }

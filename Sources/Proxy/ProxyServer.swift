@@ -86,6 +86,7 @@ public final class ProxyServer {
                 do { loop = try EventLoop(index: worker) } catch { fatalError("could not create event loop: \(error)") }
                 mailboxes.set(worker, loop.mailbox)
                 let context = LoopWorker(loop: loop, runtime: runtime, shared: shared, counter: counter)
+                context.startSweeper()
                 for (fd, label) in mine {
                     do { try context.addListener(fd: fd, label: label) } catch { fatalError("could not register listener: \(error)") }
                 }

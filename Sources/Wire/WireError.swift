@@ -57,6 +57,7 @@ public enum SQLState {
     public static let tooManyConnections = "53300"
     public static let configurationLimitExceeded = "53400"
     public static let adminShutdown = "57P01"
+    public static let idleSessionTimeout = "57P05"
     public static let cannotConnectNow = "57P03"
     public static let queryCanceled = "57014"
     public static let featureNotSupported = "0A000"
