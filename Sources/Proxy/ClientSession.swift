@@ -4,6 +4,7 @@ import Wire
 import Auth
 import Config
 import Logging
+import Pool
 import Glibc
 
 /// Process-wide pieces every loop shares.
@@ -21,10 +22,11 @@ final class ClientSession: LegDelegate {
     let client: Leg
     let remote: SocketAddress
     let sessionID: UInt64
-    private var server: Leg?
+    let pool: PoolManager
+    private var link: UpstreamLink?
+    private var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
+    private var server: Leg? { link?.leg }
     private var machine: ClientStartupMachine
-    private var upstream: UpstreamStartupMachine?
-    private var upstreamAddresses: [SocketAddress] = []
     private var directTLS = false
     private var clientTracker: MessageStreamTracker
     private var serverTracker: MessageStreamTracker
@@ -43,8 +45,9 @@ final class ClientSession: LegDelegate {
     var onFinish: ((ClientSession) -> Void)?
     var isEstablished: Bool { machine.isEstablished }
 
-    init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, sessionID: UInt64) {
+    init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, pool: PoolManager, sessionID: UInt64) {
         self.loop = loop
+        self.pool = pool
         self.runtime = runtime
         self.shared = shared
         self.remote = remote
@@ -130,105 +133,17 @@ final class ClientSession: LegDelegate {
 
     private func connectUpstream(_ request: UpstreamRequest) {
         let target = request.database
-        upstream = UpstreamStartupMachine(target: target, purpose: .session(
-            user: request.serverUser, password: request.serverPassword,
-            database: target.dbname ?? request.databaseName, parameters: request.parameters))
         logger[metadataKey: "user"] = "\(request.clientUser)"
         logger[metadataKey: "database"] = "\(request.databaseName)"
-        if target.host.hasPrefix("/") {
-            upstreamAddresses = SocketAddress(unixPath: "\(target.host)/.s.PGSQL.\(target.port)").map { [$0] } ?? []
-        } else {
-            upstreamAddresses = SocketAddress.resolve(host: target.hostaddr ?? target.host, port: target.port)
-        }
-        connectNextAddress(lastError: "could not resolve host name \"\(target.host)\"")
-    }
-
-    private func connectNextAddress(lastError: String) {
-        guard !upstreamAddresses.isEmpty else {
-            upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "", reason: lastError))
-            return
-        }
-        let address = upstreamAddresses.removeFirst()
-        do {
-            let (fd, pending) = try Socket.connect(to: address)
-            let leg = Leg(loop: loop, fd: fd, name: "server", connecting: pending)
-            leg.delegate = self
-            server = leg
-            try leg.register()
-            if !pending { legConnected(leg, error: nil) }
-        } catch {
-            connectNextAddress(lastError: "connection to \(address) failed: \(error)")
-        }
-    }
-
-    private func run(_ action: UpstreamStartupMachine.Action) {
-        guard let server else { return }
-        switch action {
-        case .none:
-            break
-        case .send(let bytes):
-            server.send(bytes)
-        case .startTLS:
-            guard let target = upstream?.target, let context = runtime.upstreamContext(for: target) else {
-                upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "", reason: "no TLS context"))
-                return
-            }
-            do {
-                let expected = target.sslMode == .verifyFull ? target.host : nil
-                let connection = try TLSConnection(clientContext: context, fd: server.fd,
-                                                   serverName: target.sslSNI ? target.host : nil, expectedHost: expected)
-                server.startTLS(connection)
-            } catch {
-                upstreamFailed(UpstreamStartupMachine.connectionError(database: target.name, reason: error.message))
-            }
-        case .ready(let parameters, let processID, let serverSecret):
-            var proxySecret = Crypto.randomBytes(4)
-            let key = CancelRegistry.Key(processID: processID, secretKey: proxySecret)
-            if shared.cancelRegistry.lookup(key) != nil { proxySecret = Crypto.randomBytes(4) }
-            cancelKey = CancelRegistry.Key(processID: processID, secretKey: proxySecret)
-            backend = (processID, serverSecret)
-            shared.cancelRegistry.insert(cancelKey!, .init(target: upstream!.target, runtime: runtime, serverSecretKey: serverSecret))
-            if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
-            logger.info("connection authorized", metadata: ["backend_pid": "\(processID)"])
-            run(machine.upstreamReady(parameters: parameters, processID: processID, proxySecretKey: proxySecret))
-            // Anything the client pipelined while we connected goes up now.
-            forwardClientBytes()
-            forwardServerBytes()
-        case .sendAndFinish:
-            break
-        case .fail(let fields):
-            upstreamFailed(fields)
-        }
+        let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
+                                serverUser: request.serverUser, parameters: request.parameters)
+        let id = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
+        if link == nil && !finished { pendingCheckout = (id, spec) }
     }
 
     private func upstreamFailed(_ fields: ErrorFields) {
         logger.warning("upstream connection failed: \(fields.message ?? "")")
-        server?.close()
-        server = nil
         run(machine.upstreamFailed(fields))
-    }
-
-    /// Startup-phase bytes from the server: the SSL answer, then whole messages.
-    private func processServerStartupBytes() {
-        guard let server, upstream != nil else { return }
-        if upstream!.isAwaitingSSLResponse {
-            guard let byte = server.inbound.readInteger(as: UInt8.self) else { return }
-            let action = upstream!.sslResponseReceived(byte, trailingBytes: server.inbound.readableBytes > 0)
-            run(action)
-            return
-        }
-        let decoder = FrameDecoder(maxMessageLength: 1 << 20)
-        while !finished, !machine.isEstablished, let s = self.server, !s.isClosed, upstream != nil {
-            do {
-                guard let frame = try decoder.peekFrame(in: s.inbound), s.inbound.readableBytes >= frame.totalLength else { return }
-                let message = try BackendMessage.decode(frame: frame, from: &s.inbound)
-                let action = upstream!.messageReceived(message)
-                run(action)
-            } catch {
-                upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream!.target.name, reason: "invalid message from server: \(error.message)"))
-                return
-            }
-        }
     }
 
     // MARK: - Forwarding (session established)
@@ -244,9 +159,8 @@ final class ClientSession: LegDelegate {
                     client.inbound.moveReaderIndex(forwardBy: n)
                     serverBusy = true
                 case .inspect(let frame):
-                    // Terminate ('X'): the client is leaving; with server_reset=close the server
-                    // connection goes too, so pass it on and let the server end the session.
-                    server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
+                    // Terminate ('X'): the client is leaving. The server connection goes back to
+                    // the pool (which resets or closes it), so the Terminate is not passed on.
                     client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
                     server.flush()
                     finish(reason: nil, flushClient: false)
@@ -315,19 +229,7 @@ final class ClientSession: LegDelegate {
 
     // MARK: - LegDelegate
 
-    func legConnected(_ leg: Leg, error: Errno?) {
-        guard leg === server else { return }
-        if let error {
-            leg.close()
-            server = nil
-            connectNextAddress(lastError: "connection failed: \(error)")
-            return
-        }
-        guard var machine = upstream else { return }
-        let action = machine.connected()
-        upstream = machine
-        run(action)
-    }
+    func legConnected(_ leg: Leg, error: Errno?) {}
 
     func legHandshakeCompleted(_ leg: Leg) {
         if leg === client {
@@ -339,20 +241,12 @@ final class ClientSession: LegDelegate {
             run(machine.tlsHandshakeCompleted(serverEndPoint: tls.serverEndPointHash, direct: directTLS,
                                               alpnPostgreSQL: tls.negotiatedPostgreSQLALPN))
             if client.inbound.readableBytes > 0 { processClientStartupBytes() }
-        } else if var machine = upstream {
-            let action = machine.tlsEstablished(serverEndPoint: leg.tls?.serverEndPointHash)
-            upstream = machine
-            run(action)
         }
     }
 
     func legHandshakeFailed(_ leg: Leg, reason: String) {
-        if leg === client {
-            logger.info("client TLS handshake failed: \(reason)")
-            finish(reason: nil, flushClient: false)
-        } else {
-            upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "", reason: reason))
-        }
+        logger.info("client TLS handshake failed: \(reason)")
+        finish(reason: nil, flushClient: false)
     }
 
     func legPeekedFirstByte(_ leg: Leg, byte: UInt8) {
@@ -361,36 +255,18 @@ final class ClientSession: LegDelegate {
     }
 
     func legReceivedBytes(_ leg: Leg) {
-        if leg === client {
-            lastClientActivity = loop.now()
-            if machine.isEstablished { forwardClientBytes() } else { processClientStartupBytes() }
-        } else if leg === server {
-            if machine.isEstablished { forwardServerBytes() } else { processServerStartupBytes() }
-        }
+        lastClientActivity = loop.now()
+        if machine.isEstablished { forwardClientBytes() } else { processClientStartupBytes() }
     }
 
     func legDrained(_ leg: Leg) {
-        if leg === client {
-            if closeAfterFlush { finish(reason: nil, flushClient: false); return }
-            server?.readPaused = false
-        } else {
-            if !finished { client.readPaused = false }
-        }
+        if closeAfterFlush { finish(reason: nil, flushClient: false); return }
+        server?.readPaused = false
     }
 
     func legClosed(_ leg: Leg, reason: String?) {
-        if leg === client {
-            if let reason { logger.info("client connection lost: \(reason)") }
-            finish(reason: nil, flushClient: false)
-        } else if machine.isEstablished {
-            // The server ended the session (FATAL, shutdown, pg_terminate_backend): its last
-            // messages were forwarded; the client sees EOF as it would from PostgreSQL.
-            forwardServerBytes()
-            finish(reason: reason.map { "server connection lost: \($0)" }, flushClient: true)
-        } else {
-            upstreamFailed(UpstreamStartupMachine.connectionError(database: upstream?.target.name ?? "",
-                                                                  reason: reason ?? "server closed the connection unexpectedly"))
-        }
+        if let reason { logger.info("client connection lost: \(reason)") }
+        finish(reason: nil, flushClient: false)
     }
 
     // MARK: - Ending
@@ -402,19 +278,24 @@ final class ClientSession: LegDelegate {
         if let cancelKey {
             // A client that vanishes mid-query would leave its backend working until the
             // server notices the closed socket: cancel the query first, as a careful client would.
-            if serverBusy, let backend, let entry = shared.cancelRegistry.lookup(cancelKey) {
+            if serverBusy, let backend, let entry = shared.cancelRegistry.lookup(cancelKey), !(link?.leg?.isClosed ?? true) {
                 CancelForwarder.start(loop: loop, entry: entry, processID: backend.processID, logger: logger)
             }
             shared.cancelRegistry.remove(cancelKey)
             self.cancelKey = nil
         }
-        if let server {
-            // With server_reset=close a server connection never outlives its client.
-            var terminate = ByteBuffer()
-            FrontendMessage.terminate.encode(into: &terminate)
-            if !server.isClosed && machine.isEstablished { server.send(terminate) }
-            server.close()
-            self.server = nil
+        if let (request, spec) = pendingCheckout {
+            pool.cancelCheckout(request, spec: spec)
+            pendingCheckout = nil
+        }
+        if let link {
+            // Reusable only at rest: idle status, nothing in flight, every byte delivered.
+            let reusable = machine.isEstablished && !serverBusy && transactionStatus == .idle
+                && clientTracker.isAtMessageBoundary && serverTracker.isAtMessageBoundary
+                && (link.leg?.outbound.readableBytes ?? 1) == 0 && (link.leg?.inbound.readableBytes ?? 1) == 0
+            link.leg?.readPaused = false
+            self.link = nil
+            pool.checkin(link, reusable: reusable)
         }
         if flushClient && client.outbound.readableBytes > 0 && !client.isClosed {
             closeAfterFlush = true
@@ -449,5 +330,55 @@ extension ClientSession {
             client.send(out)
         }
         finish(reason: message, flushClient: true)
+    }
+}
+
+extension ClientSession: PoolUser, UpstreamLinkOwner {
+    func serverConnectionGranted(_ link: UpstreamLink) {
+        pendingCheckout = nil
+        guard !finished else { return pool.checkin(link, reusable: true) }
+        self.link = link
+        link.owner = self
+        var proxySecret = Crypto.randomBytes(4)
+        while shared.cancelRegistry.lookup(.init(processID: link.processID, secretKey: proxySecret)) != nil {
+            proxySecret = Crypto.randomBytes(4)
+        }
+        let key = CancelRegistry.Key(processID: link.processID, secretKey: proxySecret)
+        cancelKey = key
+        backend = (link.processID, link.secretKey)
+        shared.cancelRegistry.insert(key, .init(target: link.target, runtime: runtime, serverSecretKey: link.secretKey))
+        if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
+        serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: [UInt8(ascii: "Z")])
+        logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
+        run(machine.upstreamReady(parameters: link.parameters, processID: link.processID, proxySecretKey: proxySecret))
+        // Anything the client pipelined while we connected goes up now.
+        forwardClientBytes()
+        forwardServerBytes()
+    }
+
+    func serverConnectionRefused(_ fields: ErrorFields) {
+        pendingCheckout = nil
+        upstreamFailed(fields)
+    }
+
+    func linkReady(_ link: UpstreamLink) {}
+
+    func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields) {}
+
+    func linkReceivedBytes(_ link: UpstreamLink) {
+        forwardServerBytes()
+    }
+
+    func linkDrained(_ link: UpstreamLink) {
+        if !finished { client.readPaused = false }
+    }
+
+    func linkClosed(_ link: UpstreamLink, reason: String?) {
+        // The server ended the session (FATAL, shutdown, pg_terminate_backend): its last
+        // messages were forwarded; the client sees EOF as it would from PostgreSQL.
+        self.link = nil
+        serverBusy = false
+        pool.checkin(link, reusable: false)
+        finish(reason: reason.map { "server connection lost: \($0)" } ?? "server closed the connection", flushClient: true)
     }
 }

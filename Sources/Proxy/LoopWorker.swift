@@ -28,6 +28,7 @@ final class LoopWorker {
     private var sessions: [ObjectIdentifier: ClientSession] = [:]
     private var nextSessionID: UInt64
     private var draining = false
+    let pool: PoolManager
     /// Loop 0 handles process signals and tells the others.
     var onSignal: ((Int32) -> Void)?
 
@@ -38,6 +39,7 @@ final class LoopWorker {
         self.counter = counter
         logger = runtime.logger
         logger[metadataKey: "loop"] = "\(loop.index)"
+        pool = PoolManager(loop: loop, runtime: runtime, logger: runtime.logger)
         // Session ids are unique across loops: the loop index sits in the high bits.
         nextSessionID = UInt64(loop.index) << 48 | 1
         loop.controlMessageReceived = { [unowned self] message in
@@ -56,6 +58,7 @@ final class LoopWorker {
                     session.terminate(sqlState: SQLState.idleSessionTimeout, message: "terminating connection due to idle-session timeout")
                 }
             }
+            self.pool.tick()
             if !self.draining { self.startSweeper() }
         }
     }
@@ -85,7 +88,7 @@ final class LoopWorker {
             try? Socket.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
             try? Socket.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1)
         }
-        let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, sessionID: nextSessionID)
+        let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool, sessionID: nextSessionID)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
         do {
@@ -111,6 +114,7 @@ final class LoopWorker {
             draining = true
             for listener in listeners { listener.close() }
             listeners.removeAll()
+            pool.shutdown()
             if sessions.isEmpty {
                 loop.stop()
                 return
@@ -124,6 +128,7 @@ final class LoopWorker {
             }
         case .reload(let newRuntime):
             runtime = newRuntime
+            pool.runtime = newRuntime
         }
     }
 }

@@ -1,0 +1,221 @@
+import EventLoop
+import Wire
+import Config
+import Pool
+import Logging
+import Glibc
+
+/// Someone waiting for a server connection: a client session or an internal user (backups).
+protocol PoolUser: AnyObject {
+    func serverConnectionGranted(_ link: UpstreamLink)
+    func serverConnectionRefused(_ fields: ErrorFields)
+}
+
+/// The shell around the pure ServerPool: one per loop, one ServerPool per UpstreamSpec. It opens
+/// links, resets returned ones with DISCARD ALL (server_reset=discard) or closes them
+/// (server_reset=close, with min_idle spares opened ahead), and hands them to waiting users.
+final class PoolManager: UpstreamLinkOwner {
+    final class Entry {
+        var state: ServerPool
+        let target: DatabaseTarget
+        let password: Secret?
+        var links: [ServerPool.ConnectionID: UpstreamLink] = [:]
+        var users: [ServerPool.RequestID: PoolUser] = [:]
+        /// Why the last connect failed, for waiters whose own attempt is not the one that failed.
+        init(state: ServerPool, target: DatabaseTarget, password: Secret?) {
+            self.state = state
+            self.target = target
+            self.password = password
+        }
+    }
+
+    private let loop: EventLoop
+    var runtime: RuntimeConfig
+    private var entries: [UpstreamSpec: Entry] = [:]
+    private var nextRequest: UInt64 = 1
+    private var nextConnectionBase: UInt64
+    private let logger: Logger
+    private var resetting: Set<ServerPool.ConnectionID> = []
+    private static let resetQuery = "DISCARD ALL"
+
+    init(loop: EventLoop, runtime: RuntimeConfig, logger: Logger) {
+        self.loop = loop
+        self.runtime = runtime
+        self.logger = logger
+        nextConnectionBase = UInt64(loop.index) << 48 | 1
+    }
+
+    var now: Duration { .nanoseconds(Int64(loop.now().nanoseconds)) }
+
+    private func settings() -> ServerPool.Settings {
+        let general = runtime.config.general
+        return ServerPool.Settings(
+            maxSize: general.pool.maxSize, minIdle: general.pool.minIdle,
+            idleTimeout: general.pool.idleTimeout, maxLifetime: general.pool.maxLifetime,
+            waitTimeout: general.pool.waitTimeout, reuse: general.serverReset == .discard)
+    }
+
+    // MARK: API for users
+
+    @discardableResult
+    func checkout(_ spec: UpstreamSpec, target: DatabaseTarget, password: Secret?, user: PoolUser) -> ServerPool.RequestID {
+        let request = ServerPool.RequestID(rawValue: nextRequest)
+        nextRequest += 1
+        let entry = entries[spec] ?? {
+            // Connection ids are unique per loop across all pools.
+            let e = Entry(state: ServerPool(settings: settings(), idBase: nextConnectionBase), target: target, password: password)
+            nextConnectionBase += 1 << 32
+            entries[spec] = e
+            return e
+        }()
+        entry.users[request] = user
+        perform(entry.state.checkoutRequested(request, now: now), entry: entry, spec: spec)
+        return request
+    }
+
+    func cancelCheckout(_ request: ServerPool.RequestID, spec: UpstreamSpec) {
+        guard let entry = entries[spec] else { return }
+        entry.users[request] = nil
+        perform(entry.state.checkoutCancelled(request), entry: entry, spec: spec)
+    }
+
+    /// The user is done. `reusable`: idle, outside a transaction, at a message boundary.
+    func checkin(_ link: UpstreamLink, reusable: Bool) {
+        guard let entry = entries[link.spec] else { return link.close() }
+        link.owner = self
+        link.leg?.delegate = link
+        let healthy = reusable && link.isReady && (link.leg?.inbound.readableBytes ?? 1) == 0
+        perform(entry.state.connectionReturned(link.id, reusable: healthy, now: now), entry: entry, spec: link.spec)
+    }
+
+    /// Housekeeping from the loop's sweeper.
+    func tick() {
+        for (spec, entry) in entries {
+            perform(entry.state.tick(now: now), entry: entry, spec: spec)
+            if entry.state.isIdleAndEmpty { entries[spec] = nil }
+        }
+    }
+
+    func shutdown() {
+        for (spec, entry) in entries { perform(entry.state.shutdown(), entry: entry, spec: spec) }
+    }
+
+    // MARK: Actions
+
+    private func perform(_ actions: [ServerPool.Action], entry: Entry, spec: UpstreamSpec) {
+        for action in actions {
+            switch action {
+            case .openConnection(let id):
+                let link = UpstreamLink(id: id, spec: spec, target: entry.target, password: entry.password, loop: loop, runtime: runtime)
+                link.owner = self
+                entry.links[id] = link
+                link.start()
+            case .handOver(let id, let request, let check):
+                guard let link = entry.links[id], let user = entry.users.removeValue(forKey: request) else {
+                    // The waiter left meanwhile: give the connection back.
+                    if let link = entry.links[id] { perform(entry.state.connectionReturned(id, reusable: link.isReady, now: now), entry: entry, spec: spec) }
+                    continue
+                }
+                if check && !Self.looksHealthy(link) {
+                    entry.links[id] = nil
+                    link.close()
+                    entry.users[request] = user
+                    perform(entry.state.connectionClosed(id, now: now), entry: entry, spec: spec)
+                    perform(entry.state.checkoutRequested(request, now: now), entry: entry, spec: spec)
+                    continue
+                }
+                user.serverConnectionGranted(link)
+            case .resetConnection(let id):
+                guard let link = entry.links[id], let leg = link.leg else { continue }
+                resetting.insert(id)
+                var query = ByteBuffer()
+                FrontendMessage.query(Self.resetQuery).encode(into: &query)
+                leg.send(query)
+            case .closeConnection(let id):
+                entry.links.removeValue(forKey: id)?.close()
+            case .failRequest(let request, let failure):
+                guard let user = entry.users.removeValue(forKey: request) else { continue }
+                user.serverConnectionRefused(Self.fields(for: failure, database: entry.target.name))
+            }
+        }
+    }
+
+    /// Before reuse: the server must not have closed or sent anything while idle.
+    private static func looksHealthy(_ link: UpstreamLink) -> Bool {
+        guard link.isReady, let leg = link.leg, !leg.isClosed, leg.inbound.readableBytes == 0 else { return false }
+        var byte: UInt8 = 0
+        let n = recv(leg.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+    }
+
+    private static func fields(for failure: ServerPool.PoolFailure, database: String) -> ErrorFields {
+        switch failure {
+        case .waitTimeout:
+            .error(sqlState: SQLState.connectionFailure, message: "no server connection became free for database \"\(database)\" within pool_wait_timeout", severity: "FATAL")
+        case .connectFailed(let reason):
+            UpstreamStartupMachine.connectionError(database: database, reason: reason)
+        case .poolClosed:
+            .error(sqlState: SQLState.adminShutdown, message: "terminating connection due to administrator command", severity: "FATAL")
+        }
+    }
+
+    // MARK: UpstreamLinkOwner (links the pool holds: opening, idle, resetting)
+
+    func linkReady(_ link: UpstreamLink) {
+        guard let entry = entries[link.spec] else { return link.close() }
+        perform(entry.state.connectionOpened(link.id, now: now), entry: entry, spec: link.spec)
+    }
+
+    func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields) {
+        guard let entry = entries[link.spec] else { return }
+        entry.links[link.id] = nil
+        let reason = fields.message ?? "connection failed"
+        logger.warning("server connection failed: \(reason)")
+        // The server's own error (e.g. 3D000, 28P01) reaches the waiter unchanged.
+        let actions = entry.state.connectionFailedToOpen(link.id, reason: reason, now: now)
+        for action in actions {
+            if case .failRequest(let request, _) = action, let user = entry.users.removeValue(forKey: request) {
+                user.serverConnectionRefused(fields)
+            }
+        }
+    }
+
+    func linkReceivedBytes(_ link: UpstreamLink) {
+        guard let leg = link.leg, let entry = entries[link.spec] else { return }
+        guard resetting.contains(link.id) else {
+            // Anything from an idle server (a notice, a FATAL before it closes) disqualifies it.
+            resetting.remove(link.id)
+            entry.links[link.id] = nil
+            link.close()
+            perform(entry.state.connectionClosed(link.id, now: now), entry: entry, spec: link.spec)
+            return
+        }
+        let decoder = FrameDecoder(maxMessageLength: 1 << 20)
+        while let frame = try? decoder.peekFrame(in: leg.inbound), leg.inbound.readableBytes >= frame.totalLength {
+            guard let message = try? BackendMessage.decode(frame: frame, from: &leg.inbound) else { break }
+            switch message {
+            case .parameterStatus(let name, let value):
+                if let index = link.parameters.firstIndex(where: { $0.0 == name }) { link.parameters[index].1 = value } else { link.parameters.append((name, value)) }
+            case .readyForQuery(let status):
+                resetting.remove(link.id)
+                perform(entry.state.connectionResetCompleted(link.id, success: status == .idle, now: now), entry: entry, spec: link.spec)
+                return
+            case .errorResponse:
+                resetting.remove(link.id)
+                perform(entry.state.connectionResetCompleted(link.id, success: false, now: now), entry: entry, spec: link.spec)
+                return
+            default:
+                continue
+            }
+        }
+    }
+
+    func linkDrained(_ link: UpstreamLink) {}
+
+    func linkClosed(_ link: UpstreamLink, reason: String?) {
+        resetting.remove(link.id)
+        guard let entry = entries[link.spec] else { return }
+        entry.links[link.id] = nil
+        perform(entry.state.connectionClosed(link.id, now: now), entry: entry, spec: link.spec)
+    }
+}
