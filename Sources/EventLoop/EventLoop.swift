@@ -49,7 +49,7 @@ public final class EventLoop {
     public func register(fd: Int32, interest: Interest, handler: any ReadinessHandler) throws(Errno) -> RegistrationID {
         let id = nextRegistration
         nextRegistration += 1
-        _ = try syscallValue { pc_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, interest.rawValue | EPOLLRDHUP.rawValue, id) }
+        _ = try syscallValue { pc_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, interest.rawValue, id) }
         registrations[id] = Registration(fd: fd, interest: interest, handler: handler, retained: handler)
         return RegistrationID(rawValue: id)
     }
@@ -58,7 +58,7 @@ public final class EventLoop {
         guard var registration = registrations[id.rawValue], registration.interest != interest else { return }
         registration.interest = interest
         registrations[id.rawValue] = registration
-        _ = pc_epoll_ctl(epollFD, EPOLL_CTL_MOD, registration.fd, interest.rawValue | EPOLLRDHUP.rawValue, id.rawValue)
+        _ = pc_epoll_ctl(epollFD, EPOLL_CTL_MOD, registration.fd, interest.rawValue, id.rawValue)
     }
 
     public func interest(for id: RegistrationID) -> Interest? { registrations[id.rawValue]?.interest }

@@ -6,6 +6,8 @@ public struct Interest: OptionSet, Sendable, Hashable {
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     public static let readable = Interest(rawValue: EPOLLIN.rawValue)
     public static let writable = Interest(rawValue: EPOLLOUT.rawValue)
+    /// The peer shut down its sending side (EPOLLRDHUP). Only ask while reading: it is level-triggered.
+    public static let peerHangUp = Interest(rawValue: EPOLLRDHUP.rawValue)
     public static let none: Interest = []
 }
 
@@ -17,6 +19,9 @@ public struct ReadinessEvents: Sendable {
     public var isWritable: Bool { rawValue & EPOLLOUT.rawValue != 0 }
     /// Error or hang-up: reading will return the error or EOF.
     public var isHangUp: Bool { rawValue & (EPOLLHUP.rawValue | EPOLLERR.rawValue | EPOLLRDHUP.rawValue) != 0 }
+    /// Error or full hang-up: always reported by epoll, whatever the interest, so it must be
+    /// acted on even while reading is paused.
+    public var isErrorOrFullHangUp: Bool { rawValue & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 }
 }
 
 /// Identifies one registration. It goes into `epoll_event.data`, so an event that was queued for

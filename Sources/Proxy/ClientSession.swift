@@ -125,7 +125,11 @@ final class ClientSession: LegDelegate {
             let consumed = before != client.inbound.readableBytes
             if case .none = action, !consumed { break }
             run(action)
-            if machine.isAwaitingUpstream { break }
+            if machine.isAwaitingUpstream {
+                // Whatever the client pipelines now waits in the socket, not in our memory.
+                client.readPaused = true
+                break
+            }
         }
     }
 
@@ -351,6 +355,7 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: [UInt8(ascii: "Z")])
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
         run(machine.upstreamReady(parameters: link.parameters, processID: link.processID, proxySecretKey: proxySecret))
+        client.readPaused = false
         // Anything the client pipelined while we connected goes up now.
         forwardClientBytes()
         forwardServerBytes()

@@ -59,7 +59,7 @@ final class Leg: ReadinessHandler {
     func register() throws(Errno) {
         let interest: Interest = {
             if case .connecting = phase { return .writable }
-            return .readable
+            return [.readable, .peerHangUp]
         }()
         registration = try loop.register(fd: fd, interest: interest, handler: self)
     }
@@ -113,6 +113,10 @@ final class Leg: ReadinessHandler {
             if isClosed { return }
         }
         if (events.isReadable || events.isHangUp || (tlsReadWantsWrite && events.isWritable)) && !readPaused {
+            readAvailable()
+        } else if events.isErrorOrFullHangUp && readPaused {
+            // The socket is dead; reading now returns what is left and then the error or EOF.
+            readPaused = false
             readAvailable()
         }
     }
@@ -259,7 +263,7 @@ final class Leg: ReadinessHandler {
         case .handshaking:
             interest = wantWrite == true ? .writable : .readable
         case .plain, .tls:
-            if !readPaused || tlsWriteWantsRead { interest.insert(.readable) }
+            if !readPaused || tlsWriteWantsRead { interest.formUnion([.readable, .peerHangUp]) }
             if outbound.readableBytes > 0 || tlsReadWantsWrite { interest.insert(.writable) }
         case .closed:
             return
