@@ -68,6 +68,7 @@ struct ConfigBuilder {
     var sectionLines: [String: Int] = [:]
     /// Line of each key, by section then key.
     var keyLines: [String: [String: Int]] = [:]
+    var sawDatabaseEntry = false
 
     init(fileName: String) {
         self.fileName = fileName
