@@ -96,18 +96,4 @@ final class FixtureTests: XCTestCase {
             XCTAssertEqual((error as? ConfigErrors)?.errors.map(\.message), ["file is not valid UTF-8"])
         }
     }
-
-    /// The documented example must stay loadable.
-    func testShippedExampleConfigurationLoads() throws {
-        let repositoryRoot = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let example = repositoryRoot.appendingPathComponent("conf/portcullis.ini").path
-        let config = try ConfigLoader.load(path: example)
-        let app = try XCTUnwrap(config.databases["app"])
-        XCTAssertEqual(app.host, "127.0.0.1")
-        XCTAssertEqual(app.sslMode, .verifyFull)
-        XCTAssertEqual(app.sslRootCert, "certs-example/generated/ca.crt")
-        XCTAssertEqual(config.tls.certFile, "certs-example/generated/server.crt")
-        XCTAssertEqual(config.tls.keyFile, "certs-example/generated/server.key")
-    }
 }
