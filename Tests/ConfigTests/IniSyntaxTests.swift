@@ -89,3 +89,12 @@ final class IniSyntaxTests: XCTestCase {
         }
     }
 }
+
+final class ByteOrderMarkTests: XCTestCase {
+    func testLeadingByteOrderMarkIsIgnored() throws {
+        let config = try ConfigLoader.parse(
+            "\u{FEFF}[tls]\nclient_tls = disable\n[databases]\napp = host=db sslmode=disable\n", fileName: "bom.ini")
+        XCTAssertEqual(config.tls.mode, .disable)
+        XCTAssertEqual(config.databases["app"]?.sslMode, .disable)
+    }
+}
