@@ -8,6 +8,7 @@ extension ConfigBuilder {
     ]
 
     mutating func applyDatabase(_ entry: IniDocument.Entry) {
+        sawDatabaseEntry = true
         let name = entry.key
         guard checkName(name, kind: "database", line: entry.line) else { return }
         let pairs: [(key: String, value: String)]
@@ -34,6 +35,9 @@ extension ConfigBuilder {
         var seen: Set<String> = []
         var host: String?
         var sslMode: UpstreamSSLMode?
+        // Checks that depend on the host kind and sslmode are skipped when either is unusable,
+        // so one mistake does not produce a cascade of follow-on messages.
+        var sslModeUsable = true
         let problemsBefore = problems.count
 
         for (keyword, value) in pairs {
@@ -59,7 +63,9 @@ extension ConfigBuilder {
                 case "password":
                     target.password = Secret(try nonEmpty(value, keyword))
                 case "sslmode":
+                    sslModeUsable = false
                     sslMode = try upstreamSSLMode(value)
+                    sslModeUsable = true
                 case "sslrootcert":
                     target.sslRootCert = try nonEmpty(value, keyword)
                 case "sslcert":
@@ -90,9 +96,13 @@ extension ConfigBuilder {
         } else if !seen.contains("host") {
             problems.append("host is required")
         }
+        if (target.sslCert == nil) != (target.sslKey == nil) {
+            problems.append("sslcert and sslkey must be given together")
+        }
+        guard let host, sslModeUsable else { return nil }
         // Over a Unix-domain socket libpq never uses TLS, so the secure default for a socket
         // host is disable; asking for TLS there is a mistake worth reporting.
-        let isSocket = host?.hasPrefix("/") ?? false
+        let isSocket = host.hasPrefix("/")
         target.sslMode = sslMode ?? (isSocket ? .disable : .verifyFull)
         if isSocket, let sslMode, sslMode != .disable {
             problems.append("sslmode=\(sslMode.rawValue) cannot be used with a Unix-domain socket host "
@@ -110,9 +120,6 @@ extension ConfigBuilder {
             }
         case .disable, .require:
             break
-        }
-        if (target.sslCert == nil) != (target.sslKey == nil) {
-            problems.append("sslcert and sslkey must be given together")
         }
         return problems.count == problemsBefore ? target : nil
     }
@@ -159,7 +166,8 @@ extension ConfigBuilder {
     }
 
     mutating func checkDatabaseRelationships() {
-        if config.databases.isEmpty, !errors.contains(where: { $0.message.hasPrefix("database \"") }) {
+        // When entries exist but were all rejected, their own errors already say why.
+        if config.databases.isEmpty, !sawDatabaseEntry {
             report(line: sectionLines["databases"] ?? 0,
                    "no databases configured; add at least one entry to [databases]")
         }

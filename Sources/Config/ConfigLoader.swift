@@ -18,7 +18,9 @@ public enum ConfigLoader {
     }
 
     public static func parse(_ text: String, fileName: String) throws(ConfigErrors) -> PortcullisConfig {
-        let (document, syntaxErrors) = IniParser.parse(text, rawValueSections: ConfigBuilder.connectionStringSections)
+        // Editors on some platforms start UTF-8 files with a byte order mark.
+        let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        let (document, syntaxErrors) = IniParser.parse(body, rawValueSections: ConfigBuilder.connectionStringSections)
         var builder = ConfigBuilder(fileName: fileName)
         for syntaxError in syntaxErrors {
             builder.report(line: syntaxError.line, syntaxError.message)
@@ -68,6 +70,7 @@ struct ConfigBuilder {
     var sectionLines: [String: Int] = [:]
     /// Line of each key, by section then key.
     var keyLines: [String: [String: Int]] = [:]
+    var sawDatabaseEntry = false
 
     init(fileName: String) {
         self.fileName = fileName

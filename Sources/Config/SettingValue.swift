@@ -152,7 +152,11 @@ enum SettingValue {
     /// Host names are not resolved so the listening set never depends on DNS.
     static func listenAddresses(_ text: String) throws(SettingError) -> [String] {
         var addresses: [String] = []
-        for item in try list(text) {
+        let items = try list(text)
+        if items.count > 1, items.contains("*") {
+            throw SettingError("\"*\" already means every address; list it alone")
+        }
+        for item in items {
             let expanded: [String]
             if item.lowercased() == "localhost" {
                 expanded = ["127.0.0.1", "::1"]

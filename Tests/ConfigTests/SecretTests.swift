@@ -1,0 +1,62 @@
+import XCTest
+
+@testable import Config
+
+final class SecretTests: XCTestCase {
+    static let secrets = ["db-pass-XYZZY", "ident-upstream-PLUGH"]
+
+    func loadConfigWithSecrets() throws -> PortcullisConfig {
+        try ConfigLoader.parse(
+            """
+            [tls]
+            client_tls = disable
+            [databases]
+            app = host=db sslmode=require password=\(Self.secrets[0])
+            [identities]
+            alice = password=md510b8caca84b2085b8e2f163898f1c1b7 server_password='\(Self.secrets[1])'
+            """, fileName: "secrets.ini")
+    }
+
+    func testSecretsAreMaskedInEveryDescription() throws {
+        let config = try loadConfigWithSecrets()
+        let app = try XCTUnwrap(config.databases["app"])
+        let alice = try XCTUnwrap(config.identities["alice"])
+        XCTAssertEqual(app.password?.reveal(), Self.secrets[0])
+        XCTAssertEqual(alice.serverPassword?.reveal(), Self.secrets[1])
+
+        var dumped = ""
+        dump(config, to: &dumped)
+        let renderings = [
+            String(describing: config), String(reflecting: config), dumped,
+            String(describing: app), String(reflecting: app), "\(app)",
+            String(describing: alice), String(reflecting: alice),
+            String(describing: config.databases), String(describing: config.identities),
+            String(describing: app.password), String(reflecting: app.password as Any),
+        ]
+        for rendering in renderings {
+            for secret in Self.secrets {
+                XCTAssertFalse(rendering.contains(secret), "secret leaked in: \(rendering)")
+            }
+        }
+        XCTAssertTrue(String(describing: app).contains("********"))
+        XCTAssertEqual(Secret("x").description, "********")
+        XCTAssertEqual(Secret("x").debugDescription, "********")
+        XCTAssertTrue(Mirror(reflecting: Secret("x")).children.isEmpty)
+    }
+
+    func testErrorsAboutSecretsDoNotQuoteThem() {
+        let text = """
+            [tls]
+            client_tls = disable
+            [databases]
+            app = host=db sslmode=prefer password=leak-me-1
+            [identities]
+            alice = password=leak-me-2 server_password=leak-me-3 bogus=1
+            """
+        XCTAssertThrowsError(try ConfigLoader.parse(text, fileName: "x.ini")) { error in
+            let description = String(describing: error)
+            XCTAssertTrue(description.contains("plaintext passwords are refused"), description)
+            XCTAssertFalse(description.contains("leak-me"), description)
+        }
+    }
+}
