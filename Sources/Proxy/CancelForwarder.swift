@@ -31,13 +31,7 @@ final class CancelForwarder: LegDelegate {
 
     private func connect() {
         let target = machine.target
-        let addresses: [SocketAddress]
-        if target.host.hasPrefix("/") {
-            addresses = SocketAddress(unixPath: "\(target.host)/.s.PGSQL.\(target.port)").map { [$0] } ?? []
-        } else {
-            addresses = SocketAddress.resolve(host: target.hostaddr ?? target.host, port: target.port)
-        }
-        guard let address = addresses.first else { return done("could not resolve \(target.host)") }
+        guard let address = target.socketAddresses().first else { return done("could not resolve \(target.host)") }
         do {
             let (fd, pending) = try Socket.connect(to: address)
             let leg = Leg(loop: loop, fd: fd, name: "cancel", connecting: pending)

@@ -68,11 +68,7 @@ final class UpstreamLink: LegDelegate {
     }
 
     func start() {
-        if target.host.hasPrefix("/") {
-            addresses = SocketAddress(unixPath: "\(target.host)/.s.PGSQL.\(target.port)").map { [$0] } ?? []
-        } else {
-            addresses = SocketAddress.resolve(host: target.hostaddr ?? target.host, port: target.port)
-        }
+        addresses = target.socketAddresses()
         if let timeout = target.connectTimeout {
             connectTimer = loop.scheduleTimer(at: loop.now() + timeout) { [weak self] in
                 guard let self, !self.isReady else { return }
@@ -206,5 +202,16 @@ final class UpstreamLink: LegDelegate {
         } else {
             fail(reason ?? "server closed the connection unexpectedly")
         }
+    }
+}
+
+extension DatabaseTarget {
+    /// Where to connect, as libpq: a socket directory holds `.s.PGSQL.<port>`; `hostaddr`
+    /// skips name resolution while `host` stays the name that verify-full checks.
+    func socketAddresses() -> [SocketAddress] {
+        if host.hasPrefix("/") {
+            return SocketAddress(unixPath: "\(host)/.s.PGSQL.\(port)").map { [$0] } ?? []
+        }
+        return SocketAddress.resolve(host: hostaddr ?? host, port: port)
     }
 }
