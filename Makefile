@@ -1,0 +1,38 @@
+# Portcullis — `make run` (demo) and `make test` (everything) on Debian 12 as root.
+SHELL := /bin/bash
+ifeq ($(shell command -v swift 2>/dev/null),)
+export PATH := $(PATH):/opt/swift/usr/bin
+endif
+CERTS := certs-example/generated
+
+.PHONY: all deps certs build run test bench clean stop-test-clusters
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+certs:
+	certs-example/generate.sh $(CERTS)
+
+build: deps
+	swift build
+
+run:
+	scripts/run-demo.sh
+
+# Unit tests and the integration tests (which start their own clusters and proxies).
+# Whatever the outcome, leftovers of a killed test process are stopped afterwards.
+test: deps certs
+	swift build
+	status=0; swift test || status=$$?; scripts/stop-test-clusters.sh; exit $$status
+
+bench: deps certs build
+	scripts/bench.sh
+
+stop-test-clusters:
+	scripts/stop-test-clusters.sh
+
+clean: stop-test-clusters
+	-scripts/pg-cluster.sh stop run/pgdata
+	rm -rf .build run $(CERTS)

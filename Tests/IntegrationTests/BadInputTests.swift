@@ -1,0 +1,131 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// Malformed and hostile input on the client port. For each: the proxy answers with an
+/// ErrorResponse ('E'), a TLS alert, or just closes — and keeps serving everyone else.
+final class BadInputTests: IntegrationTestCase {
+    private var proxy: ProxyProcess?
+
+    override func setUpWithError() throws {
+        try requireProxyTarget("these probe the proxy's handling of malformed input; PostgreSQL's own is not under test")
+        let harness = try harness
+        proxy = try ProxyProcess(harness: harness, options: .init(upstream: harness.cluster, loginTimeout: "2s"))
+    }
+
+    override func tearDown() {
+        proxy?.stop()
+        proxy = nil
+    }
+
+    private func bigEndian(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
+    }
+
+    /// The reply ends the connection and, if it says anything, starts like an ErrorResponse
+    /// (or a TLS alert record once TLS was agreed).
+    private func assertRefused(_ reply: RawSocket.Reply, allowTLSAlert: Bool = false, _ what: String,
+                               file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(reply.closed, "\(what): connection was not closed (got \(reply.bytes.prefix(16)))", file: file, line: line)
+        if let first = reply.bytes.first {
+            let allowed: Set<UInt8> = allowTLSAlert ? [UInt8(ascii: "E"), 0x15] : [UInt8(ascii: "E")]
+            XCTAssertTrue(allowed.contains(first), "\(what): unexpected reply \(reply.bytes.prefix(16))", file: file, line: line)
+        }
+    }
+
+    private func assertProxyStillServes(file: StaticString = #filePath, line: UInt = #line) throws {
+        let proxy = try XCTUnwrap(proxy)
+        XCTAssertTrue(proxy.isAlive, "proxy died:\n\(proxy.stderrText.suffix(3000))", file: file, line: line)
+        let result = try runPsql(conninfo: proxy.endpoint.conninfo(), sql: "SELECT 1", env: proxy.endpoint.env())
+        XCTAssertEqual(result.status, 0, "healthy session failed: \(result)", file: file, line: line)
+        XCTAssertEqual(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "1", file: file, line: line)
+    }
+
+    func testRandomBytesAreRefused() throws {
+        let proxy = try XCTUnwrap(proxy)
+        // Fixed-seed bytes so a failure reproduces.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let bytes: [UInt8] = (0..<512).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 56)
+        }
+        let socket = try RawSocket(port: proxy.port)
+        socket.send(bytes)
+        assertRefused(socket.readUntilClosed(timeout: 15), "random bytes")
+        try assertProxyStillServes()
+    }
+
+    func testTwoGibibyteLengthHeaderIsRefusedWithoutAllocating() throws {
+        let proxy = try XCTUnwrap(proxy)
+        for length: UInt32 in [0x7fff_ffff, 0x8000_0000] {
+            let socket = try RawSocket(port: proxy.port)
+            socket.send(bigEndian(length) + bigEndian(196_608) + Array("user\0app_rw\0".utf8))
+            assertRefused(socket.readUntilClosed(timeout: 15), "length \(length)")
+        }
+        if let peak = proxy.peakRSS() {
+            XCTAssertLessThan(peak, 200 * 1024 * 1024, "proxy allocated for a bogus length: \(peak / 1_048_576) MiB")
+        }
+        try assertProxyStillServes()
+    }
+
+    func testTruncatedStartupPacketIsRefused() throws {
+        let proxy = try XCTUnwrap(proxy)
+        let socket = try RawSocket(port: proxy.port)
+        socket.send(bigEndian(100) + bigEndian(196_608) + Array("user\0".utf8))
+        socket.shutdownWrite()
+        assertRefused(socket.readUntilClosed(timeout: 15), "truncated startup packet")
+        try assertProxyStillServes()
+    }
+
+    func testPlaintextAfterSSLRequestIsRefused() throws {
+        let proxy = try XCTUnwrap(proxy)
+        let socket = try RawSocket(port: proxy.port)
+        socket.send(bigEndian(8) + bigEndian(80_877_103))
+        let answer = socket.readUntilClosed(timeout: 10, maxBytes: 1)
+        XCTAssertEqual(answer.bytes.first, UInt8(ascii: "S"), "SSLRequest must be accepted by a TLS-requiring proxy")
+        let startup = Array("user\0app_rw\0database\0app\0\0".utf8)
+        socket.send(bigEndian(UInt32(8 + startup.count)) + bigEndian(196_608) + startup)
+        assertRefused(socket.readUntilClosed(timeout: 15), allowTLSAlert: true, "plaintext after 'S'")
+        try assertProxyStillServes()
+    }
+
+    /// PostgreSQL 17's direct TLS requires ALPN "postgresql"; a ClientHello without it must fail.
+    func testDirectTLSWithoutALPNFailsHandshake() throws {
+        let proxy = try XCTUnwrap(proxy)
+        let result = try runCommand("openssl", ["s_client", "-connect", "127.0.0.1:\(proxy.port)", "-noservername",
+                                                "-CAfile", try harness.caFile], timeout: 30)
+        XCTAssertFalse(result.stdout.contains("New, TLSv1"), "handshake completed without ALPN: \(result)")
+        try assertProxyStillServes()
+    }
+
+    /// 200 connections that never speak are closed by login_timeout (2 s here) while an
+    /// authenticated session spanning the timeout keeps working.
+    func testSilentConnectionsAreClosedByLoginTimeout() throws {
+        let proxy = try XCTUnwrap(proxy)
+        let healthy = try BackgroundCommand("psql", psqlFlags + ["-d", proxy.endpoint.conninfo(),
+                                                                 "-c", "SELECT 1", "-c", "SELECT pg_sleep(4)", "-c", "SELECT 2"],
+                                            environment: proxy.endpoint.env(), workDir: try harness.makeDir("healthy"))
+        let silent = try (0..<200).map { _ in try RawSocket(port: proxy.port) }
+        let during = try runPsql(conninfo: proxy.endpoint.conninfo(), sql: "SELECT 'during'", env: proxy.endpoint.env())
+        assertSucceeded(during, "session while 200 silent connections are open")
+
+        var open = Set(silent.indices)
+        let deadline = Date().addingTimeInterval(25)
+        while !open.isEmpty && Date() < deadline {
+            var fds = open.map { pollfd(fd: silent[$0].fd, events: Int16(POLLIN), revents: 0) }
+            let indices = Array(open)
+            _ = poll(&fds, nfds_t(fds.count), 500)
+            for (slot, pfd) in fds.enumerated() where pfd.revents != 0 {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let count = buffer.withUnsafeMutableBytes { recv(pfd.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { open.remove(indices[slot]) }
+            }
+        }
+        XCTAssertTrue(open.isEmpty, "\(open.count) of 200 silent connections still open after login_timeout")
+
+        let result = try healthy.wait(timeout: 30)
+        assertSucceeded(result, "session spanning the login timeout")
+        XCTAssertEqual(result.stdout.split(separator: "\n").filter { !$0.isEmpty }, ["1", "2"], "\(result)")
+        try assertProxyStillServes()
+    }
+}

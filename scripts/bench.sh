@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# `make bench`: pgbench -S (select-only) over TLS at 1/16/64 clients against
+#   1. PostgreSQL directly, 2. PgBouncer (session pooling, TLS on both legs),
+#   3. Portcullis (configured as the integration tests configure it),
+# all in one run against one throw-away cluster, and writes docs/BENCHMARKS.md.
+#
+# Environment: BENCH_SECONDS (default 10) per measurement, BENCH_SCALE (default 10),
+# BENCH_CLIENTS (default "1 16 64"), PORTCULLIS_BIN (default: swift build's debug binary),
+# BENCH_OUT (default docs/BENCHMARKS.md).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+cd "$repo"
+export PATH="$PATH:/opt/swift/usr/bin"
+seconds="${BENCH_SECONDS:-10}"
+scale="${BENCH_SCALE:-10}"
+clients="${BENCH_CLIENTS:-1 16 64}"
+out="${BENCH_OUT:-$repo/docs/BENCHMARKS.md}"
+certdir="$repo/certs-example/generated"
+bin="${PORTCULLIS_BIN:-$repo/.build/debug/portcullis}"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_ready() { # port seconds -> 0 when something accepts PostgreSQL connections there
+  local deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    if pg_isready -q -h 127.0.0.1 -p "$1" -t 2; then return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+
+tmp="$(mktemp -d /tmp/portcullis-bench.XXXXXX)"
+chmod 0755 "$tmp"
+pgdir="$tmp/pg"
+pg_port="$(free_port)"
+bouncer_port="$(free_port)"
+proxy_port="$(free_port)"
+proxy_pid=""
+cleanup() {
+  set +e
+  if [ -f "$tmp/pgbouncer/pgbouncer.pid" ]; then kill -TERM "$(cat "$tmp/pgbouncer/pgbouncer.pid")" 2>/dev/null; fi
+  if [ -n "$proxy_pid" ]; then
+    kill -TERM "$proxy_pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$proxy_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$proxy_pid" 2>/dev/null
+  fi
+  "$here/pg-cluster.sh" stop "$pgdir" >/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$here/pg-cluster.sh" start "$pgdir" "$pg_port" "$certdir"
+
+# PgBouncer refuses to run as root; it runs as postgres from files postgres owns.
+bdir="$tmp/pgbouncer"
+install -d -o postgres -g postgres -m 0700 "$bdir"
+install -o postgres -g postgres -m 0600 "$certdir/server.crt" "$certdir/server.key" "$certdir/ca.crt" "$bdir/"
+cat >"$bdir/userlist.txt" <<'USERS'
+"app_rw" "app_rw_pw"
+USERS
+cat >"$bdir/pgbouncer.ini" <<INI
+[databases]
+app = host=localhost port=$pg_port dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1,::1
+listen_port = $bouncer_port
+unix_socket_dir = $bdir
+pidfile = $bdir/pgbouncer.pid
+logfile = $bdir/pgbouncer.log
+auth_type = scram-sha-256
+auth_file = $bdir/userlist.txt
+pool_mode = session
+max_client_conn = 300
+default_pool_size = 100
+client_tls_sslmode = require
+client_tls_cert_file = $bdir/server.crt
+client_tls_key_file = $bdir/server.key
+client_tls_ca_file = $bdir/ca.crt
+server_tls_sslmode = verify-full
+server_tls_ca_file = $bdir/ca.crt
+INI
+chown postgres:postgres "$bdir/userlist.txt" "$bdir/pgbouncer.ini"
+chmod 0600 "$bdir/userlist.txt"
+runuser -u postgres -- pgbouncer -d "$bdir/pgbouncer.ini"
+wait_ready "$bouncer_port" 20 || { cat "$bdir/pgbouncer.log" >&2; echo "bench: pgbouncer did not start" >&2; exit 1; }
+
+# Portcullis, exactly as the integration tests run it: the binary with a generated config.
+proxy_note=""
+if [ -x "$bin" ]; then
+  "$here/proxy-config.sh" "$tmp/portcullis.ini" "$pgdir" "$pg_port" "$proxy_port" "$certdir" >/dev/null
+  "$bin" run --config "$tmp/portcullis.ini" 2>"$tmp/portcullis.stderr" >/dev/null &
+  proxy_pid=$!
+  if ! wait_ready "$proxy_port" 20 || ! kill -0 "$proxy_pid" 2>/dev/null; then
+    proxy_note="Portcullis did not become ready: $(tail -n 3 "$tmp/portcullis.stderr" | tr '\n' ' ')"
+  fi
+else
+  proxy_note="no Portcullis binary at $bin (run swift build)"
+fi
+
+export PGUSER=app_rw PGPASSWORD=app_rw_pw PGDATABASE=app PGHOST=localhost
+export PGSSLMODE=verify-full PGSSLROOTCERT="$certdir/ca.crt"
+echo "bench: initialising pgbench tables (scale $scale)"
+pgbench -q -i -s "$scale" -p "$pg_port" >"$tmp/init.log" 2>&1 || { cat "$tmp/init.log" >&2; exit 1; }
+
+declare -A tps lat
+targets=(direct pgbouncer portcullis)
+declare -A target_port=([direct]=$pg_port [pgbouncer]=$bouncer_port [portcullis]=$proxy_port)
+for target in "${targets[@]}"; do
+  for c in $clients; do
+    if [ "$target" = portcullis ] && [ -n "$proxy_note" ]; then
+      tps[$target,$c]="n/a"; lat[$target,$c]="n/a"; continue
+    fi
+    j=$(( c < 2 ? c : 2 ))
+    echo "bench: $target, $c clients, ${seconds}s"
+    log="$tmp/$target-$c.log"
+    if pgbench -n -S -T "$seconds" -c "$c" -j "$j" -p "${target_port[$target]}" >"$log" 2>&1; then
+      tps[$target,$c]="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log" | head -n1 | xargs printf '%.0f')"
+      lat[$target,$c]="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log" | head -n1)"
+      failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")"
+      if [ "${failed:-0}" != 0 ]; then tps[$target,$c]="${tps[$target,$c]} ($failed failed)"; fi
+    else
+      tps[$target,$c]="error"; lat[$target,$c]="error"
+      if [ "$target" = portcullis ]; then proxy_note="pgbench failed through Portcullis: $(tail -n 2 "$log" | tr '\n' ' ')"; fi
+    fi
+  done
+done
+
+mkdir -p "$(dirname "$out")"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Generated by \`make bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo);"
+  echo "$(postgres_version="$(/usr/lib/postgresql/15/bin/postgres --version)"; echo "$postgres_version"), $(pgbouncer --version | head -n1), OpenSSL $(openssl version | awk '{print $2}')."
+  echo "pgbench, PostgreSQL, PgBouncer and Portcullis all share this machine's cores, so the"
+  echo "numbers compare the paths with each other; they are not absolute capacity figures."
+  echo "The cluster runs with fsync=off (scripts/pg-cluster.sh); -S is read-only anyway."
+  echo
+  echo "Each cell: transactions per second (excluding connection setup) / average latency in ms."
+  echo "Every client connects once over TLS with sslmode=verify-full and SCRAM-SHA-256."
+  echo
+  printf '| clients |'; for t in "${targets[@]}"; do printf ' %s |' "$t"; done; echo
+  printf '| ---: |'; for _ in "${targets[@]}"; do printf ' ---: |'; done; echo
+  for c in $clients; do
+    printf '| %s |' "$c"
+    for t in "${targets[@]}"; do printf ' %s / %s |' "${tps[$t,$c]}" "${lat[$t,$c]}"; done
+    echo
+  done
+  echo
+  echo "- direct: PostgreSQL 15 with \`ssl=on\`, \`hostssl ... scram-sha-256\`."
+  echo "- pgbouncer: PgBouncer session pooling, \`client_tls_sslmode=require\`, \`server_tls_sslmode=verify-full\`."
+  echo "- portcullis: \`portcullis run --config\` with a config from scripts/proxy-config.sh (upstream \`sslmode=verify-full\`)."
+  if [ -n "$proxy_note" ]; then echo "- portcullis: not measured — $proxy_note"; fi
+  echo
+  echo "Command per cell (scale $scale, initialised with \`pgbench -i -s $scale\`):"
+  echo
+  echo '```'
+  echo "PGSSLMODE=verify-full PGSSLROOTCERT=certs-example/generated/ca.crt PGHOST=localhost PGUSER=app_rw PGDATABASE=app \\"
+  echo "  pgbench -n -S -T $seconds -c CLIENTS -j min(CLIENTS,2) -p PORT"
+  echo '```'
+} >"$out"
+echo "bench: wrote $out"
+cat "$out"
