@@ -118,7 +118,30 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
-void pc_ssl_ctx_use_postgresql_alpn(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL); }
+static int direct_tls_index = -1;
+static pthread_once_t direct_tls_once = PTHREAD_ONCE_INIT;
+static void direct_tls_index_init(void) { direct_tls_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+
+/* Direct TLS (no SSLRequest) must negotiate ALPN "postgresql": refuse a ClientHello without the
+   ALPN extension during the handshake, before any application data can flow. */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg) {
+    (void)arg;
+    if (direct_tls_index < 0 || SSL_get_ex_data(ssl, direct_tls_index) == NULL) return SSL_CLIENT_HELLO_SUCCESS;
+    const unsigned char *ext = NULL; size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1) return SSL_CLIENT_HELLO_SUCCESS;
+    *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+void pc_ssl_ctx_use_postgresql_alpn(SSL_CTX *ctx) {
+    pthread_once(&direct_tls_once, direct_tls_index_init);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
+}
+int pc_ssl_mark_direct(SSL *ssl) {
+    pthread_once(&direct_tls_once, direct_tls_index_init);
+    return SSL_set_ex_data(ssl, direct_tls_index, (void *)1);
+}
 int pc_ssl_set_postgresql_alpn(SSL *ssl) { return SSL_set_alpn_protos(ssl, pg_alpn, sizeof pg_alpn - 1); }
 int pc_ssl_alpn_is_postgresql(const SSL *ssl) {
     const unsigned char *data = NULL; unsigned int len = 0;

@@ -112,7 +112,7 @@ final class ClientSession: LegDelegate {
         }
         do {
             directTLS = direct
-            client.startTLS(try TLSConnection(serverContext: context, fd: client.fd))
+            client.startTLS(try TLSConnection(serverContext: context, fd: client.fd, direct: direct))
         } catch {
             finish(reason: error.message, flushClient: false)
         }

@@ -25,10 +25,12 @@ public final class TLSConnection {
     public let isServer: Bool
 
     /// Server side: a client connection whose handshake we accept.
-    public init(serverContext: TLSContext, fd: Int32) throws(TLSError) {
+    /// `direct`: PostgreSQL 17 direct TLS, where the ClientHello must offer ALPN "postgresql".
+    public init(serverContext: TLSContext, fd: Int32, direct: Bool = false) throws(TLSError) {
         guard let ssl = SSL_new(serverContext.context) else { throw .openSSL("could not create TLS session") }
         self.ssl = ssl
         isServer = true
+        if direct { _ = pc_ssl_mark_direct(ssl) }
         guard SSL_set_fd(ssl, fd) == 1 else { throw .openSSL("could not attach socket to TLS session") }
         SSL_set_accept_state(ssl)
     }

@@ -61,6 +61,8 @@ void pc_ssl_ctx_set_hardening_options(SSL_CTX *ctx, int server);
 int pc_ssl_set_expected_ip(SSL *ssl, const char *ip);
 /// Server side: select ALPN "postgresql" when offered; refuse a handshake that offers only others.
 void pc_ssl_ctx_use_postgresql_alpn(SSL_CTX *ctx);
+/// Marks a server-side session as direct TLS: its ClientHello must carry ALPN.
+int pc_ssl_mark_direct(SSL *ssl);
 /// Client side: offer ALPN "postgresql" as libpq 17 does.
 int pc_ssl_set_postgresql_alpn(SSL *ssl);
 /// 1 when ALPN "postgresql" was negotiated.
