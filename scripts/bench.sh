@@ -106,6 +106,7 @@ echo "bench: initialising pgbench tables (scale $scale)"
 pgbench -q -i -s "$scale" -p "$pg_port" >"$tmp/init.log" 2>&1 || { cat "$tmp/init.log" >&2; exit 1; }
 
 declare -A tps lat
+cell_errors=()
 targets=(direct pgbouncer portcullis)
 declare -A target_port=([direct]=$pg_port [pgbouncer]=$bouncer_port [portcullis]=$proxy_port)
 for target in "${targets[@]}"; do
@@ -123,7 +124,7 @@ for target in "${targets[@]}"; do
       if [ "${failed:-0}" != 0 ]; then tps[$target,$c]="${tps[$target,$c]} ($failed failed)"; fi
     else
       tps[$target,$c]="error"; lat[$target,$c]="error"
-      if [ "$target" = portcullis ]; then proxy_note="pgbench failed through Portcullis: $(tail -n 2 "$log" | tr '\n' ' ')"; fi
+      cell_errors+=("$target, $c clients: $(grep -m 3 -E 'error|FATAL' "$log" | tr '\n' ' ')")
     fi
   done
 done
@@ -153,7 +154,9 @@ mkdir -p "$(dirname "$out")"
   echo "- direct: PostgreSQL 15 with \`ssl=on\`, \`hostssl ... scram-sha-256\`."
   echo "- pgbouncer: PgBouncer session pooling, \`client_tls_sslmode=require\`, \`server_tls_sslmode=verify-full\`."
   echo "- portcullis: \`portcullis run --config\` with a config from scripts/proxy-config.sh (upstream \`sslmode=verify-full\`)."
+  echo "- Portcullis binary: \`${bin#"$repo"/}\` (as built by \`make build\`: a debug build unless PORTCULLIS_BIN says otherwise)."
   if [ -n "$proxy_note" ]; then echo "- portcullis: not measured — $proxy_note"; fi
+  for e in "${cell_errors[@]}"; do echo "- error in $e"; done
   echo
   echo "Command per cell (scale $scale, initialised with \`pgbench -i -s $scale\`):"
   echo

@@ -89,12 +89,32 @@ final class BadInputTests: IntegrationTestCase {
         try assertProxyStillServes()
     }
 
-    /// PostgreSQL 17's direct TLS requires ALPN "postgresql"; a ClientHello without it must fail.
-    func testDirectTLSWithoutALPNFailsHandshake() throws {
+    /// Direct TLS (PostgreSQL 17) requires ALPN "postgresql": a ClientHello without it must not
+    /// lead to a session — like PostgreSQL 17, the handshake may complete, but the StartupMessage
+    /// sent over it gets no authentication request. With ALPN the same bytes do (the control
+    /// that shows this test can tell the two apart).
+    func testDirectTLSWithoutALPNIsRefused() throws {
         let proxy = try XCTUnwrap(proxy)
-        let result = try runCommand("openssl", ["s_client", "-connect", "127.0.0.1:\(proxy.port)", "-noservername",
-                                                "-CAfile", try harness.caFile], timeout: 30)
-        XCTAssertFalse(result.stdout.contains("New, TLSv1"), "handshake completed without ALPN: \(result)")
+        let dir = try harness.makeDir("direct-tls")
+        let startup = Array("user\0app_rw\0database\0app\0\0".utf8)
+        let packet = Data(bigEndian(UInt32(8 + startup.count)) + bigEndian(196_608) + startup)
+        try packet.write(to: URL(fileURLWithPath: "\(dir)/startup.bin"))
+
+        func exchange(alpn: Bool) throws -> (CommandResult, Data) {
+            let out = "\(dir)/reply-\(alpn).bin"
+            let result = try runCommand("openssl", ["s_client", "-connect", "127.0.0.1:\(proxy.port)", "-noservername",
+                                                    "-CAfile", try harness.caFile, "-quiet"] + (alpn ? ["-alpn", "postgresql"] : []),
+                                        stdinFile: "\(dir)/startup.bin", stdoutFile: out, timeout: 30)
+            return (result, try Data(contentsOf: URL(fileURLWithPath: out)))
+        }
+
+        let (refused, refusedReply) = try exchange(alpn: false)
+        XCTAssertFalse(refusedReply.first == UInt8(ascii: "R"), "authentication offered without ALPN: \(refused)")
+        XCTAssertTrue(refusedReply.isEmpty || refusedReply.first == UInt8(ascii: "E"), "unexpected reply \(Array(refusedReply.prefix(16)))")
+
+        let (accepted, acceptedReply) = try exchange(alpn: true)
+        XCTAssertEqual(acceptedReply.first, UInt8(ascii: "R"), "control: with ALPN the proxy should ask for authentication: \(accepted)")
+        XCTAssertTrue(String(decoding: acceptedReply, as: UTF8.self).contains("SCRAM-SHA-256"), "\(accepted)")
         try assertProxyStillServes()
     }
 

@@ -64,6 +64,8 @@ final class Harness: @unchecked Sendable {
     let cluster: Cluster
 
     private let lock = NSLock()
+    /// Serialises creating the default proxy; separate from `lock`, which proxy setup takes.
+    private let proxyLock = NSLock()
     private var clusters: [Cluster] = []
     private var defaultProxy: ProxyProcess?
     private var usedPorts: Set<Int> = []
@@ -158,11 +160,16 @@ final class Harness: @unchecked Sendable {
         case .direct:
             return Endpoint(port: cluster.port, caFile: caFile, proxyPID: nil)
         case .proxy:
+            proxyLock.lock()
+            defer { proxyLock.unlock() }
             lock.lock()
-            defer { lock.unlock() }
-            if let proxy = defaultProxy, proxy.isAlive { return proxy.endpoint }
+            let existing = defaultProxy
+            lock.unlock()
+            if let existing, existing.isAlive { return existing.endpoint }
             let proxy = try ProxyProcess(harness: self, options: ProxyProcess.Options(upstream: cluster))
+            lock.lock()
             defaultProxy = proxy
+            lock.unlock()
             return proxy.endpoint
         }
     }
