@@ -27,7 +27,9 @@ test: deps certs
 	swift build
 	status=0; swift test || status=$$?; scripts/stop-test-clusters.sh; exit $$status
 
-bench: deps certs build
+# Benchmarks use an optimised build.
+bench: deps certs
+	swift build -c release
 	scripts/bench.sh
 
 stop-test-clusters:

@@ -18,7 +18,7 @@ scale="${BENCH_SCALE:-10}"
 clients="${BENCH_CLIENTS:-1 16 64}"
 out="${BENCH_OUT:-$repo/docs/BENCHMARKS.md}"
 certdir="$repo/certs-example/generated"
-bin="${PORTCULLIS_BIN:-$repo/.build/debug/portcullis}"
+bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -90,7 +90,9 @@ wait_ready "$bouncer_port" 20 || { cat "$bdir/pgbouncer.log" >&2; echo "bench: p
 # Portcullis, exactly as the integration tests run it: the binary with a generated config.
 proxy_note=""
 if [ -x "$bin" ]; then
-  "$here/proxy-config.sh" "$tmp/portcullis.ini" "$pgdir" "$pg_port" "$proxy_port" "$certdir" >/dev/null
+  # Same limits as the PgBouncer above: up to 100 server connections per database/user.
+  PORTCULLIS_EXTRA="pool_max_size = 100" \
+    "$here/proxy-config.sh" "$tmp/portcullis.ini" "$pgdir" "$pg_port" "$proxy_port" "$certdir" >/dev/null
   "$bin" run --config "$tmp/portcullis.ini" 2>"$tmp/portcullis.stderr" >/dev/null &
   proxy_pid=$!
   if ! wait_ready "$proxy_port" 20 || ! kill -0 "$proxy_pid" 2>/dev/null; then
