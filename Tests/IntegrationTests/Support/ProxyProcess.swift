@@ -10,6 +10,8 @@ final class ProxyProcess: @unchecked Sendable {
         var certName = "server"
         var loginTimeout = "60s"
         var logLevel = "info"
+        /// More `[portcullis]` lines, e.g. "server_reset = discard".
+        var extraSettings: [String] = []
     }
 
     let dir: String
@@ -76,6 +78,7 @@ final class ProxyProcess: @unchecked Sendable {
             local_auth_method = trust
             host_auth_method = scram-sha-256
             log_level = \(options.logLevel)
+            \(options.extraSettings.joined(separator: "\n"))
 
             [tls]
             client_tls = require

@@ -1,0 +1,167 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// What a client must not be able to tell apart from PostgreSQL itself: real backend PIDs,
+/// cancel keys that reach only their own backend, startup parameters that become the session's
+/// defaults, pooled connections that look fresh, and a server restart seen as the server's error.
+final class ProxySessionTests: IntegrationTestCase {
+    private func proxy(_ settings: [String] = [], upstream: Cluster? = nil) throws -> ProxyProcess {
+        let harness = try harness
+        var options = ProxyProcess.Options(upstream: upstream ?? harness.cluster)
+        options.extraSettings = settings
+        return try ProxyProcess(harness: harness, options: options)
+    }
+
+    private func psql(_ endpoint: Endpoint, _ sql: String, extra: String = "", user: String = "app_rw") throws -> CommandResult {
+        try runPsql(conninfo: endpoint.conninfo(user: user, extra: extra), sql: sql, env: endpoint.env(user: user))
+    }
+
+    /// BackendKeyData carries the real PID: pg_stat_activity and pg_terminate_backend agree with it.
+    func testBackendPIDIsTheRealOneAndTerminateWorks() throws {
+        try requireProxyTarget("checks the proxy forwards the real backend PID")
+        let proxy = try proxy()
+        let tag = marker("pid")
+        let pid = try psql(proxy.endpoint, "SELECT pg_backend_pid()", extra: "application_name=\(tag)")
+        assertSucceeded(pid, "pg_backend_pid")
+        let direct = try harness.cluster.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) OR application_name = '\(tag)'")
+        // The session has ended by now, so the PID is either gone or still reported under our name.
+        XCTAssertLessThanOrEqual(Int(direct) ?? 99, 1)
+
+        let killed = try psql(proxy.endpoint, "SELECT pg_terminate_backend(pg_backend_pid())")
+        XCTAssertNotEqual(killed.status, 0)
+        XCTAssertTrue(killed.stderr.contains("terminating connection due to administrator command"), "\(killed)")
+        XCTAssertTrue(proxy.isAlive)
+        assertSucceeded(try psql(proxy.endpoint, "SELECT 1"), "a new session after pg_terminate_backend")
+
+        // While connected, the PID the client sees is the one PostgreSQL lists for the session.
+        let both = try psql(proxy.endpoint, "SELECT pg_backend_pid() = (SELECT pid FROM pg_stat_activity WHERE application_name = '\(tag)-2')",
+                            extra: "application_name=\(tag)-2")
+        assertSucceeded(both, "pid lookup")
+        XCTAssertEqual(both.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "t")
+    }
+
+    /// A CancelRequest for one session must not touch another session's query.
+    func testCancelReachesOnlyItsOwnBackend() throws {
+        let endpoint = try endpoint
+        let a = marker("cancel_a"), b = marker("cancel_b")
+        let clientA = try BackgroundCommand("psql", psqlFlags + ["-d", endpoint.conninfo(), "-c", "SELECT pg_sleep(20) AS \(a)"],
+                                            environment: endpoint.env(), workDir: try harness.makeDir("cancel-a"))
+        let clientB = try BackgroundCommand("psql", psqlFlags + ["-d", endpoint.conninfo(), "-c", "SELECT pg_sleep(20) AS \(b)"],
+                                            environment: endpoint.env(), workDir: try harness.makeDir("cancel-b"))
+        defer { clientA.signal(SIGKILL); clientB.signal(SIGKILL) }
+        XCTAssertTrue(try poll(timeout: 20) { try backends(matching: a, state: "active") == 1 && backends(matching: b, state: "active") == 1 })
+        clientA.signal(SIGINT)
+        let resultA = try clientA.wait(timeout: 15)
+        XCTAssertTrue(resultA.stderr.contains("canceling statement due to user request"), "\(resultA)")
+        XCTAssertEqual(try backends(matching: b, state: "active"), 1, "the other session's query was disturbed")
+        clientB.signal(SIGINT)
+        _ = try clientB.wait(timeout: 15)
+    }
+
+    /// Startup parameters go into the server's startup packet, so RESET returns to them.
+    func testStartupParametersBecomeSessionDefaults() throws {
+        let endpoint = try endpoint
+        let sql = "SET search_path = pg_catalog; RESET search_path; SELECT current_setting('search_path') || '|' || current_setting('DateStyle') || '|' || current_setting('application_name')"
+        let tag = marker("app")
+        let result = try psql(endpoint, sql, extra: "options='-c search_path=portcullis_test,public -c DateStyle=SQL,DMY' application_name=\(tag)")
+        assertSucceeded(result, "startup parameters")
+        // PostgreSQL itself is the oracle: the same connection string straight to the server.
+        let cluster = try harness.cluster
+        let direct = try psql(Endpoint(port: cluster.port, caFile: try harness.caFile, proxyPID: nil), sql,
+                              extra: "options='-c search_path=portcullis_test,public -c DateStyle=SQL,DMY' application_name=\(tag)")
+        assertSucceeded(direct, "same parameters, direct")
+        XCTAssertTrue(result.stdout.contains("portcullis_test,public|SQL, DMY|\(tag)"), "\(result)")
+        XCTAssertEqual(result.stdout, direct.stdout)
+    }
+
+    /// server_reset = discard: a reused server connection must look like a fresh one.
+    func testReusedServerConnectionLooksFresh() throws {
+        try requireProxyTarget("pool reuse is a proxy feature")
+        // One loop and one server connection, so the second client must get the first one's.
+        let proxy = try proxy(["workers = 1", "server_reset = discard", "pool_max_size = 1"])
+        let first = try psql(proxy.endpoint, """
+            CREATE TEMP TABLE scratch(x int); PREPARE p AS SELECT 1; SET work_mem = '77MB'; LISTEN reused_channel;
+            SELECT pg_advisory_lock(4242); SELECT pg_backend_pid();
+            """)
+        assertSucceeded(first, "dirty the session")
+        let firstPID = first.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let second = try psql(proxy.endpoint, """
+            SELECT pg_backend_pid() || '|' ||
+              (SELECT count(*) FROM pg_prepared_statements) || '|' || current_setting('work_mem') || '|' ||
+              (SELECT count(*) FROM pg_listening_channels()) || '|' ||
+              (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) || '|' ||
+              (SELECT count(*) FROM pg_class WHERE relname = 'scratch' AND relpersistence = 't')
+            """)
+        assertSucceeded(second, "inspect the reused session")
+        XCTAssertEqual(second.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "\(firstPID)|0|4MB|0|0|0",
+                       "same backend, but nothing of the first client's session left")
+    }
+
+    /// server_reset = close (the default): a server connection never serves a second client.
+    func testClosePolicyNeverReusesAServerSession() throws {
+        try requireProxyTarget("pool policy is a proxy feature")
+        let proxy = try proxy(["workers = 1"])
+        let first = try psql(proxy.endpoint, "SELECT pg_backend_pid()")
+        let second = try psql(proxy.endpoint, "SELECT pg_backend_pid()")
+        assertSucceeded(first, "first"); assertSucceeded(second, "second")
+        XCTAssertNotEqual(first.stdout, second.stdout)
+    }
+
+    /// The upstream restarts: the connected client gets the server's own FATAL, new clients work.
+    func testUpstreamRestartGivesACleanErrorAndRecovers() throws {
+        try requireProxyTarget("restarts a dedicated upstream behind its own proxy")
+        let upstream = try harness.startExtraCluster(certName: "upstream")
+        let proxy = try proxy(upstream: upstream)
+        let endpoint = proxy.endpoint
+        let client = try BackgroundCommand("psql", psqlFlags + ["-d", endpoint.conninfo()], environment: endpoint.env(),
+                                           workDir: try harness.makeDir("restart"), interactiveStdin: true)
+        defer { client.signal(SIGKILL) }
+        client.send("SELECT 'before';\n")
+        XCTAssertTrue(try poll(timeout: 20) { client.stdoutText().contains("before") })
+        let restart = try runCommand("runuser", ["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "restart",
+                                                 "-D", upstream.dir, "-m", "fast", "-w", "-l", "\(upstream.dir)/log/postgresql.log"],
+                                     timeout: 60)
+        XCTAssertEqual(restart.status, 0, "\(restart)")
+        client.send("SELECT 'after';\n")
+        client.closeStdin()
+        let result = try client.wait(timeout: 30)
+        XCTAssertTrue(result.stderr.contains("terminating connection due to administrator command") ||
+                      result.stderr.contains("server closed the connection"), "\(result)")
+        XCTAssertTrue(proxy.isAlive)
+        let fresh = try runPsql(conninfo: endpoint.conninfo(), sql: "SELECT 'works'", env: endpoint.env())
+        assertSucceeded(fresh, "a new session after the restart")
+    }
+
+    /// Reload on SIGHUP: a broken file is refused and the old settings stay in force.
+    func testReloadWithErrorsKeepsServing() throws {
+        try requireProxyTarget("reload is a proxy feature")
+        let proxy = try proxy()
+        let good = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+        try (good + "\nbogus_key = 1\n").write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+        kill(proxy.pid, SIGHUP)
+        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("contains errors") }, proxy.stderrText)
+        XCTAssertTrue(proxy.stderrText.contains("bogus_key"), "the error names what is wrong")
+        assertSucceeded(try psql(proxy.endpoint, "SELECT 1"), "still serving with the old settings")
+        try good.replacingOccurrences(of: "login_timeout = 60s", with: "login_timeout = 30s")
+            .write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+        kill(proxy.pid, SIGHUP)
+        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("reloading configuration files") })
+        assertSucceeded(try psql(proxy.endpoint, "SELECT 1"), "serving after a good reload")
+        XCTAssertTrue(proxy.isAlive)
+    }
+
+    /// check-config reports every error with file:line and exits non-zero.
+    func testCheckConfigReportsLineNumbers() throws {
+        try requireProxyTarget("exercises the portcullis binary")
+        let dir = try harness.makeDir("check")
+        let path = "\(dir)/bad.ini"
+        try "[portcullis]\nlisten_port = 99999\nnot_a_key = 1\n[databases]\napp = host=127.0.0.1 sslmode=prefer\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try runCommand(ProxyProcess.binaryPath(repoRoot: harness.repoRoot), ["check-config", "--config", path], timeout: 30)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("\(path):2:"), "\(result)")
+        XCTAssertTrue(result.stderr.contains("\(path):3:"), "\(result)")
+        XCTAssertTrue(result.stderr.contains("\(path):5:"), "\(result)")
+    }
+}
