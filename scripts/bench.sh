@@ -5,7 +5,7 @@
 # all in one run against one throw-away cluster, and writes docs/BENCHMARKS.md.
 #
 # Environment: BENCH_SECONDS (default 10) per measurement, BENCH_SCALE (default 10),
-# BENCH_CLIENTS (default "1 16 64"), PORTCULLIS_BIN (default: swift build's debug binary),
+# BENCH_CLIENTS (default "1 16 64"), PORTCULLIS_BIN (default: the release build), BENCH_IDLE_CLIENTS (default 100),
 # BENCH_OUT (default docs/BENCHMARKS.md).
 set -euo pipefail
 
@@ -107,7 +107,13 @@ export PGSSLMODE=verify-full PGSSLROOTCERT="$certdir/ca.crt"
 echo "bench: initialising pgbench tables (scale $scale)"
 pgbench -q -i -s "$scale" -p "$pg_port" >"$tmp/init.log" 2>&1 || { cat "$tmp/init.log" >&2; exit 1; }
 
-declare -A tps lat
+# CPU time of a proxy process (all threads), in clock ticks, from /proc/PID/stat (utime+stime).
+clk_tck="$(getconf CLK_TCK)"
+proxy_process() { case "$1" in pgbouncer) cat "$bdir/pgbouncer.pid" ;; portcullis) echo "$proxy_pid" ;; *) echo "" ;; esac; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+declare -A tps lat cpu
 cell_errors=()
 targets=(direct pgbouncer portcullis)
 declare -A target_port=([direct]=$pg_port [pgbouncer]=$bouncer_port [portcullis]=$proxy_port)
@@ -119,7 +125,14 @@ for target in "${targets[@]}"; do
     j=$(( c < 2 ? c : 2 ))
     echo "bench: $target, $c clients, ${seconds}s"
     log="$tmp/$target-$c.log"
+    ppid_="$(proxy_process "$target")"
+    before=""; [ -n "$ppid_" ] && before="$(cpu_ticks "$ppid_")"
     if pgbench -n -S -T "$seconds" -c "$c" -j "$j" -p "${target_port[$target]}" >"$log" 2>&1; then
+      if [ -n "$before" ]; then
+        after="$(cpu_ticks "$ppid_")"
+        txns="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")"
+        cpu[$target,$c]="$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="${txns:-0}" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "n/a" }')"
+      fi
       tps[$target,$c]="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log" | head -n1 | xargs printf '%.0f')"
       lat[$target,$c]="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log" | head -n1)"
       failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")"
@@ -129,6 +142,32 @@ for target in "${targets[@]}"; do
       cell_errors+=("$target, $c clients: $(grep -m 3 -E 'error|FATAL' "$log" | tr '\n' ' ')")
     fi
   done
+done
+
+# Resident memory per idle TLS client: N authenticated psql sessions that sit idle.
+idle_clients="${BENCH_IDLE_CLIENTS:-100}"
+declare -A idle_mem
+for target in pgbouncer portcullis; do
+  ppid_="$(proxy_process "$target")"
+  [ -n "$ppid_" ] && kill -0 "$ppid_" 2>/dev/null || { idle_mem[$target]="n/a"; continue; }
+  base="$(rss_kib "$ppid_")"
+  sleepers=()
+  for _ in $(seq 1 "$idle_clients"); do
+    (sleep 29.7 | psql -X -q -p "${target_port[$target]}" -v ON_ERROR_STOP=1 >/dev/null 2>&1) &
+    sleepers+=($!)
+  done
+  deadline=$((SECONDS + 30))
+  while [ $SECONDS -lt $deadline ]; do
+    n="$(psql -X -A -t -h "$pgdir" -p "$pg_port" -U postgres -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_rw' AND state = 'idle'")"
+    [ "$n" -ge "$idle_clients" ] && break
+    sleep 0.5
+  done
+  sleep 1
+  loaded="$(rss_kib "$ppid_")"
+  idle_mem[$target]="$(awk -v a="$base" -v b="$loaded" -v n="$idle_clients" 'BEGIN { printf "%.1f", (b - a) / n }')"
+  pkill -f "sleep 29.7" 2>/dev/null || true
+  for p in "${sleepers[@]}"; do wait "$p" 2>/dev/null || true; done
+  sleep 2
 done
 
 mkdir -p "$(dirname "$out")"
@@ -153,10 +192,18 @@ mkdir -p "$(dirname "$out")"
     echo
   done
   echo
+  echo "Proxy CPU per transaction (µs, utime+stime of the proxy process from /proc over the run / transactions):"
+  echo
+  printf '| clients | pgbouncer | portcullis |\n| ---: | ---: | ---: |\n'
+  for c in $clients; do printf '| %s | %s | %s |\n' "$c" "${cpu[pgbouncer,$c]:-n/a}" "${cpu[portcullis,$c]:-n/a}"; done
+  echo
+  echo "Resident memory per idle TLS client ($idle_clients authenticated idle psql sessions, VmRSS delta / clients):"
+  echo "pgbouncer ${idle_mem[pgbouncer]} KiB, portcullis ${idle_mem[portcullis]} KiB."
+  echo
   echo "- direct: PostgreSQL 15 with \`ssl=on\`, \`hostssl ... scram-sha-256\`."
   echo "- pgbouncer: PgBouncer session pooling, \`client_tls_sslmode=require\`, \`server_tls_sslmode=verify-full\`."
   echo "- portcullis: \`portcullis run --config\` with a config from scripts/proxy-config.sh (upstream \`sslmode=verify-full\`)."
-  echo "- Portcullis binary: \`${bin#"$repo"/}\` (as built by \`make build\`: a debug build unless PORTCULLIS_BIN says otherwise)."
+  echo "- Portcullis binary: \`${bin#"$repo"/}\` (\`make bench\` builds it with \`swift build -c release\`)."
   if [ -n "$proxy_note" ]; then echo "- portcullis: not measured — $proxy_note"; fi
   for e in "${cell_errors[@]}"; do echo "- error in $e"; done
   echo

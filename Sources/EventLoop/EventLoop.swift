@@ -28,15 +28,21 @@ public final class EventLoop {
 
     private static let mailboxToken: UInt64 = 0
 
+    /// One read buffer per loop: sockets are read here and only the bytes that arrived are
+    /// copied into a connection's own buffer, so an idle connection holds no read buffer.
+    public let readScratch: UnsafeMutableRawBufferPointer
+
     public init(index: Int) throws(Errno) {
         self.index = index
         epollFD = try syscallValue { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         mailbox = try LoopMailbox()
+        readScratch = .allocate(byteCount: 64 * 1024, alignment: 16)
         _ = try syscallValue { pc_epoll_ctl(epollFD, EPOLL_CTL_ADD, mailbox.wakeFD, EPOLLIN.rawValue, Self.mailboxToken) }
     }
 
     deinit {
         closeDescriptor(epollFD)
+        readScratch.deallocate()
     }
 
     public var registrationCount: Int { registrations.count }

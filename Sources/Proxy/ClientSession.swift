@@ -325,6 +325,11 @@ extension ClientSession {
         isEstablished && !serverBusy && transactionStatus == .idle && client.outbound.readableBytes == 0
     }
 
+    func releaseIdleBuffers() {
+        client.releaseIdleBuffers()
+        link?.leg?.releaseIdleBuffers()
+    }
+
     /// Ends the session with a FATAL error as the server would. The error is only sent at a
     /// message boundary, so it cannot land inside another message.
     func terminate(sqlState: String, message: String) {

@@ -171,7 +171,7 @@ public struct ClientStartupMachine {
         case .sslRequest:
             if isTLS {
                 state = .closed
-                return .sendAndClose(Self.fatal(SQLState.protocolViolation, "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0"))
+                return .sendAndClose(Self.fatal(SQLState.featureNotSupported, "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0"))
             }
             guard case .tcp = transport, config.tls.mode != .disable else {
                 return .sendBytes(ByteBuffer(bytes: [UInt8(ascii: "N")]))
@@ -187,7 +187,7 @@ public struct ClientStartupMachine {
         case .gssEncRequest:
             if answeredGSS || isTLS {
                 state = .closed
-                return .sendAndClose(Self.fatal(SQLState.protocolViolation, "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.0"))
+                return .sendAndClose(Self.fatal(SQLState.featureNotSupported, "unsupported frontend protocol 1234.5680: server supports 3.0 to 3.0"))
             }
             answeredGSS = true
             if buffer.readableBytes > 0 {

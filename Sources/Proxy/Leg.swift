@@ -146,34 +146,33 @@ final class Leg: ReadinessHandler {
         var eof = false
         var failure: String?
         tlsReadWantsWrite = false
+        let scratch = UnsafeMutableRawBufferPointer(rebasing: loop.readScratch[0..<Self.readChunk])
         readLoop: while reads < Self.maxReadsPerWakeup {
             reads += 1
             switch phase {
             case .plain:
                 do {
-                    let result = try inbound.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readChunk) { (ptr) throws(Errno) -> Int in
-                        switch try Socket.read(fd, into: ptr) {
-                        case .processed(let n): return n
-                        case .wouldBlock: return -1
-                        }
+                    switch try Socket.read(fd, into: scratch) {
+                    case .wouldBlock:
+                        break readLoop
+                    case .processed(let n):
+                        if n == 0 { eof = true; break readLoop }
+                        inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                        total += n
+                        if n < scratch.count { break readLoop }
                     }
-                    if result < 0 { break readLoop }
-                    if result == 0 { eof = true; break readLoop }
-                    total += result
-                    if result < Self.readChunk { break readLoop }
                 } catch {
                     failure = error.description
                     break readLoop
                 }
             case .tls(let connection):
-                var outcome: TLSIOResult<Int> = .wantRead
-                _ = inbound.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.readChunk) { ptr in
-                    outcome = connection.read(into: ptr)
-                    if case .done(let n) = outcome { return n }
-                    return 0
-                }
-                switch outcome {
-                case .done(let n): total += n
+                switch connection.read(into: scratch) {
+                case .done(let n):
+                    inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                    total += n
+                    // A short read with nothing buffered in OpenSSL: go back to epoll rather
+                    // than make a read that would only report EAGAIN.
+                    if n < scratch.count && connection.pendingBytes == 0 { break readLoop }
                 case .wantRead: break readLoop
                 case .wantWrite: tlsReadWantsWrite = true; break readLoop
                 case .closed: eof = true; break readLoop
@@ -269,6 +268,12 @@ final class Leg: ReadinessHandler {
             return
         }
         loop.setInterest(interest, for: registration)
+    }
+
+    /// Idle connections keep no buffers: a 16 KiB read buffer per leg would dominate their cost.
+    func releaseIdleBuffers() {
+        inbound.releaseIfEmpty()
+        outbound.releaseIfEmpty()
     }
 
     /// Deregisters and closes the descriptor (once). Sends TLS close_notify on a best-effort basis.

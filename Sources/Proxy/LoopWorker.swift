@@ -52,6 +52,8 @@ final class LoopWorker {
     func startSweeper() {
         loop.scheduleTimer(at: loop.now() + .seconds(1)) { [weak self] in
             guard let self else { return }
+            for session in self.sessions.values where session.isIdle { session.releaseIdleBuffers() }
+            self.pool.releaseIdleBuffers()
             if let timeout = self.runtime.config.general.clientIdleTimeout {
                 let now = self.loop.now()
                 for session in Array(self.sessions.values) where session.isIdle && now.duration(since: session.lastClientActivity) >= timeout {

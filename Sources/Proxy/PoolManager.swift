@@ -96,6 +96,12 @@ final class PoolManager: UpstreamLinkOwner {
         }
     }
 
+    func releaseIdleBuffers() {
+        for entry in entries.values {
+            for (id, link) in entry.links where !resetting.contains(id) && link.owner === self { link.leg?.releaseIdleBuffers() }
+        }
+    }
+
     func shutdown() {
         for (spec, entry) in entries { perform(entry.state.shutdown(), entry: entry, spec: spec) }
     }

@@ -36,9 +36,28 @@ public struct ByteBuffer: Sendable, Equatable {
         let n = bytes.count
         guard n > 0 else { return }
         reserveWritable(n)
-        storage.replaceSubrange(writerIndex..<(writerIndex + n), with: bytes)
+        let start = writerIndex
+        // Contiguous sources (arrays, slices: the forwarding path) are copied with one memcpy.
+        let copied: Bool? = bytes.withContiguousStorageIfAvailable { source in
+            storage.withUnsafeMutableBytes { target in
+                UnsafeMutableRawBufferPointer(rebasing: target[start..<(start + n)]).copyMemory(from: UnsafeRawBufferPointer(source))
+            }
+            return true
+        }
+        if copied == nil {
+            storage.replaceSubrange(start..<(start + n), with: bytes)
+        }
         writerIndex += n
         checkInvariant()
+    }
+
+    /// Gives the memory back when nothing is buffered (idle connections should cost little).
+    public mutating func releaseIfEmpty() {
+        if readableBytes == 0 && !storage.isEmpty {
+            storage = []
+            readerIndex = 0
+            writerIndex = 0
+        }
     }
 
     public mutating func writeInteger<T: FixedWidthInteger>(_ value: T) {
