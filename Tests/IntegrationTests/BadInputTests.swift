@@ -118,16 +118,16 @@ final class BadInputTests: IntegrationTestCase {
         try assertProxyStillServes()
     }
 
-    /// 200 connections that never speak are closed by login_timeout (2 s here) while an
+    /// 500 connections that never speak are closed by login_timeout (2 s here) while an
     /// authenticated session spanning the timeout keeps working.
     func testSilentConnectionsAreClosedByLoginTimeout() throws {
         let proxy = try XCTUnwrap(proxy)
         let healthy = try BackgroundCommand("psql", psqlFlags + ["-d", proxy.endpoint.conninfo(),
                                                                  "-c", "SELECT 1", "-c", "SELECT pg_sleep(4)", "-c", "SELECT 2"],
                                             environment: proxy.endpoint.env(), workDir: try harness.makeDir("healthy"))
-        let silent = try (0..<200).map { _ in try RawSocket(port: proxy.port) }
+        let silent = try (0..<500).map { _ in try RawSocket(port: proxy.port) }
         let during = try runPsql(conninfo: proxy.endpoint.conninfo(), sql: "SELECT 'during'", env: proxy.endpoint.env())
-        assertSucceeded(during, "session while 200 silent connections are open")
+        assertSucceeded(during, "session while 500 silent connections are open")
 
         var open = Set(silent.indices)
         let deadline = Date().addingTimeInterval(25)
@@ -141,7 +141,7 @@ final class BadInputTests: IntegrationTestCase {
                 if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) { open.remove(indices[slot]) }
             }
         }
-        XCTAssertTrue(open.isEmpty, "\(open.count) of 200 silent connections still open after login_timeout")
+        XCTAssertTrue(open.isEmpty, "\(open.count) of 500 silent connections still open after login_timeout")
 
         let result = try healthy.wait(timeout: 30)
         assertSucceeded(result, "session spanning the login timeout")
