@@ -36,7 +36,9 @@ final class Leg: ReadinessHandler {
     let fd: Int32
     let name: String
     private(set) var registration: RegistrationID?
-    unowned(unsafe) var delegate: (any LegDelegate)?
+    /// Strong, so a delegate stays alive for the whole of a call it is in (it may drop its last
+    /// other reference there); the cycle is broken in `close()`.
+    var delegate: (any LegDelegate)?
     private(set) var phase: Phase
     var inbound = ByteBuffer()
     var outbound = ByteBuffer()
@@ -281,6 +283,9 @@ final class Leg: ReadinessHandler {
         if isClosed { return }
         if case .tls(let connection) = phase { connection.shutdown() }
         phase = .closed
+        // Released after the current batch: the delegate may be running right now.
+        if let delegate { loop.execute(afterCurrentBatch: { _ = delegate }) }
+        delegate = nil
         if let registration { loop.deregister(registration) }
         registration = nil
         closeDescriptor(fd)
