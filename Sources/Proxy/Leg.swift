@@ -130,6 +130,8 @@ final class Leg: ReadinessHandler {
             phase = .tls(connection)
             updateInterest(wantWrite: false)
             delegate?.legHandshakeCompleted(self)
+            // With read-ahead, OpenSSL may already hold the peer's first message.
+            if !isClosed && connection.hasPendingData && !readPaused { readAvailable() }
         case .wantRead:
             updateInterest(wantWrite: false)
         case .wantWrite:
@@ -174,7 +176,7 @@ final class Leg: ReadinessHandler {
                     total += n
                     // A short read with nothing buffered in OpenSSL: go back to epoll rather
                     // than make a read that would only report EAGAIN.
-                    if n < scratch.count && connection.pendingBytes == 0 { break readLoop }
+                    if n < scratch.count && !connection.hasPendingData { break readLoop }
                 case .wantRead: break readLoop
                 case .wantWrite: tlsReadWantsWrite = true; break readLoop
                 case .closed: eof = true; break readLoop
@@ -184,7 +186,7 @@ final class Leg: ReadinessHandler {
                 break readLoop
             }
         }
-        if let tls, tls.pendingBytes > 0, !eof, failure == nil, !pendingReadScheduled {
+        if let tls, tls.hasPendingData, !eof, failure == nil, !pendingReadScheduled {
             // Decrypted bytes wait inside OpenSSL where epoll cannot see them: come back for them.
             pendingReadScheduled = true
             loop.execute(afterCurrentBatch: { [weak self] in

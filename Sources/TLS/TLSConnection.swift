@@ -80,9 +80,9 @@ public final class TLSConnection {
         return classify(rc, operation: "TLS write")
     }
 
-    /// Decrypted bytes held inside OpenSSL: epoll cannot see them, so a reader that stops
-    /// early (fairness cap) must come back for them without waiting for the socket.
-    public var pendingBytes: Int { Int(SSL_pending(ssl)) }
+    /// Bytes held inside OpenSSL, decrypted or (with read-ahead) still raw: epoll cannot see
+    /// them, so a reader that stops early must come back for them without waiting for the socket.
+    public var hasPendingData: Bool { SSL_has_pending(ssl) == 1 }
 
     /// Best-effort close_notify; never blocks.
     public func shutdown() {

@@ -45,6 +45,7 @@ public final class TLSContext: @unchecked Sendable {
         guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw .openSSL("could not create TLS context") }
         let tls = TLSContext(context: ctx)
         _ = pc_ssl_ctx_set_modes(ctx)
+        pc_ssl_ctx_set_read_ahead(ctx)
         pc_ssl_ctx_set_hardening_options(ctx, 1)
         _ = pc_ssl_ctx_disable_session_cache(ctx)
         _ = pc_ssl_ctx_set_session_id_context(ctx)
@@ -88,6 +89,7 @@ public final class TLSContext: @unchecked Sendable {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw .openSSL("could not create TLS context") }
         let tls = TLSContext(context: ctx)
         _ = pc_ssl_ctx_set_modes(ctx)
+        pc_ssl_ctx_set_read_ahead(ctx)
         pc_ssl_ctx_set_hardening_options(ctx, 0)
         // libpq's default ssl_min_protocol_version is TLSv1.2.
         guard pc_ssl_ctx_set_min_proto(ctx, TLS1_2_VERSION) == 1 else { throw .openSSL("could not set minimum TLS protocol") }
