@@ -151,6 +151,33 @@ final class ProxySessionTests: IntegrationTestCase {
         XCTAssertTrue(proxy.isAlive)
     }
 
+    /// SIGHUP reloads certificates: new clients see the new one, running sessions carry on.
+    func testCertificateReloadKeepsRunningSessions() throws {
+        try requireProxyTarget("certificate reload is a proxy feature")
+        let proxy = try proxy()
+        let endpoint = proxy.endpoint
+        let client = try BackgroundCommand("psql", psqlFlags + ["-d", endpoint.conninfo()], environment: endpoint.env(),
+                                           workDir: try harness.makeDir("reload-cert"), interactiveStdin: true)
+        defer { client.signal(SIGKILL) }
+        client.send("SELECT 'before';\n")
+        XCTAssertTrue(try poll(timeout: 20) { client.stdoutText().contains("before") })
+
+        let config = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "/server.crt", with: "/wrong-host.crt")
+            .replacingOccurrences(of: "/server.key", with: "/wrong-host.key")
+            .write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+        kill(proxy.pid, SIGHUP)
+        let refused = try poll(timeout: 10) {
+            let r = try runPsql(conninfo: endpoint.conninfo(), sql: "SELECT 1", env: endpoint.env(), timeout: 20)
+            return r.status != 0 && r.stderr.contains("does not match host name")
+        }
+        XCTAssertTrue(refused, "new clients should get the reloaded (wrong-host) certificate")
+        client.send("SELECT 'after';\n")
+        XCTAssertTrue(try poll(timeout: 10) { client.stdoutText().contains("after") }, "the running session was dropped")
+        client.closeStdin()
+        assertSucceeded(try client.wait(timeout: 10), "running session across the reload")
+    }
+
     /// check-config reports every error with file:line and exits non-zero.
     func testCheckConfigReportsLineNumbers() throws {
         try requireProxyTarget("exercises the portcullis binary")
