@@ -15,14 +15,20 @@ public struct ServerPool: Sendable {
         /// Whether a returned connection may serve another checkout (server_reset=discard) or
         /// must be closed (server_reset=close, spares are then opened ahead to keep connects fast).
         public var reuse: Bool
+        /// After a failed connect, spares are not opened again for this long (PgBouncer's
+        /// server_login_retry), so an unreachable server is not hammered every sweep. Connects a
+        /// client is waiting for are still attempted: that client deserves the real error.
+        public var spareRetryDelay: Duration
 
-        public init(maxSize: Int, minIdle: Int, idleTimeout: Duration?, maxLifetime: Duration?, waitTimeout: Duration, reuse: Bool) {
+        public init(maxSize: Int, minIdle: Int, idleTimeout: Duration?, maxLifetime: Duration?, waitTimeout: Duration, reuse: Bool,
+                    spareRetryDelay: Duration = .seconds(15)) {
             self.maxSize = maxSize
             self.minIdle = minIdle
             self.idleTimeout = idleTimeout
             self.maxLifetime = maxLifetime
             self.waitTimeout = waitTimeout
             self.reuse = reuse
+            self.spareRetryDelay = spareRetryDelay
         }
     }
 
@@ -82,6 +88,7 @@ public struct ServerPool: Sendable {
     private var openingFor: [ConnectionID: RequestID] = [:]
     private var nextConnection: UInt64
     private var closed = false
+    private var sparesBlockedUntil: Duration?
 
     public init(settings: Settings, idBase: UInt64 = 1) {
         self.settings = settings
@@ -129,6 +136,7 @@ public struct ServerPool: Sendable {
 
     public mutating func connectionFailedToOpen(_ id: ConnectionID, reason: String, now: Duration) -> [Action] {
         connections[id] = nil
+        sparesBlockedUntil = now + settings.spareRetryDelay
         let waiter = openingFor.removeValue(forKey: id) ?? waiters.first?.id
         guard let waiter else { return [] }
         waiters.removeAll { $0.id == waiter }
@@ -233,6 +241,10 @@ public struct ServerPool: Sendable {
 
     private mutating func topUpSpares(now: Duration, into actions: inout [Action]) {
         guard !closed else { return }
+        if let until = sparesBlockedUntil {
+            if now < until { return }
+            sparesBlockedUntil = nil
+        }
         while idle.count + openingCount - waiters.count < settings.minIdle && connections.count < settings.maxSize {
             actions.append(.openConnection(open(now: now)))
         }

@@ -107,4 +107,15 @@ final class ServerPoolTests: XCTestCase {
         XCTAssertEqual(pool.connectionReturned(conn(1), reusable: true, now: t0), [.closeConnection(conn(1))])
         XCTAssertEqual(pool.checkoutRequested(req(3), now: t0), [.failRequest(req(3), .poolClosed)])
     }
+
+    func testSparesBackOffAfterAConnectFailureButWaitersStillTry() {
+        var pool = P(settings: P.Settings(maxSize: 3, minIdle: 1, idleTimeout: nil, maxLifetime: nil, waitTimeout: .seconds(5), reuse: false,
+                                          spareRetryDelay: .seconds(15)))
+        XCTAssertEqual(pool.tick(now: t0), [.openConnection(conn(1))])
+        XCTAssertEqual(pool.connectionFailedToOpen(conn(1), reason: "refused", now: t0), [])
+        XCTAssertEqual(pool.tick(now: t0 + .seconds(1)), [], "no spare while the server keeps failing")
+        XCTAssertEqual(pool.checkoutRequested(req(1), now: t0 + .seconds(2)), [.openConnection(conn(2))], "a waiting client still gets a try")
+        _ = pool.connectionFailedToOpen(conn(2), reason: "refused", now: t0 + .seconds(2))
+        XCTAssertEqual(pool.tick(now: t0 + .seconds(17)), [.openConnection(conn(3))], "spares resume after the delay")
+    }
 }
