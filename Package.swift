@@ -18,7 +18,7 @@ let package = Package(
         // OpenSSL function-like macros, exposed as small inline C functions.
         .target(
             name: "CPortcullisShims",
-            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("systemd")]
         ),
         .target(name: "Wire", swiftSettings: strict),
         .target(name: "EventLoop", dependencies: ["CPortcullisShims"], swiftSettings: strict),

@@ -96,6 +96,8 @@ public final class ProxyServer {
                         switch signo {
                         case SIGHUP:
                             baseLogger.info("received SIGHUP, reloading configuration files")
+                            ServiceNotifier.reloading()
+                            defer { ServiceNotifier.ready() }
                             do {
                                 let fresh = try ProxyServer.loadRuntime(path: path, logger: baseLogger, mockSeed: mockSeed)
                                 if fresh.config.general.listenAddresses != runtime.config.general.listenAddresses
@@ -107,6 +109,7 @@ public final class ProxyServer {
                                 baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
                             }
                         default:
+                            ServiceNotifier.stopping()
                             baseLogger.info("received \(signo == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
                             mailboxes.broadcast(LoopControl.beginShutdown(drainTimeout: runtime.config.general.shutdownDrainTimeout))
                         }
@@ -118,6 +121,7 @@ public final class ProxyServer {
                 _ = context
             })
         }
+        ServiceNotifier.ready()
         for thread in threads { LoopThread.join(thread) }
         for (_, path) in unixSockets { unlink(path) }
         closeDescriptor(signalFD)

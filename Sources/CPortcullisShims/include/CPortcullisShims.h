@@ -24,6 +24,7 @@
 #include <openssl/rand.h>
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>
+#include <systemd/sd-daemon.h>
 
 /// errno of the calling thread (Swift sees `errno` as a computed var on Glibc, but this is stable).
 int pc_errno(void);
