@@ -14,7 +14,7 @@ struct Portcullis: ParsableCommand {
         commandName: "portcullis",
         abstract: "A TLS-terminating PostgreSQL wire-protocol proxy with read-only identities and audit.",
         version: version,
-        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self]
+        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self, Keygen.self, SecretCommand.self]
     )
 }
 
@@ -98,6 +98,55 @@ extension Portcullis {
                 throw ExitCode(2)
             }
             print(SCRAMVerifier.make(password: line, iterations: iterations).text)
+        }
+    }
+}
+
+extension Portcullis {
+    struct Keygen: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a new 32-byte secret key (mode 0600) for secret_key_file. Refuses to overwrite.")
+        @Option(name: [.short, .long], help: "Where to write the key.")
+        var output: String = "/etc/portcullis/secret.key"
+
+        func run() throws {
+            let fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                printError("could not create \"\(output)\": \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+            defer { close(fd) }
+            let bytes = SecretKey.generateBytes()
+            guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
+                printError("could not write \"\(output)\"")
+                throw ExitCode(1)
+            }
+            print("wrote \(output) (keep it outside the configuration; back it up: without it enc: values are lost)")
+        }
+    }
+
+    struct SecretCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "secret", abstract: "Encrypt secrets for the configuration.", subcommands: [Encrypt.self])
+
+        struct Encrypt: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Read a secret from standard input and print its enc: value (AES-256-GCM) for server_password= or password=.")
+            @Option(name: [.short, .long], help: "The secret key file (portcullis keygen).")
+            var key: String = "/etc/portcullis/secret.key"
+
+            func run() throws {
+                let secretKey: SecretKey
+                do { secretKey = try SecretKey.load(path: key) } catch {
+                    printError(error.description)
+                    throw ExitCode(1)
+                }
+                guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                    printError("no secret on standard input")
+                    throw ExitCode(2)
+                }
+                print(secretKey.encrypt(line))
+            }
         }
     }
 }

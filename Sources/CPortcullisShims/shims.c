@@ -198,3 +198,47 @@ unsigned long pc_ssl_error_string(char *buf, size_t len) {
     ERR_clear_error();
     return code;
 }
+
+int pc_hkdf_sha256(const unsigned char *key, size_t keylen, const unsigned char *salt, size_t saltlen,
+                   const unsigned char *info, size_t infolen, unsigned char *out, size_t outlen) {
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    int ok = ctx != NULL
+        && EVP_PKEY_derive_init(ctx) > 0
+        && EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) > 0
+        && EVP_PKEY_CTX_set1_hkdf_salt(ctx, salt, (int)saltlen) > 0
+        && EVP_PKEY_CTX_set1_hkdf_key(ctx, key, (int)keylen) > 0
+        && EVP_PKEY_CTX_add1_hkdf_info(ctx, info, (int)infolen) > 0
+        && EVP_PKEY_derive(ctx, out, &outlen) > 0;
+    EVP_PKEY_CTX_free(ctx);
+    return ok ? 1 : 0;
+}
+
+int pc_aes256gcm_seal(const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, size_t aadlen,
+                      const unsigned char *plaintext, size_t len, unsigned char *ciphertext, unsigned char *tag) {
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int outl = 0, ok = ctx != NULL
+        && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1
+        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1
+        && EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) == 1
+        && (aadlen == 0 || EVP_EncryptUpdate(ctx, NULL, &outl, aad, (int)aadlen) == 1)
+        && EVP_EncryptUpdate(ctx, ciphertext, &outl, plaintext, (int)len) == 1
+        && EVP_EncryptFinal_ex(ctx, ciphertext + outl, &outl) == 1
+        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 1 : 0;
+}
+
+int pc_aes256gcm_open(const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, size_t aadlen,
+                      const unsigned char *ciphertext, size_t len, const unsigned char *tag, unsigned char *plaintext) {
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int outl = 0, ok = ctx != NULL
+        && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1
+        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1
+        && EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) == 1
+        && (aadlen == 0 || EVP_DecryptUpdate(ctx, NULL, &outl, aad, (int)aadlen) == 1)
+        && EVP_DecryptUpdate(ctx, plaintext, &outl, ciphertext, (int)len) == 1
+        && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, (void *)tag) == 1
+        && EVP_DecryptFinal_ex(ctx, plaintext + outl, &outl) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    return ok ? 1 : 0;
+}

@@ -130,7 +130,7 @@ final class LoopWorker {
             }
         case .reload(let newRuntime):
             runtime = newRuntime
-            pool.runtime = newRuntime
+            pool.reloaded(newRuntime)
         }
     }
 }

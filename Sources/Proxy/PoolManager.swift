@@ -17,8 +17,8 @@ protocol PoolUser: AnyObject {
 final class PoolManager: UpstreamLinkOwner {
     final class Entry {
         var state: ServerPool
-        let target: DatabaseTarget
-        let password: Secret?
+        var target: DatabaseTarget
+        var password: Secret?
         var links: [ServerPool.ConnectionID: UpstreamLink] = [:]
         var users: [ServerPool.RequestID: PoolUser] = [:]
         /// Why the last connect failed, for waiters whose own attempt is not the one that failed.
@@ -68,6 +68,10 @@ final class PoolManager: UpstreamLinkOwner {
             entries[spec] = e
             return e
         }()
+        // The caller resolved target and password from the current configuration: new
+        // connections use them, so a reload's new credentials take effect.
+        entry.target = target
+        entry.password = password
         entry.users[request] = user
         perform(entry.state.checkoutRequested(request, now: now), entry: entry, spec: spec)
         return request
@@ -80,6 +84,12 @@ final class PoolManager: UpstreamLinkOwner {
     }
 
     /// The user is done. `reusable`: idle, outside a transaction, at a message boundary.
+    /// A reload: connections opened from now on use the new entry and credentials (the next
+    /// checkout refreshes them); open ones carry on.
+    func reloaded(_ newRuntime: RuntimeConfig) {
+        runtime = newRuntime
+    }
+
     func checkin(_ link: UpstreamLink, reusable: Bool) {
         guard let entry = entries[link.spec] else { return link.close() }
         link.owner = self

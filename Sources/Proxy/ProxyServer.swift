@@ -27,8 +27,14 @@ public final class ProxyServer {
         } catch {
             throw ProxyStartupError(description: error.description)
         }
+        let plain: PortcullisConfig
         do {
-            return try RuntimeConfig(config: config, mockSeed: mockSeed, logger: logger)
+            plain = try ConfigSecrets.decrypted(config)
+        } catch {
+            throw ProxyStartupError(description: "\(path): \(error.description)")
+        }
+        do {
+            return try RuntimeConfig(config: plain, mockSeed: mockSeed, logger: logger)
         } catch {
             throw ProxyStartupError(description: "\(path): \(error.message)")
         }

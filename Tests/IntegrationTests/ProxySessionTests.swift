@@ -178,6 +178,45 @@ final class ProxySessionTests: IntegrationTestCase {
         assertSucceeded(try client.wait(timeout: 10), "running session across the reload")
     }
 
+    /// Secrets at rest: keygen, `secret encrypt`, an enc: server_password that works, and a
+    /// key file others can read is refused.
+    func testEncryptedServerPasswordWorksEndToEnd() throws {
+        try requireProxyTarget("secret handling is a proxy feature")
+        let harness = try harness
+        let binary = ProxyProcess.binaryPath(repoRoot: harness.repoRoot)
+        let dir = try harness.makeDir("secrets")
+        let keyPath = "\(dir)/secret.key"
+        assertSucceeded(try runCommand(binary, ["keygen", "--output", keyPath], timeout: 30), "keygen")
+        var st = stat()
+        XCTAssertEqual(stat(keyPath, &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o600)
+        XCTAssertEqual(st.st_size, 32)
+        XCTAssertNotEqual(try runCommand(binary, ["keygen", "--output", keyPath], timeout: 30).status, 0, "never overwrites a key")
+        let input = "\(dir)/plain.txt"
+        try "app_rw_pw\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let encrypted = try runCommand(binary, ["secret", "encrypt", "--key", keyPath], stdinFile: input, timeout: 30)
+        assertSucceeded(encrypted, "secret encrypt")
+        let value = encrypted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(value.hasPrefix("enc:v1:"))
+
+        let proxy = try proxy(["secret_key_file = \(keyPath)"])
+        let config = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "server_password='app_rw_pw'", with: "server_password='\(value)'")
+        try config.write(toFile: proxy.configPath, atomically: true, encoding: .utf8)
+        kill(proxy.pid, SIGHUP)
+        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("reloading configuration files") })
+        let check = try runCommand(binary, ["check-config", "--config", proxy.configPath], timeout: 30)
+        assertSucceeded(check, "check-config with an enc: value")
+        XCTAssertFalse(check.stdout.contains("app_rw_pw") || check.stderr.contains("app_rw_pw"))
+        assertSucceeded(try psql(proxy.endpoint, "SELECT current_user"), "login with the decrypted server password")
+        XCTAssertFalse(proxy.stderrText.contains("app_rw_pw"), "a secret reached the log")
+
+        chmod(keyPath, 0o644)
+        let refused = try runCommand(binary, ["check-config", "--config", proxy.configPath], timeout: 30)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("group or world access"), "\(refused)")
+    }
+
     /// check-config reports every error with file:line and exits non-zero.
     func testCheckConfigReportsLineNumbers() throws {
         try requireProxyTarget("exercises the portcullis binary")

@@ -77,6 +77,16 @@ int pc_x509_subject(X509 *cert, char *cn, size_t cnlen, char *dn, size_t dnlen);
 /// `peer` = 1 for the peer's certificate (client side), 0 for our own (server side).
 int pc_tls_server_end_point(SSL *ssl, int peer, unsigned char *out, unsigned int *outlen);
 
+/// HKDF-SHA256 (RFC 5869) through OpenSSL's EVP_PKEY HKDF. 1 on success.
+int pc_hkdf_sha256(const unsigned char *key, size_t keylen, const unsigned char *salt, size_t saltlen,
+                   const unsigned char *info, size_t infolen, unsigned char *out, size_t outlen);
+/// AES-256-GCM with a 12-byte nonce and a 16-byte tag. Seal writes ciphertext (same length as
+/// the plaintext) and tag; open returns 1 only when the tag verifies.
+int pc_aes256gcm_seal(const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, size_t aadlen,
+                      const unsigned char *plaintext, size_t len, unsigned char *ciphertext, unsigned char *tag);
+int pc_aes256gcm_open(const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, size_t aadlen,
+                      const unsigned char *ciphertext, size_t len, const unsigned char *tag, unsigned char *plaintext);
+
 /// Pops the OpenSSL error queue into `buf` (first error's reason string); returns the packed code.
 unsigned long pc_ssl_error_string(char *buf, size_t len);
 

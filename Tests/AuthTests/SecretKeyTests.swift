@@ -1,0 +1,45 @@
+import XCTest
+import Glibc
+@testable import Auth
+
+final class SecretKeyTests: XCTestCase {
+    func testRoundTripWithFreshNoncesAndTamperDetection() throws {
+        let key = try SecretKey(bytes: Array(repeating: 7, count: 32))
+        let a = key.encrypt("app_rw_pw")
+        let b = key.encrypt("app_rw_pw")
+        XCTAssertTrue(a.hasPrefix("enc:v1:"))
+        XCTAssertNotEqual(a, b, "every value has its own nonce")
+        XCTAssertFalse(a.contains("app_rw_pw"))
+        XCTAssertEqual(try key.decrypt(a), "app_rw_pw")
+        XCTAssertEqual(try key.decrypt(key.encrypt("")), "")
+
+        // Flip one bit of the ciphertext: the tag must catch it.
+        var blob = Base64.decode(String(a.dropFirst("enc:v1:".count)))!
+        blob[13] ^= 1
+        XCTAssertThrowsError(try key.decrypt("enc:v1:" + Base64.encode(blob))) { error in
+            XCTAssertFalse(String(describing: error).contains("app_rw_pw"))
+        }
+        let other = try SecretKey(bytes: Array(repeating: 8, count: 32))
+        XCTAssertThrowsError(try other.decrypt(a), "a different key must not open it")
+        XCTAssertThrowsError(try key.decrypt("enc:v2:xyz"))
+        XCTAssertThrowsError(try SecretKey(bytes: [1, 2, 3]))
+    }
+
+    func testKeyFileMustBePrivateAndExactlyThirtyTwoBytes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sk-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/secret.key"
+        FileManager.default.createFile(atPath: path, contents: Data(SecretKey.generateBytes()))
+        chmod(path, 0o600)
+        let key = try SecretKey.load(path: path)
+        XCTAssertEqual(try key.decrypt(key.encrypt("x")), "x")
+        chmod(path, 0o640)
+        XCTAssertThrowsError(try SecretKey.load(path: path)) { error in
+            XCTAssertTrue(String(describing: error).contains("group or world access"))
+        }
+        FileManager.default.createFile(atPath: path, contents: Data(repeating: 1, count: 31))
+        chmod(path, 0o600)
+        XCTAssertThrowsError(try SecretKey.load(path: path))
+    }
+}
