@@ -20,6 +20,9 @@ let package = Package(
             name: "CPortcullisShims",
             linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("systemd")]
         ),
+        // libpq, for administrative one-shot connections (check-role); the proxy's own
+        // connections never use it.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(name: "Wire", swiftSettings: strict),
         .target(name: "EventLoop", dependencies: ["CPortcullisShims"], swiftSettings: strict),
         .target(name: "TLS", dependencies: ["CPortcullisShims", "EventLoop"], swiftSettings: strict),
@@ -28,13 +31,14 @@ let package = Package(
         .target(name: "Pool", swiftSettings: strict),
         .target(
             name: "Proxy",
-            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool",
+            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .target(name: "Admin", dependencies: ["CLibPQ", "Config"], swiftSettings: strict),
         .executableTarget(
             name: "CLI",
-            dependencies: ["Proxy", "Config", "Auth",
+            dependencies: ["Proxy", "Config", "Auth", "Admin",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -46,6 +50,7 @@ let package = Package(
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
         .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth"], swiftSettings: strict),
+        .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )

@@ -3,6 +3,7 @@ import Logging
 import Config
 import Proxy
 import Auth
+import Admin
 import Glibc
 
 /// `portcullis` — a TLS-terminating PostgreSQL proxy.
@@ -14,7 +15,7 @@ struct Portcullis: ParsableCommand {
         commandName: "portcullis",
         abstract: "A TLS-terminating PostgreSQL wire-protocol proxy with read-only identities and audit.",
         version: version,
-        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self, Keygen.self, SecretCommand.self]
+        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self, Keygen.self, SecretCommand.self, CheckRole.self, CreateReadonlyRole.self]
     )
 }
 
@@ -147,6 +148,64 @@ extension Portcullis {
                 }
                 print(secretKey.encrypt(line))
             }
+        }
+    }
+}
+
+extension Portcullis {
+    struct CheckRole: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-role",
+            abstract: "Connect as the upstream role of every read-only identity and report any privilege beyond reading; exit 1 if any.")
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let config: PortcullisConfig
+            do { config = try ProxyServer.loadConfiguration(path: options.config) } catch {
+                printError("\(error)")
+                throw ExitCode(2)
+            }
+            var failed = false
+            let readOnly = config.identities.values.filter { $0.mode == .readOnly }.sorted { $0.name < $1.name }
+            if readOnly.isEmpty { print("no read-only identities configured") }
+            for identity in readOnly {
+                for target in config.databases.values.sorted(by: { $0.name < $1.name }) where target.name != "*" {
+                    let user = identity.serverUser ?? target.user ?? identity.name
+                    let password = (identity.serverPassword ?? target.password)?.reveal()
+                    do {
+                        let findings = try RoleAudit.findings(target: target, user: user, password: password)
+                        if findings.isEmpty {
+                            print("ok: identity \"\(identity.name)\" → role \"\(user)\" on database \"\(target.name)\" can only read")
+                        } else {
+                            failed = true
+                            print("FAIL: identity \"\(identity.name)\" → role \"\(user)\" on database \"\(target.name)\":")
+                            for finding in findings { print("  \(finding)") }
+                        }
+                    } catch {
+                        failed = true
+                        print("ERROR: identity \"\(identity.name)\" on database \"\(target.name)\": \(error)")
+                    }
+                }
+            }
+            if failed {
+                print("see `portcullis create-readonly-role` for SQL that creates a role with read access only")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct CreateReadonlyRole: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create-readonly-role",
+            abstract: "Print SQL that creates a least-privilege role for read-only identities (run it per database).")
+        @Argument(help: "Name of the role to create.") var name: String
+        @Option(help: "Database the role reads.") var database: String = "postgres"
+        @Option(name: .customLong("schema"), help: "Schema to grant read access on (repeatable).") var schemas: [String] = ["public"]
+        @Option(name: .customLong("owner"), help: "Role whose future tables the role may read (ALTER DEFAULT PRIVILEGES FOR ROLE; repeatable).")
+        var owners: [String] = []
+
+        func run() throws {
+            print(ReadOnlyRoleSQL.make(role: name, database: database, schemas: schemas, owners: owners), terminator: "")
         }
     }
 }

@@ -4,6 +4,7 @@ import TLS
 import Auth
 import Glibc
 import Logging
+import Admin
 
 public struct ProxyStartupError: Error, CustomStringConvertible {
     public var description: String
@@ -21,22 +22,26 @@ public final class ProxyServer {
 
     /// Loads and validates the configuration and builds its TLS contexts.
     public static func loadRuntime(path: String, logger: Logger, mockSeed: [UInt8]) throws -> RuntimeConfig {
+        let plain = try loadConfiguration(path: path)
+        do {
+            return try RuntimeConfig(config: plain, mockSeed: mockSeed, logger: logger)
+        } catch {
+            throw ProxyStartupError(description: "\(path): \(error.message)")
+        }
+    }
+
+    /// Loads and validates the configuration, with `enc:` values decrypted in memory.
+    public static func loadConfiguration(path: String) throws -> PortcullisConfig {
         let config: PortcullisConfig
         do {
             config = try ConfigLoader.load(path: path)
         } catch {
             throw ProxyStartupError(description: error.description)
         }
-        let plain: PortcullisConfig
         do {
-            plain = try ConfigSecrets.decrypted(config)
+            return try ConfigSecrets.decrypted(config)
         } catch {
             throw ProxyStartupError(description: "\(path): \(error.description)")
-        }
-        do {
-            return try RuntimeConfig(config: plain, mockSeed: mockSeed, logger: logger)
-        } catch {
-            throw ProxyStartupError(description: "\(path): \(error.message)")
         }
     }
 
@@ -128,10 +133,37 @@ public final class ProxyServer {
             })
         }
         ServiceNotifier.ready()
+        Self.warnAboutOverprivilegedRoles(runtime.config, logger: logger)
         for thread in threads { LoopThread.join(thread) }
         for (_, path) in unixSockets { unlink(path) }
         closeDescriptor(signalFD)
         logger.info("shut down")
+    }
+}
+
+extension ProxyServer {
+    /// At start-up, in the background: the upstream role of every read-only identity should be
+    /// able to read only (portcullis check-role does the same on demand). Warnings, not errors:
+    /// the proxy's own checks are the first wall either way.
+    static func warnAboutOverprivilegedRoles(_ config: PortcullisConfig, logger: Logger) {
+        let identities = config.identities.values.filter { $0.mode == .readOnly }
+        let targets = config.databases.values.filter { $0.name != "*" }
+        guard !identities.isEmpty, !targets.isEmpty else { return }
+        _ = LoopThread.start(name: "portcullis-roles") {
+            for identity in identities {
+                for target in targets {
+                    let user = identity.serverUser ?? target.user ?? identity.name
+                    do {
+                        let findings = try RoleAudit.findings(target: target, user: user, password: (identity.serverPassword ?? target.password)?.reveal())
+                        if !findings.isEmpty {
+                            logger.warning("upstream role \"\(user)\" of read-only identity \"\(identity.name)\" can do more than read on database \"\(target.name)\": \(findings.map(\.description).joined(separator: "; ")) (see portcullis check-role)")
+                        }
+                    } catch {
+                        logger.warning("could not check the upstream role of read-only identity \"\(identity.name)\" on database \"\(target.name)\": \(error)")
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -95,4 +95,54 @@ final class LifecycleTests: IntegrationTestCase {
         XCTAssertTrue(receive().hasPrefix("STOPPING=1"))
         XCTAssertEqual(try proxy.wait(timeout: 30).status, 0)
     }
+
+    /// check-role against a real PostgreSQL: the default role fails (PUBLIC's TEMP), the role made
+    /// from create-readonly-role passes, and a write privilege inherited through a group is found.
+    func testCheckRoleAndCreateReadonlyRole() throws {
+        try requireProxyTarget("exercises the portcullis binary against its own cluster")
+        let harness = try harness
+        let cluster = try harness.startExtraCluster(certName: "upstream")
+        let binary = ProxyProcess.binaryPath(repoRoot: harness.repoRoot)
+        let dir = try harness.makeDir("roles")
+        func config(_ identities: String) throws -> String {
+            let path = "\(dir)/roles-\(UUID().uuidString.prefix(6)).ini"
+            let server = "host=127.0.0.1 port=\(cluster.port) sslmode=verify-full sslrootcert=\(harness.certDir)/ca.crt"
+            try """
+                [portcullis]
+                host_auth_method = trust
+                [tls]
+                client_tls = disable
+                [databases]
+                app = \(server) dbname=app
+                [identities]
+                \(identities)
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let before = try runCommand(binary, ["check-role", "--config", try config("app_ro = mode=read-only server_user=app_ro server_password=app_ro_pw")], timeout: 60)
+        XCTAssertEqual(before.status, 1, "\(before)")
+        XCTAssertTrue(before.stdout.contains("app: TEMPORARY"), "\(before)")
+
+        let sql = try runCommand(binary, ["create-readonly-role", "ro_clean", "--database", "app", "--owner", "app_rw"], timeout: 30)
+        assertSucceeded(sql, "create-readonly-role")
+        let sqlFile = "\(dir)/ro_clean.sql"
+        try (sql.stdout + "ALTER ROLE ro_clean PASSWORD 'ro_clean_pw';\nREVOKE TEMPORARY, CREATE ON DATABASE postgres FROM PUBLIC;\n")
+            .write(toFile: sqlFile, atomically: true, encoding: .utf8)
+        let applied = try runCommand("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", cluster.dir, "-p", String(cluster.port),
+                                              "-U", "postgres", "-d", "app", "-f", sqlFile], timeout: 60)
+        assertSucceeded(applied, "apply the generated SQL")
+        let cleanConfig = try config("ro = mode=read-only server_user=ro_clean server_password=ro_clean_pw")
+        let after = try runCommand(binary, ["check-role", "--config", cleanConfig], timeout: 60)
+        XCTAssertEqual(after.status, 0, "\(after)")
+        XCTAssertTrue(after.stdout.contains("can only read"), "\(after)")
+
+        // A write privilege reached through role membership is still found.
+        assertSucceeded(try runCommand("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", cluster.dir, "-p", String(cluster.port),
+                                                "-U", "postgres", "-d", "app", "-c",
+                                                "CREATE TABLE public.t(x int); CREATE ROLE writers NOLOGIN; GRANT INSERT ON public.t TO writers; GRANT writers TO ro_clean;"],
+                                       timeout: 60), "grant through a group")
+        let inherited = try runCommand(binary, ["check-role", "--config", cleanConfig], timeout: 60)
+        XCTAssertEqual(inherited.status, 1, "\(inherited)")
+        XCTAssertTrue(inherited.stdout.contains("public.t: INSERT"), "\(inherited)")
+    }
 }
