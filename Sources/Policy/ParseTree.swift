@@ -63,7 +63,8 @@ struct ParseTreeWalker {
         let base = message.assumingMemoryBound(to: ProtobufCMessage.self)
         guard let descriptor = base.pointee.descriptor else { return }
         let isNode = descriptor == cpq_node_descriptor()
-        let fields = descriptor.pointee.fields!
+        // Messages without fields (e.g. an empty String value) have no field table.
+        guard let fields = descriptor.pointee.fields else { return }
         for index in 0..<Int(descriptor.pointee.n_fields) {
             let field = fields[index]
             guard field.type == PROTOBUF_C_TYPE_MESSAGE else { continue }
