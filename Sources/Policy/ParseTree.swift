@@ -130,8 +130,16 @@ enum NodeValue {
     /// An A_Const (possibly under a TypeCast, e.g. 'on'::text) as a Swift value; nil if not constant.
     static func constant(_ node: UnsafeMutablePointer<PgQuery__Node>?) -> Constant? {
         guard let node else { return nil }
-        if node.pointee.node_case == PG_QUERY__NODE__NODE_TYPE_CAST {
+        switch node.pointee.node_case {
+        case PG_QUERY__NODE__NODE_TYPE_CAST:
             return constant(node.pointee.type_cast?.pointee.arg)
+        case PG_QUERY__NODE__NODE_INTEGER:
+            // Option values (EXPLAIN (ANALYZE 0)) are bare value nodes, not A_Const.
+            return .integer(Int(node.pointee.integer?.pointee.ival ?? 0))
+        case PG_QUERY__NODE__NODE_BOOLEAN:
+            return .boolean(node.pointee.boolean?.pointee.boolval != 0)
+        default:
+            break
         }
         guard node.pointee.node_case == PG_QUERY__NODE__NODE_A_CONST, let aConst = node.pointee.a_const else {
             return nil
