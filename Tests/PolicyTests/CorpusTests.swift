@@ -12,6 +12,15 @@ import Testing
         #expect(Fixtures.statements("allowed-reads").count + Fixtures.statements("allowed-psql-pgdump").count >= 60)
     }
 
+    /// Obfuscations must be refused for what they do, not because they fail to parse:
+    /// only the four deliberately malformed statements may be syntax errors.
+    @Test func onlyTheDeliberateSyntaxErrorsFailToParse() {
+        let unparsed = Fixtures.statements("refused-attacks").filter {
+            classifier.classify(sql: $0).syntaxError != nil
+        }
+        #expect(unparsed == ["selec 1", "SELECT * FORM t", "select 'unterminated", "select 1; delet from t"])
+    }
+
     @Test(arguments: Fixtures.statements("refused-attacks"))
     func attackIsRefused(sql: String) {
         let result = classifier.classify(sql: sql)

@@ -372,3 +372,39 @@ SELECT * FORM t
 select 'unterminated
 -- ----
 select 1; delet from t
+-- ----
+execute q(nextval('s'))
+-- ----
+with x as (select * from t for update) select * from x
+-- ----
+select * from t, lateral (select * from t for share) s
+-- ----
+select * from rows from (generate_series(1, 2), nextval('s')) r
+-- ----
+select (select setval('s', 1)) as x
+-- ----
+select case when a > 0 then pg_terminate_backend(a) end from t
+-- ----
+select * from t order by pg_cancel_backend(a)
+-- ----
+select * from t group by a having pg_reload_conf()
+-- ----
+select json_agg(t) from t where a = any(array[nextval('s')])
+-- ----
+select set_config($1, 'x', false)
+-- ----
+values (nextval('s'))
+-- ----
+SET SESSION AUTHORIZATION DEFAULT
+-- ----
+set role none
+-- ----
+sElEcT/**/pG_tErMiNaTe_BaCkEnD(1)
+-- ----
+select "pg_catalog"."nextval"('s')
+-- ----
+select pg_catalog."setval"('s', 1)
+-- ----
+explain (analyze) select * from t for update
+-- ----
+select 1; select 2; set role postgres
