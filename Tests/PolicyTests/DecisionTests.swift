@@ -24,7 +24,7 @@ import Testing
              refusal: "cannot execute MERGE in a read-only transaction"),
         Case(sql: "truncate t", tag: "TRUNCATE TABLE", auditClass: .write,
              refusal: "cannot execute TRUNCATE TABLE in a read-only transaction"),
-        // Texts below checked against PostgreSQL 15 in a BEGIN READ ONLY transaction.
+        // "cannot execute ..." texts here were checked against PostgreSQL 15.1 in BEGIN READ ONLY.
         Case(sql: "with x as (insert into t values (1) returning *) select * from x", tag: "SELECT",
              auditClass: .read, refusal: "cannot execute SELECT in a read-only transaction"),
         Case(sql: "select * from t for update", tag: "SELECT", auditClass: .read,
@@ -100,6 +100,28 @@ import Testing
              refusal: "CHECKPOINT is not allowed for a read-only identity"),
         Case(sql: "create statistics s on a, b from t", tag: "CREATE STATISTICS", auditClass: .ddl,
              refusal: "cannot execute CREATE STATISTICS in a read-only transaction"),
+        Case(sql: "select * from t for no key update", tag: "SELECT", auditClass: .read,
+             refusal: "cannot execute SELECT FOR NO KEY UPDATE in a read-only transaction"),
+        Case(sql: "select * from t for key share", tag: "SELECT", auditClass: .read,
+             refusal: "cannot execute SELECT FOR KEY SHARE in a read-only transaction"),
+        Case(sql: "with x as (select * from t for update) select * from x", tag: "SELECT", auditClass: .read,
+             refusal: "cannot execute SELECT FOR UPDATE in a read-only transaction"),
+        Case(sql: "select setval('s', 1)", tag: "SELECT", auditClass: .read,
+             refusal: "cannot execute setval() in a read-only transaction"),
+        Case(sql: "create index on t (a)", tag: "CREATE INDEX", auditClass: .ddl,
+             refusal: "cannot execute CREATE INDEX in a read-only transaction"),
+        Case(sql: "create view vv as select 1", tag: "CREATE VIEW", auditClass: .ddl,
+             refusal: "cannot execute CREATE VIEW in a read-only transaction"),
+        Case(sql: "grant r0 to postgres", tag: "GRANT ROLE", auditClass: .role,
+             refusal: "cannot execute GRANT ROLE in a read-only transaction"),
+        Case(sql: "security label on table t is 'x'", tag: "SECURITY LABEL", auditClass: .ddl,
+             refusal: "cannot execute SECURITY LABEL in a read-only transaction"),
+        Case(sql: "alter materialized view m rename to n", tag: "ALTER MATERIALIZED VIEW", auditClass: .ddl,
+             refusal: "cannot execute ALTER MATERIALIZED VIEW in a read-only transaction"),
+        Case(sql: "explain analyze select * from t for update", tag: "EXPLAIN", auditClass: .read,
+             refusal: "cannot execute SELECT FOR UPDATE in a read-only transaction"),
+        Case(sql: "copy (select nextval('s')) to stdout", tag: "COPY", auditClass: .read,
+             refusal: "cannot execute nextval() in a read-only transaction"),
     ]
 
     @Test(arguments: cases)
