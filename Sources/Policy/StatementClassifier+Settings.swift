@@ -20,8 +20,20 @@ extension StatementClassifier {
             return Decision(tag: "RESET", auditClass: .miscSet,
                             refusal: SettingPolicy.isProtected(name) ? .policy("RESET \(name)") : nil)
         default:
-            return Decision(tag: "SET", auditClass: .miscSet,
-                            refusal: SettingPolicy.isProtected(name) ? .policy("SET \(name)") : nil)
+            var decision = Decision(tag: "SET", auditClass: .miscSet,
+                                    refusal: SettingPolicy.isProtected(name) ? .policy("SET \(name)") : nil)
+            if name.lowercased() == "search_path" {
+                // The values are literals that normalization erases.
+                decision.dependsOnLiterals = true
+                var schemas: [String] = []
+                for index in 0..<stmt.n_args {
+                    if case .string(let schema) = NodeValue.constant(stmt.args[index]) { schemas.append(schema) }
+                }
+                if SettingPolicy.searchPathDemotesCatalog(schemas) {
+                    decision.refuse(.policy("SET search_path with pg_catalog after another schema"))
+                }
+            }
+            return decision
         }
     }
 

@@ -173,6 +173,16 @@ struct TreeScan {
             }
             if SettingPolicy.isProtected(setting) {
                 decision.refuse(.policy("set_config('\(setting)')"))
+            } else if setting.lowercased() == "search_path" {
+                let second = call.pointee.n_args > 1 ? call.pointee.args[1] : nil
+                guard case .string(let value) = NodeValue.constant(second) else {
+                    decision.refuse(.policy("set_config('search_path') with a non-constant value"))
+                    return
+                }
+                let schemas = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                if SettingPolicy.searchPathDemotesCatalog(schemas) {
+                    decision.refuse(.policy("set_config('search_path') with pg_catalog after another schema"))
+                }
             }
             return
         }

@@ -36,6 +36,13 @@ import Testing
         #expect(cache.classify(sql: "set search_path = 'b'").isAllowedForReadOnly)
     }
 
+    @Test func searchPathOrderIsNeverHiddenByTheCache() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "set search_path = pg_catalog, evil").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "set search_path = evil, pg_catalog").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "set search_path = pg_catalog, evil").isAllowedForReadOnly)
+    }
+
     @Test func transactionModesAreNotConfused() {
         var cache = CachingStatementClassifier()
         #expect(cache.classify(sql: "begin read only").isAllowedForReadOnly)

@@ -58,7 +58,7 @@ SHOW search_path
 -- ----
 show all
 -- ----
-SET search_path TO public, pg_catalog
+SET search_path TO public, "$user"
 -- ----
 set statement_timeout = '30s'
 -- ----
@@ -167,3 +167,7 @@ select a from t union all select a from t except select 1
 select * from t join lateral (select a + 1 as b) l on true
 -- ----
 select pg_sleep(0)
+-- ----
+set search_path = pg_catalog, public
+-- ----
+select set_config('search_path', 'pg_catalog, public', false)

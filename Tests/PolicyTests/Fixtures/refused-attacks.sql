@@ -408,3 +408,11 @@ select pg_catalog."setval"('s', 1)
 explain (analyze) select * from t for update
 -- ----
 select 1; select 2; set role postgres
+-- ----
+set search_path = evil, pg_catalog
+-- ----
+SET search_path TO "evil", "pg_catalog", public
+-- ----
+select set_config('search_path', 'evil, pg_catalog', false)
+-- ----
+select set_config('search_path', current_setting('x'), false)
