@@ -123,6 +123,15 @@ struct TreeScan {
             if let tag = Self.lockingTag(select) { decision.refuse(.readOnly(tag)) }
         case PG_QUERY__NODE__NODE_FUNC_CALL:
             checkFunction(message.assumingMemoryBound(to: PgQuery__FuncCall.self))
+        case PG_QUERY__NODE__NODE_A_EXPR:
+            // OPERATOR(schema.op) runs that schema's operator function; only pg_catalog's
+            // are known. (Unqualified operators resolve through search_path, which
+            // SettingPolicy keeps pg_catalog-first.)
+            let expr = message.assumingMemoryBound(to: PgQuery__AExpr.self)
+            let names = NodeValue.names(expr.pointee.name, count: expr.pointee.n_name)
+            if names.count > 1 && names[0] != "pg_catalog" {
+                decision.refuse(.policy("operator \(names.joined(separator: "."))"))
+            }
         default:
             break
         }

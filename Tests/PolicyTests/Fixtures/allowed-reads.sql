@@ -171,3 +171,5 @@ select pg_sleep(0)
 set search_path = pg_catalog, public
 -- ----
 select set_config('search_path', 'pg_catalog, public', false)
+-- ----
+select 1 OPERATOR(pg_catalog.+) 2

@@ -416,3 +416,7 @@ SET search_path TO "evil", "pg_catalog", public
 select set_config('search_path', 'evil, pg_catalog', false)
 -- ----
 select set_config('search_path', current_setting('x'), false)
+-- ----
+select 1 OPERATOR(evil.+) 2
+-- ----
+select * from t where a operator(public.=) 1
