@@ -29,6 +29,14 @@ let package = Package(
         .target(name: "Auth", dependencies: ["CPortcullisShims", "Wire"], swiftSettings: strict),
         .target(name: "Config", dependencies: ["Wire"], swiftSettings: strict),
         .target(name: "Pool", swiftSettings: strict),
+        // libpg_query: PostgreSQL 15's parser as a static library (Debian libpg-query-dev).
+        // ":libpg_query.a" makes the linker take the archive, so no runtime .so is needed;
+        // the archive already contains the protobuf-c runtime it uses.
+        .target(
+            name: "CPgQuery",
+            linkerSettings: [.linkedLibrary(":libpg_query.a"), .linkedLibrary("pthread")]
+        ),
+        .target(name: "Policy", dependencies: ["CPgQuery"], swiftSettings: strict),
         .target(
             name: "Proxy",
             dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin",
@@ -51,6 +59,8 @@ let package = Package(
         .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth"], swiftSettings: strict),
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,51 @@
+import CPgQuery
+
+/// A ``StatementClassifier`` with a cache keyed by the query text as `pg_query_normalize`
+/// rewrites it: every literal replaced by `$n`, so `... WHERE id = 1` and `... WHERE id = 2`
+/// share one entry.
+///
+/// Why the normalized text and not `pg_query_fingerprint`: the fingerprint is a 64-bit
+/// non-cryptographic hash, so a client could search for a write statement whose fingerprint
+/// equals a cached read's and be let through. The normalized text is compared exactly.
+///
+/// Where a literal decides, the result is not cached at all: `set_config('role', ...)`
+/// versus `set_config('search_path', ...)` normalize to the same text, as can
+/// `EXPLAIN (ANALYZE 1)` and transaction modes given as values. The classifier reports such
+/// literal-dependent decisions (``StatementClassifier/classifyTrackingLiterals(sql:)``), and
+/// they are classified afresh every time. SET and RESET names are identifiers, not literals,
+/// so they stay in the normalized text and in the key. Syntax errors are never cached.
+///
+/// Eviction: when `capacity` entries are held the cache is emptied — simple, bounded memory,
+/// and a working set of distinct statement shapes refills it quickly.
+public struct CachingStatementClassifier: Sendable {
+    public let capacity: Int
+    private let classifier = StatementClassifier()
+    private var entries: [String: ClassificationResult] = [:]
+
+    public init(capacity: Int = 4096) {
+        self.capacity = max(1, capacity)
+    }
+
+    public var count: Int { entries.count }
+
+    public mutating func classify(sql: String) -> ClassificationResult {
+        guard let key = Self.normalized(sql) else {
+            return classifier.classify(sql: sql)
+        }
+        if let cached = entries[key] { return cached }
+        let (result, dependsOnLiterals) = classifier.classifyTrackingLiterals(sql: sql)
+        if result.syntaxError == nil && !dependsOnLiterals {
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = result
+        }
+        return result
+    }
+
+    /// The literal-free text of `sql`, or nil when libpg_query cannot scan it.
+    static func normalized(_ sql: String) -> String? {
+        let result = pg_query_normalize(sql)
+        defer { pg_query_free_normalize_result(result) }
+        guard result.error == nil, let text = result.normalized_query else { return nil }
+        return String(cString: text)
+    }
+}

@@ -1,0 +1,181 @@
+import CPgQuery
+
+/// Owns one libpg_query parse: the protobuf bytes PostgreSQL's raw parser produced
+/// and the protobuf-c structs unpacked from them. Freed in `deinit`.
+///
+/// Protobuf-c structs were chosen over `pg_query_parse`'s JSON: no JSON parser (and no
+/// Foundation) is needed, and the generated descriptors let ``ParseTreeWalker`` visit
+/// every child message by reflection, so no node type can be skipped by omission.
+final class ParsedQuery {
+    let result: UnsafeMutablePointer<PgQuery__ParseResult>
+
+    private init(result: UnsafeMutablePointer<PgQuery__ParseResult>) {
+        self.result = result
+    }
+
+    deinit {
+        pg_query__parse_result__free_unpacked(result, nil)
+    }
+
+    enum Outcome {
+        case parsed(ParsedQuery)
+        case syntaxError(Refusal)
+    }
+
+    static func parse(_ sql: String) -> Outcome {
+        let raw = pg_query_parse_protobuf(sql)
+        defer { pg_query_free_protobuf_parse_result(raw) }
+        if let error = raw.error {
+            let message = error.pointee.message.map { String(cString: $0) } ?? "syntax error"
+            let cursor = Int(error.pointee.cursorpos)
+            return .syntaxError(Refusal(sqlState: "42601", message: message, isPostgreSQLText: true,
+                                        cursorPosition: cursor > 0 ? cursor : nil))
+        }
+        let unpacked = raw.parse_tree.data.withMemoryRebound(to: UInt8.self, capacity: raw.parse_tree.len) {
+            pg_query__parse_result__unpack(nil, raw.parse_tree.len, $0)
+        }
+        guard let unpacked else {
+            return .syntaxError(Refusal(sqlState: "XX000", message: "could not decode parse tree",
+                                        isPostgreSQLText: false))
+        }
+        return .parsed(ParsedQuery(result: unpacked))
+    }
+
+    /// The top-level statement nodes (RawStmt.stmt), in order.
+    var statements: [UnsafeMutablePointer<PgQuery__Node>] {
+        var nodes: [UnsafeMutablePointer<PgQuery__Node>] = []
+        for index in 0..<result.pointee.n_stmts {
+            if let raw = result.pointee.stmts[index], let stmt = raw.pointee.stmt {
+                nodes.append(stmt)
+            }
+        }
+        return nodes
+    }
+}
+
+/// Visits every `Node` in a protobuf-c message tree by reflecting over the generated
+/// field descriptors: every MESSAGE-typed field, repeated or single, set `oneof` member
+/// or plain, is descended into. `visit` returns false to skip a node's children.
+struct ParseTreeWalker {
+    typealias Visit = (PgQuery__Node__NodeCase, UnsafeRawPointer) -> Bool
+
+    static func walk(_ message: UnsafeRawPointer, _ visit: Visit) {
+        let base = message.assumingMemoryBound(to: ProtobufCMessage.self)
+        guard let descriptor = base.pointee.descriptor else { return }
+        let isNode = descriptor == cpq_node_descriptor()
+        // Messages without fields (e.g. an empty String value) have no field table.
+        guard let fields = descriptor.pointee.fields else { return }
+        for index in 0..<Int(descriptor.pointee.n_fields) {
+            let field = fields[index]
+            guard field.type == PROTOBUF_C_TYPE_MESSAGE else { continue }
+            if field.label == PROTOBUF_C_LABEL_REPEATED {
+                let count = message.load(fromByteOffset: Int(field.quantifier_offset), as: Int.self)
+                guard count > 0,
+                      let array = message.load(fromByteOffset: Int(field.offset), as: UnsafeRawPointer?.self)
+                else { continue }
+                for item in 0..<count {
+                    if let child = array.load(fromByteOffset: item * MemoryLayout<UnsafeRawPointer>.stride,
+                                              as: UnsafeRawPointer?.self) {
+                        walkChild(child, field: field, inNode: isNode, visit)
+                    }
+                }
+            } else {
+                if field.flags & PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue != 0 {
+                    let selected = message.load(fromByteOffset: Int(field.quantifier_offset), as: UInt32.self)
+                    guard selected == field.id else { continue }
+                }
+                if let child = message.load(fromByteOffset: Int(field.offset), as: UnsafeRawPointer?.self) {
+                    walkChild(child, field: field, inNode: isNode, visit)
+                }
+            }
+        }
+    }
+
+    private static func walkChild(_ child: UnsafeRawPointer, field: ProtobufCFieldDescriptor,
+                                  inNode: Bool, _ visit: Visit) {
+        var descend = true
+        if inNode {
+            // The Node oneof's field numbers are the NodeCase values.
+            descend = visit(PgQuery__Node__NodeCase(rawValue: field.id), child)
+        } else if field.descriptor == UnsafeRawPointer(cpq_select_stmt_descriptor()) {
+            // SelectStmt.larg / rarg hold SelectStmt directly, not wrapped in a Node.
+            descend = visit(PG_QUERY__NODE__NODE_SELECT_STMT, child)
+        }
+        if descend { walk(child, visit) }
+    }
+}
+
+/// Reading small leaf values out of parse nodes.
+enum NodeValue {
+    /// The `sval` of a String node.
+    static func string(_ node: UnsafeMutablePointer<PgQuery__Node>?) -> String? {
+        guard let node, node.pointee.node_case == PG_QUERY__NODE__NODE_STRING,
+              let value = node.pointee.string?.pointee.sval else { return nil }
+        return String(cString: value)
+    }
+
+    /// Dotted names (funcname, names lists) as lower-level String parts.
+    static func names(_ list: UnsafeMutablePointer<UnsafeMutablePointer<PgQuery__Node>?>?, count: Int) -> [String] {
+        guard let list else { return [] }
+        return (0..<count).compactMap { string(list[$0]) }
+    }
+
+    enum Constant: Equatable {
+        case string(String)
+        case integer(Int)
+        case boolean(Bool)
+        case other
+    }
+
+    /// An A_Const (possibly under a TypeCast, e.g. 'on'::text) as a Swift value; nil if not constant.
+    static func constant(_ node: UnsafeMutablePointer<PgQuery__Node>?) -> Constant? {
+        guard let node else { return nil }
+        switch node.pointee.node_case {
+        case PG_QUERY__NODE__NODE_TYPE_CAST:
+            return constant(node.pointee.type_cast?.pointee.arg)
+        case PG_QUERY__NODE__NODE_INTEGER:
+            // Option values (EXPLAIN (ANALYZE 0)) are bare value nodes, not A_Const.
+            return .integer(Int(node.pointee.integer?.pointee.ival ?? 0))
+        case PG_QUERY__NODE__NODE_BOOLEAN:
+            return .boolean(node.pointee.boolean?.pointee.boolval != 0)
+        default:
+            break
+        }
+        guard node.pointee.node_case == PG_QUERY__NODE__NODE_A_CONST, let aConst = node.pointee.a_const else {
+            return nil
+        }
+        switch aConst.pointee.val_case {
+        case PG_QUERY__A__CONST__VAL_SVAL:
+            return .string(aConst.pointee.sval?.pointee.sval.map { String(cString: $0) } ?? "")
+        case PG_QUERY__A__CONST__VAL_IVAL:
+            return .integer(Int(aConst.pointee.ival?.pointee.ival ?? 0))
+        case PG_QUERY__A__CONST__VAL_BOOLVAL:
+            return .boolean(aConst.pointee.boolval?.pointee.boolval != 0)
+        default:
+            return .other
+        }
+    }
+
+    /// A DefElem's boolean-ish argument as PostgreSQL's defGetBoolean reads it
+    /// (src/backend/commands/define.c): absent means true.
+    static func defElemBoolean(_ arg: UnsafeMutablePointer<PgQuery__Node>?) -> Bool? {
+        guard let arg else { return true }
+        switch constant(arg) {
+        case .integer(let value): return value != 0
+        case .boolean(let value): return value
+        case .string(let text):
+            switch text.lowercased() {
+            case "true", "on", "yes", "1": return true
+            case "false", "off", "no", "0": return false
+            default: return nil
+            }
+        case .other, .none:
+            // Keywords such as `ANALYZE on` arrive as a String node, not an A_Const.
+            switch string(arg)?.lowercased() {
+            case "true", "on", "yes": return true
+            case "false", "off", "no": return false
+            default: return nil
+            }
+        }
+    }
+}

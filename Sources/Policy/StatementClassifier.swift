@@ -1,0 +1,202 @@
+import CPgQuery
+
+/// Classifies SQL with PostgreSQL 15's own parser (libpg_query) and decides, per
+/// statement, whether a read-only identity may run it.
+///
+/// The rule is PostgreSQL's read-only transaction rule (docs 13.2, SET TRANSACTION;
+/// src/backend/tcop/utility.c ClassifyUtilityCommandAsReadOnly / PreventCommandIfReadOnly),
+/// tightened where a read-only transaction still lets a session change server state or
+/// escape the restriction: VACUUM, ANALYZE, CLUSTER, REINDEX, CHECKPOINT, LOCK stronger
+/// than ACCESS SHARE, LISTEN/NOTIFY, ALTER SYSTEM, DO, CALL, PREPARE TRANSACTION, COPY to a
+/// file or program, SET of protected settings (``SettingPolicy``), and every function not on
+/// ``FunctionPolicy/readSafeFunctions``. Text the parser rejects is refused (fail closed).
+public struct StatementClassifier: Sendable {
+    public init() {}
+
+    public func classify(sql: String) -> ClassificationResult {
+        classifyTrackingLiterals(sql: sql).result
+    }
+
+    /// Also reports whether any decision read a literal (A_Const) value — such results must
+    /// not be cached under a literal-blind key (see ``CachingStatementClassifier``).
+    func classifyTrackingLiterals(sql: String) -> (result: ClassificationResult, dependsOnLiterals: Bool) {
+        switch ParsedQuery.parse(sql) {
+        case .syntaxError(let refusal):
+            return (ClassificationResult(statements: [], syntaxError: refusal), false)
+        case .parsed(let parsed):
+            var dependsOnLiterals = false
+            let statements = parsed.statements.map { node in
+                let decision = decide(node)
+                dependsOnLiterals = dependsOnLiterals || decision.dependsOnLiterals
+                return StatementClassification(commandTag: decision.tag, auditClass: decision.auditClass,
+                                               refusal: decision.refusal)
+            }
+            return withExtendedLifetime(parsed) {
+                (ClassificationResult(statements: statements, syntaxError: nil), dependsOnLiterals)
+            }
+        }
+    }
+}
+
+/// One statement's decision while it is being built.
+struct Decision {
+    var tag: String
+    var auditClass: AuditClass
+    var refusal: Refusal?
+    var dependsOnLiterals = false
+
+    mutating func refuse(_ refusal: Refusal) {
+        if self.refusal == nil { self.refusal = refusal }
+    }
+
+    mutating func adopt(_ inner: Decision) {
+        if let refusal = inner.refusal { refuse(refusal) }
+        dependsOnLiterals = dependsOnLiterals || inner.dependsOnLiterals
+    }
+}
+
+typealias NodePointer = UnsafeMutablePointer<PgQuery__Node>
+
+extension StatementClassifier {
+    /// Decides one statement: first by its own kind, then by everything nested in it.
+    func decide(_ node: NodePointer) -> Decision {
+        var decision = decideKind(node)
+        // Statements whose inner query was decided on its own (EXPLAIN ANALYZE, PREPARE,
+        // DECLARE, COPY (query)) must not be scanned again under the outer tag.
+        let innerQuery: NodePointer? = switch node.pointee.node_case {
+        case PG_QUERY__NODE__NODE_EXPLAIN_STMT: node.pointee.explain_stmt.pointee.query
+        case PG_QUERY__NODE__NODE_PREPARE_STMT: node.pointee.prepare_stmt.pointee.query
+        case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT: node.pointee.declare_cursor_stmt.pointee.query
+        case PG_QUERY__NODE__NODE_COPY_STMT: node.pointee.copy_stmt.pointee.query
+        default: nil
+        }
+        var scan = TreeScan(writeTag: decision.tag, skipping: innerQuery.flatMap(Self.message(of:)),
+                            ignoresWrites: false)
+        scan.scan(node)
+        decision.adopt(scan.decision)
+        return decision
+    }
+
+    /// The message a Node wraps (its set `oneof` member).
+    static func message(of node: NodePointer) -> UnsafeRawPointer? {
+        guard let field = protobuf_c_message_descriptor_get_field(cpq_node_descriptor(),
+                                                                   node.pointee.node_case.rawValue)
+        else { return nil }
+        return UnsafeRawPointer(node).load(fromByteOffset: Int(field.pointee.offset), as: UnsafeRawPointer?.self)
+    }
+}
+
+/// Walks a whole statement for what makes it write even when its top-level kind reads:
+/// data-modifying statements nested in WITH, SELECT INTO, SELECT ... FOR UPDATE/SHARE,
+/// and function calls (deny by default).
+struct TreeScan {
+    var decision: Decision
+    let skipping: UnsafeRawPointer?
+    /// Plain EXPLAIN plans but does not run its statement, so nested writes are harmless;
+    /// function calls are still checked (the planner may evaluate some).
+    let ignoresWrites: Bool
+
+    init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool) {
+        decision = Decision(tag: writeTag, auditClass: .read)
+        self.skipping = skipping
+        self.ignoresWrites = ignoresWrites
+    }
+
+    mutating func scan(_ node: NodePointer) {
+        ParseTreeWalker.walk(UnsafeRawPointer(node)) { nodeCase, message in
+            self.visit(nodeCase, message)
+        }
+    }
+
+    mutating func visit(_ nodeCase: PgQuery__Node__NodeCase, _ message: UnsafeRawPointer) -> Bool {
+        if message == skipping { return false }
+        switch nodeCase {
+        case PG_QUERY__NODE__NODE_INSERT_STMT, PG_QUERY__NODE__NODE_UPDATE_STMT,
+             PG_QUERY__NODE__NODE_DELETE_STMT, PG_QUERY__NODE__NODE_MERGE_STMT:
+            // PostgreSQL names the outer statement: "cannot execute SELECT in a read-only
+            // transaction" for WITH x AS (INSERT ...) SELECT (ExecCheckXactReadOnly).
+            if !ignoresWrites { decision.refuse(.readOnly(decision.tag)) }
+        case PG_QUERY__NODE__NODE_SELECT_STMT:
+            let select = message.assumingMemoryBound(to: PgQuery__SelectStmt.self)
+            if ignoresWrites { break }
+            if select.pointee.into_clause != nil { decision.refuse(.readOnly("SELECT INTO")) }
+            if let tag = Self.lockingTag(select) { decision.refuse(.readOnly(tag)) }
+        case PG_QUERY__NODE__NODE_FUNC_CALL:
+            checkFunction(message.assumingMemoryBound(to: PgQuery__FuncCall.self))
+        case PG_QUERY__NODE__NODE_A_EXPR:
+            // OPERATOR(schema.op) runs that schema's operator function; only pg_catalog's
+            // are known. (Unqualified operators resolve through search_path, which
+            // SettingPolicy keeps pg_catalog-first.)
+            let expr = message.assumingMemoryBound(to: PgQuery__AExpr.self)
+            let names = NodeValue.names(expr.pointee.name, count: expr.pointee.n_name)
+            if names.count > 1 && names[0] != "pg_catalog" {
+                decision.refuse(.policy("operator \(names.joined(separator: "."))"))
+            }
+        default:
+            break
+        }
+        return true
+    }
+
+    /// PostgreSQL's tag for a locking SELECT (CreateCommandTag, strongest clause wins).
+    static func lockingTag(_ select: UnsafePointer<PgQuery__SelectStmt>) -> String? {
+        var strongest: UInt32 = 0
+        for index in 0..<select.pointee.n_locking_clause {
+            guard let node = select.pointee.locking_clause[index],
+                  node.pointee.node_case == PG_QUERY__NODE__NODE_LOCKING_CLAUSE,
+                  let clause = node.pointee.locking_clause else { continue }
+            strongest = max(strongest, clause.pointee.strength.rawValue)
+        }
+        switch PgQuery__LockClauseStrength(rawValue: strongest) {
+        case PG_QUERY__LOCK_CLAUSE_STRENGTH__LCS_FORUPDATE: return "SELECT FOR UPDATE"
+        case PG_QUERY__LOCK_CLAUSE_STRENGTH__LCS_FORNOKEYUPDATE: return "SELECT FOR NO KEY UPDATE"
+        case PG_QUERY__LOCK_CLAUSE_STRENGTH__LCS_FORSHARE: return "SELECT FOR SHARE"
+        case PG_QUERY__LOCK_CLAUSE_STRENGTH__LCS_FORKEYSHARE: return "SELECT FOR KEY SHARE"
+        default: return nil
+        }
+    }
+
+    mutating func checkFunction(_ call: UnsafePointer<PgQuery__FuncCall>) {
+        let names = NodeValue.names(call.pointee.funcname, count: call.pointee.n_funcname)
+        guard let name = names.last else {
+            decision.refuse(.policy("calling an unnamed function"))
+            return
+        }
+        let qualified = names.joined(separator: ".")
+        if names.count > 2 || (names.count == 2 && names[0] != "pg_catalog") {
+            decision.refuse(.policy("function \(qualified)()"))
+            return
+        }
+        if FunctionPolicy.postgresReadOnlyRefused.contains(name) {
+            // sequence.c: "cannot execute nextval() in a read-only transaction"
+            decision.refuse(.readOnly("\(name)()"))
+            return
+        }
+        if name == "set_config" {
+            // The setting's name decides; a non-constant name cannot be judged.
+            decision.dependsOnLiterals = true
+            let first = call.pointee.n_args > 0 ? call.pointee.args[0] : nil
+            guard case .string(let setting) = NodeValue.constant(first) else {
+                decision.refuse(.policy("set_config() with a non-constant setting name"))
+                return
+            }
+            if SettingPolicy.isProtected(setting) {
+                decision.refuse(.policy("set_config('\(setting)')"))
+            } else if setting.lowercased() == "search_path" {
+                let second = call.pointee.n_args > 1 ? call.pointee.args[1] : nil
+                guard case .string(let value) = NodeValue.constant(second) else {
+                    decision.refuse(.policy("set_config('search_path') with a non-constant value"))
+                    return
+                }
+                let schemas = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                if SettingPolicy.searchPathDemotesCatalog(schemas) {
+                    decision.refuse(.policy("set_config('search_path') with pg_catalog after another schema"))
+                }
+            }
+            return
+        }
+        if !FunctionPolicy.readSafeFunctions.contains(name) {
+            decision.refuse(.policy("function \(qualified)()"))
+        }
+    }
+}

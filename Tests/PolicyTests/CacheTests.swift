@@ -1,0 +1,67 @@
+import Testing
+@testable import Policy
+
+@Suite struct CacheTests {
+    @Test func literalsShareOneEntry() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "select * from t where a = 1").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "select * from t where a = 2").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "select * from t where a = 'x'").isAllowedForReadOnly)
+        #expect(cache.count == 1)
+        #expect(!cache.classify(sql: "delete from t where a = 1").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "delete from t where a = 7").isAllowedForReadOnly)
+        #expect(cache.count == 2)
+    }
+
+    @Test func setConfigNameIsNeverHiddenByTheCache() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "select set_config('search_path', 'x', false)").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "select set_config('role', 'x', false)").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "select set_config('search_path', 'y', false)").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "select set_config('default_transaction_read_only', 'off', false)")
+            .isAllowedForReadOnly)
+        #expect(cache.count == 0)
+    }
+
+    @Test func explainAnalyzeValueIsNeverHiddenByTheCache() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "explain (analyze 0) delete from t").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "explain (analyze 1) delete from t").isAllowedForReadOnly)
+    }
+
+    @Test func setNamesAreKeptInTheKey() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "set search_path = 'a'").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "set role = 'a'").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "set search_path = 'b'").isAllowedForReadOnly)
+    }
+
+    @Test func searchPathOrderIsNeverHiddenByTheCache() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "set search_path = pg_catalog, evil").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "set search_path = evil, pg_catalog").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "set search_path = pg_catalog, evil").isAllowedForReadOnly)
+    }
+
+    @Test func transactionModesAreNotConfused() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "begin read only").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "begin read write").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "begin read only").isAllowedForReadOnly)
+    }
+
+    @Test func syntaxErrorsAreNotCached() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "selec 1").syntaxError != nil)
+        #expect(cache.count == 0)
+    }
+
+    @Test func capacityBoundsTheEntries() {
+        var cache = CachingStatementClassifier(capacity: 3)
+        for column in ["a", "b", "c", "d", "e"] {
+            #expect(cache.classify(sql: "select \(column) from t").isAllowedForReadOnly)
+        }
+        #expect(cache.count <= 3)
+        #expect(cache.count >= 1)
+    }
+}
