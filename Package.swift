@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Policy", dependencies: ["CPgQuery"], swiftSettings: strict),
         .target(
             name: "Proxy",
-            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin",
+            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin", "Policy",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),

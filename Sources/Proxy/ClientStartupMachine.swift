@@ -1,6 +1,7 @@
 import Wire
 import Auth
 import Config
+import Policy
 
 /// How a client reached us; decides which auth method applies and whether TLS is possible.
 public enum ClientTransportKind: Sendable, Equatable {
@@ -321,9 +322,16 @@ public struct ClientStartupMachine {
         }
         let mode = identity?.mode ?? .readOnly
         if mode == .readOnly {
+            // No way out of read-only mode through the startup packet either (a parameter or
+            // `options=-c ...`): refused as PostgreSQL refuses a setting one may not change.
+            if let setting = StartupSettingsPolicy.protectedSetting(in: parameters.map { ($0.name, $0.value) }) {
+                state = .closed
+                return .sendAndClose(preamble + Self.fatal(SQLState.insufficientPrivilege,
+                    "permission denied to set parameter \"\(setting)\"",
+                    hint: "\"\(login.user)\" is a read-only identity."))
+            }
             // Sessions of read-only identities start read-only, so RESET ALL and DISCARD ALL
-            // return to read-only. Startup parameters are applied after `options`, so this wins.
-            parameters.removeAll { $0.name == "default_transaction_read_only" || $0.name == "transaction_read_only" }
+            // return to read-only.
             parameters.append(StartupParameter(name: "default_transaction_read_only", value: "on"))
         }
         if let applicationName = target.applicationName, !parameters.contains(where: { $0.name == "application_name" }) {
@@ -339,9 +347,9 @@ public struct ClientStartupMachine {
         return .connectUpstream(request)
     }
 
-    static func fatal(_ sqlState: String, _ message: String) -> ByteBuffer {
+    static func fatal(_ sqlState: String, _ message: String, hint: String? = nil) -> ByteBuffer {
         var out = ByteBuffer()
-        BackendMessage.errorResponse(.error(sqlState: sqlState, message: message, severity: "FATAL")).encode(into: &out)
+        BackendMessage.errorResponse(.error(sqlState: sqlState, message: message, hint: hint, severity: "FATAL")).encode(into: &out)
         return out
     }
 }

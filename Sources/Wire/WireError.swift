@@ -65,6 +65,7 @@ public enum SQLState {
     public static let readOnlySQLTransaction = "25006"
     public static let inFailedSQLTransaction = "25P02"
     public static let invalidParameterValue = "22023"
+    public static let insufficientPrivilege = "42501"
     public static let internalError = "XX000"
     public static let undefinedDatabase = "3D000"
 }

@@ -217,6 +217,21 @@ final class ProxySessionTests: IntegrationTestCase {
         XCTAssertTrue(refused.stderr.contains("group or world access"), "\(refused)")
     }
 
+    /// A read-only identity's server session starts read-only, and the startup packet cannot
+    /// change that (PGOPTIONS is libpq's `options`).
+    func testReadOnlyIdentityCannotLeaveReadOnlyAtStartup() throws {
+        try requireProxyTarget("read-only identities are a proxy feature")
+        let endpoint = try endpoint
+        let shown = try runPsql(conninfo: endpoint.conninfo(user: "app_ro"), sql: "SHOW default_transaction_read_only", env: endpoint.env(user: "app_ro"))
+        assertSucceeded(shown, "read-only session")
+        XCTAssertEqual(shown.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "on")
+        var env = endpoint.env(user: "app_ro")
+        env["PGOPTIONS"] = "-c default_transaction_read_only=off"
+        let refused = try runPsql(conninfo: endpoint.conninfo(user: "app_ro"), sql: "SELECT 1", env: env)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("permission denied to set parameter \"default_transaction_read_only\""), "\(refused)")
+    }
+
     /// check-config reports every error with file:line and exits non-zero.
     func testCheckConfigReportsLineNumbers() throws {
         try requireProxyTarget("exercises the portcullis binary")

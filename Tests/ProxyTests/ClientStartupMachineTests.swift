@@ -81,12 +81,36 @@ final class ClientStartupMachineTests: XCTestCase {
         XCTAssertEqual(request.parameters, [StartupParameter(name: "application_name", value: "psql")])
     }
 
-    func testReadOnlyIdentityStartsReadOnlyWhateverTheClientAsks() throws {
+    func testReadOnlyIdentityStartsReadOnly() throws {
         var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
-        var b = startup([("user", "bob"), ("database", "app"), ("default_transaction_read_only", "off")])
+        var b = startup([("user", "bob"), ("database", "app"), ("options", "-c search_path=public")])
         guard case .connectUpstream(let request) = m.bytesReceived(&b) else { return XCTFail() }
         XCTAssertEqual(request.mode, .readOnly)
-        XCTAssertEqual(request.parameters.filter { $0.name == "default_transaction_read_only" }, [StartupParameter(name: "default_transaction_read_only", value: "on")])
+        XCTAssertEqual(request.parameters.last, StartupParameter(name: "default_transaction_read_only", value: "on"))
+    }
+
+    func testReadOnlyIdentityCannotLeaveReadOnlyThroughTheStartupPacket() throws {
+        let attempts: [[(String, String)]] = [
+            [("default_transaction_read_only", "off")],
+            [("options", "-c default_transaction_read_only=off")],
+            [("options", "-cdefault-transaction-read-only=off")],
+            [("options", "--default_transaction_read_only=off")],
+            [("options", "-c search_path=x -c ROLE=postgres")],
+            [("options", "-c\\ x -c session_authorization=postgres")],
+            [("Transaction_Read_Only", "off")],
+            [("session_replication_role", "replica")],
+        ]
+        for extra in attempts {
+            var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+            var b = startup([("user", "bob"), ("database", "app")] + extra)
+            let fields = errorFields(m.bytesReceived(&b))
+            XCTAssertEqual(fields?.sqlState, "42501", "\(extra)")
+            XCTAssertTrue(fields?.message?.hasPrefix("permission denied to set parameter") ?? false, "\(extra)")
+        }
+        // A read-write identity may.
+        var rw = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = startup([("user", "alice"), ("database", "app"), ("options", "-c default_transaction_read_only=off")])
+        guard case .connectUpstream = rw.bytesReceived(&b) else { return XCTFail() }
     }
 
     func testNewerMinorVersionGetsNegotiateProtocolVersionFirst() throws {
