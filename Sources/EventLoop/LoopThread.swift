@@ -21,6 +21,11 @@ public enum LoopThread {
         return thread
     }
 
+    /// For threads nobody waits for: their resources go when they end.
+    public static func detach(_ thread: pthread_t) {
+        _ = pthread_detach(thread)
+    }
+
     public static func join(_ thread: pthread_t) {
         _ = pthread_join(thread, nil)
     }

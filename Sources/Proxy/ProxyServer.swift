@@ -149,7 +149,7 @@ extension ProxyServer {
         let identities = config.identities.values.filter { $0.mode == .readOnly }
         let targets = config.databases.values.filter { $0.name != "*" }
         guard !identities.isEmpty, !targets.isEmpty else { return }
-        _ = LoopThread.start(name: "portcullis-roles") {
+        let thread = LoopThread.start(name: "portcullis-roles") {
             for identity in identities {
                 for target in targets {
                     let user = identity.serverUser ?? target.user ?? identity.name
@@ -164,6 +164,7 @@ extension ProxyServer {
                 }
             }
         }
+        LoopThread.detach(thread)
     }
 }
 
