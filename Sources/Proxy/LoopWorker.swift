@@ -10,6 +10,26 @@ enum LoopControl: Sendable {
     case beginShutdown(drainTimeout: Duration)
     /// New configuration for new sessions; running sessions keep theirs.
     case reload(RuntimeConfig)
+    /// A connection accepted by loop 0 for this loop to own from now on.
+    case adopt(fd: Int32, remote: SocketAddress)
+}
+
+/// How many sessions each loop owns, so the accepting loop can hand a new connection to the
+/// least-loaded one (SO_REUSEPORT's hash can put most connections on one loop).
+final class LoopLoads: Sendable {
+    final class Load: Sendable { let sessions = Atomic<Int>(0) }
+    let loads: [Load]
+    init(count: Int) { loads = (0..<count).map { _ in Load() } }
+
+    func leastLoaded(preferring index: Int) -> Int {
+        var best = index
+        var bestLoad = loads[index].sessions.load(ordering: .relaxed)
+        for (i, load) in loads.enumerated() {
+            let value = load.sessions.load(ordering: .relaxed)
+            if value < bestLoad { best = i; bestLoad = value }
+        }
+        return best
+    }
 }
 
 /// Counts client connections across loops for max_client_connections.
@@ -32,7 +52,12 @@ final class LoopWorker {
     /// Loop 0 handles process signals and tells the others.
     var onSignal: ((Int32) -> Void)?
 
-    init(loop: EventLoop, runtime: RuntimeConfig, shared: ProxyShared, counter: ConnectionCounter) {
+    let loads: LoopLoads
+    let mailboxes: MailboxDirectory
+
+    init(loop: EventLoop, runtime: RuntimeConfig, shared: ProxyShared, counter: ConnectionCounter, loads: LoopLoads, mailboxes: MailboxDirectory) {
+        self.loads = loads
+        self.mailboxes = mailboxes
         self.loop = loop
         self.runtime = runtime
         self.shared = shared
@@ -90,6 +115,25 @@ final class LoopWorker {
             try? Socket.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
             try? Socket.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1)
         }
+        let target = loads.leastLoaded(preferring: loop.index)
+        if target != loop.index, let box = mailboxes.box(target) {
+            // Counted on the target now, so the next accept sees it.
+            loads.loads[target].sessions.add(1, ordering: .relaxed)
+            box.post(LoopControl.adopt(fd: fd, remote: remote))
+            return
+        }
+        loads.loads[loop.index].sessions.add(1, ordering: .relaxed)
+        startSession(fd: fd, remote: remote)
+    }
+
+    /// Runs a connection on this loop (already counted in `counter` and in this loop's load).
+    private func startSession(fd: Int32, remote: SocketAddress) {
+        if draining {
+            loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
+            counter.value.subtract(1, ordering: .relaxed)
+            closeDescriptor(fd)
+            return
+        }
         let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool, sessionID: nextSessionID)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
@@ -97,6 +141,7 @@ final class LoopWorker {
             try session.start()
             sessions[ObjectIdentifier(session)] = session
         } catch {
+            loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
             counter.value.subtract(1, ordering: .relaxed)
             closeDescriptor(fd)
             logger.warning("could not register connection: \(error)")
@@ -106,6 +151,7 @@ final class LoopWorker {
     private func sessionFinished(_ session: ClientSession) {
         guard sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
         counter.value.subtract(1, ordering: .relaxed)
+        loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
         if draining && sessions.isEmpty { loop.stop() }
     }
 
@@ -128,6 +174,8 @@ final class LoopWorker {
                 }
                 self.loop.stop()
             }
+        case .adopt(let fd, let remote):
+            startSession(fd: fd, remote: remote)
         case .reload(let newRuntime):
             runtime = newRuntime
             pool.reloaded(newRuntime)

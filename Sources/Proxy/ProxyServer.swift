@@ -58,15 +58,15 @@ public final class ProxyServer {
         let workers = general.workers > 0 ? general.workers : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
         // Bind everything before starting, so that a port in use is a start-up error.
-        var tcpSockets: [[(Int32, String)]] = Array(repeating: [], count: workers)
-        for worker in 0..<workers {
-            for host in general.listenAddresses {
-                do {
-                    let fd = try ListeningSocket.tcp(host: host, port: general.listenPort)
-                    tcpSockets[worker].append((fd, "\(host):\(general.listenPort)"))
-                } catch {
-                    throw ProxyStartupError(description: "could not bind to address \"\(host)\", port \(general.listenPort): \(error)")
-                }
+        // Loop 0 accepts and hands each connection to the least-loaded loop, which owns it from
+        // then on (the hand-off is per connection, never per message).
+        var tcpSockets: [(Int32, String)] = []
+        for host in general.listenAddresses {
+            do {
+                let fd = try ListeningSocket.tcp(host: host, port: general.listenPort)
+                tcpSockets.append((fd, "\(host):\(general.listenPort)"))
+            } catch {
+                throw ProxyStartupError(description: "could not bind to address \"\(host)\", port \(general.listenPort): \(error)")
             }
         }
         var unixSockets: [(Int32, String)] = []
@@ -85,18 +85,19 @@ public final class ProxyServer {
         let shared = ProxyShared()
         let counter = ConnectionCounter()
         let mailboxes = MailboxDirectory(count: workers)
+        let loads = LoopLoads(count: workers)
         let path = configPath
         let baseLogger = logger
         var threads: [pthread_t] = []
         let sockets = tcpSockets
         let unixListeners = unixSockets
         for worker in 0..<workers {
-            let mine = sockets[worker] + (worker == 0 ? unixListeners : [])
+            let mine = worker == 0 ? sockets + unixListeners : []
             threads.append(LoopThread.start(name: "portcullis-\(worker)") {
                 let loop: EventLoop
                 do { loop = try EventLoop(index: worker) } catch { fatalError("could not create event loop: \(error)") }
                 mailboxes.set(worker, loop.mailbox)
-                let context = LoopWorker(loop: loop, runtime: runtime, shared: shared, counter: counter)
+                let context = LoopWorker(loop: loop, runtime: runtime, shared: shared, counter: counter, loads: loads, mailboxes: mailboxes)
                 context.startSweeper()
                 for (fd, label) in mine {
                     do { try context.addListener(fd: fd, label: label) } catch { fatalError("could not register listener: \(error)") }
@@ -185,6 +186,12 @@ final class MailboxDirectory: @unchecked Sendable {
         let pending = early
         pthread_mutex_unlock(&lock)
         for message in pending { box.post(message) }
+    }
+
+    func box(_ index: Int) -> LoopMailbox? {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return boxes[index]
     }
 
     func broadcast(_ message: any Sendable) {
