@@ -3,7 +3,8 @@ import Glibc
 import Logging
 import Wire
 
-/// A listening socket registered with one loop. Accepted connections stay on that loop.
+/// A listening socket registered with loop 0, which hands accepted connections to the
+/// least-loaded loop.
 final class Listener: ReadinessHandler {
     static let maxAcceptsPerWakeup = 64
 
@@ -64,8 +65,8 @@ final class Listener: ReadinessHandler {
     }
 }
 
-/// Creates listening sockets the way PostgreSQL does (SO_REUSEADDR, IPV6_V6ONLY), plus
-/// SO_REUSEPORT so that each loop has its own socket and the kernel spreads connections.
+/// Creates listening sockets the way PostgreSQL does (SO_REUSEADDR, IPV6_V6ONLY). SO_REUSEPORT
+/// lets a new Portcullis (same user only, Linux enforces that) bind while an old one drains.
 enum ListeningSocket {
     static func tcp(host: String, port: UInt16) throws(Errno) -> Int32 {
         guard let address = SocketAddress(host: host, port: port) else { throw Errno(rawValue: EINVAL) }
