@@ -23,6 +23,10 @@ final class ClientSession: LegDelegate {
     let remote: SocketAddress
     let sessionID: UInt64
     let pool: PoolManager
+    let policy: LoopPolicy
+    /// Set for read-only identities once authenticated: judges every Query, Parse and
+    /// FunctionCall before it reaches the server.
+    private var readOnlyGate: ReadOnlyGate?
     private var link: UpstreamLink?
     private var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
     private var server: Leg? { link?.leg }
@@ -45,9 +49,11 @@ final class ClientSession: LegDelegate {
     var onFinish: ((ClientSession) -> Void)?
     var isEstablished: Bool { machine.isEstablished }
 
-    init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, pool: PoolManager, sessionID: UInt64) {
+    init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, pool: PoolManager,
+         policy: LoopPolicy, sessionID: UInt64) {
         self.loop = loop
         self.pool = pool
+        self.policy = policy
         self.runtime = runtime
         self.shared = shared
         self.remote = remote
@@ -139,6 +145,14 @@ final class ClientSession: LegDelegate {
         let target = request.database
         logger[metadataKey: "user"] = "\(request.clientUser)"
         logger[metadataKey: "database"] = "\(request.databaseName)"
+        switch request.mode {
+        case .readOnly:
+            readOnlyGate = ReadOnlyGate(identity: request.clientUser, nonce: Crypto.randomBytes(8).map { String($0, radix: 16) }.joined())
+            clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
+                                                 inspecting: ReadOnlyGate.inspectedClientTypes.union([UInt8(ascii: "X")]))
+        case .readWrite:
+            readOnlyGate = nil
+        }
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters)
         let id = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
@@ -161,6 +175,9 @@ final class ClientSession: LegDelegate {
                 case .forward(let n):
                     server.send(client.inbound.readableBytesView.prefix(n))
                     client.inbound.moveReaderIndex(forwardBy: n)
+                    serverBusy = true
+                case .inspect(let frame) where frame.type != UInt8(ascii: "X"):
+                    try gateClientMessage(frame, to: server)
                     serverBusy = true
                 case .inspect(let frame):
                     // Terminate ('X'): the client is leaving. The server connection goes back to
@@ -191,8 +208,11 @@ final class ClientSession: LegDelegate {
                 case .forward(let n):
                     client.send(server.inbound.readableBytesView.prefix(n))
                     server.inbound.moveReaderIndex(forwardBy: n)
+                case .inspect(let frame) where frame.type == UInt8(ascii: "E"):
+                    try gateServerError(frame)
                 case .inspect(let frame):
                     // ReadyForQuery: the server is idle again until the client sends more.
+                    readOnlyGate?.readyForQueryReceived()
                     if let byte = server.inbound.getInteger(at: server.inbound.readerIndex + 5, as: UInt8.self),
                        let status = TransactionStatus(rawValue: byte) {
                         transactionStatus = status
@@ -211,6 +231,57 @@ final class ClientSession: LegDelegate {
         server.inbound.discardReadBytes()
         client.flush()
         server.readPaused = client.outbound.readableBytes > limit
+    }
+
+    /// A Query, Parse, FunctionCall or Sync of a read-only session, complete at the front of
+    /// the client's buffer: forwarded as it is, or replaced by the gate's stand-in.
+    private func gateClientMessage(_ frame: MessageFrame, to server: Leg) throws(WireError) {
+        guard readOnlyGate != nil else {
+            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
+            client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+            return
+        }
+        var copy = client.inbound
+        let message = try FrontendMessage.decode(frame: frame, from: &copy)
+        switch readOnlyGate!.clientMessageReceived(message, textIsUTF8: Self.textIsUTF8(frame, in: client.inbound),
+                                                   classifier: &policy.classifier) {
+        case .forward:
+            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
+        case .replace(let bytes):
+            logger.notice("statement refused for read-only identity")
+            server.send(bytes)
+        }
+        client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+    }
+
+    /// Query and Parse text must be valid UTF-8: it is classified as UTF-8, so any other
+    /// reading of the same bytes by the server could differ from what was judged.
+    private static func textIsUTF8(_ frame: MessageFrame, in buffer: ByteBuffer) -> Bool {
+        let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
+        switch frame.type {
+        case UInt8(ascii: "Q"), UInt8(ascii: "P"):
+            // Query: text NUL. Parse: name NUL text NUL counts.
+            let strings = payload.split(separator: 0, maxSplits: frame.type == UInt8(ascii: "Q") ? 1 : 2,
+                                        omittingEmptySubsequences: false)
+            return strings.prefix(frame.type == UInt8(ascii: "Q") ? 1 : 2).allSatisfy {
+                String(validating: $0, as: UTF8.self) != nil
+            }
+        default:
+            return true
+        }
+    }
+
+    private func gateServerError(_ frame: MessageFrame) throws(WireError) {
+        var copy = server!.inbound
+        if case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &copy),
+           let replacement = readOnlyGate?.serverErrorReceived(fields) {
+            var out = ByteBuffer()
+            BackendMessage.errorResponse(replacement).encode(into: &out)
+            client.send(out)
+        } else {
+            client.send(server!.inbound.readableBytesView.prefix(frame.totalLength))
+        }
+        server!.inbound.moveReaderIndex(forwardBy: frame.totalLength)
     }
 
     private func sendClientErrorAndClose(_ fields: ErrorFields) {
@@ -357,7 +428,8 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         backend = (link.processID, link.secretKey)
         shared.cancelRegistry.insert(key, .init(target: link.target, runtime: runtime, serverSecretKey: link.secretKey))
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
-        serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: [UInt8(ascii: "Z")])
+        serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max),
+                                             inspecting: readOnlyGate == nil ? [UInt8(ascii: "Z")] : [UInt8(ascii: "Z"), UInt8(ascii: "E")])
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
         run(machine.upstreamReady(parameters: link.parameters, processID: link.processID, proxySecretKey: proxySecret))
         client.readPaused = false

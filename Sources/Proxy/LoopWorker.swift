@@ -49,6 +49,7 @@ final class LoopWorker {
     private var nextSessionID: UInt64
     private var draining = false
     let pool: PoolManager
+    let policy = LoopPolicy()
     /// Loop 0 handles process signals and tells the others.
     var onSignal: ((Int32) -> Void)?
 
@@ -134,7 +135,8 @@ final class LoopWorker {
             closeDescriptor(fd)
             return
         }
-        let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool, sessionID: nextSessionID)
+        let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool,
+                                    policy: policy, sessionID: nextSessionID)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
         do {

@@ -29,6 +29,14 @@ public enum FrontendMessage: Equatable, Sendable {
         public var parameterFormats: [Int16]
         public var parameters: [[UInt8]?]
         public var resultFormats: [Int16]
+
+        public init(portal: String, statement: String, parameterFormats: [Int16], parameters: [[UInt8]?], resultFormats: [Int16]) {
+            self.portal = portal
+            self.statement = statement
+            self.parameterFormats = parameterFormats
+            self.parameters = parameters
+            self.resultFormats = resultFormats
+        }
     }
 
     public struct FunctionCall: Equatable, Sendable {
@@ -36,6 +44,13 @@ public enum FrontendMessage: Equatable, Sendable {
         public var argumentFormats: [Int16]
         public var arguments: [[UInt8]?]
         public var resultFormat: Int16
+
+        public init(functionOID: Int32, argumentFormats: [Int16], arguments: [[UInt8]?], resultFormat: Int16) {
+            self.functionOID = functionOID
+            self.argumentFormats = argumentFormats
+            self.arguments = arguments
+            self.resultFormat = resultFormat
+        }
     }
 
     public var typeByte: UInt8 {
