@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
         .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy"], swiftSettings: strict),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy", "TLS"], swiftSettings: strict),
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),

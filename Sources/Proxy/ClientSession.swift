@@ -314,7 +314,8 @@ final class ClientSession: LegDelegate {
                 logger[metadataKey: "client_cn"] = "\(subject.commonName)"
             }
             run(machine.tlsHandshakeCompleted(serverEndPoint: tls.serverEndPointHash, direct: directTLS,
-                                              alpnPostgreSQL: tls.negotiatedPostgreSQLALPN))
+                                              alpnPostgreSQL: tls.negotiatedPostgreSQLALPN,
+                                              peerCertificate: clientCertificate))
             if client.inbound.readableBytes > 0 { processClientStartupBytes() }
         }
     }

@@ -2,6 +2,7 @@ import Wire
 import Auth
 import Config
 import Policy
+import TLS
 
 /// How a client reached us; decides which auth method applies and whether TLS is possible.
 public enum ClientTransportKind: Sendable, Equatable {
@@ -45,6 +46,7 @@ public struct ClientStartupMachine {
         case awaitingStartup
         case awaitingTLSHandshake
         case authenticatingSCRAM(SCRAMServer, PendingLogin, initialReceived: Bool)
+        case authenticatingPassword(PendingLogin, PasswordExchange)
         case awaitingUpstream(PendingLogin)
         case established
         case closed
@@ -54,22 +56,38 @@ public struct ClientStartupMachine {
         var packet: StartupPacket
         var user: String
         var database: String
+        var rule: ClientAuthRule
+    }
+
+    /// A PasswordMessage exchange (55.2.2 AuthenticationCleartextPassword / MD5Password).
+    enum PasswordExchange {
+        case md5(salt: [UInt8], storedHash: String)
+        case cleartext(ClientPasswordVerifier?)
     }
 
     public let config: PortcullisConfig
     public let transport: ClientTransportKind
     public private(set) var isTLS = false
     /// Our own certificate's tls-server-end-point hash, for SCRAM-SHA-256-PLUS.
-    private var channelBinding: [UInt8]?
-    private let mockSeed: [UInt8]
-    private var state: State = .awaitingStartup
+    var channelBinding: [UInt8]?
+    let mockSeed: [UInt8]
+    let md5Salt: [UInt8]
+    /// pg_hba.conf / pg_ident.conf in force when the connection arrived.
+    public let access: any ClientAccessRules
+    /// The client certificate, when one was presented and verified against ssl_ca_file.
+    public private(set) var peerCertificate: PeerCertificateSubject?
+    var state: State = .awaitingStartup
     private var answeredGSS = false
     public private(set) var authenticatedUser: String?
 
-    public init(config: PortcullisConfig, transport: ClientTransportKind, mockSeed: [UInt8]) {
+    public init(config: PortcullisConfig, transport: ClientTransportKind, mockSeed: [UInt8],
+                access: (any ClientAccessRules)? = nil, md5Salt: [UInt8] = Crypto.randomBytes(4)) {
         self.config = config
         self.transport = transport
         self.mockSeed = mockSeed
+        self.md5Salt = md5Salt
+        self.access = access ?? MethodPerTransportRules(localMethod: config.general.localAuthMethod,
+                                                        hostMethod: config.general.hostAuthMethod)
     }
 
     public var isEstablished: Bool { if case .established = state { true } else { false } }
@@ -94,7 +112,8 @@ public struct ClientStartupMachine {
         return .startDirectTLS
     }
 
-    public mutating func tlsHandshakeCompleted(serverEndPoint: [UInt8]?, direct: Bool, alpnPostgreSQL: Bool) -> Action {
+    public mutating func tlsHandshakeCompleted(serverEndPoint: [UInt8]?, direct: Bool, alpnPostgreSQL: Bool,
+                                               peerCertificate: PeerCertificateSubject? = nil) -> Action {
         // PostgreSQL 17 requires ALPN on direct TLS so a TLS-speaking attacker cannot use the
         // server as a confused deputy for another protocol.
         if direct && !alpnPostgreSQL {
@@ -103,6 +122,7 @@ public struct ClientStartupMachine {
         }
         isTLS = true
         channelBinding = serverEndPoint
+        self.peerCertificate = peerCertificate
         state = .awaitingStartup
         return .none
     }
@@ -114,6 +134,8 @@ public struct ClientStartupMachine {
             return startupBytesReceived(&buffer)
         case .authenticatingSCRAM(var scram, let login, let initialReceived):
             return authenticationBytesReceived(&buffer, scram: &scram, login: login, initial: !initialReceived)
+        case .authenticatingPassword(let login, let exchange):
+            return passwordBytesReceived(&buffer, login: login, exchange: exchange)
         case .awaitingTLSHandshake, .awaitingUpstream, .established, .closed:
             // Bytes wait in the buffer (pipelined queries go upstream once it is ready).
             return .none
@@ -128,7 +150,7 @@ public struct ClientStartupMachine {
             // PostgreSQL closes silently while waiting for the startup packet.
             state = .closed
             return .closeSilently(reason: "timeout while waiting for the startup packet")
-        case .authenticatingSCRAM, .awaitingUpstream:
+        case .authenticatingSCRAM, .authenticatingPassword, .awaitingUpstream:
             state = .closed
             return .sendAndClose(Self.fatal(SQLState.protocolViolation, "canceling authentication due to timeout"))
         }
@@ -220,42 +242,15 @@ public struct ClientStartupMachine {
             state = .closed
             return .sendAndClose(preamble + Self.fatal(SQLState.featureNotSupported, "replication connections are not supported by this proxy"))
         }
-        let method: AuthMethod
-        switch transport {
-        case .unixSocket:
-            method = config.general.localAuthMethod
-        case .tcp:
-            if !isTLS && config.tls.mode == .require {
-                state = .closed
-                return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification,
-                    "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption"))
-            }
-            method = config.general.hostAuthMethod
-        }
-        let login = PendingLogin(packet: packet, user: user, database: database)
-        switch method {
-        case .trust:
-            return authenticated(login, preamble: preamble)
-        case .reject:
+        if case .tcp = transport, !isTLS, config.tls.mode == .require {
             state = .closed
             return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification,
-                "pg_hba.conf rejects connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)"))
-        case .scramSHA256:
-            var verifier: SCRAMVerifier?
-            if case .scramSHA256(let iterations, let salt, let storedKey, let serverKey) = config.identities[user]?.password {
-                verifier = SCRAMVerifier(iterations: iterations, salt: salt, storedKey: storedKey, serverKey: serverKey)
-            }
-            // Unknown users (and users without a SCRAM secret) get a mock exchange that fails
-            // only at the end, so the reply does not reveal whether the user exists.
-            let scram = SCRAMServer(verifier: verifier, mockSeed: mockSeed, username: user, channelBinding: isTLS ? channelBinding : nil)
-            var out = preamble
-            BackendMessage.authentication(.sasl(mechanisms: scram.mechanisms)).encode(into: &out)
-            state = .authenticatingSCRAM(scram, login, initialReceived: false)
-            return .sendBytes(out)
+                "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption"))
         }
+        return authenticate(packet: packet, user: user, database: database, preamble: preamble)
     }
 
-    private var encryptionPhrase: String {
+    var encryptionPhrase: String {
         isTLS ? "SSL encryption" : "no encryption"
     }
 
@@ -297,6 +292,7 @@ public struct ClientStartupMachine {
             BackendMessage.authentication(.saslContinue(data)).encode(into: &out)
             return .sendBytes(out)
         case .sendFinal(let data):
+            if let failure = certificateCheckAfterPassword(login) { return failure }
             var out = ByteBuffer()
             BackendMessage.authentication(.saslFinal(data)).encode(into: &out)
             return authenticated(login, preamble: out)
@@ -308,7 +304,7 @@ public struct ClientStartupMachine {
 
     // MARK: - After authentication
 
-    private mutating func authenticated(_ login: PendingLogin, preamble: ByteBuffer) -> Action {
+    mutating func authenticated(_ login: PendingLogin, preamble: ByteBuffer) -> Action {
         authenticatedUser = login.user
         guard let target = config.database(named: login.database) else {
             state = .closed

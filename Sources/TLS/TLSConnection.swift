@@ -17,6 +17,11 @@ public struct PeerCertificateSubject: Sendable, Equatable {
     public var commonName: String
     /// RFC 2253 form, as PostgreSQL 16+'s `clientname=DN`.
     public var distinguishedName: String
+
+    public init(commonName: String, distinguishedName: String) {
+        self.commonName = commonName
+        self.distinguishedName = distinguishedName
+    }
 }
 
 /// One TLS session over a non-blocking socket (OpenSSL reads and writes the descriptor itself).

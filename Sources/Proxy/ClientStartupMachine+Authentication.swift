@@ -1,0 +1,164 @@
+import Wire
+import Auth
+import Config
+import TLS
+
+/// Client authentication after the startup packet: the pg_hba.conf rule picks the method
+/// (PostgreSQL docs 21.1, 21.3–21.12; src/backend/libpq/auth.c ClientAuthentication), and
+/// failures carry PostgreSQL's own messages and SQLSTATEs, never saying whether a user exists.
+extension ClientStartupMachine {
+    mutating func authenticate(packet: StartupPacket, user: String, database: String, preamble: ByteBuffer) -> Action {
+        let attempt = ClientAttempt(isLocal: transport == .unixSocket, isTLS: isTLS, remoteAddress: remoteAddress,
+                                    database: database, user: user, isReplication: false)
+        guard let rule = access.rule(for: attempt) else {
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                          "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)")
+        }
+        let login = PendingLogin(packet: packet, user: user, database: database, rule: rule)
+        // auth.c checks clientcert before the method runs.
+        if rule.clientCertificate != .none && peerCertificate == nil {
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification, "connection requires a valid client certificate")
+        }
+        let verifier = config.identities[user]?.password
+        switch rule.method {
+        case .trust:
+            if let failure = certificateCheckAfterPassword(login, preamble: preamble) { return failure }
+            return authenticated(login, preamble: preamble)
+        case .reject:
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                          "pg_hba.conf rejects connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)")
+        case .cert:
+            guard certificateNameMatches(login) else {
+                return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                              "certificate authentication failed for user \"\(user)\"")
+            }
+            return authenticated(login, preamble: preamble)
+        case .md5:
+            // auth.c CheckPWChallengeAuth: an MD5 challenge only for a stored MD5 secret;
+            // a SCRAM secret (or none: the mock) gets SCRAM even on an md5 line.
+            if case .md5(let storedHash) = verifier {
+                var out = preamble
+                BackendMessage.authentication(.md5Password(salt: md5Salt)).encode(into: &out)
+                state = .authenticatingPassword(login, .md5(salt: md5Salt, storedHash: storedHash))
+                return .sendBytes(out)
+            }
+            return startSCRAM(login, verifier: verifier, preamble: preamble)
+        case .scramSHA256:
+            return startSCRAM(login, verifier: verifier, preamble: preamble)
+        case .password:
+            // A cleartext password crosses the network only inside TLS.
+            if case .tcp = transport, !isTLS {
+                return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                              "password authentication requires an SSL connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\"")
+            }
+            var out = preamble
+            BackendMessage.authentication(.cleartextPassword).encode(into: &out)
+            state = .authenticatingPassword(login, .cleartext(verifier))
+            return .sendBytes(out)
+        }
+    }
+
+    private mutating func startSCRAM(_ login: PendingLogin, verifier: ClientPasswordVerifier?, preamble: ByteBuffer) -> Action {
+        var scramVerifier: SCRAMVerifier?
+        if case .scramSHA256(let iterations, let salt, let storedKey, let serverKey) = verifier {
+            scramVerifier = SCRAMVerifier(iterations: iterations, salt: salt, storedKey: storedKey, serverKey: serverKey)
+        }
+        // Unknown users (and users without a SCRAM secret) get a mock exchange that fails
+        // only at the end, so the reply does not reveal whether the user exists.
+        let scram = SCRAMServer(verifier: scramVerifier, mockSeed: mockSeed, username: login.user,
+                                channelBinding: isTLS ? channelBinding : nil)
+        var out = preamble
+        BackendMessage.authentication(.sasl(mechanisms: scram.mechanisms)).encode(into: &out)
+        state = .authenticatingSCRAM(scram, login, initialReceived: false)
+        return .sendBytes(out)
+    }
+
+    /// PasswordMessage for md5 or password authentication.
+    mutating func passwordBytesReceived(_ buffer: inout ByteBuffer, login: PendingLogin, exchange: PasswordExchange) -> Action {
+        let decoder = FrameDecoder(maxMessageLength: 10_000)
+        let frame: MessageFrame
+        do {
+            guard let f = try decoder.peekFrame(in: buffer), buffer.readableBytes >= f.totalLength else { return .none }
+            frame = f
+        } catch {
+            return refuse(ByteBuffer(), error.sqlState, error.message)
+        }
+        guard frame.type == UInt8(ascii: "p") else {
+            state = .closed
+            if frame.type == UInt8(ascii: "X") { return .closeSilently(reason: "client terminated during authentication") }
+            return .sendAndClose(Self.fatal(SQLState.protocolViolation, "expected password response, got message type \(frame.type)"))
+        }
+        let response: String
+        do {
+            response = try FrontendMessage.decodePasswordMessage(frame: frame, from: &buffer)
+        } catch {
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "invalid password packet size")
+        }
+        let accepted: Bool
+        switch exchange {
+        case .md5(let salt, let storedHash):
+            accepted = MD5Password.verify(clientResponse: response, storedHash: storedHash, salt: salt)
+        case .cleartext(let verifier):
+            accepted = Self.cleartextMatches(response, user: login.user, verifier: verifier)
+        }
+        guard accepted else {
+            return refuse(ByteBuffer(), SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"")
+        }
+        if let failure = certificateCheckAfterPassword(login) { return failure }
+        return authenticated(login, preamble: ByteBuffer())
+    }
+
+    /// auth.c plaintext_password_verify: the password is hashed as the stored secret was.
+    static func cleartextMatches(_ password: String, user: String, verifier: ClientPasswordVerifier?) -> Bool {
+        switch verifier {
+        case .scramSHA256(let iterations, let salt, let storedKey, let serverKey):
+            let candidate = SCRAMVerifier.make(password: password, salt: salt, iterations: iterations)
+            return Crypto.constantTimeEquals(candidate.storedKey, storedKey)
+                && Crypto.constantTimeEquals(candidate.serverKey, serverKey)
+        case .md5(let storedHash):
+            return Crypto.constantTimeEquals(Array(MD5Password.hash(user: user, password: password).utf8), Array(storedHash.utf8))
+        case nil:
+            return false
+        }
+    }
+
+    /// clientcert=verify-full on a password or trust line: after the method succeeded, the
+    /// certificate's name must also match (auth.c: CheckCertAuth after the method, failing
+    /// with the method's own message).
+    mutating func certificateCheckAfterPassword(_ login: PendingLogin, preamble: ByteBuffer = ByteBuffer()) -> Action? {
+        guard login.rule.clientCertificate == .verifyFull, login.rule.method != .cert else { return nil }
+        if certificateNameMatches(login) { return nil }
+        switch login.rule.method {
+        case .scramSHA256, .md5, .password:
+            return refuse(preamble, SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"")
+        case .trust, .reject, .cert:
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                          "authentication failed for user \"\(login.user)\": invalid authentication method")
+        }
+    }
+
+    /// The certificate's CN (or DN) is the system user; with `map=` pg_ident.conf decides,
+    /// without it the name must equal the requested user (hba.c check_usermap).
+    func certificateNameMatches(_ login: PendingLogin) -> Bool {
+        guard let peerCertificate else { return false }
+        let systemUser = login.rule.certificateName == .commonName
+            ? peerCertificate.commonName : peerCertificate.distinguishedName
+        guard !systemUser.isEmpty else { return false }
+        if let map = login.rule.mapName {
+            return access.mapAllows(map: map, systemUser: systemUser, databaseUser: login.user)
+        }
+        return systemUser == login.user
+    }
+
+    mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String) -> Action {
+        state = .closed
+        return .sendAndClose(preamble + Self.fatal(sqlState, message))
+    }
+
+    var remoteAddress: String? {
+        switch transport {
+        case .unixSocket: nil
+        case .tcp(let host): host
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import XCTest
+import Wire
+import Config
+import Auth
+import TLS
+@testable import Proxy
+
+/// Authentication methods chosen by a pg_hba.conf rule, with PostgreSQL's own messages
+/// (src/backend/libpq/auth.c).
+final class ClientAuthenticationTests: XCTestCase {
+    /// A fixed rule for every attempt and a map table, standing in for pg_hba/pg_ident.
+    struct FixedRules: ClientAccessRules {
+        var rule: ClientAuthRule?
+        var map: [String: [(system: String, user: String)]] = [:]
+        func rule(for attempt: ClientAttempt) -> ClientAuthRule? { rule }
+        func mapAllows(map name: String, systemUser: String, databaseUser: String) -> Bool {
+            map[name, default: []].contains { $0.system == systemUser && $0.user == databaseUser }
+        }
+    }
+
+    static let scram = SCRAMVerifier.make(password: "secret", salt: Array(repeating: 3, count: 16))
+    static let md5 = MD5Password.hash(user: "legacy", password: "secret")
+    let salt: [UInt8] = [1, 2, 3, 4]
+    let agentCert = PeerCertificateSubject(commonName: "agent", distinguishedName: "CN=agent,O=Portcullis Dev")
+
+    func config() throws -> PortcullisConfig {
+        try ConfigLoader.parse("""
+        [portcullis]
+        local_auth_method = trust
+        [tls]
+        client_tls = allow
+        client_tls_cert_file = /nonexistent/server.crt
+        client_tls_key_file = /nonexistent/server.key
+        [databases]
+        app = host=127.0.0.1 port=5432 dbname=app sslmode=disable
+        [identities]
+        alice = mode=read-write password='\(Self.scram.text)'
+        legacy = mode=read-write password='\(Self.md5)'
+        agent = mode=read-only
+        """, fileName: "test.ini")
+    }
+
+    func machine(_ rule: ClientAuthRule?, tls: PeerCertificateSubject?? = .none,
+                 map: [String: [(system: String, user: String)]] = [:]) throws -> ClientStartupMachine {
+        var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "10.1.2.3"), mockSeed: [9],
+                                     access: FixedRules(rule: rule, map: map), md5Salt: salt)
+        if case .some(let certificate) = tls {
+            _ = m.tlsHandshakeCompleted(serverEndPoint: nil, direct: false, alpnPostgreSQL: false, peerCertificate: certificate)
+        }
+        return m
+    }
+
+    func startup(_ user: String, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
+        var b = ByteBuffer()
+        StartupPacket(protocolMinor: 0, parameters: [.init(name: "user", value: user), .init(name: "database", value: "app")]).encode(into: &b)
+        return m.bytesReceived(&b)
+    }
+
+    func password(_ text: String, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
+        var b = ByteBuffer()
+        FrontendMessage.passwordMessage(text).encode(into: &b)
+        return m.bytesReceived(&b)
+    }
+
+    func messages(_ bytes: ByteBuffer) -> [BackendMessage] {
+        var copy = bytes
+        var out: [BackendMessage] = []
+        let decoder = FrameDecoder(maxMessageLength: 1 << 20)
+        while let frame = try? decoder.peekFrame(in: copy), let m = try? BackendMessage.decode(frame: frame, from: &copy) { out.append(m) }
+        return out
+    }
+
+    func fatal(_ action: ClientStartupMachine.Action, file: StaticString = #filePath, line: UInt = #line) -> ErrorFields? {
+        guard case .sendAndClose(let bytes) = action else { XCTFail("expected a refusal, got \(action)", file: file, line: line); return nil }
+        for case .errorResponse(let fields) in messages(bytes) { return fields }
+        return nil
+    }
+
+    func testNoMatchingRuleAndRejectUsePostgreSQLsWording() throws {
+        var m = try machine(nil, tls: .some(nil))
+        XCTAssertEqual(fatal(startup("alice", &m))?.message,
+                       "no pg_hba.conf entry for host \"10.1.2.3\", user \"alice\", database \"app\", SSL encryption")
+        var r = try machine(ClientAuthRule(method: .reject, origin: "t"))
+        let fields = fatal(startup("alice", &r))
+        XCTAssertEqual(fields?.message, "pg_hba.conf rejects connection for host \"10.1.2.3\", user \"alice\", database \"app\", no encryption")
+        XCTAssertEqual(fields?.sqlState, "28000")
+    }
+
+    func testMD5WithAnMD5SecretChallengesAndChecks() throws {
+        var m = try machine(ClientAuthRule(method: .md5, origin: "t"))
+        guard case .sendBytes(let challenge) = startup("legacy", &m) else { return XCTFail() }
+        XCTAssertEqual(messages(challenge), [.authentication(.md5Password(salt: salt))])
+        guard case .connectUpstream = password(MD5Password.response(storedHash: Self.md5, salt: salt), &m) else {
+            return XCTFail("right md5 response")
+        }
+        var wrong = try machine(ClientAuthRule(method: .md5, origin: "t"))
+        _ = startup("legacy", &wrong)
+        let fields = fatal(password(MD5Password.response(storedHash: MD5Password.hash(user: "legacy", password: "nope"), salt: salt), &wrong))
+        XCTAssertEqual(fields?.sqlState, "28P01")
+        XCTAssertEqual(fields?.message, "password authentication failed for user \"legacy\"")
+    }
+
+    /// auth.c CheckPWChallengeAuth: SCRAM secrets and unknown users get SCRAM on md5 lines.
+    func testMD5LineWithSCRAMSecretOrUnknownUserUsesSCRAM() throws {
+        for user in ["alice", "nobody"] {
+            var m = try machine(ClientAuthRule(method: .md5, origin: "t"))
+            guard case .sendBytes(let out) = startup(user, &m),
+                  case .authentication(.sasl(let mechanisms))? = messages(out).first else { return XCTFail(user) }
+            XCTAssertEqual(mechanisms, ["SCRAM-SHA-256"], user)
+        }
+    }
+
+    func testCleartextPasswordOnlyInsideTLS() throws {
+        var plain = try machine(ClientAuthRule(method: .password, origin: "t"))
+        XCTAssertEqual(fatal(startup("alice", &plain))?.sqlState, "28000")
+
+        for (user, pass, ok) in [("alice", "secret", true), ("legacy", "secret", true), ("alice", "wrong", false), ("nobody", "secret", false)] {
+            var m = try machine(ClientAuthRule(method: .password, origin: "t"), tls: .some(nil))
+            guard case .sendBytes(let out) = startup(user, &m) else { return XCTFail(user) }
+            XCTAssertEqual(messages(out), [.authentication(.cleartextPassword)])
+            let action = password(pass, &m)
+            if ok {
+                guard case .connectUpstream = action else { return XCTFail("\(user) should get in") }
+            } else {
+                XCTAssertEqual(fatal(action)?.message, "password authentication failed for user \"\(user)\"")
+            }
+        }
+    }
+
+    func testCertMethodMatchesCommonNameOrMap() throws {
+        var exact = try machine(ClientAuthRule(method: .cert, origin: "t"), tls: .some(agentCert))
+        guard case .connectUpstream(let request) = startup("agent", &exact) else { return XCTFail("CN = user") }
+        XCTAssertEqual(request.mode, .readOnly)
+
+        var other = try machine(ClientAuthRule(method: .cert, origin: "t"), tls: .some(agentCert))
+        let fields = fatal(startup("alice", &other))
+        XCTAssertEqual(fields?.message, "certificate authentication failed for user \"alice\"")
+        XCTAssertEqual(fields?.sqlState, "28000")
+
+        let mapped = ClientAuthRule(method: .cert, mapName: "agents", origin: "t")
+        var viaMap = try machine(mapped, tls: .some(agentCert), map: ["agents": [("agent", "alice")]])
+        guard case .connectUpstream = startup("alice", &viaMap) else { return XCTFail("map allows agent → alice") }
+
+        let byDN = ClientAuthRule(method: .cert, certificateName: .distinguishedName, mapName: "dn", origin: "t")
+        var dn = try machine(byDN, tls: .some(agentCert), map: ["dn": [("CN=agent,O=Portcullis Dev", "agent")]])
+        guard case .connectUpstream = startup("agent", &dn) else { return XCTFail("DN through map") }
+
+        var noCert = try machine(ClientAuthRule(method: .cert, origin: "t"), tls: .some(nil))
+        XCTAssertEqual(fatal(startup("agent", &noCert))?.message, "connection requires a valid client certificate")
+    }
+
+    func testClientCertOptionsOnPasswordLines() throws {
+        var verifyCA = try machine(ClientAuthRule(method: .trust, clientCertificate: .verifyCA, origin: "t"), tls: .some(nil))
+        XCTAssertEqual(fatal(startup("alice", &verifyCA))?.message, "connection requires a valid client certificate")
+
+        var verifyCAWithCert = try machine(ClientAuthRule(method: .trust, clientCertificate: .verifyCA, origin: "t"), tls: .some(agentCert))
+        guard case .connectUpstream = startup("alice", &verifyCAWithCert) else { return XCTFail("any verified cert") }
+
+        // verify-full: the password is right but the certificate names someone else.
+        var full = try machine(ClientAuthRule(method: .password, clientCertificate: .verifyFull, origin: "t"), tls: .some(agentCert))
+        _ = startup("alice", &full)
+        let fields = fatal(password("secret", &full))
+        XCTAssertEqual(fields?.sqlState, "28P01")
+        XCTAssertEqual(fields?.message, "password authentication failed for user \"alice\"")
+
+        var match = try machine(ClientAuthRule(method: .password, clientCertificate: .verifyFull, origin: "t"), tls: .some(agentCert))
+        _ = startup("agent", &match)
+        XCTAssertEqual(fatal(password("secret", &match))?.sqlState, "28P01", "agent has no password")
+    }
+}
