@@ -51,6 +51,14 @@ extension ConfigBuilder {
             config.general.pool.waitTimeout = try positiveDuration(value)
         case "secret_key_file":
             config.general.secretKeyFile = value.isEmpty ? nil : value
+        case "hba_file":
+            config.general.hbaFile = value.isEmpty ? nil : value
+        case "ident_file":
+            config.general.identFile = value.isEmpty ? nil : value
+        case "service_user":
+            config.general.serviceUser = value.isEmpty ? nil : value
+        case "service_password":
+            config.general.servicePassword = value.isEmpty ? nil : Secret(value)
         case "log_level":
             config.general.logLevel = try SettingValue.choice(value, of: LogLevelSetting.self)
         default:

@@ -52,7 +52,8 @@ extension ConfigBuilder {
     /// Without a verifier an identity can only log in where no password is asked for.
     mutating func checkIdentityRelationships() {
         let general = config.general
-        guard general.localAuthMethod != .trust, general.hostAuthMethod != .trust else { return }
+        // With an hba_file, cert and trust lines need no password; pg_hba.conf decides.
+        guard general.hbaFile == nil, general.localAuthMethod != .trust, general.hostAuthMethod != .trust else { return }
         for identity in config.identities.values.sorted(by: { $0.name < $1.name }) where identity.password == nil {
             report(line: line(of: identity.name, in: "identities") ?? 0,
                    "identity \"\(identity.name)\": password is required because neither local_auth_method "

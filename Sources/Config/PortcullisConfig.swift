@@ -69,6 +69,15 @@ public struct GeneralSettings: Sendable {
     /// Key used to decrypt `enc:` secrets; nil = none configured.
     public var secretKeyFile: String?
     public var logLevel: LogLevelSetting
+    /// pg_hba.conf-format rules for client authentication; when set, they replace
+    /// `local_auth_method` and `host_auth_method`.
+    public var hbaFile: String?
+    /// pg_ident.conf-format user name maps for `map=` options.
+    public var identFile: String?
+    /// Upstream role (and password) for the proxy's own catalog queries: `+group` and
+    /// `samerole` membership in pg_hba.conf/pg_ident.conf.
+    public var serviceUser: String?
+    public var servicePassword: Secret?
 
     public init(
         listenAddresses: [String] = ["127.0.0.1", "::1"],

@@ -7,6 +7,7 @@ enum ConfigSecrets {
     static func decrypted(_ config: PortcullisConfig) throws(SecretKeyError) -> PortcullisConfig {
         let encrypted = config.databases.values.contains { $0.password?.isEncrypted == true }
             || config.identities.values.contains { $0.serverPassword?.isEncrypted == true }
+            || config.general.servicePassword?.isEncrypted == true
         guard encrypted else { return config }
         guard let path = config.general.secretKeyFile, !path.isEmpty else {
             throw SecretKeyError("the configuration holds enc: values but no secret_key_file is set")
@@ -27,6 +28,11 @@ enum ConfigSecrets {
                     throw SecretKeyError("server_password of identity \"\(name)\": \(error.description)")
                 }
                 result.identities[name] = identity
+            }
+        }
+        if let secret = config.general.servicePassword, secret.isEncrypted {
+            do { result.general.servicePassword = Secret(try key.decrypt(secret.reveal())) } catch {
+                throw SecretKeyError("service_password: \(error.description)")
             }
         }
         return result
