@@ -44,6 +44,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "Admin", dependencies: ["CLibPQ", "Config"], swiftSettings: strict),
+        .executableTarget(name: "portcullis-classifier-bench", dependencies: ["Policy", "CPgQuery"],
+                          path: "Sources/ClassifierBench", swiftSettings: strict),
         .executableTarget(
             name: "CLI",
             dependencies: ["Proxy", "Config", "Auth", "Admin",

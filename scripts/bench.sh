@@ -144,6 +144,34 @@ for target in "${targets[@]}"; do
   done
 done
 
+# Read-only enforcement cost: the same pgbench -S through Portcullis as the read-write identity
+# (statements forwarded unjudged) and as the read-only identity (every statement classified).
+# Alternating runs, two each, so drift on a shared machine hits both alike.
+declare -A mode_tps
+ro_clients="${BENCH_RO_CLIENTS:-16}"
+if [ -z "$proxy_note" ]; then
+  psql -X -q -h "$pgdir" -p "$pg_port" -U postgres -d app -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_ro" >/dev/null
+  for round in 1 2; do
+    for who in app_rw app_ro; do
+      echo "bench: portcullis as $who (round $round), $ro_clients clients, ${seconds}s"
+      log="$tmp/mode-$who-$round.log"
+      pw="${who}_pw"
+      if PGUSER=$who PGPASSWORD=$pw pgbench -n -S -T "$seconds" -c "$ro_clients" -j 2 -p "$proxy_port" >"$log" 2>&1; then
+        mode_tps[$who,$round]="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log" | head -n1 | xargs printf '%.0f')"
+      else
+        mode_tps[$who,$round]="error"
+        cell_errors+=("portcullis as $who: $(grep -m 3 -E 'error|FATAL' "$log" | tr '\n' ' ')")
+      fi
+    done
+  done
+fi
+classifier_bin="$(dirname "$bin")/portcullis-classifier-bench"
+classifier_table=""
+if [ -x "$classifier_bin" ]; then
+  echo "bench: classifier"
+  classifier_table="$("$classifier_bin" 20000)"
+fi
+
 # Resident memory per idle TLS client: N authenticated psql sessions that sit idle.
 idle_clients="${BENCH_IDLE_CLIENTS:-100}"
 declare -A idle_mem
@@ -200,6 +228,30 @@ mkdir -p "$(dirname "$out")"
   echo "Resident memory per idle TLS client ($idle_clients authenticated idle psql sessions, VmRSS delta / clients):"
   echo "pgbouncer ${idle_mem[pgbouncer]} KiB, portcullis ${idle_mem[portcullis]} KiB."
   echo
+  echo "## Read-only enforcement"
+  echo
+  echo "pgbench -S through Portcullis, $ro_clients clients, ${seconds}s per run, runs alternated (rw, ro, rw, ro):"
+  echo "as the read-write identity \`app_rw\` (statements forwarded as they are) and as the read-only identity"
+  echo "\`app_ro\` (every Query/Parse classified with libpg_query, cache keyed by the normalized text)."
+  echo
+  echo "| identity | run 1 TPS | run 2 TPS |"
+  echo "| --- | ---: | ---: |"
+  echo "| app_rw (read-write) | ${mode_tps[app_rw,1]:-n/a} | ${mode_tps[app_rw,2]:-n/a} |"
+  echo "| app_ro (read-only) | ${mode_tps[app_ro,1]:-n/a} | ${mode_tps[app_ro,2]:-n/a} |"
+  echo
+  rw_sum=$(( ${mode_tps[app_rw,1]:-0} + ${mode_tps[app_rw,2]:-0} )) 2>/dev/null || rw_sum=0
+  ro_sum=$(( ${mode_tps[app_ro,1]:-0} + ${mode_tps[app_ro,2]:-0} )) 2>/dev/null || ro_sum=0
+  if [ "$rw_sum" -gt 0 ]; then
+    echo "Read-only TPS relative to read-write: $(awk -v a="$ro_sum" -v b="$rw_sum" 'BEGIN { printf "%.1f%%", 100 * a / b }') (target: cost under 5 %)."
+    echo
+  fi
+  if [ -n "$classifier_table" ]; then
+    echo "Classifier, ns per call (\`.build/release/portcullis-classifier-bench 20000\`, one core, same run):"
+    echo "cold = parse + unpack + tree walk each time; cached = \`pg_query_normalize\` + dictionary lookup."
+    echo
+    echo "$classifier_table"
+    echo
+  fi
   echo "- direct: PostgreSQL 15 with \`ssl=on\`, \`hostssl ... scram-sha-256\`."
   echo "- pgbouncer: PgBouncer session pooling, \`client_tls_sslmode=require\`, \`server_tls_sslmode=verify-full\`."
   echo "- portcullis: \`portcullis run --config\` with a config from scripts/proxy-config.sh (upstream \`sslmode=verify-full\`)."

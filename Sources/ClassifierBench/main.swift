@@ -1,0 +1,60 @@
+import CPgQuery
+import Policy
+
+// `make bench` runs this release binary: nanoseconds per classification of a small workload,
+// cold (parse + tree walk every time) and cached (normalized-text lookup), plus the
+// libpg_query entry points the classifier chose between. Prints a Markdown table.
+
+let workload: [(String, String)] = [
+    ("psql \\dt (catalog query)", "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3"),
+    ("app point select", "select id, name, created_at from accounts where id = 42 and status = 'active' order by created_at desc limit 10"),
+    ("pgbench -S", "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"),
+    ("CTE hiding DELETE", "with x as (delete from t where a = 1 returning *) select count(*) from x"),
+    ("INSERT", "insert into events (kind, payload) values ('login', '{\"a\":1}')"),
+]
+
+func nanosecondsPerCall(iterations: Int, _ body: () -> Void) -> Double {
+    let clock = ContinuousClock()
+    let elapsed = clock.measure { for _ in 0..<iterations { body() } }
+    let (seconds, attoseconds) = elapsed.components
+    return (Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(iterations)
+}
+
+let iterations = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 20_000
+let classifier = StatementClassifier()
+print("| statement | cold ns | cached ns | parse (protobuf) ns | + unpack ns | parse (JSON text) ns | normalize ns |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+var sink = 0
+for (name, sql) in workload {
+    // Warm up allocator and caches once.
+    _ = classifier.classify(sql: sql)
+    let cold = nanosecondsPerCall(iterations: iterations) {
+        if classifier.classify(sql: sql).isAllowedForReadOnly { sink += 1 }
+    }
+    var cache = CachingStatementClassifier()
+    _ = cache.classify(sql: sql)
+    let cached = nanosecondsPerCall(iterations: iterations) {
+        if cache.classify(sql: sql).isAllowedForReadOnly { sink += 1 }
+    }
+    let protobufParse = nanosecondsPerCall(iterations: iterations) {
+        pg_query_free_protobuf_parse_result(pg_query_parse_protobuf(sql))
+    }
+    let protobufUnpack = nanosecondsPerCall(iterations: iterations) {
+        let result = pg_query_parse_protobuf(sql)
+        let tree = result.parse_tree.data.withMemoryRebound(to: UInt8.self, capacity: result.parse_tree.len) {
+            pg_query__parse_result__unpack(nil, result.parse_tree.len, $0)
+        }
+        pg_query__parse_result__free_unpacked(tree, nil)
+        pg_query_free_protobuf_parse_result(result)
+    }
+    let jsonParse = nanosecondsPerCall(iterations: iterations) {
+        pg_query_free_parse_result(pg_query_parse(sql))
+    }
+    let normalize = nanosecondsPerCall(iterations: iterations) {
+        let result = pg_query_normalize(sql)
+        pg_query_free_normalize_result(result)
+    }
+    print("| \(name) | \(Int(cold)) | \(Int(cached)) | \(Int(protobufParse)) | \(Int(protobufUnpack - protobufParse)) | \(Int(jsonParse)) | \(Int(normalize)) |")
+}
+// The same statement gets the same decision every time, cached or not.
+precondition(sink % iterations == 0, "decisions changed between runs")
