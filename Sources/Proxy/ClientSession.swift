@@ -60,7 +60,8 @@ final class ClientSession: LegDelegate {
         self.sessionID = sessionID
         client = Leg(loop: loop, fd: fd, name: "client", connecting: false)
         let transport: ClientTransportKind = remote.isUnix ? .unixSocket : .tcp(remoteHost: remote.host)
-        machine = ClientStartupMachine(config: runtime.config, transport: transport, mockSeed: runtime.mockSeed)
+        machine = ClientStartupMachine(config: runtime.config, transport: transport, mockSeed: runtime.mockSeed,
+                                       access: runtime.accessFiles.rules)
         let limit = runtime.config.general.maxMessageSize
         clientTracker = MessageStreamTracker(maxMessageLength: limit, inspecting: [UInt8(ascii: "X")])
         // Server messages are bounded by PostgreSQL itself (1 GB); we only watch ReadyForQuery.

@@ -21,10 +21,13 @@ public final class ProxyServer {
     }
 
     /// Loads and validates the configuration and builds its TLS contexts.
-    public static func loadRuntime(path: String, logger: Logger, mockSeed: [UInt8]) throws -> RuntimeConfig {
+    /// `previous`: the runtime in force, whose role membership is kept when it cannot be
+    /// read again.
+    public static func loadRuntime(path: String, logger: Logger, mockSeed: [UInt8], previous: RuntimeConfig? = nil) throws -> RuntimeConfig {
         let plain = try loadConfiguration(path: path)
+        let access = try AccessFiles.load(plain, logger: logger, previous: previous?.accessFiles)
         do {
-            return try RuntimeConfig(config: plain, mockSeed: mockSeed, logger: logger)
+            return try RuntimeConfig(config: plain, mockSeed: mockSeed, logger: logger, accessFiles: access)
         } catch {
             throw ProxyStartupError(description: "\(path): \(error.message)")
         }
@@ -88,6 +91,7 @@ public final class ProxyServer {
         let loads = LoopLoads(count: workers)
         let path = configPath
         let baseLogger = logger
+        let reloader = Reloader(current: runtime)
         var threads: [pthread_t] = []
         let sockets = tcpSockets
         let unixListeners = unixSockets
@@ -108,17 +112,26 @@ public final class ProxyServer {
                         switch signo {
                         case SIGHUP:
                             baseLogger.info("received SIGHUP, reloading configuration files")
-                            ServiceNotifier.reloading()
-                            defer { ServiceNotifier.ready() }
-                            do {
-                                let fresh = try ProxyServer.loadRuntime(path: path, logger: baseLogger, mockSeed: mockSeed)
-                                if fresh.config.general.listenAddresses != runtime.config.general.listenAddresses
-                                    || fresh.config.general.listenPort != runtime.config.general.listenPort {
-                                    baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
+                            // Loading may wait on the upstream (role membership for +group), so
+                            // it runs off the loop; the loops get the new runtime whole, or
+                            // keep the old one when anything in it has errors.
+                            reloader.request {
+                                ServiceNotifier.reloading()
+                                defer { ServiceNotifier.ready() }
+                                do {
+                                    let fresh = try ProxyServer.loadRuntime(path: path, logger: baseLogger, mockSeed: mockSeed,
+                                                                            previous: reloader.current)
+                                    let current = reloader.current
+                                    if fresh.config.general.listenAddresses != current.config.general.listenAddresses
+                                        || fresh.config.general.listenPort != current.config.general.listenPort {
+                                        baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
+                                    }
+                                    reloader.current = fresh
+                                    mailboxes.broadcast(LoopControl.reload(fresh))
+                                    baseLogger.info("configuration reloaded")
+                                } catch {
+                                    baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
                                 }
-                                mailboxes.broadcast(LoopControl.reload(fresh))
-                            } catch {
-                                baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
                             }
                         default:
                             ServiceNotifier.stopping()
@@ -163,6 +176,51 @@ extension ProxyServer {
                         logger.warning("could not check the upstream role of read-only identity \"\(identity.name)\" on database \"\(target.name)\": \(error)")
                     }
                 }
+            }
+        }
+        LoopThread.detach(thread)
+    }
+}
+
+/// Runs reloads one at a time on a background thread; a SIGHUP during a reload runs another
+/// one after it, so the last signal's files always win.
+final class Reloader: @unchecked Sendable {
+    private var lock = pthread_mutex_t()
+    private var running = false
+    private var requestedAgain = false
+    private var _current: RuntimeConfig
+
+    init(current: RuntimeConfig) {
+        _current = current
+        pthread_mutex_init(&lock, nil)
+    }
+
+    var current: RuntimeConfig {
+        get { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return _current }
+        set { pthread_mutex_lock(&lock); _current = newValue; pthread_mutex_unlock(&lock) }
+    }
+
+    func request(_ work: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(&lock)
+        if running {
+            requestedAgain = true
+            pthread_mutex_unlock(&lock)
+            return
+        }
+        running = true
+        pthread_mutex_unlock(&lock)
+        let thread = LoopThread.start(name: "portcullis-reload") { [self] in
+            while true {
+                work()
+                pthread_mutex_lock(&lock)
+                if requestedAgain {
+                    requestedAgain = false
+                    pthread_mutex_unlock(&lock)
+                    continue
+                }
+                running = false
+                pthread_mutex_unlock(&lock)
+                return
             }
         }
         LoopThread.detach(thread)

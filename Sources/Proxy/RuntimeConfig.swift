@@ -13,9 +13,13 @@ public final class RuntimeConfig: Sendable {
     /// Seed for SCRAM mock salts (stable for the life of the process, like PostgreSQL's mock nonce).
     public let mockSeed: [UInt8]
     public let logger: Logger
+    /// pg_hba.conf / pg_ident.conf (or the simple per-transport methods) and role membership.
+    public let accessFiles: AccessFiles
 
-    public init(config: PortcullisConfig, mockSeed: [UInt8], logger: Logger) throws(TLSError) {
+    public init(config: PortcullisConfig, mockSeed: [UInt8], logger: Logger, accessFiles: AccessFiles? = nil) throws(TLSError) {
         self.config = config
+        self.accessFiles = accessFiles ?? AccessFiles(rules: MethodPerTransportRules(
+            localMethod: config.general.localAuthMethod, hostMethod: config.general.hostAuthMethod), membership: nil)
         self.mockSeed = mockSeed
         self.logger = logger
         let tls = config.tls
