@@ -12,6 +12,16 @@ final class ProxyProcess: @unchecked Sendable {
         var logLevel = "info"
         /// More `[portcullis]` lines, e.g. "server_reset = discard".
         var extraSettings: [String] = []
+        var clientTLS = "require"
+        /// More `[databases]` lines ("name = conninfo"); `upstreamConninfo` gives the base.
+        var extraDatabases: [String] = []
+        /// More `[identities]` lines.
+        var extraIdentities: [String] = []
+    }
+
+    /// The `[databases]` connection string for a database on `cluster`, as the harness writes it.
+    static func upstreamConninfo(_ cluster: Cluster, certDir: String) -> String {
+        "host=127.0.0.1 port=\(cluster.port) sslmode=verify-full sslrootcert=\(certDir)/ca.crt"
     }
 
     let dir: String
@@ -68,7 +78,7 @@ final class ProxyProcess: @unchecked Sendable {
         let rw = try upstream.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'app_rw'")
         let ro = try upstream.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'app_ro'")
         let certs = harness.certDir
-        let server = "host=127.0.0.1 port=\(upstream.port) sslmode=verify-full sslrootcert=\(certs)/ca.crt"
+        let server = upstreamConninfo(upstream, certDir: certs)
         return """
             ; Written by the integration test harness.
             [portcullis]
@@ -81,7 +91,7 @@ final class ProxyProcess: @unchecked Sendable {
             \(options.extraSettings.joined(separator: "\n"))
 
             [tls]
-            client_tls = require
+            client_tls = \(options.clientTLS)
             client_tls_cert_file = \(certs)/\(options.certName).crt
             client_tls_key_file = \(certs)/\(options.certName).key
             client_tls_ca_file = \(certs)/ca.crt
@@ -89,10 +99,12 @@ final class ProxyProcess: @unchecked Sendable {
             [databases]
             app = \(server) dbname=app
             postgres = \(server) dbname=postgres
+            \(options.extraDatabases.joined(separator: "\n"))
 
             [identities]
             app_rw = mode=read-write password='\(rw)' server_user=app_rw server_password='app_rw_pw'
             app_ro = mode=read-only password='\(ro)' server_user=app_ro server_password='app_ro_pw'
+            \(options.extraIdentities.joined(separator: "\n"))
 
             """
     }
