@@ -119,6 +119,10 @@ enum FunctionPolicy {
         "pg_stat_get_last_vacuum_time", "pg_stat_get_last_analyze_time", "pg_stat_get_db_numbackends",
         "pg_backend_memory_contexts", "pg_get_backend_memory_contexts", "pg_lock_status",
         "pg_show_all_settings", "pg_stat_get_progress_info",
+        // Snapshot synchronization (9.27.5): pg_dump -j exports its snapshot for its workers'
+        // SET TRANSACTION SNAPSHOT; allowed in read-only transactions, the file lives only as
+        // long as the exporting transaction.
+        "pg_export_snapshot",
         // Advisory locks (9.27.10): session-scoped, no data written.
         "pg_advisory_lock", "pg_advisory_lock_shared", "pg_advisory_unlock", "pg_advisory_unlock_shared",
         "pg_advisory_unlock_all", "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared",

@@ -1,22 +1,31 @@
 /// Settings a read-only identity may not choose in its startup packet: the same protected
-/// settings as SET (SettingPolicy), whether given as a startup parameter or inside `options`
-/// (`-c name=value`, `-cname=value`, `--name=value`; PostgreSQL docs 20.1.4 and 34.1.2).
+/// settings as SET (SettingPolicy), and a `client_encoding` that ``ClientEncodingPolicy``
+/// refuses, whether given as a startup parameter or inside `options` (`-c name=value`,
+/// `-cname=value`, `--name=value`; PostgreSQL docs 20.1.4 and 34.1.2).
 public enum StartupSettingsPolicy {
     /// The first protected setting the parameters would set, or nil.
     public static func protectedSetting(in parameters: [(name: String, value: String)]) -> String? {
         for (name, value) in parameters {
-            if name == "options" {
-                if let hit = settingNames(inOptions: value).first(where: SettingPolicy.isProtected) { return hit }
-            } else if SettingPolicy.isProtected(name) {
-                return name.lowercased()
-            }
+            let assignments = name == "options" ? settings(inOptions: value) : [(name.lowercased(), value)]
+            for assignment in assignments where isRefused(assignment) { return assignment.name }
         }
         return nil
     }
 
-    /// Setting names in an `options` value, split as PostgreSQL's pg_split_opts does (white space
-    /// separates, a backslash takes the next character literally); `-` in names becomes `_`.
+    private static func isRefused(_ assignment: (name: String, value: String)) -> Bool {
+        SettingPolicy.isProtected(assignment.name)
+            || (assignment.name == "client_encoding" && ClientEncodingPolicy.isUnsafe(assignment.value))
+    }
+
+    /// Setting names in an `options` value (see ``settings(inOptions:)``).
     static func settingNames(inOptions options: String) -> [String] {
+        settings(inOptions: options).map(\.name)
+    }
+
+    /// Settings in an `options` value, split as PostgreSQL's pg_split_opts does (white space
+    /// separates, a backslash takes the next character literally); `-` in names becomes `_`
+    /// and names are lower-cased (ParseLongOption, guc.c).
+    static func settings(inOptions options: String) -> [(name: String, value: String)] {
         var words: [String] = []
         var current = ""
         var escaped = false
@@ -37,7 +46,7 @@ public enum StartupSettingsPolicy {
         }
         if inWord { words.append(current) }
 
-        var names: [String] = []
+        var settings: [(name: String, value: String)] = []
         var index = 0
         while index < words.count {
             let word = words[index]
@@ -51,11 +60,13 @@ public enum StartupSettingsPolicy {
                 assignment = String(word.dropFirst(2))
             }
             if let assignment {
-                let name = assignment.split(separator: "=", maxSplits: 1).first.map(String.init) ?? assignment
-                names.append(String(name.map { $0 == "-" ? "_" : $0 }).lowercased())
+                let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let name = parts.first.map(String.init) ?? assignment
+                let value = parts.count > 1 ? String(parts[1]) : ""
+                settings.append((String(name.map { $0 == "-" ? "_" : $0 }).lowercased(), value))
             }
             index += 1
         }
-        return names
+        return settings
     }
 }

@@ -138,7 +138,7 @@ extension StatementClassifier {
             decision.dependsOnLiterals = decision.dependsOnLiterals || dependsOnLiterals
             return decision
         }
-        var scan = TreeScan(writeTag: "EXPLAIN", skipping: nil, ignoresWrites: true)
+        var scan = TreeScan(writeTag: "EXPLAIN", skipping: nil, ignoresWrites: true, root: query)
         scan.scan(query)
         var decision = Decision(tag: "EXPLAIN", auditClass: .read, refusal: nil,
                                 dependsOnLiterals: dependsOnLiterals)

@@ -22,6 +22,16 @@ extension StatementClassifier {
         default:
             var decision = Decision(tag: "SET", auditClass: .miscSet,
                                     refusal: SettingPolicy.isProtected(name) ? .policy("SET \(name)") : nil)
+            if name.lowercased() == "client_encoding" {
+                // SET client_encoding / SET NAMES: the encoding is a literal normalization erases.
+                decision.dependsOnLiterals = true
+                for index in 0..<stmt.n_args {
+                    if case .string(let encoding) = NodeValue.constant(stmt.args[index]),
+                       ClientEncodingPolicy.isUnsafe(encoding) {
+                        decision.refuse(.policy("client encoding \"\(encoding)\""))
+                    }
+                }
+            }
             if name.lowercased() == "search_path" {
                 // The values are literals that normalization erases.
                 decision.dependsOnLiterals = true

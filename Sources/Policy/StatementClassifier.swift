@@ -71,7 +71,7 @@ extension StatementClassifier {
         default: nil
         }
         var scan = TreeScan(writeTag: decision.tag, skipping: innerQuery.flatMap(Self.message(of:)),
-                            ignoresWrites: false)
+                            ignoresWrites: false, root: node)
         scan.scan(node)
         decision.adopt(scan.decision)
         return decision
@@ -95,11 +95,18 @@ struct TreeScan {
     /// Plain EXPLAIN plans but does not run its statement, so nested writes are harmless;
     /// function calls are still checked (the planner may evaluate some).
     let ignoresWrites: Bool
+    /// The statement's own top-level SELECT, the only place pg_dump's pinned
+    /// `set_config(name, ...) FROM pg_settings` shape is recognised (``PinnedSettingName``).
+    let rootSelect: UnsafeRawPointer?
+    /// set_config calls of `rootSelect` whose setting name is pinned by its WHERE clause.
+    var pinnedSetConfigCalls: [UnsafeRawPointer: String] = [:]
 
-    init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool) {
+    init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool, root: NodePointer? = nil) {
         decision = Decision(tag: writeTag, auditClass: .read)
         self.skipping = skipping
         self.ignoresWrites = ignoresWrites
+        rootSelect = root.flatMap { $0.pointee.node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? $0.pointee.select_stmt : nil }
+            .map { UnsafeRawPointer($0) }
     }
 
     mutating func scan(_ node: NodePointer) {
@@ -118,6 +125,7 @@ struct TreeScan {
             if !ignoresWrites { decision.refuse(.readOnly(decision.tag)) }
         case PG_QUERY__NODE__NODE_SELECT_STMT:
             let select = message.assumingMemoryBound(to: PgQuery__SelectStmt.self)
+            if message == rootSelect { pinnedSetConfigCalls = PinnedSettingName.calls(in: select) }
             if ignoresWrites { break }
             if select.pointee.into_clause != nil { decision.refuse(.readOnly("SELECT INTO")) }
             if let tag = Self.lockingTag(select) { decision.refuse(.readOnly(tag)) }
@@ -173,26 +181,7 @@ struct TreeScan {
             return
         }
         if name == "set_config" {
-            // The setting's name decides; a non-constant name cannot be judged.
-            decision.dependsOnLiterals = true
-            let first = call.pointee.n_args > 0 ? call.pointee.args[0] : nil
-            guard case .string(let setting) = NodeValue.constant(first) else {
-                decision.refuse(.policy("set_config() with a non-constant setting name"))
-                return
-            }
-            if SettingPolicy.isProtected(setting) {
-                decision.refuse(.policy("set_config('\(setting)')"))
-            } else if setting.lowercased() == "search_path" {
-                let second = call.pointee.n_args > 1 ? call.pointee.args[1] : nil
-                guard case .string(let value) = NodeValue.constant(second) else {
-                    decision.refuse(.policy("set_config('search_path') with a non-constant value"))
-                    return
-                }
-                let schemas = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-                if SettingPolicy.searchPathDemotesCatalog(schemas) {
-                    decision.refuse(.policy("set_config('search_path') with pg_catalog after another schema"))
-                }
-            }
+            checkSetConfig(call)
             return
         }
         if !FunctionPolicy.readSafeFunctions.contains(name) {

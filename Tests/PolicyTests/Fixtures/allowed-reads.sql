@@ -173,3 +173,21 @@ set search_path = pg_catalog, public
 select set_config('search_path', 'pg_catalog, public', false)
 -- ----
 select 1 OPERATOR(pg_catalog.+) 2
+-- ----
+SELECT set_config(name, '64MB', false) FROM pg_catalog.pg_settings WHERE name = 'work_mem'
+-- ----
+SELECT set_config(s.name, '64MB', false) FROM pg_settings AS s WHERE s.name = 'work_mem' AND s.context = 'user'
+-- ----
+SET client_encoding = 'UTF8'
+-- ----
+SET NAMES 'LATIN1'
+-- ----
+set client_encoding to 'EUC_JP'
+-- ----
+set client_encoding = 'euc-kr'
+-- ----
+set client_encoding to default
+-- ----
+reset client_encoding
+-- ----
+select set_config('client_encoding', 'WIN1252', false)

@@ -420,3 +420,81 @@ select set_config('search_path', current_setting('x'), false)
 select 1 OPERATOR(evil.+) 2
 -- ----
 select * from t where a operator(public.=) 1
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind' OR name = 'default_transaction_read_only'
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'default_transaction_read_only'
+-- ----
+SELECT pg_catalog.set_config(name, 'off', false) FROM pg_catalog.pg_settings WHERE 'transaction_read_only' = name
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'work_mem' AND name = 'default_transaction_read_only'
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings, pg_roles WHERE name = 'work_mem'
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings JOIN pg_roles r ON true WHERE name = 'work_mem'
+-- ----
+SELECT set_config(x.name, 'off', false) FROM pg_settings s, (SELECT 'default_transaction_read_only'::text AS name) x WHERE s.name = 'work_mem'
+-- ----
+SELECT set_config(name, 'off', false) FROM t WHERE name = 'work_mem'
+-- ----
+SELECT set_config(name, 'off', false) FROM public.pg_settings WHERE name = 'work_mem'
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings WHERE name LIKE 'default_transaction_read_onl%'
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings WHERE NOT name = 'work_mem'
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'work_mem' COLLATE "C"
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings AS s(setting, name) WHERE name = 'work_mem'
+-- ----
+WITH pg_settings AS (SELECT 'default_transaction_read_only'::text AS name) SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'work_mem'
+-- ----
+SELECT (SELECT set_config(name, 'off', false)) FROM pg_settings WHERE name = 'work_mem'
+-- ----
+SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'work_mem' UNION ALL SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'default_transaction_read_only'
+-- ----
+SELECT set_config(name, 'evil, pg_catalog', false) FROM pg_settings WHERE name = 'search_path'
+-- ----
+SELECT set_config(name, 'SJIS', false) FROM pg_settings WHERE name = 'client_encoding'
+-- ----
+SELECT set_config(lower(name), 'off', false) FROM pg_settings WHERE name = 'work_mem'
+-- ----
+SET client_encoding = 'SJIS'
+-- ----
+SET client_encoding TO sjis
+-- ----
+set names 'big5'
+-- ----
+SET NAMES 'Shift_JIS'
+-- ----
+set client_encoding = 'WINDOWS-932'
+-- ----
+SET SESSION client_encoding = 'gbk'
+-- ----
+SET LOCAL client_encoding TO 'UHC'
+-- ----
+set client_encoding = 'gb18030'
+-- ----
+set client_encoding = 'JOHAB'
+-- ----
+set client_encoding = 'SHIFT_JIS_2004'
+-- ----
+set client_encoding = 'MS-Kanji'
+-- ----
+set client_encoding = 'win950'
+-- ----
+set client_encoding = 'Windows_936'
+-- ----
+set client_encoding = 'win949'
+-- ----
+set client_encoding = 'Big 5'
+-- ----
+select 1; set client_encoding = 'sjis'
+-- ----
+select set_config('client_encoding', 'sjis', false)
+-- ----
+select pg_catalog.set_config('CLIENT_ENCODING', 'win932', true)
+-- ----
+select set_config('client_encoding', current_setting('x'), false)
