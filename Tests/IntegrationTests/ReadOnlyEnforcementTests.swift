@@ -164,6 +164,39 @@ final class ReadOnlyEnforcementTests: IntegrationTestCase {
         XCTAssertEqual(try harness.cluster.query("SELECT count(*) FROM pg_largeobject_metadata", dbname: "app"), before)
     }
 
+    /// pg_dump (plain and `-j 2 -Fd`, which uses exported snapshots and fast-path large-object
+    /// reads) works through a read-only identity and dumps what it dumps directly.
+    func testPgDumpThroughReadOnlyIdentityMatchesDirectDump() throws {
+        _ = try harness.cluster.query("""
+            CREATE SCHEMA IF NOT EXISTS dumped;
+            CREATE TABLE IF NOT EXISTS dumped.items(id serial PRIMARY KEY, name text DEFAULT 'x');
+            INSERT INTO dumped.items(name) SELECT 'item ' || g FROM generate_series(1, 50) g WHERE NOT EXISTS (SELECT FROM dumped.items);
+            CREATE OR REPLACE VIEW dumped.item_names AS SELECT name FROM dumped.items;
+            CREATE OR REPLACE FUNCTION dumped.double(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+            COMMENT ON TABLE dumped.items IS 'dumped through the proxy';
+            GRANT USAGE ON SCHEMA dumped TO app_ro;
+            GRANT SELECT ON ALL TABLES IN SCHEMA dumped TO app_ro;
+            GRANT SELECT ON ALL SEQUENCES IN SCHEMA dumped TO app_ro;
+            """, dbname: "app")
+        let dir = try harness.makeDir("ro-dump")
+        let env = try endpoint.env(user: "app_ro")
+        let proxy = try endpoint.conninfo(user: "app_ro")
+        let direct = try directReadOnly()
+        let viaProxy = try runCommand("pg_dump", ["-n", "dumped", "--restrict-key=portcullis", "-f", "\(dir)/proxy.sql", proxy], environment: env)
+        assertSucceeded(viaProxy, "pg_dump through the proxy")
+        let fromPostgreSQL = try runCommand("pg_dump", ["-n", "dumped", "--restrict-key=portcullis", "-f", "\(dir)/direct.sql", direct], environment: env)
+        assertSucceeded(fromPostgreSQL, "pg_dump directly")
+        let proxyDump = try String(contentsOfFile: "\(dir)/proxy.sql", encoding: .utf8)
+        XCTAssertEqual(proxyDump, try String(contentsOfFile: "\(dir)/direct.sql", encoding: .utf8))
+        XCTAssertTrue(proxyDump.contains("item 50"), "data is in the dump")
+
+        let parallel = try runCommand("pg_dump", ["-n", "dumped", "-j", "2", "-Fd", "-f", "\(dir)/parallel", proxy], environment: env)
+        assertSucceeded(parallel, "pg_dump -j 2 -Fd through the proxy")
+        let listing = try runCommand("pg_restore", ["-l", "\(dir)/parallel"])
+        assertSucceeded(listing, "pg_restore -l")
+        XCTAssertTrue(listing.stdout.contains("TABLE DATA dumped items"), "\(listing)")
+    }
+
     /// Read-write identities are not judged: their statements reach the server unchanged.
     func testReadWriteIdentitiesAreNotRestricted() throws {
         try prepareObjects()
