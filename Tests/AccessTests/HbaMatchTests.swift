@@ -27,19 +27,20 @@ final class HbaMatchTests: XCTestCase {
         )
     }
 
-    func loadRules() throws -> HbaRules {
-        switch HbaRules.load(path: Fixtures.path("hba_match.conf"), files: FileSystemConfigFiles()) {
+    func loadRules(_ name: String = "hba_match.conf") throws -> HbaRules {
+        switch HbaRules.load(path: Fixtures.path(name), files: FileSystemConfigFiles()) {
         case .success(let rules): return rules
         case .failure(let errors): throw errors
         }
     }
 
-    func testAttemptTable() throws {
-        let rules = try loadRules()
-        let rows = try Fixtures.table("hba_match.attempts")
-        XCTAssertGreaterThan(rows.count, 30)
+    /// Runs every row of an attempts table; expected "FILE:LINE" relative to Fixtures, or "none".
+    func checkAttemptTable(rules: HbaRules, attempts: String, environment: HbaEnvironment,
+                           file: StaticString = #filePath, line: UInt = #line) throws {
+        let rows = try Fixtures.table(attempts)
+        XCTAssertGreaterThan(rows.count, 20, file: file, line: line)
         for row in rows {
-            XCTAssertEqual(row.count, 6, "\(row)")
+            XCTAssertEqual(row.count, 6, "\(row)", file: file, line: line)
             let kind: ConnectionAttempt.Kind = switch row[0] {
             case "local": .local
             case "hostssl": .host(ssl: true)
@@ -48,10 +49,27 @@ final class HbaMatchTests: XCTestCase {
             let attempt = ConnectionAttempt(kind: kind, clientAddress: row[1] == "-" ? nil : ip(row[1]),
                                             database: row[2] == "-" ? "" : row[2], user: row[3],
                                             isReplication: row[4] == "yes")
-            let match = rules.firstMatch(attempt, environment: Self.environment)
+            let match = rules.firstMatch(attempt, environment: environment)
             let got = match.map { "\($0.fileName.replacingOccurrences(of: Fixtures.directory + "/", with: "")):\($0.lineNumber)" } ?? "none"
-            XCTAssertEqual(got, row[5], "attempt \(row.joined(separator: " | "))")
+            XCTAssertEqual(got, row[5], "attempt \(row.joined(separator: " | "))", file: file, line: line)
         }
+    }
+
+    func testAttemptTable() throws {
+        try checkAttemptTable(rules: loadRules(), attempts: "hba_match.attempts", environment: Self.environment)
+    }
+
+    /// Expectations produced by PostgreSQL 15 itself (see the header of hba_oracle.attempts).
+    func testPostgreSQL15OracleTable() throws {
+        let membership: Set<String> = ["alice∈admins", "gina∈admins", "bob∈app", "zed∈certusers"]
+        let environment = HbaEnvironment(
+            localInterfaces: [
+                LocalInterface(address: ip("127.0.0.1"), netmask: ip("255.0.0.0")),
+                LocalInterface(address: ip("::1"), netmask: IPAddress.mask(bits: 128, family: .v6)!),
+            ],
+            isMember: { user, role in membership.contains("\(user)∈\(role)") }
+        )
+        try checkAttemptTable(rules: loadRules("hba_oracle.conf"), attempts: "hba_oracle.attempts", environment: environment)
     }
 
     func testOptionsOfMatchedLines() throws {
