@@ -63,7 +63,8 @@ try:
             elif outcome == "none":
                 unmatched.add(row)
 finally:
-    shutil.move(hba_conf + ".oracle-backup", hba_conf)
+    shutil.copyfile(hba_conf + ".oracle-backup", hba_conf)  # keeps the file's owner (postgres)
+    os.remove(hba_conf + ".oracle-backup")
     subprocess.run(["runuser", "-u", "postgres", "--", f"{bindir}/pg_ctl", "reload", "-D", datadir], capture_output=True)
 name = os.path.basename(hba_path)
 for row in rows:

@@ -49,7 +49,9 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
         case message(String, errno: Int32?)
     }
 
-    /// open_auth_file(): the nesting-depth guard and the read.
+    /// open_auth_file(): the nesting-depth guard and the read. (A directory given as a file
+    /// is refused here with EISDIR; PostgreSQL opens it and then fails with "could not read
+    /// file" on its line 1.)
     func open(_ path: String, depth: Int) -> Result<String, OpenFailure> {
         if depth > Self.maxDepth {
             return .failure(.message("could not open file \"\(path)\": maximum nesting depth exceeded", errno: nil))
@@ -183,7 +185,9 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
     }
 
     /// tokenize_expand_file(): every token of every line of the file, flattened; the first
-    /// line error of that file becomes the error of the referencing line.
+    /// line error of that file becomes the error of the referencing line. A missing file is
+    /// reported with PostgreSQL 16's "could not open file ..." (PostgreSQL 15 said "could not
+    /// open secondary authentication file "@name" as "path": ...").
     private func expandFile(_ name: String, from outerFile: String, depth: Int,
                             into tokens: inout [AuthToken], error: inout String?) {
         let path = ConfigPath.absolute(name, relativeTo: outerFile)

@@ -19,7 +19,10 @@ public enum IdentMapResult: Sendable, Equatable {
 }
 
 /// A loaded pg_ident.conf (docs 21.2 "User Name Maps"; src/backend/libpq/hba.c load_ident,
-/// parse_ident_line, check_ident_usermap, check_usermap), PostgreSQL 16–17 semantics.
+/// parse_ident_line, check_ident_usermap, check_usermap), PostgreSQL 16–17 semantics:
+/// the PG-user column understands `all`, `+group` and "/regex" (PostgreSQL 15 compared it
+/// literally), and include directives work as in pg_hba.conf. Regular expressions are POSIX
+/// ERE, not PostgreSQL's ARE (see `PosixRegex`).
 public struct IdentMaps: Sendable, Equatable {
     public var lines: [IdentMapLine]
 

@@ -27,6 +27,19 @@ final class HbaInvalidTests: XCTestCase {
                        "/etc/pg_hba.conf:2: unrecognized authentication option name: \"bogus\"")
     }
 
+    func testErrorsInIncludedFilesNameThoseFiles() {
+        let files = InMemoryConfigFiles([
+            "/etc/pg/conf.d/a.conf": "local all all trust\nlocal all all nonsense\n",
+            "/etc/pg/users": "alice\n",
+        ])
+        let text = "include_dir conf.d\nlocal all @users trust\nlocal all @missing trust\n"
+        let result = HbaRules.parse(text: text, fileName: "/etc/pg/pg_hba.conf", files: files)
+        XCTAssertEqual(result.failureValue?.description, """
+            /etc/pg/conf.d/a.conf:2: invalid authentication method "nonsense"
+            /etc/pg/pg_hba.conf:3: could not open file "/etc/pg/missing": No such file or directory
+            """)
+    }
+
     func testCertImpliesVerifyFullAndAcceptsExplicitVerifyFull() throws {
         let text = "hostssl all all all cert\nhostssl all all all cert clientcert=verify-full\n"
         let rules = try XCTUnwrap(HbaRules.parse(text: text, fileName: "f", files: InMemoryConfigFiles()).successValue)

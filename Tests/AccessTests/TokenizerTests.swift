@@ -52,6 +52,11 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(fields("a\\ \nb"), [["a\\"], ["b"]], "a backslash followed by a blank does not continue")
     }
 
+    func testContinuationIsJoinedBeforeCommentsAreSeen() {
+        XCTAssertEqual(fields("# a comment \\\nlocal all all trust\nlocal b b trust\n"), [["local", "b", "b", "trust"]],
+                       "a comment ending in a backslash swallows the next line, as in PostgreSQL")
+    }
+
     func testAtFileInclusionRelativeToIncludingFile() {
         let files = ["/etc/pg/users": "alice bob # comment\n\"carol x\",@more\n", "/etc/pg/more": "dave\n"]
         XCTAssertEqual(fields("local all x,@users,y trust", files: files),
@@ -121,5 +126,32 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(ConfigPath.absolute("../x//y/./z", relativeTo: "/etc/pg/pg_hba.conf"), "/etc/x/y/z")
         XCTAssertEqual(ConfigPath.absolute("/abs/f", relativeTo: "/etc/pg/pg_hba.conf"), "/abs/f")
         XCTAssertEqual(ConfigPath.absolute("f", relativeTo: "pg_hba.conf"), "f")
+    }
+}
+
+/// Fixtures/hba_tokens.conf was loaded into PostgreSQL 15; pg_hba_file_rules showed exactly
+/// these database and user_name arrays, and the error of line 10.
+final class TokenizerOracleTests: XCTestCase {
+    func testSameFieldsAsPostgreSQL15() throws {
+        let result = HbaRules.load(path: Fixtures.path("hba_tokens.conf"), files: FileSystemConfigFiles())
+        let errors = try XCTUnwrap(result.failureValue)
+        XCTAssertEqual(errors.errors.map { "\($0.lineNumber)|\($0.message)" }, ["10|end-of-line before role specification"])
+
+        var lines: [TokenizedLine] = []
+        AuthFileTokenizer(files: FileSystemConfigFiles())
+            .tokenize(text: try Fixtures.text("hba_tokens.conf"), fileName: Fixtures.path("hba_tokens.conf"), depth: 0, into: &lines)
+        let summary = lines.filter { $0.fields.count >= 3 }.map { line in
+            "\(line.lineNumber)|\(line.fields[1].map(\.text))|\(line.fields[2].map(\.text))"
+        }
+        XCTAssertEqual(summary, [
+            #"1|["all"]|["postgres"]"#,
+            #"2|["a", "b"]|["c"]"#,
+            #"3|["a"]|["b"]"#,
+            #"4|["a\"b", "x"]|[""]"#,
+            #"5|["all", "all"]|["+g", "+g"]"#,
+            #"8|["d"]|["e"]"#,
+            #"11|["a", "b"]|["i"]"#,
+        ])
+        XCTAssertEqual(lines.first { $0.lineNumber == 5 }?.fields[1].map(\.isQuoted), [true, false])
     }
 }
