@@ -16,6 +16,9 @@ public struct AuthToken: Sendable, Equatable, CustomStringConvertible {
 
     func isKeyword(_ keyword: String) -> Bool { !isQuoted && text == keyword }
 
+    /// An unquoted `+role` (hba.c token_is_member_check).
+    var isMembershipCheck: Bool { !isQuoted && text.utf8.first == UInt8(ascii: "+") }
+
     public var description: String { isQuoted ? "\"\(text)\"" : text }
 }
 

@@ -120,8 +120,8 @@ enum HbaLineParser {
     }
 
     static func compileIfRegex(_ token: AuthToken) -> Result<HbaNamePattern, LineError> {
-        guard token.text.hasPrefix("/") else { return .success(HbaNamePattern(token: token, regex: nil)) }
-        let source = String(token.text.dropFirst())
+        guard token.text.utf8.first == UInt8(ascii: "/") else { return .success(HbaNamePattern(token: token, regex: nil)) }
+        let source = String(decoding: token.text.utf8.dropFirst(), as: UTF8.self)
         switch PosixRegex.compile(source) {
         case .success(let regex): return .success(HbaNamePattern(token: token, regex: regex))
         case .failure(let error): return .failure("invalid regular expression \"\(source)\": \(error.message)")

@@ -153,14 +153,14 @@ public struct HbaRules: Sendable, Equatable {
             }
             if token.isKeyword("all") { return true }
             if token.isKeyword("sameuser") {
-                if attempt.database == attempt.user { return true }
+                if sameBytes(attempt.database, attempt.user) { return true }
             } else if token.isKeyword("samerole") || token.isKeyword("samegroup") {
                 if environment.isMember(attempt.user, attempt.database) { return true }
             } else if token.isKeyword("replication") {
                 continue
             } else if let regex = pattern.regex {
                 if regex.match(attempt.database) != nil { return true }
-            } else if token.text == attempt.database {
+            } else if sameBytes(token.text, attempt.database) {
                 return true
             }
         }
@@ -173,6 +173,12 @@ public struct HbaRules: Sendable, Equatable {
     }
 }
 
+/// strcmp equality: byte for byte, not Swift's Unicode canonical equivalence
+/// ("é" precomposed and decomposed are different role names to PostgreSQL).
+func sameBytes(_ lhs: String, _ rhs: String) -> Bool {
+    lhs.utf8.elementsEqual(rhs.utf8)
+}
+
 func asciiLower(_ byte: UInt8) -> UInt8 {
     byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
 }
@@ -182,12 +188,12 @@ enum RoleMatching {
     static func matches(_ pattern: HbaNamePattern, user: String, caseInsensitive: Bool,
                         isMember: (String, String) -> Bool) -> Bool {
         let token = pattern.token
-        if !token.isQuoted, token.text.hasPrefix("+") {
-            return isMember(user, String(token.text.dropFirst()))
+        if token.isMembershipCheck {
+            return isMember(user, String(decoding: token.text.utf8.dropFirst(), as: UTF8.self))
         }
         if token.isKeyword("all") { return true }
         if let regex = pattern.regex { return regex.match(user) != nil }
         if caseInsensitive { return Array(token.text.utf8).map(asciiLower) == Array(user.utf8).map(asciiLower) }
-        return token.text == user
+        return sameBytes(token.text, user)
     }
 }

@@ -93,10 +93,10 @@ public struct IdentMaps: Sendable, Equatable {
         if map.isEmpty {
             let equal = caseInsensitive
                 ? Array(systemUser.utf8).map(asciiLower) == Array(databaseUser.utf8).map(asciiLower)
-                : systemUser == databaseUser
+                : sameBytes(systemUser, databaseUser)
             return equal ? .matched(nil) : .notMatched
         }
-        for line in lines where line.mapName == map {
+        for line in lines where sameBytes(line.mapName, map) {
             switch Self.checkLine(line, systemUser: systemUser, databaseUser: databaseUser,
                                   caseInsensitive: caseInsensitive, isMember: isMember) {
             case .matched: return .matched(line)
@@ -114,7 +114,7 @@ public struct IdentMaps: Sendable, Equatable {
         if let regex = line.systemUser.regex {
             guard let matches = regex.match(systemUser, groups: 1) else { return .notMatched }
             let target = pgUser.token
-            let isSpecial = (!target.isQuoted && target.text.hasPrefix("+")) || pgUser.regex != nil
+            let isSpecial = target.isMembershipCheck || pgUser.regex != nil
             let template = Array(target.text.utf8)
             if !isSpecial, let offset = firstBackreference(in: template) {
                 guard let group = matches[1] else {
@@ -128,7 +128,7 @@ public struct IdentMaps: Sendable, Equatable {
         } else {
             let equal = caseInsensitive
                 ? Array(line.systemUser.token.text.utf8).map(asciiLower) == Array(systemUser.utf8).map(asciiLower)
-                : line.systemUser.token.text == systemUser
+                : sameBytes(line.systemUser.token.text, systemUser)
             guard equal else { return .notMatched }
         }
         return RoleMatching.matches(pgUser, user: databaseUser, caseInsensitive: caseInsensitive, isMember: isMember)

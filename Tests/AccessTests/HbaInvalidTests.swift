@@ -52,3 +52,17 @@ final class HbaInvalidTests: XCTestCase {
         XCTAssertEqual(result.failureValue?.errors, [AccessConfigError(fileName: "f", lineNumber: 3, message: "invalid authentication method \"nonsense\"")])
     }
 }
+
+final class HbaNameComparisonTests: XCTestCase {
+    /// PostgreSQL compares names with strcmp; Swift's == would equate canonically equivalent text.
+    func testNamesCompareByteForByte() throws {
+        let precomposed = "caf\u{E9}"
+        let decomposed = "cafe\u{301}"
+        let rules = try XCTUnwrap(HbaRules.parse(text: "local \(precomposed) \(precomposed) trust\n", fileName: "f",
+                                                 files: InMemoryConfigFiles()).successValue)
+        let same = ConnectionAttempt(kind: .local, clientAddress: nil, database: precomposed, user: precomposed)
+        let other = ConnectionAttempt(kind: .local, clientAddress: nil, database: decomposed, user: precomposed)
+        XCTAssertEqual(rules.firstMatch(same, environment: HbaEnvironment())?.lineNumber, 1)
+        XCTAssertNil(rules.firstMatch(other, environment: HbaEnvironment()))
+    }
+}
