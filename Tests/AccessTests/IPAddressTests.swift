@@ -37,3 +37,17 @@ final class IPAddressTests: XCTestCase {
         XCTAssertNil(IPAddress(sockaddrBytes: [1, 0]))
     }
 }
+
+/// The Glibc shell pieces: the machine always has a loopback interface and resolves itself.
+final class SystemEnvironmentTests: XCTestCase {
+    func testSystemInterfacesIncludeLoopback() {
+        let interfaces = LocalInterface.systemInterfaces()
+        XCTAssertTrue(interfaces.contains { $0.address == ip("127.0.0.1") && $0.netmask == ip("255.0.0.0") }, "\(interfaces)")
+    }
+
+    func testSystemResolverForwardLookupOfLocalhost() throws {
+        let addresses = try XCTUnwrap(HostnameResolver.system.forwardLookup("localhost"))
+        XCTAssertTrue(addresses.contains(ip("127.0.0.1")) || addresses.contains(ip("::1")), "\(addresses)")
+        XCTAssertNil(HostnameResolver.system.forwardLookup("no-such-host.invalid"))
+    }
+}
