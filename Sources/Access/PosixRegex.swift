@@ -2,16 +2,14 @@
 import Glibc
 #endif
 
-/// A compiled POSIX extended regular expression (Glibc regcomp with REG_EXTENDED).
+/// A regular expression of pg_hba.conf / pg_ident.conf, compiled with glibc regcomp
+/// (REG_EXTENDED) after `AdvancedRegexTranslation`.
 ///
-/// PostgreSQL compiles pg_hba.conf / pg_ident.conf regular expressions with its own
-/// "advanced" (ARE) engine in the C collation (hba.c regcomp_auth_token). POSIX ERE is an
-/// approximation; known differences:
-/// - ARE escapes such as `\d`, `\w`, `\s`, `\m`, `\y`, `(?:...)`, lookahead and
-///   non-greedy quantifiers (`*?`) are not ERE; glibc treats some (`\w`, `\s`) as GNU
-///   extensions and rejects or misreads the rest.
-/// - Inside bracket expressions ARE treats `\` as an escape, ERE as a literal.
+/// PostgreSQL compiles these with its own "advanced" (ARE) engine in the C collation
+/// (hba.c regcomp_auth_token). The translation maps the common ARE escapes to ERE and refuses
+/// the ARE constructs ERE would misread; remaining differences:
 /// - Error texts from regerror differ from PostgreSQL's pg_regerror texts.
+/// - ARE constructs refused by the translation are load errors here, valid in PostgreSQL.
 /// - Glibc matches bytes of UTF-8 text in the process locale (the C locale unless the
 ///   program calls setlocale), PostgreSQL matches characters in the C collation.
 /// Both search (the pattern is not implicitly anchored) and report leftmost-longest
@@ -21,11 +19,17 @@ public final class PosixRegex: @unchecked Sendable, Equatable {
     private let compiled: UnsafeMutablePointer<regex_t>
     public let pattern: String
 
-    /// Compiles `pattern`; the error is regerror's text.
+    /// Compiles `pattern` (ARE syntax as far as translated); the error is the translation's
+    /// refusal or regerror's text.
     public static func compile(_ pattern: String) -> Result<PosixRegex, RegexCompileError> {
+        let extended: String
+        switch AdvancedRegexTranslation.translate(pattern) {
+        case .success(let translated): extended = translated
+        case .failure(let error): return .failure(error)
+        }
         let storage = UnsafeMutablePointer<regex_t>.allocate(capacity: 1)
         storage.initialize(to: regex_t())
-        let status = regcomp(storage, pattern, REG_EXTENDED)
+        let status = regcomp(storage, extended, REG_EXTENDED)
         if status != 0 {
             var buffer = [CChar](repeating: 0, count: 256)
             regerror(status, storage, &buffer, buffer.count)
