@@ -62,6 +62,14 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address; others unchanged.
+    /// PostgreSQL sets IPV6_V6ONLY on its IPv6 sockets, so it never sees mapped addresses: a
+    /// proxy listening dual-stack should unmap before matching to decide as PostgreSQL would.
+    public var unmappingIPv4: IPAddress {
+        guard bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF else { return self }
+        return IPAddress(bytes: Array(bytes[12..<16])) ?? self
+    }
+
     /// An all-ones-prefix mask of `bits` for `family`, as pg_sockaddr_cidr_mask builds it.
     public static func mask(bits: Int, family: Family) -> IPAddress? {
         let total = family == .v4 ? 32 : 128

@@ -13,6 +13,12 @@ final class IPAddressTests: XCTestCase {
         XCTAssertNil(IPAddress(parsing: ""))
     }
 
+    func testUnmappingIPv4() {
+        XCTAssertEqual(ip("::ffff:10.1.2.3").unmappingIPv4, ip("10.1.2.3"))
+        XCTAssertEqual(ip("::1").unmappingIPv4, ip("::1"))
+        XCTAssertEqual(ip("10.1.2.3").unmappingIPv4, ip("10.1.2.3"))
+    }
+
     func testMasksAndRanges() {
         XCTAssertEqual(IPAddress.mask(bits: 20, family: .v4)?.description, "255.255.240.0")
         XCTAssertEqual(IPAddress.cidrMask("0", family: .v6)?.description, "::")
