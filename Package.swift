@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "Auth", dependencies: ["CPortcullisShims", "Wire"], swiftSettings: strict),
         .target(name: "Config", dependencies: ["Wire"], swiftSettings: strict),
         .target(name: "Pool", swiftSettings: strict),
+        // pg_hba.conf / pg_ident.conf as PostgreSQL 15–17 parse and apply them (pure, Glibc only).
+        .target(name: "Access", swiftSettings: strict),
         // libpg_query: PostgreSQL 15's parser as a static library (Debian libpg-query-dev).
         // ":libpg_query.a" makes the linker take the archive, so no runtime .so is needed;
         // the archive already contains the protobuf-c runtime it uses.
@@ -58,6 +60,8 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "AuthTests", dependencies: ["Auth"], swiftSettings: strict),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"], swiftSettings: strict),
+        .testTarget(name: "AccessTests", dependencies: ["Access"],
+                    resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy", "TLS"], swiftSettings: strict),
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),

@@ -1,0 +1,59 @@
+import XCTest
+
+@testable import Access
+
+/// ARE (PostgreSQL) patterns as the POSIX ERE translation understands them.
+final class RegexTests: XCTestCase {
+    func matches(_ pattern: String, _ subject: String) throws -> Bool {
+        switch PosixRegex.compile(pattern) {
+        case .success(let regex): return regex.match(subject) != nil
+        case .failure(let error): throw error
+        }
+    }
+
+    func refusal(_ pattern: String) -> String? {
+        PosixRegex.compile(pattern).failureValue?.message
+    }
+
+    func testTranslatedEscapes() throws {
+        XCTAssertTrue(try matches(#"^test_\d+$"#, "test_42"))
+        XCTAssertFalse(try matches(#"^test_\d+$"#, "test_dd"), "\\d is a digit class, not the letter d")
+        XCTAssertTrue(try matches(#"^\w+\s\S+$"#, "ab_1 x-y"))
+        XCTAssertTrue(try matches(#"\Aab\Z"#, "ab"))
+        XCTAssertFalse(try matches(#"\Aab\Z"#, "xab"))
+        XCTAssertTrue(try matches(#"\mfoo\M"#, "a foo b"))
+        XCTAssertFalse(try matches(#"\yfoo\y"#, "afoob"))
+        XCTAssertTrue(try matches(#"^(.*)@example\.com$"#, "a@example.com"))
+        XCTAssertFalse(try matches(#"^(.*)@example\.com$"#, "a@exampleXcom"))
+        XCTAssertTrue(try matches(#"^[]a]+$"#, "]a]"), "a leading ] in brackets is literal")
+        XCTAssertTrue(try matches(#"^[[:alpha:]]+$"#, "abc"))
+        XCTAssertTrue(try matches(#"^[^@]+$"#, "abc"))
+    }
+
+    func testUntranslatableConstructsAreRefused() {
+        XCTAssertEqual(refusal("(?:a)b"), "\"(?\" constructs (non-capturing groups, lookaround, options) are not supported by Portcullis")
+        XCTAssertEqual(refusal("a(?=b)"), "\"(?\" constructs (non-capturing groups, lookaround, options) are not supported by Portcullis")
+        XCTAssertEqual(refusal("a+?"), "non-greedy quantifiers are not supported by Portcullis")
+        XCTAssertEqual(refusal("a{1,2}?"), "non-greedy quantifiers are not supported by Portcullis")
+        XCTAssertEqual(refusal(#"[\d]"#), "backslashes inside bracket expressions are not supported by Portcullis")
+        XCTAssertEqual(refusal("***:abc"), "\"***\" directors are not supported by Portcullis")
+        XCTAssertNil(refusal(#"a\?b"#), "an escaped ? is a literal, not a quantifier")
+        XCTAssertEqual(refusal(#"\x41"#), #"the escape \x is not supported by Portcullis"#)
+        XCTAssertEqual(refusal(#"a\qb"#), #"the escape \q is not supported by Portcullis"#)
+    }
+
+    func testEscapesWhoseMeaningDiffersBetweenDialects() throws {
+        XCTAssertTrue(try matches(#"^a\<b$"#, "a<b"), "ARE: \\< is a literal <, not glibc's word start")
+        XCTAssertTrue(try matches(#"^a\Bb$"#, #"a\b"#), "ARE: \\B is a backslash")
+        XCTAssertTrue(try matches(#"^a\bb$"#, "a\u{08}b"), "ARE: \\b is a backspace")
+        XCTAssertTrue(try matches(#"^(a)\1$"#, "aa"), "back-references work in both")
+        XCTAssertTrue(try matches(#"^a\.b$"#, "a.b"))
+        XCTAssertFalse(try matches(#"^a\.b$"#, "axb"))
+    }
+
+    func testHbaLineWithRefusedRegexIsALoadError() {
+        let result = HbaRules.parse(text: "local /(?i)admin all trust\n", fileName: "f", files: InMemoryConfigFiles())
+        XCTAssertEqual(result.failureValue?.description,
+                       "f:1: invalid regular expression \"(?i)admin\": \"(?\" constructs (non-capturing groups, lookaround, options) are not supported by Portcullis")
+    }
+}
