@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Policy", dependencies: ["CPgQuery"], swiftSettings: strict),
         .target(
             name: "Proxy",
-            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin", "Policy",
+            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin", "Policy", "Access",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),

@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <pwd.h>
+#include <errno.h>
+#include <sys/socket.h>
 
 int pc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 int pc_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
@@ -241,4 +244,19 @@ int pc_aes256gcm_open(const unsigned char *key, const unsigned char *nonce, cons
         && EVP_DecryptFinal_ex(ctx, plaintext + outl, &outl) == 1;
     EVP_CIPHER_CTX_free(ctx);
     return ok ? 1 : 0;
+}
+
+int pc_peer_user_name(int fd, char *name, size_t capacity) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    struct passwd entry;
+    struct passwd *found = NULL;
+    char buffer[4096];
+    int rc = getpwuid_r(credentials.uid, &entry, buffer, sizeof(buffer), &found);
+    if (rc != 0 || found == NULL) { errno = rc != 0 ? rc : ENOENT; return -1; }
+    size_t n = strlen(found->pw_name);
+    if (n + 1 > capacity) { errno = ERANGE; return -1; }
+    memcpy(name, found->pw_name, n + 1);
+    return 0;
 }

@@ -6,7 +6,7 @@ import Config
 /// simple `local_auth`/`host_auth` settings when no hba_file is configured.
 public struct ClientAuthRule: Sendable, Equatable {
     public enum Method: Sendable, Equatable {
-        case trust, reject, scramSHA256, md5, password, cert
+        case trust, reject, scramSHA256, md5, password, cert, peer
     }
 
     /// `clientcert=` (21.12 Client Certificates); the `cert` method implies verify-full.

@@ -1,4 +1,5 @@
 import EventLoop
+import CPortcullisShims
 import TLS
 import Wire
 import Auth
@@ -61,7 +62,8 @@ final class ClientSession: LegDelegate {
         client = Leg(loop: loop, fd: fd, name: "client", connecting: false)
         let transport: ClientTransportKind = remote.isUnix ? .unixSocket : .tcp(remoteHost: remote.host)
         machine = ClientStartupMachine(config: runtime.config, transport: transport, mockSeed: runtime.mockSeed,
-                                       access: runtime.accessFiles.rules)
+                                       access: runtime.accessFiles.rules,
+                                       peerUser: remote.isUnix ? Self.peerUserName(fd) : nil)
         let limit = runtime.config.general.maxMessageSize
         clientTracker = MessageStreamTracker(maxMessageLength: limit, inspecting: [UInt8(ascii: "X")])
         // Server messages are bounded by PostgreSQL itself (1 GB); we only watch ReadyForQuery.
@@ -69,6 +71,13 @@ final class ClientSession: LegDelegate {
         logger = runtime.logger
         logger[metadataKey: "session"] = "\(sessionID)"
         logger[metadataKey: "client"] = "\(remote)"
+    }
+
+    /// SO_PEERCRED, for pg_hba.conf `peer` lines.
+    static func peerUserName(_ fd: Int32) -> String? {
+        var name = [CChar](repeating: 0, count: 256)
+        guard pc_peer_user_name(fd, &name, name.count) == 0 else { return nil }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func start() throws(Errno) {

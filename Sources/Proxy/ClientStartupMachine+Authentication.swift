@@ -27,6 +27,19 @@ extension ClientStartupMachine {
         case .reject:
             return refuse(preamble, SQLState.invalidAuthorizationSpecification,
                           "pg_hba.conf rejects connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)")
+        case .peer:
+            // auth.c auth_peer: the Unix socket's peer user is the system user name.
+            guard let peerUser, transport == .unixSocket else {
+                return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                              "Peer authentication failed for user \"\(user)\"")
+            }
+            let allowed = login.rule.mapName.map { access.mapAllows(map: $0, systemUser: peerUser, databaseUser: user) }
+                ?? (peerUser == user)
+            guard allowed else {
+                return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                              "Peer authentication failed for user \"\(user)\"")
+            }
+            return authenticated(login, preamble: preamble)
         case .cert:
             guard certificateNameMatches(login) else {
                 return refuse(preamble, SQLState.invalidAuthorizationSpecification,
@@ -131,7 +144,7 @@ extension ClientStartupMachine {
         switch login.rule.method {
         case .scramSHA256, .md5, .password:
             return refuse(preamble, SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"")
-        case .trust, .reject, .cert:
+        case .trust, .reject, .cert, .peer:
             return refuse(preamble, SQLState.invalidAuthorizationSpecification,
                           "authentication failed for user \"\(login.user)\": invalid authentication method")
         }

@@ -76,13 +76,17 @@ public struct ClientStartupMachine {
     public let access: any ClientAccessRules
     /// The client certificate, when one was presented and verified against ssl_ca_file.
     public private(set) var peerCertificate: PeerCertificateSubject?
+    /// The operating-system user at the other end of a Unix-domain socket (SO_PEERCRED).
+    public let peerUser: String?
     var state: State = .awaitingStartup
     private var answeredGSS = false
     public private(set) var authenticatedUser: String?
 
     public init(config: PortcullisConfig, transport: ClientTransportKind, mockSeed: [UInt8],
-                access: (any ClientAccessRules)? = nil, md5Salt: [UInt8] = Crypto.randomBytes(4)) {
+                access: (any ClientAccessRules)? = nil, md5Salt: [UInt8] = Crypto.randomBytes(4),
+                peerUser: String? = nil) {
         self.config = config
+        self.peerUser = peerUser
         self.transport = transport
         self.mockSeed = mockSeed
         self.md5Salt = md5Salt

@@ -15,6 +15,7 @@ final class HbaOracleTests: IntegrationTestCase {
         hostssl   app        agent     all            cert   map=agents
         hostssl   app        alice     127.0.0.1/32   scram-sha-256  clientcert=verify-full
         hostssl   postgres   alice     127.0.0.1/32   password
+        hostssl   postgres   agent     ::1/128        cert  clientname=DN
         hostssl   all        legacy    samehost       md5
         hostssl   postgres   app_ro    127.0.0.1  255.255.255.255  scram-sha-256  clientcert=verify-ca
         hostssl   @dbs.txt   app_ro    samenet        scram-sha-256
@@ -126,14 +127,22 @@ final class HbaOracleTests: IntegrationTestCase {
         }
         var disagreements: [String] = []
         var accepted = 0
+        var distinct: [String: Int] = [:]
         for attempt in attempts {
             let expected = try outcome(port: oracle.port, attempt)
             let actual = try outcome(port: proxy.port, attempt)
             if expected == "accepted" { accepted += 1 }
+            distinct[expected.replacingOccurrences(of: #"\d+\.\d+\.\d+\.\d+|::1"#, with: "ADDR", options: .regularExpression)
+                .replacingOccurrences(of: #"user \"[a-z_]+\""#, with: "user U", options: .regularExpression)
+                .replacingOccurrences(of: #"database \"[a-z_]+\""#, with: "database D", options: .regularExpression), default: 0] += 1
             if expected != actual {
                 disagreements.append("\(attempt)\n    PostgreSQL: \(expected)\n    Portcullis: \(actual)")
             }
         }
+        // The matrix must reach every kind of decision: acceptance, no entry, reject lines,
+        // password and certificate failures, TLS-level refusals.
+        print("hba matrix outcomes:\n" + distinct.sorted { $0.key < $1.key }.map { "  \($0.value)× \($0.key)" }.joined(separator: "\n"))
+        XCTAssertGreaterThanOrEqual(distinct.count, 10, "\(distinct)")
         XCTAssertGreaterThan(accepted, 10, "the matrix must exercise accepted logins too")
         XCTAssertLessThan(accepted, attempts.count - 10, "and refused ones")
         XCTAssertTrue(disagreements.isEmpty, "\(disagreements.count) of \(attempts.count) attempts differ:\n" + disagreements.joined(separator: "\n"))
