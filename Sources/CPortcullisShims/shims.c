@@ -260,3 +260,8 @@ int pc_peer_user_name(int fd, char *name, size_t capacity) {
     memcpy(name, found->pw_name, n + 1);
     return 0;
 }
+
+int pc_openssl_init_without_atexit(void) {
+    return OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) == 1
+        && OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL) == 1 ? 0 : -1;
+}

@@ -5,6 +5,7 @@ import Auth
 import Glibc
 import Logging
 import Admin
+import CPortcullisShims
 
 public struct ProxyStartupError: Error, CustomStringConvertible {
     public var description: String
@@ -50,6 +51,9 @@ public final class ProxyServer {
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
     public func run() throws {
+        // Before anything touches OpenSSL: no atexit cleanup while a background libpq thread
+        // (role check, membership) may still be inside libcrypto.
+        _ = pc_openssl_init_without_atexit()
         let mockSeed = Crypto.randomBytes(32)
         let runtime = try Self.loadRuntime(path: configPath, logger: logger, mockSeed: mockSeed)
         let general = runtime.config.general

@@ -42,6 +42,9 @@ int pc_signalfd_read(int fd);
 /// accept4 and pthread_setname_np need _GNU_SOURCE, which Swift's Glibc module does not set.
 int pc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int pc_set_thread_name(const char *name);
+/* Initialise OpenSSL without its atexit cleanup: background threads (libpq service
+   connections) may still be inside libcrypto when the process exits. Call first in main. */
+int pc_openssl_init_without_atexit(void);
 /* SO_PEERCRED of a Unix-domain socket, then the user's name (getpwuid_r), for `peer`
    authentication. Returns 0 and writes a NUL-terminated name, or -1 with errno set. */
 int pc_peer_user_name(int fd, char *name, size_t capacity);
