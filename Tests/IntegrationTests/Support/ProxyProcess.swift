@@ -12,6 +12,8 @@ final class ProxyProcess: @unchecked Sendable {
         var logLevel = "info"
         /// More `[portcullis]` lines, e.g. "server_reset = discard".
         var extraSettings: [String] = []
+        /// More upstream databases, each served under its own name like `app`.
+        var extraDatabases: [String] = []
     }
 
     let dir: String
@@ -89,6 +91,7 @@ final class ProxyProcess: @unchecked Sendable {
             [databases]
             app = \(server) dbname=app
             postgres = \(server) dbname=postgres
+            \(options.extraDatabases.map { "\($0) = \(server) dbname=\($0)" }.joined(separator: "\n"))
 
             [identities]
             app_rw = mode=read-write password='\(rw)' server_user=app_rw server_password='app_rw_pw'
