@@ -25,7 +25,7 @@ extension AttackCorpusTests {
         KnownWrite(sql: "ALTER TABLE t ADD CONSTRAINT zz CHECK (a > -100)", section: "constraints"),
         KnownWrite(sql: "CLUSTER t USING t_pkey", section: "indexes"),
         KnownWrite(sql: "ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO PUBLIC", section: "default privileges"),
-        KnownWrite(sql: "UPDATE t SET a = a WHERE a = 10", section: "table data"),
+        KnownWrite(sql: "UPDATE t SET a = 11 WHERE a = 10", section: "table data"),
         KnownWrite(sql: "INSERT INTO \"T\" VALUES (1)", section: "table data"),
         KnownWrite(sql: "SELECT nextval('s')", section: "sequences"),
         KnownWrite(sql: "SELECT lo_put(1234, 0, 'x')", section: "large objects"),
@@ -70,7 +70,7 @@ extension AttackCorpusTests {
 
         // max_prepared_transactions = 0 in the test cluster: no transaction can be prepared at
         // all, so that section cannot change and needs no write of its own.
-        XCTAssertEqual(try owner.rows("SHOW max_prepared_transactions"), [["0"]])
+        XCTAssertEqual(try bench.superuserSession().rows("SHOW max_prepared_transactions"), [["0"]])
         var exercised: Set<String> = ["prepared transactions"]
         for write in Self.knownWrites {
             let session = try bench.superuserSession()

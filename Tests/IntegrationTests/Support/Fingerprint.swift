@@ -89,8 +89,9 @@ struct Fingerprint: Sendable, Equatable {
             indisclustered, indisvalid, indisready, indislive, indisreplident FROM pg_index WHERE indrelid IN \(userRelation)) i
             """),
         ("default privileges", "SELECT d::text FROM (SELECT defaclrole::regrole, defaclnamespace, defaclobjtype, defaclacl FROM pg_default_acl) d"),
-        ("table data", "SELECT \(tableDigest("relkind IN ('r', 'p', 'm')"))"),
-        ("sequences", "SELECT \(tableDigest("relkind = 'S'"))"),
+        ("table data", "SELECT \(tableDigest(kind: "relkind IN ('r', 'p', 'm')", row: "x::text"))"),
+        // A sequence has no row type for x::text; its state is last_value and is_called.
+        ("sequences", "SELECT \(tableDigest(kind: "relkind = 'S'", row: "last_value || '' '' || is_called"))"),
         ("roles", """
             SELECT r::text FROM (SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
             rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil FROM pg_authid) r \
@@ -136,10 +137,10 @@ struct Fingerprint: Sendable, Equatable {
 
     /// One row per relation of the kind: its name and the md5 of its ordered rows, computed by a
     /// dynamic query through query_to_xml so the whole fingerprint stays one statement.
-    private static func tableDigest(_ kind: String) -> String {
+    private static func tableDigest(kind: String, row: String) -> String {
         """
         c.oid::regclass::text || ':' || (xpath('/row/h/text()', query_to_xml(format(\
-        'SELECT md5(coalesce(string_agg(x::text, E''\\n'' ORDER BY x::text), '''')) AS h FROM %s x', c.oid::regclass), \
+        'SELECT md5(coalesce(string_agg(\(row), E''\\n'' ORDER BY \(row)), '''')) AS h FROM %s x', c.oid::regclass), \
         false, true, '')))[1]::text FROM pg_class c WHERE c.oid IN \(userRelation) AND \(kind)
         """
     }
