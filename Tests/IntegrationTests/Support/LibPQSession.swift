@@ -15,7 +15,8 @@ struct PQOutcome: Sendable, Equatable, CustomStringConvertible {
 
     var description: String {
         if isError { return "\(status) \(sqlState ?? "?????") \(message?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")" }
-        return "\(status) \(rows.count) row(s)"
+        let shown = rows.prefix(3).map { "(" + $0.map { $0 ?? "NULL" }.joined(separator: ", ") + ")" }.joined(separator: " ")
+        return "\(status) \(rows.count) row(s)\(rows.isEmpty ? "" : ": ")\(shown.prefix(300))\(rows.count > 3 ? " ..." : "")"
     }
 }
 
