@@ -28,10 +28,12 @@ final class AttackCorpusTests: IntegrationTestCase {
         var gotThrough: [String: Set<String>] = [:]
         var before = try bench.fingerprint()
         var runs = 0
+        var previous: String?
         for queryProtocol in QueryProtocol.allCases {
             for attack in attacks {
                 runs += 1
-                let found = try judge(attack, queryProtocol, bench: bench, before: before)
+                let found = try judge(attack, queryProtocol, bench: bench, before: before, previous: previous)
+                previous = attack
                 findings += found.findings
                 if !found.findings.isEmpty { gotThrough[attack, default: []].insert(queryProtocol.rawValue) }
                 before = found.after
@@ -52,14 +54,21 @@ final class AttackCorpusTests: IntegrationTestCase {
 
     /// One attack in one protocol on a fresh app_ro session. Returns what failed and the
     /// fingerprint of the (restored if need be) database afterwards.
+    /// `previous` is the attack judged just before, on a session now closed: a fresh session
+    /// that is not read-only means its state outlived it (a reused server connection).
     private func judge(_ attack: String, _ queryProtocol: QueryProtocol, bench: CorpusBench,
-                       before: Fingerprint) throws -> (findings: [Finding], after: Fingerprint) {
+                       before: Fingerprint, previous: String?) throws -> (findings: [Finding], after: Fingerprint) {
         var findings: [Finding] = []
         func fail(_ check: String) { findings.append(Finding(statement: attack, queryProtocol: queryProtocol, check: check)) }
 
         var final: Fingerprint
         do {
             let session = try bench.readOnlySession()
+            let fresh = session.run("SHOW transaction_read_only", protocol: .simple)
+            if fresh.last?.rows != [["on"]] {
+                findings.append(Finding(statement: previous ?? "(none)", queryProtocol: queryProtocol,
+                                        check: "the next app_ro session was not read-only (state outlived the session): \(fresh)"))
+            }
             let outcomes = session.run(attack, protocol: queryProtocol)
             if queryProtocol == .extended && CorpusFixture.statementCount(attack) > 1 {
                 // PostgreSQL refuses several statements in one Parse message (42601) itself.

@@ -36,12 +36,14 @@ final class LibPQSession {
     /// `conninfo` may hold a password; it is never echoed into errors.
     init(conninfo: String) throws {
         guard let made = PQconnectdb(conninfo) else { throw CommandError(description: "PQconnectdb returned NULL") }
-        connection = made
+        // Checked before `connection` is set: once every stored property is initialised, a
+        // throwing init still runs deinit, which would PQfinish a second time.
         guard PQstatus(made) == CONNECTION_OK else {
             let message = String(cString: PQerrorMessage(made))
             PQfinish(made)
             throw CommandError(description: "connection failed: \(message)")
         }
+        connection = made
     }
 
     deinit { PQfinish(connection) }
