@@ -67,6 +67,6 @@ let package = Package(
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: [], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery"], swiftSettings: strict),
     ]
 )

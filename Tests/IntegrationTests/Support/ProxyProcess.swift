@@ -17,6 +17,8 @@ final class ProxyProcess: @unchecked Sendable {
         var extraDatabases: [String] = []
         /// More `[identities]` lines.
         var extraIdentities: [String] = []
+        /// More upstream databases, each served under its own name like `app`.
+        var extraDatabaseNames: [String] = []
     }
 
     /// The `[databases]` connection string for a database on `cluster`, as the harness writes it.
@@ -100,6 +102,7 @@ final class ProxyProcess: @unchecked Sendable {
             app = \(server) dbname=app
             postgres = \(server) dbname=postgres
             \(options.extraDatabases.joined(separator: "\n"))
+            \(options.extraDatabaseNames.map { "\($0) = \(server) dbname=\($0)" }.joined(separator: "\n"))
 
             [identities]
             app_rw = mode=read-write password='\(rw)' server_user=app_rw server_password='app_rw_pw'
