@@ -121,14 +121,15 @@ struct ReadOnlyGate {
     private mutating func parseReceived(name: String, sql: String, classifier: inout CachingStatementClassifier) -> ClientVerdict {
         let result = classifier.classify(sql: sql)
         let refusal: Refusal
-        if let first = result.firstRefusal {
-            refusal = first
-        } else if result.statements.count > 1 {
-            // PostgreSQL refuses this itself (postgres.c exec_parse_message); decided here too
-            // so that no text we did not judge statement by statement reaches the server.
+        if result.syntaxError == nil && result.statements.count > 1 {
+            // PostgreSQL refuses this before looking at the statements (postgres.c
+            // exec_parse_message), so its error comes first here too; deciding it here means
+            // no text we did not judge statement by statement reaches the server.
             refusal = Refusal(sqlState: SQLState.syntaxError,
                               message: "cannot insert multiple commands into a prepared statement",
                               isPostgreSQLText: true)
+        } else if let first = result.firstRefusal {
+            refusal = first
         } else {
             return .forward
         }
