@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "AccessTests", dependencies: ["Access"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy", "TLS"], swiftSettings: strict),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy", "TLS", "Access", "Admin"], swiftSettings: strict),
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
