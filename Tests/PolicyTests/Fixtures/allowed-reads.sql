@@ -160,7 +160,7 @@ select coalesce(nullif(a, 0), 1), greatest(a, 2), case when a > 1 then 'x' else 
 -- ----
 select array_agg(a order by a) filter (where a > 0) from t
 -- ----
-select * from t tablesample system (10)
+select * from t tablesample system (10) repeatable (7)
 -- ----
 select a from t union all select a from t except select 1
 -- ----
