@@ -9,7 +9,8 @@ extension CatalogSnapshot {
         guard !byNameIsEmpty, result.syntaxError == nil else { return result }
         var changed = false
         let statements = result.statements.map { statement -> StatementClassification in
-            guard statement.refusal == nil else { return statement }
+            // LOCK runs no query (and pg_dump locks every table it dumps).
+            guard statement.refusal == nil, statement.commandTag != "LOCK TABLE" else { return statement }
             for object in statement.objects {
                 if let relation = restriction(for: object) {
                     changed = true
