@@ -1,3 +1,4 @@
+import Admin
 import Foundation
 import Testing
 @testable import Policy
@@ -78,6 +79,15 @@ import Testing
 
         // The snapshot the fixture tests use is what this cluster produces.
         #expect(snapshot == CatalogSnapshotTests.snapshot)
+
+        // The libpq loader (Sources/Admin) reads the same snapshot.
+        let loaded = try CatalogSnapshotLoader.load(
+            conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=catalogtest user=postgres")
+        #expect(loaded == snapshot)
+        #expect(loaded.restrictedRelations.map(\.reason) == snapshot.restrictedRelations.map(\.reason))
+        #expect(throws: AdminError.self) {
+            try CatalogSnapshotLoader.load(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=no_such_db user=postgres")
+        }
 
         var classifier = CachingStatementClassifier()
         let refused = classifier.classify(sql: "select * from v_on_v", catalog: snapshot).firstRefusal
