@@ -45,7 +45,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .target(name: "Admin", dependencies: ["CLibPQ", "Config"], swiftSettings: strict),
+        .target(name: "Admin", dependencies: ["CLibPQ", "Config", "Policy"], swiftSettings: strict),
         .executableTarget(name: "portcullis-classifier-bench", dependencies: ["Policy", "CPgQuery"],
                           path: "Sources/ClassifierBench", swiftSettings: strict),
         .executableTarget(
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy", "TLS", "Access", "Admin"], swiftSettings: strict),
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy"],
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Admin"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery"], swiftSettings: strict),
     ]

@@ -53,13 +53,23 @@ public struct StatementClassification: Sendable, Equatable {
     public let auditClass: AuditClass
     /// nil when the statement may run for a read-only identity.
     public let refusal: Refusal?
+    /// Relations and functions the statement names, each (kind, schema, name, access) once,
+    /// in the order the parse tree is walked (fields in protobuf order, so a WITH list comes
+    /// after the main query).
+    public let objects: [ObjectReference]
 
     public var isAllowedForReadOnly: Bool { refusal == nil }
 
-    public init(commandTag: String, auditClass: AuditClass, refusal: Refusal?) {
+    public init(commandTag: String, auditClass: AuditClass, refusal: Refusal?, objects: [ObjectReference] = []) {
         self.commandTag = commandTag
         self.auditClass = auditClass
         self.refusal = refusal
+        self.objects = objects
+    }
+
+    /// The same statement with another refusal (a catalog check's), objects kept.
+    func refused(_ refusal: Refusal) -> StatementClassification {
+        StatementClassification(commandTag: commandTag, auditClass: auditClass, refusal: refusal, objects: objects)
     }
 }
 

@@ -100,6 +100,10 @@ struct ParseTreeWalker {
         } else if field.descriptor == UnsafeRawPointer(cpq_select_stmt_descriptor()) {
             // SelectStmt.larg / rarg hold SelectStmt directly, not wrapped in a Node.
             descend = visit(PG_QUERY__NODE__NODE_SELECT_STMT, child)
+        } else if field.descriptor == UnsafeRawPointer(cpq_range_var_descriptor()) {
+            // Statement targets (InsertStmt.relation, CopyStmt.relation, IntoClause.rel, ...)
+            // hold RangeVar directly.
+            descend = visit(PG_QUERY__NODE__NODE_RANGE_VAR, child)
         }
         if descend { walk(child, visit) }
     }

@@ -29,7 +29,7 @@ public struct StatementClassifier: Sendable {
                 let decision = decide(node)
                 dependsOnLiterals = dependsOnLiterals || decision.dependsOnLiterals
                 return StatementClassification(commandTag: decision.tag, auditClass: decision.auditClass,
-                                               refusal: decision.refusal)
+                                               refusal: decision.refusal, objects: decision.objects)
             }
             return withExtendedLifetime(parsed) {
                 (ClassificationResult(statements: statements, syntaxError: nil), dependsOnLiterals)
@@ -44,14 +44,29 @@ struct Decision {
     var auditClass: AuditClass
     var refusal: Refusal?
     var dependsOnLiterals = false
+    /// Named relations and functions, in order of first appearance, without repeats.
+    private(set) var objects: [ObjectReference] = []
+    private var seenObjects: Set<ObjectReference> = []
+
+    init(tag: String, auditClass: AuditClass, refusal: Refusal? = nil, dependsOnLiterals: Bool = false) {
+        self.tag = tag
+        self.auditClass = auditClass
+        self.refusal = refusal
+        self.dependsOnLiterals = dependsOnLiterals
+    }
 
     mutating func refuse(_ refusal: Refusal) {
         if self.refusal == nil { self.refusal = refusal }
     }
 
+    mutating func record(_ object: ObjectReference) {
+        if seenObjects.insert(object).inserted { objects.append(object) }
+    }
+
     mutating func adopt(_ inner: Decision) {
         if let refusal = inner.refusal { refuse(refusal) }
         dependsOnLiterals = dependsOnLiterals || inner.dependsOnLiterals
+        for object in inner.objects { record(object) }
     }
 }
 
@@ -71,7 +86,8 @@ extension StatementClassifier {
         default: nil
         }
         var scan = TreeScan(writeTag: decision.tag, skipping: innerQuery.flatMap(Self.message(of:)),
-                            ignoresWrites: false, root: node)
+                            ignoresWrites: false, root: node,
+                            namedRelationsAreWritten: Self.namesRelationsToChange(node))
         scan.scan(node)
         decision.adopt(scan.decision)
         return decision
@@ -100,11 +116,19 @@ struct TreeScan {
     let rootSelect: UnsafeRawPointer?
     /// set_config calls of `rootSelect` whose setting name is pinned by its WHERE clause.
     var pinnedSetConfigCalls: [UnsafeRawPointer: String] = [:]
+    /// RangeVars the statement writes (INSERT/UPDATE/DELETE/MERGE/TRUNCATE/COPY FROM/INTO targets).
+    var writeTargets: Set<UnsafeRawPointer> = []
+    /// For utility statements: RangeVars outside any query are the objects the command changes.
+    let namedRelationsAreWritten: Bool
+    /// RangeVars (and SelectStmts) inside queries of such a utility statement: read.
+    var queryRelations: Set<UnsafeRawPointer> = []
 
-    init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool, root: NodePointer? = nil) {
+    init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool, root: NodePointer? = nil,
+         namedRelationsAreWritten: Bool = false) {
         decision = Decision(tag: writeTag, auditClass: .read)
         self.skipping = skipping
         self.ignoresWrites = ignoresWrites
+        self.namedRelationsAreWritten = namedRelationsAreWritten
         rootSelect = root.flatMap { $0.pointee.node_case == PG_QUERY__NODE__NODE_SELECT_STMT ? $0.pointee.select_stmt : nil }
             .map { UnsafeRawPointer($0) }
     }
@@ -117,6 +141,7 @@ struct TreeScan {
 
     mutating func visit(_ nodeCase: PgQuery__Node__NodeCase, _ message: UnsafeRawPointer) -> Bool {
         if message == skipping { return false }
+        noteObjects(nodeCase, message)
         switch nodeCase {
         case PG_QUERY__NODE__NODE_INSERT_STMT, PG_QUERY__NODE__NODE_UPDATE_STMT,
              PG_QUERY__NODE__NODE_DELETE_STMT, PG_QUERY__NODE__NODE_MERGE_STMT:

@@ -50,6 +50,22 @@ import Testing
         #expect(cache.classify(sql: "begin read only").isAllowedForReadOnly)
     }
 
+    @Test func pinnedSettingNameIsNeverHiddenByTheCache() {
+        var cache = CachingStatementClassifier()
+        let pinned = "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = "
+        #expect(cache.classify(sql: pinned + "'work_mem'").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: pinned + "'default_transaction_read_only'").isAllowedForReadOnly)
+        #expect(cache.classify(sql: pinned + "'restrict_nonsystem_relation_kind'").isAllowedForReadOnly)
+    }
+
+    @Test func clientEncodingIsNeverHiddenByTheCache() {
+        var cache = CachingStatementClassifier()
+        #expect(cache.classify(sql: "set client_encoding = 'UTF8'").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "set client_encoding = 'SJIS'").isAllowedForReadOnly)
+        #expect(cache.classify(sql: "set names 'LATIN1'").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "set names 'GBK'").isAllowedForReadOnly)
+    }
+
     @Test func syntaxErrorsAreNotCached() {
         var cache = CachingStatementClassifier()
         #expect(cache.classify(sql: "selec 1").syntaxError != nil)

@@ -122,6 +122,21 @@ import Testing
              refusal: "cannot execute SELECT FOR UPDATE in a read-only transaction"),
         Case(sql: "copy (select nextval('s')) to stdout", tag: "COPY", auditClass: .read,
              refusal: "cannot execute nextval() in a read-only transaction"),
+        Case(sql: "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+             tag: "SELECT", auditClass: .read, refusal: nil),
+        Case(sql: "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'default_transaction_read_only'",
+             tag: "SELECT", auditClass: .read,
+             refusal: "set_config('default_transaction_read_only') is not allowed for a read-only identity"),
+        Case(sql: "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name = 'work_mem' OR true",
+             tag: "SELECT", auditClass: .read,
+             refusal: "set_config() with a non-constant setting name is not allowed for a read-only identity"),
+        Case(sql: "SET client_encoding = 'SJIS'", tag: "SET", auditClass: .miscSet,
+             refusal: "client encoding \"SJIS\" is not allowed for a read-only identity"),
+        Case(sql: "SET NAMES 'big5'", tag: "SET", auditClass: .miscSet,
+             refusal: "client encoding \"big5\" is not allowed for a read-only identity"),
+        Case(sql: "select set_config('client_encoding', 'GBK', false)", tag: "SELECT", auditClass: .read,
+             refusal: "client encoding \"GBK\" is not allowed for a read-only identity"),
+        Case(sql: "SET client_encoding = 'UTF8'", tag: "SET", auditClass: .miscSet, refusal: nil),
     ]
 
     @Test(arguments: cases)

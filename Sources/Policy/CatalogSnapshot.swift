@@ -1,0 +1,132 @@
+/// Relations of one upstream database that a read-only identity must not touch, because
+/// reading them runs code with effects ("writes hide behind names"):
+/// - views and materialized views whose definition calls — directly, through other views,
+///   through operators or domain CHECK constraints — a function not on
+///   ``FunctionPolicy/readSafeFunctions`` (a view's query runs with the view owner's rights,
+///   docs 41.2 Views and the Rule System; set_config, nextval and setval count as unsafe here);
+/// - foreign tables, and relations that read one (a read runs a query on another server,
+///   docs 5.12 Foreign Data);
+/// - tables whose row-level security policies call such a function (policy expressions run
+///   for every row read, docs 5.8 Row Security Policies), and relations that read one.
+/// Partitions and inheritance children count as read with their parent.
+///
+/// Built by ``init(rows:)`` from the rows of ``query``; a pure value, so the proxy can swap a
+/// fresh one in whenever it reloads the catalog. One snapshot describes one database.
+public struct CatalogSnapshot: Sendable, Equatable {
+    /// One row of ``query``, columns in order.
+    public struct Row: Sendable, Equatable {
+        public var schema: String
+        public var name: String
+        /// `pg_class.relkind`: "v", "m", "f", "r" or "p".
+        public var relkind: String
+        /// "function" or "foreign table".
+        public var cause: String
+        /// `schema.function(argument types)` or `schema.foreign_table`.
+        public var detail: String
+        /// The relation whose definition or policy holds the cause, when it is not this one.
+        public var viaSchema: String?
+        public var viaName: String?
+        public var viaRelkind: String?
+
+        public init(schema: String, name: String, relkind: String, cause: String, detail: String,
+                    viaSchema: String? = nil, viaName: String? = nil, viaRelkind: String? = nil) {
+            self.schema = schema
+            self.name = name
+            self.relkind = relkind
+            self.cause = cause
+            self.detail = detail
+            self.viaSchema = viaSchema
+            self.viaName = viaName
+            self.viaRelkind = viaRelkind
+        }
+    }
+
+    /// A relation the snapshot flags, with why.
+    public struct RestrictedRelation: Sendable, Hashable {
+        public let schema: String
+        public let name: String
+        /// "view", "materialized view", "foreign table", "table", "partitioned table".
+        public let kindName: String
+        /// E.g. `it calls function public.f()`.
+        public let reason: String
+
+        public var qualifiedName: String { "\(schema).\(name)" }
+    }
+
+    /// Flagged relations by name, for matching unqualified references in any schema.
+    private let byName: [String: [RestrictedRelation]]
+
+    public static let empty = CatalogSnapshot(rows: [])
+
+    public init(rows: [Row]) {
+        var byName: [String: [RestrictedRelation]] = [:]
+        for row in rows {
+            let relation = RestrictedRelation(schema: row.schema, name: row.name,
+                                              kindName: Self.kindName(row.relkind), reason: Self.reason(row))
+            byName[row.name, default: []].append(relation)
+        }
+        self.byName = byName
+    }
+
+    var byNameIsEmpty: Bool { byName.isEmpty }
+
+    public var restrictedRelations: [RestrictedRelation] {
+        byName.values.flatMap { $0 }.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }
+    }
+
+    public static func == (lhs: CatalogSnapshot, rhs: CatalogSnapshot) -> Bool {
+        Set(lhs.restrictedRelations) == Set(rhs.restrictedRelations)
+    }
+
+    /// The flagged relation `object` may denote, or nil. Conservative: the session's
+    /// search_path is unknown, so an unqualified name matches the relation in every schema;
+    /// a qualified name matches its schema only (`pg_temp` matches every temporary schema).
+    /// Names are compared exactly, as the parser already folded them (unquoted identifiers
+    /// lower-cased, quoted ones kept; src/backend/parser/scansup.c).
+    public func restriction(for object: ObjectReference) -> RestrictedRelation? {
+        guard object.kind == .relation, let candidates = byName[object.name] else { return nil }
+        guard let schema = object.schema else { return candidates.first }
+        if schema == "pg_temp" { return candidates.first { $0.schema.hasPrefix("pg_temp_") } }
+        return candidates.first { $0.schema == schema }
+    }
+
+    /// The refusal for reading `relation`: policy style, SQLSTATE 25006.
+    public static func refusal(_ relation: RestrictedRelation) -> Refusal {
+        Refusal(sqlState: "25006",
+                message: "reading \(relation.kindName) \"\(relation.qualifiedName)\" is not allowed for a read-only identity: \(relation.reason)",
+                isPostgreSQLText: false)
+    }
+
+    static func kindName(_ relkind: String) -> String {
+        switch relkind {
+        case "v": "view"
+        case "m": "materialized view"
+        case "f": "foreign table"
+        case "p": "partitioned table"
+        default: "table"
+        }
+    }
+
+    static func reason(_ row: Row) -> String {
+        let what = row.cause == "function" ? "calls function \(row.detail)" : "reads foreign table \(row.detail)"
+        guard let viaName = row.viaName else {
+            if row.cause == "function" && (row.relkind == "r" || row.relkind == "p") {
+                return "its row-level security policy calls function \(row.detail)"
+            }
+            if row.cause == "foreign table" && row.relkind == "f" {
+                return "it is a foreign table; reading it runs a query on another server"
+            }
+            return "it \(what)"
+        }
+        let via = "\(row.viaSchema ?? "").\(viaName)"
+        switch row.viaRelkind {
+        case "r", "p":
+            if row.cause == "function" {
+                return "it reads \(kindName(row.viaRelkind ?? "r")) \(via), whose row-level security policy calls function \(row.detail)"
+            }
+            return "it reads \(kindName(row.viaRelkind ?? "r")) \(via), which \(what)"
+        default:
+            return "it reads \(kindName(row.viaRelkind ?? "v")) \(via), which \(what)"
+        }
+    }
+}

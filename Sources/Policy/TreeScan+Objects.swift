@@ -1,0 +1,89 @@
+import CPgQuery
+
+/// Collecting ``ObjectReference``s while ``TreeScan`` walks a statement. The walk visits a
+/// parent before its children, so a statement marks its targets as written before their
+/// RangeVars are reached.
+extension TreeScan {
+    mutating func noteObjects(_ nodeCase: PgQuery__Node__NodeCase, _ message: UnsafeRawPointer) {
+        switch nodeCase {
+        case PG_QUERY__NODE__NODE_INSERT_STMT:
+            markWritten(message.assumingMemoryBound(to: PgQuery__InsertStmt.self).pointee.relation)
+        case PG_QUERY__NODE__NODE_UPDATE_STMT:
+            markWritten(message.assumingMemoryBound(to: PgQuery__UpdateStmt.self).pointee.relation)
+        case PG_QUERY__NODE__NODE_DELETE_STMT:
+            markWritten(message.assumingMemoryBound(to: PgQuery__DeleteStmt.self).pointee.relation)
+        case PG_QUERY__NODE__NODE_MERGE_STMT:
+            markWritten(message.assumingMemoryBound(to: PgQuery__MergeStmt.self).pointee.relation)
+        case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
+            let truncate = message.assumingMemoryBound(to: PgQuery__TruncateStmt.self).pointee
+            for index in 0..<truncate.n_relations {
+                if let node = truncate.relations[index], node.pointee.node_case == PG_QUERY__NODE__NODE_RANGE_VAR {
+                    markWritten(node.pointee.range_var)
+                }
+            }
+        case PG_QUERY__NODE__NODE_COPY_STMT:
+            let copy = message.assumingMemoryBound(to: PgQuery__CopyStmt.self).pointee
+            if copy.is_from != 0 { markWritten(copy.relation) }
+        case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
+            markWritten(message.assumingMemoryBound(to: PgQuery__CreateTableAsStmt.self).pointee.into?.pointee.rel)
+        case PG_QUERY__NODE__NODE_SELECT_STMT:
+            let select = message.assumingMemoryBound(to: PgQuery__SelectStmt.self)
+            markWritten(select.pointee.into_clause?.pointee.rel)
+            if namedRelationsAreWritten && !queryRelations.contains(message) { collectQueryRelations(message) }
+        case PG_QUERY__NODE__NODE_RANGE_VAR:
+            recordRelation(message.assumingMemoryBound(to: PgQuery__RangeVar.self))
+        case PG_QUERY__NODE__NODE_FUNC_CALL:
+            let call = message.assumingMemoryBound(to: PgQuery__FuncCall.self)
+            let names = NodeValue.names(call.pointee.funcname, count: call.pointee.n_funcname)
+            if let name = names.last {
+                decision.record(ObjectReference(kind: .function, schema: names.count > 1 ? names[names.count - 2] : nil,
+                                                name: name, access: .call))
+            }
+        default:
+            break
+        }
+    }
+
+    private mutating func markWritten(_ rangeVar: UnsafeMutablePointer<PgQuery__RangeVar>?) {
+        if let rangeVar { writeTargets.insert(UnsafeRawPointer(rangeVar)) }
+    }
+
+    private mutating func recordRelation(_ rangeVar: UnsafePointer<PgQuery__RangeVar>) {
+        guard let relname = rangeVar.pointee.relname, relname.pointee != 0 else { return }
+        let pointer = UnsafeRawPointer(rangeVar)
+        let written = writeTargets.contains(pointer) || (namedRelationsAreWritten && !queryRelations.contains(pointer))
+        let schema = rangeVar.pointee.schemaname.flatMap { $0.pointee == 0 ? nil : String(cString: $0) }
+        decision.record(ObjectReference(kind: .relation, schema: schema, name: String(cString: relname),
+                                        access: written ? .write : .read))
+    }
+
+    /// Marks every RangeVar and SelectStmt under `select` as part of a query.
+    private mutating func collectQueryRelations(_ select: UnsafeRawPointer) {
+        queryRelations.insert(select)
+        var found: [UnsafeRawPointer] = []
+        ParseTreeWalker.walk(select) { nodeCase, child in
+            if nodeCase == PG_QUERY__NODE__NODE_RANGE_VAR || nodeCase == PG_QUERY__NODE__NODE_SELECT_STMT {
+                found.append(child)
+            }
+            return true
+        }
+        queryRelations.formUnion(found)
+    }
+}
+
+extension StatementClassifier {
+    /// True for utility statements whose RangeVars outside a query name what the command
+    /// changes (ALTER TABLE, GRANT, VACUUM, REFRESH, CREATE VIEW's name, ...). Queries and
+    /// DML mark their targets themselves; LOCK and COPY TO read.
+    static func namesRelationsToChange(_ node: NodePointer) -> Bool {
+        switch node.pointee.node_case {
+        case PG_QUERY__NODE__NODE_SELECT_STMT, PG_QUERY__NODE__NODE_INSERT_STMT, PG_QUERY__NODE__NODE_UPDATE_STMT,
+             PG_QUERY__NODE__NODE_DELETE_STMT, PG_QUERY__NODE__NODE_MERGE_STMT, PG_QUERY__NODE__NODE_EXPLAIN_STMT,
+             PG_QUERY__NODE__NODE_COPY_STMT, PG_QUERY__NODE__NODE_LOCK_STMT, PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT,
+             PG_QUERY__NODE__NODE_PREPARE_STMT:
+            return false
+        default:
+            return true
+        }
+    }
+}
