@@ -59,6 +59,8 @@ extension ConfigBuilder {
             config.general.serviceUser = value.isEmpty ? nil : value
         case "service_password":
             config.general.servicePassword = value.isEmpty ? nil : Secret(value)
+        case "catalog_refresh_interval":
+            config.general.catalogRefreshInterval = try positiveDuration(value)
         case "log_level":
             config.general.logLevel = try SettingValue.choice(value, of: LogLevelSetting.self)
         default:

@@ -78,6 +78,8 @@ public struct GeneralSettings: Sendable {
     /// `samerole` membership in pg_hba.conf/pg_ident.conf.
     public var serviceUser: String?
     public var servicePassword: Secret?
+    /// How often the catalog snapshots for read-only checks are re-read (also at reload).
+    public var catalogRefreshInterval: Duration = .seconds(30)
 
     public init(
         listenAddresses: [String] = ["127.0.0.1", "::1"],

@@ -11,6 +11,7 @@ import Glibc
 /// Process-wide pieces every loop shares.
 public final class ProxyShared: Sendable {
     public let cancelRegistry = CancelRegistry()
+    public let catalogs = CatalogStore()
     public init() {}
 }
 
@@ -28,6 +29,8 @@ final class ClientSession: LegDelegate {
     /// Set for read-only identities once authenticated: judges every Query, Parse and
     /// FunctionCall before it reaches the server.
     private var readOnlyGate: ReadOnlyGate?
+    /// The [databases] entry the session is connected through (for its catalog snapshot).
+    private var databaseEntry = ""
     private var link: UpstreamLink?
     private var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
     private var server: Leg? { link?.leg }
@@ -155,6 +158,7 @@ final class ClientSession: LegDelegate {
         let target = request.database
         logger[metadataKey: "user"] = "\(request.clientUser)"
         logger[metadataKey: "database"] = "\(request.databaseName)"
+        databaseEntry = request.database.name
         switch request.mode {
         case .readOnly:
             readOnlyGate = ReadOnlyGate(identity: request.clientUser, nonce: Crypto.randomBytes(8).map { String($0, radix: 16) }.joined())
@@ -254,7 +258,8 @@ final class ClientSession: LegDelegate {
         var copy = client.inbound
         let message = try FrontendMessage.decode(frame: frame, from: &copy)
         switch readOnlyGate!.clientMessageReceived(message, textIsUTF8: Self.textIsUTF8(frame, in: client.inbound),
-                                                   classifier: &policy.classifier) {
+                                                   classifier: &policy.classifier,
+                                                   catalog: shared.catalogs.snapshot(for: databaseEntry)) {
         case .forward:
             server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
         case .replace(let bytes):

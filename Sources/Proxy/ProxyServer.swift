@@ -96,6 +96,8 @@ public final class ProxyServer {
         let path = configPath
         let baseLogger = logger
         let reloader = Reloader(current: runtime)
+        let catalogRefresher = CatalogRefresher(store: shared.catalogs, logger: logger) { reloader.current.config }
+        catalogRefresher.start()
         var threads: [pthread_t] = []
         let sockets = tcpSockets
         let unixListeners = unixSockets
@@ -132,6 +134,7 @@ public final class ProxyServer {
                                     }
                                     reloader.current = fresh
                                     mailboxes.broadcast(LoopControl.reload(fresh))
+                                    catalogRefresher.refreshSoon()
                                     baseLogger.info("configuration reloaded")
                                 } catch {
                                     baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")

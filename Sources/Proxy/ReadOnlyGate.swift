@@ -60,8 +60,11 @@ struct ReadOnlyGate {
     /// - Parameter textIsUTF8: whether the message's SQL text bytes are valid UTF-8; the text
     ///   is judged as UTF-8, so other bytes are refused as PostgreSQL refuses them in a UTF8
     ///   client encoding (22021) — fail closed for other client encodings.
+    /// - Parameter catalog: the upstream database's relations that must not be read
+    ///   (``CatalogSnapshot``).
     mutating func clientMessageReceived(_ message: FrontendMessage, textIsUTF8: Bool = true,
-                                        classifier: inout CachingStatementClassifier) -> ClientVerdict {
+                                        classifier: inout CachingStatementClassifier,
+                                        catalog: CatalogSnapshot = .empty) -> ClientVerdict {
         if !textIsUTF8 {
             switch message {
             case .query:
@@ -81,9 +84,9 @@ struct ReadOnlyGate {
         switch message {
         case .query(let sql):
             defer { batchesSent += 1 }
-            return queryReceived(sql, classifier: &classifier)
+            return queryReceived(sql, classifier: &classifier, catalog: catalog)
         case .parse(let name, let sql, _):
-            return parseReceived(name: name, sql: sql, classifier: &classifier)
+            return parseReceived(name: name, sql: sql, classifier: &classifier, catalog: catalog)
         case .functionCall(let call):
             defer { batchesSent += 1 }
             guard let refusal = FastPathPolicy.refusal(functionOID: call.functionOID,
@@ -101,8 +104,9 @@ struct ReadOnlyGate {
 
     /// Simple Query: the statements before the first refused one are kept, the refused one
     /// and everything after it are replaced by the stand-in.
-    private mutating func queryReceived(_ sql: String, classifier: inout CachingStatementClassifier) -> ClientVerdict {
-        let result = classifier.classify(sql: sql)
+    private mutating func queryReceived(_ sql: String, classifier: inout CachingStatementClassifier,
+                                        catalog: CatalogSnapshot) -> ClientVerdict {
+        let result = classifier.classify(sql: sql, catalog: catalog)
         guard let refusal = result.firstRefusal else { return .forward }
         var kept = ""
         if result.syntaxError == nil,
@@ -118,8 +122,9 @@ struct ReadOnlyGate {
 
     /// Parse: a refused statement is never prepared, so a later Bind or Execute of it fails
     /// as PostgreSQL fails a Bind of a statement whose Parse failed (26000).
-    private mutating func parseReceived(name: String, sql: String, classifier: inout CachingStatementClassifier) -> ClientVerdict {
-        let result = classifier.classify(sql: sql)
+    private mutating func parseReceived(name: String, sql: String, classifier: inout CachingStatementClassifier,
+                                        catalog: CatalogSnapshot) -> ClientVerdict {
+        let result = classifier.classify(sql: sql, catalog: catalog)
         let refusal: Refusal
         if result.syntaxError == nil && result.statements.count > 1 {
             // PostgreSQL refuses this before looking at the statements (postgres.c

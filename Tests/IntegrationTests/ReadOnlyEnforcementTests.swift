@@ -197,6 +197,36 @@ final class ReadOnlyEnforcementTests: IntegrationTestCase {
         XCTAssertTrue(listing.stdout.contains("TABLE DATA dumped items"), "\(listing)")
     }
 
+    /// Writes hide behind names: a view whose definition calls a function with effects is
+    /// refused once the catalog snapshot knows it (SIGHUP refreshes it at once); a plain
+    /// view stays readable.
+    func testViewsThatRunUnsafeFunctionsAreRefused() throws {
+        try requireProxyTarget("PostgreSQL runs the view")
+        _ = try harness.cluster.query("""
+            CREATE OR REPLACE FUNCTION public.ro_side_effect() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
+            CREATE OR REPLACE VIEW public.ro_view_side AS SELECT public.ro_side_effect() AS x;
+            CREATE OR REPLACE VIEW public.ro_view_on_view AS SELECT x FROM public.ro_view_side;
+            CREATE OR REPLACE VIEW public.ro_view_plain AS SELECT 1 AS x;
+            GRANT SELECT ON public.ro_view_side, public.ro_view_on_view, public.ro_view_plain TO app_ro;
+            """, dbname: "app")
+        let endpoint = try endpoint
+        kill(endpoint.proxyPID!, SIGHUP)
+        let conninfo = endpoint.conninfo(user: "app_ro")
+        let env = endpoint.env(user: "app_ro")
+        let refused = try poll(timeout: 20, every: 0.2) {
+            try runPsql(conninfo: conninfo, sql: "SELECT x FROM ro_view_side", env: env).stderr
+                .contains("reading view \"public.ro_view_side\" is not allowed for a read-only identity")
+        }
+        let last = try runPsql(conninfo: conninfo, sql: "SELECT x FROM ro_view_side", env: env)
+        XCTAssertTrue(refused, "\(last)")
+        let nested = try runPsql(conninfo: conninfo, sql: "SELECT x FROM public.ro_view_on_view", env: env)
+        XCTAssertTrue(nested.stderr.contains("ERROR:  reading view \"public.ro_view_on_view\" is not allowed"), "\(nested)")
+        XCTAssertTrue(nested.stderr.contains("HINT:  Portcullis identity \"app_ro\" is read-only."), "\(nested)")
+        let plain = try runPsql(conninfo: conninfo, sql: "SELECT x FROM ro_view_plain", env: env)
+        assertSucceeded(plain, "a plain view")
+        XCTAssertEqual(plain.stdout, "1\n")
+    }
+
     /// Read-write identities are not judged: their statements reach the server unchanged.
     func testReadWriteIdentitiesAreNotRestricted() throws {
         try prepareObjects()
