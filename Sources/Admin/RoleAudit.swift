@@ -60,20 +60,11 @@ public enum RoleAudit {
 
     /// Connects with libpq using the database entry's TLS settings and the given credentials.
     public static func findings(target: DatabaseTarget, user: String, password: String?) throws(AdminError) -> [RoleFinding] {
-        let conninfo = Conninfo.make(target: target, user: user, password: password)
-        guard let connection = PQconnectdb(conninfo) else { throw AdminError(description: "out of memory") }
-        defer { PQfinish(connection) }
-        guard PQstatus(connection) == CONNECTION_OK else {
-            throw AdminError(description: "could not connect to database \"\(target.name)\" as \"\(user)\": \(String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines)")
-        }
-        guard let result = PQexec(connection, query) else { throw AdminError(description: "query failed") }
-        defer { PQclear(result) }
-        guard PQresultStatus(result) == PGRES_TUPLES_OK else {
-            throw AdminError(description: "role check failed: \(String(cString: PQresultErrorMessage(result)).trimmingTrailingNewlines)")
-        }
+        let connection = try ServiceConnection(conninfo: Conninfo.make(target: target, user: user, password: password),
+                                               purpose: "to database \"\(target.name)\" as \"\(user)\"")
         var findings: [RoleFinding] = []
-        for row in 0..<PQntuples(result) {
-            findings.append(RoleFinding(kind: String(cString: PQgetvalue(result, row, 0)), detail: String(cString: PQgetvalue(result, row, 1))))
+        for row in try connection.rows(query, columns: 2, what: "role check") {
+            findings.append(RoleFinding(kind: row[0] ?? "", detail: row[1] ?? ""))
         }
         return findings
     }

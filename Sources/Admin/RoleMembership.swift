@@ -1,4 +1,3 @@
-import CLibPQ
 import Config
 
 /// Role membership as pg_hba.conf's `+group` and `samerole` and pg_ident.conf's `+group`
@@ -37,21 +36,11 @@ public struct RoleMembership: Sendable, Equatable {
     /// Reads the membership through a service connection (libpq, the entry's TLS settings).
     /// Blocking: call it off the event loops.
     public static func load(target: DatabaseTarget, user: String, password: String?) throws(AdminError) -> RoleMembership {
-        let conninfo = Conninfo.make(target: target, user: user, password: password)
-        guard let connection = PQconnectdb(conninfo) else { throw AdminError(description: "out of memory") }
-        defer { PQfinish(connection) }
-        guard PQstatus(connection) == CONNECTION_OK else {
-            throw AdminError(description: "could not connect to database \"\(target.name)\" as \"\(user)\": \(String(cString: PQerrorMessage(connection)).trimmingTrailingNewlines)")
-        }
-        guard let result = PQexec(connection, query) else { throw AdminError(description: "query failed") }
-        defer { PQclear(result) }
-        guard PQresultStatus(result) == PGRES_TUPLES_OK else {
-            throw AdminError(description: "role membership query failed: \(String(cString: PQresultErrorMessage(result)).trimmingTrailingNewlines)")
-        }
+        let connection = try ServiceConnection(conninfo: Conninfo.make(target: target, user: user, password: password),
+                                               purpose: "to database \"\(target.name)\" as \"\(user)\" to read role membership")
         var members: [String: Set<String>] = [:]
-        for row in 0..<PQntuples(result) {
-            let member = String(cString: PQgetvalue(result, row, 0))
-            let role = String(cString: PQgetvalue(result, row, 1))
+        for row in try connection.rows(query, columns: 2, what: "role membership query") {
+            guard let member = row[0], let role = row[1] else { continue }
             members[role, default: []].insert(member)
         }
         return RoleMembership(membersByRole: members)
