@@ -21,24 +21,41 @@ public struct CachingStatementClassifier: Sendable {
     public let capacity: Int
     private let classifier = StatementClassifier()
     private var entries: [String: ClassificationResult] = [:]
+    /// Keyed by ``LiteralMask`` keys, only for shapes whose mask was proven equal to the
+    /// normalized text (a separate dictionary, so the two key spaces never meet).
+    private var fastEntries: [String: ClassificationResult] = [:]
 
     public init(capacity: Int = 4096) {
         self.capacity = max(1, capacity)
     }
 
     public var count: Int { entries.count }
+    /// Shapes also reachable without `pg_query_normalize`.
+    public var fastCount: Int { fastEntries.count }
 
     public mutating func classify(sql: String) -> ClassificationResult {
+        let mask = LiteralMask(sql)
+        if let mask, let cached = fastEntries[mask.key] { return cached }
         guard let key = Self.normalized(sql) else {
             return classifier.classify(sql: sql)
         }
-        if let cached = entries[key] { return cached }
+        if let cached = entries[key] {
+            rememberFast(mask, normalizedKey: key, result: cached)
+            return cached
+        }
         let (result, dependsOnLiterals) = classifier.classifyTrackingLiterals(sql: sql)
         if result.syntaxError == nil && !dependsOnLiterals {
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = result
+            rememberFast(mask, normalizedKey: key, result: result)
         }
         return result
+    }
+
+    private mutating func rememberFast(_ mask: LiteralMask?, normalizedKey: String, result: ClassificationResult) {
+        guard let mask, mask.normalizedForm() == normalizedKey else { return }
+        if fastEntries.count >= capacity { fastEntries.removeAll(keepingCapacity: true) }
+        fastEntries[mask.key] = result
     }
 
     /// The literal-free text of `sql`, or nil when libpg_query cannot scan it.
