@@ -147,19 +147,24 @@ done
 # Read-only enforcement cost: the same pgbench -S through Portcullis as the read-write identity
 # (statements forwarded unjudged) and as the read-only identity (every statement classified).
 # Alternating runs, two each, so drift on a shared machine hits both alike.
-declare -A mode_tps
+declare -A mode_tps mode_cpu
 ro_clients="${BENCH_RO_CLIENTS:-16}"
+ro_rounds="${BENCH_RO_ROUNDS:-3}"
 if [ -z "$proxy_note" ]; then
   psql -X -q -h "$pgdir" -p "$pg_port" -U postgres -d app -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_ro" >/dev/null
-  for round in 1 2; do
+  for round in $(seq 1 "$ro_rounds"); do
     for who in app_rw app_ro; do
       echo "bench: portcullis as $who (round $round), $ro_clients clients, ${seconds}s"
       log="$tmp/mode-$who-$round.log"
       pw="${who}_pw"
+      before="$(cpu_ticks "$proxy_pid")"
       if PGUSER=$who PGPASSWORD=$pw pgbench -n -S -T "$seconds" -c "$ro_clients" -j 2 -p "$proxy_port" >"$log" 2>&1; then
+        after="$(cpu_ticks "$proxy_pid")"
+        txns="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")"
         mode_tps[$who,$round]="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log" | head -n1 | xargs printf '%.0f')"
+        mode_cpu[$who,$round]="$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="${txns:-0}" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "n/a" }')"
       else
-        mode_tps[$who,$round]="error"
+        mode_tps[$who,$round]="error"; mode_cpu[$who,$round]="error"
         cell_errors+=("portcullis as $who: $(grep -m 3 -E 'error|FATAL' "$log" | tr '\n' ' ')")
       fi
     done
@@ -230,24 +235,38 @@ mkdir -p "$(dirname "$out")"
   echo
   echo "## Read-only enforcement"
   echo
-  echo "pgbench -S through Portcullis, $ro_clients clients, ${seconds}s per run, runs alternated (rw, ro, rw, ro):"
+  echo "pgbench -S through Portcullis, $ro_clients clients, ${seconds}s per run, $ro_rounds rounds, runs alternated (rw, ro, rw, ro, ...):"
   echo "as the read-write identity \`app_rw\` (statements forwarded as they are) and as the read-only identity"
-  echo "\`app_ro\` (every Query/Parse classified with libpg_query, cache keyed by the normalized text)."
+  echo "\`app_ro\` (every Query/Parse classified with libpg_query; cache keyed by a literal-masked or normalized text)."
+  echo "Each cell: TPS / proxy CPU µs per transaction."
   echo
-  echo "| identity | run 1 TPS | run 2 TPS |"
-  echo "| --- | ---: | ---: |"
-  echo "| app_rw (read-write) | ${mode_tps[app_rw,1]:-n/a} | ${mode_tps[app_rw,2]:-n/a} |"
-  echo "| app_ro (read-only) | ${mode_tps[app_ro,1]:-n/a} | ${mode_tps[app_ro,2]:-n/a} |"
+  printf '| identity |'; for r in $(seq 1 "$ro_rounds"); do printf ' run %s |' "$r"; done; printf ' mean TPS | mean CPU µs/txn |\n'
+  printf '| --- |'; for r in $(seq 1 "$ro_rounds"); do printf ' ---: |'; done; printf ' ---: | ---: |\n'
+  declare -A mean_tps mean_cpu
+  for who in app_rw app_ro; do
+    printf '| %s |' "$who"
+    sum=0; csum=0; n=0
+    for r in $(seq 1 "$ro_rounds"); do
+      printf ' %s / %s |' "${mode_tps[$who,$r]:-n/a}" "${mode_cpu[$who,$r]:-n/a}"
+      case "${mode_tps[$who,$r]:-x}" in (*[!0-9]*|"") ;; (*) sum=$((sum + ${mode_tps[$who,$r]})); n=$((n + 1)); csum="$(awk -v a="$csum" -v b="${mode_cpu[$who,$r]}" 'BEGIN { print a + b }')" ;; esac
+    done
+    if [ "$n" -gt 0 ]; then
+      mean_tps[$who]=$((sum / n)); mean_cpu[$who]="$(awk -v a="$csum" -v n="$n" 'BEGIN { printf "%.1f", a / n }')"
+    else
+      mean_tps[$who]=0; mean_cpu[$who]="n/a"
+    fi
+    printf ' %s | %s |\n' "${mean_tps[$who]}" "${mean_cpu[$who]}"
+  done
   echo
-  rw_sum=$(( ${mode_tps[app_rw,1]:-0} + ${mode_tps[app_rw,2]:-0} )) 2>/dev/null || rw_sum=0
-  ro_sum=$(( ${mode_tps[app_ro,1]:-0} + ${mode_tps[app_ro,2]:-0} )) 2>/dev/null || ro_sum=0
-  if [ "$rw_sum" -gt 0 ]; then
-    echo "Read-only TPS relative to read-write: $(awk -v a="$ro_sum" -v b="$rw_sum" 'BEGIN { printf "%.1f%%", 100 * a / b }') (target: cost under 5 %)."
+  if [ "${mean_tps[app_rw]}" -gt 0 ]; then
+    echo "Read-only mean TPS relative to read-write: $(awk -v a="${mean_tps[app_ro]}" -v b="${mean_tps[app_rw]}" 'BEGIN { printf "%.1f%%", 100 * a / b }') (target: at most 5 % cost);"
+    echo "proxy CPU per transaction read-only vs read-write: ${mean_cpu[app_ro]} vs ${mean_cpu[app_rw]} µs."
+    echo "Identical runs differ by several percent on this shared 2-core machine; the CPU figure is the steadier one."
     echo
   fi
   if [ -n "$classifier_table" ]; then
     echo "Classifier, ns per call (\`.build/release/portcullis-classifier-bench 20000\`, one core, same run):"
-    echo "cold = parse + unpack + tree walk each time; cached = \`pg_query_normalize\` + dictionary lookup."
+    echo "cold = parse + unpack + tree walk each time; cached = literal-masked key (else \`pg_query_normalize\`) + dictionary lookup."
     echo
     echo "$classifier_table"
     echo
