@@ -38,7 +38,9 @@ enum FunctionPolicy {
         "regexp_split_to_table", "regexp_count", "regexp_instr", "regexp_like", "regexp_substr",
         "string_to_array", "string_to_table", "array_to_string", "to_char", "to_number", "to_date",
         "to_timestamp", "overlay", "normalize", "unistr", "convert_from", "convert_to", "get_byte",
-        "set_byte", "get_bit", "set_bit", "pg_encoding_to_char", "pg_char_to_encoding", "textlen",
+        "set_byte", "get_bit", "set_bit", "pg_encoding_to_char", "pg_client_encoding", "pg_char_to_encoding", "textlen",
+        // Large-object readers (docs 35.4 Server-Side Functions); the writers are refused.
+        "lo_get",
         "texticregexeq", "textregexeq", "like", "ilike", "similar_to_escape", "crc32", "crc32c",
         // Math (9.3)
         "abs", "ceil", "ceiling", "floor", "round", "trunc", "mod", "power", "pow", "sqrt", "cbrt",

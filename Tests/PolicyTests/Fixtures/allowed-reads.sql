@@ -191,3 +191,10 @@ set client_encoding to default
 reset client_encoding
 -- ----
 select set_config('client_encoding', 'WIN1252', false)
+
+-- ----
+select lo_get(1234)
+-- ----
+select lo_get(1234, 0, 3)
+-- ----
+select pg_client_encoding()
