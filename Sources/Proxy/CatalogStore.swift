@@ -12,8 +12,24 @@ import EventLoop
 public final class CatalogStore: @unchecked Sendable {
     private var lock = pthread_mutex_t()
     private var snapshots: [String: CatalogSnapshot] = [:]
+    private var refreshHandler: (@Sendable () -> Void)?
 
     public init() { pthread_mutex_init(&lock, nil) }
+
+    /// Who refreshes the snapshots when a session reports a catalog change.
+    func setRefreshHandler(_ handler: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(&lock)
+        refreshHandler = handler
+        pthread_mutex_unlock(&lock)
+    }
+
+    /// A read-write session finished a transaction that ran DDL through the proxy.
+    func catalogChanged() {
+        pthread_mutex_lock(&lock)
+        let handler = refreshHandler
+        pthread_mutex_unlock(&lock)
+        handler?()
+    }
 
     /// The snapshot for a database entry; empty (names unchecked, the text-level policy and
     /// PostgreSQL's read-only mode still apply) until the first successful load.
@@ -27,6 +43,18 @@ public final class CatalogStore: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         snapshots[entry] = snapshot
         pthread_mutex_unlock(&lock)
+    }
+}
+
+/// CommandComplete tags (protocol 55.7) of statements that can change what a catalog snapshot
+/// records: views, rules, policies, functions, foreign tables, ownership and privileges.
+enum CatalogChangeTag {
+    static let prefixes: [[UInt8]] = ["CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE",
+                                      "SECURITY LABEL", "IMPORT FOREIGN SCHEMA"].map { Array($0.utf8) }
+
+    /// `payload`: the CommandComplete payload (the tag, NUL-terminated).
+    static func changesCatalog(_ payload: some Collection<UInt8>) -> Bool {
+        prefixes.contains { payload.starts(with: $0) }
     }
 }
 

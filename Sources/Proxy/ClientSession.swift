@@ -31,6 +31,8 @@ final class ClientSession: LegDelegate {
     private var readOnlyGate: ReadOnlyGate?
     /// The [databases] entry the session is connected through (for its catalog snapshot).
     private var databaseEntry = ""
+    /// A read-write statement in the current transaction changed the catalog (DDL, GRANT).
+    private var ranCatalogChange = false
     private var link: UpstreamLink?
     private var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
     private var server: Leg? { link?.leg }
@@ -224,12 +226,23 @@ final class ClientSession: LegDelegate {
                     server.inbound.moveReaderIndex(forwardBy: n)
                 case .inspect(let frame) where frame.type == UInt8(ascii: "E"):
                     try gateServerError(frame)
+                case .inspect(let frame) where frame.type == UInt8(ascii: "C"):
+                    if CatalogChangeTag.changesCatalog(server.inbound.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)) {
+                        ranCatalogChange = true
+                    }
+                    client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
+                    server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
                 case .inspect(let frame):
                     // ReadyForQuery: the server is idle again until the client sends more.
                     readOnlyGate?.readyForQueryReceived()
                     if let byte = server.inbound.getInteger(at: server.inbound.readerIndex + 5, as: UInt8.self),
                        let status = TransactionStatus(rawValue: byte) {
                         transactionStatus = status
+                    }
+                    // DDL counts once its transaction is over (committed or not: a refresh is cheap).
+                    if ranCatalogChange && transactionStatus == .idle {
+                        ranCatalogChange = false
+                        shared.catalogs.catalogChanged()
                     }
                     serverBusy = !clientTracker.isAtMessageBoundary || client.inbound.readableBytes > 0
                     client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
@@ -444,8 +457,11 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         backend = (link.processID, link.secretKey)
         shared.cancelRegistry.insert(key, .init(target: link.target, runtime: runtime, serverSecretKey: link.secretKey))
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
+        // Read-only sessions: errors, for the gate. Read-write sessions: CommandComplete, so DDL
+        // through the proxy refreshes the catalog snapshots the gate relies on.
         serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max),
-                                             inspecting: readOnlyGate == nil ? [UInt8(ascii: "Z")] : [UInt8(ascii: "Z"), UInt8(ascii: "E")])
+                                             inspecting: readOnlyGate == nil ? [UInt8(ascii: "Z"), UInt8(ascii: "C")]
+                                                                             : [UInt8(ascii: "Z"), UInt8(ascii: "E")])
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
         run(machine.upstreamReady(parameters: link.parameters, processID: link.processID, proxySecretKey: proxySecret))
         client.readPaused = false

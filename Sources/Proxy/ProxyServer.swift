@@ -97,6 +97,7 @@ public final class ProxyServer {
         let baseLogger = logger
         let reloader = Reloader(current: runtime)
         let catalogRefresher = CatalogRefresher(store: shared.catalogs, logger: logger) { reloader.current.config }
+        shared.catalogs.setRefreshHandler { catalogRefresher.refreshSoon() }
         catalogRefresher.start()
         var threads: [pthread_t] = []
         let sockets = tcpSockets

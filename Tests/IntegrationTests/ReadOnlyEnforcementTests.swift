@@ -227,6 +227,33 @@ final class ReadOnlyEnforcementTests: IntegrationTestCase {
         XCTAssertEqual(plain.stdout, "1\n")
     }
 
+    /// DDL run through the proxy by a read-write identity refreshes the catalog snapshots when
+    /// its transaction ends, without waiting for catalog_refresh_interval.
+    func testDDLThroughTheProxyRefreshesTheCatalogSnapshot() throws {
+        try requireProxyTarget("catalog snapshots are the proxy's")
+        var options = ProxyProcess.Options(upstream: try harness.cluster)
+        options.extraSettings = ["catalog_refresh_interval = 1h"]
+        let proxy = try ProxyProcess(harness: try harness, options: options)
+        defer { proxy.stop() }
+        let endpoint = proxy.endpoint
+        let view = marker("ddl_view")
+        let ddl = try runPsql(conninfo: endpoint.conninfo(user: "app_rw"), sql: """
+            BEGIN;
+            CREATE OR REPLACE FUNCTION public.\(view)_f() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
+            CREATE VIEW public.\(view) AS SELECT public.\(view)_f() AS x;
+            GRANT SELECT ON public.\(view) TO app_ro;
+            COMMIT;
+            """, env: endpoint.env(user: "app_rw"))
+        assertSucceeded(ddl, "DDL through the proxy")
+        let conninfo = endpoint.conninfo(user: "app_ro")
+        let env = endpoint.env(user: "app_ro")
+        let refused = try poll(timeout: 10, every: 0.1) {
+            try runPsql(conninfo: conninfo, sql: "SELECT x FROM \(view)", env: env).stderr
+                .contains("reading view \"public.\(view)\" is not allowed for a read-only identity")
+        }
+        XCTAssertTrue(refused, "the view created through the proxy is known without waiting an hour")
+    }
+
     /// Read-write identities are not judged: their statements reach the server unchanged.
     func testReadWriteIdentitiesAreNotRestricted() throws {
         try prepareObjects()
