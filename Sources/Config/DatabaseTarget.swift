@@ -3,6 +3,11 @@
 public struct DatabaseTarget: Sendable {
     /// The database name clients ask for (`*` for the fallback entry).
     public var name: String
+    /// The [databases] key this target came from: `name`, or `*` when
+    /// ``PortcullisConfig/database(named:)`` filled it in from the fallback entry.
+    public var entryName: String { fromWildcard ? "*" : name }
+    /// Set when the target is the `*` entry resolved for a concrete database name.
+    public var fromWildcard = false
     /// Host name, literal address, or absolute Unix-socket directory.
     public var host: String
     /// Literal address to connect to instead of resolving `host` (which is still used for

@@ -31,6 +31,7 @@ public struct PortcullisConfig: Sendable {
     /// "the client's database" themselves.
     public func database(named name: String) -> DatabaseTarget? {
         guard var target = databases[name] ?? databases["*"] else { return nil }
+        target.fromWildcard = databases[name] == nil
         target.name = name
         if target.dbname == nil { target.dbname = name }
         return target

@@ -13,6 +13,8 @@ public final class CatalogStore: @unchecked Sendable {
     private var lock = pthread_mutex_t()
     private var snapshots: [String: CatalogSnapshot] = [:]
     private var refreshHandler: (@Sendable () -> Void)?
+    /// Databases reached through the wildcard entry `*`, whose names are learnt from sessions.
+    private var wildcardDatabases: Set<String> = []
 
     public init() { pthread_mutex_init(&lock, nil) }
 
@@ -21,6 +23,27 @@ public final class CatalogStore: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         refreshHandler = handler
         pthread_mutex_unlock(&lock)
+    }
+
+    /// The snapshot key of a session: the entry's name, or `*/dbname` under the wildcard entry.
+    static func key(entry: String, database: String) -> String {
+        entry == "*" ? "*/\(database)" : entry
+    }
+
+    /// A session reached `database` through the wildcard entry: from now on its catalog is
+    /// read too (at once the first time).
+    func noteWildcardDatabase(_ database: String) {
+        pthread_mutex_lock(&lock)
+        let isNew = wildcardDatabases.insert(database).inserted
+        let handler = refreshHandler
+        pthread_mutex_unlock(&lock)
+        if isNew { handler?() }
+    }
+
+    var wildcardDatabaseNames: [String] {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return wildcardDatabases.sorted()
     }
 
     /// A read-write session finished a transaction that ran DDL through the proxy.
@@ -112,19 +135,31 @@ final class CatalogRefresher: @unchecked Sendable {
 
     private func refreshAll() {
         let config = currentConfig()
-        for target in config.databases.values.sorted(by: { $0.name < $1.name }) where target.name != "*" {
+        var targets: [(key: String, target: DatabaseTarget)] = []
+        for target in config.databases.values.sorted(by: { $0.name < $1.name }) {
+            if target.name == "*" {
+                for database in store.wildcardDatabaseNames {
+                    var concrete = target
+                    concrete.dbname = target.dbname ?? database
+                    targets.append((CatalogStore.key(entry: "*", database: database), concrete))
+                }
+            } else {
+                targets.append((target.name, target))
+            }
+        }
+        for (key, target) in targets {
             guard let (user, password) = Self.credentials(for: target, in: config) else {
-                logger.warning("no credentials to read the catalog of database \"\(target.name)\" (set service_user): views and policies there are not checked for read-only identities")
+                logger.warning("no credentials to read the catalog of database \"\(key)\" (set service_user): views and policies there are not checked for read-only identities")
                 continue
             }
             do {
                 let snapshot = try CatalogSnapshotLoader.load(conninfo: Conninfo.make(target: target, user: user, password: password))
-                store.store(snapshot, for: target.name)
-                logger.debug("catalog snapshot loaded", metadata: ["database": "\(target.name)",
+                store.store(snapshot, for: key)
+                logger.debug("catalog snapshot loaded", metadata: ["database": "\(key)",
                                                                    "restricted_relations": "\(snapshot.restrictedRelations.count)"])
             } catch {
                 // The previous snapshot (if any) stays in force.
-                logger.error("could not refresh the catalog snapshot of database \"\(target.name)\": \(error)")
+                logger.error("could not refresh the catalog snapshot of database \"\(key)\": \(error)")
             }
         }
     }

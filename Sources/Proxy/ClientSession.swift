@@ -160,7 +160,10 @@ final class ClientSession: LegDelegate {
         let target = request.database
         logger[metadataKey: "user"] = "\(request.clientUser)"
         logger[metadataKey: "database"] = "\(request.databaseName)"
-        databaseEntry = request.database.name
+        databaseEntry = CatalogStore.key(entry: request.database.entryName, database: request.databaseName)
+        if request.database.fromWildcard && request.mode == .readOnly {
+            shared.catalogs.noteWildcardDatabase(request.databaseName)
+        }
         switch request.mode {
         case .readOnly:
             readOnlyGate = ReadOnlyGate(identity: request.clientUser, nonce: Crypto.randomBytes(8).map { String($0, radix: 16) }.joined())

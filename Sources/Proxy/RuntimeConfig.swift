@@ -47,6 +47,6 @@ public final class RuntimeConfig: Sendable {
     }
 
     func upstreamContext(for target: DatabaseTarget) -> TLSContext? {
-        upstreamTLS[target.name]
+        upstreamTLS[target.entryName]
     }
 }

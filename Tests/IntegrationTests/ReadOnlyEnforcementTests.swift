@@ -254,6 +254,33 @@ final class ReadOnlyEnforcementTests: IntegrationTestCase {
         XCTAssertTrue(refused, "the view created through the proxy is known without waiting an hour")
     }
 
+    /// Databases reached through the wildcard entry `*` get catalog snapshots too, learnt from
+    /// the first read-only session that uses them.
+    func testWildcardDatabasesGetCatalogChecks() throws {
+        try requireProxyTarget("catalog snapshots are the proxy's")
+        let h = try harness
+        if try h.cluster.query("SELECT count(*) FROM pg_database WHERE datname = 'wild'") == "0" {
+            _ = try h.cluster.query("CREATE DATABASE wild")
+        }
+        _ = try h.cluster.query("""
+            CREATE OR REPLACE FUNCTION public.wild_f() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 1';
+            CREATE OR REPLACE VIEW public.wild_view AS SELECT public.wild_f() AS x;
+            GRANT SELECT ON public.wild_view TO app_ro;
+            """, dbname: "wild")
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraDatabases = ["* = \(ProxyProcess.upstreamConninfo(h.cluster, certDir: h.certDir))"]
+        options.extraSettings = ["catalog_refresh_interval = 1h"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        let conninfo = proxy.endpoint.conninfo(user: "app_ro", dbname: "wild")
+        let env = proxy.endpoint.env(user: "app_ro")
+        let refused = try poll(timeout: 10, every: 0.1) {
+            try runPsql(conninfo: conninfo, sql: "SELECT x FROM wild_view", env: env).stderr
+                .contains("reading view \"public.wild_view\" is not allowed for a read-only identity")
+        }
+        XCTAssertTrue(refused, "the wildcard database's snapshot is read after its first session")
+    }
+
     /// Read-write identities are not judged: their statements reach the server unchanged.
     func testReadWriteIdentitiesAreNotRestricted() throws {
         try prepareObjects()
