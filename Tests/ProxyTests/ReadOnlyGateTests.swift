@@ -183,3 +183,35 @@ final class ReadOnlyGateTests: XCTestCase {
         }
     }
 }
+
+/// Token soup: whatever a client sends, the gate never crashes, and it forwards a text only
+/// when the classifier allows every statement of it.
+final class ReadOnlyGateSoupTests: XCTestCase {
+    func testRandomStatementSoupIsForwardedOnlyWhenAllowed() throws {
+        let tokens = ["select", "insert", "into", "t", "values", "(", ")", "1", "'x;y'", ";", "delete", "from",
+                      "with", "w", "as", "update", "set", "a", "=", "$$;$$", "--", "\n", "/*", "*/", "begin",
+                      "commit", "read", "write", "only", "lock", "table", "in", "access", "share", "mode",
+                      "pg_terminate_backend", "set_config", "'role'", ",", "false", "explain", "analyze",
+                      "copy", "to", "stdout", "\"T\"", "U&\"\\0061\"", "E'\\''", "now()", "*", "where", "nextval"]
+        var generator = SystemRandomNumberGenerator()
+        var classifier = CachingStatementClassifier()
+        let fresh = StatementClassifier()
+        var gate = ReadOnlyGate(identity: "soup", nonce: "n")
+        var forwarded = 0
+        for _ in 0..<3000 {
+            let count = Int.random(in: 1...14, using: &generator)
+            let sql = (0..<count).map { _ in tokens.randomElement(using: &generator)! }.joined(separator: " ")
+            switch gate.clientMessageReceived(.query(sql), classifier: &classifier) {
+            case .forward:
+                forwarded += 1
+                XCTAssertTrue(fresh.classify(sql: sql).isAllowedForReadOnly, "forwarded but refused: \(sql)")
+            case .replace(let bytes):
+                XCTAssertGreaterThan(bytes.readableBytes, 5)
+            }
+            _ = gate.clientMessageReceived(.parse(name: "", query: sql, parameterTypes: []), classifier: &classifier)
+            gate.readyForQueryReceived()
+        }
+        XCTAssertGreaterThan(forwarded, 0, "some soup is harmless")
+        XCTAssertLessThanOrEqual(gate.pendingCount, ReadOnlyGate.maxPending)
+    }
+}
