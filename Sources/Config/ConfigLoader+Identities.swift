@@ -1,7 +1,7 @@
 /// The [identities] section: who may log in through Portcullis, with what verifier, and as
 /// which upstream role. Values use the same libpq keyword/value syntax as [databases].
 extension ConfigBuilder {
-    static let identityKeywords = ["mode", "password", "server_user", "server_password"]
+    static let identityKeywords = ["mode", "password", "server_user", "server_password", "server_sslcert", "server_sslkey"]
 
     mutating func applyIdentity(_ entry: IniDocument.Entry) {
         let name = entry.key
@@ -34,6 +34,12 @@ extension ConfigBuilder {
                 case "server_password":
                     guard !value.isEmpty else { throw SettingError("server_password: must not be empty") }
                     identity.serverPassword = Secret(value)
+                case "server_sslcert":
+                    guard !value.isEmpty else { throw SettingError("server_sslcert: must not be empty") }
+                    identity.serverSSLCert = value
+                case "server_sslkey":
+                    guard !value.isEmpty else { throw SettingError("server_sslkey: must not be empty") }
+                    identity.serverSSLKey = value
                 default:
                     throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
                         + Self.identityKeywords.joined(separator: ", "))
@@ -43,6 +49,10 @@ extension ConfigBuilder {
                 report(line: entry.line, "identity \"\(name)\": \(message)")
                 valid = false
             }
+        }
+        if valid && (identity.serverSSLCert == nil) != (identity.serverSSLKey == nil) {
+            report(line: entry.line, "identity \"\(name)\": server_sslcert and server_sslkey must be given together")
+            valid = false
         }
         if valid {
             config.identities[name] = identity

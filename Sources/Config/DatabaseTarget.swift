@@ -8,6 +8,13 @@ public struct DatabaseTarget: Sendable {
     public var entryName: String { fromWildcard ? "*" : name }
     /// Set when the target is the `*` entry resolved for a concrete database name.
     public var fromWildcard = false
+    /// Set when `sslCert`/`sslKey` are an identity's own (`server_sslcert`): its TLS context
+    /// is the one built for that (entry, identity) pair.
+    public var certificateIdentity: String?
+    /// Which upstream TLS context this target connects with.
+    public var tlsContextKey: String {
+        certificateIdentity.map { "\(entryName)#\($0)" } ?? entryName
+    }
     /// Host name, literal address, or absolute Unix-socket directory.
     public var host: String
     /// Literal address to connect to instead of resolving `host` (which is still used for

@@ -8,6 +8,10 @@ public struct IdentityConfig: Sendable {
     public var serverUser: String?
     /// Upstream role's password (plaintext or `enc:...`).
     public var serverPassword: Secret?
+    /// A client certificate and key the upstream role authenticates with (pg_hba.conf `cert`
+    /// on the server), instead of or besides a password; libpq's sslcert/sslkey per identity.
+    public var serverSSLCert: String?
+    public var serverSSLKey: String?
 
     public init(
         name: String,

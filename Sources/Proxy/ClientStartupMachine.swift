@@ -338,8 +338,14 @@ public struct ClientStartupMachine {
             parameters.append(StartupParameter(name: "application_name", value: applicationName))
         }
         state = .awaitingUpstream(login)
+        var upstreamTarget = target
+        if let identity, let certificate = identity.serverSSLCert {
+            upstreamTarget.sslCert = certificate
+            upstreamTarget.sslKey = identity.serverSSLKey
+            upstreamTarget.certificateIdentity = identity.name
+        }
         let request = UpstreamRequest(
-            database: target, databaseName: login.database, clientUser: login.user,
+            database: upstreamTarget, databaseName: login.database, clientUser: login.user,
             serverUser: serverUser, serverPassword: serverPassword, mode: mode, parameters: parameters)
         if preamble.readableBytes > 0 {
             return .sendBytesThenConnect(preamble, request)

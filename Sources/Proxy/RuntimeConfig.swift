@@ -43,10 +43,23 @@ public final class RuntimeConfig: Sendable {
                 throw TLSError("database \"\(name)\": \(error.message)")
             }
         }
+        // Identities with their own upstream client certificate get a context per entry.
+        for identity in config.identities.values where identity.serverSSLCert != nil {
+            for (name, target) in config.databases where target.sslMode != .disable {
+                do {
+                    let verify = target.sslMode == .verifyCA || target.sslMode == .verifyFull || target.sslRootCert != nil
+                    upstream["\(name)#\(identity.name)"] = try TLSContext.client(
+                        rootCertificateFile: target.sslRootCert, verifyPeer: verify,
+                        certificateFile: identity.serverSSLCert, keyFile: identity.serverSSLKey)
+                } catch {
+                    throw TLSError("identity \"\(identity.name)\", database \"\(name)\": \(error.message)")
+                }
+            }
+        }
         upstreamTLS = upstream
     }
 
     func upstreamContext(for target: DatabaseTarget) -> TLSContext? {
-        upstreamTLS[target.entryName]
+        upstreamTLS[target.tlsContextKey]
     }
 }
