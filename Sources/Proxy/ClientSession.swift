@@ -271,8 +271,15 @@ final class ClientSession: LegDelegate {
             client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
             return
         }
-        var copy = client.inbound
-        let message = try FrontendMessage.decode(frame: frame, from: &copy)
+        // Decoded from a copy of this frame only: decoding moves a reader index, and doing that
+        // on a copy of the whole inbound buffer would duplicate all of it.
+        let message: FrontendMessage
+        if frame.type == UInt8(ascii: "S") {
+            message = .sync
+        } else {
+            var frameBytes = ByteBuffer(bytes: client.inbound.readableBytesView.prefix(frame.totalLength))
+            message = try FrontendMessage.decode(frame: frame, from: &frameBytes)
+        }
         switch readOnlyGate!.clientMessageReceived(message, textIsUTF8: Self.textIsUTF8(frame, in: client.inbound),
                                                    classifier: &policy.classifier,
                                                    catalog: shared.catalogs.snapshot(for: databaseEntry)) {
@@ -303,8 +310,8 @@ final class ClientSession: LegDelegate {
     }
 
     private func gateServerError(_ frame: MessageFrame) throws(WireError) {
-        var copy = server!.inbound
-        if case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &copy),
+        var frameBytes = ByteBuffer(bytes: server!.inbound.readableBytesView.prefix(frame.totalLength))
+        if case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &frameBytes),
            let replacement = readOnlyGate?.serverErrorReceived(fields) {
             var out = ByteBuffer()
             BackendMessage.errorResponse(replacement).encode(into: &out)
