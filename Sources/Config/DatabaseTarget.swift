@@ -11,6 +11,17 @@ public struct DatabaseTarget: Sendable {
     /// Set when `sslCert`/`sslKey` are an identity's own (`server_sslcert`): its TLS context
     /// is the one built for that (entry, identity) pair.
     public var certificateIdentity: String?
+    /// This target as `identity` connects through it: with the identity's own client
+    /// certificate when it has one (`server_sslcert`), else unchanged.
+    public func connecting(as identity: IdentityConfig) -> DatabaseTarget {
+        guard let certificate = identity.serverSSLCert else { return self }
+        var target = self
+        target.sslCert = certificate
+        target.sslKey = identity.serverSSLKey
+        target.certificateIdentity = identity.name
+        return target
+    }
+
     /// Which upstream TLS context this target connects with.
     public var tlsContextKey: String {
         certificateIdentity.map { "\(entryName)#\($0)" } ?? entryName

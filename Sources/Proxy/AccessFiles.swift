@@ -25,9 +25,7 @@ public struct AccessFiles: Sendable {
             if general.identFile != nil {
                 throw ProxyStartupError(description: "ident_file is set but hba_file is not; maps are used only by pg_hba.conf rules")
             }
-            return AccessFiles(rules: MethodPerTransportRules(localMethod: general.localAuthMethod,
-                                                              hostMethod: general.hostAuthMethod),
-                               membership: nil)
+            return AccessFiles(rules: MethodPerTransportRules(general), membership: nil)
         }
         let files = FileSystemConfigFiles()
         var errors: [String] = []

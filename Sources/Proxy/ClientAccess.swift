@@ -78,6 +78,11 @@ public struct MethodPerTransportRules: ClientAccessRules {
         self.hostMethod = hostMethod
     }
 
+    /// The methods `[portcullis]` configures.
+    public init(_ general: GeneralSettings) {
+        self.init(localMethod: general.localAuthMethod, hostMethod: general.hostAuthMethod)
+    }
+
     public func rule(for attempt: ClientAttempt) -> ClientAuthRule? {
         let method = attempt.isLocal ? localMethod : hostMethod
         let origin = attempt.isLocal ? "local_auth" : "host_auth"

@@ -280,9 +280,13 @@ final class ClientSession: LegDelegate {
             var frameBytes = ByteBuffer(bytes: client.inbound.readableBytesView.prefix(frame.totalLength))
             message = try FrontendMessage.decode(frame: frame, from: &frameBytes)
         }
-        switch readOnlyGate!.clientMessageReceived(message, textIsUTF8: Self.textIsUTF8(frame, in: client.inbound),
-                                                   classifier: &policy.classifier,
-                                                   catalog: shared.catalogs.snapshot(for: databaseEntry)) {
+        // Only SQL text names relations: Sync and FunctionCall need no catalog (and no lock).
+        let namesRelations = frame.type == UInt8(ascii: "Q") || frame.type == UInt8(ascii: "P")
+        // Mutated in place (not copied out and back), so its pending list is never duplicated.
+        let verdict = readOnlyGate!.clientMessageReceived(message, textIsUTF8: Self.textIsUTF8(frame, in: client.inbound),
+                                                          classifier: &policy.classifier,
+                                                          catalog: namesRelations ? shared.catalogs.snapshot(for: databaseEntry) : .empty)
+        switch verdict {
         case .forward:
             server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
         case .replace(let bytes):
@@ -297,13 +301,14 @@ final class ClientSession: LegDelegate {
     private static func textIsUTF8(_ frame: MessageFrame, in buffer: ByteBuffer) -> Bool {
         let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
         switch frame.type {
-        case UInt8(ascii: "Q"), UInt8(ascii: "P"):
-            // Query: text NUL. Parse: name NUL text NUL counts.
-            let strings = payload.split(separator: 0, maxSplits: frame.type == UInt8(ascii: "Q") ? 1 : 2,
-                                        omittingEmptySubsequences: false)
-            return strings.prefix(frame.type == UInt8(ascii: "Q") ? 1 : 2).allSatisfy {
-                String(validating: $0, as: UTF8.self) != nil
-            }
+        case UInt8(ascii: "Q"):
+            // text NUL
+            return String(validating: payload.prefix { $0 != 0 }, as: UTF8.self) != nil
+        case UInt8(ascii: "P"):
+            // name NUL text NUL parameter types
+            let name = payload.prefix { $0 != 0 }
+            let text = payload.dropFirst(name.count + 1).prefix { $0 != 0 }
+            return String(validating: name, as: UTF8.self) != nil && String(validating: text, as: UTF8.self) != nil
         default:
             return true
         }

@@ -90,8 +90,7 @@ public struct ClientStartupMachine {
         self.transport = transport
         self.mockSeed = mockSeed
         self.md5Salt = md5Salt
-        self.access = access ?? MethodPerTransportRules(localMethod: config.general.localAuthMethod,
-                                                        hostMethod: config.general.hostAuthMethod)
+        self.access = access ?? MethodPerTransportRules(config.general)
     }
 
     public var isEstablished: Bool { if case .established = state { true } else { false } }
@@ -338,12 +337,7 @@ public struct ClientStartupMachine {
             parameters.append(StartupParameter(name: "application_name", value: applicationName))
         }
         state = .awaitingUpstream(login)
-        var upstreamTarget = target
-        if let identity, let certificate = identity.serverSSLCert {
-            upstreamTarget.sslCert = certificate
-            upstreamTarget.sslKey = identity.serverSSLKey
-            upstreamTarget.certificateIdentity = identity.name
-        }
+        let upstreamTarget = identity.map { target.connecting(as: $0) } ?? target
         let request = UpstreamRequest(
             database: upstreamTarget, databaseName: login.database, clientUser: login.user,
             serverUser: serverUser, serverPassword: serverPassword, mode: mode, parameters: parameters)

@@ -65,27 +65,13 @@ struct ReadOnlyGate {
     mutating func clientMessageReceived(_ message: FrontendMessage, textIsUTF8: Bool = true,
                                         classifier: inout CachingStatementClassifier,
                                         catalog: CatalogSnapshot = .empty) -> ClientVerdict {
-        if !textIsUTF8 {
-            switch message {
-            case .query:
-                batchesSent += 1
-                var out = ByteBuffer()
-                FrontendMessage.query(standInStatement(for: Self.invalidEncoding)).encode(into: &out)
-                return .replace(out)
-            case .parse(let name, _, _):
-                var out = ByteBuffer()
-                FrontendMessage.parse(name: name, query: standInStatement(for: Self.invalidEncoding), parameterTypes: []).encode(into: &out)
-                return .replace(out)
-            case .bind, .execute, .describe, .close, .sync, .flush, .terminate, .copyData, .copyDone, .copyFail,
-                 .functionCall, .passwordMessage, .saslInitialResponse, .saslResponse:
-                break
-            }
-        }
         switch message {
         case .query(let sql):
             defer { batchesSent += 1 }
+            guard textIsUTF8 else { return standInQuery(kept: "", for: Self.invalidEncoding) }
             return queryReceived(sql, classifier: &classifier, catalog: catalog)
         case .parse(let name, let sql, _):
+            guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
             return parseReceived(name: name, sql: sql, classifier: &classifier, catalog: catalog)
         case .functionCall(let call):
             defer { batchesSent += 1 }
@@ -114,9 +100,20 @@ struct ReadOnlyGate {
            let offsets = StatementSplitter.statementOffsets(sql), offsets.count == result.statements.count {
             kept = String(decoding: sql.utf8.prefix(offsets[index]), as: UTF8.self)
         }
-        let standIn = kept + "\n" + standInStatement(for: refusal)
+        return standInQuery(kept: kept, for: refusal)
+    }
+
+    /// A Query of the statements kept, then the stand-in for `refusal`.
+    private mutating func standInQuery(kept: String, for refusal: Refusal) -> ClientVerdict {
         var out = ByteBuffer()
-        FrontendMessage.query(standIn).encode(into: &out)
+        FrontendMessage.query(kept + "\n" + standInStatement(for: refusal)).encode(into: &out)
+        return .replace(out)
+    }
+
+    /// A Parse under the client's statement name whose text the server fails.
+    private mutating func standInParse(name: String, for refusal: Refusal) -> ClientVerdict {
+        var out = ByteBuffer()
+        FrontendMessage.parse(name: name, query: standInStatement(for: refusal), parameterTypes: []).encode(into: &out)
         return .replace(out)
     }
 
@@ -138,9 +135,7 @@ struct ReadOnlyGate {
         } else {
             return .forward
         }
-        var out = ByteBuffer()
-        FrontendMessage.parse(name: name, query: standInStatement(for: refusal), parameterTypes: []).encode(into: &out)
-        return .replace(out)
+        return standInParse(name: name, for: refusal)
     }
 
     static let invalidEncoding = Refusal(sqlState: SQLState.characterNotInRepertoire,
@@ -188,13 +183,11 @@ struct ReadOnlyGate {
         pending.removeAll { $0.batch < completed }
     }
 
-    private func serial(in message: Substring) -> UInt64? {
+    private func serial(in message: String) -> UInt64? {
         guard let range = message.firstRange(of: markerPrefix) else { return nil }
         let digits = message[range.upperBound...].prefix { $0.isASCII && $0.isNumber }
         return UInt64(digits)
     }
-
-    private func serial(in message: String) -> UInt64? { serial(in: message[...]) }
 
     /// The ErrorResponse PostgreSQL sends for the refusal (elog.c field order S, V, C, M, H, P).
     static func errorFields(for refusal: Refusal, identity: String) -> ErrorFields {

@@ -18,8 +18,7 @@ public final class RuntimeConfig: Sendable {
 
     public init(config: PortcullisConfig, mockSeed: [UInt8], logger: Logger, accessFiles: AccessFiles? = nil) throws(TLSError) {
         self.config = config
-        self.accessFiles = accessFiles ?? AccessFiles(rules: MethodPerTransportRules(
-            localMethod: config.general.localAuthMethod, hostMethod: config.general.hostAuthMethod), membership: nil)
+        self.accessFiles = accessFiles ?? AccessFiles(rules: MethodPerTransportRules(config.general), membership: nil)
         self.mockSeed = mockSeed
         self.logger = logger
         let tls = config.tls
@@ -32,27 +31,20 @@ public final class RuntimeConfig: Sendable {
         } else {
             serverTLS = nil
         }
+        // One client context per entry, and one per (entry, identity) for identities with their
+        // own upstream certificate; keyed as targets look them up (tlsContextKey).
+        let certificateIdentities = config.identities.values.filter { $0.serverSSLCert != nil }
         var upstream: [String: TLSContext] = [:]
-        for (name, target) in config.databases where target.sslMode != .disable {
-            do {
-                let verify = target.sslMode == .verifyCA || target.sslMode == .verifyFull || target.sslRootCert != nil
-                upstream[name] = try TLSContext.client(
-                    rootCertificateFile: target.sslRootCert, verifyPeer: verify,
-                    certificateFile: target.sslCert, keyFile: target.sslKey)
-            } catch {
-                throw TLSError("database \"\(name)\": \(error.message)")
-            }
-        }
-        // Identities with their own upstream client certificate get a context per entry.
-        for identity in config.identities.values where identity.serverSSLCert != nil {
-            for (name, target) in config.databases where target.sslMode != .disable {
+        for (name, entry) in config.databases where entry.sslMode != .disable {
+            for target in [entry] + certificateIdentities.map({ entry.connecting(as: $0) }) {
                 do {
                     let verify = target.sslMode == .verifyCA || target.sslMode == .verifyFull || target.sslRootCert != nil
-                    upstream["\(name)#\(identity.name)"] = try TLSContext.client(
+                    upstream[target.tlsContextKey] = try TLSContext.client(
                         rootCertificateFile: target.sslRootCert, verifyPeer: verify,
-                        certificateFile: identity.serverSSLCert, keyFile: identity.serverSSLKey)
+                        certificateFile: target.sslCert, keyFile: target.sslKey)
                 } catch {
-                    throw TLSError("identity \"\(identity.name)\", database \"\(name)\": \(error.message)")
+                    let whose = target.certificateIdentity.map { "identity \"\($0)\", " } ?? ""
+                    throw TLSError("\(whose)database \"\(name)\": \(error.message)")
                 }
             }
         }

@@ -46,4 +46,26 @@ final class AccessReloadTests: IntegrationTestCase {
         assertSucceeded(result, "the session opened before both reloads")
         XCTAssertEqual(result.stdout, "before\nafter\n")
     }
+
+    /// pg_hba.conf `peer` on the proxy's Unix socket: the connecting process's OS user
+    /// (SO_PEERCRED), mapped through pg_ident.conf.
+    func testPeerAuthenticationOnTheUnixSocket() throws {
+        try requireProxyTarget("the proxy's own Unix-domain socket")
+        let h = try harness
+        let dir = try h.makeDir("peer")
+        let user = String(cString: getpwuid(geteuid())!.pointee.pw_name)
+        try "local all all peer map=os\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        try "os \(user) app_ro\n".write(toFile: "\(dir)/pg_ident.conf", atomically: true, encoding: .utf8)
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraSettings = ["unix_socket_directories = \(dir)", "hba_file = \(dir)/pg_hba.conf",
+                                 "ident_file = \(dir)/pg_ident.conf"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        let mapped = try runPsql(conninfo: "host=\(dir) port=\(proxy.port) dbname=app user=app_ro", sql: "SELECT current_user")
+        assertSucceeded(mapped, "\(user) mapped to app_ro")
+        XCTAssertEqual(mapped.stdout, "app_ro\n")
+        let unmapped = try runPsql(conninfo: "host=\(dir) port=\(proxy.port) dbname=app user=app_rw", sql: "SELECT 1")
+        XCTAssertNotEqual(unmapped.status, 0)
+        XCTAssertTrue(unmapped.stderr.contains("FATAL:  Peer authentication failed for user \"app_rw\""), "\(unmapped)")
+    }
 }

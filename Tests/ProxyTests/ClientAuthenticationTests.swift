@@ -167,4 +167,26 @@ final class ClientAuthenticationTests: XCTestCase {
         _ = startup("agent", &match)
         XCTAssertEqual(fatal(password("secret", &match))?.sqlState, "28P01", "agent has no password")
     }
+
+    /// auth.c auth_peer: the Unix socket's peer user is the system user, mapped or equal.
+    func testPeerUsesTheSocketPeerUserAndMaps() throws {
+        func peerMachine(_ rule: ClientAuthRule, peerUser: String?, map: [String: [(system: String, user: String)]] = [:]) throws -> ClientStartupMachine {
+            ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [9],
+                                 access: FixedRules(rule: rule, map: map), md5Salt: salt, peerUser: peerUser)
+        }
+        var same = try peerMachine(ClientAuthRule(method: .peer, origin: "t"), peerUser: "alice")
+        guard case .connectUpstream = startup("alice", &same) else { return XCTFail("peer user = requested user") }
+
+        var other = try peerMachine(ClientAuthRule(method: .peer, origin: "t"), peerUser: "root")
+        let fields = fatal(startup("alice", &other))
+        XCTAssertEqual(fields?.message, "Peer authentication failed for user \"alice\"")
+        XCTAssertEqual(fields?.sqlState, "28000")
+
+        var mapped = try peerMachine(ClientAuthRule(method: .peer, mapName: "os", origin: "t"), peerUser: "root",
+                                     map: ["os": [("root", "alice")]])
+        guard case .connectUpstream = startup("alice", &mapped) else { return XCTFail("map allows root -> alice") }
+
+        var unknown = try peerMachine(ClientAuthRule(method: .peer, origin: "t"), peerUser: nil)
+        XCTAssertEqual(fatal(startup("alice", &unknown))?.sqlState, "28000", "no peer credentials: refused")
+    }
 }
