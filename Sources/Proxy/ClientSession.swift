@@ -29,6 +29,8 @@ final class ClientSession: LegDelegate {
     /// Set for read-only identities once authenticated: judges every Query, Parse and
     /// FunctionCall before it reaches the server.
     private var readOnlyGate: ReadOnlyGate?
+    /// Read-only sessions: the server's reported settings must keep the gate's judgement valid.
+    private var tripwire = ReadOnlyTripwire()
     /// The [databases] entry the session is connected through (for its catalog snapshot).
     private var databaseEntry = ""
     /// A read-write statement in the current transaction changed the catalog (DDL, GRANT).
@@ -229,6 +231,8 @@ final class ClientSession: LegDelegate {
                     server.inbound.moveReaderIndex(forwardBy: n)
                 case .inspect(let frame) where frame.type == UInt8(ascii: "E"):
                     try gateServerError(frame)
+                case .inspect(let frame) where frame.type == UInt8(ascii: "S"):
+                    guard try parameterStatusHolds(frame) else { return }
                 case .inspect(let frame) where frame.type == UInt8(ascii: "C"):
                     if CatalogChangeTag.changesCatalog(server.inbound.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)) {
                         ranCatalogChange = true
@@ -325,6 +329,27 @@ final class ClientSession: LegDelegate {
             client.send(server!.inbound.readableBytesView.prefix(frame.totalLength))
         }
         server!.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+    }
+
+    /// ParameterStatus of a read-only session, past the tripwire. False when the session ended.
+    private func parameterStatusHolds(_ frame: MessageFrame) throws(WireError) -> Bool {
+        guard let server else { return false }
+        var frameBytes = ByteBuffer(bytes: server.inbound.readableBytesView.prefix(frame.totalLength))
+        if case .parameterStatus(let name, let value) = try BackendMessage.decode(frame: frame, from: &frameBytes),
+           case .breached(let reason) = tripwire.parameterStatusReceived(name: name, value: value) {
+            // Nothing more goes up; the server connection is closed (not reused) by finish.
+            logger.warning("read-only session ended: \(reason)")
+            serverBusy = true
+            client.inbound.clear()
+            var out = ByteBuffer()
+            BackendMessage.errorResponse(ReadOnlyTripwire.errorFields(for: reason, identity: readOnlyGate?.identity ?? "")).encode(into: &out)
+            client.send(out)
+            finish(reason: reason, flushClient: true)
+            return false
+        }
+        client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
+        server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+        return true
     }
 
     private func sendClientErrorAndClose(_ fields: ErrorFields) {
@@ -476,7 +501,8 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         // through the proxy refreshes the catalog snapshots the gate relies on.
         serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max),
                                              inspecting: readOnlyGate == nil ? [UInt8(ascii: "Z"), UInt8(ascii: "C")]
-                                                                             : [UInt8(ascii: "Z"), UInt8(ascii: "E")])
+                                                                             : [UInt8(ascii: "Z"), UInt8(ascii: "E"), UInt8(ascii: "S")])
+        if readOnlyGate != nil { _ = tripwire.startupParametersReceived(link.parameters) }
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
         run(machine.upstreamReady(parameters: link.parameters, processID: link.processID, proxySecretKey: proxySecret))
         client.readPaused = false

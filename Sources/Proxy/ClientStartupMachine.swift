@@ -162,7 +162,18 @@ public struct ClientStartupMachine {
     /// The upstream session is ready: tell the client it is in, with the server's own parameters,
     /// the real backend PID and our cancel key.
     public mutating func upstreamReady(parameters: [(String, String)], processID: Int32, proxySecretKey: [UInt8]) -> Action {
-        guard case .awaitingUpstream = state else { return .none }
+        guard case .awaitingUpstream(let login) = state else { return .none }
+        if (config.identities[login.user]?.mode ?? .readOnly) == .readOnly {
+            // Settings the client never sent (role and database defaults, postgresql.conf)
+            // decide how the server lexes: checked before the client can send a statement.
+            var tripwire = ReadOnlyTripwire()
+            if case .breached(let reason) = tripwire.startupParametersReceived(parameters) {
+                state = .closed
+                var out = ByteBuffer()
+                BackendMessage.errorResponse(ReadOnlyTripwire.errorFields(for: reason, identity: login.user)).encode(into: &out)
+                return .sendAndClose(out)
+            }
+        }
         state = .established
         var out = ByteBuffer()
         BackendMessage.authentication(.ok).encode(into: &out)
@@ -331,6 +342,9 @@ public struct ClientStartupMachine {
             }
             // Sessions of read-only identities start read-only, so RESET ALL and DISCARD ALL
             // return to read-only.
+            // Pinned, placed last so they win over role and database defaults: libpg_query lexes
+            // with standard_conforming_strings on (ReadOnlyTripwire).
+            parameters.append(StartupParameter(name: "standard_conforming_strings", value: "on"))
             parameters.append(StartupParameter(name: "default_transaction_read_only", value: "on"))
         }
         if let applicationName = target.applicationName, !parameters.contains(where: { $0.name == "application_name" }) {

@@ -1,0 +1,119 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// Settings the client never sent — role and database defaults — and the tripwire behind the
+/// gate (docs/READONLY.md, "What the server does with the bytes" and "The tripwire"). Each
+/// attack is first shown to write against PostgreSQL alone (app_ro with
+/// default_transaction_read_only=on), then shown to have no effect through Portcullis.
+final class ReadOnlyWallTests: IntegrationTestCase {
+    /// A database of its own, so role-in-database defaults touch no other test.
+    private func prepare() throws -> Cluster {
+        let cluster = try harness.cluster
+        if try cluster.query("SELECT count(*) FROM pg_database WHERE datname = 'wall'") == "0" {
+            _ = try cluster.query("CREATE DATABASE wall")
+        }
+        _ = try cluster.query("""
+            CREATE TABLE IF NOT EXISTS wall_t(a int);
+            TRUNCATE wall_t;
+            GRANT ALL ON wall_t TO app_ro;
+            """, dbname: "wall")
+        return cluster
+    }
+
+    private func rows(_ cluster: Cluster) throws -> String {
+        try cluster.query("SELECT count(*) FROM wall_t", dbname: "wall")
+    }
+
+    /// app_ro straight to PostgreSQL, read-only by default as the proxy makes its sessions.
+    private func direct(_ cluster: Cluster) throws -> String {
+        Endpoint(port: cluster.port, caFile: try harness.caFile, proxyPID: nil)
+            .conninfo(user: "app_ro", dbname: "wall", extra: "options='-c default_transaction_read_only=on'")
+    }
+
+    private func proxy(_ cluster: Cluster, settings: [String] = []) throws -> ProxyProcess {
+        var options = ProxyProcess.Options(upstream: cluster)
+        options.extraDatabaseNames = ["wall"]
+        options.extraSettings = settings
+        return try ProxyProcess(harness: try harness, options: options)
+    }
+
+    /// psql -c sends the whole text as one Query, as an attacking client would.
+    private func psql(_ conninfo: String, _ sql: String) throws -> CommandResult {
+        try runPsql(conninfo: conninfo, sql: sql, env: ["PGPASSWORD": "app_ro_pw"])
+    }
+
+    /// In SJIS, 0x81 0x5C is one character: the backslash after `Á` (UTF-8 C3 81) belongs to it
+    /// for the server, while a UTF-8 reading sees `\'` inside an E'' string.
+    func testRoleDefaultClientEncodingCannotHideAStatement() throws {
+        try requireProxyTarget("compares PostgreSQL alone with the proxy itself")
+        let cluster = try prepare()
+        _ = try cluster.query("ALTER ROLE app_ro IN DATABASE wall SET client_encoding = 'SJIS'")
+        defer { _ = try? cluster.query("ALTER ROLE app_ro IN DATABASE wall RESET client_encoding") }
+        let attack = "SELECT E'Á\\'; COMMIT; BEGIN READ WRITE; INSERT INTO wall_t VALUES (1); COMMIT; --'"
+
+        let before = try rows(cluster)
+        _ = try psql(try direct(cluster), attack)
+        XCTAssertNotEqual(try rows(cluster), before, "the attack must write against PostgreSQL alone")
+
+        let proxy = try proxy(cluster)
+        defer { proxy.stop() }
+        let written = try rows(cluster)
+        let result = try psql(proxy.endpoint.conninfo(user: "app_ro", dbname: "wall"), attack)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("client_encoding = SJIS"), "\(result)")
+        XCTAssertEqual(try rows(cluster), written, "nothing written through the proxy")
+    }
+
+    /// With standard_conforming_strings off, `\'` does not end a literal; libpg_query lexes it on.
+    func testRoleDefaultStandardConformingStringsOffIsOverridden() throws {
+        try requireProxyTarget("compares PostgreSQL alone with the proxy itself")
+        let cluster = try prepare()
+        _ = try cluster.query("ALTER ROLE app_ro IN DATABASE wall SET standard_conforming_strings = off")
+        defer { _ = try? cluster.query("ALTER ROLE app_ro IN DATABASE wall RESET standard_conforming_strings") }
+        let attack = "SELECT 'a\\' , ' ; COMMIT; BEGIN READ WRITE; INSERT INTO wall_t VALUES (2); COMMIT; SELECT 1 --'"
+
+        let before = try rows(cluster)
+        _ = try psql(try direct(cluster), attack)
+        XCTAssertNotEqual(try rows(cluster), before, "the attack must write against PostgreSQL alone")
+
+        let proxy = try proxy(cluster)
+        defer { proxy.stop() }
+        let written = try rows(cluster)
+        let conninfo = proxy.endpoint.conninfo(user: "app_ro", dbname: "wall")
+        let result = try psql(conninfo, attack)
+        XCTAssertEqual(try rows(cluster), written, "nothing written through the proxy: \(result)")
+        XCTAssertEqual(try psql(conninfo, "SHOW standard_conforming_strings").stdout, "on\n")
+    }
+
+    /// The wall broken on purpose: a view created behind the proxy's back (its catalog snapshot is
+    /// an hour old) turns default_transaction_read_only off. PostgreSQL alone stays writable
+    /// afterwards; through the proxy the session ends at the server's ParameterStatus.
+    func testTripwireEndsASessionThatLeftReadOnlyMode() throws {
+        try requireProxyTarget("the tripwire is the proxy's")
+        let cluster = try prepare()
+        let view = marker("wall_breach")
+        let proxy = try proxy(cluster, settings: ["catalog_refresh_interval = 1h"])
+        defer { proxy.stop() }
+        _ = try cluster.query("""
+            CREATE VIEW public.\(view) AS SELECT pg_catalog.set_config('default_transaction_read_only', 'off', false) AS x;
+            GRANT SELECT ON public.\(view) TO app_ro;
+            """, dbname: "wall")
+        let afterwards = "INSERT INTO wall_t VALUES (3)"
+
+        let directRun = try runCommand("psql", psqlFlags + ["-d", try direct(cluster), "-c", "SELECT x FROM \(view)", "-c", afterwards],
+                                       environment: ["PGPASSWORD": "app_ro_pw"])
+        assertSucceeded(directRun, "PostgreSQL alone leaves read-only mode")
+        let written = try rows(cluster)
+
+        let conninfo = proxy.endpoint.conninfo(user: "app_ro", dbname: "wall")
+        let sentinel = try LibPQSession(conninfo: conninfo + " password=app_ro_pw")
+        let result = try runCommand("psql", psqlFlags + ["-d", conninfo, "-c", "SELECT x FROM \(view)", "-c", afterwards],
+                                    environment: ["PGPASSWORD": "app_ro_pw"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("left read-only mode"), "\(result)")
+        XCTAssertTrue(result.stderr.contains("default_transaction_read_only = off"), "\(result)")
+        XCTAssertEqual(try rows(cluster), written)
+        XCTAssertEqual(try sentinel.rows("SELECT 1"), [["1"]], "another session is untouched")
+    }
+}
