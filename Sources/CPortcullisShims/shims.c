@@ -94,6 +94,7 @@ long pc_ssl_ctx_set_modes(SSL_CTX *ctx) {
     return SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 }
 void pc_ssl_ctx_set_read_ahead(SSL_CTX *ctx) { SSL_CTX_set_read_ahead(ctx, 1); }
+long pc_ssl_ctx_set_max_send_fragment(SSL_CTX *ctx, long size) { return SSL_CTX_set_max_send_fragment(ctx, size); }
 long pc_ssl_ctx_set_session_id_context(SSL_CTX *ctx) {
     static const unsigned char sid[] = "portcullis";
     return SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);

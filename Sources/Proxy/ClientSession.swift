@@ -504,7 +504,8 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
                                                                              : [UInt8(ascii: "Z"), UInt8(ascii: "E"), UInt8(ascii: "S")])
         if readOnlyGate != nil { _ = tripwire.startupParametersReceived(link.parameters) }
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
-        run(machine.upstreamReady(parameters: link.parameters, processID: link.processID, proxySecretKey: proxySecret))
+        run(machine.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,
+                                  proxySecretKey: proxySecret))
         client.readPaused = false
         // Anything the client pipelined while we connected goes up now.
         forwardClientBytes()

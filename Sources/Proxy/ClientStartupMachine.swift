@@ -161,7 +161,8 @@ public struct ClientStartupMachine {
 
     /// The upstream session is ready: tell the client it is in, with the server's own parameters,
     /// the real backend PID and our cancel key.
-    public mutating func upstreamReady(parameters: [(String, String)], processID: Int32, proxySecretKey: [UInt8]) -> Action {
+    public mutating func upstreamReady(parameters: [(String, String)], notices: [StartupNotice] = [], processID: Int32,
+                                       proxySecretKey: [UInt8]) -> Action {
         guard case .awaitingUpstream(let login) = state else { return .none }
         if (config.identities[login.user]?.mode ?? .readOnly) == .readOnly {
             // Settings the client never sent (role and database defaults, postgresql.conf)
@@ -177,9 +178,15 @@ public struct ClientStartupMachine {
         state = .established
         var out = ByteBuffer()
         BackendMessage.authentication(.ok).encode(into: &out)
-        for (name, value) in parameters {
+        var pendingNotices = notices[...]
+        for (index, (name, value)) in parameters.enumerated() {
+            while let notice = pendingNotices.first, notice.afterParameters <= index {
+                BackendMessage.noticeResponse(notice.fields).encode(into: &out)
+                pendingNotices.removeFirst()
+            }
             BackendMessage.parameterStatus(name: name, value: value).encode(into: &out)
         }
+        for notice in pendingNotices { BackendMessage.noticeResponse(notice.fields).encode(into: &out) }
         BackendMessage.backendKeyData(processID: processID, secretKey: proxySecretKey).encode(into: &out)
         BackendMessage.readyForQuery(.idle).encode(into: &out)
         return .sendBytes(out)

@@ -53,6 +53,8 @@ final class UpstreamLink: LegDelegate {
     private(set) var isReady = false
     /// The server's ParameterStatus values in its own spelling, kept current while idle resets run.
     var parameters: [(String, String)] = []
+    /// Notices of the server's start-up, for the client that gets this connection.
+    private(set) var startupNotices: [StartupNotice] = []
     private(set) var processID: Int32 = 0
     private(set) var secretKey: [UInt8] = []
     private var connectTimer: TimerID?
@@ -120,7 +122,8 @@ final class UpstreamLink: LegDelegate {
             } catch {
                 fail(error.message)
             }
-        case .ready(let parameters, let processID, let secretKey):
+        case .ready(let parameters, let notices, let processID, let secretKey):
+            self.startupNotices = notices
             if let connectTimer { loop.cancelTimer(connectTimer); self.connectTimer = nil }
             self.parameters = parameters
             self.processID = processID

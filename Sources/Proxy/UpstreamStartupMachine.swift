@@ -18,7 +18,7 @@ public struct UpstreamStartupMachine {
         /// Begin the client-side TLS handshake over the socket.
         case startTLS
         /// Authentication done and the first ReadyForQuery seen.
-        case ready(parameters: [(String, String)], processID: Int32, secretKey: [UInt8])
+        case ready(parameters: [(String, String)], notices: [StartupNotice], processID: Int32, secretKey: [UInt8])
         /// The cancel request is written; close once it has been flushed.
         case sendAndFinish(ByteBuffer)
         case fail(ErrorFields)
@@ -41,6 +41,9 @@ public struct UpstreamStartupMachine {
     private var usingTLS = false
     private var serverEndPoint: [UInt8]?
     private var parameters: [(String, String)] = []
+    private var notices: [StartupNotice] = []
+    /// A server at debug5 sends a few dozen; the bound keeps a misbehaving one from growing memory.
+    static let maxStartupNotices = 1000
     private var backendKey: (Int32, [UInt8])?
 
     public init(target: DatabaseTarget, purpose: Purpose) {
@@ -122,6 +125,13 @@ public struct UpstreamStartupMachine {
         case (_, .errorResponse(let fields)):
             state = .failed
             return .fail(fields)
+        case (.collecting, .noticeResponse(let fields)):
+            // After AuthenticationOk the server may send notices (client_min_messages in
+            // `options`, DEBUG lines): the client gets them too, where they were.
+            if notices.count < Self.maxStartupNotices {
+                notices.append(StartupNotice(afterParameters: parameters.count, fields: fields))
+            }
+            return .none
         case (_, .noticeResponse):
             return .none
         case (.awaitingAuthentication, .negotiateProtocolVersion):
@@ -155,7 +165,7 @@ public struct UpstreamStartupMachine {
         case (.collecting, .readyForQuery):
             guard let key = backendKey else { return fail("server sent no BackendKeyData") }
             state = .ready
-            return .ready(parameters: parameters, processID: key.0, secretKey: key.1)
+            return .ready(parameters: parameters, notices: notices, processID: key.0, secretKey: key.1)
         default:
             return fail("unexpected message from server during startup (type \(Character(UnicodeScalar(message.typeByte))))")
         }
@@ -225,4 +235,11 @@ extension SCRAMChannelBinding {
         if case .tlsServerEndPoint = self { return "SCRAM-SHA-256-PLUS" }
         return "SCRAM-SHA-256"
     }
+}
+
+/// A NoticeResponse the server sent during start-up, and how many ParameterStatus messages
+/// came before it, so the client sees both in the server's order.
+public struct StartupNotice: Sendable {
+    public var afterParameters: Int
+    public var fields: ErrorFields
 }

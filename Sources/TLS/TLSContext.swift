@@ -27,6 +27,9 @@ public final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
 
     private init(context: OpaquePointer) { self.context = context }
+
+    /// Plaintext bytes per TLS record sent to clients: PostgreSQL's send buffer size.
+    public static let clientRecordPlaintextLimit = 8192
     deinit { SSL_CTX_free(context) }
 
     /// The client-facing context, configured as PostgreSQL's be-secure-openssl.c does:
@@ -66,6 +69,14 @@ public final class TLSContext: @unchecked Sendable {
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else { throw .openSSL("private key file \"\(keyFile)\" does not match the certificate") }
         pc_ssl_ctx_use_postgresql_alpn(ctx)
+        // PostgreSQL hands OpenSSL at most its 8 KiB send buffer per SSL_write
+        // (src/backend/libpq/pqcomm.c, PQ_SEND_BUFFER_SIZE), so its records never carry more
+        // than 8 KiB. Clients are written against that: libpq-based asynchronous clients can be
+        // left with decrypted bytes inside OpenSSL that poll() never reports when a 16 KiB
+        // record arrives. Records to clients are shaped the same way.
+        guard pc_ssl_ctx_set_max_send_fragment(ctx, Self.clientRecordPlaintextLimit) == 1 else {
+            throw .openSSL("could not set the TLS record size")
+        }
         if let caFile, !caFile.isEmpty {
             guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else { throw .openSSL("could not load root certificate file \"\(caFile)\"") }
             guard let names = SSL_load_client_CA_file(caFile) else { throw .openSSL("could not load root certificate file \"\(caFile)\"") }

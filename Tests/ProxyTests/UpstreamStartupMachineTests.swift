@@ -55,10 +55,14 @@ final class UpstreamStartupMachineTests: XCTestCase {
         guard case .fail = skipping.messageReceived(.authentication(.ok)) else { return XCTFail("Ok before SASLFinal must fail") }
         guard case .none = m.messageReceived(.authentication(.saslFinal(serverFinal))) else { return XCTFail() }
         guard case .none = m.messageReceived(.authentication(.ok)) else { return XCTFail() }
+        _ = m.messageReceived(.noticeResponse(.error(sqlState: "00000", message: "first", severity: "DEBUG")))
         _ = m.messageReceived(.parameterStatus(name: "DateStyle", value: "ISO, MDY"))
+        _ = m.messageReceived(.noticeResponse(.error(sqlState: "00000", message: "second", severity: "DEBUG")))
         _ = m.messageReceived(.backendKeyData(processID: 99, secretKey: [1, 2, 3, 4]))
-        guard case .ready(let params, let pid, let key) = m.messageReceived(.readyForQuery(.idle)) else { return XCTFail() }
+        guard case .ready(let params, let notices, let pid, let key) = m.messageReceived(.readyForQuery(.idle)) else { return XCTFail() }
         XCTAssertEqual(params.map(\.0), ["DateStyle"])
+        XCTAssertEqual(notices.map(\.afterParameters), [0, 1], "notices keep their place among the parameters")
+        XCTAssertEqual(notices.map(\.fields.message), ["first", "second"])
         XCTAssertEqual(pid, 99)
         XCTAssertEqual(key, [1, 2, 3, 4])
     }

@@ -62,6 +62,8 @@ long pc_ssl_set_sni(SSL *ssl, const char *name);
 long pc_ssl_ctx_set_modes(SSL_CTX *ctx);
 /// Read whole socket buffers, not a record header and then its body: half the read syscalls.
 void pc_ssl_ctx_set_read_ahead(SSL_CTX *ctx);
+/// Largest plaintext per TLS record this side sends.
+long pc_ssl_ctx_set_max_send_fragment(SSL_CTX *ctx, long size);
 long pc_ssl_ctx_set_session_id_context(SSL_CTX *ctx);
 long pc_ssl_ctx_disable_session_cache(SSL_CTX *ctx);
 /// SSL_OP_* are macros of casted constants: no compression, no renegotiation, no tickets, (server) own cipher order.
