@@ -25,6 +25,7 @@ run:
 # Whatever the outcome, leftovers of a killed test process are stopped afterwards.
 test: deps certs
 	swift build
+	scripts/start-journald.sh
 	status=0; swift test || status=$$?; scripts/stop-test-clusters.sh; exit $$status
 
 # Benchmarks use an optimised build.

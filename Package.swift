@@ -46,6 +46,10 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "Admin", dependencies: ["CLibPQ", "Config", "Policy"], swiftSettings: strict),
+        // Audit events and their renderings (pgAudit line, journald fields, JSON lines): pure.
+        .target(name: "Audit", swiftSettings: strict),
+        // The audit writer thread, its per-loop queues and sinks (journald, JSON lines).
+        .target(name: "AuditSink", dependencies: ["Audit", "CPortcullisShims", "EventLoop"], swiftSettings: strict),
         .executableTarget(name: "portcullis-classifier-bench", dependencies: ["Policy", "CPgQuery"],
                           path: "Sources/ClassifierBench", swiftSettings: strict),
         .executableTarget(
@@ -67,6 +71,7 @@ let package = Package(
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Admin"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "AuditSink", "EventLoop"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery"], swiftSettings: strict),
     ]
 )

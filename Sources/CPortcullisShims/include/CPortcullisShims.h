@@ -25,6 +25,7 @@
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 
 /// errno of the calling thread (Swift sees `errno` as a computed var on Glibc, but this is stable).
 int pc_errno(void);
