@@ -28,11 +28,15 @@ public enum ClassifierBudget {
     /// whatever the thread's owner needs around the call.
     public static let stackReserve = 512 << 10
 
+    /// Stack a classifier thread's own frames may take before they call the classifier (its
+    /// thread-local storage and run loop), counted out of ``threadStackSize``.
+    public static let callerAllowance = 64 << 10
+
     /// The nesting bound above which a statement is refused (54001) on a thread with
-    /// ``threadStackSize`` of stack: 32 512. PostgreSQL 15 with its default max_stack_depth
+    /// ``threadStackSize`` of stack: 32 480. PostgreSQL 15 with its default max_stack_depth
     /// (2 MB) stops at about 4 100 for `1+1+…` and 13 000 for `x::int::int…` (two levels each
     /// here), so every chain PostgreSQL accepts classifies normally.
-    public static let maxNestingDepth = nestingLimit(stackBytes: threadStackSize)
+    public static let maxNestingDepth = nestingLimit(stackBytes: threadStackSize - callerAllowance)
 
     /// The largest parse tree classified, as libpg_query's protobuf encoding (checked before it
     /// is unpacked): a tree of this size takes about 4x as much memory unpacked, and our walk
@@ -56,12 +60,12 @@ public enum ClassifierBudget {
     static func nestingRefusal(for sql: String) -> Refusal? {
         let limit = nestingLimitOnCurrentThread()
         if NestingBound.ceiling(byteCount: sql.utf8.count) <= limit { return nil }
-        guard let bound = NestingBound.of(sql) else {
-            // PostgreSQL's lexer rejects the text, so the parser does too, before building any
-            // output: its raw parse (flat) reports the same error.
-            return StatementSplitter.syntaxError(sql) ?? .stackDepthExceeded
-        }
-        return bound > limit ? .stackDepthExceeded : nil
+        if let bound = NestingBound.of(sql), bound <= limit { return nil }
+        // Too deep, or PostgreSQL's lexer rejects the text (then so does the parser, before it
+        // builds any output). PostgreSQL raw-parses before anything checks its stack, so its
+        // syntax errors — Bison's "memory exhausted" for deep brackets included — come first;
+        // the raw parse alone is flat (Bison's stack is on the heap).
+        return StatementSplitter.syntaxError(sql) ?? .stackDepthExceeded
     }
 }
 
