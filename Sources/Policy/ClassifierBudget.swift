@@ -55,6 +55,12 @@ public enum ClassifierBudget {
         min(maxNestingDepth, nestingLimit(stackBytes: Int(cpq_stack_remaining())))
     }
 
+    /// The nesting bound of `sql` (``NestingBound``), or nil when PostgreSQL's lexer rejects it;
+    /// for probes and benchmarks (the classifier applies it itself).
+    public static func nestingBound(of sql: String) -> Int? {
+        NestingBound.of(sql)
+    }
+
     /// nil when `sql` may be handed to libpg_query's recursive entry points on this thread, else
     /// the whole-text refusal. Texts too short to reach the limit skip the lexer.
     static func nestingRefusal(for sql: String) -> Refusal? {
