@@ -1,3 +1,4 @@
+import Glibc
 import CPgQuery
 import Policy
 
@@ -20,6 +21,10 @@ func nanosecondsPerCall(iterations: Int, _ body: () -> Void) -> Double {
     return (Double(seconds) * 1e9 + Double(attoseconds) / 1e9) / Double(iterations)
 }
 
+if CommandLine.arguments.dropFirst().first == "depth" {
+    runDepthProbe()
+    exit(0)
+}
 let iterations = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 20_000
 let classifier = StatementClassifier()
 print("| statement | cold ns | cached ns | parse (protobuf) ns | + unpack ns | parse (JSON text) ns | normalize ns |")

@@ -15,8 +15,8 @@ public enum AuditClass: String, Sendable, Equatable, CaseIterable {
 
 /// Why a statement is refused for a read-only identity.
 public struct Refusal: Sendable, Equatable {
-    /// SQLSTATE to send in the ErrorResponse: 25006 (read_only_sql_transaction) or
-    /// 42601 (syntax_error) for SQL the parser rejects.
+    /// SQLSTATE to send in the ErrorResponse: 25006 (read_only_sql_transaction),
+    /// 42601 (syntax_error) for SQL the parser rejects, 54001/54000 for ``ClassifierBudget``.
     public let sqlState: String
     public let message: String
     /// True when `message` is the exact text PostgreSQL itself uses for this refusal
@@ -77,7 +77,8 @@ public struct StatementClassification: Sendable, Equatable {
 public struct ClassificationResult: Sendable, Equatable {
     /// One entry per statement, in order. Empty for an empty query or a syntax error.
     public let statements: [StatementClassification]
-    /// Set when libpg_query rejected the text; the whole string is then refused (fail closed).
+    /// Set when the whole string is refused (fail closed): libpg_query rejected the text, or it
+    /// exceeds ``ClassifierBudget`` (54001 stack depth limit exceeded, 54000 tree too large).
     public let syntaxError: Refusal?
 
     public init(statements: [StatementClassification], syntaxError: Refusal?) {

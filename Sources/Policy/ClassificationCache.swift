@@ -13,7 +13,8 @@ import CPgQuery
 /// `EXPLAIN (ANALYZE 1)` and transaction modes given as values. The classifier reports such
 /// literal-dependent decisions (``StatementClassifier/classifyTrackingLiterals(sql:)``), and
 /// they are classified afresh every time. SET and RESET names are identifiers, not literals,
-/// so they stay in the normalized text and in the key. Syntax errors are never cached.
+/// so they stay in the normalized text and in the key. Syntax errors and texts refused by
+/// ``ClassifierBudget`` (which can depend on the thread) are never cached.
 ///
 /// Eviction: when `capacity` entries are held the cache is emptied — simple, bounded memory,
 /// and a working set of distinct statement shapes refills it quickly.
@@ -36,14 +37,19 @@ public struct CachingStatementClassifier: Sendable {
     public mutating func classify(sql: String) -> ClassificationResult {
         let mask = LiteralMask(sql)
         if let mask, let cached = fastEntries[mask.key] { return cached }
+        // pg_query_normalize recurses over the tree too: the nesting check comes first.
+        // (A fast-key hit above has the tokens, bar literals, of a text that passed it.)
+        if let refusal = ClassifierBudget.nestingRefusal(for: sql) {
+            return ClassificationResult(statements: [], syntaxError: refusal)
+        }
         guard let key = Self.normalized(sql) else {
-            return classifier.classify(sql: sql)
+            return classifier.classifyTrackingLiterals(sql: sql, nestingChecked: true).result
         }
         if let cached = entries[key] {
             rememberFast(mask, normalizedKey: key, result: cached)
             return cached
         }
-        let (result, dependsOnLiterals) = classifier.classifyTrackingLiterals(sql: sql)
+        let (result, dependsOnLiterals) = classifier.classifyTrackingLiterals(sql: sql, nestingChecked: true)
         if result.syntaxError == nil && !dependsOnLiterals {
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = result

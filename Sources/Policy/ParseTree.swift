@@ -19,17 +19,24 @@ final class ParsedQuery {
 
     enum Outcome {
         case parsed(ParsedQuery)
+        /// The whole text is refused: a syntax error, or beyond ``ClassifierBudget``.
         case syntaxError(Refusal)
     }
 
-    static func parse(_ sql: String) -> Outcome {
+    /// Parses `sql` unless it could nest deeper than this thread's stack allows
+    /// (``ClassifierBudget/nestingRefusal(for:)``; `nestingChecked` when the caller already
+    /// asked) or its tree is larger than ``ClassifierBudget/maxParseTreeBytes``.
+    static func parse(_ sql: String, nestingChecked: Bool = false) -> Outcome {
+        if !nestingChecked, let refusal = ClassifierBudget.nestingRefusal(for: sql) {
+            return .syntaxError(refusal)
+        }
         let raw = pg_query_parse_protobuf(sql)
         defer { pg_query_free_protobuf_parse_result(raw) }
         if let error = raw.error {
-            let message = error.pointee.message.map { String(cString: $0) } ?? "syntax error"
-            let cursor = Int(error.pointee.cursorpos)
-            return .syntaxError(Refusal(sqlState: "42601", message: message, isPostgreSQLText: true,
-                                        cursorPosition: cursor > 0 ? cursor : nil))
+            return .syntaxError(Refusal.syntaxError(error.pointee))
+        }
+        guard raw.parse_tree.len <= ClassifierBudget.maxParseTreeBytes else {
+            return .syntaxError(.parseTreeTooLarge(bytes: raw.parse_tree.len))
         }
         let unpacked = raw.parse_tree.data.withMemoryRebound(to: UInt8.self, capacity: raw.parse_tree.len) {
             pg_query__parse_result__unpack(nil, raw.parse_tree.len, $0)
@@ -56,56 +63,110 @@ final class ParsedQuery {
 /// Visits every `Node` in a protobuf-c message tree by reflecting over the generated
 /// field descriptors: every MESSAGE-typed field, repeated or single, set `oneof` member
 /// or plain, is descended into. `visit` returns false to skip a node's children.
+///
+/// Iterative (an explicit stack of messages being read), so its stack use does not grow with
+/// the tree's depth; the order is the recursive pre-order: a node, then its children in field
+/// order.
 struct ParseTreeWalker {
     typealias Visit = (PgQuery__Node__NodeCase, UnsafeRawPointer) -> Bool
 
-    static func walk(_ message: UnsafeRawPointer, _ visit: Visit) {
-        let base = message.assumingMemoryBound(to: ProtobufCMessage.self)
-        guard let descriptor = base.pointee.descriptor else { return }
-        let isNode = descriptor == cpq_node_descriptor()
-        // Messages without fields (e.g. an empty String value) have no field table.
-        guard let fields = descriptor.pointee.fields else { return }
-        for index in 0..<Int(descriptor.pointee.n_fields) {
-            let field = fields[index]
-            guard field.type == PROTOBUF_C_TYPE_MESSAGE else { continue }
-            if field.label == PROTOBUF_C_LABEL_REPEATED {
-                let count = message.load(fromByteOffset: Int(field.quantifier_offset), as: Int.self)
-                guard count > 0,
-                      let array = message.load(fromByteOffset: Int(field.offset), as: UnsafeRawPointer?.self)
-                else { continue }
-                for item in 0..<count {
-                    if let child = array.load(fromByteOffset: item * MemoryLayout<UnsafeRawPointer>.stride,
-                                              as: UnsafeRawPointer?.self) {
-                        walkChild(child, field: field, inNode: isNode, visit)
+    /// One message being read: the next field and, in a repeated field, the next item.
+    private struct Frame {
+        let message: UnsafeRawPointer
+        let fields: UnsafePointer<ProtobufCFieldDescriptor>
+        let fieldCount: Int
+        let isNode: Bool
+        var field = 0
+        var item = 0
+
+        init?(_ message: UnsafeRawPointer) {
+            let base = message.assumingMemoryBound(to: ProtobufCMessage.self)
+            // Messages without fields (e.g. an empty String value) have no field table.
+            guard let descriptor = base.pointee.descriptor, let fields = descriptor.pointee.fields else { return nil }
+            self.message = message
+            self.fields = fields
+            fieldCount = Int(descriptor.pointee.n_fields)
+            isNode = descriptor == cpq_node_descriptor()
+        }
+
+        /// The next child message and the field holding it, or nil when all were read.
+        mutating func nextChild() -> (UnsafeRawPointer, ProtobufCFieldDescriptor)? {
+            while field < fieldCount {
+                let descriptor = fields[field]
+                guard descriptor.type == PROTOBUF_C_TYPE_MESSAGE else {
+                    field += 1
+                    continue
+                }
+                if descriptor.label == PROTOBUF_C_LABEL_REPEATED {
+                    let count = message.load(fromByteOffset: Int(descriptor.quantifier_offset), as: Int.self)
+                    guard count > 0,
+                          let array = message.load(fromByteOffset: Int(descriptor.offset), as: UnsafeRawPointer?.self)
+                    else {
+                        field += 1
+                        continue
+                    }
+                    while item < count {
+                        let child = array.load(fromByteOffset: item * MemoryLayout<UnsafeRawPointer>.stride,
+                                               as: UnsafeRawPointer?.self)
+                        item += 1
+                        if let child { return (child, descriptor) }
+                    }
+                    field += 1
+                    item = 0
+                } else {
+                    field += 1
+                    if descriptor.flags & PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue != 0 {
+                        let selected = message.load(fromByteOffset: Int(descriptor.quantifier_offset), as: UInt32.self)
+                        guard selected == descriptor.id else { continue }
+                    }
+                    if let child = message.load(fromByteOffset: Int(descriptor.offset), as: UnsafeRawPointer?.self) {
+                        return (child, descriptor)
                     }
                 }
-            } else {
-                if field.flags & PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue != 0 {
-                    let selected = message.load(fromByteOffset: Int(field.quantifier_offset), as: UInt32.self)
-                    guard selected == field.id else { continue }
-                }
-                if let child = message.load(fromByteOffset: Int(field.offset), as: UnsafeRawPointer?.self) {
-                    walkChild(child, field: field, inNode: isNode, visit)
-                }
+            }
+            return nil
+        }
+    }
+
+    static func walk(_ message: UnsafeRawPointer, _ visit: Visit) {
+        guard let root = Frame(message) else { return }
+        var stack = [root]
+        while !stack.isEmpty {
+            guard let (child, field) = stack[stack.count - 1].nextChild() else {
+                stack.removeLast()
+                continue
+            }
+            if shouldDescend(child, field: field, inNode: stack[stack.count - 1].isNode, visit),
+               let frame = Frame(child) {
+                stack.append(frame)
             }
         }
     }
 
-    private static func walkChild(_ child: UnsafeRawPointer, field: ProtobufCFieldDescriptor,
-                                  inNode: Bool, _ visit: Visit) {
-        var descend = true
+    private static func shouldDescend(_ child: UnsafeRawPointer, field: ProtobufCFieldDescriptor,
+                                      inNode: Bool, _ visit: Visit) -> Bool {
         if inNode {
             // The Node oneof's field numbers are the NodeCase values.
-            descend = visit(PgQuery__Node__NodeCase(rawValue: field.id), child)
+            return visit(PgQuery__Node__NodeCase(rawValue: field.id), child)
         } else if field.descriptor == UnsafeRawPointer(cpq_select_stmt_descriptor()) {
             // SelectStmt.larg / rarg hold SelectStmt directly, not wrapped in a Node.
-            descend = visit(PG_QUERY__NODE__NODE_SELECT_STMT, child)
+            return visit(PG_QUERY__NODE__NODE_SELECT_STMT, child)
         } else if field.descriptor == UnsafeRawPointer(cpq_range_var_descriptor()) {
             // Statement targets (InsertStmt.relation, CopyStmt.relation, IntoClause.rel, ...)
             // hold RangeVar directly.
-            descend = visit(PG_QUERY__NODE__NODE_RANGE_VAR, child)
+            return visit(PG_QUERY__NODE__NODE_RANGE_VAR, child)
         }
-        if descend { walk(child, visit) }
+        return true
+    }
+}
+
+extension Refusal {
+    /// A libpg_query error as PostgreSQL reports it (42601 syntax_error, with the cursor).
+    static func syntaxError(_ error: PgQueryError) -> Refusal {
+        let message = error.message.map { String(cString: $0) } ?? "syntax error"
+        let cursor = Int(error.cursorpos)
+        return Refusal(sqlState: "42601", message: message, isPostgreSQLText: true,
+                       cursorPosition: cursor > 0 ? cursor : nil)
     }
 }
 
@@ -133,10 +194,13 @@ enum NodeValue {
 
     /// An A_Const (possibly under a TypeCast, e.g. 'on'::text) as a Swift value; nil if not constant.
     static func constant(_ node: UnsafeMutablePointer<PgQuery__Node>?) -> Constant? {
+        var node = node
+        // 'on'::text::text… : a loop, not recursion, however long the chain.
+        while let cast = node?.pointee, cast.node_case == PG_QUERY__NODE__NODE_TYPE_CAST {
+            node = cast.type_cast?.pointee.arg
+        }
         guard let node else { return nil }
         switch node.pointee.node_case {
-        case PG_QUERY__NODE__NODE_TYPE_CAST:
-            return constant(node.pointee.type_cast?.pointee.arg)
         case PG_QUERY__NODE__NODE_INTEGER:
             // Option values (EXPLAIN (ANALYZE 0)) are bare value nodes, not A_Const.
             return .integer(Int(node.pointee.integer?.pointee.ival ?? 0))

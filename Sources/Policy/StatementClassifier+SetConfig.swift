@@ -119,32 +119,38 @@ enum PinnedSettingName {
         return fields == ["name"] || fields == [referenceName, "name"]
     }
 
-    /// Constants `name` is compared equal to in the top-level AND of `whereClause`.
+    /// Constants `name` is compared equal to in the top-level AND of `whereClause` (nested
+    /// ANDs included, as `a AND (b AND c)` is still one AND). A worklist, not recursion.
     private static func pinnedNames(_ whereClause: NodePointer?, referenceName: String) -> [String] {
-        guard let whereClause else { return [] }
-        switch whereClause.pointee.node_case {
-        case PG_QUERY__NODE__NODE_BOOL_EXPR:
-            guard let boolExpr = whereClause.pointee.bool_expr,
-                  boolExpr.pointee.boolop == PG_QUERY__BOOL_EXPR_TYPE__AND_EXPR else { return [] }
-            return (0..<boolExpr.pointee.n_args).flatMap {
-                pinnedNames(boolExpr.pointee.args[$0], referenceName: referenceName)
+        var pending: [NodePointer] = whereClause.map { [$0] } ?? []
+        var names: [String] = []
+        var index = 0
+        while index < pending.count {
+            let node = pending[index]
+            index += 1
+            switch node.pointee.node_case {
+            case PG_QUERY__NODE__NODE_BOOL_EXPR:
+                guard let boolExpr = node.pointee.bool_expr,
+                      boolExpr.pointee.boolop == PG_QUERY__BOOL_EXPR_TYPE__AND_EXPR else { continue }
+                // Depth-first, in argument order: the children replace the AND where it stood.
+                let children = (0..<boolExpr.pointee.n_args).compactMap { boolExpr.pointee.args[$0] }
+                pending.insert(contentsOf: children, at: index)
+            case PG_QUERY__NODE__NODE_A_EXPR:
+                guard let expr = node.pointee.a_expr, expr.pointee.kind == PG_QUERY__A__EXPR__KIND__AEXPR_OP
+                else { continue }
+                let op = NodeValue.names(expr.pointee.name, count: expr.pointee.n_name)
+                guard op == ["="] || op == ["pg_catalog", "="] else { continue }
+                let (left, right) = (expr.pointee.lexpr, expr.pointee.rexpr)
+                if isNameColumn(left, referenceName: referenceName), let constant = plainString(right) {
+                    names.append(constant)
+                } else if isNameColumn(right, referenceName: referenceName), let constant = plainString(left) {
+                    names.append(constant)
+                }
+            default:
+                continue
             }
-        case PG_QUERY__NODE__NODE_A_EXPR:
-            guard let expr = whereClause.pointee.a_expr, expr.pointee.kind == PG_QUERY__A__EXPR__KIND__AEXPR_OP
-            else { return [] }
-            let op = NodeValue.names(expr.pointee.name, count: expr.pointee.n_name)
-            guard op == ["="] || op == ["pg_catalog", "="] else { return [] }
-            let (left, right) = (expr.pointee.lexpr, expr.pointee.rexpr)
-            if isNameColumn(left, referenceName: referenceName), let constant = plainString(right) {
-                return [constant]
-            }
-            if isNameColumn(right, referenceName: referenceName), let constant = plainString(left) {
-                return [constant]
-            }
-            return []
-        default:
-            return []
         }
+        return names
     }
 
     /// A bare string A_Const: no cast and no COLLATE, so `=` is text equality under the

@@ -19,8 +19,10 @@ public struct StatementClassifier: Sendable {
 
     /// Also reports whether any decision read a literal (A_Const) value — such results must
     /// not be cached under a literal-blind key (see ``CachingStatementClassifier``).
-    func classifyTrackingLiterals(sql: String) -> (result: ClassificationResult, dependsOnLiterals: Bool) {
-        switch ParsedQuery.parse(sql) {
+    /// `nestingChecked`: the caller already had ``ClassifierBudget`` check the text on this thread.
+    func classifyTrackingLiterals(sql: String, nestingChecked: Bool = false)
+        -> (result: ClassificationResult, dependsOnLiterals: Bool) {
+        switch ParsedQuery.parse(sql, nestingChecked: nestingChecked) {
         case .syntaxError(let refusal):
             return (ClassificationResult(statements: [], syntaxError: refusal), false)
         case .parsed(let parsed):

@@ -20,4 +20,13 @@ public enum StatementSplitter {
         }
         return offsets
     }
+
+    /// The raw parser's error for `sql`, or nil when it parses. Only the raw parse runs (its
+    /// Bison stack is on the heap), nothing that recurses over the tree.
+    static func syntaxError(_ sql: String) -> Refusal? {
+        let result = pg_query_split_with_parser(sql)
+        defer { pg_query_free_split_result(result) }
+        guard let error = result.error else { return nil }
+        return Refusal.syntaxError(error.pointee)
+    }
 }

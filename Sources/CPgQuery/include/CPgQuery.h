@@ -7,6 +7,12 @@
 // (libprotobuf-c-dev) is needed at build time.
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
+#include <stddef.h>
+
+// Bytes of stack left below the caller's frame on the calling thread (0 if unknown).
+// The classifier sizes its nesting limit by it, so no thread it runs on can overflow
+// (ClassifierBudget.swift).
+size_t cpq_stack_remaining(void);
 
 // Swift imports C globals by value; the walker compares descriptors by address,
 // so these hand out the addresses of the generated descriptor objects.
