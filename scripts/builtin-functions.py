@@ -67,6 +67,19 @@ REVIEWED_VOLATILE = {
     "pg_export_snapshot",
     # Checked by the classifier: the setting name and value must be constants SettingPolicy allows.
     "set_config",
+    # Readers behind system views and monitoring tools (pgAdmin asks pg_is_wal_replay_paused()
+    # on connect; pg_sequences, pg_prepared_xacts, pg_shmem_allocations call the others).
+    "pg_is_wal_replay_paused", "pg_prepared_xact", "pg_sequence_last_value", "pg_get_shmem_allocations",
+    "pg_get_wal_resource_managers", "pg_get_multixact_members", "pg_xact_commit_timestamp_origin",
+    "pg_show_replication_origin_status", "pg_replication_origin_session_is_setup", "pg_stat_have_stats",
+    "pg_stat_get_recovery_prefetch", "pg_stat_get_xact_blocks_fetched", "pg_stat_get_xact_blocks_hit",
+    "pg_stat_get_xact_function_calls", "pg_stat_get_xact_function_self_time",
+    "pg_stat_get_xact_function_total_time", "pg_stat_get_xact_numscans", "pg_stat_get_xact_tuples_deleted",
+    "pg_stat_get_xact_tuples_fetched", "pg_stat_get_xact_tuples_hot_updated",
+    "pg_stat_get_xact_tuples_inserted", "pg_stat_get_xact_tuples_returned", "pg_stat_get_xact_tuples_updated",
+    "pg_collation_actual_version", "pg_database_collation_actual_version",
+    # The session's own sequence values (ORMs read them; nextval stays refused).
+    "currval", "lastval",
     # Large-object readers (docs 35.4); lo_open only with a constant mode without INV_WRITE,
     # checked by the classifier.
     "lo_get", "lo_open", "loread", "lo_lseek", "lo_lseek64", "lo_tell", "lo_tell64", "lo_close",

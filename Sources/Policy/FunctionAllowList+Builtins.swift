@@ -540,7 +540,7 @@ current_setting	text	s	s	f	allow	stable	SHOW X as a function
 current_setting	text, boolean	s	s	f	allow	stable	SHOW X as a function, optionally no error for missing variable
 current_user		s	s	f	allow	stable	current user name
 currtid2	text, tid	v	u	f	refuse	volatile	latest tid of a tuple
-currval	regclass	v	u	f	refuse	volatile	sequence current value
+currval	regclass	v	u	f	allow	volatile-reviewed	sequence current value
 cursor_to_xml	cursor refcursor, count integer, nulls boolean, tableforest boolean, targetns text	v	u	f	refuse	runs-sql	map rows from cursor to XML
 cursor_to_xmlschema	cursor refcursor, nulls boolean, tableforest boolean, targetns text	v	u	f	refuse	runs-sql	map cursor structure to XML Schema
 database_to_xml	nulls boolean, tableforest boolean, targetns text	s	r	f	refuse	runs-sql	map database contents to XML
@@ -1475,7 +1475,7 @@ lag	anyelement, integer	i	s	w	allow	immutable	fetch the Nth preceding row value
 language_handler_in	cstring	i	s	f	unreachable	internal-or-handler	I/O
 language_handler_out	language_handler	i	s	f	allow	immutable	I/O
 last_value	anyelement	i	s	w	allow	immutable	fetch the last row value
-lastval		v	u	f	refuse	volatile	current value from last used sequence
+lastval		v	u	f	allow	volatile-reviewed	current value from last used sequence
 latin1_to_mic	integer, integer, cstring, internal, integer, boolean	i	s	f	unreachable	internal-or-handler	internal conversion function for LATIN1 to MULE_INTERNAL
 latin2_to_mic	integer, integer, cstring, internal, integer, boolean	i	s	f	unreachable	internal-or-handler	internal conversion function for LATIN2 to MULE_INTERNAL
 latin2_to_win1250	integer, integer, cstring, internal, integer, boolean	i	s	f	unreachable	internal-or-handler	internal conversion function for LATIN2 to WIN1250
@@ -1982,7 +1982,7 @@ pg_blocking_pids	integer	v	s	f	allow	volatile-reviewed	get array of PIDs of sess
 pg_cancel_backend	integer	v	s	f	refuse	volatile	cancel a server process' current query
 pg_char_to_encoding	name	s	s	f	allow	stable	convert encoding name to encoding id
 pg_client_encoding		s	s	f	allow	stable	encoding name of current database
-pg_collation_actual_version	oid	v	s	f	refuse	volatile	get actual version of collation from operating system
+pg_collation_actual_version	oid	v	s	f	allow	volatile-reviewed	get actual version of collation from operating system
 pg_collation_for	"any"	s	s	f	allow	stable	collation of the argument; implementation of the COLLATION FOR expression
 pg_collation_is_visible	oid	s	s	f	allow	stable	is collation visible in search path?
 pg_column_compression	"any"	s	s	f	allow	stable	compression method for the compressed datum
@@ -2012,7 +2012,7 @@ pg_current_wal_lsn		v	s	f	allow	volatile-reviewed	current wal write location
 pg_current_xact_id		s	u	f	refuse	assigns-xid	get current transaction ID
 pg_current_xact_id_if_assigned		s	u	f	allow	stable	get current transaction ID
 pg_cursor	OUT name text, OUT statement text, OUT is_holdable boolean, OUT is_binary boolean, OUT is_scrollable boolean, OUT creation_time timestamp with time zone	s	r	f	allow	stable	get the open cursors for this session
-pg_database_collation_actual_version	oid	v	s	f	refuse	volatile	get actual version of database collation from operating system
+pg_database_collation_actual_version	oid	v	s	f	allow	volatile-reviewed	get actual version of database collation from operating system
 pg_database_size	name	v	s	f	allow	volatile-reviewed	total disk space usage for the specified database
 pg_database_size	oid	v	s	f	allow	volatile-reviewed	total disk space usage for the specified database
 pg_ddl_command_in	cstring	i	s	f	allow	immutable	I/O
@@ -2051,7 +2051,7 @@ pg_get_functiondef	oid	s	s	f	allow	stable	definition of a function
 pg_get_indexdef	oid	s	s	f	allow	stable	index description
 pg_get_indexdef	oid, integer, boolean	s	s	f	allow	stable	index description (full create statement or single expression) with pretty-print option
 pg_get_keywords	OUT word text, OUT catcode "char", OUT barelabel boolean, OUT catdesc text, OUT baredesc text	s	s	f	allow	stable	list of SQL keywords
-pg_get_multixact_members	multixid xid, OUT xid xid, OUT mode text	v	s	f	refuse	volatile	view members of a multixactid
+pg_get_multixact_members	multixid xid, OUT xid xid, OUT mode text	v	s	f	allow	volatile-reviewed	view members of a multixactid
 pg_get_object_address	type text, object_names text[], object_args text[], OUT classid oid, OUT objid oid, OUT objsubid integer	s	s	f	allow	stable	get OID-based object address from name/args arrays
 pg_get_partition_constraintdef	oid	s	s	f	allow	stable	partition constraint description
 pg_get_partkeydef	oid	s	s	f	allow	stable	partition key description
@@ -2061,7 +2061,7 @@ pg_get_replication_slots	OUT slot_name name, OUT plugin name, OUT slot_type text
 pg_get_ruledef	oid	s	s	f	allow	stable	source text of a rule
 pg_get_ruledef	oid, boolean	s	s	f	allow	stable	source text of a rule with pretty-print option
 pg_get_serial_sequence	text, text	s	s	f	allow	stable	name of sequence for a serial column
-pg_get_shmem_allocations	OUT name text, OUT off bigint, OUT size bigint, OUT allocated_size bigint	v	s	f	refuse	volatile	allocations from the main shared memory segment
+pg_get_shmem_allocations	OUT name text, OUT off bigint, OUT size bigint, OUT allocated_size bigint	v	s	f	allow	volatile-reviewed	allocations from the main shared memory segment
 pg_get_statisticsobjdef	oid	s	s	f	allow	stable	extended statistics object description
 pg_get_statisticsobjdef_columns	oid	s	s	f	allow	stable	extended statistics columns
 pg_get_statisticsobjdef_expressions	oid	s	s	f	allow	stable	extended statistics expressions
@@ -2074,7 +2074,7 @@ pg_get_viewdef	oid, integer	s	r	f	allow	stable	select statement of a view with p
 pg_get_viewdef	text	s	r	f	allow	stable	select statement of a view
 pg_get_viewdef	text, boolean	s	r	f	allow	stable	select statement of a view with pretty-print option
 pg_get_wal_replay_pause_state		v	s	f	allow	volatile-reviewed	get wal replay pause state
-pg_get_wal_resource_managers	OUT rm_id integer, OUT rm_name text, OUT rm_builtin boolean	v	s	f	refuse	volatile	get resource managers loaded in system
+pg_get_wal_resource_managers	OUT rm_id integer, OUT rm_name text, OUT rm_builtin boolean	v	s	f	allow	volatile-reviewed	get resource managers loaded in system
 pg_has_role	name, name, text	s	s	f	allow	stable	user privilege on role by username, role name
 pg_has_role	name, oid, text	s	s	f	allow	stable	user privilege on role by username, role oid
 pg_has_role	name, text	s	s	f	allow	stable	current user privilege on role by role name
@@ -2093,7 +2093,7 @@ pg_indexam_progress_phasename	oid, bigint	i	s	f	allow	immutable	return name of g
 pg_indexes_size	regclass	v	s	f	allow	volatile-reviewed	disk space usage for all indexes attached to the specified table
 pg_is_in_recovery		v	s	f	allow	volatile-reviewed	true if server is in recovery
 pg_is_other_temp_schema	oid	s	s	f	allow	stable	is schema another session's temp schema?
-pg_is_wal_replay_paused		v	s	f	refuse	volatile	true if wal replay is paused
+pg_is_wal_replay_paused		v	s	f	allow	volatile-reviewed	true if wal replay is paused
 pg_isolation_test_session_is_blocked	integer, integer[]	v	s	f	refuse	volatile	isolationtester support function
 pg_jit_available		v	s	f	allow	volatile-reviewed	Is JIT compilation available in this session?
 pg_last_committed_xact	OUT xid xid, OUT "timestamp" timestamp with time zone, OUT roident oid	v	s	f	allow	volatile-reviewed	get transaction Id, commit timestamp and replication origin of latest transaction commit
@@ -2164,7 +2164,7 @@ pg_partition_root	regclass	i	s	f	allow	immutable	get top-most partition root par
 pg_partition_tree	rootrelid regclass, OUT relid regclass, OUT parentrelid regclass, OUT isleaf boolean, OUT level integer	v	s	f	allow	volatile-reviewed	view partition tree tables
 pg_postmaster_start_time		s	s	f	allow	stable	postmaster start time
 pg_prepared_statement	OUT name text, OUT statement text, OUT prepare_time timestamp with time zone, OUT parameter_types regtype[], OUT from_sql boolean, OUT generic_plans bigint, OUT custom_plans bigint	s	r	f	allow	stable	get the prepared statements for this session
-pg_prepared_xact	OUT transaction xid, OUT gid text, OUT prepared timestamp with time zone, OUT ownerid oid, OUT dbid oid	v	s	f	refuse	volatile	view two-phase transactions
+pg_prepared_xact	OUT transaction xid, OUT gid text, OUT prepared timestamp with time zone, OUT ownerid oid, OUT dbid oid	v	s	f	allow	volatile-reviewed	view two-phase transactions
 pg_promote	wait boolean, wait_seconds integer	v	s	f	refuse	volatile	promote standby server
 pg_read_binary_file	text	v	s	f	refuse	server-files	read bytea from a file
 pg_read_binary_file	text, bigint, bigint	v	s	f	refuse	server-files	read bytea from a file
@@ -2185,7 +2185,7 @@ pg_replication_origin_create	text	v	u	f	refuse	volatile	create a replication ori
 pg_replication_origin_drop	text	v	u	f	refuse	volatile	drop replication origin identified by its name
 pg_replication_origin_oid	text	s	s	f	allow	stable	translate the replication origin's name to its id
 pg_replication_origin_progress	text, boolean	v	u	f	refuse	volatile	get an individual replication origin's replication progress
-pg_replication_origin_session_is_setup		v	r	f	refuse	volatile	is a replication origin configured in this session
+pg_replication_origin_session_is_setup		v	r	f	allow	volatile-reviewed	is a replication origin configured in this session
 pg_replication_origin_session_progress	boolean	v	u	f	refuse	volatile	get the replication progress of the current session
 pg_replication_origin_session_reset		v	u	f	refuse	volatile	teardown configured replication progress tracking
 pg_replication_origin_session_setup	text	v	u	f	refuse	volatile	configure session to maintain replication progress tracking for the passed in origin
@@ -2195,12 +2195,12 @@ pg_replication_slot_advance	slot_name name, upto_lsn pg_lsn, OUT slot_name name,
 pg_rotate_logfile		v	s	f	refuse	volatile	rotate log file
 pg_rotate_logfile_old		v	s	f	refuse	volatile	rotate log file - old version for adminpack 1.0
 pg_safe_snapshot_blocking_pids	integer	v	s	f	allow	volatile-reviewed	get array of PIDs of sessions blocking specified backend PID from acquiring a safe snapshot
-pg_sequence_last_value	regclass	v	u	f	refuse	volatile	sequence last value
+pg_sequence_last_value	regclass	v	u	f	allow	volatile-reviewed	sequence last value
 pg_sequence_parameters	sequence_oid oid, OUT start_value bigint, OUT minimum_value bigint, OUT maximum_value bigint, OUT increment bigint, OUT cycle_option boolean, OUT cache_size bigint, OUT data_type oid	s	s	f	allow	stable	sequence parameters, for use by information schema
 pg_settings_get_flags	text	s	s	f	allow	stable	return flags for specified GUC
 pg_show_all_file_settings	OUT sourcefile text, OUT sourceline integer, OUT seqno integer, OUT name text, OUT setting text, OUT applied boolean, OUT error text	v	s	f	refuse	server-files	show config file settings
 pg_show_all_settings	OUT name text, OUT setting text, OUT unit text, OUT category text, OUT short_desc text, OUT extra_desc text, OUT context text, OUT vartype text, OUT source text, OUT min_val text, OUT max_val text, OUT enumvals text[], OUT boot_val text, OUT reset_val text, OUT sourcefile text, OUT sourceline integer, OUT pending_restart boolean	s	s	f	allow	stable	SHOW ALL as a function
-pg_show_replication_origin_status	OUT local_id oid, OUT external_id text, OUT remote_lsn pg_lsn, OUT local_lsn pg_lsn	v	r	f	refuse	volatile	get progress for all replication origins
+pg_show_replication_origin_status	OUT local_id oid, OUT external_id text, OUT remote_lsn pg_lsn, OUT local_lsn pg_lsn	v	r	f	allow	volatile-reviewed	get progress for all replication origins
 pg_size_bytes	text	i	s	f	allow	immutable	convert a size in human-readable format with size units into bytes
 pg_size_pretty	bigint	i	s	f	allow	immutable	convert a long int to a human readable text using size units
 pg_size_pretty	numeric	i	s	f	allow	immutable	convert a numeric to a human readable text using size units
@@ -2292,7 +2292,7 @@ pg_stat_get_live_tuples	oid	s	r	f	allow	stable	statistics: number of live tuples
 pg_stat_get_mod_since_analyze	oid	s	r	f	allow	stable	statistics: number of tuples changed since last analyze
 pg_stat_get_numscans	oid	s	r	f	allow	stable	statistics: number of scans done for table/index
 pg_stat_get_progress_info	cmdtype text, OUT pid integer, OUT datid oid, OUT relid oid, OUT param1 bigint, OUT param2 bigint, OUT param3 bigint, OUT param4 bigint, OUT param5 bigint, OUT param6 bigint, OUT param7 bigint, OUT param8 bigint, OUT param9 bigint, OUT param10 bigint, OUT param11 bigint, OUT param12 bigint, OUT param13 bigint, OUT param14 bigint, OUT param15 bigint, OUT param16 bigint, OUT param17 bigint, OUT param18 bigint, OUT param19 bigint, OUT param20 bigint	s	r	f	allow	stable	statistics: information about progress of backends running maintenance command
-pg_stat_get_recovery_prefetch	OUT stats_reset timestamp with time zone, OUT prefetch bigint, OUT hit bigint, OUT skip_init bigint, OUT skip_new bigint, OUT skip_fpw bigint, OUT skip_rep bigint, OUT wal_distance integer, OUT block_distance integer, OUT io_depth integer	v	s	f	refuse	volatile	statistics: information about WAL prefetching
+pg_stat_get_recovery_prefetch	OUT stats_reset timestamp with time zone, OUT prefetch bigint, OUT hit bigint, OUT skip_init bigint, OUT skip_new bigint, OUT skip_fpw bigint, OUT skip_rep bigint, OUT wal_distance integer, OUT block_distance integer, OUT io_depth integer	v	s	f	allow	volatile-reviewed	statistics: information about WAL prefetching
 pg_stat_get_replication_slot	slot_name text, OUT slot_name text, OUT spill_txns bigint, OUT spill_count bigint, OUT spill_bytes bigint, OUT stream_txns bigint, OUT stream_count bigint, OUT stream_bytes bigint, OUT total_txns bigint, OUT total_bytes bigint, OUT stats_reset timestamp with time zone	s	r	f	allow	stable	statistics: information about replication slot
 pg_stat_get_slru	OUT name text, OUT blks_zeroed bigint, OUT blks_hit bigint, OUT blks_read bigint, OUT blks_written bigint, OUT blks_exists bigint, OUT flushes bigint, OUT truncates bigint, OUT stats_reset timestamp with time zone	s	r	f	allow	stable	statistics: information about SLRU caches
 pg_stat_get_snapshot_timestamp		s	r	f	allow	stable	statistics: timestamp of the current statistics snapshot
@@ -2308,19 +2308,19 @@ pg_stat_get_vacuum_count	oid	s	r	f	allow	stable	statistics: number of manual vac
 pg_stat_get_wal	OUT wal_records bigint, OUT wal_fpi bigint, OUT wal_bytes numeric, OUT wal_buffers_full bigint, OUT wal_write bigint, OUT wal_sync bigint, OUT wal_write_time double precision, OUT wal_sync_time double precision, OUT stats_reset timestamp with time zone	s	r	f	allow	stable	statistics: information about WAL activity
 pg_stat_get_wal_receiver	OUT pid integer, OUT status text, OUT receive_start_lsn pg_lsn, OUT receive_start_tli integer, OUT written_lsn pg_lsn, OUT flushed_lsn pg_lsn, OUT received_tli integer, OUT last_msg_send_time timestamp with time zone, OUT last_msg_receipt_time timestamp with time zone, OUT latest_end_lsn pg_lsn, OUT latest_end_time timestamp with time zone, OUT slot_name text, OUT sender_host text, OUT sender_port integer, OUT conninfo text	s	r	f	allow	stable	statistics: information about WAL receiver
 pg_stat_get_wal_senders	OUT pid integer, OUT state text, OUT sent_lsn pg_lsn, OUT write_lsn pg_lsn, OUT flush_lsn pg_lsn, OUT replay_lsn pg_lsn, OUT write_lag interval, OUT flush_lag interval, OUT replay_lag interval, OUT sync_priority integer, OUT sync_state text, OUT reply_time timestamp with time zone	s	r	f	allow	stable	statistics: information about currently active replication
-pg_stat_get_xact_blocks_fetched	oid	v	r	f	refuse	volatile	statistics: number of blocks fetched in current transaction
-pg_stat_get_xact_blocks_hit	oid	v	r	f	refuse	volatile	statistics: number of blocks found in cache in current transaction
-pg_stat_get_xact_function_calls	oid	v	r	f	refuse	volatile	statistics: number of function calls in current transaction
-pg_stat_get_xact_function_self_time	oid	v	r	f	refuse	volatile	statistics: self execution time of function in current transaction, in milliseconds
-pg_stat_get_xact_function_total_time	oid	v	r	f	refuse	volatile	statistics: total execution time of function in current transaction, in milliseconds
-pg_stat_get_xact_numscans	oid	v	r	f	refuse	volatile	statistics: number of scans done for table/index in current transaction
-pg_stat_get_xact_tuples_deleted	oid	v	r	f	refuse	volatile	statistics: number of tuples deleted in current transaction
-pg_stat_get_xact_tuples_fetched	oid	v	r	f	refuse	volatile	statistics: number of tuples fetched by idxscan in current transaction
-pg_stat_get_xact_tuples_hot_updated	oid	v	r	f	refuse	volatile	statistics: number of tuples hot updated in current transaction
-pg_stat_get_xact_tuples_inserted	oid	v	r	f	refuse	volatile	statistics: number of tuples inserted in current transaction
-pg_stat_get_xact_tuples_returned	oid	v	r	f	refuse	volatile	statistics: number of tuples read by seqscan in current transaction
-pg_stat_get_xact_tuples_updated	oid	v	r	f	refuse	volatile	statistics: number of tuples updated in current transaction
-pg_stat_have_stats	text, oid, oid	v	r	f	refuse	volatile	statistics: check if a stats object exists
+pg_stat_get_xact_blocks_fetched	oid	v	r	f	allow	volatile-reviewed	statistics: number of blocks fetched in current transaction
+pg_stat_get_xact_blocks_hit	oid	v	r	f	allow	volatile-reviewed	statistics: number of blocks found in cache in current transaction
+pg_stat_get_xact_function_calls	oid	v	r	f	allow	volatile-reviewed	statistics: number of function calls in current transaction
+pg_stat_get_xact_function_self_time	oid	v	r	f	allow	volatile-reviewed	statistics: self execution time of function in current transaction, in milliseconds
+pg_stat_get_xact_function_total_time	oid	v	r	f	allow	volatile-reviewed	statistics: total execution time of function in current transaction, in milliseconds
+pg_stat_get_xact_numscans	oid	v	r	f	allow	volatile-reviewed	statistics: number of scans done for table/index in current transaction
+pg_stat_get_xact_tuples_deleted	oid	v	r	f	allow	volatile-reviewed	statistics: number of tuples deleted in current transaction
+pg_stat_get_xact_tuples_fetched	oid	v	r	f	allow	volatile-reviewed	statistics: number of tuples fetched by idxscan in current transaction
+pg_stat_get_xact_tuples_hot_updated	oid	v	r	f	allow	volatile-reviewed	statistics: number of tuples hot updated in current transaction
+pg_stat_get_xact_tuples_inserted	oid	v	r	f	allow	volatile-reviewed	statistics: number of tuples inserted in current transaction
+pg_stat_get_xact_tuples_returned	oid	v	r	f	allow	volatile-reviewed	statistics: number of tuples read by seqscan in current transaction
+pg_stat_get_xact_tuples_updated	oid	v	r	f	allow	volatile-reviewed	statistics: number of tuples updated in current transaction
+pg_stat_have_stats	text, oid, oid	v	r	f	allow	volatile-reviewed	statistics: check if a stats object exists
 pg_stat_reset		v	s	f	refuse	volatile	statistics: reset collected statistics for current database
 pg_stat_reset_replication_slot	text	v	s	f	refuse	volatile	statistics: reset collected statistics for a single replication slot
 pg_stat_reset_shared	text	v	s	f	refuse	volatile	statistics: reset collected statistics shared across the cluster
@@ -2363,7 +2363,7 @@ pg_wal_replay_resume		v	s	f	refuse	volatile	resume wal replay, if it was paused
 pg_walfile_name	pg_lsn	i	s	f	allow	immutable	wal filename, given a wal location
 pg_walfile_name_offset	lsn pg_lsn, OUT file_name text, OUT file_offset integer	i	s	f	allow	immutable	wal filename and byte offset, given a wal location
 pg_xact_commit_timestamp	xid	v	s	f	allow	volatile-reviewed	get commit timestamp of a transaction
-pg_xact_commit_timestamp_origin	xid xid, OUT "timestamp" timestamp with time zone, OUT roident oid	v	s	f	refuse	volatile	get commit timestamp and replication origin of a transaction
+pg_xact_commit_timestamp_origin	xid xid, OUT "timestamp" timestamp with time zone, OUT roident oid	v	s	f	allow	volatile-reviewed	get commit timestamp and replication origin of a transaction
 pg_xact_status	xid8	v	s	f	allow	volatile-reviewed	commit status of transaction
 phraseto_tsquery	regconfig, text	i	s	f	allow	immutable	transform to tsquery
 phraseto_tsquery	text	s	s	f	allow	stable	transform to tsquery

@@ -253,3 +253,13 @@ select pg_catalog.pg_encoding_to_char(pg_catalog.getdatabaseencoding()), pg_cata
 select pg_catalog.array_to_string(pg_catalog.current_schemas(true), ','), pg_catalog.pg_is_in_recovery()
 -- ----
 select pg_catalog.to_regclass('t'), pg_catalog.pg_relation_is_updatable('t'::regclass, false), pg_catalog.pg_column_is_updatable('t'::regclass, 1::smallint, false)
+-- ----
+SELECT CASE WHEN usesuper THEN pg_catalog.pg_is_in_recovery() ELSE NULL END as inrecovery, CASE WHEN usesuper AND pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE NULL END as isreplaypaused FROM pg_catalog.pg_user WHERE usename = current_user
+-- ----
+SELECT db.oid as did, db.datname, db.datallowconn, pg_catalog.pg_encoding_to_char(db.encoding) AS serverencoding, pg_catalog.has_database_privilege(db.oid, 'CREATE') as cancreate, datistemplate FROM pg_catalog.pg_database db WHERE db.datname = pg_catalog.current_database()
+-- ----
+SELECT typinput = 'pg_catalog.array_in'::regproc as is_array, typtype, typname, pg_type.oid FROM pg_catalog.pg_type LEFT JOIN (select ns.oid as nspoid, ns.nspname, r.r from pg_namespace as ns join (select s.r, (current_schemas(false))[s.r] as nspname from generate_series(1, array_upper(current_schemas(false), 1)) as s(r)) as r using (nspname)) as sp ON sp.nspoid = typnamespace WHERE pg_type.oid = 23 ORDER BY sp.r, pg_type.oid DESC
+-- ----
+select currval('s')
+-- ----
+select pg_catalog.pg_sequence_last_value('s'::regclass), pg_catalog.pg_stat_get_xact_numscans('t'::regclass)
