@@ -1,9 +1,11 @@
-/// Which run-time settings a read-only identity may change (SET, RESET, set_config).
+/// Which run-time settings a read-only identity may change (SET, RESET, set_config, and the
+/// startup packet: its parameters and the `-c`/`--` switches of `options`).
 ///
 /// Deny-list on purpose: applications set many harmless and custom (`app.x`) settings,
 /// while only a few settings undo the read-only guarantee. Refused:
 /// - `transaction_read_only`, `default_transaction_read_only` — turning read-only off
-///   (docs 20.11.1 Statement Behavior);
+///   (docs 20.11.1 Statement Behavior); setting them to a value PostgreSQL reads as true
+///   (``isSafeValue(_:forProtected:)``) is allowed, it changes nothing;
 /// - `role`, `session_authorization` — switching to an identity with more rights;
 /// - `session_replication_role` — disables triggers and rules;
 /// - `transaction_isolation`/`default_transaction_isolation` are allowed (they cannot write);
@@ -16,6 +18,9 @@ enum SettingPolicy {
         "session_replication_role",
     ]
 
+    /// Protected settings whose value `true` keeps (or makes) the session read-only.
+    static let readOnlyFlags: Set<String> = ["transaction_read_only", "default_transaction_read_only"]
+
     /// The search_path value's schemas, in order, as SET or set_config would set them.
     /// True when `pg_catalog` appears but not first.
     static func searchPathDemotesCatalog(_ schemas: [String]) -> Bool {
@@ -26,9 +31,99 @@ enum SettingPolicy {
         return index != 0
     }
 
-    /// Setting names are case-insensitive in PostgreSQL (guc.c compares with strcasecmp).
+    /// Setting names are case-insensitive in PostgreSQL (guc.c compares with pg_strcasecmp,
+    /// which folds ASCII, and other bytes through the server locale's tolower()). A name
+    /// with a non-ASCII byte is treated as protected: a single-byte server locale could fold
+    /// it onto a protected name.
     static func isProtected(_ name: String) -> Bool {
-        protectedSettings.contains(name.lowercased())
+        name.utf8.contains { $0 >= 0x80 } || protectedSettings.contains(asciiLowercased(name))
+    }
+
+    /// True when `value`, given as the text of a protected read-only flag, is one PostgreSQL's
+    /// parse_bool (src/backend/utils/adt/bool.c, parse_bool_with_len) reads as true: a non-empty
+    /// prefix of `true` or `yes`, `on`, or `1`, in any case, without surrounding white space.
+    static func isSafeValue(_ value: String, forProtected name: String) -> Bool {
+        guard readOnlyFlags.contains(asciiLowercased(name)) else { return false }
+        return parsesAsTrue(value)
+    }
+
+    static func parsesAsTrue(_ value: String) -> Bool {
+        let lowered = asciiLowercased(value)
+        guard !lowered.isEmpty, !value.utf8.contains(where: { $0 >= 0x80 }) else { return false }
+        return "true".hasPrefix(lowered) || "yes".hasPrefix(lowered) || lowered == "on" || lowered == "1"
+    }
+
+    /// Why a read-only identity may not give `name` the text value `value` (set_config, a
+    /// startup parameter, `-c name=value`), or nil when it may. The same rules as SET.
+    static func refusal(name: String, value: String) -> String? {
+        let lowered = asciiLowercased(name)
+        if isProtected(name) {
+            return isSafeValue(value, forProtected: name) ? nil : "\(lowered) is protected"
+        }
+        switch lowered {
+        case "search_path":
+            guard let schemas = splitIdentifierString(value) else { return "invalid search_path" }
+            if let first = schemas.firstIndex(of: "pg_catalog"), first != 0 {
+                return "search_path with pg_catalog after another schema"
+            }
+        case "client_encoding":
+            if ClientEncodingPolicy.isUnsafe(value) { return "client encoding \"\(value)\"" }
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// The identifiers of a list-valued setting as PostgreSQL's SplitIdentifierString
+    /// (src/backend/utils/adt/varlena.c) reads them for search_path: comma-separated, white
+    /// space (scanner_isspace: space, \t, \n, \r, \f) around names ignored, `"quoted"` names
+    /// kept as written with `""` for a quote, unquoted names down-cased. nil when PostgreSQL
+    /// would reject the list ("List syntax is invalid").
+    static func splitIdentifierString(_ raw: String) -> [String]? {
+        let bytes = Array(raw.utf8)
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || $0 == 0x0C }
+        var index = 0
+        var names: [String] = []
+        while index < bytes.count, isSpace(bytes[index]) { index += 1 }
+        if index == bytes.count { return [] }
+        while true {
+            var name: [UInt8] = []
+            if bytes[index] == UInt8(ascii: "\"") {
+                index += 1
+                while true {
+                    guard index < bytes.count else { return nil }
+                    if bytes[index] == UInt8(ascii: "\"") {
+                        if index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "\"") {
+                            name.append(UInt8(ascii: "\""))
+                            index += 2
+                            continue
+                        }
+                        index += 1
+                        break
+                    }
+                    name.append(bytes[index])
+                    index += 1
+                }
+            } else {
+                let start = index
+                while index < bytes.count, bytes[index] != UInt8(ascii: ","), !isSpace(bytes[index]) { index += 1 }
+                if start == index { return nil }
+                // downcase_truncate_identifier: ASCII letters; other bytes kept (a name with
+                // them is never taken for pg_catalog, whose spelling is ASCII).
+                name = bytes[start..<index].map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
+            }
+            while index < bytes.count, isSpace(bytes[index]) { index += 1 }
+            names.append(String(decoding: name, as: UTF8.self))
+            if index == bytes.count { return names }
+            guard bytes[index] == UInt8(ascii: ",") else { return nil }
+            index += 1
+            while index < bytes.count, isSpace(bytes[index]) { index += 1 }
+            if index == bytes.count { return nil }
+        }
+    }
+
+    static func asciiLowercased(_ text: String) -> String {
+        String(decoding: text.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }, as: UTF8.self)
     }
 }
 

@@ -1,72 +1,82 @@
-/// Settings a read-only identity may not choose in its startup packet: the same protected
-/// settings as SET (SettingPolicy), and a `client_encoding` that ``ClientEncodingPolicy``
-/// refuses, whether given as a startup parameter or inside `options` (`-c name=value`,
-/// `-cname=value`, `--name=value`; PostgreSQL docs 20.1.4 and 34.1.2).
+/// The startup packet of a read-only identity follows the same rules as SET
+/// (``SettingPolicy/refusal(name:value:)``): every parameter, and every `-c name=value` /
+/// `--name=value` in `options`, decoded byte for byte as the backend decodes it
+/// (``StartupOptions``). Other switches of `options` (`-e`, `-P`, `-O`, `-F`, `-B`, …) set
+/// server settings outside SET's reach and are refused.
+///
+/// What reaches the server is not the client's `options` text but the accepted settings as
+/// separate startup parameters, so the server cannot read them differently from us. The order
+/// keeps PostgreSQL's precedence: process_startup_options (src/backend/utils/init/postinit.c)
+/// applies the `options` switches first and then the other parameters, "exactly like
+/// command-line variables" (SetConfigOption with PGC_S_CLIENT), the later winning.
 public enum StartupSettingsPolicy {
-    /// The first protected setting the parameters would set, or nil.
+    public enum Verdict: Equatable, Sendable {
+        /// The parameters to send upstream instead of the client's.
+        case accepted([Parameter])
+        /// End the session with this FATAL error.
+        case refused(Refusal)
+    }
+
+    public struct Parameter: Equatable, Sendable {
+        public let name: String
+        public let value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public struct Refusal: Equatable, Sendable {
+        public let sqlState: String
+        public let message: String
+        /// The setting or switch refused, for the hint and the log.
+        public let subject: String
+    }
+
+    /// Names ProcessStartupPacket (src/backend/postmaster/postmaster.c) reads as something
+    /// other than a setting; a `-c` setting of that name is no setting PostgreSQL knows.
+    static let packetFields: Set<String> = ["database", "user", "options", "replication"]
+
+    /// Judges `parameters` (without `user`, `database`, `replication` and `_pq_.` options).
+    public static func judge(_ parameters: [(name: String, value: String)]) -> Verdict {
+        var fromOptions: [Parameter] = []
+        // ProcessStartupPacket keeps the last `options` given.
+        if let options = parameters.last(where: { $0.name == "options" }) {
+            switch StartupOptions.decode(options.value) {
+            case .failure(let error):
+                return .refused(Refusal(sqlState: error.sqlState, message: error.message, subject: "options"))
+            case .success(let items):
+                for item in items {
+                    switch item {
+                    case .flag(let character, let argument):
+                        let word = "-\(character)\(argument ?? "")"
+                        return .refused(Refusal(sqlState: "42501",
+                            message: "permission denied for command-line switch \"-\(character)\" in options",
+                            subject: word))
+                    case .setting(let name, let value, _):
+                        let lowered = SettingPolicy.asciiLowercased(name)
+                        if name.isEmpty || packetFields.contains(lowered) || lowered.hasPrefix("_pq_.") {
+                            return .refused(Refusal(sqlState: "42704",
+                                message: "unrecognized configuration parameter \"\(name)\"", subject: name))
+                        }
+                        fromOptions.append(Parameter(name: name, value: value))
+                    }
+                }
+            }
+        }
+        let direct = parameters.filter { $0.name != "options" }.map { Parameter(name: $0.name, value: $0.value) }
+        let all = fromOptions + direct
+        for parameter in all where SettingPolicy.refusal(name: parameter.name, value: parameter.value) != nil {
+            return .refused(Refusal(sqlState: "42501",
+                message: "permission denied to set parameter \"\(SettingPolicy.asciiLowercased(parameter.name))\"",
+                subject: SettingPolicy.asciiLowercased(parameter.name)))
+        }
+        return .accepted(all)
+    }
+
+    /// The first setting or switch the parameters may not set, or nil.
     public static func protectedSetting(in parameters: [(name: String, value: String)]) -> String? {
-        for (name, value) in parameters {
-            let assignments = name == "options" ? settings(inOptions: value) : [(name.lowercased(), value)]
-            for assignment in assignments where isRefused(assignment) { return assignment.name }
-        }
+        if case .refused(let refusal) = judge(parameters) { return refusal.subject }
         return nil
-    }
-
-    private static func isRefused(_ assignment: (name: String, value: String)) -> Bool {
-        SettingPolicy.isProtected(assignment.name)
-            || (assignment.name == "client_encoding" && ClientEncodingPolicy.isUnsafe(assignment.value))
-    }
-
-    /// Setting names in an `options` value (see ``settings(inOptions:)``).
-    static func settingNames(inOptions options: String) -> [String] {
-        settings(inOptions: options).map(\.name)
-    }
-
-    /// Settings in an `options` value, split as PostgreSQL's pg_split_opts does (white space
-    /// separates, a backslash takes the next character literally); `-` in names becomes `_`
-    /// and names are lower-cased (ParseLongOption, guc.c).
-    static func settings(inOptions options: String) -> [(name: String, value: String)] {
-        var words: [String] = []
-        var current = ""
-        var escaped = false
-        var inWord = false
-        for ch in options {
-            if escaped {
-                current.append(ch)
-                escaped = false
-                inWord = true
-            } else if ch == "\\" {
-                escaped = true
-            } else if ch == " " || ch == "\t" || ch == "\n" || ch == "\r" {
-                if inWord { words.append(current); current = ""; inWord = false }
-            } else {
-                current.append(ch)
-                inWord = true
-            }
-        }
-        if inWord { words.append(current) }
-
-        var settings: [(name: String, value: String)] = []
-        var index = 0
-        while index < words.count {
-            let word = words[index]
-            var assignment: String?
-            if word == "-c", index + 1 < words.count {
-                assignment = words[index + 1]
-                index += 1
-            } else if word.hasPrefix("-c") {
-                assignment = String(word.dropFirst(2))
-            } else if word.hasPrefix("--") {
-                assignment = String(word.dropFirst(2))
-            }
-            if let assignment {
-                let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let name = parts.first.map(String.init) ?? assignment
-                let value = parts.count > 1 ? String(parts[1]) : ""
-                settings.append((String(name.map { $0 == "-" ? "_" : $0 }).lowercased(), value))
-            }
-            index += 1
-        }
-        return settings
     }
 }

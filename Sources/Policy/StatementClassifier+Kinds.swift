@@ -46,7 +46,11 @@ extension StatementClassifier {
             return n.lock_stmt.pointee.mode > 1
                 ? policy("LOCK TABLE", .misc, what: "LOCK TABLE in a mode stronger than ACCESS SHARE")
                 : allowed("LOCK TABLE", .misc)
-        case PG_QUERY__NODE__NODE_LISTEN_STMT: return policy("LISTEN", .misc)
+        // PostgreSQL allows LISTEN in a read-only transaction (utility.c,
+        // ClassifyUtilityCommandAsReadOnly: COMMAND_OK_IN_READ_ONLY_TXN). So is NOTIFY, but a
+        // notification can make a listening writer act on the read-only identity's behalf:
+        // refused, as is pg_notify().
+        case PG_QUERY__NODE__NODE_LISTEN_STMT: return allowed("LISTEN", .misc)
         case PG_QUERY__NODE__NODE_NOTIFY_STMT: return policy("NOTIFY", .misc)
         case PG_QUERY__NODE__NODE_VACUUM_STMT:
             return policy(n.vacuum_stmt.pointee.is_vacuumcmd != 0 ? "VACUUM" : "ANALYZE", .misc)

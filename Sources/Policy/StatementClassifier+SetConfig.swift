@@ -17,7 +17,8 @@ extension TreeScan {
         decision.dependsOnLiterals = true
         let first = call.pointee.n_args > 0 ? call.pointee.args[0] : nil
         let second = call.pointee.n_args > 1 ? call.pointee.args[1] : nil
-        if case .string(let setting) = NodeValue.constant(first) {
+        // A plain constant: a cast could change the name judged ('rolex'::char(4) is 'role').
+        if let setting = Self.plainString(first) {
             judgeSetConfig(setting: setting, value: second)
         } else if let pinned = pinnedSetConfigCalls[UnsafeRawPointer(call)] {
             judgeSetConfig(setting: pinned, value: second)
@@ -29,21 +30,28 @@ extension TreeScan {
     /// The decision for setting `setting` to the expression `value`.
     mutating func judgeSetConfig(setting: String, value: NodePointer?) {
         if SettingPolicy.isProtected(setting) {
+            // Only a plain string constant PostgreSQL reads as true for a read-only flag
+            // (`set_config('default_transaction_read_only', 'on', false)`); no cast, whose
+            // output could differ from the text judged.
+            if let text = Self.plainString(value), SettingPolicy.isSafeValue(text, forProtected: setting) {
+                return
+            }
             decision.refuse(.policy("set_config('\(setting)')"))
             return
         }
-        switch setting.lowercased() {
+        switch SettingPolicy.asciiLowercased(setting) {
         case "search_path":
-            guard case .string(let text) = NodeValue.constant(value) else {
+            guard let text = Self.plainString(value) else {
                 decision.refuse(.policy("set_config('search_path') with a non-constant value"))
                 return
             }
-            let schemas = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            if SettingPolicy.searchPathDemotesCatalog(schemas) {
-                decision.refuse(.policy("set_config('search_path') with pg_catalog after another schema"))
+            // Read as check_search_path reads it (SplitIdentifierString: \t, \n, \r, \f count
+            // as white space around names).
+            if let reason = SettingPolicy.refusal(name: "search_path", value: text) {
+                decision.refuse(.policy("set_config('search_path'): \(reason)"))
             }
         case "client_encoding":
-            guard case .string(let text) = NodeValue.constant(value) else {
+            guard let text = Self.plainString(value) else {
                 decision.refuse(.policy("set_config('client_encoding') with a non-constant value"))
                 return
             }
@@ -53,6 +61,16 @@ extension TreeScan {
         default:
             break
         }
+    }
+}
+
+extension TreeScan {
+    /// A bare string A_Const. A cast is not looked through: its output can differ from the
+    /// text judged (`'evil, pg_catalogue'::varchar(16)` is `evil, pg_catalog`).
+    static func plainString(_ node: NodePointer?) -> String? {
+        guard let node, node.pointee.node_case == PG_QUERY__NODE__NODE_A_CONST,
+              case .string(let text) = NodeValue.constant(node) else { return nil }
+        return text
     }
 }
 

@@ -20,8 +20,15 @@ extension StatementClassifier {
             return Decision(tag: "RESET", auditClass: .miscSet,
                             refusal: SettingPolicy.isProtected(name) ? .policy("RESET \(name)") : nil)
         default:
-            var decision = Decision(tag: "SET", auditClass: .miscSet,
-                                    refusal: SettingPolicy.isProtected(name) ? .policy("SET \(name)") : nil)
+            var decision = Decision(tag: "SET", auditClass: .miscSet, refusal: nil)
+            if SettingPolicy.isProtected(name) {
+                // `SET default_transaction_read_only = on` changes nothing; the value is a
+                // literal normalization erases.
+                decision.dependsOnLiterals = true
+                if !(stmt.kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE && Self.setsTrue(stmt, name: name)) {
+                    decision.refuse(.policy("SET \(name)"))
+                }
+            }
             if name.lowercased() == "client_encoding" {
                 // SET client_encoding / SET NAMES: the encoding is a literal normalization erases.
                 decision.dependsOnLiterals = true
@@ -44,6 +51,21 @@ extension StatementClassifier {
                 }
             }
             return decision
+        }
+    }
+
+    /// True when SET gives the read-only flag `name` one value that PostgreSQL reads as true.
+    /// The value is what ExtractSetVariableArgs (src/backend/utils/misc/guc.c) makes of the one
+    /// argument — a bare string or keyword (`on`, `true`, `'yes'`) or the integer 1 — and
+    /// parse_bool reads; anything else (a list, a cast, DEFAULT, FROM CURRENT) is refused.
+    static func setsTrue(_ stmt: PgQuery__VariableSetStmt, name: String) -> Bool {
+        guard stmt.n_args == 1, let arg = stmt.args[0], arg.pointee.node_case == PG_QUERY__NODE__NODE_A_CONST else {
+            return false
+        }
+        switch NodeValue.constant(arg) {
+        case .string(let text): return SettingPolicy.isSafeValue(text, forProtected: name)
+        case .integer(let number): return number == 1 && SettingPolicy.isSafeValue("1", forProtected: name)
+        default: return false
         }
     }
 

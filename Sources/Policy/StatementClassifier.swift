@@ -211,6 +211,10 @@ struct TreeScan {
             checkSetConfig(call)
             return
         }
+        if name == "lo_open" {
+            checkLargeObjectOpen(call)
+            return
+        }
         if !FunctionPolicy.readSafeFunctions.contains(name) {
             decision.refuse(.policy("function \(qualified)()"))
         }

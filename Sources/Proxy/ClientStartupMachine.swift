@@ -339,13 +339,16 @@ public struct ClientStartupMachine {
         }
         let mode = identity?.mode ?? .readOnly
         if mode == .readOnly {
-            // No way out of read-only mode through the startup packet either (a parameter or
-            // `options=-c ...`): refused as PostgreSQL refuses a setting one may not change.
-            if let setting = StartupSettingsPolicy.protectedSetting(in: parameters.map { ($0.name, $0.value) }) {
+            // No way out of read-only mode through the startup packet either: every parameter
+            // and every `options` switch is judged by the SET rules, and the accepted settings
+            // go upstream as separate parameters (StartupSettingsPolicy).
+            switch StartupSettingsPolicy.judge(parameters.map { ($0.name, $0.value) }) {
+            case .refused(let refusal):
                 state = .closed
-                return .sendAndClose(preamble + Self.fatal(SQLState.insufficientPrivilege,
-                    "permission denied to set parameter \"\(setting)\"",
+                return .sendAndClose(preamble + Self.fatal(refusal.sqlState, refusal.message,
                     hint: "\"\(login.user)\" is a read-only identity."))
+            case .accepted(let accepted):
+                parameters = accepted.map { StartupParameter(name: $0.name, value: $0.value) }
             }
             // Sessions of read-only identities start read-only, so RESET ALL and DISCARD ALL
             // return to read-only.

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 
 extension AttackCorpusTests {
-    /// Every allowed read (allowed-reads.sql, allowed-psql-pgdump.sql) as app_ro through the
+    /// Every allowed read (allowed-reads.sql, allowed-psql-pgdump.sql, allowed-psql-describe.sql) as app_ro through the
     /// endpoint must answer as PostgreSQL answers app_ro in a read-only session: same result
     /// statuses, same SQLSTATEs, same rows. Rows are compared only where PostgreSQL itself
     /// answers the same twice (now(), pg_stat_activity and EXPLAIN ANALYZE do not); and no read
@@ -12,6 +12,7 @@ extension AttackCorpusTests {
         let root = try harness.repoRoot
         let reads = try CorpusFixture.statements(file: "allowed-reads.sql", repoRoot: root)
             + CorpusFixture.statements(file: "allowed-psql-pgdump.sql", repoRoot: root)
+            + CorpusFixture.statements(file: "allowed-psql-describe.sql", repoRoot: root)
         XCTAssertGreaterThan(reads.count, 180, "the read corpus did not load")
         let baseline = try bench.fingerprint()
 

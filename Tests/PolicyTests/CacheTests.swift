@@ -23,6 +23,20 @@ import Testing
         #expect(cache.count == 0)
     }
 
+    /// Safe values of the read-only flags and lo_open's mode are literals (issue 9.4).
+    @Test func readOnlyFlagValuesAndLargeObjectModesAreNeverHiddenByTheCache() {
+        var cache = CachingStatementClassifier()
+        for (sql, allowed) in [("SET default_transaction_read_only = 'on'", true),
+                               ("SET default_transaction_read_only = 'off'", false),
+                               ("SET transaction_read_only = 1", true), ("SET transaction_read_only = 0", false),
+                               ("select set_config('transaction_read_only', 'yes', true)", true),
+                               ("select set_config('transaction_read_only', 'no', true)", false),
+                               ("select lo_open(1234, 262144)", true), ("select lo_open(1234, 131072)", false),
+                               ("select lo_open(1234, 393216)", false), ("select lo_open(1234, 262144)", true)] {
+            #expect(cache.classify(sql: sql).isAllowedForReadOnly == allowed, "\(sql)")
+        }
+    }
+
     @Test func explainAnalyzeValueIsNeverHiddenByTheCache() {
         var cache = CachingStatementClassifier()
         #expect(cache.classify(sql: "explain (analyze 0) delete from t").isAllowedForReadOnly)

@@ -28,7 +28,8 @@ import Testing
         #expect(result.firstRefusal != nil)
     }
 
-    @Test(arguments: Fixtures.statements("allowed-reads") + Fixtures.statements("allowed-psql-pgdump"))
+    @Test(arguments: Fixtures.statements("allowed-reads") + Fixtures.statements("allowed-psql-pgdump")
+                     + Fixtures.statements("allowed-psql-describe"))
     func readIsAllowed(sql: String) {
         let result = classifier.classify(sql: sql)
         #expect(result.isAllowedForReadOnly, "refused: \(sql) -> \(String(describing: result.firstRefusal))")

@@ -32,7 +32,50 @@ import Testing
         Case(parameters: [("options", "-c default_transaction_read_only=off")],
              refused: "default_transaction_read_only"),
         Case(parameters: [("role", "postgres")], refused: "role"),
+        // Every startup parameter and every options switch follows the SET rules (issue 9.2).
+        Case(parameters: [("search_path", "evil, pg_catalog")], refused: "search_path"),
+        Case(parameters: [("search_path", "evil,\tpg_catalog")], refused: "search_path"),
+        Case(parameters: [("search_path", "evil,\"pg_catalog\"")], refused: "search_path"),
+        Case(parameters: [("search_path", "evil,PG_CATALOG")], refused: "search_path"),
+        Case(parameters: [("search_path", "evil,,pg_catalog")], refused: "search_path"),
+        Case(parameters: [("search_path", "pg_catalog, evil")], refused: nil),
+        Case(parameters: [("search_path", "evil,\"PG_CATALOG\"")], refused: nil),
+        Case(parameters: [("search_path", "\"$user\", public")], refused: nil),
+        Case(parameters: [("options", "-c search_path=evil,pg_catalog")], refused: "search_path"),
+        Case(parameters: [("options", "-c\u{0B}role=app_rw")], refused: "role"),
+        Case(parameters: [("options", "-c\u{0C}role=app_rw")], refused: "role"),
+        Case(parameters: [("options", "-c\r\nrole=app_rw")], refused: "role"),
+        Case(parameters: [("options", "-ecrole=app_rw")], refused: "-e"),
+        Case(parameters: [("options", "-Pcrole=app_rw")], refused: "-P"),
+        Case(parameters: [("options", "-e")], refused: "-e"),
+        Case(parameters: [("options", "-fs")], refused: "-fs"),
+        Case(parameters: [("options", "-c ROLE=app_rw")], refused: "role"),
+        Case(parameters: [("options", "--role=app_rw")], refused: "role"),
+        Case(parameters: [("options", "--session-authorization=app_rw")], refused: "session_authorization"),
+        Case(parameters: [("options", "-c session_replication_role=replica")], refused: "session_replication_role"),
+        Case(parameters: [("options", "-c transaction_read_only=off")], refused: "transaction_read_only"),
+        Case(parameters: [("options", "-c default_transaction_read_only=on")], refused: nil),
+        Case(parameters: [("options", "-c default_transaction_read_only=TRUE")], refused: nil),
+        Case(parameters: [("options", "-c default_transaction_read_only=o")], refused: "default_transaction_read_only"),
+        Case(parameters: [("options", "-c default_transaction_read_only=\\ on")], refused: "default_transaction_read_only"),
+        Case(parameters: [("transaction_read_only", "1")], refused: nil),
+        Case(parameters: [("transaction_read_only", "0")], refused: "transaction_read_only"),
+        Case(parameters: [("options", "-c user=postgres")], refused: "user"),
+        Case(parameters: [("options", "-c role=app_rw foo")], refused: "options"),
+        Case(parameters: [("options", "-c role")], refused: "options"),
+        Case(parameters: [("r\u{F4}le", "app_rw")], refused: "r\u{F4}le"),
     ]
+
+    /// Accepted settings go upstream as separate parameters, those of `options` first.
+    @Test func acceptedSettingsBecomeParameters() {
+        let verdict = StartupSettingsPolicy.judge([
+            ("application_name", "b"), ("options", "-c application_name=a --work-mem=64MB -c x.y=a\\ b"),
+        ])
+        #expect(verdict == .accepted([
+            .init(name: "application_name", value: "a"), .init(name: "work_mem", value: "64MB"),
+            .init(name: "x.y", value: "a b"), .init(name: "application_name", value: "b"),
+        ]))
+    }
 
     @Test(arguments: cases)
     func startupParameters(_ expected: Case) {

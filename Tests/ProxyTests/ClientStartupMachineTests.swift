@@ -87,6 +87,9 @@ final class ClientStartupMachineTests: XCTestCase {
         guard case .connectUpstream(let request) = m.bytesReceived(&b) else { return XCTFail() }
         XCTAssertEqual(request.mode, .readOnly)
         XCTAssertEqual(request.parameters.last, StartupParameter(name: "default_transaction_read_only", value: "on"))
+        // The accepted `options` settings go upstream as parameters, not as the client's text.
+        XCTAssertEqual(request.parameters.first, StartupParameter(name: "search_path", value: "public"))
+        XCTAssertFalse(request.parameters.contains { $0.name == "options" })
     }
 
     func testReadOnlyIdentityCannotLeaveReadOnlyThroughTheStartupPacket() throws {
@@ -96,7 +99,9 @@ final class ClientStartupMachineTests: XCTestCase {
             [("options", "-cdefault-transaction-read-only=off")],
             [("options", "--default_transaction_read_only=off")],
             [("options", "-c search_path=x -c ROLE=postgres")],
-            [("options", "-c\\ x -c session_authorization=postgres")],
+            [("options", "-c\u{0B}session_authorization=postgres")],
+            [("options", "-c x=1 -c\u{0C}role=postgres")],
+            [("search_path", "evil, pg_catalog")],
             [("Transaction_Read_Only", "off")],
             [("session_replication_role", "replica")],
         ]
@@ -107,6 +112,17 @@ final class ClientStartupMachineTests: XCTestCase {
             XCTAssertEqual(fields?.sqlState, "42501", "\(extra)")
             XCTAssertTrue(fields?.message?.hasPrefix("permission denied to set parameter") ?? false, "\(extra)")
         }
+        // What PostgreSQL's backend would end the session for ends it here (the FATAL it sends).
+        var bad = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var badBytes = startup([("user", "bob"), ("database", "app"), ("options", "-c\\ x -c session_authorization=postgres")])
+        let badFields = errorFields(bad.bytesReceived(&badBytes))
+        XCTAssertEqual(badFields?.sqlState, "42601")
+        XCTAssertEqual(badFields?.message, "-c  x requires a value")
+        // Switches other than -c/-- are refused.
+        var flag = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var flagBytes = startup([("user", "bob"), ("database", "app"), ("options", "-ecrole=postgres")])
+        XCTAssertEqual(errorFields(flag.bytesReceived(&flagBytes))?.message,
+                       "permission denied for command-line switch \"-e\" in options")
         // A read-write identity may.
         var rw = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
         var b = startup([("user", "alice"), ("database", "app"), ("options", "-c default_transaction_read_only=off")])

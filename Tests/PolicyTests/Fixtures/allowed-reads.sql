@@ -26,12 +26,6 @@ select set_config('search_path', 'public', false)
 -- ----
 SELECT pg_catalog.set_config('statement_timeout', '5s', true)
 -- ----
-select pg_advisory_lock(42)
--- ----
-select pg_try_advisory_xact_lock(1, 2)
--- ----
-select pg_advisory_unlock_all()
--- ----
 select pg_size_pretty(pg_total_relation_size('t'))
 -- ----
 select has_table_privilege('t', 'select')
@@ -166,8 +160,6 @@ select a from t union all select a from t except select 1
 -- ----
 select * from t join lateral (select a + 1 as b) l on true
 -- ----
-select pg_sleep(0)
--- ----
 set search_path = pg_catalog, public
 -- ----
 select set_config('search_path', 'pg_catalog, public', false)
@@ -218,3 +210,56 @@ SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.a
 SELECT t.oid, t.typname, t.typtype, t.typbasetype, t.typelem, t.typrelid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace ns ON ns.oid = t.typnamespace WHERE t.oid = ANY('{23,25}'::oid[]) ORDER BY t.oid
 -- ----
 SELECT i.relname AS index_name, ix.indisunique, ix.indisprimary, pg_get_indexdef(ix.indexrelid), array_to_string(ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k + 1, true) FROM generate_subscripts(ix.indkey, 1) AS k ORDER BY k), ',') FROM pg_class t JOIN pg_index ix ON t.oid = ix.indrelid JOIN pg_class i ON i.oid = ix.indexrelid WHERE t.relname = 't' ORDER BY 1
+-- ----
+-- Issue 9.4: reads that were refused for no reason.
+SET default_transaction_read_only = on
+-- ----
+SET transaction_read_only = on
+-- ----
+set default_transaction_read_only to true
+-- ----
+SET SESSION default_transaction_read_only = 1
+-- ----
+SET LOCAL transaction_read_only = 'yes'
+-- ----
+select set_config('default_transaction_read_only', 'on', false)
+-- ----
+select set_config('transaction_read_only', 'true', true)
+-- ----
+select set_config('default_transaction_read_only', '1', false)
+-- ----
+select set_config('default_transaction_read_only', 'YES', false)
+-- ----
+select getdatabaseencoding()
+-- ----
+LISTEN chan
+-- ----
+UNLISTEN chan
+-- ----
+select loread(lo_open(1234, 262144), 5)
+-- ----
+select lo_lseek(lo_open(1234, 262144), 3, 0)
+-- ----
+select lo_lseek64(lo_open(1234, 262144), 3, 0)
+-- ----
+select lo_tell(lo_open(1234, 262144))
+-- ----
+select lo_tell64(lo_open(1234, 262144))
+-- ----
+select lo_close(lo_open(1234, 262144))
+-- ----
+select pg_catalog.pg_encoding_to_char(pg_catalog.getdatabaseencoding()), pg_catalog.pg_get_keywords() limit 1
+-- ----
+select pg_catalog.array_to_string(pg_catalog.current_schemas(true), ','), pg_catalog.pg_is_in_recovery()
+-- ----
+select pg_catalog.to_regclass('t'), pg_catalog.pg_relation_is_updatable('t'::regclass, false), pg_catalog.pg_column_is_updatable('t'::regclass, 1::smallint, false)
+-- ----
+SELECT CASE WHEN usesuper THEN pg_catalog.pg_is_in_recovery() ELSE NULL END as inrecovery, CASE WHEN usesuper AND pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE NULL END as isreplaypaused FROM pg_catalog.pg_user WHERE usename = current_user
+-- ----
+SELECT db.oid as did, db.datname, db.datallowconn, pg_catalog.pg_encoding_to_char(db.encoding) AS serverencoding, pg_catalog.has_database_privilege(db.oid, 'CREATE') as cancreate, datistemplate FROM pg_catalog.pg_database db WHERE db.datname = pg_catalog.current_database()
+-- ----
+SELECT typinput = 'pg_catalog.array_in'::regproc as is_array, typtype, typname, pg_type.oid FROM pg_catalog.pg_type LEFT JOIN (select ns.oid as nspoid, ns.nspname, r.r from pg_namespace as ns join (select s.r, (current_schemas(false))[s.r] as nspname from generate_series(1, array_upper(current_schemas(false), 1)) as s(r)) as r using (nspname)) as sp ON sp.nspoid = typnamespace WHERE pg_type.oid = 23 ORDER BY sp.r, pg_type.oid DESC
+-- ----
+select currval('s')
+-- ----
+select pg_catalog.pg_sequence_last_value('s'::regclass), pg_catalog.pg_stat_get_xact_numscans('t'::regclass)

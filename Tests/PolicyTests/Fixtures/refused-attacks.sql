@@ -261,8 +261,6 @@ ALTER SYSTEM SET work_mem = '1GB'
 -- ----
 alter system reset all
 -- ----
-LISTEN chan
--- ----
 NOTIFY chan, 'x'
 -- ----
 PREPARE TRANSACTION 'x'
@@ -498,3 +496,46 @@ select set_config('client_encoding', 'sjis', false)
 select pg_catalog.set_config('CLIENT_ENCODING', 'win932', true)
 -- ----
 select set_config('client_encoding', current_setting('x'), false)
+-- ----
+-- Issue 9.4: what stays refused next to the readers now allowed.
+select lowrite(lo_open(1234, 393216), 'x')
+-- ----
+select lowrite(lo_open(1234, (select 131072)), 'x')
+-- ----
+select lowrite(lo_open(1234, 131072 + 0), 'x')
+-- ----
+select lowrite(lo_open(1234, 131072::int), 'x')
+-- ----
+select lowrite(lo_open(1234, -1), 'x')
+-- ----
+select query_to_xml('insert into t values (9) returning 1', true, true, '')
+-- ----
+select txid_current()
+-- ----
+select pg_current_xact_id()
+-- ----
+select pg_advisory_lock(42)
+-- ----
+select pg_sleep(0)
+-- ----
+SET default_transaction_read_only = off
+-- ----
+SET default_transaction_read_only = 'of'
+-- ----
+SET default_transaction_read_only = on, off
+-- ----
+SET transaction_read_only = 0
+-- ----
+SET transaction_read_only TO DEFAULT
+-- ----
+select set_config('default_transaction_read_only', 'on '::text, false)
+-- ----
+select set_config('default_transaction_read_only', 'onx'::char(2), false)
+-- ----
+select set_config('transaction_read_only', 'false', true)
+-- ----
+select set_config('search_path', E'evil,\tpg_catalog', false)
+-- ----
+select set_config('search_path', 'evil, pg_catalogue'::varchar(16), false)
+-- ----
+select set_config('rolex'::char(4), 'postgres', false)
