@@ -4,17 +4,34 @@
 /// ``StatementClassification/objects``, which depend on the text's identifiers only, so the
 /// same cached entry stays right when the snapshot is replaced.
 extension CatalogSnapshot {
-    /// `result` with every otherwise-allowed statement that names a restricted relation refused.
+    /// `result` with every otherwise-allowed statement refused that names a restricted relation,
+    /// or a function, operator or type name that may resolve to a user-defined object.
     public func applied(to result: ClassificationResult) -> ClassificationResult {
-        guard !byNameIsEmpty, result.syntaxError == nil else { return result }
+        guard !isEmpty, result.syntaxError == nil else { return result }
         var changed = false
+        let global = globalRefusal
         let statements = result.statements.map { statement -> StatementClassification in
+            guard statement.refusal == nil else { return statement }
+            if let global {
+                changed = true
+                return statement.refused(global)
+            }
             // LOCK runs no query (and pg_dump locks every table it dumps).
-            guard statement.refusal == nil, statement.commandTag != "LOCK TABLE" else { return statement }
+            guard statement.commandTag != "LOCK TABLE" else { return statement }
             for object in statement.objects {
                 if let relation = restriction(for: object) {
                     changed = true
                     return statement.refused(Self.refusal(relation))
+                }
+                if let refusal = userObjectRefusal(for: object) {
+                    changed = true
+                    return statement.refused(refusal)
+                }
+            }
+            for lookup in statement.lookups {
+                if let refusal = userObjectRefusal(for: lookup) {
+                    changed = true
+                    return statement.refused(refusal)
                 }
             }
             return statement

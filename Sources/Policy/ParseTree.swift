@@ -104,6 +104,9 @@ struct ParseTreeWalker {
             // Statement targets (InsertStmt.relation, CopyStmt.relation, IntoClause.rel, ...)
             // hold RangeVar directly.
             descend = visit(PG_QUERY__NODE__NODE_RANGE_VAR, child)
+        } else if field.descriptor == UnsafeRawPointer(cpq_type_name_descriptor()) {
+            // TypeCast.type_name, ColumnDef.type_name, ... hold TypeName directly.
+            descend = visit(PG_QUERY__NODE__NODE_TYPE_NAME, child)
         }
         if descend { walk(child, visit) }
     }
