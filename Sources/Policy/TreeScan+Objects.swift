@@ -62,7 +62,11 @@ extension TreeScan {
                 recordOperators(names)
             }
         case PG_QUERY__NODE__NODE_SUB_LINK:
+            // `x IN (subquery)` is an ANY sublink without operName; transformSubLink uses "=".
             let link = message.assumingMemoryBound(to: PgQuery__SubLink.self).pointee
+            if link.sub_link_type == PG_QUERY__SUB_LINK_TYPE__ANY_SUBLINK && link.n_oper_name == 0 {
+                recordOperators(["="])
+            }
             recordOperators(NodeValue.names(link.oper_name, count: link.n_oper_name))
         case PG_QUERY__NODE__NODE_SORT_BY:
             let sort = message.assumingMemoryBound(to: PgQuery__SortBy.self).pointee
