@@ -134,6 +134,18 @@ final class OverloadAttackTests: IntegrationTestCase {
             }
         }
 
+        // Extended protocol: a parameter declared with the type's OID, the text names none.
+        let moodOID = UInt32(try owner.rows("SELECT 'mood'::regtype::oid").first?.first.flatMap { $0 } ?? "") ?? 0
+        let typedAttack = "SELECT $1::text"
+        let direct = try directReadOnly().run(typedAttack, parameterTypes: [moodOID], values: ["happy"])
+        XCTAssertFalse(direct.contains(where: \.isError), "\(direct)")
+        XCTAssertGreaterThan(try hits(owner), before, "a parameter of type mood did not write against PostgreSQL alone")
+        let afterDirect = try hits(owner)
+        let typed = try readOnly().run(typedAttack, parameterTypes: [moodOID], values: ["happy"])
+        XCTAssertEqual(typed.first(where: \.isError)?.message?.hasPrefix("a parameter of type OID \(moodOID) is not allowed"), true, "\(typed)")
+        XCTAssertEqual(try hits(owner), afterDirect, "a parameter of type mood wrote through Portcullis")
+        XCTAssertFalse(try readOnly().run(typedAttack, parameterTypes: [25], values: ["x"]).contains(where: \.isError))
+
         // Reads that reach no user code keep working in the same database.
         let session = try readOnly()
         for read in ["SELECT a, name FROM plain WHERE a = 1", "SELECT pg_catalog.lower(name) FROM plain",
@@ -141,7 +153,7 @@ final class OverloadAttackTests: IntegrationTestCase {
             let outcome = session.run(read, protocol: .extended)
             XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")
         }
-        XCTAssertEqual(try hits(owner), before)
+        XCTAssertEqual(try hits(owner), afterDirect)
     }
 
     /// Objects planted after start-up are known once DDL through the proxy refreshes the
