@@ -35,6 +35,8 @@ final class OverloadAttackTests: IntegrationTestCase {
         CREATE OPERATOR public.+ (LEFTARG = integer, RIGHTARG = text, FUNCTION = plus_writer);
         CREATE FUNCTION eq3_writer(integer, integer) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('===') $$;
         CREATE OPERATOR public.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = eq3_writer);
+        CREATE FUNCTION eq_writer(integer, integer) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('=(integer, integer)') $$;
+        CREATE OPERATOR public.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = eq_writer);
         CREATE FUNCTION d_check(integer) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('domain check') $$;
         CREATE DOMAIN d_writes AS integer CHECK (d_check(VALUE));
         CREATE TYPE mood AS ENUM ('happy', 'sad');
@@ -56,6 +58,10 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT sum(name) FROM plain", "public.sum(text) is the only sum for text"),
         ("SELECT 1 + 'x'::text", "the built-in symbol + defined for (integer, text)"),
         ("SELECT 1 === 1", "a user-defined operator"),
+        ("SELECT a FROM plain WHERE a = 1", "public.=(integer, integer) hides pg_catalog's: public is first on the search path"),
+        ("SELECT a FROM plain WHERE a IN (1, 2)", "IN compares with the = the search path finds"),
+        ("SELECT CASE a WHEN 1 THEN 'one' END FROM plain", "CASE x WHEN compares with the = the search path finds"),
+        ("SELECT 1 FROM plain p JOIN plain q USING (a)", "JOIN USING compares with the = the search path finds"),
         ("SELECT 1::d_writes", "the domain's CHECK calls a function"),
         ("SELECT m::text FROM moods", "a user-defined cast from a column's type"),
         ("SELECT 'happy'::mood::text", "a user-defined cast named by its type"),
@@ -148,7 +154,7 @@ final class OverloadAttackTests: IntegrationTestCase {
 
         // Reads that reach no user code keep working in the same database.
         let session = try readOnly()
-        for read in ["SELECT a, name FROM plain WHERE a = 1", "SELECT pg_catalog.lower(name) FROM plain",
+        for read in ["SELECT a, name FROM plain WHERE a OPERATOR(pg_catalog.=) 1", "SELECT pg_catalog.lower(name) FROM plain",
                      "SELECT pg_catalog.sum(a) FROM plain", "SELECT 1 OPERATOR(pg_catalog.+) 2"] {
             let outcome = session.run(read, protocol: .extended)
             XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")
