@@ -15,6 +15,9 @@ public enum CatalogSnapshotLoader {
         // every name the queries print is schema-qualified.
         try connection.execute("SET jit = off")
         try connection.execute("SET search_path = ''")
+        // A catalog that makes the queries run away (they are bounded, but the server may be
+        // slow) fails this load; the previous snapshot stays in force.
+        try connection.execute("SET statement_timeout = '120s'")
         let rows = try connection.rows(CatalogSnapshot.query, columns: 8, what: "catalog snapshot query").map { value in
             CatalogSnapshot.Row(schema: value[0] ?? "", name: value[1] ?? "", relkind: value[2] ?? "",
                                 cause: value[3] ?? "", detail: value[4] ?? "",

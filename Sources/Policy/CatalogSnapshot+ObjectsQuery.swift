@@ -52,41 +52,43 @@ extension CatalogSnapshot {
               FROM pg_constraint k
               CROSS JOIN LATERAL regexp_matches(k.conbin::text, ':(funcid|opno|resulttype) (\d+)', 'g') m
              WHERE k.contypid <> 0 AND k.conbin IS NOT NULL),
-          flagged(oid, reason) AS (
-            SELECT e.oid, c.reason
+          -- Which user type contains which: one scan of each catalog, joined to the worktable
+          -- below by hash (a LATERAL per flagged type would rescan pg_attribute each time).
+          -- Flagged types are all user types (OID >= 16384), so only edges to those matter.
+          contains(outer_type, inner_type, phrase) AS (
+            SELECT t.oid, t.typbasetype, 'it is a domain over' FROM pg_type t
+             WHERE t.typtype = 'd' AND t.typbasetype >= 16384
+            UNION ALL
+            SELECT t.typarray, t.oid, 'it is an array of' FROM pg_type t WHERE t.oid >= 16384 AND t.typarray <> 0
+            UNION ALL
+            SELECT c.reltype, a.atttypid, format('its column %s has type', quote_ident(a.attname))
+              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             WHERE a.atttypid >= 16384 AND a.attnum > 0 AND NOT a.attisdropped AND c.reltype <> 0
+            UNION ALL
+            SELECT g.rngtypid, g.rngsubtype, 'it is a range over' FROM pg_range g WHERE g.rngsubtype >= 16384
+            UNION ALL
+            SELECT g.rngmultitypid, g.rngtypid, 'it is the multirange of' FROM pg_range g WHERE g.rngtypid >= 16384
+            UNION ALL
+            SELECT k.typid, k.ref, format('its constraint %s coerces to', k.conname) FROM check_ref k
+             WHERE k.field = 'resulttype' AND k.ref >= 16384 AND k.ref <> k.typid),
+          -- depth bounds the walk: ALTER DOMAIN can make two domains' constraints coerce to
+          -- each other, a cycle the ever-longer reasons would never leave.
+          flagged(oid, reason, depth) AS (
+            SELECT e.oid, c.reason, 0
               FROM code_cast c CROSS JOIN LATERAL unnest(ARRAY[c.castsource, c.casttarget]) e(oid)
              WHERE e.oid >= 16384
             UNION
-            SELECT r.typid, format('its constraint %s calls function %s', r.conname, r.ref::regprocedure)
+            SELECT r.typid, format('its constraint %s calls function %s', r.conname, r.ref::regprocedure), 0
               FROM check_ref r
              WHERE r.field = 'funcid' AND r.ref NOT IN (SELECT oid FROM safe_proc)
             UNION
-            SELECT r.typid, format('its constraint %s uses operator %s', r.conname, r.ref::regoperator)
+            SELECT r.typid, format('its constraint %s uses operator %s', r.conname, r.ref::regoperator), 0
               FROM check_ref r JOIN pg_operator o ON o.oid = r.ref
              WHERE r.field = 'opno' AND (o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace))
             UNION
-            SELECT d.oid, d.reason
-              FROM flagged f
-              CROSS JOIN LATERAL (
-                SELECT t.oid, format('it is a domain over %s; %s', f.oid::regtype, f.reason) AS reason
-                  FROM pg_type t WHERE t.typbasetype = f.oid AND t.typtype = 'd'
-                UNION ALL
-                SELECT t.oid, format('it is an array of %s; %s', f.oid::regtype, f.reason)
-                  FROM pg_type t WHERE t.oid = (SELECT typarray FROM pg_type WHERE oid = f.oid)
-                UNION ALL
-                SELECT c.reltype, format('its column %s has type %s; %s', quote_ident(a.attname), f.oid::regtype, f.reason)
-                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-                 WHERE a.atttypid = f.oid AND a.attnum > 0 AND NOT a.attisdropped AND c.reltype <> 0
-                UNION ALL
-                SELECT g.rngtypid, format('it is a range over %s; %s', f.oid::regtype, f.reason)
-                  FROM pg_range g WHERE g.rngsubtype = f.oid
-                UNION ALL
-                SELECT g.rngmultitypid, format('it is the multirange of %s; %s', f.oid::regtype, f.reason)
-                  FROM pg_range g WHERE g.rngtypid = f.oid
-                UNION ALL
-                SELECT k.typid, format('its constraint %s coerces to %s; %s', k.conname, f.oid::regtype, f.reason)
-                  FROM check_ref k WHERE k.field = 'resulttype' AND k.ref = f.oid AND k.typid <> f.oid
-              ) d
+            SELECT e.outer_type, format('%s %s; %s', e.phrase, f.oid::regtype, f.reason), f.depth + 1
+              FROM flagged f JOIN contains e ON e.inner_type = f.oid
+             WHERE f.depth < 16
           ),
           flagged_type AS (
             SELECT DISTINCT ON (f.oid) f.oid, f.reason FROM flagged f ORDER BY f.oid, length(f.reason), f.reason)

@@ -34,6 +34,10 @@ import Testing
         create table t_arr (a d_evil[]);
         create schema other;
         create function other.harmless() returns int language sql as 'select 1';
+        -- Two domains whose constraints coerce to each other: the walk must end.
+        create domain cyc1 as int check (evil(value));
+        create domain cyc2 as cyc1;
+        alter domain cyc1 add constraint cyc1_back check ((value::cyc2) > 0) not valid;
         """
 
     @Test func objectsQueryFindsEveryKind() throws {
@@ -71,6 +75,7 @@ import Testing
         #expect(typeReasons["comp"]?.first?.hasPrefix("its column x has type public.d_evil; ") == true)
         #expect(typeReasons["r_evil"]?.first?.hasPrefix("it is a range over public.d_over; ") == true, "\(typeReasons["r_evil"] ?? [])")
         #expect(typeReasons["_d_evil"] != nil, "the array type")
+        #expect(typeReasons["cyc2"] == ["it is a domain over public.cyc1; its constraint cyc1_check calls function public.evil(integer)"])
         #expect(typeReasons["t_dom"] != nil && typeReasons["t_comp"] != nil, "row types of tables with such columns")
         #expect(typeReasons["d_fine"] == nil && typeReasons["plain_enum"] == nil && typeReasons["t_fine"] == nil,
                 "built-in checks and I/O casts run no user code")
@@ -109,5 +114,59 @@ import Testing
             let result = classifier.classify(sql: sql, catalog: snapshot)
             #expect(result.isAllowedForReadOnly, "refused: \(sql) -> \(String(describing: result.firstRefusal))")
         }
+    }
+
+    /// Load-time figures for docs/BENCHMARKS.md (printed, not asserted): each query's server
+    /// time (psql \timing, best of 5) and the whole libpq load, for a catalog of about the size
+    /// of a PostGIS database's.
+    @Test func loadTimeOfALargeCatalog() throws {
+        let cluster = try LiveCluster.start()
+        defer { cluster.stop() }
+        _ = try cluster.psql(database: "postgres", sql: "create database bigcatalog")
+        _ = try cluster.psql(database: "bigcatalog", sql: """
+            do $$
+            begin
+              for i in 1..1000 loop
+                execute format('create function fn_%s(int) returns boolean language sql as ''select true''', i);
+              end loop;
+              for i in 1..200 loop
+                execute format('create function opf_%s(int, numeric) returns boolean language sql as ''select true''', i);
+                execute format('create operator public.@%s (leftarg = int, rightarg = numeric, function = opf_%s)',
+                               translate(i::text, '0123456789', '#%^&|`?!~*'), i);
+              end loop;
+              for i in 1..100 loop
+                execute format('create domain dom_%s as int check (fn_%s(value))', i, i);
+                execute format('create type enum_%s as enum (''a'')', i);
+                execute format('create table tab_%s (a dom_%s, b int, c text)', i, i);
+                execute format('create table plain_%s (a int, b text, c timestamptz)', i);
+                execute format('create view view_%s as select a, b from plain_%s where b is not null', i, i);
+              end loop;
+            end $$;
+            """)
+        func serverTime(_ sql: String) throws -> Double {
+            var best = Double.infinity
+            for _ in 0..<5 {
+                let output = try cluster.psql(database: "bigcatalog",
+                                              sql: "\\timing on\nset jit = off;\nset search_path = '';\n\\o /dev/null\n\(sql);\n")
+                // The last timing is the query's (the SETs come first).
+                if let line = output.split(separator: "\n").last(where: { $0.hasPrefix("Time: ") }) {
+                    best = min(best, Double(line.dropFirst(6).split(separator: " ").first ?? "") ?? .infinity)
+                }
+            }
+            return best
+        }
+        let relations = try serverTime(CatalogSnapshot.query)
+        let objects = try serverTime(CatalogSnapshot.objectsQuery)
+        let conninfo = "host=\(cluster.dir) port=\(cluster.port) dbname=bigcatalog user=postgres"
+        let clock = ContinuousClock()
+        var loads: [Duration] = []
+        var snapshot = CatalogSnapshot.empty
+        for _ in 0..<5 { loads.append(try clock.measure { snapshot = try CatalogSnapshotLoader.load(conninfo: conninfo) }) }
+        #expect(snapshot.userObjects.functions.count >= 1200)
+        #expect(snapshot.userObjects.types.count >= 200)
+        print("CatalogObjectsLiveTests: large catalog (\(snapshot.userObjects.functions.count) function names, "
+              + "\(snapshot.userObjects.operators.count) operator symbols, \(snapshot.userObjects.types.count) flagged types, "
+              + "\(snapshot.restrictedRelations.count) restricted relations): relation query \(relations) ms, objects query "
+              + "\(objects) ms (server, best of 5); whole load incl. connection \(loads.min()!) (best of 5)")
     }
 }
