@@ -11,14 +11,29 @@ public enum CatalogSnapshotLoader {
     public static func load(conninfo: String) throws(AdminError) -> CatalogSnapshot {
         let connection = try ServiceConnection(conninfo: conninfo, purpose: "to load the catalog snapshot")
         // The recursive query's estimates would trigger JIT compilation costing far more than
-        // the query; search_path empty so nothing the session inherits shadows a catalog.
+        // the query; search_path empty so nothing the session inherits shadows a catalog, and
+        // every name the queries print is schema-qualified.
         try connection.execute("SET jit = off")
         try connection.execute("SET search_path = ''")
+        // A catalog that makes the queries run away (they are bounded, but the server may be
+        // slow) fails this load; the previous snapshot stays in force.
+        try connection.execute("SET statement_timeout = '120s'")
         let rows = try connection.rows(CatalogSnapshot.query, columns: 8, what: "catalog snapshot query").map { value in
             CatalogSnapshot.Row(schema: value[0] ?? "", name: value[1] ?? "", relkind: value[2] ?? "",
                                 cause: value[3] ?? "", detail: value[4] ?? "",
                                 viaSchema: value[5], viaName: value[6], viaRelkind: value[7])
         }
-        return CatalogSnapshot(rows: rows)
+        var objects: [CatalogSnapshot.ObjectRow] = []
+        for value in try connection.rows(CatalogSnapshot.objectsQuery, columns: 6, what: "catalog objects query") {
+            // An unknown kind or a malformed OID fails the load (the previous snapshot stays in
+            // force) rather than being skipped.
+            guard let kind = value[0].flatMap(CatalogSnapshot.ObjectRow.Kind.init(rawValue:)),
+                  let oid = value[1].flatMap({ UInt32($0) }) else {
+                throw AdminError(description: "catalog objects query returned an unexpected row")
+            }
+            objects.append(CatalogSnapshot.ObjectRow(kind: kind, oid: oid, schema: value[2] ?? "", name: value[3] ?? "",
+                                                     detail: value[4] ?? "", relkind: value[5]))
+        }
+        return CatalogSnapshot(rows: rows, objects: objects)
     }
 }

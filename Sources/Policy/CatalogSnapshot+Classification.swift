@@ -4,22 +4,35 @@
 /// ``StatementClassification/objects``, which depend on the text's identifiers only, so the
 /// same cached entry stays right when the snapshot is replaced.
 extension CatalogSnapshot {
-    /// `result` with every otherwise-allowed statement that names a restricted relation refused.
+    /// `result` with every otherwise-allowed statement refused that names a restricted relation,
+    /// or a function, operator or type name that may resolve to a user-defined object.
     public func applied(to result: ClassificationResult) -> ClassificationResult {
-        guard !byNameIsEmpty, result.syntaxError == nil else { return result }
-        var changed = false
-        let statements = result.statements.map { statement -> StatementClassification in
-            // LOCK runs no query (and pg_dump locks every table it dumps).
-            guard statement.refusal == nil, statement.commandTag != "LOCK TABLE" else { return statement }
-            for object in statement.objects {
-                if let relation = restriction(for: object) {
-                    changed = true
-                    return statement.refused(Self.refusal(relation))
-                }
-            }
-            return statement
+        guard !isEmpty, result.syntaxError == nil else { return result }
+        // Most statements pass: build a new result only once one is refused.
+        var statements: [StatementClassification]? = nil
+        for (index, statement) in result.statements.enumerated() {
+            guard let refusal = catalogRefusal(for: statement) else { continue }
+            if statements == nil { statements = result.statements }
+            statements?[index] = statement.refused(refusal)
         }
-        return changed ? ClassificationResult(statements: statements, syntaxError: nil) : result
+        guard let statements else { return result }
+        return ClassificationResult(statements: statements, syntaxError: nil)
+    }
+
+    /// Why this otherwise-allowed statement is refused with this snapshot, or nil.
+    private func catalogRefusal(for statement: StatementClassification) -> Refusal? {
+        guard statement.refusal == nil else { return nil }
+        if let global = globalRefusal { return global }
+        // LOCK runs no query (and pg_dump locks every table it dumps).
+        guard statement.commandTag != "LOCK TABLE" else { return nil }
+        for object in statement.objects {
+            if let relation = restriction(for: object) { return Self.refusal(relation) }
+            if let refusal = userObjectRefusal(for: object) { return refusal }
+        }
+        for lookup in statement.lookups {
+            if let refusal = userObjectRefusal(for: lookup) { return refusal }
+        }
+        return nil
     }
 }
 

@@ -55,27 +55,40 @@ public struct CatalogSnapshot: Sendable, Equatable {
 
     /// Flagged relations by name, for matching unqualified references in any schema.
     private let byName: [String: [RestrictedRelation]]
+    /// Functions, operators and types outside the built-in catalog that name resolution could
+    /// pick (``UserObjects``, built from the rows of ``objectsQuery``).
+    let userObjects: UserObjects
 
     public static let empty = CatalogSnapshot(rows: [])
 
-    public init(rows: [Row]) {
+    /// - Parameter objects: the rows of ``objectsQuery`` (user functions, operators, flagged
+    ///   types, relations whose columns have flagged types, casts between built-in types).
+    public init(rows: [Row], objects: [ObjectRow] = []) {
         var byName: [String: [RestrictedRelation]] = [:]
         for row in rows {
             let relation = RestrictedRelation(schema: row.schema, name: row.name,
                                               kindName: Self.kindName(row.relkind), reason: Self.reason(row))
             byName[row.name, default: []].append(relation)
         }
+        for row in objects where row.kind == .relation {
+            // A relation flagged for its own definition keeps that (first) reason.
+            guard byName[row.name]?.contains(where: { $0.schema == row.schema }) != true else { continue }
+            byName[row.name, default: []].append(RestrictedRelation(schema: row.schema, name: row.name,
+                                                                    kindName: Self.kindName(row.relkind ?? "r"),
+                                                                    reason: row.detail))
+        }
         self.byName = byName
+        userObjects = UserObjects(rows: objects)
     }
 
-    var byNameIsEmpty: Bool { byName.isEmpty }
+    var isEmpty: Bool { byName.isEmpty && userObjects.isEmpty }
 
     public var restrictedRelations: [RestrictedRelation] {
         byName.values.flatMap { $0 }.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }
     }
 
     public static func == (lhs: CatalogSnapshot, rhs: CatalogSnapshot) -> Bool {
-        Set(lhs.restrictedRelations) == Set(rhs.restrictedRelations)
+        Set(lhs.restrictedRelations) == Set(rhs.restrictedRelations) && lhs.userObjects == rhs.userObjects
     }
 
     /// The flagged relation `object` may denote, or nil. Conservative: the session's

@@ -42,3 +42,30 @@ public struct ObjectReference: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(access.rawValue) \(kind.rawValue) \(qualifiedName)" }
 }
+
+/// A name in a statement that PostgreSQL resolves through the catalog and the session's
+/// search_path, where user code could be chosen (``CatalogSnapshot``): an operator symbol
+/// (written or implied, e.g. `=` for `IN`, `CASE x WHEN`, `JOIN ... USING`), a type name, or a
+/// field name that PostgreSQL may read as a function call in attribute notation (`t.f` is
+/// `f(t)` when `t` has no column `f`; docs 38.5.11 / src/backend/parser/parse_func.c
+/// ParseFuncOrColumn). Function calls proper are ``ObjectReference``s of kind `.function`.
+public struct CatalogLookup: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable {
+        case `operator` = "OPERATOR"
+        case type = "TYPE"
+        case attributeFunction = "ATTRIBUTE"
+    }
+
+    public let kind: Kind
+    /// The schema as written, or nil when resolved through search_path.
+    public let schema: String?
+    public let name: String
+
+    public init(kind: Kind, schema: String?, name: String) {
+        self.kind = kind
+        self.schema = schema
+        self.name = name
+    }
+
+    public var description: String { "\(kind.rawValue) \(schema.map { "\($0)." } ?? "")\(name)" }
+}

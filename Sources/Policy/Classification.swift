@@ -57,19 +57,25 @@ public struct StatementClassification: Sendable, Equatable {
     /// in the order the parse tree is walked (fields in protobuf order, so a WITH list comes
     /// after the main query).
     public let objects: [ObjectReference]
+    /// Names PostgreSQL resolves through the catalog beyond ``objects``: operators, type
+    /// names, attribute-notation function calls (``CatalogLookup``); for the catalog check only.
+    public let lookups: [CatalogLookup]
 
     public var isAllowedForReadOnly: Bool { refusal == nil }
 
-    public init(commandTag: String, auditClass: AuditClass, refusal: Refusal?, objects: [ObjectReference] = []) {
+    public init(commandTag: String, auditClass: AuditClass, refusal: Refusal?, objects: [ObjectReference] = [],
+                lookups: [CatalogLookup] = []) {
         self.commandTag = commandTag
         self.auditClass = auditClass
         self.refusal = refusal
         self.objects = objects
+        self.lookups = lookups
     }
 
     /// The same statement with another refusal (a catalog check's), objects kept.
     func refused(_ refusal: Refusal) -> StatementClassification {
-        StatementClassification(commandTag: commandTag, auditClass: auditClass, refusal: refusal, objects: objects)
+        StatementClassification(commandTag: commandTag, auditClass: auditClass, refusal: refusal, objects: objects,
+                                lookups: lookups)
     }
 }
 

@@ -155,6 +155,9 @@ struct ParseTreeWalker {
             // Statement targets (InsertStmt.relation, CopyStmt.relation, IntoClause.rel, ...)
             // hold RangeVar directly.
             return visit(PG_QUERY__NODE__NODE_RANGE_VAR, child)
+        } else if field.descriptor == UnsafeRawPointer(cpq_type_name_descriptor()) {
+            // TypeCast.type_name, ColumnDef.type_name, ... hold TypeName directly.
+            return visit(PG_QUERY__NODE__NODE_TYPE_NAME, child)
         }
         return true
     }

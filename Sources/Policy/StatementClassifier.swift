@@ -31,7 +31,8 @@ public struct StatementClassifier: Sendable {
                 let decision = decide(node)
                 dependsOnLiterals = dependsOnLiterals || decision.dependsOnLiterals
                 return StatementClassification(commandTag: decision.tag, auditClass: decision.auditClass,
-                                               refusal: decision.refusal, objects: decision.objects)
+                                               refusal: decision.refusal, objects: decision.objects,
+                                               lookups: decision.lookups)
             }
             return withExtendedLifetime(parsed) {
                 (ClassificationResult(statements: statements, syntaxError: nil), dependsOnLiterals)
@@ -49,6 +50,9 @@ struct Decision {
     /// Named relations and functions, in order of first appearance, without repeats.
     private(set) var objects: [ObjectReference] = []
     private var seenObjects: Set<ObjectReference> = []
+    /// Operators, type names and attribute-notation calls, without repeats (``CatalogLookup``).
+    private(set) var lookups: [CatalogLookup] = []
+    private var seenLookups: Set<CatalogLookup> = []
 
     init(tag: String, auditClass: AuditClass, refusal: Refusal? = nil, dependsOnLiterals: Bool = false) {
         self.tag = tag
@@ -65,10 +69,15 @@ struct Decision {
         if seenObjects.insert(object).inserted { objects.append(object) }
     }
 
+    mutating func record(_ lookup: CatalogLookup) {
+        if seenLookups.insert(lookup).inserted { lookups.append(lookup) }
+    }
+
     mutating func adopt(_ inner: Decision) {
         if let refusal = inner.refusal { refuse(refusal) }
         dependsOnLiterals = dependsOnLiterals || inner.dependsOnLiterals
         for object in inner.objects { record(object) }
+        for lookup in inner.lookups { record(lookup) }
     }
 }
 

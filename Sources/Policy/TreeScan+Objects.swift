@@ -40,7 +40,71 @@ extension TreeScan {
                                                 name: name, access: .call))
             }
         default:
+            noteLookups(nodeCase, message)
+        }
+    }
+
+    /// ``CatalogLookup``s: operators (written or implied), type names, attribute notation.
+    private mutating func noteLookups(_ nodeCase: PgQuery__Node__NodeCase, _ message: UnsafeRawPointer) {
+        switch nodeCase {
+        case PG_QUERY__NODE__NODE_A_EXPR:
+            let expr = message.assumingMemoryBound(to: PgQuery__AExpr.self).pointee
+            let names = NodeValue.names(expr.name, count: expr.n_name)
+            switch expr.kind {
+            // transformAExprBetween (src/backend/parser/parse_expr.c) rewrites BETWEEN into
+            // `>=`/`<=` and NOT BETWEEN into `<`/`>`, looked up by name like any operator.
+            case PG_QUERY__A__EXPR__KIND__AEXPR_BETWEEN, PG_QUERY__A__EXPR__KIND__AEXPR_BETWEEN_SYM:
+                recordOperators([">="], ["<="])
+            case PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN, PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN_SYM:
+                recordOperators(["<"], [">"])
+            default:
+                // IN, NULLIF, IS DISTINCT FROM carry "=" / "<>", LIKE "~~", SIMILAR "~".
+                recordOperators(names)
+            }
+        case PG_QUERY__NODE__NODE_SUB_LINK:
+            // `x IN (subquery)` is an ANY sublink without operName; transformSubLink uses "=".
+            let link = message.assumingMemoryBound(to: PgQuery__SubLink.self).pointee
+            if link.sub_link_type == PG_QUERY__SUB_LINK_TYPE__ANY_SUBLINK && link.n_oper_name == 0 {
+                recordOperators(["="])
+            }
+            recordOperators(NodeValue.names(link.oper_name, count: link.n_oper_name))
+        case PG_QUERY__NODE__NODE_SORT_BY:
+            let sort = message.assumingMemoryBound(to: PgQuery__SortBy.self).pointee
+            recordOperators(NodeValue.names(sort.use_op, count: sort.n_use_op))
+        case PG_QUERY__NODE__NODE_JOIN_EXPR:
+            // transformJoinUsingClause builds `l = r` per USING / NATURAL column.
+            let join = message.assumingMemoryBound(to: PgQuery__JoinExpr.self).pointee
+            if join.is_natural != 0 || join.n_using_clause > 0 { recordOperators(["="]) }
+        case PG_QUERY__NODE__NODE_CASE_EXPR:
+            // transformCaseExpr compares `CASE x WHEN y` with an unqualified "=".
+            if message.assumingMemoryBound(to: PgQuery__CaseExpr.self).pointee.arg != nil { recordOperators(["="]) }
+        case PG_QUERY__NODE__NODE_TYPE_NAME:
+            let type = message.assumingMemoryBound(to: PgQuery__TypeName.self).pointee
+            let names = NodeValue.names(type.names, count: type.n_names)
+            if let name = names.last {
+                decision.record(CatalogLookup(kind: .type, schema: names.count > 1 ? names[names.count - 2] : nil, name: name))
+            }
+        case PG_QUERY__NODE__NODE_COLUMN_REF:
+            // transformColumnRef tries `f(a)` for `a.f` (and `a.b.f`) when no column matches.
+            let ref = message.assumingMemoryBound(to: PgQuery__ColumnRef.self).pointee
+            for name in NodeValue.names(ref.fields, count: ref.n_fields).dropFirst() {
+                decision.record(CatalogLookup(kind: .attributeFunction, schema: nil, name: name))
+            }
+        case PG_QUERY__NODE__NODE_A_INDIRECTION:
+            // `(expr).f` is `f(expr)` when the row has no field f (ParseFuncOrColumn).
+            let indirection = message.assumingMemoryBound(to: PgQuery__AIndirection.self).pointee
+            for name in NodeValue.names(indirection.indirection, count: indirection.n_indirection) {
+                decision.record(CatalogLookup(kind: .attributeFunction, schema: nil, name: name))
+            }
+        default:
             break
+        }
+    }
+
+    private mutating func recordOperators(_ names: [String]...) {
+        for name in names {
+            guard let symbol = name.last else { continue }
+            decision.record(CatalogLookup(kind: .operator, schema: name.count > 1 ? name[name.count - 2] : nil, name: symbol))
         }
     }
 

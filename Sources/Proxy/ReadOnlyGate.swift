@@ -70,9 +70,9 @@ struct ReadOnlyGate {
             defer { batchesSent += 1 }
             guard textIsUTF8 else { return standInQuery(kept: "", for: Self.invalidEncoding) }
             return queryReceived(sql, classifier: &classifier, catalog: catalog)
-        case .parse(let name, let sql, _):
+        case .parse(let name, let sql, let parameterTypes):
             guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
-            return parseReceived(name: name, sql: sql, classifier: &classifier, catalog: catalog)
+            return parseReceived(name: name, sql: sql, parameterTypes: parameterTypes, classifier: &classifier, catalog: catalog)
         case .functionCall(let call):
             defer { batchesSent += 1 }
             guard let refusal = FastPathPolicy.refusal(functionOID: call.functionOID,
@@ -119,7 +119,7 @@ struct ReadOnlyGate {
 
     /// Parse: a refused statement is never prepared, so a later Bind or Execute of it fails
     /// as PostgreSQL fails a Bind of a statement whose Parse failed (26000).
-    private mutating func parseReceived(name: String, sql: String, classifier: inout CachingStatementClassifier,
+    private mutating func parseReceived(name: String, sql: String, parameterTypes: [Int32] = [], classifier: inout CachingStatementClassifier,
                                         catalog: CatalogSnapshot) -> ClientVerdict {
         let result = classifier.classify(sql: sql, catalog: catalog)
         let refusal: Refusal
@@ -132,6 +132,10 @@ struct ReadOnlyGate {
                               isPostgreSQLText: true)
         } else if let first = result.firstRefusal {
             refusal = first
+        } else if let typed = catalog.refusal(forParameterTypes: parameterTypes) {
+            // A parameter declared with a flagged type's OID coerces through its casts and
+            // domain constraints although the text names no type (CatalogSnapshot).
+            refusal = typed
         } else {
             return .forward
         }

@@ -25,6 +25,9 @@ static inline const ProtobufCMessageDescriptor *cpq_select_stmt_descriptor(void)
 static inline const ProtobufCMessageDescriptor *cpq_range_var_descriptor(void) {
     return &pg_query__range_var__descriptor;
 }
+static inline const ProtobufCMessageDescriptor *cpq_type_name_descriptor(void) {
+    return &pg_query__type_name__descriptor;
+}
 static inline const char *cpq_object_type_name(int value) {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&pg_query__object_type__descriptor, value);
     return v ? v->name : "";

@@ -58,23 +58,18 @@ struct CorpusFixture: Sendable {
         CREATE MATERIALIZED VIEW mv AS SELECT count(*) AS n FROM t;
         CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
         CREATE PROCEDURE p() LANGUAGE sql AS $$INSERT INTO t VALUES (-1)$$;
-        -- Functions that write, reachable from a plain SELECT.
+        -- Functions that write, reachable from a plain SELECT. (Overloads and operators that
+        -- shadow built-ins — public.lower(text), public.=, evil.+ — live in OverloadAttackTests'
+        -- own database: the catalog snapshot refuses every `lower`, `=` and `+` where they exist,
+        -- which would refuse this corpus' reads.)
         CREATE FUNCTION my_writer_function() RETURNS int LANGUAGE sql SECURITY DEFINER
           AS $$INSERT INTO t VALUES (-2) RETURNING a$$;
         CREATE FUNCTION my_writer(int) RETURNS boolean LANGUAGE sql SECURITY DEFINER
           AS $$INSERT INTO t VALUES (-3) RETURNING true$$;
-        CREATE FUNCTION public.lower(text) RETURNS text LANGUAGE sql SECURITY DEFINER
-          AS $$INSERT INTO t VALUES (-4) RETURNING $1$$;
         CREATE FUNCTION "NEXTVAL"(regclass) RETURNS bigint LANGUAGE sql AS $$SELECT nextval($1)$$;
-        CREATE FUNCTION eq_writer(int, int) RETURNS boolean LANGUAGE sql
-          AS $$INSERT INTO t VALUES (-5) RETURNING $1 = $2$$;
-        CREATE OPERATOR public.= (LEFTARG = int, RIGHTARG = int, FUNCTION = eq_writer);
         CREATE SCHEMA myschema;
         CREATE FUNCTION myschema.harmless() RETURNS int LANGUAGE sql AS $$SELECT 1$$;
         CREATE SCHEMA evil;
-        CREATE FUNCTION evil.plus_writer(int, int) RETURNS int LANGUAGE sql
-          AS $$INSERT INTO public.t VALUES (-6) RETURNING $1 + $2$$;
-        CREATE OPERATOR evil.+ (LEFTARG = int, RIGHTARG = int, FUNCTION = evil.plus_writer);
         SELECT lo_create(1234);
         SELECT lo_put(1234, 0, 'large object contents');
         RESET ROLE;

@@ -81,6 +81,25 @@ final class LibPQSession {
         return outcomes
     }
 
+    /// The extended protocol with declared parameter types (Parse's type OIDs) and text values.
+    func run(_ sql: String, parameterTypes: [UInt32], values: [String]) -> [PQOutcome] {
+        let types = parameterTypes.map { Oid($0) }
+        let copies = values.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
+        let sent = PQsendQueryParams(connection, sql, Int32(values.count), types, pointers, nil, nil, 0)
+        guard sent == 1 else {
+            return [PQOutcome(status: "SEND_FAILED", sqlState: nil, message: String(cString: PQerrorMessage(connection)), rows: [])]
+        }
+        var outcomes: [PQOutcome] = []
+        while let result = PQgetResult(connection) {
+            outcomes.append(outcome(of: result))
+            PQclear(result)
+            if !isConnected { break }
+        }
+        return outcomes
+    }
+
     /// `run` that must yield one non-error result; its rows.
     func rows(_ sql: String) throws -> [[String?]] {
         let outcomes = run(sql, protocol: .simple)

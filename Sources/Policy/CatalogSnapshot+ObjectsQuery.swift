@@ -1,0 +1,117 @@
+/// The catalog query ``CatalogSnapshot/init(rows:objects:)`` takes its ``CatalogSnapshot/ObjectRow``s from.
+extension CatalogSnapshot {
+    /// Everything outside the built-in catalog that name resolution or a coercion could pick.
+    /// "Outside the built-in catalog": an OID at or above FirstNormalObjectId (16384; what
+    /// initdb creates lies below, src/include/access/transam.h) or a schema other than
+    /// pg_catalog and information_schema — so an extension installed into pg_catalog counts as
+    /// user code too. Run with `search_path = ''` (every name in the output is qualified) and
+    /// `jit = off`, like ``query``.
+    ///
+    /// Columns: kind, oid, schema, name, detail, relkind (``CatalogSnapshot/ObjectRow``).
+    /// - `function`: every such pg_proc row (functions, procedures, aggregates, window
+    ///   functions — one namespace, src/backend/catalog/namespace.c FuncnameGetCandidates);
+    /// - `operator`: every such pg_operator row;
+    /// - `type`: types whose use may run code that is not read-safe: an end of a user-defined
+    ///   cast WITH FUNCTION (pg_cast.castmethod 'f'; binary-coercible and I/O casts run no
+    ///   function of the cast's own), a domain whose constraint calls a function that is not a
+    ///   read-safe built-in or uses a user-defined operator (domain constraints run on every
+    ///   coercion to the domain, src/backend/executor/execExprInterp.c
+    ///   ExecEvalConstraintCheck) — and, recursively, domains over, arrays of, ranges and
+    ///   multiranges over, and composite (row) types with a column of, such a type, since
+    ///   coercing those coerces their parts (record_in, domain_in, populate_record);
+    /// - `relation`: tables, views, materialized views and foreign tables with a column of a
+    ///   flagged type: its values reach implicit casts and domain checks without the type
+    ///   being named (`lower(col)`, `jsonb_populate_record(t, ...)`, UNION with a literal);
+    /// - `cast`: a cast with such a function between two built-in types (superuser only);
+    ///   it may be applied to any expression, so the snapshot refuses every statement.
+    public static let objectsQuery: String = #"""
+        WITH RECURSIVE
+          safe_function(proname) AS (SELECT unnest(ARRAY[\#(safeFunctionList)]::text[])),
+          system_namespace(oid) AS (
+            SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog', 'information_schema')),
+          safe_proc(oid) AS (
+            SELECT p.oid FROM pg_proc p
+             WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.oid < 16384
+               AND p.proname IN (SELECT proname FROM safe_function)
+            UNION ALL
+            -- The constructors and range-to-multirange cast CREATE TYPE ... AS RANGE makes in
+            -- the range's schema (src/backend/commands/typecmds.c makeRangeConstructors,
+            -- makeMultirangeConstructors): language internal, which only a superuser can use.
+            SELECT p.oid FROM pg_proc p
+             WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'internal')
+               AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0',
+                                'multirange_constructor1', 'multirange_constructor2')),
+          code_cast(oid, castsource, casttarget, reason) AS (
+            SELECT c.oid, c.castsource, c.casttarget,
+                   format('a user-defined cast from %s to %s calls function %s',
+                          format_type(c.castsource, NULL), format_type(c.casttarget, NULL), c.castfunc::regprocedure)
+              FROM pg_cast c
+             WHERE c.oid >= 16384 AND c.castmethod = 'f' AND c.castfunc NOT IN (SELECT oid FROM safe_proc)),
+          check_ref(typid, conname, field, ref) AS (
+            SELECT k.contypid, k.conname, m[1], m[2]::oid
+              FROM pg_constraint k
+              CROSS JOIN LATERAL regexp_matches(k.conbin::text, ':(funcid|opno|resulttype) (\d+)', 'g') m
+             WHERE k.contypid <> 0 AND k.conbin IS NOT NULL),
+          -- Which user type contains which: one scan of each catalog, joined to the worktable
+          -- below by hash (a LATERAL per flagged type would rescan pg_attribute each time).
+          -- Flagged types are all user types (OID >= 16384), so only edges to those matter.
+          contains(outer_type, inner_type, phrase) AS (
+            SELECT t.oid, t.typbasetype, 'it is a domain over' FROM pg_type t
+             WHERE t.typtype = 'd' AND t.typbasetype >= 16384
+            UNION ALL
+            SELECT t.typarray, t.oid, 'it is an array of' FROM pg_type t WHERE t.oid >= 16384 AND t.typarray <> 0
+            UNION ALL
+            SELECT c.reltype, a.atttypid, format('its column %s has type', quote_ident(a.attname))
+              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+             WHERE a.atttypid >= 16384 AND a.attnum > 0 AND NOT a.attisdropped AND c.reltype <> 0
+            UNION ALL
+            SELECT g.rngtypid, g.rngsubtype, 'it is a range over' FROM pg_range g WHERE g.rngsubtype >= 16384
+            UNION ALL
+            SELECT g.rngmultitypid, g.rngtypid, 'it is the multirange of' FROM pg_range g WHERE g.rngtypid >= 16384
+            UNION ALL
+            SELECT k.typid, k.ref, format('its constraint %s coerces to', k.conname) FROM check_ref k
+             WHERE k.field = 'resulttype' AND k.ref >= 16384 AND k.ref <> k.typid),
+          -- depth bounds the walk: ALTER DOMAIN can make two domains' constraints coerce to
+          -- each other, a cycle the ever-longer reasons would never leave.
+          flagged(oid, reason, depth) AS (
+            SELECT e.oid, c.reason, 0
+              FROM code_cast c CROSS JOIN LATERAL unnest(ARRAY[c.castsource, c.casttarget]) e(oid)
+             WHERE e.oid >= 16384
+            UNION
+            SELECT r.typid, format('its constraint %s calls function %s', r.conname, r.ref::regprocedure), 0
+              FROM check_ref r
+             WHERE r.field = 'funcid' AND r.ref NOT IN (SELECT oid FROM safe_proc)
+            UNION
+            SELECT r.typid, format('its constraint %s uses operator %s', r.conname, r.ref::regoperator), 0
+              FROM check_ref r JOIN pg_operator o ON o.oid = r.ref
+             WHERE r.field = 'opno' AND (o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace))
+            UNION
+            SELECT e.outer_type, format('%s %s; %s', e.phrase, f.oid::regtype, f.reason), f.depth + 1
+              FROM flagged f JOIN contains e ON e.inner_type = f.oid
+             WHERE f.depth < 16
+          ),
+          flagged_type AS (
+            SELECT DISTINCT ON (f.oid) f.oid, f.reason FROM flagged f ORDER BY f.oid, length(f.reason), f.reason)
+        SELECT 'function', p.oid, n.nspname, p.proname,
+               format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL
+          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.oid >= 16384 OR p.pronamespace NOT IN (SELECT oid FROM system_namespace)
+        UNION ALL
+        SELECT 'operator', o.oid, n.nspname, o.oprname,
+               format('%s.%s(%s, %s)', n.nspname, o.oprname,
+                      CASE WHEN o.oprleft = 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END,
+                      format_type(o.oprright, NULL)), NULL
+          FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+         WHERE o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace)
+        UNION ALL
+        SELECT 'type', t.oid, n.nspname, t.typname, f.reason, NULL
+          FROM flagged_type f JOIN pg_type t ON t.oid = f.oid JOIN pg_namespace n ON n.oid = t.typnamespace
+        UNION ALL
+        SELECT 'relation', c.oid, n.nspname, c.relname, f.reason, c.relkind::text
+          FROM flagged_type f JOIN pg_class c ON c.reltype = f.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+        UNION ALL
+        SELECT 'cast', c.oid, '', '', c.reason, NULL
+          FROM code_cast c WHERE c.castsource < 16384 AND c.casttarget < 16384
+        """#
+}

@@ -1,0 +1,150 @@
+/// What name resolution could pick outside the built-in catalog ("functions are judged by
+/// what PostgreSQL will call, not by their name"; docs/READONLY.md, "Overloads, operators,
+/// casts, domains, aggregates").
+///
+/// PostgreSQL resolves an unqualified function, aggregate or operator name by collecting every
+/// candidate of that name in every schema of the effective search path, then choosing by
+/// argument types (src/backend/catalog/namespace.c FuncnameGetCandidates /
+/// OpernameGetCandidates; src/backend/parser/parse_func.c func_get_detail,
+/// parse_oper.c oper_select_candidate). A candidate in a later schema is hidden only by one with
+/// the *same* argument types in an earlier schema, so `public.lower(integer)` is chosen for
+/// `lower(1)` however the path is ordered, and the session's path (role, database and server
+/// defaults included) is not known here. Hence the conservative rule: a name is refused when
+/// any schema holds a user-defined object of that name.
+extension CatalogSnapshot {
+    /// One row of ``objectsQuery``.
+    public struct ObjectRow: Sendable, Equatable {
+        public enum Kind: String, Sendable {
+            /// A function, procedure, aggregate or window function outside the built-in catalog.
+            case function
+            /// An operator outside the built-in catalog.
+            case `operator`
+            /// A type whose casts or domain constraints run code that is not read-safe, or
+            /// that contains one (arrays, domains, ranges, composite and row types).
+            case type
+            /// A relation with a column of such a type.
+            case relation
+            /// A cast with a function that is not read-safe between two built-in types.
+            case cast
+        }
+
+        public var kind: Kind
+        public var oid: UInt32
+        public var schema: String
+        public var name: String
+        /// The object's signature (functions, operators) or why it is flagged (types,
+        /// relations, casts).
+        public var detail: String
+        /// `pg_class.relkind` for relations.
+        public var relkind: String?
+
+        public init(kind: Kind, oid: UInt32, schema: String, name: String, detail: String, relkind: String? = nil) {
+            self.kind = kind
+            self.oid = oid
+            self.schema = schema
+            self.name = name
+            self.detail = detail
+            self.relkind = relkind
+        }
+    }
+
+    /// One object that resolution may reach: where it lives and what to tell the client.
+    struct UserObject: Sendable, Hashable {
+        let schema: String
+        /// Signature (`public.lower(integer)`) or reason.
+        let detail: String
+    }
+
+    /// The objects of one snapshot indexed by name (as the parser folds it) for matching.
+    struct UserObjects: Sendable, Equatable {
+        var functions: [String: [UserObject]] = [:]
+        var operators: [String: [UserObject]] = [:]
+        var types: [String: [UserObject]] = [:]
+        /// Flagged types by OID, for the parameter types of an extended-protocol Parse.
+        var typeOIDs: [UInt32: UserObject] = [:]
+        /// Reasons every statement is refused (a user-defined cast between built-in types can
+        /// be applied implicitly to any expression of those types).
+        var casts: [String] = []
+
+        init(rows: [ObjectRow]) {
+            for row in rows {
+                let object = UserObject(schema: row.schema, detail: row.detail)
+                switch row.kind {
+                case .function: functions[row.name, default: []].append(object)
+                case .operator: operators[row.name, default: []].append(object)
+                case .type:
+                    types[row.name, default: []].append(object)
+                    typeOIDs[row.oid] = object
+                case .cast: casts.append(row.detail)
+                case .relation: break
+                }
+            }
+        }
+
+        var isEmpty: Bool { functions.isEmpty && operators.isEmpty && types.isEmpty && casts.isEmpty }
+
+        /// The object `name` may resolve to: unqualified, one in any schema (the search path is
+        /// not known; pg_temp's functions and operators are never found unqualified, but the
+        /// read-only session cannot create any, so counting them costs nothing); qualified, one in
+        /// that schema.
+        static func match(_ index: [String: [UserObject]], schema: String?, name: String) -> UserObject? {
+            guard let candidates = index[name] else { return nil }
+            guard let schema else { return candidates.first }
+            if schema == "pg_temp" { return candidates.first { $0.schema.hasPrefix("pg_temp_") } }
+            return candidates.first { $0.schema == schema }
+        }
+    }
+
+    /// The refusal for a statement that `lookup`/`object` makes resolve to a user object, or nil.
+    func userObjectRefusal(for object: ObjectReference) -> Refusal? {
+        guard object.kind == .function,
+              let found = UserObjects.match(userObjects.functions, schema: object.schema, name: object.name)
+        else { return nil }
+        return Self.resolutionRefusal("function \(object.qualifiedName)()", "user-defined function \(found.detail)")
+    }
+
+    func userObjectRefusal(for lookup: CatalogLookup) -> Refusal? {
+        switch lookup.kind {
+        case .operator:
+            guard let found = UserObjects.match(userObjects.operators, schema: lookup.schema, name: lookup.name) else { return nil }
+            let written = lookup.schema.map { "OPERATOR(\($0).\(lookup.name))" } ?? lookup.name
+            return Self.resolutionRefusal("operator \(written)", "user-defined operator \(found.detail)")
+        case .attributeFunction:
+            guard let found = UserObjects.match(userObjects.functions, schema: nil, name: lookup.name) else { return nil }
+            return Self.resolutionRefusal("field selection .\(lookup.name)",
+                                          "user-defined function \(found.detail) (attribute notation)")
+        case .type:
+            guard let found = UserObjects.match(userObjects.types, schema: lookup.schema, name: lookup.name) else { return nil }
+            let written = lookup.schema.map { "\($0).\(lookup.name)" } ?? lookup.name
+            return Refusal(sqlState: "25006",
+                           message: "type \"\(written)\" is not allowed for a read-only identity: type \(found.schema).\(lookup.name): \(found.detail)",
+                           isPostgreSQLText: false)
+        }
+    }
+
+    /// The refusal for an extended-protocol Parse that declares a parameter of a flagged type
+    /// (its values are coerced through the type's casts and domain constraints), or nil.
+    public func refusal(forParameterTypes types: [Int32]) -> Refusal? {
+        for type in types where type != 0 {
+            guard let found = userObjects.typeOIDs[UInt32(bitPattern: type)] else { continue }
+            return Refusal(sqlState: "25006",
+                           message: "a parameter of type OID \(UInt32(bitPattern: type)) is not allowed for a read-only identity: \(found.detail)",
+                           isPostgreSQLText: false)
+        }
+        return nil
+    }
+
+    /// Set when no statement may run: a cast between built-in types calls code.
+    var globalRefusal: Refusal? {
+        guard let reason = userObjects.casts.first else { return nil }
+        return Refusal(sqlState: "25006",
+                       message: "statements are not allowed for a read-only identity in this database: \(reason), and PostgreSQL may apply it to any expression of that type",
+                       isPostgreSQLText: false)
+    }
+
+    static func resolutionRefusal(_ what: String, _ target: String) -> Refusal {
+        Refusal(sqlState: "25006",
+                message: "\(what) is not allowed for a read-only identity: PostgreSQL may resolve it to \(target)",
+                isPostgreSQLText: false)
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import XCTest
+
+/// Issue 9, item 3: functions are judged by what PostgreSQL will call, not by their name.
+/// Another role (here the superuser, standing in for anyone with CREATE on a schema the reader
+/// searches) plants user code where PostgreSQL's name resolution picks it for statements whose
+/// every name is allow-listed: overloads, an aggregate, operators, a domain CHECK, a cast, and
+/// attribute notation. The code writes on a dblink connection of its own — an effect a
+/// read-only transaction does not stop — so each attack is first shown to write against
+/// PostgreSQL alone (app_ro, default_transaction_read_only=on), then shown to have no effect
+/// through Portcullis, in the simple and the extended protocol. Judged by the rows in `hits`.
+final class OverloadAttackTests: IntegrationTestCase {
+    static let database = "overload"
+
+    /// Every planted object, as the superuser. `hit(what)` is the effect: an INSERT committed on
+    /// a loopback dblink connection as the superuser (SECURITY DEFINER, so dblink needs no
+    /// password). The database's default search_path puts public before pg_catalog, as a role
+    /// or database default the proxy never sees could.
+    static let setupSQL = """
+        CREATE EXTENSION dblink;
+        CREATE TABLE hits (what text);
+        CREATE FUNCTION public.hit(what text) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+          SET search_path = pg_catalog, public AS $$
+        BEGIN
+          PERFORM dblink_exec(format('host=%s port=%s dbname=overload user=postgres',
+                                     current_setting('unix_socket_directories'), current_setting('port')),
+                              format('INSERT INTO public.hits VALUES (%L)', what));
+          RETURN true;
+        END $$;
+        CREATE FUNCTION public.lower(integer) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('lower(integer)')::text $$;
+        CREATE FUNCTION public.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('lower(text)')::text $$;
+        CREATE FUNCTION sum_step(text, text) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('sum(text)')::text $$;
+        CREATE AGGREGATE public.sum(text) (SFUNC = sum_step, STYPE = text);
+        CREATE FUNCTION plus_writer(integer, text) RETURNS integer LANGUAGE sql AS $$ SELECT public.hit('+(integer, text)')::int $$;
+        CREATE OPERATOR public.+ (LEFTARG = integer, RIGHTARG = text, FUNCTION = plus_writer);
+        CREATE FUNCTION eq3_writer(integer, integer) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('===') $$;
+        CREATE OPERATOR public.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = eq3_writer);
+        CREATE FUNCTION eq_writer(integer, integer) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('=(integer, integer)') $$;
+        CREATE OPERATOR public.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = eq_writer);
+        CREATE FUNCTION d_check(integer) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('domain check') $$;
+        CREATE DOMAIN d_writes AS integer CHECK (d_check(VALUE));
+        CREATE TYPE mood AS ENUM ('happy', 'sad');
+        CREATE FUNCTION mood_text(mood) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('cast mood to text')::text $$;
+        CREATE CAST (mood AS text) WITH FUNCTION mood_text(mood) AS IMPLICIT;
+        CREATE TABLE moods (m mood);
+        INSERT INTO moods VALUES ('happy');
+        CREATE TABLE plain (a integer, name text);
+        INSERT INTO plain VALUES (1, 'x');
+        CREATE FUNCTION public.shout(plain) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('attribute notation')::text $$;
+        GRANT SELECT ON plain, moods TO app_ro;
+        ALTER DATABASE overload SET search_path = public, pg_catalog;
+        """
+
+    /// (attack, why PostgreSQL picks user code).
+    static let attacks: [(sql: String, why: String)] = [
+        ("SELECT lower(1)", "public.lower(integer) is the only exact match, whatever the search path"),
+        ("SELECT lower('x')", "public.lower(text) hides pg_catalog.lower(text): public is first on the search path"),
+        ("SELECT sum(name) FROM plain", "public.sum(text) is the only sum for text"),
+        ("SELECT 1 + 'x'::text", "the built-in symbol + defined for (integer, text)"),
+        ("SELECT 1 === 1", "a user-defined operator"),
+        ("SELECT a FROM plain WHERE a = 1", "public.=(integer, integer) hides pg_catalog's: public is first on the search path"),
+        ("SELECT a FROM plain WHERE a IN (1, 2)", "IN compares with the = the search path finds"),
+        ("SELECT CASE a WHEN 1 THEN 'one' END FROM plain", "CASE x WHEN compares with the = the search path finds"),
+        ("SELECT 1 FROM plain p JOIN plain q USING (a)", "JOIN USING compares with the = the search path finds"),
+        ("SELECT 1::d_writes", "the domain's CHECK calls a function"),
+        ("SELECT m::text FROM moods", "a user-defined cast from a column's type"),
+        ("SELECT 'happy'::mood::text", "a user-defined cast named by its type"),
+        ("SELECT p.shout FROM plain p", "attribute notation: p.shout is shout(p)"),
+    ]
+
+    private var cluster: Cluster { get throws { try harness.cluster } }
+
+    private func superuser() throws -> LibPQSession {
+        let cluster = try cluster
+        return try LibPQSession(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=\(Self.database) user=postgres")
+    }
+
+    private func hits(_ session: LibPQSession) throws -> Int {
+        Int(try session.rows("SELECT count(*) FROM hits").first?.first.flatMap { $0 } ?? "") ?? -1
+    }
+
+    private func createDatabase() throws {
+        let cluster = try cluster
+        let admin = try LibPQSession(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=postgres user=postgres")
+        _ = try admin.rows("DROP DATABASE IF EXISTS \(Self.database) WITH (FORCE)")
+        _ = try admin.rows("CREATE DATABASE \(Self.database)")
+        _ = try superuser().rows(Self.setupSQL)
+    }
+
+    /// app_ro straight to PostgreSQL in read-only mode: what the proxy adds to the startup packet.
+    private func directReadOnly() throws -> LibPQSession {
+        let direct = Endpoint(port: try cluster.port, caFile: try harness.caFile, proxyPID: nil)
+        return try LibPQSession(conninfo: direct.conninfo(user: "app_ro", dbname: Self.database,
+                                                          extra: "password=app_ro_pw options='-c default_transaction_read_only=on'"))
+    }
+
+    func testUserCodeChosenByResolutionWritesAgainstPostgreSQLButNotThroughPortcullis() throws {
+        try createDatabase()
+        let owner = try superuser()
+
+        // 1. PostgreSQL alone: every attack writes although the session is read-only.
+        for queryProtocol in QueryProtocol.allCases {
+            for attack in Self.attacks {
+                let session = try directReadOnly()
+                XCTAssertEqual(session.run("SHOW transaction_read_only", protocol: .simple).last?.rows, [["on"]])
+                let before = try hits(owner)
+                let outcome = session.run(attack.sql, protocol: queryProtocol)
+                XCTAssertFalse(outcome.contains(where: \.isError), "[\(queryProtocol)] \(attack.sql): \(outcome)")
+                XCTAssertGreaterThan(try hits(owner), before,
+                                     "[\(queryProtocol)] \(attack.sql) did not write against PostgreSQL alone (\(attack.why))")
+            }
+        }
+
+        // 2. Through Portcullis: refused, no effect.
+        try requireProxyTarget("the proxy's refusal")
+        var options = ProxyProcess.Options(upstream: try cluster)
+        options.extraDatabaseNames = [Self.database]
+        let proxy = try ProxyProcess(harness: try harness, options: options)
+        defer { proxy.stop() }
+        let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
+                                                                             extra: "password=app_ro_pw")) }
+        // The snapshot is loaded at start-up; wait for it with a probe that runs no user code
+        // (enum input calls no cast).
+        let known = try poll(timeout: 20, every: 0.2) {
+            try readOnly().run("SELECT 'happy'::mood", protocol: .simple).first?.message?.contains("type \"mood\" is not allowed") == true
+        }
+        XCTAssertTrue(known, "the catalog snapshot of \(Self.database) was not loaded:\n\(proxy.stderrText.suffix(3000))")
+
+        let before = try hits(owner)
+        for queryProtocol in QueryProtocol.allCases {
+            for attack in Self.attacks {
+                let session = try readOnly()
+                let outcome = session.run(attack.sql, protocol: queryProtocol)
+                XCTAssertEqual(outcome.first(where: \.isError)?.sqlState, "25006", "[\(queryProtocol)] \(attack.sql): \(outcome)")
+                XCTAssertTrue(outcome.first(where: \.isError)?.message?.contains("is not allowed for a read-only identity") == true,
+                              "[\(queryProtocol)] \(attack.sql): \(outcome)")
+                XCTAssertEqual(try hits(owner), before, "[\(queryProtocol)] \(attack.sql) wrote through Portcullis (\(attack.why))")
+                // The session stays usable and read-only.
+                XCTAssertEqual(session.run("SHOW transaction_read_only", protocol: .simple).last?.rows, [["on"]])
+            }
+        }
+
+        // Extended protocol: a parameter declared with the type's OID, the text names none.
+        let moodOID = UInt32(try owner.rows("SELECT 'mood'::regtype::oid").first?.first.flatMap { $0 } ?? "") ?? 0
+        let typedAttack = "SELECT $1::text"
+        let direct = try directReadOnly().run(typedAttack, parameterTypes: [moodOID], values: ["happy"])
+        XCTAssertFalse(direct.contains(where: \.isError), "\(direct)")
+        XCTAssertGreaterThan(try hits(owner), before, "a parameter of type mood did not write against PostgreSQL alone")
+        let afterDirect = try hits(owner)
+        let typed = try readOnly().run(typedAttack, parameterTypes: [moodOID], values: ["happy"])
+        XCTAssertEqual(typed.first(where: \.isError)?.message?.hasPrefix("a parameter of type OID \(moodOID) is not allowed"), true, "\(typed)")
+        XCTAssertEqual(try hits(owner), afterDirect, "a parameter of type mood wrote through Portcullis")
+        XCTAssertFalse(try readOnly().run(typedAttack, parameterTypes: [25], values: ["x"]).contains(where: \.isError))
+
+        // Reads that reach no user code keep working in the same database.
+        let session = try readOnly()
+        for read in ["SELECT a, name FROM plain WHERE a OPERATOR(pg_catalog.=) 1", "SELECT pg_catalog.lower(name) FROM plain",
+                     "SELECT pg_catalog.sum(a) FROM plain", "SELECT 1 OPERATOR(pg_catalog.+) 2"] {
+            let outcome = session.run(read, protocol: .extended)
+            XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")
+        }
+        XCTAssertEqual(try hits(owner), afterDirect)
+    }
+
+    /// Objects planted after start-up are known once DDL through the proxy refreshes the
+    /// snapshot (the same path views take), without waiting for catalog_refresh_interval.
+    func testOverloadsCreatedThroughTheProxyAreKnownAtOnce() throws {
+        try requireProxyTarget("catalog snapshots are the proxy's")
+        try createDatabase()
+        _ = try superuser().rows("GRANT CREATE ON SCHEMA public TO app_rw; GRANT EXECUTE ON FUNCTION public.hit(text) TO app_rw")
+        var options = ProxyProcess.Options(upstream: try cluster)
+        options.extraDatabaseNames = [Self.database]
+        options.extraSettings = ["catalog_refresh_interval = 1h"]
+        let proxy = try ProxyProcess(harness: try harness, options: options)
+        defer { proxy.stop() }
+        let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
+                                                                             extra: "password=app_ro_pw")) }
+        XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+            try readOnly().run("SELECT 'happy'::mood", protocol: .simple).first?.isError == true
+        }, "the snapshot was not loaded")
+        XCTAssertFalse(try readOnly().run("SELECT upper('x')", protocol: .simple).contains(where: \.isError))
+
+        let writer = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw", dbname: Self.database,
+                                                                         extra: "password=app_rw_pw"))
+        let ddl = writer.run("CREATE FUNCTION public.upper(integer) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('upper(integer)')::text $$",
+                             protocol: .simple)
+        XCTAssertFalse(ddl.contains(where: \.isError), "\(ddl)")
+        let owner = try superuser()
+        let before = try hits(owner)
+        let refused = try poll(timeout: 10, every: 0.1) {
+            try readOnly().run("SELECT upper('x')", protocol: .simple).first?.message?
+                .contains("may resolve it to user-defined function public.upper(integer)") == true
+        }
+        XCTAssertTrue(refused, "the overload created through the proxy is known without waiting an hour")
+        XCTAssertFalse(try readOnly().run("SELECT upper(1)", protocol: .extended).contains(where: { !$0.isError }))
+        XCTAssertEqual(try hits(owner), before)
+    }
+}
