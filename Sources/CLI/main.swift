@@ -26,7 +26,9 @@ struct ConfigOption: ParsableArguments {
 
 func makeLogger(level: LogLevelSetting) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        // Every message and metadata value is escaped (control characters, ANSI escapes):
+        // client- and server-supplied text cannot forge or garble log lines.
+        var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
         handler.logLevel = {
             switch level {
             case .debug: .debug

@@ -40,6 +40,9 @@ public struct ClientStartupMachine {
         case connectUpstream(UpstreamRequest)
         /// Send the bytes (the end of the SASL exchange), then connect upstream.
         case sendBytesThenConnect(ByteBuffer, UpstreamRequest)
+        /// Authentication failed: log the failure, then send the bytes (the FATAL) and close,
+        /// possibly after a delay (auth_failure_delay).
+        case refuseAuthentication(ByteBuffer, AuthenticationFailure)
     }
 
     enum State {
@@ -246,9 +249,9 @@ public struct ClientStartupMachine {
             return .sendAndClose(preamble + Self.fatal(SQLState.featureNotSupported, "replication connections are not supported by this proxy"))
         }
         if case .tcp = transport, !isTLS, config.tls.mode == .require {
-            state = .closed
-            return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification,
-                "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption"))
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                          "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption",
+                          user: user, database: database, rule: nil)
         }
         return authenticate(packet: packet, user: user, database: database, preamble: preamble)
     }
@@ -300,8 +303,7 @@ public struct ClientStartupMachine {
             BackendMessage.authentication(.saslFinal(data)).encode(into: &out)
             return authenticated(login, preamble: out)
         case .fail(let failure):
-            state = .closed
-            return .sendAndClose(Self.fatal(failure.sqlState, failure.message))
+            return refuse(ByteBuffer(), failure.sqlState, failure.message, login: login)
         }
     }
 

@@ -11,7 +11,8 @@ enum LoopControl: Sendable {
     /// New configuration for new sessions; running sessions keep theirs.
     case reload(RuntimeConfig)
     /// A connection accepted by loop 0 for this loop to own from now on.
-    case adopt(fd: Int32, remote: SocketAddress)
+    /// Its startup slot travels with it.
+    case adopt(fd: Int32, remote: SocketAddress, slot: StartupSlot)
 }
 
 /// How many sessions each loop owns, so the accepting loop can hand a new connection to the
@@ -48,6 +49,11 @@ final class LoopWorker {
     private var sessions: [ObjectIdentifier: ClientSession] = [:]
     private var nextSessionID: UInt64
     private var draining = false
+    /// Accepted connections waiting for their first byte, by descriptor.
+    private var waiting: [Int32: FirstByteWait] = [:]
+    /// Sessions that have not authenticated yet hold a place in the startup limits.
+    private var startupSlots: [ObjectIdentifier: StartupSlot] = [:]
+    private var refusalLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
     let pool: PoolManager
     let policy = LoopPolicy()
     /// Loop 0 handles process signals and tells the others.
@@ -97,19 +103,34 @@ final class LoopWorker {
         listeners.append(listener)
     }
 
+    /// A new connection from a listener. Refused as PostgreSQL refuses one over
+    /// max_connections (postmaster.c: a plaintext 53300 FATAL before any negotiation, then
+    /// close) when it would exceed max_client_connections or the limits on connections that
+    /// have not authenticated yet (total, per client address).
     func accepted(fd: Int32, remote: SocketAddress) {
         if draining {
             closeDescriptor(fd)
             return
         }
-        let limit = runtime.config.general.maxClientConnections
-        if counter.value.add(1, ordering: .relaxed).newValue > limit {
+        let general = runtime.config.general
+        if counter.value.add(1, ordering: .relaxed).newValue > general.maxClientConnections {
             counter.value.subtract(1, ordering: .relaxed)
-            // As PostgreSQL, before any negotiation: a plaintext FATAL, then close.
-            var out = ByteBuffer()
-            BackendMessage.errorResponse(.error(sqlState: SQLState.tooManyConnections, message: "sorry, too many clients already", severity: "FATAL")).encode(into: &out)
-            _ = out.readableBytesView.withUnsafeBytes { try? Socket.write(fd, from: $0) }
-            closeDescriptor(fd)
+            refuseTooManyClients(fd: fd, remote: remote, reason: "max_client_connections (\(general.maxClientConnections)) reached")
+            return
+        }
+        let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
+        let slot: StartupSlot
+        switch shared.startupLimits.admit(address: address, totalLimit: general.effectiveMaxStartupConnections,
+                                          perAddressLimit: general.maxStartupConnectionsPerAddress) {
+        case .success(let admitted):
+            slot = admitted
+        case .failure(let refused):
+            counter.value.subtract(1, ordering: .relaxed)
+            let reason = switch refused.refusal {
+            case .total(let limit): "max_startup_connections (\(limit)) connections are still authenticating"
+            case .perAddress(let limit): "max_startup_connections_per_address (\(limit)) connections from \(address ?? "[local]") are still authenticating"
+            }
+            refuseTooManyClients(fd: fd, remote: remote, reason: reason)
             return
         }
         if !remote.isUnix {
@@ -120,38 +141,96 @@ final class LoopWorker {
         if target != loop.index, let box = mailboxes.box(target) {
             // Counted on the target now, so the next accept sees it.
             loads.loads[target].sessions.add(1, ordering: .relaxed)
-            box.post(LoopControl.adopt(fd: fd, remote: remote))
+            box.post(LoopControl.adopt(fd: fd, remote: remote, slot: slot))
             return
         }
         loads.loads[loop.index].sessions.add(1, ordering: .relaxed)
-        startSession(fd: fd, remote: remote)
+        startSession(fd: fd, remote: remote, slot: slot)
     }
 
-    /// Runs a connection on this loop (already counted in `counter` and in this loop's load).
-    private func startSession(fd: Int32, remote: SocketAddress) {
+    /// As PostgreSQL, before any negotiation: a plaintext FATAL, then close. Logged, but at
+    /// most a few lines per minute per loop however many are refused.
+    private func refuseTooManyClients(fd: Int32, remote: SocketAddress, reason: String) {
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(.error(sqlState: SQLState.tooManyConnections, message: "sorry, too many clients already", severity: "FATAL")).encode(into: &out)
+        _ = out.readableBytesView.withUnsafeBytes { try? Socket.write(fd, from: $0) }
+        closeDescriptor(fd)
+        switch refusalLog.occurred(at: loop.now()) {
+        case .log:
+            logger.warning("connection from \(remote.host) refused: \(reason)")
+        case .suppress:
+            break
+        case .summary(let suppressed, let total):
+            logger.warning("\(suppressed) more connection(s) refused for too many clients since the last report (\(total) on this loop since start); latest from \(remote.host): \(reason)")
+        }
+    }
+
+    /// Runs a connection on this loop (already counted in `counter`, in this loop's load and in
+    /// the startup limits) once its first byte arrives.
+    private func startSession(fd: Int32, remote: SocketAddress, slot: StartupSlot) {
         if draining {
-            loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
-            counter.value.subtract(1, ordering: .relaxed)
-            closeDescriptor(fd)
+            abandon(fd: fd, slot: slot)
             return
         }
+        let general = runtime.config.general
+        guard let firstByteTimeout = general.startupFirstByteTimeout else {
+            runSession(fd: fd, remote: remote, slot: slot)
+            return
+        }
+        let wait = FirstByteWait(loop: loop, fd: fd)
+        waiting[fd] = wait
+        do {
+            try wait.start(timeout: min(firstByteTimeout, general.loginTimeout)) { [unowned self] outcome in
+                self.waiting.removeValue(forKey: fd)
+                switch outcome {
+                case .readable:
+                    self.runSession(fd: fd, remote: remote, slot: slot)
+                case .timedOut:
+                    // As PostgreSQL when the startup packet never comes: closed without a word.
+                    self.logger.debug("closing connection from \(remote.host): nothing received within startup_first_byte_timeout")
+                    self.abandon(fd: fd, slot: slot)
+                }
+            }
+        } catch {
+            waiting.removeValue(forKey: fd)
+            logger.warning("could not register connection: \(error)")
+            abandon(fd: fd, slot: slot)
+        }
+    }
+
+    /// Gives back everything an accepted connection without a session holds.
+    private func abandon(fd: Int32, slot: StartupSlot) {
+        loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
+        counter.value.subtract(1, ordering: .relaxed)
+        slot.release()
+        closeDescriptor(fd)
+    }
+
+    private func runSession(fd: Int32, remote: SocketAddress, slot: StartupSlot) {
         let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool,
                                     policy: policy, sessionID: nextSessionID)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
+        let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
+        // Authenticated: no longer counted as a connection in start-up, and the address's
+        // failed-login history is forgiven.
+        session.onAuthenticated = { [unowned self] session in
+            self.startupSlots.removeValue(forKey: ObjectIdentifier(session))?.release()
+            if let address, self.runtime.config.general.authFailureDelay != nil { self.shared.authFailures.succeeded(address: address) }
+        }
         do {
             try session.start()
             sessions[ObjectIdentifier(session)] = session
+            startupSlots[ObjectIdentifier(session)] = slot
         } catch {
-            loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
-            counter.value.subtract(1, ordering: .relaxed)
-            closeDescriptor(fd)
             logger.warning("could not register connection: \(error)")
+            abandon(fd: fd, slot: slot)
         }
     }
 
     private func sessionFinished(_ session: ClientSession) {
         guard sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
+        startupSlots.removeValue(forKey: ObjectIdentifier(session))?.release()
         counter.value.subtract(1, ordering: .relaxed)
         loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
         if draining && sessions.isEmpty { loop.stop() }
@@ -164,6 +243,14 @@ final class LoopWorker {
             draining = true
             for listener in listeners { listener.close() }
             listeners.removeAll()
+            // Connections that never spoke have no session to drain.
+            for wait in Array(waiting.values) {
+                wait.cancel()
+                loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
+                counter.value.subtract(1, ordering: .relaxed)
+                closeDescriptor(wait.fd)
+            }
+            waiting.removeAll()
             pool.shutdown()
             if sessions.isEmpty {
                 loop.stop()
@@ -176,8 +263,8 @@ final class LoopWorker {
                 }
                 self.loop.stop()
             }
-        case .adopt(let fd, let remote):
-            startSession(fd: fd, remote: remote)
+        case .adopt(let fd, let remote, let slot):
+            startSession(fd: fd, remote: remote, slot: slot)
         case .reload(let newRuntime):
             runtime = newRuntime
             pool.reloaded(newRuntime)
