@@ -39,6 +39,7 @@ public final class ProxyServer {
         let config: PortcullisConfig
         do {
             config = try ConfigLoader.load(path: path)
+            try ConfigLoader.checkSecretsNotExposed(path: path, config: config)
         } catch {
             throw ProxyStartupError(description: error.description)
         }

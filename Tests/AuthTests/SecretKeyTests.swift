@@ -78,3 +78,17 @@ final class SecretKeyTests: XCTestCase {
         XCTAssertEqual(a.mockAuthenticationSeed.count, 32)
     }
 }
+
+final class SecretInputTests: XCTestCase {
+    /// The whole of a piped input is the secret, minus one final line break.
+    func testWholeInputIsTheSecret() {
+        XCTAssertEqual(SecretInput.fromWholeInput(Array("pw\n".utf8)), "pw")
+        XCTAssertEqual(SecretInput.fromWholeInput(Array("pw".utf8)), "pw")
+        XCTAssertEqual(SecretInput.fromWholeInput(Array("pw\r\n".utf8)), "pw")
+        XCTAssertEqual(SecretInput.fromWholeInput(Array("first\nsecond\n".utf8)), "first\nsecond", "not only the first line")
+        XCTAssertEqual(SecretInput.fromWholeInput(Array("pw\n\n".utf8)), "pw\n", "only one final line break goes")
+        XCTAssertNil(SecretInput.fromWholeInput([]))
+        XCTAssertNil(SecretInput.fromWholeInput(Array("\n".utf8)))
+        XCTAssertNil(SecretInput.fromWholeInput([0xff, 0xfe]))
+    }
+}

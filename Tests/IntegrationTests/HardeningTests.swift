@@ -261,8 +261,9 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         socket.send(startupPacket(user: "app_ro", database: "app"))
         let login = readMessages(socket, timeout: 20) { $0.contains { $0.0 == UInt8(ascii: "Z") } }
         XCTAssertTrue(login.messages.contains { $0.0 == UInt8(ascii: "Z") }, "login: \(login.messages.map(\.0))")
-        // Type 'a' declaring 65536 bytes, none of which follow.
-        socket.send([UInt8(ascii: "a")] + bigEndian(65536))
+        // Type 'a' declaring 2 GB, none of which follow: judged by its type alone (a length
+        // check would answer "exceeds max_message_size" instead).
+        socket.send([UInt8(ascii: "a")] + bigEndian(0x7fff_fff0))
         let reply = readMessages(socket, timeout: 10) { _ in false }
         XCTAssertTrue(reply.closed, "the connection must be closed at once")
         let error = try XCTUnwrap(reply.messages.first { $0.0 == UInt8(ascii: "E") }?.1)
@@ -270,5 +271,63 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         XCTAssertTrue(text.contains("C08P01\0"), text)
         XCTAssertTrue(text.contains("Minvalid frontend message type 97\0"), text)
         XCTAssertTrue(proxy.isAlive)
+    }
+
+    /// A configuration that others may read and that holds plaintext passwords is refused by
+    /// `run` and `check-config`; without the "others" bit (or with enc: values only) it loads.
+    func testWorldReadableConfigWithPlaintextSecretsIsRefused() throws {
+        let h = try harness
+        let binary = ProxyProcess.binaryPath(repoRoot: h.repoRoot)
+        let dir = try h.makeDir("exposed-config")
+        let path = "\(dir)/portcullis.ini"
+        try """
+            [portcullis]
+            listen_addresses = 127.0.0.1
+            listen_port = \(try h.freePort())
+            host_auth_method = trust
+            [tls]
+            client_tls = disable
+            [databases]
+            app = host=127.0.0.1 port=\(h.cluster.port) dbname=app sslmode=require password=very_plain_pw
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(path, 0o644), 0)
+        for arguments in [["check-config", "--config", path], ["run", "--config", path]] {
+            let refused = try runCommand(binary, arguments, timeout: 30)
+            XCTAssertNotEqual(refused.status, 0, "\(arguments): \(refused)")
+            XCTAssertTrue(refused.stderr.contains("readable by others (mode 0644) and holds plaintext secrets (password of database \"app\")"), "\(refused)")
+            XCTAssertFalse(refused.stderr.contains("very_plain_pw"))
+        }
+        XCTAssertEqual(chmod(path, 0o640), 0)
+        assertSucceeded(try runCommand(binary, ["check-config", "--config", path], timeout: 30), "group-readable configuration")
+    }
+
+    /// `scram-verifier` and `secret encrypt` take the whole of a piped standard input as the
+    /// secret (not its first line). Judged by PostgreSQL: a role with the verifier logs in with
+    /// the two-line password and not with its first line.
+    func testSecretCommandsReadTheWholeInput() throws {
+        let h = try harness
+        let binary = ProxyProcess.binaryPath(repoRoot: h.repoRoot)
+        let dir = try h.makeDir("secret-input")
+        let input = "\(dir)/two-lines.txt"
+        try "first\nsecond\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let verifier = try runCommand(binary, ["scram-verifier"], stdinFile: input, timeout: 30)
+        assertSucceeded(verifier, "scram-verifier")
+        let text = verifier.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(text.hasPrefix("SCRAM-SHA-256$4096:"), text)
+        let role = marker("multiline")
+        _ = try h.cluster.superuserPsql("CREATE ROLE \(role) LOGIN PASSWORD '\(text)'")
+        defer { _ = try? h.cluster.superuserPsql("DROP ROLE \(role)") }
+        let direct = "host=127.0.0.1 port=\(h.cluster.port) dbname=postgres user=\(role) sslmode=require"
+        let session = try LibPQSession(conninfo: direct + " password='first\nsecond'")
+        XCTAssertEqual(try session.rows("SELECT current_user"), [[role]])
+        XCTAssertThrowsError(try LibPQSession(conninfo: direct + " password='first'"), "the first line alone is not the password")
+
+        let keyPath = "\(dir)/secret.key"
+        assertSucceeded(try runCommand(binary, ["keygen", "--output", keyPath], timeout: 30), "keygen")
+        let encrypted = try runCommand(binary, ["secret", "encrypt", "--key", keyPath], stdinFile: input, timeout: 30)
+        assertSucceeded(encrypted, "secret encrypt")
+        let value = encrypted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let blob = try XCTUnwrap(Data(base64Encoded: String(value.dropFirst("enc:v1:".count))))
+        XCTAssertEqual(blob.count, 12 + "first\nsecond".utf8.count + 16, "nonce, the whole two-line secret, tag")
     }
 }
