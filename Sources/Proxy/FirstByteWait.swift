@@ -14,14 +14,23 @@ final class FirstByteWait: ReadinessHandler {
     }
 
     let fd: Int32
+    /// The client's address key (StartupAddressKey), for per-address eviction.
+    let address: String?
+    /// Acceptance order: the oldest silent connection is the first to make room.
+    let sequence: UInt64
+    /// Its place in the start-up limits.
+    let slot: StartupSlot
     private let loop: EventLoop
     private var registration: RegistrationID?
     private var timer: TimerID?
     private var done: ((Outcome) -> Void)?
 
-    init(loop: EventLoop, fd: Int32) {
+    init(loop: EventLoop, fd: Int32, address: String?, sequence: UInt64, slot: StartupSlot) {
         self.loop = loop
         self.fd = fd
+        self.address = address
+        self.sequence = sequence
+        self.slot = slot
     }
 
     /// Starts watching; `done` runs exactly once (not at all after `cancel`).
@@ -38,7 +47,13 @@ final class FirstByteWait: ReadinessHandler {
         end(.readable)
     }
 
-    /// Stops watching without reporting (shutdown). The descriptor stays the caller's.
+    /// Its bytes are there although no event has been handled yet (found by a peek).
+    func readableNow() {
+        end(.readable)
+    }
+
+    /// Stops watching without reporting (eviction, shutdown). The descriptor and the slot stay
+    /// the caller's.
     func cancel() {
         done = nil
         end(.timedOut)

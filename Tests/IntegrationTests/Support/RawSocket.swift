@@ -35,6 +35,30 @@ final class RawSocket {
         }
     }
 
+    /// A Unix-domain socket client (e.g. a cluster's `.s.PGSQL.<port>`).
+    init(unixPath: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CommandError(description: "socket: errno \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(unixPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw CommandError(description: "socket path too long: \(unixPath)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in bytes.enumerated() { raw[i] = byte }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let error = errno
+            close(fd)
+            throw CommandError(description: "connect \(unixPath): errno \(error)")
+        }
+    }
+
     deinit { close(fd) }
 
     /// Sends everything; returns false when the peer is gone (EPIPE/ECONNRESET).
