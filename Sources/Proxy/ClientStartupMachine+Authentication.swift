@@ -98,9 +98,11 @@ extension ClientStartupMachine {
             return refuse(ByteBuffer(), error.sqlState, error.message, login: login)
         }
         guard frame.type == UInt8(ascii: "p") else {
-            state = .closed
-            if frame.type == UInt8(ascii: "X") { return .closeSilently(reason: "client terminated during authentication") }
-            return .sendAndClose(Self.fatal(SQLState.protocolViolation, "expected password response, got message type \(frame.type)"))
+            if frame.type == UInt8(ascii: "X") {
+                state = .closed
+                return .closeSilently(reason: "client terminated during authentication")
+            }
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "expected password response, got message type \(frame.type)", login: login)
         }
         let response: String
         do {

@@ -156,7 +156,10 @@ public struct ClientStartupMachine {
             // PostgreSQL closes silently while waiting for the startup packet.
             state = .closed
             return .closeSilently(reason: "timeout while waiting for the startup packet")
-        case .authenticatingSCRAM, .authenticatingPassword, .awaitingUpstream:
+        case .authenticatingSCRAM(_, let login, _), .authenticatingPassword(let login, _):
+            // A login that never finishes is a failed one (logged, and counted for backoff).
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "canceling authentication due to timeout", login: login)
+        case .awaitingUpstream:
             state = .closed
             return .sendAndClose(Self.fatal(SQLState.protocolViolation, "canceling authentication due to timeout"))
         }
@@ -269,14 +272,15 @@ public struct ClientStartupMachine {
             guard let f = try decoder.peekFrame(in: buffer) else { return .none }
             frame = f
         } catch {
-            state = .closed
-            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+            return refuse(ByteBuffer(), error.sqlState, error.message, login: login)
         }
         guard buffer.readableBytes >= frame.totalLength else { return .none }
         guard frame.type == UInt8(ascii: "p") else {
-            state = .closed
-            if frame.type == UInt8(ascii: "X") { return .closeSilently(reason: "client terminated during authentication") }
-            return .sendAndClose(Self.fatal(SQLState.protocolViolation, "expected SASL response, got message type \(frame.type)"))
+            if frame.type == UInt8(ascii: "X") {
+                state = .closed
+                return .closeSilently(reason: "client terminated during authentication")
+            }
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "expected SASL response, got message type \(frame.type)", login: login)
         }
         let action: SCRAMServerAction
         do {
@@ -288,8 +292,7 @@ public struct ClientStartupMachine {
                 action = scram.responseReceived(data)
             }
         } catch {
-            state = .closed
-            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+            return refuse(ByteBuffer(), error.sqlState, error.message, login: login)
         }
         switch action {
         case .sendContinue(let data):

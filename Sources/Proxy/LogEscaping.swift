@@ -7,6 +7,15 @@ import Logging
 /// PostgreSQL's log_line_prefix escaping of application_name (only printable ASCII kept), but
 /// reversible: nothing is lost, it is only made visible.
 public enum LogText {
+    /// A message: as `escaped`, except that a line break stays a line break followed by a tab,
+    /// as PostgreSQL writes multi-line messages to its stderr log (elog.c append_with_tabs).
+    /// Every real log line starts with a timestamp; a continuation starts with a tab, so no
+    /// text can pass for a line of its own.
+    public static func escapedMessage(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { escaped(String($0)) }.joined(separator: "\n\t")
+    }
+
     /// `\` → `\\`; `\n`, `\r`, `\t` as such; other C0 controls and DEL → `\xHH`; C1 controls,
     /// line/paragraph separators, bidi and zero-width format characters → `\u{HHHH}`.
     public static func escaped(_ text: String) -> String {
@@ -105,7 +114,7 @@ public struct EscapingLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var event = event
-        event.message = Logger.Message(stringLiteral: LogText.escaped(event.message.description))
+        event.message = Logger.Message(stringLiteral: LogText.escapedMessage(event.message.description))
         event.metadata = event.metadata.map(LogText.escaped)
         inner.log(event: event)
     }

@@ -122,6 +122,29 @@ final class AuthenticationFailureTests: XCTestCase {
         XCTAssertFalse(line.contains("hunter2"), line)
     }
 
+    /// A login that times out or breaks the protocol mid-exchange is a failed login too.
+    func testTimeoutAndProtocolErrorsDuringAuthenticationAreFailures() throws {
+        let config = try ConfigLoader.parse("[tls]\nclient_tls = disable\n[databases]\napp = host=/tmp\n", fileName: "t.ini")
+        func started() -> ClientStartupMachine {
+            var m = ClientStartupMachine(config: config, transport: .tcp(remoteHost: "10.9.9.9"), mockSeed: [1],
+                                         access: ClientAuthenticationTests.FixedRules(rule: ClientAuthRule(method: .scramSHA256, origin: "hba:3")))
+            var b = ByteBuffer()
+            StartupPacket(protocolMinor: 0, parameters: [.init(name: "user", value: "nobody")]).encode(into: &b)
+            _ = m.bytesReceived(&b)
+            return m
+        }
+        var timedOut = started()
+        let timeout = try XCTUnwrap(timedOut.loginTimedOut().authenticationFailure)
+        XCTAssertEqual(timeout.message, "canceling authentication due to timeout")
+        XCTAssertEqual(timeout.ruleOrigin, "hba:3")
+        var wrongType = started()
+        var q = ByteBuffer()
+        FrontendMessage.query("SELECT 1").encode(into: &q)
+        let failure = try XCTUnwrap(wrongType.bytesReceived(&q).authenticationFailure)
+        XCTAssertEqual(failure.sqlState, "08P01")
+        XCTAssertEqual(failure.method, "scram-sha-256")
+    }
+
     func testNoMatchingRuleHasNoMethod() throws {
         let config = try ConfigLoader.parse("[tls]\nclient_tls = disable\n[databases]\napp = host=/tmp\n", fileName: "t.ini")
         var m = ClientStartupMachine(config: config, transport: .unixSocket, mockSeed: [1],
@@ -161,6 +184,8 @@ final class LogEscapingTests: XCTestCase {
         XCTAssertEqual(LogText.escaped("evil\u{202E}txt.exe\u{2028}x"), "evil\\u{202E}txt.exe\\u{2028}x")
         // A literal backslash-n cannot pass for an escaped newline.
         XCTAssertEqual(LogText.escaped("a\\nb"), "a\\\\nb")
+        XCTAssertEqual(LogText.escapedMessage("line 1\nline 2\r\u{1B}"), "line 1\n\tline 2\\r\\x1B")
+        XCTAssertEqual(LogText.escapedMessage("plain"), "plain")
     }
 
     func testMetadataValuesCannotPoseAsFields() {
@@ -177,7 +202,7 @@ final class LogEscapingTests: XCTestCase {
         logger[metadataKey: "user"] = "x\ny"
         logger.warning("forged\n2026-01-01 FATAL: admin logged in\u{1B}[2K", metadata: ["database": "d b"])
         let event = try? XCTUnwrap(recorder.events.withLock { $0.first })
-        XCTAssertEqual(event?.message, "forged\\n2026-01-01 FATAL: admin logged in\\x1B[2K")
+        XCTAssertEqual(event?.message, "forged\n\t2026-01-01 FATAL: admin logged in\\x1B[2K", "a continuation line starts with a tab")
         XCTAssertEqual(event?.metadata["database"], "\"d b\"")
         XCTAssertEqual(logger[metadataKey: "user"], "x\\ny")
     }
