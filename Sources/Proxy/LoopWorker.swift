@@ -177,6 +177,11 @@ final class LoopWorker {
     /// Waits on the accepting loop for the connection's first byte (startup_first_byte_timeout,
     /// never longer than login_timeout), then hands it to the least-loaded loop.
     private func awaitFirstByte(fd: Int32, remote: SocketAddress, address: String?, slot: StartupSlot) {
+        // Often the client has spoken by the time it is accepted: no registration needed.
+        if Socket.hasPendingInput(fd) {
+            handOff(fd: fd, remote: remote, slot: slot)
+            return
+        }
         let general = runtime.config.general
         let timeout = min(general.startupFirstByteTimeout ?? general.loginTimeout, general.loginTimeout)
         let wait = FirstByteWait(loop: loop, fd: fd, address: address, sequence: nextWaitSequence, slot: slot)
