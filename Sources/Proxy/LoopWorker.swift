@@ -52,8 +52,6 @@ final class LoopWorker {
     /// Accepted connections waiting for their first byte, by descriptor.
     private var waiting: [Int32: FirstByteWait] = [:]
     private var nextWaitSequence: UInt64 = 0
-    /// Silent connections closed to make room (for tests and the log).
-    private(set) var evictionCount = 0
     /// Sessions that have not authenticated yet hold a place in the startup limits.
     private var startupSlots: [ObjectIdentifier: StartupSlot] = [:]
     private var refusalLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
@@ -231,7 +229,6 @@ final class LoopWorker {
             waiting.removeValue(forKey: candidate.fd)
             candidate.cancel()
             dropSilent(fd: candidate.fd, slot: candidate.slot)
-            evictionCount += 1
             switch evictionLog.occurred(at: loop.now()) {
             case .log:
                 logger.info("closed a connection that had sent nothing, to make room: \(reason)")
