@@ -15,9 +15,15 @@ public struct SecretKey: Sendable {
     static let prefix = "enc:v1:"
     static let associatedData = Array("portcullis secret v1".utf8)
     private let aesKey: [UInt8]
+    /// The seed of mock SCRAM salts for unknown users (see `mockAuthenticationSeed`).
+    public let mockAuthenticationSeed: [UInt8]
 
     public init(bytes: [UInt8]) throws(SecretKeyError) {
         guard bytes.count == Self.length else { throw SecretKeyError("a secret key is exactly \(Self.length) bytes, not \(bytes.count)") }
+        // PostgreSQL derives mock salts from a cluster-wide nonce made at initdb (pg_control's
+        // mock_authentication_nonce, auth-scram.c scram_mock_salt); ours comes from this key,
+        // under its own label, so it survives restarts and reveals nothing about the AES key.
+        mockAuthenticationSeed = Crypto.hmacSHA256(key: bytes, data: Array("portcullis scram mock salt v1".utf8))
         var derived = [UInt8](repeating: 0, count: 32)
         let info = Array("portcullis aes-256-gcm".utf8)
         let salt = Array("portcullis".utf8)
@@ -29,20 +35,42 @@ public struct SecretKey: Sendable {
 
     public static func generateBytes() -> [UInt8] { Crypto.randomBytes(length) }
 
-    /// Loads a key file; refuses one that group or others can read, or of the wrong size.
+    /// Loads a key file; refuses a symbolic link (O_NOFOLLOW), anything but a regular file, a
+    /// file owned by anyone but this process's user or root, one that group or others can
+    /// read, or one of the wrong size (PostgreSQL's rule for ssl_key_file, be-secure-common.c
+    /// check_ssl_key_file_permissions). The checks are made on the opened descriptor, so the
+    /// file checked is the file read.
     public static func load(path: String) throws(SecretKeyError) -> SecretKey {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw SecretKeyError("secret key file \"\(path)\" is a symbolic link; name the file itself") }
+            throw SecretKeyError("could not access secret key file \"\(path)\": \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
         var st = stat()
-        guard stat(path, &st) == 0 else { throw SecretKeyError("could not access secret key file \"\(path)\": \(String(cString: strerror(errno)))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw SecretKeyError("secret key file \"\(path)\" is not a regular file") }
-        guard st.st_mode & 0o077 == 0 else {
+        guard fstat(fd, &st) == 0 else { throw SecretKeyError("could not access secret key file \"\(path)\": \(String(cString: strerror(errno)))") }
+        try checkOwnership(path: path, mode: st.st_mode, owner: st.st_uid, euid: geteuid())
+        var bytes = [UInt8](repeating: 0, count: length + 1)
+        var total = 0
+        while total < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            total += n
+        }
+        guard total == length else { throw SecretKeyError("secret key file \"\(path)\" must hold exactly \(length) bytes (portcullis keygen)") }
+        return try SecretKey(bytes: Array(bytes.prefix(length)))
+    }
+
+    /// The pure part of `load`'s checks.
+    static func checkOwnership(path: String, mode: mode_t, owner: uid_t, euid: uid_t) throws(SecretKeyError) {
+        guard (mode & S_IFMT) == S_IFREG else { throw SecretKeyError("secret key file \"\(path)\" is not a regular file") }
+        guard owner == euid || owner == 0 else {
+            throw SecretKeyError("secret key file \"\(path)\" must be owned by the user running portcullis or root (owner uid \(owner))")
+        }
+        guard mode & 0o077 == 0 else {
             throw SecretKeyError("secret key file \"\(path)\" has group or world access; permissions must be u=rw (0600) or less")
         }
-        guard let file = fopen(path, "rb") else { throw SecretKeyError("could not open secret key file \"\(path)\"") }
-        defer { fclose(file) }
-        var bytes = [UInt8](repeating: 0, count: length + 1)
-        let n = fread(&bytes, 1, bytes.count, file)
-        guard n == length else { throw SecretKeyError("secret key file \"\(path)\" must hold exactly \(length) bytes (portcullis keygen)") }
-        return try SecretKey(bytes: Array(bytes.prefix(length)))
     }
 
     public static func isEncrypted(_ value: String) -> Bool { value.hasPrefix("enc:") }

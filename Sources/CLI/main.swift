@@ -26,7 +26,9 @@ struct ConfigOption: ParsableArguments {
 
 func makeLogger(level: LogLevelSetting) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        // Every message and metadata value is escaped (control characters, ANSI escapes):
+        // client- and server-supplied text cannot forge or garble log lines.
+        var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
         handler.logLevel = {
             switch level {
             case .debug: .debug
@@ -94,11 +96,11 @@ extension Portcullis {
                 printError("iterations must be at least 4096")
                 throw ExitCode(2)
             }
-            guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            guard let password = readSecretFromStandardInput(prompt: "Password: ") else {
                 printError("no password on standard input")
                 throw ExitCode(2)
             }
-            print(SCRAMVerifier.make(password: line, iterations: iterations).text)
+            print(SCRAMVerifier.make(password: password, iterations: iterations).text)
         }
     }
 }
@@ -142,11 +144,11 @@ extension Portcullis {
                     printError(error.description)
                     throw ExitCode(1)
                 }
-                guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                guard let secret = readSecretFromStandardInput(prompt: "Secret: ") else {
                     printError("no secret on standard input")
                     throw ExitCode(2)
                 }
-                print(secretKey.encrypt(line))
+                print(secretKey.encrypt(secret))
             }
         }
     }
@@ -208,6 +210,47 @@ extension Portcullis {
             print(ReadOnlyRoleSQL.make(role: name, database: database, schemas: schemas, owners: owners), terminator: "")
         }
     }
+}
+
+/// The terminal settings to restore if the user interrupts while echo is off.
+nonisolated(unsafe) var terminalBeforeSecret = termios()
+
+/// A secret from standard input: from a terminal, one line typed with echo off (termios, as
+/// psql's simple_prompt does); otherwise the whole input (SecretInput).
+func readSecretFromStandardInput(prompt: String) -> String? {
+    guard isatty(0) == 1 else {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            bytes.append(contentsOf: chunk[0..<n])
+            if bytes.count > 1 << 20 { return nil }
+        }
+        return SecretInput.fromWholeInput(bytes)
+    }
+    _ = prompt.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    var saved = termios()
+    let echoOff = tcgetattr(0, &saved) == 0
+    if echoOff {
+        terminalBeforeSecret = saved
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        signal(SIGINT) { _ in
+            tcsetattr(0, TCSAFLUSH, &terminalBeforeSecret)
+            _exit(130)
+        }
+        tcsetattr(0, TCSAFLUSH, &quiet)
+    }
+    let line = readLine(strippingNewline: true)
+    if echoOff {
+        tcsetattr(0, TCSAFLUSH, &saved)
+        signal(SIGINT, SIG_DFL)
+        printError("")
+    }
+    guard let line, !line.isEmpty else { return nil }
+    return line
 }
 
 func printError(_ message: String) {

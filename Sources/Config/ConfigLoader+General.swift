@@ -21,6 +21,16 @@ extension ConfigBuilder {
             config.general.workers = try SettingValue.integer(value, in: 0...256)
         case "max_client_connections":
             config.general.maxClientConnections = try SettingValue.integer(value, in: 1...1_000_000)
+        case "max_startup_connections":
+            config.general.maxStartupConnections = try SettingValue.integer(value, in: 0...1_000_000)
+        case "max_startup_connections_per_address":
+            config.general.maxStartupConnectionsPerAddress = try SettingValue.integer(value, in: 0...1_000_000)
+        case "startup_first_byte_timeout":
+            config.general.startupFirstByteTimeout = try optionalDuration(value)
+        case "auth_failure_delay":
+            let delay = try optionalDuration(value)
+            if let delay, delay > .seconds(60) { throw SettingError("must be at most 60s") }
+            config.general.authFailureDelay = delay
         case "login_timeout":
             config.general.loginTimeout = try positiveDuration(value)
         case "client_idle_timeout":
@@ -102,6 +112,10 @@ extension ConfigBuilder {
                        "unix_socket_directories: socket path \"\(path)\" is longer than "
                            + "\(SettingValue.maximumSocketPathLength) bytes")
             }
+        }
+        if general.maxStartupConnections > general.maxClientConnections {
+            report(line: lineForProblem(with: "max_startup_connections", in: "portcullis"),
+                   "max_startup_connections (\(general.maxStartupConnections)) must not exceed max_client_connections (\(general.maxClientConnections))")
         }
         if general.pool.minIdle > general.pool.maxSize {
             report(line: lineForProblem(with: "pool_min_idle", in: "portcullis"),

@@ -81,6 +81,22 @@ public struct GeneralSettings: Sendable {
     public var servicePassword: Secret?
     /// How often the catalog snapshots for read-only checks are re-read (also at reload).
     public var catalogRefreshInterval: Duration = .seconds(30)
+    /// Connections that have not finished authentication, all addresses together; 0 = a
+    /// quarter of `maxClientConnections`, so the rest stays free for authenticated clients.
+    public var maxStartupConnections: Int = 0
+    /// Connections that have not finished authentication from one client address (TCP only);
+    /// 0 = no per-address limit.
+    public var maxStartupConnectionsPerAddress: Int = 50
+    /// How long a new connection may stay silent before its first byte; nil = `loginTimeout`.
+    public var startupFirstByteTimeout: Duration? = .seconds(5)
+    /// Upper bound of the per-address delay of failed-login responses; nil = off.
+    public var authFailureDelay: Duration?
+
+    /// The limit on unauthenticated connections in force: explicit, else a quarter of
+    /// `maxClientConnections` (at least 1).
+    public var effectiveMaxStartupConnections: Int {
+        maxStartupConnections > 0 ? maxStartupConnections : max(1, maxClientConnections / 4)
+    }
 
     public init(
         listenAddresses: [String] = ["127.0.0.1", "::1"],

@@ -54,6 +54,14 @@ public enum Socket {
         try syscall { Glibc.send(fd, pointer.baseAddress, pointer.count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Whether at least one byte is waiting to be read (MSG_PEEK: nothing is consumed).
+    /// EOF, errors and would-block all say no.
+    public static func hasPendingInput(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        guard case .processed(let count)? = try? syscall({ Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) }) else { return false }
+        return count > 0
+    }
+
     /// Accepts one connection, non-blocking and close-on-exec.
     public static func accept(_ fd: Int32) throws(Errno) -> IOResult<(Int32, SocketAddress)> {
         var storage = sockaddr_storage()

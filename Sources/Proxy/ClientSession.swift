@@ -12,6 +12,8 @@ import Glibc
 public final class ProxyShared: Sendable {
     public let cancelRegistry = CancelRegistry()
     public let catalogs = CatalogStore()
+    public let startupLimits = StartupLimiter()
+    public let authFailures = AuthFailureTracker()
     public init() {}
 }
 
@@ -53,8 +55,12 @@ final class ClientSession: LegDelegate {
     /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer.
     private(set) var clientCertificate: PeerCertificateSubject?
     private var finished = false
-    private var logger: Logger
+    private(set) var logger: Logger
     var onFinish: ((ClientSession) -> Void)?
+    /// The client has authenticated (its upstream connection is being made).
+    var onAuthenticated: ((ClientSession) -> Void)?
+    /// Refused statements of a read-only session: logged a few times, then counted.
+    private var refusalLog = RepeatedLogLimiter.refusedStatements
     var isEstablished: Bool { machine.isEstablished }
 
     init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, pool: PoolManager,
@@ -72,7 +78,8 @@ final class ClientSession: LegDelegate {
                                        access: runtime.accessFiles.rules,
                                        peerUser: remote.isUnix ? Self.peerUserName(fd) : nil)
         let limit = runtime.config.general.maxMessageSize
-        clientTracker = MessageStreamTracker(maxMessageLength: limit, inspecting: [UInt8(ascii: "X")])
+        clientTracker = MessageStreamTracker(maxMessageLength: limit, inspecting: [UInt8(ascii: "X")],
+                                             validTypes: MessageStreamTracker.frontendTypes)
         // Server messages are bounded by PostgreSQL itself (1 GB); we only watch ReadyForQuery.
         serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: [UInt8(ascii: "Z")])
         logger = runtime.logger
@@ -125,6 +132,8 @@ final class ClientSession: LegDelegate {
         case .sendBytesThenConnect(let bytes, let request):
             client.send(bytes)
             connectUpstream(request)
+        case .refuseAuthentication(let bytes, let failure):
+            refuseAuthentication(bytes, failure)
         }
     }
 
@@ -162,6 +171,7 @@ final class ClientSession: LegDelegate {
         let target = request.database
         logger[metadataKey: "user"] = "\(request.clientUser)"
         logger[metadataKey: "database"] = "\(request.databaseName)"
+        onAuthenticated?(self)
         databaseEntry = CatalogStore.key(entry: request.database.entryName, database: request.databaseName)
         if request.database.fromWildcard && request.mode == .readOnly {
             shared.catalogs.noteWildcardDatabase(request.databaseName)
@@ -170,7 +180,8 @@ final class ClientSession: LegDelegate {
         case .readOnly:
             readOnlyGate = ReadOnlyGate(identity: request.clientUser, nonce: Crypto.randomBytes(8).map { String($0, radix: 16) }.joined())
             clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
-                                                 inspecting: ReadOnlyGate.inspectedClientTypes.union([UInt8(ascii: "X")]))
+                                                 inspecting: ReadOnlyGate.inspectedClientTypes.union([UInt8(ascii: "X")]),
+                                                 validTypes: MessageStreamTracker.frontendTypes)
         case .readWrite:
             readOnlyGate = nil
         }
@@ -294,7 +305,7 @@ final class ClientSession: LegDelegate {
         case .forward:
             server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
         case .replace(let bytes):
-            logger.notice("statement refused for read-only identity")
+            refusalLog.log(to: logger, at: loop.now())
             server.send(bytes)
         }
         client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
@@ -418,6 +429,7 @@ final class ClientSession: LegDelegate {
     /// Ends the session. With `flushClient`, pending bytes to the client are written first.
     func finish(reason: String?, flushClient: Bool) {
         if let reason { logger.info("session closed: \(reason)") }
+        refusalLog.logSummary(to: logger, at: loop.now())
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
         if let cancelKey {
             // A client that vanishes mid-query would leave its backend working until the

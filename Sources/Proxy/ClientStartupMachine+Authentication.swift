@@ -12,12 +12,13 @@ extension ClientStartupMachine {
                                     database: database, user: user, isReplication: false)
         guard let rule = access.rule(for: attempt) else {
             return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                          "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)")
+                          "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)",
+                          user: user, database: database, rule: nil)
         }
         let login = PendingLogin(packet: packet, user: user, database: database, rule: rule)
         // auth.c checks clientcert before the method runs.
         if rule.clientCertificate != .none && peerCertificate == nil {
-            return refuse(preamble, SQLState.invalidAuthorizationSpecification, "connection requires a valid client certificate")
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification, "connection requires a valid client certificate", login: login)
         }
         let verifier = config.identities[user]?.password
         switch rule.method {
@@ -26,24 +27,24 @@ extension ClientStartupMachine {
             return authenticated(login, preamble: preamble)
         case .reject:
             return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                          "pg_hba.conf rejects connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)")
+                          "pg_hba.conf rejects connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)", login: login)
         case .peer:
             // auth.c auth_peer: the Unix socket's peer user is the system user name.
             guard let peerUser, transport == .unixSocket else {
                 return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                              "Peer authentication failed for user \"\(user)\"")
+                              "Peer authentication failed for user \"\(user)\"", login: login)
             }
             let allowed = login.rule.mapName.map { access.mapAllows(map: $0, systemUser: peerUser, databaseUser: user) }
                 ?? (peerUser == user)
             guard allowed else {
                 return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                              "Peer authentication failed for user \"\(user)\"")
+                              "Peer authentication failed for user \"\(user)\"", login: login)
             }
             return authenticated(login, preamble: preamble)
         case .cert:
             guard certificateNameMatches(login) else {
                 return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                              "certificate authentication failed for user \"\(user)\"")
+                              "certificate authentication failed for user \"\(user)\"", login: login)
             }
             return authenticated(login, preamble: preamble)
         case .md5:
@@ -62,7 +63,7 @@ extension ClientStartupMachine {
             // A cleartext password crosses the network only inside TLS.
             if case .tcp = transport, !isTLS {
                 return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                              "password authentication requires an SSL connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\"")
+                              "password authentication requires an SSL connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\"", login: login)
             }
             var out = preamble
             BackendMessage.authentication(.cleartextPassword).encode(into: &out)
@@ -94,18 +95,20 @@ extension ClientStartupMachine {
             guard let f = try decoder.peekFrame(in: buffer), buffer.readableBytes >= f.totalLength else { return .none }
             frame = f
         } catch {
-            return refuse(ByteBuffer(), error.sqlState, error.message)
+            return refuse(ByteBuffer(), error.sqlState, error.message, login: login)
         }
         guard frame.type == UInt8(ascii: "p") else {
-            state = .closed
-            if frame.type == UInt8(ascii: "X") { return .closeSilently(reason: "client terminated during authentication") }
-            return .sendAndClose(Self.fatal(SQLState.protocolViolation, "expected password response, got message type \(frame.type)"))
+            if frame.type == UInt8(ascii: "X") {
+                state = .closed
+                return .closeSilently(reason: "client terminated during authentication")
+            }
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "expected password response, got message type \(frame.type)", login: login)
         }
         let response: String
         do {
             response = try FrontendMessage.decodePasswordMessage(frame: frame, from: &buffer)
         } catch {
-            return refuse(ByteBuffer(), SQLState.protocolViolation, "invalid password packet size")
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "invalid password packet size", login: login)
         }
         let accepted: Bool
         switch exchange {
@@ -115,7 +118,7 @@ extension ClientStartupMachine {
             accepted = Self.cleartextMatches(response, user: login.user, verifier: verifier)
         }
         guard accepted else {
-            return refuse(ByteBuffer(), SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"")
+            return refuse(ByteBuffer(), SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"", login: login)
         }
         if let failure = certificateCheckAfterPassword(login) { return failure }
         return authenticated(login, preamble: ByteBuffer())
@@ -143,10 +146,10 @@ extension ClientStartupMachine {
         if certificateNameMatches(login) { return nil }
         switch login.rule.method {
         case .scramSHA256, .md5, .password:
-            return refuse(preamble, SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"")
+            return refuse(preamble, SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"", login: login)
         case .trust, .reject, .cert, .peer:
             return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                          "authentication failed for user \"\(login.user)\": invalid authentication method")
+                          "authentication failed for user \"\(login.user)\": invalid authentication method", login: login)
         }
     }
 
@@ -163,9 +166,20 @@ extension ClientStartupMachine {
         return systemUser == login.user
     }
 
-    mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String) -> Action {
+    mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String, login: PendingLogin) -> Action {
+        refuse(preamble, sqlState, message, user: login.user, database: login.database, rule: login.rule)
+    }
+
+    /// Ends the login with a FATAL error; the shell logs the failure (without anything the
+    /// client sent as a secret) and may delay the answer (auth_failure_delay).
+    mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String,
+                         user: String, database: String, rule: ClientAuthRule?) -> Action {
         state = .closed
-        return .sendAndClose(preamble + Self.fatal(sqlState, message))
+        let failure = AuthenticationFailure(
+            remoteHost: remoteHostForMessages, user: user, database: database,
+            method: rule.map { AuthenticationFailure.methodName($0.method) }, ruleOrigin: rule?.origin,
+            sqlState: sqlState, message: message)
+        return .refuseAuthentication(preamble + Self.fatal(sqlState, message), failure)
     }
 
     var remoteAddress: String? {

@@ -40,6 +40,9 @@ public struct ClientStartupMachine {
         case connectUpstream(UpstreamRequest)
         /// Send the bytes (the end of the SASL exchange), then connect upstream.
         case sendBytesThenConnect(ByteBuffer, UpstreamRequest)
+        /// Authentication failed: log the failure, then send the bytes (the FATAL) and close,
+        /// possibly after a delay (auth_failure_delay).
+        case refuseAuthentication(ByteBuffer, AuthenticationFailure)
     }
 
     enum State {
@@ -153,7 +156,10 @@ public struct ClientStartupMachine {
             // PostgreSQL closes silently while waiting for the startup packet.
             state = .closed
             return .closeSilently(reason: "timeout while waiting for the startup packet")
-        case .authenticatingSCRAM, .authenticatingPassword, .awaitingUpstream:
+        case .authenticatingSCRAM(_, let login, _), .authenticatingPassword(let login, _):
+            // A login that never finishes is a failed one (logged, and counted for backoff).
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "canceling authentication due to timeout", login: login)
+        case .awaitingUpstream:
             state = .closed
             return .sendAndClose(Self.fatal(SQLState.protocolViolation, "canceling authentication due to timeout"))
         }
@@ -264,9 +270,9 @@ public struct ClientStartupMachine {
             return .sendAndClose(preamble + Self.fatal(SQLState.featureNotSupported, "replication connections are not supported by this proxy"))
         }
         if case .tcp = transport, !isTLS, config.tls.mode == .require {
-            state = .closed
-            return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification,
-                "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption"))
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                          "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption",
+                          user: user, database: database, rule: nil)
         }
         return authenticate(packet: packet, user: user, database: database, preamble: preamble)
     }
@@ -284,14 +290,15 @@ public struct ClientStartupMachine {
             guard let f = try decoder.peekFrame(in: buffer) else { return .none }
             frame = f
         } catch {
-            state = .closed
-            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+            return refuse(ByteBuffer(), error.sqlState, error.message, login: login)
         }
         guard buffer.readableBytes >= frame.totalLength else { return .none }
         guard frame.type == UInt8(ascii: "p") else {
-            state = .closed
-            if frame.type == UInt8(ascii: "X") { return .closeSilently(reason: "client terminated during authentication") }
-            return .sendAndClose(Self.fatal(SQLState.protocolViolation, "expected SASL response, got message type \(frame.type)"))
+            if frame.type == UInt8(ascii: "X") {
+                state = .closed
+                return .closeSilently(reason: "client terminated during authentication")
+            }
+            return refuse(ByteBuffer(), SQLState.protocolViolation, "expected SASL response, got message type \(frame.type)", login: login)
         }
         let action: SCRAMServerAction
         do {
@@ -303,8 +310,7 @@ public struct ClientStartupMachine {
                 action = scram.responseReceived(data)
             }
         } catch {
-            state = .closed
-            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+            return refuse(ByteBuffer(), error.sqlState, error.message, login: login)
         }
         switch action {
         case .sendContinue(let data):
@@ -318,8 +324,7 @@ public struct ClientStartupMachine {
             BackendMessage.authentication(.saslFinal(data)).encode(into: &out)
             return authenticated(login, preamble: out)
         case .fail(let failure):
-            state = .closed
-            return .sendAndClose(Self.fatal(failure.sqlState, failure.message))
+            return refuse(ByteBuffer(), failure.sqlState, failure.message, login: login)
         }
     }
 

@@ -11,7 +11,8 @@ enum LoopControl: Sendable {
     /// New configuration for new sessions; running sessions keep theirs.
     case reload(RuntimeConfig)
     /// A connection accepted by loop 0 for this loop to own from now on.
-    case adopt(fd: Int32, remote: SocketAddress)
+    /// Its startup slot travels with it.
+    case adopt(fd: Int32, remote: SocketAddress, slot: StartupSlot)
 }
 
 /// How many sessions each loop owns, so the accepting loop can hand a new connection to the
@@ -48,6 +49,13 @@ final class LoopWorker {
     private var sessions: [ObjectIdentifier: ClientSession] = [:]
     private var nextSessionID: UInt64
     private var draining = false
+    /// Accepted connections waiting for their first byte, by descriptor.
+    private var waiting: [Int32: FirstByteWait] = [:]
+    private var nextWaitSequence: UInt64 = 0
+    /// Sessions that have not authenticated yet hold a place in the startup limits.
+    private var startupSlots: [ObjectIdentifier: StartupSlot] = [:]
+    private var refusalLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
+    private var evictionLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
     let pool: PoolManager
     let policy = LoopPolicy()
     /// Loop 0 handles process signals and tells the others.
@@ -97,61 +105,199 @@ final class LoopWorker {
         listeners.append(listener)
     }
 
+    /// A new connection from a listener. It counts against max_client_connections and the
+    /// limits on connections that have not authenticated yet (total, per client address), and
+    /// waits on this loop for its first byte. When a limit is reached, the oldest connection
+    /// that has not said a word yet (from the same address, for the per-address limit) makes
+    /// room: every real client speaks at once, so silent connections cannot lock anyone out,
+    /// even from their own address. Only when none is left is the newcomer refused, as
+    /// PostgreSQL refuses one over max_connections (postmaster.c: a plaintext 53300 FATAL
+    /// before any negotiation, then close).
     func accepted(fd: Int32, remote: SocketAddress) {
         if draining {
             closeDescriptor(fd)
             return
         }
-        let limit = runtime.config.general.maxClientConnections
-        if counter.value.add(1, ordering: .relaxed).newValue > limit {
+        let general = runtime.config.general
+        let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
+        while counter.value.add(1, ordering: .relaxed).newValue > general.maxClientConnections {
             counter.value.subtract(1, ordering: .relaxed)
-            // As PostgreSQL, before any negotiation: a plaintext FATAL, then close.
-            var out = ByteBuffer()
-            BackendMessage.errorResponse(.error(sqlState: SQLState.tooManyConnections, message: "sorry, too many clients already", severity: "FATAL")).encode(into: &out)
-            _ = out.readableBytesView.withUnsafeBytes { try? Socket.write(fd, from: $0) }
-            closeDescriptor(fd)
-            return
+            guard evictOldestSilent(from: nil, reason: "max_client_connections (\(general.maxClientConnections)) reached") else {
+                refuseTooManyClients(fd: fd, remote: remote, reason: "max_client_connections (\(general.maxClientConnections)) reached")
+                return
+            }
         }
+        var admitted: StartupSlot?
+        while admitted == nil {
+            switch shared.startupLimits.admit(address: address, totalLimit: general.effectiveMaxStartupConnections,
+                                              perAddressLimit: general.maxStartupConnectionsPerAddress) {
+            case .success(let slot):
+                admitted = slot
+            case .failure(let refused):
+                let (scope, reason): (SilentScope, String) = switch refused.refusal {
+                case .total(let limit):
+                    (.any, "max_startup_connections (\(limit)) connections are still authenticating")
+                case .perAddress(let limit):
+                    (.address(address), "max_startup_connections_per_address (\(limit)) connections from \(address ?? "[local]") are still authenticating")
+                }
+                guard evictOldestSilent(from: scope, reason: reason) else {
+                    counter.value.subtract(1, ordering: .relaxed)
+                    refuseTooManyClients(fd: fd, remote: remote, reason: reason)
+                    return
+                }
+            }
+        }
+        guard let slot = admitted else { return }
         if !remote.isUnix {
             try? Socket.setOption(fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1)
             try? Socket.setOption(fd, level: SOL_SOCKET, name: SO_KEEPALIVE, value: 1)
         }
+        awaitFirstByte(fd: fd, remote: remote, address: address, slot: slot)
+    }
+
+    /// As PostgreSQL, before any negotiation: a plaintext FATAL, then close. Logged, but at
+    /// most a few lines per minute per loop however many are refused.
+    private func refuseTooManyClients(fd: Int32, remote: SocketAddress, reason: String) {
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(.error(sqlState: SQLState.tooManyConnections, message: "sorry, too many clients already", severity: "FATAL")).encode(into: &out)
+        _ = out.readableBytesView.withUnsafeBytes { try? Socket.write(fd, from: $0) }
+        closeDescriptor(fd)
+        switch refusalLog.occurred(at: loop.now()) {
+        case .log:
+            logger.warning("connection from \(remote.host) refused: \(reason)")
+        case .suppress:
+            break
+        case .summary(let suppressed, let total):
+            logger.warning("\(suppressed) more connection(s) refused for too many clients since the last report (\(total) on this loop since start); latest from \(remote.host): \(reason)")
+        }
+    }
+
+    /// Waits on the accepting loop for the connection's first byte (startup_first_byte_timeout,
+    /// never longer than login_timeout), then hands it to the least-loaded loop.
+    private func awaitFirstByte(fd: Int32, remote: SocketAddress, address: String?, slot: StartupSlot) {
+        // Often the client has spoken by the time it is accepted: no registration needed.
+        if Socket.hasPendingInput(fd) {
+            handOff(fd: fd, remote: remote, slot: slot)
+            return
+        }
+        let general = runtime.config.general
+        let timeout = min(general.startupFirstByteTimeout ?? general.loginTimeout, general.loginTimeout)
+        let wait = FirstByteWait(loop: loop, fd: fd, address: address, sequence: nextWaitSequence, slot: slot)
+        nextWaitSequence += 1
+        waiting[fd] = wait
+        do {
+            try wait.start(timeout: timeout) { [unowned self] outcome in
+                self.waiting.removeValue(forKey: fd)
+                switch outcome {
+                case .readable:
+                    self.handOff(fd: fd, remote: remote, slot: slot)
+                case .timedOut:
+                    // As PostgreSQL when the startup packet never comes: closed without a word.
+                    self.logger.debug("closing connection from \(remote.host): nothing received within startup_first_byte_timeout")
+                    self.dropSilent(fd: fd, slot: slot)
+                }
+            }
+        } catch {
+            waiting.removeValue(forKey: fd)
+            logger.warning("could not register connection: \(error)")
+            dropSilent(fd: fd, slot: slot)
+        }
+    }
+
+    /// Which waiting connections may make room: any, or those from one address.
+    private enum SilentScope {
+        case any
+        case address(String?)
+    }
+
+    /// Closes the oldest connection still waiting for its first byte within `scope`; false
+    /// when there is none. A candidate whose bytes have arrived but not been handled yet
+    /// (accepts and reads share a batch) is handed on instead, not closed. (Only this loop's
+    /// connections: loop 0 accepts every connection.)
+    private func evictOldestSilent(from scope: SilentScope?, reason: String) -> Bool {
+        let candidates = waiting.values.filter { wait in
+            switch scope {
+            case .address(let address)?: wait.address == address
+            case .any?, nil: true
+            }
+        }.sorted { $0.sequence < $1.sequence }
+        for candidate in candidates {
+            if Socket.hasPendingInput(candidate.fd) {
+                candidate.readableNow()
+                continue
+            }
+            waiting.removeValue(forKey: candidate.fd)
+            candidate.cancel()
+            dropSilent(fd: candidate.fd, slot: candidate.slot)
+            switch evictionLog.occurred(at: loop.now()) {
+            case .log:
+                logger.info("closed a connection that had sent nothing, to make room: \(reason)")
+            case .suppress:
+                break
+            case .summary(let suppressed, let total):
+                logger.info("closed \(suppressed) more connection(s) that had sent nothing, to make room (\(total) on this loop since start): \(reason)")
+            }
+            return true
+        }
+        return false
+    }
+
+    /// A connection that never spoke: counted in `counter` and the startup limits, not in loads.
+    private func dropSilent(fd: Int32, slot: StartupSlot) {
+        counter.value.subtract(1, ordering: .relaxed)
+        slot.release()
+        closeDescriptor(fd)
+    }
+
+    private func handOff(fd: Int32, remote: SocketAddress, slot: StartupSlot) {
+        if draining {
+            dropSilent(fd: fd, slot: slot)
+            return
+        }
         let target = loads.leastLoaded(preferring: loop.index)
         if target != loop.index, let box = mailboxes.box(target) {
-            // Counted on the target now, so the next accept sees it.
+            // Counted on the target now, so the next hand-off sees it.
             loads.loads[target].sessions.add(1, ordering: .relaxed)
-            box.post(LoopControl.adopt(fd: fd, remote: remote))
+            box.post(LoopControl.adopt(fd: fd, remote: remote, slot: slot))
             return
         }
         loads.loads[loop.index].sessions.add(1, ordering: .relaxed)
-        startSession(fd: fd, remote: remote)
+        runSession(fd: fd, remote: remote, slot: slot)
     }
 
-    /// Runs a connection on this loop (already counted in `counter` and in this loop's load).
-    private func startSession(fd: Int32, remote: SocketAddress) {
-        if draining {
-            loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
-            counter.value.subtract(1, ordering: .relaxed)
-            closeDescriptor(fd)
-            return
-        }
+    /// Gives back everything a handed-off connection without a session holds.
+    private func abandon(fd: Int32, slot: StartupSlot) {
+        loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
+        counter.value.subtract(1, ordering: .relaxed)
+        slot.release()
+        closeDescriptor(fd)
+    }
+
+    private func runSession(fd: Int32, remote: SocketAddress, slot: StartupSlot) {
         let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool,
                                     policy: policy, sessionID: nextSessionID)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
+        let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
+        // Authenticated: no longer counted as a connection in start-up, and the address's
+        // failed-login history is forgiven.
+        session.onAuthenticated = { [unowned self] session in
+            self.startupSlots.removeValue(forKey: ObjectIdentifier(session))?.release()
+            if let address, self.runtime.config.general.authFailureDelay != nil { self.shared.authFailures.succeeded(address: address) }
+        }
         do {
             try session.start()
             sessions[ObjectIdentifier(session)] = session
+            startupSlots[ObjectIdentifier(session)] = slot
         } catch {
-            loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
-            counter.value.subtract(1, ordering: .relaxed)
-            closeDescriptor(fd)
             logger.warning("could not register connection: \(error)")
+            abandon(fd: fd, slot: slot)
         }
     }
 
     private func sessionFinished(_ session: ClientSession) {
         guard sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
+        startupSlots.removeValue(forKey: ObjectIdentifier(session))?.release()
         counter.value.subtract(1, ordering: .relaxed)
         loads.loads[loop.index].sessions.subtract(1, ordering: .relaxed)
         if draining && sessions.isEmpty { loop.stop() }
@@ -164,6 +310,12 @@ final class LoopWorker {
             draining = true
             for listener in listeners { listener.close() }
             listeners.removeAll()
+            // Connections that never spoke have no session to drain.
+            for wait in Array(waiting.values) {
+                wait.cancel()
+                dropSilent(fd: wait.fd, slot: wait.slot)
+            }
+            waiting.removeAll()
             pool.shutdown()
             if sessions.isEmpty {
                 loop.stop()
@@ -176,8 +328,8 @@ final class LoopWorker {
                 }
                 self.loop.stop()
             }
-        case .adopt(let fd, let remote):
-            startSession(fd: fd, remote: remote)
+        case .adopt(let fd, let remote, let slot):
+            if draining { abandon(fd: fd, slot: slot) } else { runSession(fd: fd, remote: remote, slot: slot) }
         case .reload(let newRuntime):
             runtime = newRuntime
             pool.reloaded(newRuntime)

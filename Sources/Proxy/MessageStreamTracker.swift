@@ -15,15 +15,25 @@ public struct MessageStreamTracker: Sendable {
         case needMoreBytes
     }
 
+    /// Message types a client may send after login (postgres.c SocketBackend, PostgreSQL 15):
+    /// Query, FunctionCall, Terminate, Bind, Close, Describe, Execute, Flush, Parse, Sync,
+    /// CopyData, CopyDone, CopyFail.
+    public static let frontendTypes: Set<UInt8> = Set("QFXBCDEHPSdcf".utf8)
+
     private let decoder: FrameDecoder
     private let inspectedTypes: Set<UInt8>
+    /// When set, any other type fails at once, from its first byte (a table indexed by type:
+    /// checked at every message boundary, so no hashing).
+    private let validTypes: [Bool]?
     /// Bytes of the current message still to be forwarded (0 = at a message boundary).
     private var remainingInMessage = 0
     public private(set) var lastMessageType: UInt8 = 0
 
-    public init(maxMessageLength: Int, inspecting types: Set<UInt8>) {
+    /// `validTypes`: the types the stream may carry (`frontendTypes` for a client); nil = any.
+    public init(maxMessageLength: Int, inspecting types: Set<UInt8>, validTypes: Set<UInt8>? = nil) {
         decoder = FrameDecoder(maxMessageLength: maxMessageLength)
         inspectedTypes = types
+        self.validTypes = validTypes.map { types in (0..<256).map { types.contains(UInt8($0)) } }
     }
 
     public var isAtMessageBoundary: Bool { remainingInMessage == 0 }
@@ -37,6 +47,11 @@ public struct MessageStreamTracker: Sendable {
             let n = min(remainingInMessage, available)
             remainingInMessage -= n
             return .forward(n)
+        }
+        // As PostgreSQL: an unknown type is a FATAL "invalid frontend message type N" (08P01)
+        // as soon as its first byte is read, without waiting for the length it declares.
+        if let validTypes, let type = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), !validTypes[Int(type)] {
+            throw .unknownMessageType(type)
         }
         guard let frame = try decoder.peekFrame(in: buffer) else { return .needMoreBytes }
         lastMessageType = frame.type

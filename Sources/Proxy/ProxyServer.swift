@@ -39,6 +39,7 @@ public final class ProxyServer {
         let config: PortcullisConfig
         do {
             config = try ConfigLoader.load(path: path)
+            try ConfigLoader.checkSecretsNotExposed(path: path, config: config)
         } catch {
             throw ProxyStartupError(description: error.description)
         }
@@ -54,8 +55,12 @@ public final class ProxyServer {
         // Before anything touches OpenSSL: no atexit cleanup while a background libpq thread
         // (role check, membership) may still be inside libcrypto.
         _ = pc_openssl_init_without_atexit()
-        let mockSeed = Crypto.randomBytes(32)
+        // Stable across restarts (and kept across reloads): see MockSeed.
+        let (mockSeed, seedSource) = MockSeed.derive(try Self.loadConfiguration(path: configPath))
         let runtime = try Self.loadRuntime(path: configPath, logger: logger, mockSeed: mockSeed)
+        if seedSource == .random {
+            logger.warning("neither secret_key_file nor a TLS key is configured: mock SCRAM salts for unknown users change at every restart, which lets a client tell unknown users from known ones")
+        }
         let general = runtime.config.general
         // Signals must be blocked before any thread starts so that only the signalfd sees them.
         let signalFD: Int32

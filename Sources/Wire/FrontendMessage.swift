@@ -84,8 +84,7 @@ public enum FrontendMessage: Equatable, Sendable {
         case UInt8(ascii: "P"):
             let name = try r.string()
             let query = try r.string()
-            let count = try r.int16()
-            guard count >= 0 else { throw .malformedMessage(type: frame.type, reason: "negative parameter count") }
+            let count = try Self.count(&r)
             var types: [Int32] = []
             for _ in 0..<count { types.append(try r.int32()) }
             message = .parse(name: name, query: query, parameterTypes: types)
@@ -93,8 +92,7 @@ public enum FrontendMessage: Equatable, Sendable {
             let portal = try r.string()
             let statement = try r.string()
             let formats = try int16List(&r)
-            let count = try r.int16()
-            guard count >= 0 else { throw .malformedMessage(type: frame.type, reason: "negative parameter count") }
+            let count = try Self.count(&r)
             var values: [[UInt8]?] = []
             for _ in 0..<count { values.append(try value(&r)) }
             message = .bind(Bind(portal: portal, statement: statement, parameterFormats: formats, parameters: values, resultFormats: try int16List(&r)))
@@ -114,8 +112,7 @@ public enum FrontendMessage: Equatable, Sendable {
         case UInt8(ascii: "F"):
             let oid = try r.int32()
             let formats = try int16List(&r)
-            let count = try r.int16()
-            guard count >= 0 else { throw .malformedMessage(type: frame.type, reason: "negative argument count") }
+            let count = try Self.count(&r)
             var args: [[UInt8]?] = []
             for _ in 0..<count { args.append(try value(&r)) }
             message = .functionCall(FunctionCall(functionOID: oid, argumentFormats: formats, arguments: args, resultFormat: try r.int16()))
@@ -126,9 +123,14 @@ public enum FrontendMessage: Equatable, Sendable {
         return message
     }
 
+    /// Counts of parameters, formats and arguments are unsigned 16-bit (postgres.c reads
+    /// them with pq_getmsgint(msg, 2)): up to 65535, as PostgreSQL accepts.
+    private static func count(_ r: inout PayloadReader) throws(WireError) -> Int {
+        Int(UInt16(bitPattern: try r.int16()))
+    }
+
     private static func int16List(_ r: inout PayloadReader) throws(WireError) -> [Int16] {
-        let count = try r.int16()
-        guard count >= 0 else { throw .malformedMessage(type: r.type, reason: "negative count") }
+        let count = try count(&r)
         var list: [Int16] = []
         for _ in 0..<count { list.append(try r.int16()) }
         return list
@@ -182,16 +184,16 @@ public enum FrontendMessage: Equatable, Sendable {
         case .parse(let name, let query, let types):
             body.writeCString(name)
             body.writeCString(query)
-            body.writeInteger(Int16(types.count))
+            body.writeInteger(UInt16(clamping: types.count))
             for t in types { body.writeInteger(t) }
         case .bind(let b):
             body.writeCString(b.portal)
             body.writeCString(b.statement)
-            body.writeInteger(Int16(b.parameterFormats.count))
+            body.writeInteger(UInt16(clamping: b.parameterFormats.count))
             for f in b.parameterFormats { body.writeInteger(f) }
-            body.writeInteger(Int16(b.parameters.count))
+            body.writeInteger(UInt16(clamping: b.parameters.count))
             for p in b.parameters { Self.writeValue(p, into: &body) }
-            body.writeInteger(Int16(b.resultFormats.count))
+            body.writeInteger(UInt16(clamping: b.resultFormats.count))
             for f in b.resultFormats { body.writeInteger(f) }
         case .execute(let portal, let maxRows):
             body.writeCString(portal)
@@ -205,9 +207,9 @@ public enum FrontendMessage: Equatable, Sendable {
         case .copyFail(let message): body.writeCString(message)
         case .functionCall(let f):
             body.writeInteger(f.functionOID)
-            body.writeInteger(Int16(f.argumentFormats.count))
+            body.writeInteger(UInt16(clamping: f.argumentFormats.count))
             for a in f.argumentFormats { body.writeInteger(a) }
-            body.writeInteger(Int16(f.arguments.count))
+            body.writeInteger(UInt16(clamping: f.arguments.count))
             for a in f.arguments { Self.writeValue(a, into: &body) }
             body.writeInteger(f.resultFormat)
         case .passwordMessage(let password): body.writeCString(password)

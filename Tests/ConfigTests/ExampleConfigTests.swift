@@ -46,6 +46,8 @@ final class ExampleConfigTests: XCTestCase {
             "hba_file", "ident_file", "service_user", "service_password", "catalog_refresh_interval",
             "client_tls", "client_tls_ca_file", "client_tls_min_protocol", "client_tls_max_protocol",
             "client_tls_ciphers", "client_tls_ciphersuites", "client_tls_direct", "alice",
+            "max_startup_connections", "max_startup_connections_per_address", "startup_first_byte_timeout",
+            "auth_failure_delay",
         ])
 
         let config = try ConfigLoader.parse(uncommented.joined(separator: "\n"), fileName: "uncommented.ini")
@@ -63,6 +65,10 @@ final class ExampleConfigTests: XCTestCase {
         XCTAssertNil(general.servicePassword)
         XCTAssertEqual(general.catalogRefreshInterval, defaults.catalogRefreshInterval)
         XCTAssertEqual(general.maxClientConnections, defaults.maxClientConnections)
+        XCTAssertEqual(general.maxStartupConnections, defaults.maxStartupConnections)
+        XCTAssertEqual(general.maxStartupConnectionsPerAddress, defaults.maxStartupConnectionsPerAddress)
+        XCTAssertEqual(general.startupFirstByteTimeout, defaults.startupFirstByteTimeout)
+        XCTAssertEqual(general.authFailureDelay, defaults.authFailureDelay)
         XCTAssertEqual(general.loginTimeout, defaults.loginTimeout)
         XCTAssertEqual(general.clientIdleTimeout, defaults.clientIdleTimeout)
         XCTAssertEqual(general.shutdownDrainTimeout, defaults.shutdownDrainTimeout)

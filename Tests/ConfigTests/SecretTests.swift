@@ -60,3 +60,25 @@ final class SecretTests: XCTestCase {
         }
     }
 }
+
+/// A configuration that others can read must not hold plaintext secrets.
+final class ConfigExposureTests: XCTestCase {
+    func testWorldReadableFileWithPlaintextSecretsIsRefused() throws {
+        let config = try ConfigLoader.parse("""
+            [tls]
+            client_tls = disable
+            [databases]
+            app = host=127.0.0.1 sslmode=disable password=plain_db_pw
+            enc = host=127.0.0.1 sslmode=disable password=enc:v1:AAAA
+            [identities]
+            ro = mode=read-only server_password=plain_id_pw password='md5\(String(repeating: "0", count: 32))'
+            """, fileName: "t.ini")
+        let secrets = ConfigLoader.plaintextSecrets(in: config)
+        XCTAssertEqual(secrets, ["password of database \"app\"", "server_password of identity \"ro\""])
+        let error = try XCTUnwrap(ConfigLoader.exposureError(path: "t.ini", mode: 0o100644, secrets: secrets))
+        XCTAssertTrue(error.description.contains("readable by others (mode 0644)"), error.description)
+        XCTAssertFalse(error.description.contains("plain_db_pw") || error.description.contains("plain_id_pw"), "never the values")
+        XCTAssertNil(ConfigLoader.exposureError(path: "t.ini", mode: 0o100640, secrets: secrets), "group access is allowed")
+        XCTAssertNil(ConfigLoader.exposureError(path: "t.ini", mode: 0o100644, secrets: []), "enc: values only: fine")
+    }
+}

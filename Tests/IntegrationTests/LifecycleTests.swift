@@ -83,7 +83,7 @@ final class LifecycleTests: IntegrationTestCase {
         let config = try String(contentsOfFile: configSource.configPath, encoding: .utf8)
         configSource.stop()
         let configPath = "\(dir)/portcullis.ini"
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try writePrivateConfig(config, to: configPath)
         let proxy = try BackgroundCommand(ProxyProcess.binaryPath(repoRoot: harness.repoRoot), ["run", "--config", configPath],
                                           environment: ["NOTIFY_SOCKET": socketPath], workDir: dir)
         defer { proxy.signal(SIGKILL) }
@@ -107,7 +107,7 @@ final class LifecycleTests: IntegrationTestCase {
         func config(_ identities: String) throws -> String {
             let path = "\(dir)/roles-\(UUID().uuidString.prefix(6)).ini"
             let server = "host=127.0.0.1 port=\(cluster.port) sslmode=verify-full sslrootcert=\(harness.certDir)/ca.crt"
-            try """
+            try writePrivateConfig("""
                 [portcullis]
                 host_auth_method = trust
                 [tls]
@@ -116,7 +116,7 @@ final class LifecycleTests: IntegrationTestCase {
                 app = \(server) dbname=app
                 [identities]
                 \(identities)
-                """.write(toFile: path, atomically: true, encoding: .utf8)
+                """, to: path)
             return path
         }
         let before = try runCommand(binary, ["check-role", "--config", try config("app_ro = mode=read-only server_user=app_ro server_password=app_ro_pw")], timeout: 60)

@@ -71,7 +71,7 @@ final class ClientAuthenticationTests: XCTestCase {
     }
 
     func fatal(_ action: ClientStartupMachine.Action, file: StaticString = #filePath, line: UInt = #line) -> ErrorFields? {
-        guard case .sendAndClose(let bytes) = action else { XCTFail("expected a refusal, got \(action)", file: file, line: line); return nil }
+        guard let bytes = action.refusalBytes else { XCTFail("expected a refusal, got \(action)", file: file, line: line); return nil }
         for case .errorResponse(let fields) in messages(bytes) { return fields }
         return nil
     }

@@ -34,7 +34,7 @@ final class ClientStartupMachineTests: XCTestCase {
     }
 
     func errorFields(_ action: ClientStartupMachine.Action) -> ErrorFields? {
-        guard case .sendAndClose(var bytes) = action else { return nil }
+        guard var bytes = action.refusalBytes else { return nil }
         let decoder = FrameDecoder(maxMessageLength: 1 << 20)
         while let frame = try? decoder.peekFrame(in: bytes) {
             if case .errorResponse(let fields)? = try? BackendMessage.decode(frame: frame, from: &bytes) { return fields }
@@ -207,5 +207,19 @@ final class ClientStartupMachineTests: XCTestCase {
         var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
         var b = ByteBuffer(bytes: [0x7f, 0xff, 0xff, 0xff, 1, 2, 3])
         XCTAssertEqual(errorFields(m.bytesReceived(&b))?.sqlState, "08P01")
+    }
+}
+
+extension ClientStartupMachine.Action {
+    /// The bytes sent before closing: a plain refusal or a failed login.
+    var refusalBytes: ByteBuffer? {
+        switch self {
+        case .sendAndClose(let bytes), .refuseAuthentication(let bytes, _): bytes
+        default: nil
+        }
+    }
+
+    var authenticationFailure: AuthenticationFailure? {
+        if case .refuseAuthentication(_, let failure) = self { failure } else { nil }
     }
 }

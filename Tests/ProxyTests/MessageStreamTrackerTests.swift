@@ -41,4 +41,34 @@ final class MessageStreamTrackerTests: XCTestCase {
             XCTAssertEqual((error as? WireError)?.sqlState, "54000")
         }
     }
+
+    /// postgres.c SocketBackend: an unknown type is FATAL 08P01 from its first byte; the
+    /// length it declares is never waited for.
+    func testUnknownFrontendTypeFailsFromItsFirstByte() throws {
+        var tracker = MessageStreamTracker(maxMessageLength: 1 << 20, inspecting: [], validTypes: MessageStreamTracker.frontendTypes)
+        var buffer = ByteBuffer(bytes: [UInt8(ascii: "a")])
+        XCTAssertThrowsError(try tracker.nextStep(in: buffer)) { error in
+            XCTAssertEqual(error as? WireError, .unknownMessageType(97))
+            XCTAssertEqual((error as? WireError)?.message, "invalid frontend message type 97")
+            XCTAssertEqual((error as? WireError)?.sqlState, "08P01")
+        }
+        // Every type PostgreSQL 15 accepts after login passes.
+        for type in "QFXBCDEHPSdcf".utf8 {
+            var ok = MessageStreamTracker(maxMessageLength: 1 << 20, inspecting: [], validTypes: MessageStreamTracker.frontendTypes)
+            buffer = ByteBuffer(bytes: [type, 0, 0, 0, 4])
+            XCTAssertEqual(try ok.nextStep(in: buffer), .forward(5))
+        }
+        // Without validTypes (the server side) any type is framed.
+        var server = MessageStreamTracker(maxMessageLength: 1 << 20, inspecting: [])
+        XCTAssertEqual(try server.nextStep(in: ByteBuffer(bytes: [UInt8(ascii: "a"), 0, 0, 0, 4])), .forward(5))
+    }
+
+    /// Parameter counts are unsigned 16-bit, as PostgreSQL reads them: 65535 types decode.
+    func testParseWith65535ParameterTypesDecodes() throws {
+        var buffer = ByteBuffer()
+        FrontendMessage.parse(name: "s", query: "SELECT $1::int", parameterTypes: Array(repeating: 23, count: 65535)).encode(into: &buffer)
+        let frame = try XCTUnwrap(try FrameDecoder(maxMessageLength: 1 << 20).peekFrame(in: buffer))
+        guard case .parse(_, _, let types) = try FrontendMessage.decode(frame: frame, from: &buffer) else { return XCTFail() }
+        XCTAssertEqual(types.count, 65535)
+    }
 }

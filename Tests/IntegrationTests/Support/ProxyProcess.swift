@@ -41,8 +41,7 @@ final class ProxyProcess: @unchecked Sendable {
         dir = try harness.makeDir("proxy")
         port = try harness.freePort()
         configPath = "\(dir)/portcullis.ini"
-        try ProxyProcess.config(harness: harness, options: options, port: port)
-            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        try writePrivateConfig(ProxyProcess.config(harness: harness, options: options, port: port), to: configPath)
 
         let binary = ProxyProcess.binaryPath(repoRoot: harness.repoRoot)
         guard FileManager.default.isExecutableFile(atPath: binary) else {
@@ -164,4 +163,11 @@ final class ProxyProcess: @unchecked Sendable {
         liveLock.unlock()
         for proxy in all { proxy.stop() }
     }
+}
+
+/// Writes a configuration file readable by its owner only: the proxy refuses one that others
+/// can read while it holds plaintext passwords (the harness's do).
+func writePrivateConfig(_ text: String, to path: String) throws {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    guard chmod(path, 0o600) == 0 else { throw CommandError(description: "chmod \(path): errno \(errno)") }
 }

@@ -5,9 +5,23 @@ import Glibc
 final class RawSocket {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// `source`: a local IPv4 address to connect from (e.g. "127.0.0.2", to stand for another
+    /// client host on the loopback network).
+    init(port: Int, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw CommandError(description: "socket: errno \(errno)") }
+        if let source {
+            var local = RawSocket.loopback4(port: 0)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let error = errno
+                close(fd)
+                throw CommandError(description: "bind \(source): errno \(error)")
+            }
+        }
         var address = RawSocket.loopback4(port: port)
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -18,6 +32,30 @@ final class RawSocket {
             let error = errno
             close(fd)
             throw CommandError(description: "connect 127.0.0.1:\(port): errno \(error)")
+        }
+    }
+
+    /// A Unix-domain socket client (e.g. a cluster's `.s.PGSQL.<port>`).
+    init(unixPath: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CommandError(description: "socket: errno \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(unixPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw CommandError(description: "socket path too long: \(unixPath)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in bytes.enumerated() { raw[i] = byte }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let error = errno
+            close(fd)
+            throw CommandError(description: "connect \(unixPath): errno \(error)")
         }
     }
 
@@ -36,6 +74,18 @@ final class RawSocket {
     }
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// What has arrived so far, without waiting: bytes, and whether the peer has closed.
+    func readAvailable() -> Reply {
+        var reply = Reply(bytes: [], closed: false)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 { reply.bytes.append(contentsOf: buffer[0..<count]); continue }
+            if count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { reply.closed = true }
+            return reply
+        }
+    }
 
     struct Reply {
         var bytes: [UInt8]
