@@ -12,6 +12,7 @@
 #   FUZZ_ASAN=0       build without AddressSanitizer (faster, catches less)
 #   FUZZ_MAX_LEN      libFuzzer -max_len (default 4096)
 #   FUZZ_SEED         seed for the network fuzzer (default: time)
+#   FUZZ_NET_REPLAY   a saved netfuzz-*.jsonl: replay it instead of fuzzing
 #
 # Crashes fail the run and stay in Fuzz/.work/crashes/<target>/ (libFuzzer's crash-*, leak-*,
 # timeout-*, oom-* files; the network fuzzer's netfuzz-*.jsonl). The corpus a run grows goes to
@@ -60,11 +61,13 @@ for t in "${targets[@]}"; do [ "$t" != net ] && needs_libfuzzer=1; done
 if [ "$mode" = build ] || [ "$needs_libfuzzer" = 1 ]; then
   echo "fuzz: building the fuzz targets (${sanitizers[*]})"
   # ld.gold warns about every ASan helper symbol; only errors matter.
-  if ! (cd "$repo/Fuzz" && swift build -c debug "${sanitizers[@]}" --scratch-path "$scratch" 2>&1 \
+  # Optimised as the shipped binary is (bounds, overflow and precondition checks stay on);
+  # -enable-testing for the targets' @testable imports.
+  if ! (cd "$repo/Fuzz" && swift build -c release -Xswiftc -enable-testing "${sanitizers[@]}" --scratch-path "$scratch" 2>&1 \
         | grep -v -e "ld.gold: warning: Cannot export local symbol" -e "^\[[0-9]*/[0-9]*\]"); then
     :
   fi
-  if [ ! -x "$scratch/debug/FuzzStartup" ]; then echo "fuzz: build failed" >&2; exit 1; fi
+  if [ ! -x "$scratch/release/FuzzStartup" ]; then echo "fuzz: build failed" >&2; exit 1; fi
 fi
 [ "$mode" = build ] && exit 0
 
@@ -80,7 +83,7 @@ binary_name() { # startup -> FuzzStartup, scram -> FuzzSCRAM
 
 run_target() {
   local target="$1" bin corpus seeds crashes log
-  bin="$scratch/debug/$(binary_name "$target")"
+  bin="$scratch/release/$(binary_name "$target")"
   corpus="$work/corpus/$target"; seeds="$repo/Fuzz/Corpus/$target"; crashes="$work/crashes/$target"
   log="$work/logs/$target.log"
   mkdir -p "$corpus" "$crashes" "$work/logs"
@@ -131,7 +134,9 @@ print(*[x.getsockname()[1] for x in s])')
     status=1; failed+=(net); rm -rf "$root"; return
   fi
   PORTCULLIS_EXTRA="" "$repo/scripts/proxy-config.sh" "$root/proxy/portcullis.ini" "$root/pg" "$pgport" "$proxyport" >/dev/null
-  "$bin" run --config "$root/proxy/portcullis.ini" >"$work/logs/net-proxy.log" 2>&1 &
+  # The proxy keeps Swift's backtracer (SWIFT_BACKTRACE is only for the libFuzzer targets), so
+  # its log shows where it died.
+  env -u SWIFT_BACKTRACE "$bin" run --config "$root/proxy/portcullis.ini" >"$work/logs/net-proxy.log" 2>&1 &
   proxy_pid=$!
   echo "$proxy_pid" >"$root/proxy/portcullis.pid"
   for _ in $(seq 1 100); do
@@ -139,7 +144,8 @@ print(*[x.getsockname()[1] for x in s])')
     sleep 0.1
   done
   python3 "$here/netfuzz.py" --port "$proxyport" --ca "$repo/certs-example/generated/ca.crt" --pid "$proxy_pid" \
-    --seconds "$net_seconds" ${FUZZ_SEED:+--seed "$FUZZ_SEED"} --crash-dir "$work/crashes/net" >"$work/logs/net.log" 2>&1
+    --seconds "$net_seconds" ${FUZZ_SEED:+--seed "$FUZZ_SEED"} ${FUZZ_NET_REPLAY:+--replay "$FUZZ_NET_REPLAY"} \
+    --crash-dir "$work/crashes/net" >"$work/logs/net.log" 2>&1
   rc=$?
   if ! kill -0 "$proxy_pid" 2>/dev/null; then
     rc=1; echo "fuzz: net: the proxy exited during the run (see $work/logs/net-proxy.log)"
@@ -154,7 +160,7 @@ print(*[x.getsockname()[1] for x in s])')
     echo "fuzz: net FAILED" | tee -a "$summary"; sed 's/^/fuzz:   /' "$work/logs/net.log" | tail -8
     status=1; failed+=(net)
   else
-    echo "fuzz: net ok: $(grep '^netfuzz: ok' "$work/logs/net.log" | sed 's/^netfuzz: ok: //')" | tee -a "$summary"
+    echo "fuzz: net ok: $(grep -E '^netfuzz: (ok|replayed)' "$work/logs/net.log" | sed 's/^netfuzz: //')" | tee -a "$summary"
   fi
   rm -rf "$root"
 }

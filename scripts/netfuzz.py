@@ -326,6 +326,42 @@ def round_session(args, rng, identity, record):
         conn.close()
 
 
+REFUSED = ["DELETE FROM pg_class", "CREATE TABLE fz_ro(a int)", "VACUUM", "SELECT pg_terminate_backend(1)",
+           "COPY pg_class TO '/tmp/x'", "SET default_transaction_read_only = off"]
+
+
+def round_flood(args, rng, record):
+    """The two shapes that once took the whole process down (issue 8, item 1): on a read-only
+    session, one message the server answers with FATAL and a close, then hundreds of refused
+    statements; or hundreds of refused statements and then a TCP reset."""
+    conn = login(args, "ro")
+    try:
+        flood = b"".join(msg("Q", cstr(rng.choice(REFUSED))) for _ in range(rng.randrange(100, 600)))
+        if rng.random() < 0.5:
+            # Terminate ends the server side at once; the others draw an error or FATAL from it.
+            poison = rng.choice([msg("X"), msg("z"), msg("B", b"\xff" * 7), msg("d", b"x"), msg("E", b"x")])
+            record.update(kind="flood-after-fatal", streams=[[(poison + flood).hex(), "poison+flood"]])
+            pause = rng.choice([0.0, 0.0, 0.02, 0.2])
+            try:
+                if pause == 0:
+                    conn.send(poison + flood)  # one write: the server closes while the flood is judged
+                else:
+                    conn.send(poison)
+                    time.sleep(pause)
+                    conn.send(flood)
+            except (OSError, ssl.SSLError):
+                pass
+            conn.drain(0.5)
+            conn.close()
+        else:
+            record.update(kind="flood-then-reset", streams=[[flood.hex(), "flood"]], ending="reset")
+            conn.send(flood)
+            time.sleep(rng.choice([0.0, 0.01, 0.1]))
+            conn.reset()
+    except (OSError, ssl.SSLError):
+        conn.close()
+
+
 def round_preauth(args, rng, record):
     """Mutated startup packet, mutated SCRAM messages, or garbage instead of TLS."""
     choice = rng.randrange(3)
@@ -402,8 +438,11 @@ def run(args):
             record = {"round": stats["rounds"]}
             history = (history + [record])[-args.keep:]
             try:
-                if rng.random() < 0.25:
+                draw = rng.random()
+                if draw < 0.2:
                     round_preauth(args, rng, record)
+                elif draw < 0.3:
+                    round_flood(args, rng, record)
                 else:
                     round_session(args, rng, rng.choice(["ro", "rw"]), record)
             except (OSError, ssl.SSLError, socket.timeout) as error:
@@ -419,6 +458,9 @@ def run(args):
             sentinel_check(sentinel, args, stats)
             if stats["rounds"] % 25 == 0:
                 login(args, rng.choice(["ro", "rw"])).close()
+        time.sleep(0.5)  # a crash the last round caused may take a moment
+        if not proxy_alive(args.pid):
+            raise Failure("proxy process %d is gone after the last round" % args.pid)
         sentinel_check(sentinel, args, stats)
         fresh = login(args, "rw")
         simple_query(fresh, "SELECT 1", args.sentinel_timeout)
@@ -447,14 +489,25 @@ def save(args, history):
 
 def replay(args):
     """Sends each saved round's streams again on a fresh logged-in session of the same kind."""
+    try:
+        return replay_rounds(args)
+    except Failure as error:
+        print("netfuzz: FAILED on replay: %s" % error, file=sys.stderr)
+        return 1
+
+
+def replay_rounds(args):
     sentinel = login(args, "ro")
     stats = {"sentinel_max_ms": 0.0}
+    rounds = 0
     for line in open(args.replay):
         record = json.loads(line)
         kind = record.get("kind", "")
         try:
             if kind.startswith("session-"):
                 conn = login(args, kind.split("-", 1)[1])
+            elif kind.startswith("flood-"):
+                conn = login(args, "ro")
             else:
                 conn = Conn(args, tls=(kind != "raw"))
             for data, _ in record.get("streams", []):
@@ -464,8 +517,13 @@ def replay(args):
             conn.reset() if record.get("ending") == "reset" else conn.close()
         except (OSError, ssl.SSLError, socket.timeout, Failure) as error:
             print("netfuzz: round %s: %s" % (record.get("round"), error))
+        time.sleep(0.5)
+        if not proxy_alive(args.pid):
+            raise Failure("proxy process %d is gone after round %s" % (args.pid, record.get("round")))
         sentinel_check(sentinel, args, stats)
-        print("netfuzz: round %s replayed; sentinel ok; proxy alive: %s" % (record.get("round"), proxy_alive(args.pid)))
+        rounds += 1
+        print("netfuzz: round %s replayed; sentinel ok" % record.get("round"))
+    print("netfuzz: replayed %d rounds, sentinel max %.1f ms" % (rounds, stats["sentinel_max_ms"]))
     return 0
 
 

@@ -6,9 +6,8 @@ import FuzzSupport
 /// options, regular expressions), check_hba and check_usermap, all on the input as a file.
 ///
 /// The input is the file itself, stored in memory next to a few files it may include —
-/// including itself, so include loops reach the depth limit. Properties: no crash, and the
-/// same text parses to the same result twice (no hidden state between parses). Each line is
-/// also tried as an IP address, whose printed form must parse back to the same address.
+/// including itself, so include loops reach the depth limit. Property, besides not crashing:
+/// each line is also tried as an IP address, whose printed form must parse back to it.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAccess(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let input = FuzzInput(data, count)
@@ -16,13 +15,11 @@ public func fuzzAccess(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     var files = companions
     files.files[path] = text
     let hba = HbaRules.parse(text: text, fileName: path, files: files)
-    fuzzCheck(hba == HbaRules.parse(text: text, fileName: path, files: files), "pg_hba.conf parse is not deterministic")
     if case .success(let rules) = hba {
         let environment = makeEnvironment()
         for attempt in attempts { _ = rules.firstMatch(attempt, environment: environment) }
     }
     let ident = IdentMaps.parse(text: text, fileName: path, files: files)
-    fuzzCheck(ident == IdentMaps.parse(text: text, fileName: path, files: files), "pg_ident.conf parse is not deterministic")
     if case .success(let maps) = ident {
         let mapNames = Set(maps.lines.prefix(8).map(\.mapName)).union(["", "certmap"])
         for map in mapNames {
