@@ -5,7 +5,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 endif
 CERTS := certs-example/generated
 
-.PHONY: all deps certs build run test bench clean stop-test-clusters
+.PHONY: all deps certs build run test fuzz bench clean stop-test-clusters
 
 all: build
 
@@ -21,12 +21,19 @@ build: deps
 run:
 	scripts/run-demo.sh
 
-# Unit tests and the integration tests (which start their own clusters and proxies).
-# Whatever the outcome, leftovers of a killed test process are stopped afterwards.
+# Unit tests and the integration tests (which start their own clusters and proxies), then a
+# short bounded run of every fuzz target (docs/FUZZING.md). Whatever the outcome, leftovers of
+# a killed test process are stopped afterwards.
 test: deps certs
 	swift build
 	scripts/start-journald.sh
-	status=0; swift test || status=$$?; scripts/stop-test-clusters.sh; exit $$status
+	status=0; swift test || status=$$?; scripts/stop-test-clusters.sh; \
+	scripts/fuzz.sh short || status=1; exit $$status
+
+# Every fuzz target for FUZZ_SECONDS (default 300) each, plus the network fuzzer.
+fuzz: deps certs
+	swift build
+	scripts/fuzz.sh long
 
 # Benchmarks use an optimised build.
 bench: deps certs
@@ -38,4 +45,4 @@ stop-test-clusters:
 
 clean: stop-test-clusters
 	-scripts/pg-cluster.sh stop run/pgdata
-	rm -rf .build run $(CERTS)
+	rm -rf .build run $(CERTS) Fuzz/.build Fuzz/.work
