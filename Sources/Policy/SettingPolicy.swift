@@ -8,6 +8,7 @@
 ///   (``isSafeValue(_:forProtected:)``) is allowed, it changes nothing;
 /// - `role`, `session_authorization` — switching to an identity with more rights;
 /// - `session_replication_role` — disables triggers and rules;
+/// - `standard_conforming_strings` — only `on`, the value the classifier lexes with;
 /// - `transaction_isolation`/`default_transaction_isolation` are allowed (they cannot write);
 /// - `search_path` is allowed unless it names `pg_catalog` after another schema: that would
 ///   let a function in that schema shadow an allow-listed built-in of the same name
@@ -15,11 +16,14 @@
 enum SettingPolicy {
     static let protectedSettings: Set<String> = [
         "transaction_read_only", "default_transaction_read_only", "role", "session_authorization",
-        "session_replication_role",
+        "session_replication_role", "standard_conforming_strings",
     ]
 
-    /// Protected settings whose value `true` keeps (or makes) the session read-only.
-    static let readOnlyFlags: Set<String> = ["transaction_read_only", "default_transaction_read_only"]
+    /// Protected settings whose value `true` is the safe one: the read-only flags, and
+    /// `standard_conforming_strings`, which libpg_query lexes as on — with it off a backslash
+    /// would hide a quote from the classifier (src/backend/parser/scan.l, `xq` vs `xe`).
+    static let readOnlyFlags: Set<String> = ["transaction_read_only", "default_transaction_read_only",
+                                             "standard_conforming_strings"]
 
     /// The search_path value's schemas, in order, as SET or set_config would set them.
     /// True when `pg_catalog` appears but not first.

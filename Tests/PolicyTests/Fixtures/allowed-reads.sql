@@ -263,3 +263,5 @@ SELECT typinput = 'pg_catalog.array_in'::regproc as is_array, typtype, typname, 
 select currval('s')
 -- ----
 select pg_catalog.pg_sequence_last_value('s'::regclass), pg_catalog.pg_stat_get_xact_numscans('t'::regclass)
+-- ----
+SET standard_conforming_strings = on

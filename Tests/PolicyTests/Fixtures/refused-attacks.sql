@@ -539,3 +539,9 @@ select set_config('search_path', E'evil,\tpg_catalog', false)
 select set_config('search_path', 'evil, pg_catalogue'::varchar(16), false)
 -- ----
 select set_config('rolex'::char(4), 'postgres', false)
+-- ----
+SET standard_conforming_strings = off
+-- ----
+select pg_catalog.set_config('standard_conforming_strings', 'off', false)
+-- ----
+set session standard_conforming_strings to default
