@@ -8,7 +8,9 @@ import Policy
 public enum CatalogSnapshotLoader {
     /// `conninfo`: a libpq connection string (PostgreSQL docs 34.1.1), e.g. from
     /// ``Conninfo/make(target:user:password:)``.
-    public static func load(conninfo: String) throws(AdminError) -> CatalogSnapshot {
+    /// `readableForeignServers`: foreign servers whose tables are not flagged (the query reads
+    /// the list from the session setting `portcullis.readable_foreign_servers`, a JSON array).
+    public static func load(conninfo: String, readableForeignServers: [String] = []) throws(AdminError) -> CatalogSnapshot {
         let connection = try ServiceConnection(conninfo: conninfo, purpose: "to load the catalog snapshot")
         // The recursive query's estimates would trigger JIT compilation costing far more than
         // the query; search_path empty so nothing the session inherits shadows a catalog, and
@@ -18,6 +20,10 @@ public enum CatalogSnapshotLoader {
         // A catalog that makes the queries run away (they are bounded, but the server may be
         // slow) fails this load; the previous snapshot stays in force.
         try connection.execute("SET statement_timeout = '120s'")
+        if !readableForeignServers.isEmpty {
+            let json = "[" + readableForeignServers.map(jsonString).joined(separator: ",") + "]"
+            try connection.execute("SET portcullis.readable_foreign_servers = '\(json.replacingOccurrences(of: "'", with: "''"))'")
+        }
         let rows = try connection.rows(CatalogSnapshot.query, columns: 8, what: "catalog snapshot query").map { value in
             CatalogSnapshot.Row(schema: value[0] ?? "", name: value[1] ?? "", relkind: value[2] ?? "",
                                 cause: value[3] ?? "", detail: value[4] ?? "",
@@ -36,4 +42,20 @@ public enum CatalogSnapshotLoader {
         }
         return CatalogSnapshot(rows: rows, objects: objects)
     }
+}
+
+/// A JSON string literal (RFC 8259) for a server name.
+private func jsonString(_ value: String) -> String {
+    var out = "\""
+    for scalar in value.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
 }

@@ -4,7 +4,7 @@
 extension ConfigBuilder {
     static let databaseKeywords = [
         "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
-        "sslcert", "sslkey", "sslsni", "connect_timeout", "application_name",
+        "sslcert", "sslkey", "sslsni", "connect_timeout", "application_name", "readable_foreign_servers",
     ]
 
     mutating func applyDatabase(_ entry: IniDocument.Entry) {
@@ -81,6 +81,14 @@ extension ConfigBuilder {
                     target.connectTimeout = timeout == .zero ? nil : timeout
                 case "application_name":
                     target.applicationName = value.isEmpty ? nil : value
+                case "readable_foreign_servers":
+                    // Not a libpq keyword: which foreign servers' tables read-only identities may
+                    // read, comma-separated server names (pg_foreign_server.srvname).
+                    let names = value.split(separator: ",").map { String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
+                    guard !names.isEmpty, !names.contains(where: \.isEmpty) else {
+                        throw SettingError("must be a comma-separated list of foreign server names")
+                    }
+                    target.readableForeignServers = names
                 default:
                     throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
                         + databaseKeywords.joined(separator: ", "))

@@ -45,6 +45,9 @@ public struct DatabaseTarget: Sendable {
     /// nil = no limit beyond the operating system's.
     public var connectTimeout: Duration?
     public var applicationName: String?
+    /// Foreign servers whose foreign tables read-only identities may read (opt-in; by default
+    /// reading any foreign table is refused, docs/READONLY.md).
+    public var readableForeignServers: [String] = []
 
     public init(
         name: String,

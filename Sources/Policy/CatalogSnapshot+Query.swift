@@ -93,6 +93,13 @@ extension CatalogSnapshot {
             SELECT r.root, r.via, 'foreign table', format('%s.%s', fn.nspname, f.relname), 2
               FROM reach r JOIN pg_class f ON f.oid = r.oid JOIN pg_namespace fn ON fn.oid = f.relnamespace
              WHERE r.kind = 'relation' AND f.relkind = 'f'
+               -- Opt-in per foreign server ([databases] readable_foreign_servers): the loader
+               -- sets this session setting to a JSON array of server names.
+               AND NOT EXISTS (
+                 SELECT 1 FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
+                  WHERE ft.ftrelid = f.oid
+                    AND s.srvname IN (SELECT jsonb_array_elements_text(coalesce(
+                          nullif(current_setting('portcullis.readable_foreign_servers', true), ''), '[]')::jsonb)))
           )
         SELECT DISTINCT ON (c.oid)
                n.nspname, c.relname, c.relkind::text, k.cause, k.detail,

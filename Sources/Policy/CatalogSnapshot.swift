@@ -127,7 +127,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
                 return "its row-level security policy calls function \(row.detail)"
             }
             if row.cause == "foreign table" && row.relkind == "f" {
-                return "it is a foreign table; reading it runs a query on another server"
+                return "it is a foreign table; reading it runs a query on another server (its server is not listed in readable_foreign_servers)"
             }
             return "it \(what)"
         }

@@ -153,7 +153,8 @@ final class CatalogRefresher: @unchecked Sendable {
                 continue
             }
             do {
-                let snapshot = try CatalogSnapshotLoader.load(conninfo: Conninfo.make(target: target, user: user, password: password))
+                let snapshot = try CatalogSnapshotLoader.load(conninfo: Conninfo.make(target: target, user: user, password: password),
+                                                              readableForeignServers: target.readableForeignServers)
                 store.store(snapshot, for: key)
                 logger.debug("catalog snapshot loaded", metadata: ["database": "\(key)",
                                                                    "restricted_relations": "\(snapshot.restrictedRelations.count)"])

@@ -87,6 +87,13 @@ import Testing
         #expect(loaded.userObjects.functions.keys.filter { !$0.hasPrefix("postgres_fdw") }.sorted() == ["f", "g", "h"],
                 "the user functions (and the extension's), none built in")
         #expect(loaded.restrictedRelations.map(\.reason) == snapshot.restrictedRelations.map(\.reason))
+        // Foreign servers marked readable ([databases] readable_foreign_servers): their tables,
+        // and what reads only them, are no longer flagged; everything else stays.
+        let optedIn = try CatalogSnapshotLoader.load(
+            conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=catalogtest user=postgres",
+            readableForeignServers: ["loopback", "it's \"odd\""])
+        #expect(Set(optedIn.restrictedRelations.map(\.qualifiedName))
+                == Self.expectedFlagged.subtracting(["public.ft", "public.v_on_ft", "public.child2", "public.parent"]))
         #expect(throws: AdminError.self) {
             try CatalogSnapshotLoader.load(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=no_such_db user=postgres")
         }

@@ -56,7 +56,7 @@ import Testing
         ("select * from v_on_v",
          "reading view \"public.v_on_v\" is not allowed for a read-only identity: it reads view public.v_calls_f, which calls function public.f()"),
         ("select * from ft",
-         "reading foreign table \"public.ft\" is not allowed for a read-only identity: it is a foreign table; reading it runs a query on another server"),
+         "reading foreign table \"public.ft\" is not allowed for a read-only identity: it is a foreign table; reading it runs a query on another server (its server is not listed in readable_foreign_servers)"),
         ("select * from v_on_ft",
          "reading view \"public.v_on_ft\" is not allowed for a read-only identity: it reads foreign table public.ft"),
         ("select * from rls_t",
