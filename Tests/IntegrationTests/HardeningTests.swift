@@ -386,4 +386,38 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         let blob = try XCTUnwrap(Data(base64Encoded: String(value.dropFirst("enc:v1:".count))))
         XCTAssertEqual(blob.count, 12 + "first\nsecond".utf8.count + 16, "nonce, the whole two-line secret, tag")
     }
+
+    /// On a terminal the secret is typed without echo (termios): the pty shows the prompt and
+    /// the verifier, never the password. (Python's pty module provides the terminal.)
+    func testSecretIsNotEchoedOnATerminal() throws {
+        let h = try harness
+        let binary = ProxyProcess.binaryPath(repoRoot: h.repoRoot)
+        let script = """
+            import os, pty, sys, select
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(sys.argv[1], [sys.argv[1], "scram-verifier"])
+            out = b""
+            while b"Password: " not in out:
+                out += os.read(fd, 1024)
+            os.write(fd, b"tty-secret-pw\\n")
+            while True:
+                ready, _, _ = select.select([fd], [], [], 10)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(fd, 1024)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            os.waitpid(pid, 0)
+            sys.stdout.write(out.decode())
+            """
+        let result = try runCommand("python3", ["-c", script, binary], timeout: 60)
+        assertSucceeded(result, "scram-verifier on a pty")
+        XCTAssertTrue(result.stdout.contains("SCRAM-SHA-256$4096:"), "\(result)")
+        XCTAssertFalse(result.stdout.contains("tty-secret-pw"), "the password was echoed: \(result)")
+    }
 }
