@@ -1,0 +1,1 @@
+public enum ClassifierBudget { public static let threadStackSize = 64 << 20 }

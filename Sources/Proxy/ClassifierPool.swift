@@ -1,0 +1,100 @@
+import EventLoop
+import Policy
+import Synchronization
+import Glibc
+import CPortcullisShims
+
+/// A classification finished on a classifier thread, posted to the asking loop's mailbox.
+struct ClassificationDone: Sendable {
+    let ticket: UInt64
+    let miss: CachingStatementClassifier.Miss
+    /// Time the classifier thread spent on it (for the log, and the benchmarks).
+    let elapsed: Duration
+}
+
+/// The classifier threads: statement texts the loops' caches do not know are parsed and
+/// judged here, never on a loop, so a large or pathological statement stalls only the session
+/// that sent it (which waits for its answer) and never the loop's other sessions.
+///
+/// A few threads with a large stack (``ClassifierBudget/threadStackSize``), started on first
+/// use and living as long as the process. The queue is unbounded in count but bounded in
+/// practice: a session has at most one statement in classification at a time. A thread
+/// cannot be interrupted inside the C parser, so a statement over its time budget is refused
+/// by the session's own timer and the result, when it comes, is discarded by ticket.
+final class ClassifierPool: @unchecked Sendable {
+    struct Job: Sendable {
+        let ticket: UInt64
+        let sql: String
+        let keyed: Bool
+        let mailbox: LoopMailbox
+    }
+
+    let threadCount: Int
+    /// After a text this large the threads give freed memory back to the system (malloc_trim):
+    /// its parse tree was many times its size.
+    static let trimThreshold = 1024 * 1024
+    private let queue = Mutex<(jobs: [Job?], head: Int, started: Bool)>(([], 0, false))
+    /// Counts queued jobs; the threads sleep on it. (Synchronization has no condition variable.)
+    private let available: UnsafeMutablePointer<sem_t>
+
+    init(threadCount: Int = ClassifierPool.defaultThreadCount) {
+        self.threadCount = max(1, threadCount)
+        available = .allocate(capacity: 1)
+        sem_init(available, 0, 0)
+    }
+
+    /// Two per CPU up to four: classification is CPU work, and a slow statement should not
+    /// hold back everyone else's misses.
+    static var defaultThreadCount: Int {
+        min(4, max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    }
+
+    func submit(_ job: Job) {
+        let startThreads = queue.withLock { state -> Bool in
+            state.jobs.append(job)
+            defer { state.started = true }
+            return !state.started
+        }
+        if startThreads {
+            for index in 0..<threadCount {
+                LoopThread.detach(LoopThread.start(name: "portcullis-cls\(index)", stackSize: ClassifierBudget.threadStackSize) {
+                    [self] in self.work()
+                })
+            }
+        }
+        sem_post(available)
+    }
+
+    private func next() -> Job {
+        while sem_wait(available) != 0 {}
+        return queue.withLock { state in
+            // Taken out, so the queue does not keep a large text alive.
+            let job = state.jobs[state.head].take()!
+            state.head += 1
+            if state.head > 64 && state.head * 2 > state.jobs.count {
+                state.jobs.removeFirst(state.head)
+                state.head = 0
+            }
+            return job
+        }
+    }
+
+    private func work() {
+        while true {
+            if runOne() {
+                // The parse tree and protobuf buffers of a large text were many times its size;
+                // glibc keeps freed memory in this thread's arena unless asked to return it.
+                _ = pc_malloc_trim()
+            }
+        }
+    }
+
+    /// Classifies one job and posts the answer; true when the text was large.
+    private func runOne() -> Bool {
+        let job = next()
+        let started = MonotonicInstant.now()
+        let miss = CachingStatementClassifier.classifyMiss(sql: job.sql, keyed: job.keyed)
+        job.mailbox.post(ClassificationDone(ticket: job.ticket, miss: miss, elapsed: MonotonicInstant.now().duration(since: started)))
+        return job.sql.utf8.count >= Self.trimThreshold
+    }
+}

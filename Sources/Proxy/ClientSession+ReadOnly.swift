@@ -1,0 +1,176 @@
+import EventLoop
+import Policy
+import Wire
+import Auth
+
+/// The read-only gate's shell: every Query, Parse, FunctionCall and Sync of a read-only
+/// session goes through ``ReadOnlyGate``; Query and Parse texts are classified first — at once
+/// on a loop-cache hit, else on a ``ClassifierPool`` thread while the session waits (its loop
+/// does not) — and server ErrorResponses go back through the gate.
+extension ClientSession {
+    /// A Query or Parse at the front of the client's buffer, waiting for its classification.
+    struct PendingClassification {
+        let ticket: UInt64
+        let frame: MessageFrame
+        let message: FrontendMessage
+        let timer: TimerID
+    }
+
+    /// A fresh 128-bit token per refusal (``ReadOnlyGate``).
+    static func refusalToken() -> String {
+        Crypto.randomBytes(16).map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// PostgreSQL's statement_timeout error (errcodes 57014; postgres.c ProcessInterrupts).
+    static let classificationTimedOut = Refusal(sqlState: SQLState.queryCanceled,
+                                                message: "canceling statement due to statement timeout",
+                                                isPostgreSQLText: true)
+
+    /// PostgreSQL has no statement length limit short of 1 GB ("invalid message length");
+    /// the nearest case, program_limit_exceeded (54000), is used with our own text.
+    static func statementTooLong(_ size: Int, limit: Int) -> Refusal {
+        Refusal(sqlState: SQLState.programLimitExceeded,
+                message: "statement is too long (\(size) bytes; readonly_max_statement_size is \(limit) bytes)",
+                isPostgreSQLText: false)
+    }
+
+    /// A Query, Parse, FunctionCall or Sync of a read-only session, complete at the front of
+    /// the client's buffer: forwarded as it is, or replaced by the gate's stand-in. Returns
+    /// false when the message waits for its classification (it stays in the buffer).
+    func gateClientMessage(_ frame: MessageFrame, to server: Leg) throws(WireError) -> Bool {
+        guard readOnlyGate != nil else {
+            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
+            client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+            return true
+        }
+        let isText = frame.type == UInt8(ascii: "Q") || frame.type == UInt8(ascii: "P")
+        let maxSize = runtime.config.general.readOnlyMaxStatementSize
+        if isText && frame.totalLength - 5 > maxSize {
+            // Refused unread: no copy, no UTF-8 check, no parse of a text this long.
+            let message: FrontendMessage = frame.type == UInt8(ascii: "Q")
+                ? .query("") : .parse(name: Self.statementName(frame, in: client.inbound), query: "", parameterTypes: [])
+            applyVerdict(for: message, frame, textIsUTF8: true,
+                         classification: ReadOnlyGate.refusing(Self.statementTooLong(frame.totalLength - 5, limit: maxSize)), to: server)
+            return true
+        }
+        // Decoded from a copy of this frame only: decoding moves a reader index, and doing that
+        // on a copy of the whole inbound buffer would duplicate all of it.
+        let message: FrontendMessage
+        if frame.type == UInt8(ascii: "S") {
+            message = .sync
+        } else {
+            var frameBytes = ByteBuffer(bytes: client.inbound.readableBytesView.prefix(frame.totalLength))
+            message = try FrontendMessage.decode(frame: frame, from: &frameBytes)
+        }
+        let textIsUTF8 = Self.textIsUTF8(frame, in: client.inbound)
+        guard textIsUTF8, let sql = ReadOnlyGate.sqlText(of: message) else {
+            applyVerdict(for: message, frame, textIsUTF8: textIsUTF8, classification: nil, to: server)
+            return true
+        }
+        switch policy.classify(sql: sql, completion: { [weak self] ticket, result in self?.classificationArrived(ticket, result) }) {
+        case .hit(let result):
+            applyVerdict(for: message, frame, textIsUTF8: true, classification: withCatalog(result), to: server)
+            return true
+        case .pending(let ticket):
+            let timer = loop.scheduleTimer(at: loop.now() + runtime.config.general.readOnlyClassifyTimeout) { [weak self] in
+                self?.classificationTimedOut(ticket)
+            }
+            classifying = PendingClassification(ticket: ticket, frame: frame, message: message, timer: timer)
+            updateClientReadPause()
+            return false
+        }
+    }
+
+    /// Only SQL text names relations: the catalog check applies to Query and Parse.
+    private func withCatalog(_ result: ClassificationResult) -> ClassificationResult {
+        shared.catalogs.snapshot(for: databaseEntry).applied(to: result)
+    }
+
+    private func classificationArrived(_ ticket: UInt64, _ result: ClassificationResult) {
+        guard let pending = classifying, pending.ticket == ticket, !finished else { return }
+        loop.cancelTimer(pending.timer)
+        resume(pending, classification: withCatalog(result))
+    }
+
+    private func classificationTimedOut(_ ticket: UInt64) {
+        guard let pending = classifying, pending.ticket == ticket, !finished else { return }
+        // The thread cannot be stopped inside the parser; its answer is dropped when it comes.
+        policy.cancel(ticket)
+        logger.warning("classification exceeded readonly_classify_timeout")
+        resume(pending, classification: ReadOnlyGate.refusing(Self.classificationTimedOut))
+    }
+
+    private func resume(_ pending: PendingClassification, classification: ClassificationResult) {
+        classifying = nil
+        guard let server else { return }
+        applyVerdict(for: pending.message, pending.frame, textIsUTF8: true, classification: classification, to: server)
+        forwardClientBytes()
+    }
+
+    /// Ends a classification still under way (the session is ending).
+    func abandonClassification() {
+        guard let pending = classifying else { return }
+        classifying = nil
+        loop.cancelTimer(pending.timer)
+        policy.cancel(pending.ticket)
+    }
+
+    /// Sends the message (still at the front of the client's buffer) or its stand-in, and
+    /// consumes it.
+    private func applyVerdict(for message: FrontendMessage, _ frame: MessageFrame, textIsUTF8: Bool,
+                              classification: ClassificationResult?, to server: Leg) {
+        // Mutated in place (not copied out and back), so its pending list is never duplicated.
+        guard let verdict = readOnlyGate?.clientMessageReceived(message, textIsUTF8: textIsUTF8,
+                                                                 classification: classification) else { return }
+        switch verdict {
+        case .forward:
+            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
+        case .replace(let bytes):
+            logger.notice("statement refused for read-only identity")
+            server.send(bytes)
+        }
+        client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+    }
+
+    /// A Parse's statement name (up to its NUL), without decoding the rest.
+    private static func statementName(_ frame: MessageFrame, in buffer: ByteBuffer) -> String {
+        let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
+        return String(decoding: payload.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    /// Query and Parse text must be valid UTF-8: it is classified as UTF-8, so any other
+    /// reading of the same bytes by the server could differ from what was judged.
+    static func textIsUTF8(_ frame: MessageFrame, in buffer: ByteBuffer) -> Bool {
+        let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
+        switch frame.type {
+        case UInt8(ascii: "Q"):
+            // text NUL
+            return String(validating: payload.prefix { $0 != 0 }, as: UTF8.self) != nil
+        case UInt8(ascii: "P"):
+            // name NUL text NUL parameter types
+            let name = payload.prefix { $0 != 0 }
+            let text = payload.dropFirst(name.count + 1).prefix { $0 != 0 }
+            return String(validating: name, as: UTF8.self) != nil && String(validating: text, as: UTF8.self) != nil
+        default:
+            return true
+        }
+    }
+
+    /// A server ErrorResponse of a read-only session: the refusal in place of its stand-in's
+    /// error, anything else unchanged.
+    func gateServerError(_ frame: MessageFrame, from server: Leg) throws(WireError) {
+        var frameBytes = ByteBuffer(bytes: server.inbound.readableBytesView.prefix(frame.totalLength))
+        if case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &frameBytes),
+           let replacement = readOnlyGate?.serverErrorReceived(fields) {
+            var out = ByteBuffer()
+            BackendMessage.errorResponse(replacement).encode(into: &out)
+            client.send(out)
+        } else {
+            client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
+        }
+        server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+    }
+}
