@@ -191,7 +191,7 @@ final class Leg: ReadinessHandler {
                         break readLoop
                     case .processed(let n):
                         if n == 0 { eof = true; break readLoop }
-                        inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                        inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]).assumingMemoryBound(to: UInt8.self))
                         total += n
                         if n < scratch.count { break readLoop }
                     }
@@ -202,7 +202,7 @@ final class Leg: ReadinessHandler {
             case .tls(let connection):
                 switch connection.read(into: scratch) {
                 case .done(let n):
-                    inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                    inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]).assumingMemoryBound(to: UInt8.self))
                     total += n
                     // A short read with nothing buffered in OpenSSL: go back to epoll rather
                     // than make a read that would only report EAGAIN.

@@ -14,7 +14,7 @@ final class LoopPolicy {
     var classifier: CachingStatementClassifier
     private let pool: ClassifierPool
     private let mailbox: LoopMailbox?
-    private var waiting: [UInt64: (UInt64, ClassificationResult) -> Void] = [:]
+    private var waiting: [UInt64: (ClassificationDone) -> Void] = [:]
     private var nextTicket: UInt64 = 1
     /// Texts longer than this are neither looked up on the loop (even the cheap key is a scan
     /// of the whole text) nor cached (a cache of large texts would hold their memory).
@@ -34,7 +34,7 @@ final class LoopPolicy {
 
     /// The cached classification of `sql`, or a ticket whose answer `completion` gets later
     /// (on this loop, never from inside this call).
-    func classify(sql: String, completion: @escaping (_ ticket: UInt64, ClassificationResult) -> Void) -> Lookup {
+    func classify(sql: String, completion: @escaping (ClassificationDone) -> Void) -> Lookup {
         let small = sql.utf8.count <= Self.cachedTextLimit
         if small, let cached = classifier.cachedResult(sql: sql) { return .hit(cached) }
         guard let mailbox else {
@@ -57,6 +57,6 @@ final class LoopPolicy {
     func deliver(_ done: ClassificationDone) {
         guard let completion = waiting.removeValue(forKey: done.ticket) else { return }
         classifier.remember(done.miss)
-        completion(done.ticket, done.miss.result)
+        completion(done)
     }
 }
