@@ -71,9 +71,12 @@ extension ClientSession {
             applyVerdict(for: message, frame, textIsUTF8: textIsUTF8, classification: nil, to: server)
             return true
         }
-        switch policy.classify(sql: sql, completion: { [weak self] done in self?.classificationArrived(done, bytes: frame.totalLength) }) {
+        // Only SQL text names relations: the catalog check applies to Query and Parse.
+        let lookup = policy.classify(sql: sql, catalog: shared.catalogs.snapshot(for: databaseEntry), isQuery: frame.type == UInt8(ascii: "Q"),
+                                     completion: { [weak self] done in self?.classificationArrived(done, bytes: frame.totalLength) })
+        switch lookup {
         case .hit(let result):
-            applyVerdict(for: message, frame, textIsUTF8: true, classification: withCatalog(result), to: server)
+            applyVerdict(for: message, frame, textIsUTF8: true, classification: result, to: server)
             return true
         case .pending(let ticket):
             let timer = loop.scheduleTimer(at: loop.now() + runtime.config.general.readOnlyClassifyTimeout) { [weak self] in
@@ -85,16 +88,11 @@ extension ClientSession {
         }
     }
 
-    /// Only SQL text names relations: the catalog check applies to Query and Parse.
-    private func withCatalog(_ result: ClassificationResult) -> ClassificationResult {
-        shared.catalogs.snapshot(for: databaseEntry).applied(to: result)
-    }
-
     private func classificationArrived(_ done: ClassificationDone, bytes: Int) {
         guard let pending = classifying, pending.ticket == done.ticket, !finished else { return }
         loop.cancelTimer(pending.timer)
         logger.debug("statement of \(bytes) bytes classified in \(done.elapsed.millisecondsClamped) ms")
-        resume(pending, classification: withCatalog(done.miss.result))
+        resume(pending, classification: done.result, statementOffsets: done.statementOffsets)
     }
 
     private func classificationTimedOut(_ ticket: UInt64) {
@@ -105,10 +103,11 @@ extension ClientSession {
         resume(pending, classification: ReadOnlyGate.refusing(Self.classificationTimedOut))
     }
 
-    private func resume(_ pending: PendingClassification, classification: ClassificationResult) {
+    private func resume(_ pending: PendingClassification, classification: ClassificationResult, statementOffsets: [Int]? = nil) {
         classifying = nil
         guard let server else { return }
-        applyVerdict(for: pending.message, pending.frame, textIsUTF8: true, classification: classification, to: server)
+        applyVerdict(for: pending.message, pending.frame, textIsUTF8: true, classification: classification,
+                     statementOffsets: statementOffsets, to: server)
         forwardClientBytes()
     }
 
@@ -123,10 +122,10 @@ extension ClientSession {
     /// Sends the message (still at the front of the client's buffer) or its stand-in, and
     /// consumes it.
     private func applyVerdict(for message: FrontendMessage, _ frame: MessageFrame, textIsUTF8: Bool,
-                              classification: ClassificationResult?, to server: Leg) {
+                              classification: ClassificationResult?, statementOffsets: [Int]? = nil, to server: Leg) {
         // Mutated in place (not copied out and back), so its pending list is never duplicated.
-        guard let verdict = readOnlyGate?.clientMessageReceived(message, textIsUTF8: textIsUTF8,
-                                                                 classification: classification) else { return }
+        guard let verdict = readOnlyGate?.clientMessageReceived(message, textIsUTF8: textIsUTF8, classification: classification,
+                                                                 statementOffsets: statementOffsets) else { return }
         switch verdict {
         case .forward:
             server.send(client.inbound.readableBytesView.prefix(frame.totalLength))

@@ -12,8 +12,10 @@ import Glibc
 public final class ProxyShared: Sendable {
     public let cancelRegistry = CancelRegistry()
     public let catalogs = CatalogStore()
-    /// Classifier threads for read-only statements the loops' caches do not know.
-    let classifiers = ClassifierPool()
+    /// Classifier threads for read-only statements the loops' caches do not know: texts up to
+    /// ``LoopPolicy/cachedTextLimit``, and longer ones apart.
+    let classifiers = ClassifierPool(name: "cls")
+    let largeStatementClassifiers = ClassifierPool(name: "big", threadCount: 2)
     public init() {}
 }
 

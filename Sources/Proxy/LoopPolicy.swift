@@ -13,7 +13,8 @@ import Policy
 final class LoopPolicy {
     var classifier: CachingStatementClassifier
     private let pool: ClassifierPool
-    private let mailbox: LoopMailbox?
+    private let largeStatementPool: ClassifierPool
+    private let mailbox: LoopMailbox
     private var waiting: [UInt64: (ClassificationDone) -> Void] = [:]
     private var nextTicket: UInt64 = 1
     /// Texts longer than this are neither looked up on the loop (even the cheap key is a scan
@@ -21,30 +22,38 @@ final class LoopPolicy {
     static let cachedTextLimit = 64 * 1024
 
     enum Lookup {
+        /// Cached; with the catalog applied.
         case hit(ClassificationResult)
         /// On its way to a classifier thread; cancel with ``cancel(_:)``.
         case pending(ticket: UInt64)
     }
 
-    init(cacheCapacity: Int = 4096, pool: ClassifierPool, mailbox: LoopMailbox?) {
+    init(cacheCapacity: Int = 4096, pool: ClassifierPool, largeStatementPool: ClassifierPool, mailbox: LoopMailbox) {
         classifier = CachingStatementClassifier(capacity: cacheCapacity)
         self.pool = pool
+        self.largeStatementPool = largeStatementPool
         self.mailbox = mailbox
     }
 
-    /// The cached classification of `sql`, or a ticket whose answer `completion` gets later
-    /// (on this loop, never from inside this call).
-    func classify(sql: String, completion: @escaping (ClassificationDone) -> Void) -> Lookup {
+    /// The cached classification of `sql` with `catalog` applied, or a ticket whose answer
+    /// `completion` gets later (on this loop, never from inside this call). A cached Query
+    /// that keeps statements before a refused one still goes to a thread: finding where its
+    /// statements start is a parse.
+    func classify(sql: String, catalog: CatalogSnapshot, isQuery: Bool,
+                  completion: @escaping (ClassificationDone) -> Void) -> Lookup {
         let small = sql.utf8.count <= Self.cachedTextLimit
-        if small, let cached = classifier.cachedResult(sql: sql) { return .hit(cached) }
-        guard let mailbox else {
-            // No loop to answer to (unit use): classify here.
-            return .hit(classifier.classify(sql: sql))
+        var known: ClassificationResult?
+        if small, let cached = classifier.cachedResult(sql: sql) {
+            let result = catalog.applied(to: cached)
+            guard isQuery && ReadOnlyGate.keepsStatementsBefore(result) else { return .hit(result) }
+            known = result
         }
         let ticket = nextTicket
         nextTicket += 1
+        let job = ClassifierPool.Job(ticket: ticket, sql: sql, keyed: small, catalog: catalog, known: known,
+                                     isQuery: isQuery, mailbox: mailbox)
         waiting[ticket] = completion
-        pool.submit(.init(ticket: ticket, sql: sql, keyed: small, mailbox: mailbox))
+        (small ? pool : largeStatementPool).submit(job)
         return .pending(ticket: ticket)
     }
 
@@ -56,7 +65,7 @@ final class LoopPolicy {
     /// An answer from a classifier thread, through the mailbox.
     func deliver(_ done: ClassificationDone) {
         guard let completion = waiting.removeValue(forKey: done.ticket) else { return }
-        classifier.remember(done.miss)
+        if let miss = done.miss { classifier.remember(miss) }
         completion(done)
     }
 }

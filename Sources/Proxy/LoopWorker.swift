@@ -66,7 +66,7 @@ final class LoopWorker {
         logger = runtime.logger
         logger[metadataKey: "loop"] = "\(loop.index)"
         pool = PoolManager(loop: loop, runtime: runtime, logger: runtime.logger)
-        policy = LoopPolicy(pool: shared.classifiers, mailbox: loop.mailbox)
+        policy = LoopPolicy(pool: shared.classifiers, largeStatementPool: shared.largeStatementClassifiers, mailbox: loop.mailbox)
         // Session ids are unique across loops: the loop index sits in the high bits.
         nextSessionID = UInt64(loop.index) << 48 | 1
         loop.controlMessageReceived = { [unowned self] message in

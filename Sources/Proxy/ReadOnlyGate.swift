@@ -94,21 +94,38 @@ struct ReadOnlyGate {
                                         classifier: inout CachingStatementClassifier,
                                         catalog: CatalogSnapshot = .empty) -> ClientVerdict {
         let classification = textIsUTF8 ? Self.sqlText(of: message).map { classifier.classify(sql: $0, catalog: catalog) } : nil
-        return clientMessageReceived(message, textIsUTF8: textIsUTF8, classification: classification)
+        var offsets: [Int]?
+        if case .query(let sql) = message, let classification, Self.keepsStatementsBefore(classification) {
+            offsets = StatementSplitter.statementOffsets(sql)
+        }
+        return clientMessageReceived(message, textIsUTF8: textIsUTF8, classification: classification, statementOffsets: offsets)
+    }
+
+    /// Whether a Query with this classification keeps the allowed statements before its first
+    /// refused one — and so needs ``StatementSplitter/statementOffsets(_:)`` of its text, a parse
+    /// the shell runs off the loop.
+    static func keepsStatementsBefore(_ result: ClassificationResult) -> Bool {
+        guard result.syntaxError == nil, let index = result.statements.firstIndex(where: { !$0.isAllowedForReadOnly }) else {
+            return false
+        }
+        return index > 0
     }
 
     /// Judges a message. `classification` is the text's classification (catalog applied) for
     /// Query and Parse (``sqlText(of:)``), or ``refusing(_:)`` for a text refused as a whole
     /// without classifying it (too long, out of time); ignored for other messages.
+    /// `statementOffsets`: where a Query's statements start, when ``keepsStatementsBefore(_:)``;
+    /// without them the whole string is replaced (fail closed).
     mutating func clientMessageReceived(_ message: FrontendMessage, textIsUTF8: Bool = true,
-                                        classification: ClassificationResult?) -> ClientVerdict {
+                                        classification: ClassificationResult?,
+                                        statementOffsets: [Int]? = nil) -> ClientVerdict {
         // A missing classification fails closed.
         let result = classification ?? Self.refusing(Self.unclassified)
         switch message {
         case .query:
             defer { batchesSent += 1 }
             guard textIsUTF8 else { return standInQuery(kept: "", for: Self.invalidEncoding) }
-            return queryReceived(message, result)
+            return queryReceived(message, result, offsets: statementOffsets)
         case .parse(let name, _, _):
             guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
             return parseReceived(name: name, result)
@@ -137,12 +154,13 @@ struct ReadOnlyGate {
 
     /// Simple Query: the statements before the first refused one are kept, the refused one
     /// and everything after it are replaced by the stand-in.
-    private mutating func queryReceived(_ message: FrontendMessage, _ result: ClassificationResult) -> ClientVerdict {
+    private mutating func queryReceived(_ message: FrontendMessage, _ result: ClassificationResult,
+                                        offsets: [Int]?) -> ClientVerdict {
         guard let refusal = result.firstRefusal else { return .forward }
         var kept = ""
         if case .query(let sql) = message, result.syntaxError == nil,
            let index = result.statements.firstIndex(where: { !$0.isAllowedForReadOnly }), index > 0,
-           let offsets = StatementSplitter.statementOffsets(sql), offsets.count == result.statements.count {
+           let offsets, offsets.count == result.statements.count {
             kept = String(decoding: sql.utf8.prefix(offsets[index]), as: UTF8.self)
         }
         return standInQuery(kept: kept, for: refusal)
