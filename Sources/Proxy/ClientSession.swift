@@ -180,8 +180,8 @@ final class ClientSession: LegDelegate {
         }
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters)
-        let id = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
-        if link == nil && !finished { pendingCheckout = (id, spec) }
+        // Granted or refused after this batch, never from inside this call.
+        pendingCheckout = (pool.checkout(spec, target: target, password: request.serverPassword, user: self), spec)
     }
 
     private func upstreamFailed(_ fields: ErrorFields) {
@@ -443,6 +443,7 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
 
     func serverConnectionRefused(_ fields: ErrorFields) {
         pendingCheckout = nil
+        guard !finished else { return }
         upstreamFailed(fields)
     }
 

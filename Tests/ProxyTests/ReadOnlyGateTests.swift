@@ -218,6 +218,25 @@ final class ReadOnlyGateTests: XCTestCase {
         _ = try replacement(gate.clientMessageReceived(.query("select 1"), classification: nil))
     }
 
+    /// The shell finds statement offsets off the loop and passes them in; without them the
+    /// whole string is replaced (fail closed), never parsed on the loop.
+    func testKeptStatementsNeedOffsetsFromTheShell() throws {
+        var gate = gate()
+        let sql = "select 1; delete from t"
+        let result = StatementClassifier().classify(sql: sql)
+        XCTAssertTrue(ReadOnlyGate.keepsStatementsBefore(result))
+        XCTAssertFalse(ReadOnlyGate.keepsStatementsBefore(StatementClassifier().classify(sql: "delete from t; select 1")))
+        guard case .query(let without) = try replacement(gate.clientMessageReceived(.query(sql), classification: result)) else {
+            return XCTFail("not a Query")
+        }
+        XCTAssertFalse(without.contains("select 1"), without)
+        guard case .query(let with) = try replacement(gate.clientMessageReceived(
+            .query(sql), classification: result, statementOffsets: StatementSplitter.statementOffsets(sql))) else {
+            return XCTFail("not a Query")
+        }
+        XCTAssertTrue(with.hasPrefix("select 1;"), with)
+    }
+
     func testShellTokensAre128BitHex() {
         let tokens = (0..<100).map { _ in ClientSession.refusalToken() }
         XCTAssertEqual(Set(tokens).count, 100)
