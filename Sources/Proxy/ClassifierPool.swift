@@ -98,16 +98,20 @@ final class ClassifierPool: @unchecked Sendable {
     }
 
     private func next() -> Job {
-        while sem_wait(available) != 0 {}
-        return queue.withLock { state in
-            // Taken out, so the queue does not keep a large text alive.
-            let job = state.jobs[state.head].take()!
-            state.head += 1
-            if state.head > 64 && state.head * 2 > state.jobs.count {
-                state.jobs.removeFirst(state.head)
-                state.head = 0
+        while true {
+            while sem_wait(available) != 0 {}
+            let job = queue.withLock { state -> Job? in
+                guard state.head < state.jobs.count else { return nil }
+                // Taken out, so the queue does not keep a large text alive.
+                let job = state.jobs[state.head].take()
+                state.head += 1
+                if state.head > 64 && state.head * 2 > state.jobs.count {
+                    state.jobs.removeFirst(state.head)
+                    state.head = 0
+                }
+                return job
             }
-            return job
+            if let job { return job }
         }
     }
 

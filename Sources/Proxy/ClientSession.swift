@@ -224,6 +224,7 @@ final class ClientSession: LegDelegate {
         }
         if finished { return }
         client.inbound.discardReadBytes()
+        client.releaseLargeBuffers()
         updateClientReadPause()
     }
 
@@ -278,6 +279,7 @@ final class ClientSession: LegDelegate {
             }
         }
         server.inbound.discardReadBytes()
+        server.releaseLargeBuffers()
         server.readPaused = client.outbound.readableBytes > limit
         // Replies may have resolved pending refusals the client's next messages waited for.
         if readOnlyGate != nil && classifying == nil && client.inbound.readableBytes > 0 { forwardClientBytes() }

@@ -303,7 +303,12 @@ final class Leg: ReadinessHandler {
                 break writeLoop
             }
         }
-        if outbound.readableBytes == 0 { outbound.clear() } else { outbound.discardReadBytes() }
+        if outbound.readableBytes == 0 {
+            outbound.clear()
+            if outbound.capacity > Self.largeBuffer { outbound = ByteBuffer() }
+        } else {
+            outbound.discardReadBytes()
+        }
         if let failure { recordEnd(reason: failure) }
         updateInterest()
     }
@@ -341,6 +346,16 @@ final class Leg: ReadinessHandler {
             return
         }
         loop.setInterest(interest, for: registration)
+    }
+
+    /// Buffers this large are not kept once empty: one huge message must not pin its memory
+    /// for the rest of the session.
+    static let largeBuffer = 1 << 20
+
+    /// Gives back a large buffer that is empty now (after a large message went through).
+    func releaseLargeBuffers() {
+        if inbound.readableBytes == 0 && inbound.capacity > Self.largeBuffer { inbound = ByteBuffer() }
+        if outbound.readableBytes == 0 && outbound.capacity > Self.largeBuffer { outbound = ByteBuffer() }
     }
 
     /// Idle connections keep no buffers: a 16 KiB read buffer per leg would dominate their cost.

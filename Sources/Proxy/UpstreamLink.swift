@@ -155,6 +155,8 @@ final class UpstreamLink: LegDelegate {
             var terminate = ByteBuffer()
             FrontendMessage.terminate.encode(into: &terminate)
             leg.send(terminate)
+            // Sending only queues: write it now, the leg is closed next.
+            leg.flush()
         }
         leg.close()
         self.leg = nil

@@ -21,6 +21,8 @@ public struct ByteBuffer: Sendable, Equatable {
     }
 
     public var readableBytes: Int { writerIndex - readerIndex }
+    /// Bytes allocated, read or not.
+    public var capacity: Int { storage.count }
     public var readableBytesView: ArraySlice<UInt8> { storage[readerIndex..<writerIndex] }
 
     // MARK: Writing

@@ -79,22 +79,26 @@ final class SessionShellTests: IntegrationTestCase {
     }
 
     /// Refused statements in flight, then the client resets its TCP connection: the proxy's
-    /// writes of their errors to the client fail while it handles the server's replies.
+    /// writes of their errors to the client fail while it handles the server's replies. The
+    /// leading `pg_sleep` holds the server back while the stand-ins queue up, so its replies
+    /// come in one long burst, and the reset lands in the middle of it.
     func testClientResetWithRefusalsInFlightDoesNotTearDownUnderTheSession() throws {
         let proxy = try startProxy()
         let other = try bystander(proxy)
-        for round in 0..<12 {
-            var client: WireClient? = try WireClient(port: proxy.port, user: "app_ro")
-            var bytes: [UInt8] = []
-            // One text: cached after the first, so the proxy reads the client's bytes quickly and
-            // the server's replies stream back while the client vanishes.
-            for _ in 0..<3000 { bytes += WireClient.query("INSERT INTO shell_reset VALUES (1)") }
+        for round in 0..<8 {
+            var client: WireClient?
+            do { client = try WireClient(port: proxy.port, user: "app_ro") } catch {
+                return XCTFail("round \(round): \(error); proxy alive: \(proxy.isAlive)\n\(proxy.stderrText.suffix(3000))")
+            }
+            // One text: cached after the first, so the proxy passes the client's bytes on quickly.
+            var bytes = WireClient.query("SELECT pg_sleep(1.5)")
+            for _ in 0..<2000 { bytes += WireClient.query("INSERT INTO shell_reset VALUES (1)") }
             client?.socket.send(bytes)
-            // Let some replies start flowing (at different points each round), then vanish.
-            usleep(UInt32(round * 5_000))
+            usleep(UInt32(1_500_000 + round * 60_000))
             client?.armReset()
             client = nil
-            XCTAssertTrue(proxy.isAlive, "round \(round): proxy died:\n\(proxy.stderrText.suffix(3000))")
+            usleep(300_000)
+            guard proxy.isAlive else { return XCTFail("round \(round): proxy died:\n\(proxy.stderrText.suffix(3000))") }
         }
         try assertStillServes(proxy, other)
     }
