@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CPortcullisShims.h"
 #include <string.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -265,4 +266,8 @@ int pc_peer_user_name(int fd, char *name, size_t capacity) {
 int pc_openssl_init_without_atexit(void) {
     return OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) == 1
         && OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL) == 1 ? 0 : -1;
+}
+
+int pc_malloc_trim(void) {
+    return malloc_trim(0);
 }

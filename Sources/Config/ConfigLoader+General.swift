@@ -40,6 +40,10 @@ extension ConfigBuilder {
         case "max_message_size":
             config.general.maxMessageSize = try SettingValue.size(
                 value, in: Self.minimumMessageBufferSize...Self.maximumMessageSize)
+        case "readonly_max_statement_size":
+            config.general.readOnlyMaxStatementSize = try SettingValue.size(value, in: 1024...Self.maximumMessageSize)
+        case "readonly_classify_timeout":
+            config.general.readOnlyClassifyTimeout = try positiveDuration(value)
         case "outbound_buffer_limit":
             config.general.outboundBufferLimit = try SettingValue.size(
                 value, in: Self.minimumMessageBufferSize...Self.maximumMessageSize)

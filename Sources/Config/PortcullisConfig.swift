@@ -97,6 +97,12 @@ public struct GeneralSettings: Sendable {
     public var effectiveMaxStartupConnections: Int {
         maxStartupConnections > 0 ? maxStartupConnections : max(1, maxClientConnections / 4)
     }
+    /// Largest Query or Parse text (bytes) a read-only identity may send; longer ones are
+    /// refused without being parsed.
+    public var readOnlyMaxStatementSize: Int = 1024 * 1024
+    /// How long classifying one statement of a read-only identity may take before the
+    /// statement is refused (57014).
+    public var readOnlyClassifyTimeout: Duration = .seconds(5)
 
     public init(
         listenAddresses: [String] = ["127.0.0.1", "::1"],

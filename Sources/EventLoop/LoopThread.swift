@@ -8,11 +8,16 @@ public enum LoopThread {
         init(_ body: @escaping () -> Void) { self.body = body }
     }
 
-    public static func start(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+    /// - Parameter stackSize: bytes of stack for the thread; nil = the default.
+    public static func start(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> pthread_t {
         let threadName = String(name.prefix(15))
         let box = Unmanaged.passRetained(Box({ _ = pc_set_thread_name(threadName); body() })).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        if let stackSize { precondition(pthread_attr_setstacksize(&attributes, stackSize) == 0, "bad stack size \(stackSize)") }
+        let rc = pthread_create(&thread, &attributes, { arg in
             let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
             box.body()
             return nil

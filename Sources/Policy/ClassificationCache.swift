@@ -72,3 +72,50 @@ public struct CachingStatementClassifier: Sendable {
         return String(cString: text)
     }
 }
+
+// MARK: - Hits on the owner's thread, misses on another
+
+extension CachingStatementClassifier {
+    /// What classifying a miss produced: computed on any thread by ``classifyMiss(sql:)`` (it
+    /// parses, so it may take long for a large text) and then handed to the cache's owner,
+    /// which remembers it with ``remember(_:)``.
+    public struct Miss: Sendable {
+        public let result: ClassificationResult
+        let normalizedKey: String?
+        /// The ``LiteralMask`` key, when it provably agrees with `normalizedKey`.
+        let fastKey: String?
+        let cacheable: Bool
+    }
+
+    /// The cached result for `sql` found without parsing (the ``LiteralMask`` key), or nil.
+    /// Costs one scan of the text.
+    public func cachedResult(sql: String) -> ClassificationResult? {
+        guard !fastEntries.isEmpty, let mask = LiteralMask(sql) else { return nil }
+        return fastEntries[mask.key]
+    }
+
+    /// Classifies `sql` as ``classify(sql:)`` does on a miss, without touching any cache.
+    /// - Parameter keyed: compute the cache keys (skip for texts too large to cache).
+    public static func classifyMiss(sql: String, keyed: Bool) -> Miss {
+        let classifier = StatementClassifier()
+        guard keyed, let key = normalized(sql) else {
+            return Miss(result: classifier.classify(sql: sql), normalizedKey: nil, fastKey: nil, cacheable: false)
+        }
+        let (result, dependsOnLiterals) = classifier.classifyTrackingLiterals(sql: sql)
+        let cacheable = result.syntaxError == nil && !dependsOnLiterals
+        var fastKey: String?
+        if cacheable, let mask = LiteralMask(sql), mask.normalizedForm() == key { fastKey = mask.key }
+        return Miss(result: result, normalizedKey: key, fastKey: fastKey, cacheable: cacheable)
+    }
+
+    /// Stores what ``classifyMiss(sql:keyed:)`` found, as ``classify(sql:)`` would have.
+    public mutating func remember(_ miss: Miss) {
+        guard miss.cacheable, let key = miss.normalizedKey else { return }
+        if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+        entries[key] = miss.result
+        if let fastKey = miss.fastKey {
+            if fastEntries.count >= capacity { fastEntries.removeAll(keepingCapacity: true) }
+            fastEntries[fastKey] = miss.result
+        }
+    }
+}

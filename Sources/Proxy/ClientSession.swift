@@ -14,6 +14,10 @@ public final class ProxyShared: Sendable {
     public let catalogs = CatalogStore()
     public let startupLimits = StartupLimiter()
     public let authFailures = AuthFailureTracker()
+    /// Classifier threads for read-only statements the loops' caches do not know: texts up to
+    /// ``LoopPolicy/cachedTextLimit``, and longer ones apart.
+    let classifiers = ClassifierPool(name: "cls")
+    let largeStatementClassifiers = ClassifierPool(name: "big", threadCount: 2)
     public init() {}
 }
 
@@ -30,16 +34,18 @@ final class ClientSession: LegDelegate {
     let policy: LoopPolicy
     /// Set for read-only identities once authenticated: judges every Query, Parse and
     /// FunctionCall before it reaches the server.
-    private var readOnlyGate: ReadOnlyGate?
+    var readOnlyGate: ReadOnlyGate?
     /// Read-only sessions: the server's reported settings must keep the gate's judgement valid.
     private var tripwire = ReadOnlyTripwire()
+    /// A read-only statement being classified off the loop; client messages wait behind it.
+    var classifying: PendingClassification?
     /// The [databases] entry the session is connected through (for its catalog snapshot).
-    private var databaseEntry = ""
+    private(set) var databaseEntry = ""
     /// A read-write statement in the current transaction changed the catalog (DDL, GRANT).
     private var ranCatalogChange = false
     private var link: UpstreamLink?
     private var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
-    private var server: Leg? { link?.leg }
+    var server: Leg? { link?.leg }
     private var machine: ClientStartupMachine
     private var directTLS = false
     private var clientTracker: MessageStreamTracker
@@ -54,13 +60,13 @@ final class ClientSession: LegDelegate {
     private var backend: (processID: Int32, secretKey: [UInt8])?
     /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer.
     private(set) var clientCertificate: PeerCertificateSubject?
-    private var finished = false
+    private(set) var finished = false
     private(set) var logger: Logger
     var onFinish: ((ClientSession) -> Void)?
     /// The client has authenticated (its upstream connection is being made).
     var onAuthenticated: ((ClientSession) -> Void)?
     /// Refused statements of a read-only session: logged a few times, then counted.
-    private var refusalLog = RepeatedLogLimiter.refusedStatements
+    var refusalLog = RepeatedLogLimiter.refusedStatements
     var isEstablished: Bool { machine.isEstablished }
 
     init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, pool: PoolManager,
@@ -178,7 +184,7 @@ final class ClientSession: LegDelegate {
         }
         switch request.mode {
         case .readOnly:
-            readOnlyGate = ReadOnlyGate(identity: request.clientUser, nonce: Crypto.randomBytes(8).map { String($0, radix: 16) }.joined())
+            readOnlyGate = ReadOnlyGate(identity: request.clientUser, tokens: Self.refusalToken)
             clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
                                                  inspecting: ReadOnlyGate.inspectedClientTypes.union([UInt8(ascii: "X")]),
                                                  validTypes: MessageStreamTracker.frontendTypes)
@@ -187,8 +193,8 @@ final class ClientSession: LegDelegate {
         }
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters)
-        let id = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
-        if link == nil && !finished { pendingCheckout = (id, spec) }
+        // Granted or refused after this batch, never from inside this call.
+        pendingCheckout = (pool.checkout(spec, target: target, password: request.serverPassword, user: self), spec)
     }
 
     private func upstreamFailed(_ fields: ErrorFields) {
@@ -198,10 +204,13 @@ final class ClientSession: LegDelegate {
 
     // MARK: - Forwarding (session established)
 
-    private func forwardClientBytes() {
-        guard let server, machine.isEstablished else { return }
-        let limit = runtime.config.general.outboundBufferLimit
+    /// Passes the client's bytes on, message by message, in order. Stops while a read-only
+    /// statement is being classified (``classifying``) or while the gate holds as many pending
+    /// refusals as it may; each of those resumes it.
+    func forwardClientBytes() {
+        guard let server, machine.isEstablished, !finished else { return }
         loop: while client.inbound.readableBytes > 0 {
+            if classifying != nil || readOnlyGate?.isAtPendingBound == true { break loop }
             do {
                 switch try clientTracker.nextStep(in: client.inbound) {
                 case .forward(let n):
@@ -209,8 +218,8 @@ final class ClientSession: LegDelegate {
                     client.inbound.moveReaderIndex(forwardBy: n)
                     serverBusy = true
                 case .inspect(let frame) where frame.type != UInt8(ascii: "X"):
-                    try gateClientMessage(frame, to: server)
                     serverBusy = true
+                    if try !gateClientMessage(frame, to: server) { break loop }
                 case .inspect(let frame):
                     // Terminate ('X'): the client is leaving. The server connection goes back to
                     // the pool (which resets or closes it), so the Terminate is not passed on.
@@ -226,9 +235,20 @@ final class ClientSession: LegDelegate {
                 return
             }
         }
+        if finished { return }
         client.inbound.discardReadBytes()
-        server.flush()
-        client.readPaused = server.outbound.readableBytes > limit
+        client.releaseLargeBuffers()
+        updateClientReadPause()
+    }
+
+    /// Backpressure on the client: stop reading it while the server is not taking its bytes,
+    /// or while complete messages wait here (classification, pending refusals) and more than
+    /// the limit is buffered. A message still arriving is always read to its end.
+    func updateClientReadPause() {
+        guard !finished else { return }
+        let limit = runtime.config.general.outboundBufferLimit
+        let waiting = classifying != nil || readOnlyGate?.isAtPendingBound == true
+        client.readPaused = (server?.outbound.readableBytes ?? 0) > limit || (waiting && client.inbound.readableBytes > limit)
     }
 
     private func forwardServerBytes() {
@@ -241,7 +261,7 @@ final class ClientSession: LegDelegate {
                     client.send(server.inbound.readableBytesView.prefix(n))
                     server.inbound.moveReaderIndex(forwardBy: n)
                 case .inspect(let frame) where frame.type == UInt8(ascii: "E"):
-                    try gateServerError(frame)
+                    try gateServerError(frame, from: server)
                 case .inspect(let frame) where frame.type == UInt8(ascii: "S"):
                     guard try parameterStatusHolds(frame) else { return }
                 case .inspect(let frame) where frame.type == UInt8(ascii: "C"):
@@ -274,72 +294,10 @@ final class ClientSession: LegDelegate {
             }
         }
         server.inbound.discardReadBytes()
-        client.flush()
+        server.releaseLargeBuffers()
         server.readPaused = client.outbound.readableBytes > limit
-    }
-
-    /// A Query, Parse, FunctionCall or Sync of a read-only session, complete at the front of
-    /// the client's buffer: forwarded as it is, or replaced by the gate's stand-in.
-    private func gateClientMessage(_ frame: MessageFrame, to server: Leg) throws(WireError) {
-        guard readOnlyGate != nil else {
-            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
-            client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-            return
-        }
-        // Decoded from a copy of this frame only: decoding moves a reader index, and doing that
-        // on a copy of the whole inbound buffer would duplicate all of it.
-        let message: FrontendMessage
-        if frame.type == UInt8(ascii: "S") {
-            message = .sync
-        } else {
-            var frameBytes = ByteBuffer(bytes: client.inbound.readableBytesView.prefix(frame.totalLength))
-            message = try FrontendMessage.decode(frame: frame, from: &frameBytes)
-        }
-        // Only SQL text names relations: Sync and FunctionCall need no catalog (and no lock).
-        let namesRelations = frame.type == UInt8(ascii: "Q") || frame.type == UInt8(ascii: "P")
-        // Mutated in place (not copied out and back), so its pending list is never duplicated.
-        let verdict = readOnlyGate!.clientMessageReceived(message, textIsUTF8: Self.textIsUTF8(frame, in: client.inbound),
-                                                          classifier: &policy.classifier,
-                                                          catalog: namesRelations ? shared.catalogs.snapshot(for: databaseEntry) : .empty)
-        switch verdict {
-        case .forward:
-            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
-        case .replace(let bytes):
-            refusalLog.log(to: logger, at: loop.now())
-            server.send(bytes)
-        }
-        client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-    }
-
-    /// Query and Parse text must be valid UTF-8: it is classified as UTF-8, so any other
-    /// reading of the same bytes by the server could differ from what was judged.
-    private static func textIsUTF8(_ frame: MessageFrame, in buffer: ByteBuffer) -> Bool {
-        let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
-        switch frame.type {
-        case UInt8(ascii: "Q"):
-            // text NUL
-            return String(validating: payload.prefix { $0 != 0 }, as: UTF8.self) != nil
-        case UInt8(ascii: "P"):
-            // name NUL text NUL parameter types
-            let name = payload.prefix { $0 != 0 }
-            let text = payload.dropFirst(name.count + 1).prefix { $0 != 0 }
-            return String(validating: name, as: UTF8.self) != nil && String(validating: text, as: UTF8.self) != nil
-        default:
-            return true
-        }
-    }
-
-    private func gateServerError(_ frame: MessageFrame) throws(WireError) {
-        var frameBytes = ByteBuffer(bytes: server!.inbound.readableBytesView.prefix(frame.totalLength))
-        if case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &frameBytes),
-           let replacement = readOnlyGate?.serverErrorReceived(fields) {
-            var out = ByteBuffer()
-            BackendMessage.errorResponse(replacement).encode(into: &out)
-            client.send(out)
-        } else {
-            client.send(server!.inbound.readableBytesView.prefix(frame.totalLength))
-        }
-        server!.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+        // Replies may have resolved pending refusals the client's next messages waited for.
+        if readOnlyGate != nil && classifying == nil && client.inbound.readableBytes > 0 { forwardClientBytes() }
     }
 
     /// ParameterStatus of a read-only session, past the tripwire. False when the session ended.
@@ -386,8 +344,7 @@ final class ClientSession: LegDelegate {
     func legConnected(_ leg: Leg, error: Errno?) {}
 
     func legHandshakeCompleted(_ leg: Leg) {
-        if leg === client {
-            let tls = leg.tls!
+        if leg === client, let tls = leg.tls {
             clientCertificate = tls.verifiedPeerSubject
             if let subject = clientCertificate {
                 logger[metadataKey: "client_cn"] = "\(subject.commonName)"
@@ -431,6 +388,7 @@ final class ClientSession: LegDelegate {
         if let reason { logger.info("session closed: \(reason)") }
         refusalLog.logSummary(to: logger, at: loop.now())
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
+        abandonClassification()
         if let cancelKey {
             // A client that vanishes mid-query would leave its backend working until the
             // server notices the closed socket: cancel the query first, as a careful client would.
@@ -474,7 +432,7 @@ final class ClientSession: LegDelegate {
 extension ClientSession {
     /// Established, outside a transaction, and nothing in flight in either direction.
     var isIdle: Bool {
-        isEstablished && !serverBusy && transactionStatus == .idle && client.outbound.readableBytes == 0
+        isEstablished && !serverBusy && transactionStatus == .idle && client.outbound.readableBytes == 0 && classifying == nil
     }
 
     func releaseIdleBuffers() {
@@ -526,6 +484,7 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
 
     func serverConnectionRefused(_ fields: ErrorFields) {
         pendingCheckout = nil
+        guard !finished else { return }
         upstreamFailed(fields)
     }
 
@@ -538,7 +497,7 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
     }
 
     func linkDrained(_ link: UpstreamLink) {
-        if !finished { client.readPaused = false }
+        updateClientReadPause()
     }
 
     func linkClosed(_ link: UpstreamLink, reason: String?) {

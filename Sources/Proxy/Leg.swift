@@ -3,7 +3,10 @@ import TLS
 import Wire
 import Glibc
 
-/// What a leg tells its session. Called on the loop thread.
+/// What a leg tells its session. Called on the loop thread, and only from the loop itself — a
+/// readiness event or the work run after the current batch — never from inside a call the
+/// delegate made on the leg (`send`, `flush`, `close`, `readPaused`, `startTLS`), so a delegate
+/// never has its state torn down under its own feet.
 protocol LegDelegate: AnyObject {
     func legConnected(_ leg: Leg, error: Errno?)
     func legHandshakeCompleted(_ leg: Leg)
@@ -13,6 +16,8 @@ protocol LegDelegate: AnyObject {
     /// a TLS ClientHello must be left in the socket for OpenSSL.
     func legPeekedFirstByte(_ leg: Leg, byte: UInt8)
     func legDrained(_ leg: Leg)
+    /// The peer closed (EOF; `reason` nil) or a read or write failed. Reported once, after the
+    /// batch of events in which it was seen; bytes read before it were handed over first.
     func legClosed(_ leg: Leg, reason: String?)
 }
 
@@ -43,13 +48,24 @@ final class Leg: ReadinessHandler {
     var inbound = ByteBuffer()
     var outbound = ByteBuffer()
     /// Backpressure: set while the other side's outbound buffer is over its bound.
-    var readPaused = false { didSet { if oldValue != readPaused { updateInterest() } } }
+    var readPaused = false {
+        didSet {
+            guard oldValue != readPaused else { return }
+            updateInterest()
+            // Bytes OpenSSL decrypted before the pause are invisible to epoll: come back for them.
+            if !readPaused, let tls, tls.hasPendingData { schedulePendingRead() }
+        }
+    }
     private var tlsReadWantsWrite = false
     private var tlsWriteWantsRead = false
     private var pendingReadScheduled = false
     var peekFirstByte = false
     /// The peer closed its side (EOF); remaining inbound bytes may still be processed.
     private(set) var sawEOF = false
+    /// A read or write failed, or EOF was read: recorded here, reported once through
+    /// `legClosed` after the current batch. No more I/O is attempted on the socket.
+    private var recordedEnd: (reason: String?, reported: Bool)?
+    private var flushScheduled = false
 
     init(loop: EventLoop, fd: Int32, name: String, connecting: Bool) {
         self.loop = loop
@@ -75,14 +91,22 @@ final class Leg: ReadinessHandler {
 
     var isClosed: Bool { if case .closed = phase { true } else { false } }
 
+    /// Plain bytes already queued (the `S` answering an SSLRequest) are written first; the
+    /// handshake itself is driven by readiness events, so no delegate call happens in here.
     func startTLS(_ connection: TLSConnection) {
+        writeQueued()
         phase = .handshaking(connection)
-        driveHandshake()
+        // A TLS client speaks first; a TLS server waits for the ClientHello.
+        updateInterest(wantWrite: true)
     }
+
+    /// True once a failure or EOF was recorded: the owner should stop using the leg.
+    var hasEnded: Bool { recordedEnd != nil }
 
     // MARK: Readiness
 
     func readinessReceived(_ events: ReadinessEvents, id: RegistrationID) {
+        if recordedEnd != nil { return }
         switch phase {
         case .closed:
             return
@@ -111,7 +135,9 @@ final class Leg: ReadinessHandler {
             }
         }
         if events.isWritable || (tlsWriteWantsRead && events.isReadable) {
-            flush()
+            writeQueued()
+            if isClosed || recordedEnd != nil { return }
+            if outbound.readableBytes == 0 { delegate?.legDrained(self) }
             if isClosed { return }
         }
         if (events.isReadable || events.isHangUp || (tlsReadWantsWrite && events.isWritable)) && !readPaused {
@@ -137,14 +163,18 @@ final class Leg: ReadinessHandler {
         case .wantWrite:
             updateInterest(wantWrite: true)
         case .closed:
+            updateInterest(wantWrite: false)
             delegate?.legHandshakeFailed(self, reason: "connection closed during TLS handshake")
         case .failed(let error):
+            updateInterest(wantWrite: false)
             delegate?.legHandshakeFailed(self, reason: error.message)
         }
     }
 
-    /// Reads what is available (bounded per wake-up) and hands it to the delegate.
-    func readAvailable() {
+    /// Reads what is available (bounded per wake-up) and hands it to the delegate. Only called
+    /// from the loop (readiness, or the resumed read of bytes OpenSSL holds).
+    private func readAvailable() {
+        guard recordedEnd == nil else { return }
         var total = 0
         var reads = 0
         var eof = false
@@ -161,7 +191,7 @@ final class Leg: ReadinessHandler {
                         break readLoop
                     case .processed(let n):
                         if n == 0 { eof = true; break readLoop }
-                        inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                        inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]).assumingMemoryBound(to: UInt8.self))
                         total += n
                         if n < scratch.count { break readLoop }
                     }
@@ -172,7 +202,7 @@ final class Leg: ReadinessHandler {
             case .tls(let connection):
                 switch connection.read(into: scratch) {
                 case .done(let n):
-                    inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                    inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]).assumingMemoryBound(to: UInt8.self))
                     total += n
                     // A short read with nothing buffered in OpenSSL: go back to epoll rather
                     // than make a read that would only report EAGAIN.
@@ -186,39 +216,64 @@ final class Leg: ReadinessHandler {
                 break readLoop
             }
         }
-        if let tls, tls.hasPendingData, !eof, failure == nil, !pendingReadScheduled {
+        if let tls, tls.hasPendingData, !eof, failure == nil {
             // Decrypted bytes wait inside OpenSSL where epoll cannot see them: come back for them.
-            pendingReadScheduled = true
-            loop.execute(afterCurrentBatch: { [weak self] in
-                guard let self else { return }
-                self.pendingReadScheduled = false
-                if !self.readPaused && !self.isClosed { self.readAvailable() }
-            })
+            schedulePendingRead()
+        }
+        if let failure {
+            recordEnd(reason: failure)
+        } else if eof {
+            sawEOF = true
+            recordEnd(reason: nil)
         }
         updateInterest()
         if total > 0 { delegate?.legReceivedBytes(self) }
-        if isClosed { return }
-        if let failure {
-            delegate?.legClosed(self, reason: failure)
-        } else if eof {
-            sawEOF = true
-            delegate?.legClosed(self, reason: nil)
-        }
+    }
+
+    private func schedulePendingRead() {
+        guard !pendingReadScheduled else { return }
+        pendingReadScheduled = true
+        loop.execute(afterCurrentBatch: { [weak self] in
+            guard let self else { return }
+            self.pendingReadScheduled = false
+            if !self.readPaused && !self.isClosed { self.readAvailable() }
+        })
     }
 
     // MARK: Writing
 
+    /// Queues bytes; they are written once the current batch of events is handled. Never
+    /// writes, fails or calls the delegate in here.
     func send(_ bytes: ByteBuffer) {
-        outbound.writeBytes(bytes.readableBytesView)
-        flush()
+        send(bytes.readableBytesView)
     }
 
     func send(_ bytes: ArraySlice<UInt8>) {
+        guard !isClosed, recordedEnd == nil else { return }
         outbound.writeBytes(bytes)
+        scheduleFlush()
     }
 
-    /// Writes as much of `outbound` as the socket takes.
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.execute(afterCurrentBatch: { [weak self] in
+            guard let self else { return }
+            self.flushScheduled = false
+            guard !self.isClosed, self.recordedEnd == nil else { return }
+            self.writeQueued()
+            if !self.isClosed, self.recordedEnd == nil, self.outbound.readableBytes == 0 { self.delegate?.legDrained(self) }
+        })
+    }
+
+    /// Writes as much of `outbound` as the socket takes now (e.g. before closing). A failure is
+    /// recorded and reported later; the delegate is not called from here.
     func flush() {
+        guard !isClosed, recordedEnd == nil else { return }
+        writeQueued()
+    }
+
+    private func writeQueued() {
         tlsWriteWantsRead = false
         var failure: String?
         writeLoop: while outbound.readableBytes > 0 {
@@ -248,18 +303,37 @@ final class Leg: ReadinessHandler {
                 break writeLoop
             }
         }
-        if outbound.readableBytes == 0 { outbound.clear() } else { outbound.discardReadBytes() }
-        updateInterest()
-        if let failure {
-            delegate?.legClosed(self, reason: failure)
-            return
+        if outbound.readableBytes == 0 {
+            outbound.clear()
+            if outbound.capacity > Self.largeBuffer { outbound = ByteBuffer() }
+        } else {
+            outbound.discardReadBytes()
         }
-        if outbound.readableBytes == 0 { delegate?.legDrained(self) }
+        if let failure { recordEnd(reason: failure) }
+        updateInterest()
+    }
+
+    /// Records the end of the connection and reports it once, after the current batch.
+    private func recordEnd(reason: String?) {
+        guard recordedEnd == nil else { return }
+        recordedEnd = (reason, false)
+        // Nothing more will be written.
+        outbound.clear()
+        loop.execute(afterCurrentBatch: { [weak self] in
+            guard let self, !self.isClosed, let end = self.recordedEnd, !end.reported else { return }
+            self.recordedEnd = (end.reason, true)
+            self.delegate?.legClosed(self, reason: end.reason)
+        })
     }
 
     private func updateInterest(wantWrite: Bool? = nil) {
         guard let registration, !isClosed else { return }
         var interest: Interest = []
+        if recordedEnd != nil {
+            // Level-triggered: a dead socket would wake the loop again and again until closed.
+            loop.setInterest([], for: registration)
+            return
+        }
         switch phase {
         case .connecting:
             interest = .writable
@@ -272,6 +346,16 @@ final class Leg: ReadinessHandler {
             return
         }
         loop.setInterest(interest, for: registration)
+    }
+
+    /// Buffers this large are not kept once empty: one huge message must not pin its memory
+    /// for the rest of the session.
+    static let largeBuffer = 1 << 20
+
+    /// Gives back a large buffer that is empty now (after a large message went through).
+    func releaseLargeBuffers() {
+        if inbound.readableBytes == 0 && inbound.capacity > Self.largeBuffer { inbound = ByteBuffer() }
+        if outbound.readableBytes == 0 && outbound.capacity > Self.largeBuffer { outbound = ByteBuffer() }
     }
 
     /// Idle connections keep no buffers: a 16 KiB read buffer per leg would dominate their cost.

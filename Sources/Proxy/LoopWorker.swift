@@ -57,7 +57,7 @@ final class LoopWorker {
     private var refusalLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
     private var evictionLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
     let pool: PoolManager
-    let policy = LoopPolicy()
+    let policy: LoopPolicy
     /// Loop 0 handles process signals and tells the others.
     var onSignal: ((Int32) -> Void)?
 
@@ -74,10 +74,12 @@ final class LoopWorker {
         logger = runtime.logger
         logger[metadataKey: "loop"] = "\(loop.index)"
         pool = PoolManager(loop: loop, runtime: runtime, logger: runtime.logger)
+        policy = LoopPolicy(pool: shared.classifiers, largeStatementPool: shared.largeStatementClassifiers, mailbox: loop.mailbox)
         // Session ids are unique across loops: the loop index sits in the high bits.
         nextSessionID = UInt64(loop.index) << 48 | 1
         loop.controlMessageReceived = { [unowned self] message in
             if let control = message as? LoopControl { self.controlReceived(control) }
+            else if let done = message as? ClassificationDone { self.policy.deliver(done) }
         }
     }
 

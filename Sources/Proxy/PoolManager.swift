@@ -6,6 +6,7 @@ import Logging
 import Glibc
 
 /// Someone waiting for a server connection: a client session or an internal user (backups).
+/// Told after the current batch of events, never from inside its own `checkout` call.
 protocol PoolUser: AnyObject {
     func serverConnectionGranted(_ link: UpstreamLink)
     func serverConnectionRefused(_ fields: ErrorFields)
@@ -140,7 +141,9 @@ final class PoolManager: UpstreamLinkOwner {
                     perform(entry.state.checkoutRequested(request, now: now), entry: entry, spec: spec)
                     continue
                 }
-                user.serverConnectionGranted(link)
+                // After the batch: never inside the caller's own checkout, or inside another
+                // session's checkin. A user that left meanwhile gives the link back.
+                loop.execute(afterCurrentBatch: { user.serverConnectionGranted(link) })
             case .resetConnection(let id):
                 guard let link = entry.links[id], let leg = link.leg else { continue }
                 resetting.insert(id)
@@ -151,7 +154,8 @@ final class PoolManager: UpstreamLinkOwner {
                 entry.links.removeValue(forKey: id)?.close()
             case .failRequest(let request, let failure):
                 guard let user = entry.users.removeValue(forKey: request) else { continue }
-                user.serverConnectionRefused(Self.fields(for: failure, database: entry.target.name))
+                let fields = Self.fields(for: failure, database: entry.target.name)
+                loop.execute(afterCurrentBatch: { user.serverConnectionRefused(fields) })
             }
         }
     }

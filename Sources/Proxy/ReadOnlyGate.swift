@@ -14,9 +14,17 @@ import Policy
 /// aborted, later statements get 25P02, and ReadyForQuery carries the status the server
 /// really has. Replies to messages sent before the refused one arrive first, in order.
 ///
-/// The marker carries a per-session random nonce and a serial number, so a client cannot make
-/// its own errors look like a refusal, and an aborted transaction's 25P02 (which the stand-in
-/// also gets) passes through unchanged, exactly as PostgreSQL would answer.
+/// Each stand-in carries a fresh random token (`tokens`, 128 bits in the shell), matched once
+/// and then forgotten. A token is only ever valid while its own stand-in is in flight, and only
+/// in this session, so seeing one anywhere — an error, `pg_stat_activity` of another session —
+/// teaches nothing that could make a client's own error look like a refusal. An aborted
+/// transaction's 25P02 (which the stand-in also gets) passes through unchanged, exactly as
+/// PostgreSQL would answer.
+///
+/// Pending refusals are never dropped while their stand-in may still fail: a stand-in that
+/// fails always comes back as its refusal. The gate holds at most ``maxPending`` of them by
+/// contract with its shell, which stops feeding client messages while ``isAtPendingBound``
+/// and resumes as server replies resolve them (backpressure).
 struct ReadOnlyGate {
     enum ClientVerdict: Equatable {
         case forward
@@ -31,7 +39,7 @@ struct ReadOnlyGate {
     ]
 
     struct PendingRefusal {
-        let serial: UInt64
+        let token: String
         /// The ReadyForQuery (counted from the session start) that closes the batch holding
         /// the stand-in: once it arrived, the stand-in either failed or never ran.
         let batch: UInt64
@@ -39,24 +47,44 @@ struct ReadOnlyGate {
     }
 
     let identity: String
-    private let markerPrefix: String
-    private var nextSerial: UInt64 = 0
+    static let markerPrefix = "portcullis-refused-"
+    /// A fresh unpredictable token per refusal (hex digits and letters only).
+    private let tokens: () -> String
     private var pending: [PendingRefusal] = []
     private var batchesSent: UInt64 = 0
     private var batchesCompleted: UInt64 = 0
-    /// Bound on refusals awaiting their error; older ones are forgotten (the client then sees
-    /// the stand-in's own error — still a refusal, never a write).
+    /// A batch in which the server already reported an error: it skips the rest of that batch
+    /// (simple Query: the rest of the string; extended protocol: everything up to Sync, 55.2.3),
+    /// so stand-ins later in it never run and need no pending entry.
+    private var failedBatch: UInt64?
+    /// Refusals awaiting their error that the shell lets the gate hold: at this many it stops
+    /// feeding client messages until replies resolve some. Never exceeded by dropping.
     static let maxPending = 256
 
-    init(identity: String, nonce: String) {
+    init(identity: String, tokens: @escaping () -> String) {
         self.identity = identity
-        markerPrefix = "portcullis-refused-\(nonce)-"
+        self.tokens = tokens
     }
 
     var pendingCount: Int { pending.count }
 
+    /// The shell must not pass further client messages until replies resolve pending refusals.
+    var isAtPendingBound: Bool { pending.count >= Self.maxPending }
+
+    /// The SQL text of a message the gate judges by its classification (Query, Parse): the shell
+    /// classifies it — at once on a cache hit, else off the loop — and then calls
+    /// ``clientMessageReceived(_:textIsUTF8:classification:)``.
+    static func sqlText(of message: FrontendMessage) -> String? {
+        switch message {
+        case .query(let sql): sql
+        case .parse(_, let sql, _): sql
+        default: nil
+        }
+    }
+
     // MARK: Client messages
 
+    /// Classifies in place with `classifier` (tests, tools) and judges the message.
     /// - Parameter textIsUTF8: whether the message's SQL text bytes are valid UTF-8; the text
     ///   is judged as UTF-8, so other bytes are refused as PostgreSQL refuses them in a UTF8
     ///   client encoding (22021) — fail closed for other client encodings.
@@ -65,14 +93,46 @@ struct ReadOnlyGate {
     mutating func clientMessageReceived(_ message: FrontendMessage, textIsUTF8: Bool = true,
                                         classifier: inout CachingStatementClassifier,
                                         catalog: CatalogSnapshot = .empty) -> ClientVerdict {
+        let classification = textIsUTF8 ? Self.sqlText(of: message).map { classifier.classify(sql: $0, catalog: catalog) } : nil
+        var offsets: [Int]?
+        if case .query(let sql) = message, let classification, Self.keepsStatementsBefore(classification) {
+            offsets = StatementSplitter.statementOffsets(sql)
+        }
+        var typed: Refusal?
+        if case .parse(_, _, let parameterTypes) = message { typed = catalog.refusal(forParameterTypes: parameterTypes) }
+        return clientMessageReceived(message, textIsUTF8: textIsUTF8, classification: classification, statementOffsets: offsets,
+                                     parameterTypesRefusal: typed)
+    }
+
+    /// Whether a Query with this classification keeps the allowed statements before its first
+    /// refused one — and so needs ``StatementSplitter/statementOffsets(_:)`` of its text, a parse
+    /// the shell runs off the loop.
+    static func keepsStatementsBefore(_ result: ClassificationResult) -> Bool {
+        guard result.syntaxError == nil, let index = result.statements.firstIndex(where: { !$0.isAllowedForReadOnly }) else {
+            return false
+        }
+        return index > 0
+    }
+
+    /// Judges a message. `classification` is the text's classification (catalog applied) for
+    /// Query and Parse (``sqlText(of:)``), or ``refusing(_:)`` for a text refused as a whole
+    /// without classifying it (too long, out of time); ignored for other messages.
+    /// `statementOffsets`: where a Query's statements start, when ``keepsStatementsBefore(_:)``;
+    /// without them the whole string is replaced (fail closed).
+    mutating func clientMessageReceived(_ message: FrontendMessage, textIsUTF8: Bool = true,
+                                        classification: ClassificationResult?,
+                                        statementOffsets: [Int]? = nil,
+                                        parameterTypesRefusal: Refusal? = nil) -> ClientVerdict {
+        // A missing classification fails closed.
+        let result = classification ?? Self.refusing(Self.unclassified)
         switch message {
-        case .query(let sql):
+        case .query:
             defer { batchesSent += 1 }
             guard textIsUTF8 else { return standInQuery(kept: "", for: Self.invalidEncoding) }
-            return queryReceived(sql, classifier: &classifier, catalog: catalog)
-        case .parse(let name, let sql, let parameterTypes):
+            return queryReceived(message, result, offsets: statementOffsets)
+        case .parse(let name, _, _):
             guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
-            return parseReceived(name: name, sql: sql, parameterTypes: parameterTypes, classifier: &classifier, catalog: catalog)
+            return parseReceived(name: name, result, parameterTypesRefusal: parameterTypesRefusal)
         case .functionCall(let call):
             defer { batchesSent += 1 }
             guard let refusal = FastPathPolicy.refusal(functionOID: call.functionOID,
@@ -88,16 +148,23 @@ struct ReadOnlyGate {
         }
     }
 
+    /// A whole text refused without classifying it.
+    static func refusing(_ refusal: Refusal) -> ClassificationResult {
+        ClassificationResult(statements: [], syntaxError: refusal)
+    }
+
+    static let unclassified = Refusal(sqlState: SQLState.readOnlySQLTransaction,
+                                      message: "statement was not classified", isPostgreSQLText: false)
+
     /// Simple Query: the statements before the first refused one are kept, the refused one
     /// and everything after it are replaced by the stand-in.
-    private mutating func queryReceived(_ sql: String, classifier: inout CachingStatementClassifier,
-                                        catalog: CatalogSnapshot) -> ClientVerdict {
-        let result = classifier.classify(sql: sql, catalog: catalog)
+    private mutating func queryReceived(_ message: FrontendMessage, _ result: ClassificationResult,
+                                        offsets: [Int]?) -> ClientVerdict {
         guard let refusal = result.firstRefusal else { return .forward }
         var kept = ""
-        if result.syntaxError == nil,
+        if case .query(let sql) = message, result.syntaxError == nil,
            let index = result.statements.firstIndex(where: { !$0.isAllowedForReadOnly }), index > 0,
-           let offsets = StatementSplitter.statementOffsets(sql), offsets.count == result.statements.count {
+           let offsets, offsets.count == result.statements.count {
             kept = String(decoding: sql.utf8.prefix(offsets[index]), as: UTF8.self)
         }
         return standInQuery(kept: kept, for: refusal)
@@ -119,9 +186,10 @@ struct ReadOnlyGate {
 
     /// Parse: a refused statement is never prepared, so a later Bind or Execute of it fails
     /// as PostgreSQL fails a Bind of a statement whose Parse failed (26000).
-    private mutating func parseReceived(name: String, sql: String, parameterTypes: [Int32] = [], classifier: inout CachingStatementClassifier,
-                                        catalog: CatalogSnapshot) -> ClientVerdict {
-        let result = classifier.classify(sql: sql, catalog: catalog)
+    /// `parameterTypesRefusal`: the catalog's verdict on the Parse's declared parameter types
+    /// (``CatalogSnapshot/refusal(forParameterTypes:)``), asked by the shell.
+    private mutating func parseReceived(name: String, _ result: ClassificationResult,
+                                        parameterTypesRefusal: Refusal?) -> ClientVerdict {
         let refusal: Refusal
         if result.syntaxError == nil && result.statements.count > 1 {
             // PostgreSQL refuses this before looking at the statements (postgres.c
@@ -132,7 +200,7 @@ struct ReadOnlyGate {
                               isPostgreSQLText: true)
         } else if let first = result.firstRefusal {
             refusal = first
-        } else if let typed = catalog.refusal(forParameterTypes: parameterTypes) {
+        } else if let typed = parameterTypesRefusal {
             // A parameter declared with a flagged type's OID coerces through its casts and
             // domain constraints although the text names no type (CatalogSnapshot).
             refusal = typed
@@ -161,24 +229,32 @@ struct ReadOnlyGate {
     }
 
     private mutating func register(_ refusal: Refusal) -> String {
-        let serial = nextSerial
-        nextSerial += 1
-        if pending.count >= Self.maxPending { pending.removeFirst() }
-        pending.append(PendingRefusal(serial: serial, batch: batchesSent, refusal: refusal))
-        return "\(markerPrefix)\(serial)"
+        let token = tokens()
+        // In a batch the server already failed, the stand-in is skipped: nothing to await.
+        if failedBatch != batchesSent {
+            pending.append(PendingRefusal(token: token, batch: batchesSent, refusal: refusal))
+        }
+        return Self.markerPrefix + token
     }
 
     // MARK: Server messages
 
     /// Returns the ErrorResponse to send the client instead of `fields`, or nil to forward
-    /// the server's own.
+    /// the server's own. Every error ends the batch it belongs to, so stand-ins later in that
+    /// batch will never run and are forgotten.
     mutating func serverErrorReceived(_ fields: ErrorFields) -> ErrorFields? {
-        guard !pending.isEmpty, fields.sqlState == SQLState.invalidTextRepresentation,
-              let message = fields.message, let serial = serial(in: message),
-              let index = pending.firstIndex(where: { $0.serial == serial }) else { return nil }
-        let refusal = pending[index].refusal
-        pending.removeSubrange(...index)
-        return Self.errorFields(for: refusal, identity: identity)
+        var replacement: ErrorFields?
+        if fields.sqlState == SQLState.invalidTextRepresentation, let message = fields.message,
+           let index = pendingIndex(in: message) {
+            let refusal = pending[index].refusal
+            // Replies come in order: refusals sent before this one are settled.
+            pending.removeSubrange(...index)
+            replacement = Self.errorFields(for: refusal, identity: identity)
+        }
+        let current = batchesCompleted
+        failedBatch = current
+        pending.removeAll { $0.batch == current }
+        return replacement
     }
 
     mutating func readyForQueryReceived() {
@@ -187,10 +263,16 @@ struct ReadOnlyGate {
         pending.removeAll { $0.batch < completed }
     }
 
-    private func serial(in message: String) -> UInt64? {
-        guard let range = message.firstRange(of: markerPrefix) else { return nil }
-        let digits = message[range.upperBound...].prefix { $0.isASCII && $0.isNumber }
-        return UInt64(digits)
+    /// The pending refusal whose token follows a marker prefix in `message`.
+    private func pendingIndex(in message: String) -> Int? {
+        guard !pending.isEmpty else { return nil }
+        var rest = message[...]
+        while let range = rest.firstRange(of: Self.markerPrefix) {
+            let token = rest[range.upperBound...].prefix { $0.isASCII && ($0.isLetter || $0.isNumber) }
+            if let index = pending.firstIndex(where: { $0.token == token }) { return index }
+            rest = rest[range.upperBound...]
+        }
+        return nil
     }
 
     /// The ErrorResponse PostgreSQL sends for the refusal (elog.c field order S, V, C, M, H, P).

@@ -30,6 +30,7 @@ struct UpstreamSpec: Hashable {
 }
 
 /// Whoever holds a server connection right now: a client session, or the pool while it is idle.
+/// As with ``LegDelegate``, called only from the loop, never from inside the owner's own call.
 protocol UpstreamLinkOwner: AnyObject {
     func linkReady(_ link: UpstreamLink)
     func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields)
@@ -49,7 +50,9 @@ final class UpstreamLink: LegDelegate {
     private var machine: UpstreamStartupMachine
     private var addresses: [SocketAddress] = []
     private(set) var leg: Leg?
-    unowned(unsafe) var owner: (any UpstreamLinkOwner)?
+    /// Weak: a session that ended is never called. The pool or the session holding the link
+    /// keeps it; whoever holds it sets itself here.
+    weak var owner: (any UpstreamLinkOwner)?
     private(set) var isReady = false
     /// The server's ParameterStatus values in its own spelling, kept current while idle resets run.
     var parameters: [(String, String)] = []
@@ -58,6 +61,8 @@ final class UpstreamLink: LegDelegate {
     private(set) var processID: Int32 = 0
     private(set) var secretKey: [UInt8] = []
     private var connectTimer: TimerID?
+    /// Closed by its holder: a connect still to begin must not.
+    private var abandoned = false
 
     init(id: ServerPool.ConnectionID, spec: UpstreamSpec, target: DatabaseTarget, password: Secret?, loop: EventLoop, runtime: RuntimeConfig) {
         self.id = id
@@ -69,7 +74,14 @@ final class UpstreamLink: LegDelegate {
             user: spec.serverUser, password: password, database: spec.dbname, parameters: spec.parameters))
     }
 
+    /// Connects after the current batch, so a failure (no address, refused at once) is never
+    /// reported to the owner from inside the owner's own call (a checkout).
     func start() {
+        loop.execute(afterCurrentBatch: { [weak self] in self?.begin() })
+    }
+
+    private func begin() {
+        guard !abandoned else { return }
         addresses = target.socketAddresses()
         if let timeout = target.connectTimeout {
             connectTimer = loop.scheduleTimer(at: loop.now() + timeout) { [weak self] in
@@ -139,12 +151,15 @@ final class UpstreamLink: LegDelegate {
 
     /// Sends Terminate and closes.
     func close() {
+        abandoned = true
         if let connectTimer { loop.cancelTimer(connectTimer); self.connectTimer = nil }
         guard let leg, !leg.isClosed else { return }
         if isReady {
             var terminate = ByteBuffer()
             FrontendMessage.terminate.encode(into: &terminate)
             leg.send(terminate)
+            // Sending only queues: write it now, the leg is closed next.
+            leg.flush()
         }
         leg.close()
         self.leg = nil

@@ -8,7 +8,11 @@ import Policy
 final class ReadOnlyGateTests: XCTestCase {
     var classifier = CachingStatementClassifier()
 
-    private func gate() -> ReadOnlyGate { ReadOnlyGate(identity: "agent", nonce: "n0nce") }
+    /// Tokens are random in the shell; here predictable, to show the gate's matching.
+    private func gate() -> ReadOnlyGate {
+        var issued = 0
+        return ReadOnlyGate(identity: "agent", tokens: { issued += 1; return "tok\(issued)z" })
+    }
 
     /// The replacement frame decoded back into a message.
     private func replacement(_ verdict: ReadOnlyGate.ClientVerdict, file: StaticString = #filePath, line: UInt = #line) throws -> FrontendMessage {
@@ -51,7 +55,7 @@ final class ReadOnlyGateTests: XCTestCase {
         }
         XCTAssertFalse(sql.localizedCaseInsensitiveContains("insert"), sql)
         let marker = try XCTUnwrap(marker(in: sql))
-        XCTAssertTrue(marker.hasPrefix("portcullis-refused-n0nce-"))
+        XCTAssertEqual(marker, "portcullis-refused-tok1z")
         let refusal = try XCTUnwrap(gate.serverErrorReceived(standInError(marker)))
         XCTAssertEqual(refusal.sqlState, "25006")
         XCTAssertEqual(refusal.message, "cannot execute INSERT in a read-only transaction")
@@ -115,16 +119,131 @@ final class ReadOnlyGateTests: XCTestCase {
             return XCTFail("not a Query")
         }
         let marker = try XCTUnwrap(marker(in: sql))
+        // A client's own 22P02 naming a marker of another session is its own error.
+        XCTAssertNil(gate.serverErrorReceived(standInError("portcullis-refused-other0")))
+        XCTAssertNil(gate.serverErrorReceived(.error(sqlState: "22023", message: marker)))
+        XCTAssertEqual(gate.pendingCount, 0, "an error ends its batch: the stand-in will not run")
+        gate.readyForQueryReceived()
+        XCTAssertNil(gate.serverErrorReceived(standInError(marker)))
+
         // In an aborted transaction block the stand-in gets 25P02, as the statement would.
+        gate = self.gate()
+        _ = try replacement(gate.clientMessageReceived(.query("truncate t"), classifier: &classifier))
+        XCTAssertEqual(gate.pendingCount, 1)
         XCTAssertNil(gate.serverErrorReceived(.error(sqlState: "25P02",
             message: "current transaction is aborted, commands ignored until end of transaction block")))
-        // A client's own 22P02 naming a marker of another session is its own error.
-        XCTAssertNil(gate.serverErrorReceived(standInError("portcullis-refused-other-0")))
-        XCTAssertNil(gate.serverErrorReceived(.error(sqlState: "22023", message: marker)))
-        XCTAssertEqual(gate.pendingCount, 1)
+        XCTAssertEqual(gate.pendingCount, 0)
         gate.readyForQueryReceived()
-        XCTAssertEqual(gate.pendingCount, 0, "the batch ended without the stand-in failing")
-        XCTAssertNil(gate.serverErrorReceived(standInError(marker)))
+    }
+
+    /// Issue 9.6: however many refusals are pending, none is forgotten while its stand-in may
+    /// still fail; the shell holds further messages back at the bound.
+    func testPendingRefusalsAreNeverDropped() throws {
+        var gate = gate()
+        var markers: [String] = []
+        for i in 0..<1000 {
+            guard case .query(let sql) = try replacement(gate.clientMessageReceived(.query("insert into t values (\(i))"),
+                                                                                   classifier: &classifier)) else {
+                return XCTFail("not a Query")
+            }
+            markers.append(try XCTUnwrap(marker(in: sql)))
+        }
+        XCTAssertEqual(gate.pendingCount, 1000)
+        XCTAssertTrue(gate.isAtPendingBound)
+        XCTAssertEqual(Set(markers).count, 1000, "a fresh token per refusal")
+        for (i, marker) in markers.enumerated() {
+            XCTAssertEqual(gate.serverErrorReceived(standInError(marker))?.sqlState, "25006", "refusal \(i)")
+            gate.readyForQueryReceived()
+        }
+        XCTAssertEqual(gate.pendingCount, 0)
+        XCTAssertFalse(gate.isAtPendingBound)
+    }
+
+    /// A token is matched once: an error that repeats it later (the client copied it from an
+    /// error or from pg_stat_activity) is the client's own.
+    func testTokensAreSingleUse() throws {
+        var gate = gate()
+        guard case .query(let sql) = try replacement(gate.clientMessageReceived(.query("delete from t"), classifier: &classifier)) else {
+            return XCTFail("not a Query")
+        }
+        let marker = try XCTUnwrap(marker(in: sql))
+        XCTAssertNotNil(gate.serverErrorReceived(standInError(marker)))
+        gate.readyForQueryReceived()
+        XCTAssertNil(gate.serverErrorReceived(standInError(marker)), "a spent token is worthless")
+        // Another gate (another session) never knew it.
+        var other = self.gate()
+        _ = try replacement(other.clientMessageReceived(.query("delete from t"), classifier: &classifier))
+        XCTAssertNil(other.serverErrorReceived(standInError("portcullis-refused-tok9z")))
+        XCTAssertEqual(other.pendingCount, 0, "the error ended the batch")
+    }
+
+    /// Extended protocol: after an error the server skips to Sync (55.2.3), so the stand-ins
+    /// later in that batch never run — they are forgotten, and new ones in it are not awaited.
+    func testAnErrorEndsItsExtendedBatch() throws {
+        var gate = gate()
+        var markers: [String] = []
+        for _ in 0..<300 {
+            guard case .parse(_, let text, _) = try replacement(gate.clientMessageReceived(
+                .parse(name: "", query: "insert into t values (1)", parameterTypes: []), classifier: &classifier)) else {
+                return XCTFail("not a Parse")
+            }
+            markers.append(try XCTUnwrap(marker(in: text)))
+        }
+        XCTAssertEqual(gate.pendingCount, 300)
+        XCTAssertEqual(gate.serverErrorReceived(standInError(markers[0]))?.sqlState, "25006")
+        XCTAssertEqual(gate.pendingCount, 0)
+        _ = try replacement(gate.clientMessageReceived(.parse(name: "", query: "vacuum", parameterTypes: []), classifier: &classifier))
+        XCTAssertEqual(gate.pendingCount, 0, "skipped by the server: nothing to await")
+        XCTAssertEqual(gate.clientMessageReceived(.sync, classifier: &classifier), .forward)
+        gate.readyForQueryReceived()
+        // The next batch is awaited again.
+        _ = try replacement(gate.clientMessageReceived(.parse(name: "", query: "vacuum", parameterTypes: []), classifier: &classifier))
+        XCTAssertEqual(gate.pendingCount, 1)
+    }
+
+    /// A text refused whole without classifying (too long, out of time) gets a stand-in too.
+    func testRefusingWithoutClassifying() throws {
+        var gate = gate()
+        let refusal = Refusal(sqlState: "57014", message: "canceling statement due to statement timeout", isPostgreSQLText: true)
+        guard case .parse(let name, let text, _) = try replacement(gate.clientMessageReceived(
+            .parse(name: "big", query: "select 1", parameterTypes: []), classification: ReadOnlyGate.refusing(refusal))) else {
+            return XCTFail("not a Parse")
+        }
+        XCTAssertEqual(name, "big")
+        let error = try XCTUnwrap(gate.serverErrorReceived(standInError(try XCTUnwrap(marker(in: text)))))
+        XCTAssertEqual(error.sqlState, "57014")
+        XCTAssertEqual(error.message, "canceling statement due to statement timeout")
+        XCTAssertNil(error.hint)
+        // No classification at all fails closed.
+        _ = try replacement(gate.clientMessageReceived(.query("select 1"), classification: nil))
+    }
+
+    /// The shell finds statement offsets off the loop and passes them in; without them the
+    /// whole string is replaced (fail closed), never parsed on the loop.
+    func testKeptStatementsNeedOffsetsFromTheShell() throws {
+        var gate = gate()
+        let sql = "select 1; delete from t"
+        let result = StatementClassifier().classify(sql: sql)
+        XCTAssertTrue(ReadOnlyGate.keepsStatementsBefore(result))
+        XCTAssertFalse(ReadOnlyGate.keepsStatementsBefore(StatementClassifier().classify(sql: "delete from t; select 1")))
+        guard case .query(let without) = try replacement(gate.clientMessageReceived(.query(sql), classification: result)) else {
+            return XCTFail("not a Query")
+        }
+        XCTAssertFalse(without.contains("select 1"), without)
+        guard case .query(let with) = try replacement(gate.clientMessageReceived(
+            .query(sql), classification: result, statementOffsets: StatementSplitter.statementOffsets(sql))) else {
+            return XCTFail("not a Query")
+        }
+        XCTAssertTrue(with.hasPrefix("select 1;"), with)
+    }
+
+    func testShellTokensAre128BitHex() {
+        let tokens = (0..<100).map { _ in ClientSession.refusalToken() }
+        XCTAssertEqual(Set(tokens).count, 100)
+        for token in tokens {
+            XCTAssertEqual(token.count, 32)
+            XCTAssertTrue(token.allSatisfy(\.isHexDigit))
+        }
     }
 
     func testPipelinedRefusalsMapToTheirOwnErrors() throws {
@@ -196,7 +315,7 @@ final class ReadOnlyGateSoupTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         var classifier = CachingStatementClassifier()
         let fresh = StatementClassifier()
-        var gate = ReadOnlyGate(identity: "soup", nonce: "n")
+        var gate = ReadOnlyGate(identity: "soup", tokens: { ClientSession.refusalToken() })
         var forwarded = 0
         for _ in 0..<3000 {
             let count = Int.random(in: 1...14, using: &generator)
@@ -212,6 +331,6 @@ final class ReadOnlyGateSoupTests: XCTestCase {
             gate.readyForQueryReceived()
         }
         XCTAssertGreaterThan(forwarded, 0, "some soup is harmless")
-        XCTAssertLessThanOrEqual(gate.pendingCount, ReadOnlyGate.maxPending)
+        XCTAssertLessThanOrEqual(gate.pendingCount, 2, "each batch's refusals settle with its ReadyForQuery")
     }
 }

@@ -99,4 +99,7 @@ int pc_aes256gcm_open(const unsigned char *key, const unsigned char *nonce, cons
 /// Pops the OpenSSL error queue into `buf` (first error's reason string); returns the packed code.
 unsigned long pc_ssl_error_string(char *buf, size_t len);
 
+/// glibc's malloc_trim(0): returns free memory of every arena to the system.
+int pc_malloc_trim(void);
+
 #endif

@@ -1,0 +1,137 @@
+import EventLoop
+import Policy
+import Synchronization
+import Glibc
+import CPortcullisShims
+
+/// A classification finished on a classifier thread, posted to the asking loop's mailbox.
+struct ClassificationDone: Sendable {
+    let ticket: UInt64
+    /// With the job's catalog snapshot applied.
+    let result: ClassificationResult
+    /// For the loop's cache, when the text was classified here (not known already).
+    let miss: CachingStatementClassifier.Miss?
+    /// Where a Query's statements start, when the gate keeps those before a refused one.
+    let statementOffsets: [Int]?
+    /// Time the classifier thread spent on it (for the log, and the benchmarks).
+    let elapsed: Duration
+}
+
+/// The classifier threads: statement texts the loops' caches do not know are parsed and
+/// judged here, never on a loop, so a large or pathological statement stalls only the session
+/// that sent it (which waits for its answer) and never the loop's other sessions.
+///
+/// Two pools run: one for texts small enough to cache, one for larger ones, so a few large
+/// statements (seconds each, within `readonly_max_statement_size`) can only delay other large
+/// statements, never the everyday misses of everyone else.
+///
+/// A few threads with a large stack (``ClassifierBudget/threadStackSize``), started on first
+/// use and living as long as the process. The queue is unbounded in count but bounded in
+/// practice: a session has at most one statement in classification at a time. A thread
+/// cannot be interrupted inside the C parser, so a statement over its time budget is refused
+/// by the session's own timer and the result, when it comes, is discarded by ticket.
+final class ClassifierPool: @unchecked Sendable {
+    struct Job: Sendable {
+        let ticket: UInt64
+        let sql: String
+        /// Compute cache keys (texts small enough to cache).
+        let keyed: Bool
+        let catalog: CatalogSnapshot
+        /// A cached classification (catalog applied): only the statement offsets are wanted.
+        let known: ClassificationResult?
+        let isQuery: Bool
+        let mailbox: LoopMailbox
+    }
+
+    /// What a job asks for, run on whichever thread: a classifier thread, or the caller in tests.
+    static func perform(_ job: Job) -> (result: ClassificationResult, miss: CachingStatementClassifier.Miss?, offsets: [Int]?) {
+        var miss: CachingStatementClassifier.Miss?
+        let result: ClassificationResult
+        if let known = job.known {
+            result = known
+        } else {
+            let classified = CachingStatementClassifier.classifyMiss(sql: job.sql, keyed: job.keyed)
+            miss = classified
+            result = job.catalog.applied(to: classified.result)
+        }
+        let offsets = job.isQuery && ReadOnlyGate.keepsStatementsBefore(result) ? StatementSplitter.statementOffsets(job.sql) : nil
+        return (result, miss, offsets)
+    }
+
+    let threadCount: Int
+    /// Thread name prefix (names are cut at 15 bytes).
+    let name: String
+    /// After a text this large the threads give freed memory back to the system (malloc_trim):
+    /// its parse tree was many times its size.
+    static let trimThreshold = 1024 * 1024
+    private let queue = Mutex<(jobs: [Job?], head: Int, started: Bool)>(([], 0, false))
+    /// Counts queued jobs; the threads sleep on it. (Synchronization has no condition variable.)
+    private let available: UnsafeMutablePointer<sem_t>
+
+    init(name: String, threadCount: Int = ClassifierPool.defaultThreadCount) {
+        self.name = name
+        self.threadCount = max(1, threadCount)
+        available = .allocate(capacity: 1)
+        sem_init(available, 0, 0)
+    }
+
+    /// Two per CPU up to four: classification is CPU work, and a slow statement should not
+    /// hold back everyone else's misses.
+    static var defaultThreadCount: Int {
+        min(4, max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+    }
+
+    func submit(_ job: Job) {
+        let startThreads = queue.withLock { state -> Bool in
+            state.jobs.append(job)
+            defer { state.started = true }
+            return !state.started
+        }
+        if startThreads {
+            for index in 0..<threadCount {
+                LoopThread.detach(LoopThread.start(name: "portcullis-\(name)\(index)", stackSize: ClassifierBudget.threadStackSize) {
+                    [self] in self.work()
+                })
+            }
+        }
+        sem_post(available)
+    }
+
+    private func next() -> Job {
+        while true {
+            while sem_wait(available) != 0 {}
+            let job = queue.withLock { state -> Job? in
+                guard state.head < state.jobs.count else { return nil }
+                // Taken out, so the queue does not keep a large text alive.
+                let job = state.jobs[state.head].take()
+                state.head += 1
+                if state.head > 64 && state.head * 2 > state.jobs.count {
+                    state.jobs.removeFirst(state.head)
+                    state.head = 0
+                }
+                return job
+            }
+            if let job { return job }
+        }
+    }
+
+    private func work() {
+        while true {
+            if runOne() {
+                // The parse tree and protobuf buffers of a large text were many times its size;
+                // glibc keeps freed memory in this thread's arena unless asked to return it.
+                _ = pc_malloc_trim()
+            }
+        }
+    }
+
+    /// Classifies one job and posts the answer; true when the text was large.
+    private func runOne() -> Bool {
+        let job = next()
+        let started = MonotonicInstant.now()
+        let (result, miss, offsets) = Self.perform(job)
+        job.mailbox.post(ClassificationDone(ticket: job.ticket, result: result, miss: miss, statementOffsets: offsets,
+                                            elapsed: MonotonicInstant.now().duration(since: started)))
+        return job.sql.utf8.count >= Self.trimThreshold
+    }
+}
