@@ -18,7 +18,7 @@ let package = Package(
         // OpenSSL function-like macros, exposed as small inline C functions.
         .target(
             name: "CPortcullisShims",
-            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("systemd")]
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("systemd"), .linkedLibrary("zstd")]
         ),
         // libpq, for administrative one-shot connections (check-role); the proxy's own
         // connections never use it.
@@ -50,6 +50,8 @@ let package = Package(
         .target(name: "Audit", swiftSettings: strict),
         // The audit writer thread, its per-loop queues and sinks (journald, JSON lines).
         .target(name: "AuditSink", dependencies: ["Audit", "CPortcullisShims", "EventLoop"], swiftSettings: strict),
+        // Backup files: zstd streaming and the chunked AES-256-GCM format (pure on libzstd/libcrypto).
+        .target(name: "BackupFormat", dependencies: ["Auth", "CPortcullisShims"], swiftSettings: strict),
         .executableTarget(name: "portcullis-classifier-bench", dependencies: ["Policy", "CPgQuery"],
                           path: "Sources/ClassifierBench", swiftSettings: strict),
         .executableTarget(
@@ -71,6 +73,7 @@ let package = Package(
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Admin"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "BackupFormatTests", dependencies: ["BackupFormat"], swiftSettings: strict),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "AuditSink", "EventLoop"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery"], swiftSettings: strict),
     ]

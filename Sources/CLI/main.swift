@@ -230,7 +230,6 @@ func readSecretFromStandardInput(prompt: String) -> String? {
         }
         return SecretInput.fromWholeInput(bytes)
     }
-    _ = prompt.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     var saved = termios()
     let echoOff = tcgetattr(0, &saved) == 0
     if echoOff {
@@ -243,6 +242,9 @@ func readSecretFromStandardInput(prompt: String) -> String? {
         }
         tcsetattr(0, TCSAFLUSH, &quiet)
     }
+    // The prompt only once echo is off: TCSAFLUSH discards typed-ahead input, so a line typed
+    // in answer to an earlier prompt would be lost (and the caller left waiting).
+    _ = prompt.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
     let line = readLine(strippingNewline: true)
     if echoOff {
         tcsetattr(0, TCSAFLUSH, &saved)

@@ -271,3 +271,4 @@ int pc_openssl_init_without_atexit(void) {
 int pc_malloc_trim(void) {
     return malloc_trim(0);
 }
+

@@ -31,10 +31,11 @@ final class ReadOnlyWallTests: IntegrationTestCase {
             .conninfo(user: "app_ro", dbname: "wall", extra: "options='-c default_transaction_read_only=on'")
     }
 
-    private func proxy(_ cluster: Cluster, settings: [String] = []) throws -> ProxyProcess {
+    private func proxy(_ cluster: Cluster, settings: [String] = [], logLevel: String = "info") throws -> ProxyProcess {
         var options = ProxyProcess.Options(upstream: cluster)
         options.extraDatabaseNames = ["wall"]
         options.extraSettings = settings
+        options.logLevel = logLevel
         return try ProxyProcess(harness: try harness, options: options)
     }
 
@@ -93,8 +94,13 @@ final class ReadOnlyWallTests: IntegrationTestCase {
         try requireProxyTarget("the tripwire is the proxy's")
         let cluster = try prepare()
         let view = marker("wall_breach")
-        let proxy = try proxy(cluster, settings: ["catalog_refresh_interval = 1h"])
+        let proxy = try proxy(cluster, settings: ["catalog_refresh_interval = 1h"], logLevel: "debug")
         defer { proxy.stop() }
+        // The start-up snapshot must be taken before the view exists, or it would know the view.
+        let loaded = try poll(timeout: 20) {
+            proxy.stderrText.split(separator: "\n").contains { $0.contains("catalog snapshot loaded") && $0.contains("database=wall") }
+        }
+        XCTAssertTrue(loaded, "the catalog snapshot of wall was loaded: \(proxy.stderrText)")
         _ = try cluster.query("""
             CREATE VIEW public.\(view) AS SELECT pg_catalog.set_config('default_transaction_read_only', 'off', false) AS x;
             GRANT SELECT ON public.\(view) TO app_ro;

@@ -26,6 +26,7 @@
 #include <openssl/core_names.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
+#include <zstd.h>
 
 /// errno of the calling thread (Swift sees `errno` as a computed var on Glibc, but this is stable).
 int pc_errno(void);
