@@ -19,6 +19,8 @@ import Testing
         .init(kind: .type, oid: 16420, schema: "public", name: "d", detail: "its constraint d_check calls function public.evil(integer)"),
         .init(kind: .type, oid: 16421, schema: "public", name: "_d", detail: "it is an array of public.d; ..."),
         .init(kind: .type, oid: 16422, schema: "public", name: "mood", detail: "a user-defined cast from public.mood to text calls function public.mood_text(public.mood)"),
+        // A domain named like a built-in type, for a search path with its schema first.
+        .init(kind: .type, oid: 16423, schema: "shadow", name: "json", detail: "its constraint json_check calls function shadow.evil(json)"),
         .init(kind: .relation, oid: 16430, schema: "public", name: "moods", detail: "its column m has type public.mood; a user-defined cast ...", relkind: "r"),
     ]
     static let snapshot = CatalogSnapshot(rows: [], objects: objects)
@@ -60,6 +62,9 @@ import Testing
         ("select * from jsonb_to_record('{}') as r(a d)", "type \"d\""),
         ("select 'a'::mood::text", "type \"mood\""),
         ("select '{1}'::_d", "type \"_d\""),
+        // A one-argument call named like a type is a coercion to it when no function matches.
+        ("select json('{}')", "function json() is not allowed for a read-only identity: PostgreSQL may resolve it to a coercion to type shadow.json"),
+        ("select '{}'::json", "type \"json\" is not allowed for a read-only identity: type shadow.json"),
         // Relations with a column of a flagged type.
         ("select m from moods", "reading table \"public.moods\" is not allowed for a read-only identity: its column m has type public.mood"),
         ("select * from public.moods", "reading table \"public.moods\""),
