@@ -9,6 +9,10 @@
 /// - tables whose row-level security policies call such a function (policy expressions run
 ///   for every row read, docs 5.8 Row Security Policies), and relations that read one.
 /// Partitions and inheritance children count as read with their parent.
+/// It also knows (``UserObjects``, from ``objectsQuery``) every function, aggregate, operator
+/// and code-running type outside the built-in catalog that PostgreSQL's name resolution could
+/// pick for a statement ("functions are judged by what PostgreSQL will call"), and relations
+/// with a column of such a type.
 ///
 /// Built by ``init(rows:)`` from the rows of ``query``; a pure value, so the proxy can swap a
 /// fresh one in whenever it reloads the catalog. One snapshot describes one database.
