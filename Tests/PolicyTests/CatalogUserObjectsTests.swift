@@ -65,6 +65,12 @@ import Testing
         // A one-argument call named like a type is a coercion to it when no function matches.
         ("select json('{}')", "function json() is not allowed for a read-only identity: PostgreSQL may resolve it to a coercion to type shadow.json"),
         ("select '{}'::json", "type \"json\" is not allowed for a read-only identity: type shadow.json"),
+        // Statements whose inner query is decided on its own carry its lookups.
+        ("explain select 1::d", "type \"d\""),
+        ("prepare q as select 1 === 2", "operator ==="),
+        ("declare c cursor for select * from t where a in (1)", "operator ="),
+        ("copy (select lower(1)) to stdout", "function lower()"),
+        ("with x as (select p.fullname from people p) select * from x", "field selection .fullname"),
         // Relations with a column of a flagged type.
         ("select m from moods", "reading table \"public.moods\" is not allowed for a read-only identity: its column m has type public.mood"),
         ("select * from public.moods", "reading table \"public.moods\""),
