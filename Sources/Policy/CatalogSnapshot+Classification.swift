@@ -27,7 +27,9 @@ extension CatalogSnapshot {
         // LOCK runs no query (and pg_dump locks every table it dumps).
         guard statement.commandTag != "LOCK TABLE" else { return nil }
         for object in statement.objects {
-            if let relation = restriction(for: object) { return Self.refusal(relation) }
+            if let relation = restriction(for: object), !(relation.byColumnType && statement.copiesStoredRows) {
+                return Self.refusal(relation)
+            }
             if let refusal = userObjectRefusal(for: object) { return refusal }
         }
         for lookup in statement.lookups {

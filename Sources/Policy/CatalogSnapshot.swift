@@ -53,6 +53,10 @@ public struct CatalogSnapshot: Sendable, Equatable {
         public let kindName: String
         /// E.g. `it calls function public.f()`.
         public let reason: String
+        /// Flagged only for a column of a flagged type (``UserObjects``): its values reach
+        /// casts and domain checks only through expressions, so copying its stored rows out
+        /// (`COPY t TO STDOUT`, as pg_dump does) is not refused.
+        public var byColumnType = false
 
         public var qualifiedName: String { "\(schema).\(name)" }
     }
@@ -79,7 +83,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
             guard byName[row.name]?.contains(where: { $0.schema == row.schema }) != true else { continue }
             byName[row.name, default: []].append(RestrictedRelation(schema: row.schema, name: row.name,
                                                                     kindName: Self.kindName(row.relkind ?? "r"),
-                                                                    reason: row.detail))
+                                                                    reason: row.detail, byColumnType: true))
         }
         self.byName = byName
         userObjects = UserObjects(rows: objects)

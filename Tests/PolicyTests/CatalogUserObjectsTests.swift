@@ -74,6 +74,7 @@ import Testing
         // Relations with a column of a flagged type.
         ("select m from moods", "reading table \"public.moods\" is not allowed for a read-only identity: its column m has type public.mood"),
         ("select * from public.moods", "reading table \"public.moods\""),
+        ("copy (select m::text from moods) to stdout", "reading table \"public.moods\""),
     ])
     func refused(sql: String, message: String) {
         let classifier = StatementClassifier()
@@ -96,6 +97,8 @@ import Testing
         "select * from t where a is null and a > 1 or a < 3",
         "select pg_catalog.initcap_not from t",
         "lock table moods in access share mode",
+        // pg_dump's data: output functions only, no cast or domain check runs.
+        "copy public.moods (m) to stdout",
     ])
     func allowed(sql: String) {
         let result = StatementClassifier().classify(sql: sql, catalog: Self.snapshot)
