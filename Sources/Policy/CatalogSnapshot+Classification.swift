@@ -1,8 +1,9 @@
 /// Applying a ``CatalogSnapshot`` to classification results.
 ///
 /// The check runs after the cache: cached results hold each statement's
-/// ``StatementClassification/objects``, which depend on the text's identifiers only, so the
-/// same cached entry stays right when the snapshot is replaced.
+/// ``StatementClassification/objects`` and ``StatementClassification/lookups``, which depend on
+/// the text's identifiers and operators only (never on literals), so the same cached entry stays
+/// right when the snapshot is replaced.
 extension CatalogSnapshot {
     /// `result` with every otherwise-allowed statement refused that names a restricted relation,
     /// or a function, operator or type name that may resolve to a user-defined object.
@@ -26,7 +27,9 @@ extension CatalogSnapshot {
         // LOCK runs no query (and pg_dump locks every table it dumps).
         guard statement.commandTag != "LOCK TABLE" else { return nil }
         for object in statement.objects {
-            if let relation = restriction(for: object) { return Self.refusal(relation) }
+            if let relation = restriction(for: object), !(relation.byColumnType && statement.copiesStoredRows) {
+                return Self.refusal(relation)
+            }
             if let refusal = userObjectRefusal(for: object) { return refusal }
         }
         for lookup in statement.lookups {

@@ -97,10 +97,17 @@ extension CatalogSnapshot {
 
     /// The refusal for a statement that `lookup`/`object` makes resolve to a user object, or nil.
     func userObjectRefusal(for object: ObjectReference) -> Refusal? {
-        guard object.kind == .function,
-              let found = UserObjects.match(userObjects.functions, schema: object.schema, name: object.name)
-        else { return nil }
-        return Self.resolutionRefusal("function \(object.qualifiedName)()", "user-defined function \(found.detail)")
+        guard object.kind == .function else { return nil }
+        if let found = UserObjects.match(userObjects.functions, schema: object.schema, name: object.name) {
+            return Self.resolutionRefusal("function \(object.qualifiedName)()", "user-defined function \(found.detail)")
+        }
+        // `t(x)` with one argument is a coercion to type t when no function matches
+        // (func_get_detail, FUNCDETAIL_COERCION), so a flagged type's name counts too.
+        if let found = UserObjects.match(userObjects.types, schema: object.schema, name: object.name) {
+            return Self.resolutionRefusal("function \(object.qualifiedName)()",
+                                          "a coercion to type \(found.schema).\(object.name): \(found.detail)")
+        }
+        return nil
     }
 
     func userObjectRefusal(for lookup: CatalogLookup) -> Refusal? {

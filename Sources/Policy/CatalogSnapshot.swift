@@ -9,6 +9,10 @@
 /// - tables whose row-level security policies call such a function (policy expressions run
 ///   for every row read, docs 5.8 Row Security Policies), and relations that read one.
 /// Partitions and inheritance children count as read with their parent.
+/// It also knows (``UserObjects``, from ``objectsQuery``) every function, aggregate, operator
+/// and code-running type outside the built-in catalog that PostgreSQL's name resolution could
+/// pick for a statement ("functions are judged by what PostgreSQL will call"), and relations
+/// with a column of such a type.
 ///
 /// Built by ``init(rows:)`` from the rows of ``query``; a pure value, so the proxy can swap a
 /// fresh one in whenever it reloads the catalog. One snapshot describes one database.
@@ -49,6 +53,10 @@ public struct CatalogSnapshot: Sendable, Equatable {
         public let kindName: String
         /// E.g. `it calls function public.f()`.
         public let reason: String
+        /// Flagged only for a column of a flagged type (``UserObjects``): its values reach
+        /// casts and domain checks only through expressions, so copying its stored rows out
+        /// (`COPY t TO STDOUT`, as pg_dump does) is not refused.
+        public var byColumnType = false
 
         public var qualifiedName: String { "\(schema).\(name)" }
     }
@@ -75,7 +83,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
             guard byName[row.name]?.contains(where: { $0.schema == row.schema }) != true else { continue }
             byName[row.name, default: []].append(RestrictedRelation(schema: row.schema, name: row.name,
                                                                     kindName: Self.kindName(row.relkind ?? "r"),
-                                                                    reason: row.detail))
+                                                                    reason: row.detail, byColumnType: true))
         }
         self.byName = byName
         userObjects = UserObjects(rows: objects)

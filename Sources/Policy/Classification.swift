@@ -60,22 +60,26 @@ public struct StatementClassification: Sendable, Equatable {
     /// Names PostgreSQL resolves through the catalog beyond ``objects``: operators, type
     /// names, attribute-notation function calls (``CatalogLookup``); for the catalog check only.
     public let lookups: [CatalogLookup]
+    /// `COPY table TO STDOUT`: the stored rows go out through output functions, no expression
+    /// is evaluated (src/backend/commands/copyto.c), so no cast or domain check runs.
+    public let copiesStoredRows: Bool
 
     public var isAllowedForReadOnly: Bool { refusal == nil }
 
     public init(commandTag: String, auditClass: AuditClass, refusal: Refusal?, objects: [ObjectReference] = [],
-                lookups: [CatalogLookup] = []) {
+                lookups: [CatalogLookup] = [], copiesStoredRows: Bool = false) {
         self.commandTag = commandTag
         self.auditClass = auditClass
         self.refusal = refusal
         self.objects = objects
         self.lookups = lookups
+        self.copiesStoredRows = copiesStoredRows
     }
 
     /// The same statement with another refusal (a catalog check's), objects kept.
     func refused(_ refusal: Refusal) -> StatementClassification {
         StatementClassification(commandTag: commandTag, auditClass: auditClass, refusal: refusal, objects: objects,
-                                lookups: lookups)
+                                lookups: lookups, copiesStoredRows: copiesStoredRows)
     }
 }
 

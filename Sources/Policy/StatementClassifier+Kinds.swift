@@ -160,6 +160,8 @@ extension StatementClassifier {
         if stmt.is_program != 0 || hasFile {
             return policy("COPY", .read, what: "COPY TO a file or program")
         }
-        return wrapping("COPY", stmt.query, auditClass: .read)
+        var decision = wrapping("COPY", stmt.query, auditClass: .read)
+        decision.copiesStoredRows = stmt.query == nil
+        return decision
     }
 }

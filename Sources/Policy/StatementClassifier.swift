@@ -32,7 +32,7 @@ public struct StatementClassifier: Sendable {
                 dependsOnLiterals = dependsOnLiterals || decision.dependsOnLiterals
                 return StatementClassification(commandTag: decision.tag, auditClass: decision.auditClass,
                                                refusal: decision.refusal, objects: decision.objects,
-                                               lookups: decision.lookups)
+                                               lookups: decision.lookups, copiesStoredRows: decision.copiesStoredRows)
             }
             return withExtendedLifetime(parsed) {
                 (ClassificationResult(statements: statements, syntaxError: nil), dependsOnLiterals)
@@ -52,6 +52,8 @@ struct Decision {
     private var seenObjects: Set<ObjectReference> = []
     /// Operators, type names and attribute-notation calls, without repeats (``CatalogLookup``).
     private(set) var lookups: [CatalogLookup] = []
+    /// `COPY table TO STDOUT` (no query): see ``StatementClassification/copiesStoredRows``.
+    var copiesStoredRows = false
     private var seenLookups: Set<CatalogLookup> = []
 
     init(tag: String, auditClass: AuditClass, refusal: Refusal? = nil, dependsOnLiterals: Bool = false) {

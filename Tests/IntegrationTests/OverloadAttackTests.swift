@@ -155,7 +155,9 @@ final class OverloadAttackTests: IntegrationTestCase {
         // Reads that reach no user code keep working in the same database.
         let session = try readOnly()
         for read in ["SELECT a, name FROM plain WHERE a OPERATOR(pg_catalog.=) 1", "SELECT pg_catalog.lower(name) FROM plain",
-                     "SELECT pg_catalog.sum(a) FROM plain", "SELECT 1 OPERATOR(pg_catalog.+) 2"] {
+                     "SELECT pg_catalog.sum(a) FROM plain", "SELECT 1 OPERATOR(pg_catalog.+) 2",
+                     // pg_dump's data: stored rows through output functions, no cast runs.
+                     "COPY public.moods (m) TO STDOUT"] {
             let outcome = session.run(read, protocol: .extended)
             XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")
         }
@@ -194,5 +196,37 @@ final class OverloadAttackTests: IntegrationTestCase {
         XCTAssertTrue(refused, "the overload created through the proxy is known without waiting an hour")
         XCTAssertFalse(try readOnly().run("SELECT upper(1)", protocol: .extended).contains(where: { !$0.isError }))
         XCTAssertEqual(try hits(owner), before)
+    }
+
+    /// Objects planted directly on the server (not through the proxy) are known after a reload
+    /// (SIGHUP) and after catalog_refresh_interval, like views.
+    func testOverloadsCreatedOnTheServerAreKnownAfterReloadAndInterval() throws {
+        try requireProxyTarget("catalog snapshots are the proxy's")
+        try createDatabase()
+        let owner = try superuser()
+        for (interval, refresh) in [("1h", "SIGHUP"), ("1s", "interval")] {
+            var options = ProxyProcess.Options(upstream: try cluster)
+            options.extraDatabaseNames = [Self.database]
+            options.extraSettings = ["catalog_refresh_interval = \(interval)"]
+            let proxy = try ProxyProcess(harness: try harness, options: options)
+            defer { proxy.stop() }
+            let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
+                                                                                 extra: "password=app_ro_pw")) }
+            XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+                try readOnly().run("SELECT 'happy'::mood", protocol: .simple).first?.isError == true
+            }, "the snapshot was not loaded")
+            let name = "initcap"
+            XCTAssertFalse(try readOnly().run("SELECT \(name)('x')", protocol: .simple).contains(where: \.isError), refresh)
+            _ = try owner.rows("CREATE FUNCTION public.\(name)(integer) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('\(name)(integer)')::text $$")
+            if refresh == "SIGHUP" { kill(proxy.pid, SIGHUP) }
+            let before = try hits(owner)
+            let refused = try poll(timeout: 15, every: 0.2) {
+                try readOnly().run("SELECT \(name)('x')", protocol: .simple).first?.message?
+                    .contains("user-defined function public.\(name)(integer)") == true
+            }
+            XCTAssertTrue(refused, "an overload created on the server is known after the \(refresh)")
+            XCTAssertEqual(try hits(owner), before)
+            _ = try owner.rows("DROP FUNCTION public.\(name)(integer)")
+        }
     }
 }

@@ -19,6 +19,8 @@ import Testing
         .init(kind: .type, oid: 16420, schema: "public", name: "d", detail: "its constraint d_check calls function public.evil(integer)"),
         .init(kind: .type, oid: 16421, schema: "public", name: "_d", detail: "it is an array of public.d; ..."),
         .init(kind: .type, oid: 16422, schema: "public", name: "mood", detail: "a user-defined cast from public.mood to text calls function public.mood_text(public.mood)"),
+        // A domain named like a built-in type, for a search path with its schema first.
+        .init(kind: .type, oid: 16423, schema: "shadow", name: "json", detail: "its constraint json_check calls function shadow.evil(json)"),
         .init(kind: .relation, oid: 16430, schema: "public", name: "moods", detail: "its column m has type public.mood; a user-defined cast ...", relkind: "r"),
     ]
     static let snapshot = CatalogSnapshot(rows: [], objects: objects)
@@ -60,9 +62,19 @@ import Testing
         ("select * from jsonb_to_record('{}') as r(a d)", "type \"d\""),
         ("select 'a'::mood::text", "type \"mood\""),
         ("select '{1}'::_d", "type \"_d\""),
+        // A one-argument call named like a type is a coercion to it when no function matches.
+        ("select json('{}')", "function json() is not allowed for a read-only identity: PostgreSQL may resolve it to a coercion to type shadow.json"),
+        ("select '{}'::json", "type \"json\" is not allowed for a read-only identity: type shadow.json"),
+        // Statements whose inner query is decided on its own carry its lookups.
+        ("explain select 1::d", "type \"d\""),
+        ("prepare q as select 1 === 2", "operator ==="),
+        ("declare c cursor for select * from t where a in (1)", "operator ="),
+        ("copy (select lower(1)) to stdout", "function lower()"),
+        ("with x as (select p.fullname from people p) select * from x", "field selection .fullname"),
         // Relations with a column of a flagged type.
         ("select m from moods", "reading table \"public.moods\" is not allowed for a read-only identity: its column m has type public.mood"),
         ("select * from public.moods", "reading table \"public.moods\""),
+        ("copy (select m::text from moods) to stdout", "reading table \"public.moods\""),
     ])
     func refused(sql: String, message: String) {
         let classifier = StatementClassifier()
@@ -85,6 +97,8 @@ import Testing
         "select * from t where a is null and a > 1 or a < 3",
         "select pg_catalog.initcap_not from t",
         "lock table moods in access share mode",
+        // pg_dump's data: output functions only, no cast or domain check runs.
+        "copy public.moods (m) to stdout",
     ])
     func allowed(sql: String) {
         let result = StatementClassifier().classify(sql: sql, catalog: Self.snapshot)
