@@ -1,3 +1,4 @@
+import CPgQuery
 import Glibc
 import Policy
 
@@ -65,12 +66,15 @@ func runDepthProbe() {
         ("abs(abs(…)) ×4900", "select " + String(repeating: "abs(", count: 4_900) + "1" + String(repeating: ")", count: 4_900)),
         ("AND chain ×100000", "select 1 where true" + String(repeating: " and true", count: 100_000)),
         ("IN list ×1000000", "select 1 from t where a in (1" + String(repeating: ",1", count: 1_000_000) + ")"),
-        ("string literal 16 MB", "select '" + String(repeating: "x", count: 16 << 20) + "'"),
+        ("string literal 15 MB", "select '" + String(repeating: "x", count: 15 << 20) + "'"),
+        ("string literal 17 MB", "select '" + String(repeating: "x", count: 17 << 20) + "'"),
     ]
     print("threadStackSize \(ClassifierBudget.threadStackSize) bytes, maxNestingDepth \(limit), maxParseTreeBytes \(ClassifierBudget.maxParseTreeBytes)")
-    print("| shape | n | bound | text bytes | outcome | stack used | classify ms | refuse n+1 ms |")
-    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    print("| shape | n | bound | text bytes | tree bytes | outcome | stack used | classify ms | refuse n+1 ms |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    let only = CommandLine.arguments.dropFirst(2).first
     func row(_ name: String, n: Int?, sql: String, beyond: String?) {
+        if let only, !name.contains(only) { return }
         nonisolated(unsafe) var result: ClassificationResult?
         nonisolated(unsafe) var classifyTime = 0.0
         nonisolated(unsafe) var refuseTime = 0.0
@@ -84,9 +88,16 @@ func runDepthProbe() {
         let outcome = result?.firstRefusal.map { "\($0.sqlState) \($0.message.prefix(40))" } ?? "allowed"
         let refused = refusedBeyond.map { "\(oneDecimal(refuseTime)) (\($0.sqlState))" } ?? "-"
         let bound = ClassifierBudget.nestingBound(of: sql).map(String.init) ?? "-"
-        print("| \(name) | \(n.map(String.init) ?? "-") | \(bound) | \(sql.utf8.count) | \(outcome) | \(used) | \(oneDecimal(classifyTime)) | \(refused) |")
+        nonisolated(unsafe) var treeBytes = 0
+        _ = stackUsed(stackSize: ClassifierBudget.threadStackSize) {
+            let parsed = pg_query_parse_protobuf(sql)
+            treeBytes = parsed.parse_tree.len
+            pg_query_free_protobuf_parse_result(parsed)
+        }
+        print("| \(name) | \(n.map(String.init) ?? "-") | \(bound) | \(sql.utf8.count) | \(treeBytes) | \(outcome) | \(used) | \(oneDecimal(classifyTime)) | \(refused) |")
     }
     for (name, build) in chains {
+        if let only, !name.contains(only) { continue }
         let n = largestWithin(limit, build)
         row(name, n: n, sql: build(n), beyond: build(n + 1))
     }
