@@ -102,7 +102,10 @@ func runDepthProbe() {
         row(name, n: n, sql: build(n), beyond: build(n + 1))
     }
     for (name, sql) in others { row(name, n: nil, sql: sql, beyond: nil) }
+    let inList = "select 1 from t where a in (1" + String(repeating: ",1", count: 1_000_000) + ")"
+    let lexing = milliseconds { _ = ClassifierBudget.nestingBound(of: inList) }
+    print("\nnesting bound of the 1 000 000-element IN list (\(inList.utf8.count) bytes): \(oneDecimal(lexing)) ms")
     let small = "select id, name from accounts where id = 42"
     let check = milliseconds { for _ in 0..<100_000 { _ = ClassifierBudget.nestingBound(of: small) } } * 10
-    print("\nnesting bound of a \(small.utf8.count)-byte statement (lexer; skipped below \(limit / 4) bytes): \(String(Int(check))) ns")
+    print("nesting bound of a \(small.utf8.count)-byte statement (lexer; skipped below \(limit / 4) bytes): \(String(Int(check))) ns")
 }

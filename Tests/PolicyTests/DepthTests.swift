@@ -1,4 +1,5 @@
 import Testing
+import CPgQuery
 @testable import Policy
 
 /// Hostile shapes must not crash the proxy (issue 8, item 2). Every text gets a nesting bound
@@ -224,6 +225,38 @@ struct RandomExpressions {
         case 11: return "\(operand(depth: d)) is not true"
         case 12: return "\(operand(depth: d)) in (\(expression(depth: d)), \(expression(depth: d)))"
         default: return "exists (select 1 from t join t u on \(expression(depth: d)) union select 2)"
+        }
+    }
+}
+
+/// The hand-read token stream agrees with protobuf-c's unpack of the same bytes.
+@Suite struct ScanTokensTests {
+    @Test func readsTheSameTokensAsProtobufC() {
+        let texts = ["select 1", "select a, b::int from t where x = 'y' and z between 1 and 2 -- c",
+                     "/* c */ with q as (select $1) select case when true then (1) end, array[1] from q union select 2",
+                     (DepthShape.all + DepthShape.flat).map { $0.build(300) }.joined(separator: ";\n")]
+        for text in texts {
+            let scan = pg_query_scan(text)
+            defer { pg_query_free_scan_result(scan) }
+            let buffer = UnsafeRawBufferPointer(start: UnsafeRawPointer(scan.pbuf.data!), count: scan.pbuf.len)
+            var read: [UInt32] = []
+            #expect(ScanTokens.forEach(in: buffer) { read.append($0.rawValue) })
+            let unpacked = scan.pbuf.data.withMemoryRebound(to: UInt8.self, capacity: scan.pbuf.len) {
+                pg_query__scan_result__unpack(nil, scan.pbuf.len, $0)
+            }!
+            defer { pg_query__scan_result__free_unpacked(unpacked, nil) }
+            let expected = (0..<unpacked.pointee.n_tokens).map { unpacked.pointee.tokens[$0]!.pointee.token.rawValue }
+            #expect(read == expected)
+            #expect(!read.isEmpty)
+        }
+        // Truncated or garbled encodings are rejected, never half-read.
+        let scan = pg_query_scan("select 1 + 2")
+        defer { pg_query_free_scan_result(scan) }
+        for cut in 1..<scan.pbuf.len {
+            let buffer = UnsafeRawBufferPointer(start: UnsafeRawPointer(scan.pbuf.data!), count: cut)
+            var count = 0
+            let complete = ScanTokens.forEach(in: buffer) { _ in count += 1 }
+            #expect(!complete || count < 4, "cut at \(cut)")
         }
     }
 }
