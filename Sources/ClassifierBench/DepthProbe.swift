@@ -13,9 +13,13 @@ private final class Box: @unchecked Sendable {
 
 /// Runs `body` on a thread with `stackSize` bytes of pattern-filled stack; returns the bytes used.
 private func stackUsed(stackSize: Int, _ body: @escaping () -> Void) -> Int {
-    guard let memory = mmap(nil, stackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-          memory != MAP_FAILED else { fatalError("mmap failed") }
-    defer { munmap(memory, stackSize) }
+    let guardSize = 64 << 10 // below the stack, so an overflow faults
+    guard let mapping = mmap(nil, stackSize + guardSize, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+          mapping != MAP_FAILED else { fatalError("mmap failed") }
+    defer { munmap(mapping, stackSize + guardSize) }
+    mprotect(mapping, guardSize, PROT_NONE)
+    let memory = mapping + guardSize
     memset(memory, 0xA5, stackSize)
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
