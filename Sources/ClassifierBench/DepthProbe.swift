@@ -1,3 +1,4 @@
+import CPgQuery
 import Glibc
 import Policy
 
@@ -12,9 +13,13 @@ private final class Box: @unchecked Sendable {
 
 /// Runs `body` on a thread with `stackSize` bytes of pattern-filled stack; returns the bytes used.
 private func stackUsed(stackSize: Int, _ body: @escaping () -> Void) -> Int {
-    guard let memory = mmap(nil, stackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-          memory != MAP_FAILED else { fatalError("mmap failed") }
-    defer { munmap(memory, stackSize) }
+    let guardSize = 64 << 10 // below the stack, so an overflow faults
+    guard let mapping = mmap(nil, stackSize + guardSize, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+          mapping != MAP_FAILED else { fatalError("mmap failed") }
+    defer { munmap(mapping, stackSize + guardSize) }
+    mprotect(mapping, guardSize, PROT_NONE)
+    let memory = mapping + guardSize
     memset(memory, 0xA5, stackSize)
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
@@ -65,12 +70,15 @@ func runDepthProbe() {
         ("abs(abs(…)) ×4900", "select " + String(repeating: "abs(", count: 4_900) + "1" + String(repeating: ")", count: 4_900)),
         ("AND chain ×100000", "select 1 where true" + String(repeating: " and true", count: 100_000)),
         ("IN list ×1000000", "select 1 from t where a in (1" + String(repeating: ",1", count: 1_000_000) + ")"),
-        ("string literal 16 MB", "select '" + String(repeating: "x", count: 16 << 20) + "'"),
+        ("string literal 15 MB", "select '" + String(repeating: "x", count: 15 << 20) + "'"),
+        ("string literal 17 MB", "select '" + String(repeating: "x", count: 17 << 20) + "'"),
     ]
     print("threadStackSize \(ClassifierBudget.threadStackSize) bytes, maxNestingDepth \(limit), maxParseTreeBytes \(ClassifierBudget.maxParseTreeBytes)")
-    print("| shape | n | bound | text bytes | outcome | stack used | classify ms | refuse n+1 ms |")
-    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    print("| shape | n | bound | text bytes | tree bytes | outcome | stack used | classify ms | refuse n+1 ms |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    let only = CommandLine.arguments.dropFirst(2).first
     func row(_ name: String, n: Int?, sql: String, beyond: String?) {
+        if let only, !name.contains(only) { return }
         nonisolated(unsafe) var result: ClassificationResult?
         nonisolated(unsafe) var classifyTime = 0.0
         nonisolated(unsafe) var refuseTime = 0.0
@@ -84,14 +92,24 @@ func runDepthProbe() {
         let outcome = result?.firstRefusal.map { "\($0.sqlState) \($0.message.prefix(40))" } ?? "allowed"
         let refused = refusedBeyond.map { "\(oneDecimal(refuseTime)) (\($0.sqlState))" } ?? "-"
         let bound = ClassifierBudget.nestingBound(of: sql).map(String.init) ?? "-"
-        print("| \(name) | \(n.map(String.init) ?? "-") | \(bound) | \(sql.utf8.count) | \(outcome) | \(used) | \(oneDecimal(classifyTime)) | \(refused) |")
+        nonisolated(unsafe) var treeBytes = 0
+        _ = stackUsed(stackSize: ClassifierBudget.threadStackSize) {
+            let parsed = pg_query_parse_protobuf(sql)
+            treeBytes = parsed.parse_tree.len
+            pg_query_free_protobuf_parse_result(parsed)
+        }
+        print("| \(name) | \(n.map(String.init) ?? "-") | \(bound) | \(sql.utf8.count) | \(treeBytes) | \(outcome) | \(used) | \(oneDecimal(classifyTime)) | \(refused) |")
     }
     for (name, build) in chains {
+        if let only, !name.contains(only) { continue }
         let n = largestWithin(limit, build)
         row(name, n: n, sql: build(n), beyond: build(n + 1))
     }
     for (name, sql) in others { row(name, n: nil, sql: sql, beyond: nil) }
+    let inList = "select 1 from t where a in (1" + String(repeating: ",1", count: 1_000_000) + ")"
+    let lexing = milliseconds { _ = ClassifierBudget.nestingBound(of: inList) }
+    print("\nnesting bound of the 1 000 000-element IN list (\(inList.utf8.count) bytes): \(oneDecimal(lexing)) ms")
     let small = "select id, name from accounts where id = 42"
     let check = milliseconds { for _ in 0..<100_000 { _ = ClassifierBudget.nestingBound(of: small) } } * 10
-    print("\nnesting bound of a \(small.utf8.count)-byte statement (lexer; skipped below \(limit / 4) bytes): \(String(Int(check))) ns")
+    print("nesting bound of a \(small.utf8.count)-byte statement (lexer; skipped below \(limit / 4) bytes): \(String(Int(check))) ns")
 }

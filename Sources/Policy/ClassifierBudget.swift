@@ -38,10 +38,11 @@ public enum ClassifierBudget {
     /// here), so every chain PostgreSQL accepts classifies normally.
     public static let maxNestingDepth = nestingLimit(stackBytes: threadStackSize - callerAllowance)
 
-    /// The largest parse tree classified, as libpg_query's protobuf encoding (checked before it
-    /// is unpacked): a tree of this size takes about 4x as much memory unpacked, and our walk
-    /// visits at most one node per 2 bytes. Larger trees are refused with 54000.
-    public static let maxParseTreeBytes = 32 << 20
+    /// The largest parse tree classified, as libpg_query's protobuf encoding, checked before it
+    /// is unpacked: unpacking, walking and freeing take time and memory in proportion to it
+    /// (an `IN` list of a million integers is 13 MB and takes 5.4 s to classify in a release
+    /// build, most of it in libpg_query and protobuf-c). Larger trees are refused with 54000.
+    public static let maxParseTreeBytes = 16 << 20
 
     /// The nesting limit for a thread with `stackBytes` of stack left.
     public static func nestingLimit(stackBytes: Int) -> Int {
@@ -86,7 +87,7 @@ extension Refusal {
     /// program_limit_exceeded, the class PostgreSQL uses for its own size limits.
     static func parseTreeTooLarge(bytes: Int) -> Refusal {
         Refusal(sqlState: "54000",
-                message: "statement is too complex: its parse tree takes \(bytes) bytes, more than the \(ClassifierBudget.maxParseTreeBytes) allowed for a read-only identity",
+                message: "statement is too large: its parse tree takes \(bytes) bytes, more than the \(ClassifierBudget.maxParseTreeBytes) allowed for a read-only identity",
                 isPostgreSQLText: false)
     }
 }

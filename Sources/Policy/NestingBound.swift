@@ -124,16 +124,10 @@ struct NestingBound {
     static func of(_ sql: String) -> Int? {
         let scan = pg_query_scan(sql)
         defer { pg_query_free_scan_result(scan) }
-        guard scan.error == nil else { return nil }
-        let unpacked = scan.pbuf.data.withMemoryRebound(to: UInt8.self, capacity: scan.pbuf.len) {
-            pg_query__scan_result__unpack(nil, scan.pbuf.len, $0)
-        }
-        guard let unpacked else { return nil }
-        defer { pg_query__scan_result__free_unpacked(unpacked, nil) }
+        guard scan.error == nil, let data = scan.pbuf.data else { return nil }
         var bound = NestingBound()
-        for index in 0..<unpacked.pointee.n_tokens {
-            if let token = unpacked.pointee.tokens[index] { bound.add(token.pointee.token) }
-        }
+        let buffer = UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: scan.pbuf.len)
+        guard ScanTokens.forEach(in: buffer, { bound.add($0) }) else { return nil }
         return bound.value
     }
 
@@ -141,5 +135,75 @@ struct NestingBound {
     /// byte, and a bracket (2) with both boolean levels (2) is the most one byte can add.
     static func ceiling(byteCount: Int) -> Int {
         4 * byteCount + 2
+    }
+}
+
+/// Reads the token kinds out of `pg_query_scan`'s packed `ScanResult` (pg_query.proto:
+/// `repeated ScanToken tokens = 2`, `Token token = 4`) without unpacking it: a text of a
+/// million tokens would otherwise cost two million allocations. Anything unexpected in the
+/// encoding makes it return false, and the caller fails closed.
+enum ScanTokens {
+    static func forEach(in bytes: UnsafeRawBufferPointer, _ body: (PgQuery__Token) -> Void) -> Bool {
+        var reader = Reader(bytes: bytes, position: 0, end: bytes.count)
+        while reader.position < reader.end {
+            guard let (field, wireType) = reader.tag() else { return false }
+            if field == 2 && wireType == 2 {
+                guard let length = reader.varint(), length <= UInt64(reader.end - reader.position) else { return false }
+                var token = Reader(bytes: bytes, position: reader.position, end: reader.position + Int(length))
+                reader.position += Int(length)
+                var kind: UInt64 = 0 // proto3 leaves a default (NUL) out
+                while token.position < token.end {
+                    guard let (tokenField, tokenWire) = token.tag() else { return false }
+                    if tokenField == 4 && tokenWire == 0 {
+                        guard let value = token.varint() else { return false }
+                        kind = value
+                    } else if !token.skip(wireType: tokenWire) {
+                        return false
+                    }
+                }
+                guard kind <= UInt64(UInt32.max) else { return false }
+                body(PgQuery__Token(rawValue: UInt32(kind)))
+            } else if !reader.skip(wireType: wireType) {
+                return false
+            }
+        }
+        return true
+    }
+
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var position: Int
+        let end: Int
+
+        mutating func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while position < end && shift < 64 {
+                let byte = bytes[position]
+                position += 1
+                value |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+
+        mutating func tag() -> (field: UInt64, wireType: UInt64)? {
+            guard let tag = varint() else { return nil }
+            return (tag >> 3, tag & 7)
+        }
+
+        mutating func skip(wireType: UInt64) -> Bool {
+            switch wireType {
+            case 0: return varint() != nil
+            case 1: position += 8
+            case 2:
+                guard let length = varint(), length <= UInt64(end - position) else { return false }
+                position += Int(length)
+            case 5: position += 4
+            default: return false
+            }
+            return position <= end
+        }
     }
 }

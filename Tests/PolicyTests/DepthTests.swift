@@ -1,4 +1,5 @@
 import Testing
+import CPgQuery
 @testable import Policy
 
 /// Hostile shapes must not crash the proxy (issue 8, item 2). Every text gets a nesting bound
@@ -85,6 +86,27 @@ import Testing
         }
         #expect(failures.isEmpty, "\(failures.prefix(3))")
         #expect(checked > 500, "enough generated statements parse (\(checked))")
+    }
+
+    /// And for random whole statements (joins, set operations, WITH, window frames, …).
+    @Test func boundCoversRandomStatements() {
+        let (checked, failures) = StackThread.value(stackSize: Self.budget) { () -> (Int, [String]) in
+            var checked = 0
+            var failures: [String] = []
+            for seed: UInt64 in [11, 12] {
+                var generator = RandomStatements(seed: seed &* 0x9E37_79B9_7F4A_7C15)
+                for _ in 0..<700 {
+                    let sql = generator.select(0)
+                    let bound = NestingBound.of(sql) ?? 0
+                    guard let depth = TreeDepth.messages(sql) else { continue }
+                    checked += 1
+                    if depth > 2 * bound + 8 { failures.append("\(depth) messages deep, bound \(bound): \(sql)") }
+                }
+            }
+            return (checked, failures)
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(3))")
+        #expect(checked > 400, "enough generated statements parse (\(checked))")
     }
 
     /// Just within the limit a statement classifies as it would at any depth; one step beyond
@@ -176,54 +198,34 @@ import Testing
     }
 }
 
-/// Random SQL expressions over the constructs ``NestingBound`` distinguishes: brackets, CASE,
-/// sub-selects, operators, casts, AND/OR (separators), BETWEEN … AND, set operations and joins.
-struct RandomExpressions {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    private mutating func next(_ bound: Int) -> Int {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Int((state >> 33) % UInt64(bound))
-    }
-
-    mutating func statement() -> String {
-        var parts = ["select \(expression(depth: 0))"]
-        if next(2) == 0 { parts.append(", \(expression(depth: 0))") }
-        parts.append(" from t")
-        for _ in 0..<next(4) { parts.append(" join t on \(expression(depth: 0))") }
-        if next(2) == 0 { parts.append(" where \(expression(depth: 0))") }
-        var sql = parts.joined()
-        for _ in 0..<next(3) { sql += " union select \(expression(depth: 0)), \(expression(depth: 0))" }
-        return sql
-    }
-
-    /// An operand of a non-associative operator (BETWEEN, IS, IN): bracketed unless a leaf or a
-    /// call, so that most generated statements parse.
-    mutating func operand(depth: Int) -> String {
-        let text = expression(depth: depth)
-        return text.contains(" ") && !text.hasPrefix("abs(") ? "(\(text))" : text
-    }
-
-    mutating func expression(depth: Int) -> String {
-        if depth > 5 || next(3) == 0 { return ["1", "a", "'x'", "true", "$1"][next(5)] }
-        let d = depth + 1
-        switch next(14) {
-        case 0: return "\(expression(depth: d)) + \(expression(depth: d))"
-        case 1: return "(\(expression(depth: d)))"
-        case 2: return "\(expression(depth: d)) and \(expression(depth: d))"
-        case 3: return "\(expression(depth: d)) or \(expression(depth: d))"
-        case 4: return "not \(expression(depth: d))"
-        case 5: return "case when \(expression(depth: d)) then \(expression(depth: d)) else \(expression(depth: d)) end"
-        case 6: return "(select \(expression(depth: d)) from t where \(expression(depth: d)))"
-        case 7: return "\(expression(depth: d))::int"
-        case 8: return "abs(\(expression(depth: d)), \(expression(depth: d)))"
-        case 9: return "\(operand(depth: d)) between \(operand(depth: d)) and \(operand(depth: d))"
-        case 10: return "array[\(expression(depth: d)), \(expression(depth: d))]"
-        case 11: return "\(operand(depth: d)) is not true"
-        case 12: return "\(operand(depth: d)) in (\(expression(depth: d)), \(expression(depth: d)))"
-        default: return "exists (select 1 from t join t u on \(expression(depth: d)) union select 2)"
+/// The hand-read token stream agrees with protobuf-c's unpack of the same bytes.
+@Suite struct ScanTokensTests {
+    @Test func readsTheSameTokensAsProtobufC() {
+        let texts = ["select 1", "select a, b::int from t where x = 'y' and z between 1 and 2 -- c",
+                     "/* c */ with q as (select $1) select case when true then (1) end, array[1] from q union select 2",
+                     (DepthShape.all + DepthShape.flat).map { $0.build(300) }.joined(separator: ";\n")]
+        for text in texts {
+            let scan = pg_query_scan(text)
+            defer { pg_query_free_scan_result(scan) }
+            let buffer = UnsafeRawBufferPointer(start: UnsafeRawPointer(scan.pbuf.data!), count: scan.pbuf.len)
+            var read: [UInt32] = []
+            #expect(ScanTokens.forEach(in: buffer) { read.append($0.rawValue) })
+            let unpacked = scan.pbuf.data.withMemoryRebound(to: UInt8.self, capacity: scan.pbuf.len) {
+                pg_query__scan_result__unpack(nil, scan.pbuf.len, $0)
+            }!
+            defer { pg_query__scan_result__free_unpacked(unpacked, nil) }
+            let expected = (0..<unpacked.pointee.n_tokens).map { unpacked.pointee.tokens[$0]!.pointee.token.rawValue }
+            #expect(read == expected)
+            #expect(!read.isEmpty)
+        }
+        // Truncated or garbled encodings are rejected, never half-read.
+        let scan = pg_query_scan("select 1 + 2")
+        defer { pg_query_free_scan_result(scan) }
+        for cut in 1..<scan.pbuf.len {
+            let buffer = UnsafeRawBufferPointer(start: UnsafeRawPointer(scan.pbuf.data!), count: cut)
+            var count = 0
+            let complete = ScanTokens.forEach(in: buffer) { _ in count += 1 }
+            #expect(!complete || count < 4, "cut at \(cut)")
         }
     }
 }

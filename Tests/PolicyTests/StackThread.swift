@@ -15,9 +15,15 @@ enum StackThread {
     @discardableResult
     static func run(stackSize: Int, measure: Bool = false, _ body: @escaping () -> Void) -> Int {
         let size = (stackSize + 4095) & ~4095
-        guard let memory = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              memory != MAP_FAILED else { fatalError("mmap of \(size) bytes failed") }
-        defer { munmap(memory, size) }
+        // A guard region below the stack, as glibc gives its own thread stacks, so an overflow
+        // faults instead of writing into whatever is mapped below.
+        let guardSize = 64 << 10
+        guard let mapping = mmap(nil, size + guardSize, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              mapping != MAP_FAILED else { fatalError("mmap of \(size) bytes failed") }
+        defer { munmap(mapping, size + guardSize) }
+        mprotect(mapping, guardSize, PROT_NONE)
+        let memory = mapping + guardSize
         if measure { memset(memory, 0xA5, size) }
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
