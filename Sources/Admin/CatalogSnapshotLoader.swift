@@ -8,9 +8,11 @@ import Policy
 public enum CatalogSnapshotLoader {
     /// `conninfo`: a libpq connection string (PostgreSQL docs 34.1.1), e.g. from
     /// ``Conninfo/make(target:user:password:)``.
-    /// `readableForeignServers`: foreign servers whose tables are not flagged (the query reads
-    /// the list from the session setting `portcullis.readable_foreign_servers`, a JSON array).
-    public static func load(conninfo: String, readableForeignServers: [String] = []) throws(AdminError) -> CatalogSnapshot {
+    /// `readableForeignServers`: foreign servers whose tables are not flagged; `trustedExtensions`:
+    /// extensions whose members count as built-in. The queries read both from session settings
+    /// (`portcullis.readable_foreign_servers`, `portcullis.trusted_extensions`, JSON arrays).
+    public static func load(conninfo: String, readableForeignServers: [String] = [],
+                            trustedExtensions: [String] = []) throws(AdminError) -> CatalogSnapshot {
         let connection = try ServiceConnection(conninfo: conninfo, purpose: "to load the catalog snapshot")
         // The recursive query's estimates would trigger JIT compilation costing far more than
         // the query; search_path empty so nothing the session inherits shadows a catalog, and
@@ -20,9 +22,10 @@ public enum CatalogSnapshotLoader {
         // A catalog that makes the queries run away (they are bounded, but the server may be
         // slow) fails this load; the previous snapshot stays in force.
         try connection.execute("SET statement_timeout = '120s'")
-        if !readableForeignServers.isEmpty {
-            let json = "[" + readableForeignServers.map(jsonString).joined(separator: ",") + "]"
-            try connection.execute("SET portcullis.readable_foreign_servers = '\(json.replacingOccurrences(of: "'", with: "''"))'")
+        for (setting, names) in [("portcullis.readable_foreign_servers", readableForeignServers),
+                                 ("portcullis.trusted_extensions", trustedExtensions)] where !names.isEmpty {
+            let json = "[" + names.map(jsonString).joined(separator: ",") + "]"
+            try connection.execute("SET \(setting) = '\(json.replacingOccurrences(of: "'", with: "''"))'")
         }
         let rows = try connection.rows(CatalogSnapshot.query, columns: 8, what: "catalog snapshot query").map { value in
             CatalogSnapshot.Row(schema: value[0] ?? "", name: value[1] ?? "", relkind: value[2] ?? "",

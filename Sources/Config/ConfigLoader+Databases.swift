@@ -5,6 +5,7 @@ extension ConfigBuilder {
     static let databaseKeywords = [
         "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
         "sslcert", "sslkey", "sslsni", "connect_timeout", "application_name", "readable_foreign_servers",
+        "trusted_extensions",
     ]
 
     mutating func applyDatabase(_ entry: IniDocument.Entry) {
@@ -84,11 +85,11 @@ extension ConfigBuilder {
                 case "readable_foreign_servers":
                     // Not a libpq keyword: which foreign servers' tables read-only identities may
                     // read, comma-separated server names (pg_foreign_server.srvname).
-                    let names = value.split(separator: ",").map { String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
-                    guard !names.isEmpty, !names.contains(where: \.isEmpty) else {
-                        throw SettingError("must be a comma-separated list of foreign server names")
-                    }
-                    target.readableForeignServers = names
+                    target.readableForeignServers = try nameList(value, of: "foreign server")
+                case "trusted_extensions":
+                    // Not a libpq keyword: extensions whose objects count as built-in for the
+                    // read-only checks (pg_extension.extname).
+                    target.trustedExtensions = try nameList(value, of: "extension")
                 default:
                     throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
                         + databaseKeywords.joined(separator: ", "))
@@ -179,5 +180,18 @@ extension ConfigBuilder {
             report(line: sectionLines["databases"] ?? 0,
                    "no databases configured; add at least one entry to [databases]")
         }
+    }
+}
+
+extension ConfigBuilder {
+    /// A comma-separated list of catalog object names, spaces around each ignored.
+    static func nameList(_ value: String, of kind: String) throws(SettingError) -> [String] {
+        let names = value.split(separator: ",", omittingEmptySubsequences: false).map {
+            String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+        }
+        guard !names.isEmpty, !names.contains(where: \.isEmpty) else {
+            throw SettingError("must be a comma-separated list of \(kind) names")
+        }
+        return names
     }
 }

@@ -48,6 +48,9 @@ public struct DatabaseTarget: Sendable {
     /// Foreign servers whose foreign tables read-only identities may read (opt-in; by default
     /// reading any foreign table is refused, docs/READONLY.md).
     public var readableForeignServers: [String] = []
+    /// Extensions whose member functions, operators and casts read-only checks treat like
+    /// built-ins (opt-in; only extensions owned by a superuser count, docs/READONLY.md).
+    public var trustedExtensions: [String] = []
 
     public init(
         name: String,

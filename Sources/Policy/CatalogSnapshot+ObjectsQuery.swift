@@ -29,10 +29,22 @@ extension CatalogSnapshot {
           safe_function(proname) AS (SELECT unnest(ARRAY[\#(safeFunctionList)]::text[])),
           system_namespace(oid) AS (
             SELECT oid FROM pg_namespace WHERE nspname IN ('pg_catalog', 'information_schema')),
+          -- Members of the extensions a [databases] entry trusts (trusted_extensions; the loader
+          -- sets portcullis.trusted_extensions to a JSON array), counted only when a superuser
+          -- owns the extension: its owner could otherwise ALTER EXTENSION ... ADD its own code.
+          trusted_member(classid, objid) AS (
+            SELECT d.classid, d.objid
+              FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+              JOIN pg_roles r ON r.oid = e.extowner AND r.rolsuper
+             WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+               AND e.extname IN (SELECT jsonb_array_elements_text(coalesce(
+                     nullif(current_setting('portcullis.trusted_extensions', true), ''), '[]')::jsonb))),
           safe_proc(oid) AS (
             SELECT p.oid FROM pg_proc p
              WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.oid < 16384
                AND p.proname IN (SELECT proname FROM safe_function)
+            UNION ALL
+            SELECT objid FROM trusted_member WHERE classid = 'pg_proc'::regclass
             UNION ALL
             -- The constructors and range-to-multirange cast CREATE TYPE ... AS RANGE makes in
             -- the range's schema (src/backend/commands/typecmds.c makeRangeConstructors,
@@ -46,7 +58,8 @@ extension CatalogSnapshot {
                    format('a user-defined cast from %s to %s calls function %s',
                           format_type(c.castsource, NULL), format_type(c.casttarget, NULL), c.castfunc::regprocedure)
               FROM pg_cast c
-             WHERE c.oid >= 16384 AND c.castmethod = 'f' AND c.castfunc NOT IN (SELECT oid FROM safe_proc)),
+             WHERE c.oid >= 16384 AND c.castmethod = 'f' AND c.castfunc NOT IN (SELECT oid FROM safe_proc)
+               AND c.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_cast'::regclass)),
           check_ref(typid, conname, field, ref) AS (
             SELECT k.contypid, k.conname, m[1], m[2]::oid
               FROM pg_constraint k
@@ -85,6 +98,7 @@ extension CatalogSnapshot {
             SELECT r.typid, format('its constraint %s uses operator %s', r.conname, r.ref::regoperator), 0
               FROM check_ref r JOIN pg_operator o ON o.oid = r.ref
              WHERE r.field = 'opno' AND (o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace))
+               AND o.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_operator'::regclass)
             UNION
             SELECT e.outer_type, format('%s %s; %s', e.phrase, f.oid::regtype, f.reason), f.depth + 1
               FROM flagged f JOIN contains e ON e.inner_type = f.oid
@@ -95,14 +109,16 @@ extension CatalogSnapshot {
         SELECT 'function', p.oid, n.nspname, p.proname,
                format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE p.oid >= 16384 OR p.pronamespace NOT IN (SELECT oid FROM system_namespace)
+         WHERE (p.oid >= 16384 OR p.pronamespace NOT IN (SELECT oid FROM system_namespace))
+           AND p.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_proc'::regclass)
         UNION ALL
         SELECT 'operator', o.oid, n.nspname, o.oprname,
                format('%s.%s(%s, %s)', n.nspname, o.oprname,
                       CASE WHEN o.oprleft = 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END,
                       format_type(o.oprright, NULL)), NULL
           FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-         WHERE o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace)
+         WHERE (o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace))
+           AND o.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_operator'::regclass)
         UNION ALL
         SELECT 'type', t.oid, n.nspname, t.typname, f.reason, NULL
           FROM flagged_type f JOIN pg_type t ON t.oid = f.oid JOIN pg_namespace n ON n.oid = t.typnamespace

@@ -154,7 +154,8 @@ final class CatalogRefresher: @unchecked Sendable {
             }
             do {
                 let snapshot = try CatalogSnapshotLoader.load(conninfo: Conninfo.make(target: target, user: user, password: password),
-                                                              readableForeignServers: target.readableForeignServers)
+                                                              readableForeignServers: target.readableForeignServers,
+                                                              trustedExtensions: target.trustedExtensions)
                 store.store(snapshot, for: key)
                 logger.debug("catalog snapshot loaded", metadata: ["database": "\(key)",
                                                                    "restricted_relations": "\(snapshot.restrictedRelations.count)"])

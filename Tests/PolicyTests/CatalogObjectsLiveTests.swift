@@ -119,6 +119,28 @@ import Testing
     /// Load-time figures for docs/BENCHMARKS.md (printed, not asserted): each query's server
     /// time (psql \timing, best of 5) and the whole libpq load, for a catalog of about the size
     /// of a PostGIS database's.
+    /// `trusted_extensions`: citext's operators, functions and casts count as built-in — but only
+    /// while a superuser owns the extension (its owner could add code of its own to it).
+    @Test func trustedExtensionsCountAsBuiltIn() throws {
+        let cluster = try LiveCluster.start()
+        defer { cluster.stop() }
+        _ = try cluster.psql(database: "postgres", sql: "create database exttest; create database ownedtest owner app_rw")
+        _ = try cluster.psql(database: "exttest", sql: "create extension citext; create table ct (a citext, b text)")
+        // citext is a trusted extension (PostgreSQL 13+): a database owner may create it.
+        _ = try cluster.psql(database: "ownedtest", sql: "set role app_rw; create extension citext; create table ct (a citext, b text)")
+        let read = "select b from ct where a = 'x' and lower(b) = 'y'"
+        func allowed(_ database: String, trusting: [String]) throws -> Bool {
+            let snapshot = try CatalogSnapshotLoader.load(
+                conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=\(database) user=postgres", trustedExtensions: trusting)
+            var classifier = CachingStatementClassifier()
+            return classifier.classify(sql: read, catalog: snapshot).isAllowedForReadOnly
+        }
+        #expect(try !allowed("exttest", trusting: []), "citext's = shadows the built-in one")
+        #expect(try allowed("exttest", trusting: ["citext"]))
+        #expect(try !allowed("exttest", trusting: ["hstore"]))
+        #expect(try !allowed("ownedtest", trusting: ["citext"]), "an extension a non-superuser owns is not trusted")
+    }
+
     @Test func loadTimeOfALargeCatalog() throws {
         let cluster = try LiveCluster.start()
         defer { cluster.stop() }
