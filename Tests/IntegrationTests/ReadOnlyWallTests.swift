@@ -44,35 +44,14 @@ final class ReadOnlyWallTests: IntegrationTestCase {
         try runPsql(conninfo: conninfo, sql: sql, env: ["PGPASSWORD": "app_ro_pw"])
     }
 
-    /// In SJIS, 0x81 0x5C is one character: the backslash after `Á` (UTF-8 C3 81) belongs to it
-    /// for the server, while a UTF-8 reading sees `\'` inside an E'' string.
-    func testRoleDefaultClientEncodingCannotHideAStatement() throws {
+    /// Under a role default `name = value` (in database wall), `attack` writes against
+    /// PostgreSQL alone; through the proxy nothing is written. Returns the proxy's psql result.
+    private func attackUnderRoleDefault(_ name: String, _ value: String, _ attack: String,
+                                        afterwards: (Cluster, String) throws -> Void = { _, _ in }) throws -> CommandResult {
         try requireProxyTarget("compares PostgreSQL alone with the proxy itself")
         let cluster = try prepare()
-        _ = try cluster.query("ALTER ROLE app_ro IN DATABASE wall SET client_encoding = 'SJIS'")
-        defer { _ = try? cluster.query("ALTER ROLE app_ro IN DATABASE wall RESET client_encoding") }
-        let attack = "SELECT E'Á\\'; COMMIT; BEGIN READ WRITE; INSERT INTO wall_t VALUES (1); COMMIT; --'"
-
-        let before = try rows(cluster)
-        _ = try psql(try direct(cluster), attack)
-        XCTAssertNotEqual(try rows(cluster), before, "the attack must write against PostgreSQL alone")
-
-        let proxy = try proxy(cluster)
-        defer { proxy.stop() }
-        let written = try rows(cluster)
-        let result = try psql(proxy.endpoint.conninfo(user: "app_ro", dbname: "wall"), attack)
-        XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.contains("client_encoding = SJIS"), "\(result)")
-        XCTAssertEqual(try rows(cluster), written, "nothing written through the proxy")
-    }
-
-    /// With standard_conforming_strings off, `\'` does not end a literal; libpg_query lexes it on.
-    func testRoleDefaultStandardConformingStringsOffIsOverridden() throws {
-        try requireProxyTarget("compares PostgreSQL alone with the proxy itself")
-        let cluster = try prepare()
-        _ = try cluster.query("ALTER ROLE app_ro IN DATABASE wall SET standard_conforming_strings = off")
-        defer { _ = try? cluster.query("ALTER ROLE app_ro IN DATABASE wall RESET standard_conforming_strings") }
-        let attack = "SELECT 'a\\' , ' ; COMMIT; BEGIN READ WRITE; INSERT INTO wall_t VALUES (2); COMMIT; SELECT 1 --'"
+        _ = try cluster.query("ALTER ROLE app_ro IN DATABASE wall SET \(name) = '\(value)'")
+        defer { _ = try? cluster.query("ALTER ROLE app_ro IN DATABASE wall RESET \(name)") }
 
         let before = try rows(cluster)
         _ = try psql(try direct(cluster), attack)
@@ -84,7 +63,25 @@ final class ReadOnlyWallTests: IntegrationTestCase {
         let conninfo = proxy.endpoint.conninfo(user: "app_ro", dbname: "wall")
         let result = try psql(conninfo, attack)
         XCTAssertEqual(try rows(cluster), written, "nothing written through the proxy: \(result)")
-        XCTAssertEqual(try psql(conninfo, "SHOW standard_conforming_strings").stdout, "on\n")
+        try afterwards(cluster, conninfo)
+        return result
+    }
+
+    /// In SJIS, 0x81 0x5C is one character: the backslash after `Á` (UTF-8 C3 81) belongs to it
+    /// for the server, while a UTF-8 reading sees `\'` inside an E'' string.
+    func testRoleDefaultClientEncodingCannotHideAStatement() throws {
+        let result = try attackUnderRoleDefault("client_encoding", "SJIS",
+            "SELECT E'Á\\'; COMMIT; BEGIN READ WRITE; INSERT INTO wall_t VALUES (1); COMMIT; --'")
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("client_encoding = SJIS"), "\(result)")
+    }
+
+    /// With standard_conforming_strings off, `\'` does not end a literal; libpg_query lexes it on.
+    func testRoleDefaultStandardConformingStringsOffIsOverridden() throws {
+        _ = try attackUnderRoleDefault("standard_conforming_strings", "off",
+            "SELECT 'a\\' , ' ; COMMIT; BEGIN READ WRITE; INSERT INTO wall_t VALUES (2); COMMIT; SELECT 1 --'") { _, conninfo in
+            XCTAssertEqual(try self.psql(conninfo, "SHOW standard_conforming_strings").stdout, "on\n")
+        }
     }
 
     /// The wall broken on purpose: a view created behind the proxy's back (its catalog snapshot is
