@@ -117,6 +117,13 @@ final class ReadOnlyWallTests: IntegrationTestCase {
         XCTAssertTrue(result.stderr.contains("left read-only mode"), "\(result)")
         XCTAssertTrue(result.stderr.contains("default_transaction_read_only = off"), "\(result)")
         XCTAssertEqual(try rows(cluster), written)
+
+        // The extended protocol: the same view read through Parse/Bind/Execute ends the session too.
+        let extended = try LibPQSession(conninfo: conninfo + " password=app_ro_pw")
+        let outcomes = extended.run("SELECT x FROM \(view)", protocol: .extended)
+        XCTAssertTrue(outcomes.contains { $0.sqlState == "25006" && ($0.message ?? "").contains("left read-only mode") }, "\(outcomes)")
+        XCTAssertFalse(extended.isConnected, "the session ended")
+        XCTAssertEqual(try rows(cluster), written)
         XCTAssertEqual(try sentinel.rows("SELECT 1"), [["1"]], "another session is untouched")
     }
 }
