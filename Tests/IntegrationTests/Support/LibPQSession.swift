@@ -69,16 +69,7 @@ final class LibPQSession {
         case .simple: sent = PQsendQuery(connection, sql)
         case .extended: sent = PQsendQueryParams(connection, sql, 0, nil, nil, nil, nil, 0)
         }
-        guard sent == 1 else {
-            return [PQOutcome(status: "SEND_FAILED", sqlState: nil, message: String(cString: PQerrorMessage(connection)), rows: [])]
-        }
-        var outcomes: [PQOutcome] = []
-        while let result = PQgetResult(connection) {
-            outcomes.append(outcome(of: result))
-            PQclear(result)
-            if !isConnected { break }
-        }
-        return outcomes
+        return results(sent: sent)
     }
 
     /// The extended protocol with declared parameter types (Parse's type OIDs) and text values.
@@ -88,6 +79,11 @@ final class LibPQSession {
         defer { copies.forEach { free($0) } }
         let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
         let sent = PQsendQueryParams(connection, sql, Int32(values.count), types, pointers, nil, nil, 0)
+        return results(sent: sent)
+    }
+
+    /// Every result of what was just sent (`sent`: the PQsend… return value).
+    private func results(sent: Int32) -> [PQOutcome] {
         guard sent == 1 else {
             return [PQOutcome(status: "SEND_FAILED", sqlState: nil, message: String(cString: PQerrorMessage(connection)), rows: [])]
         }
