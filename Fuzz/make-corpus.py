@@ -200,4 +200,16 @@ pairs = [
 ]
 for i, (a, b) in enumerate(pairs):
     write(d, "pair-%02d" % i, a.encode() + b"\0" + b.encode())
+# Moderate nesting (about 1 KB), so mutations reach the deep shapes of issue 8 item 2 quickly.
+deep = {
+    "operator-chain": "SELECT " + "1+" * 500 + "1",
+    "subselects": "SELECT " + "(SELECT " * 100 + "1" + ")" * 100,
+    "arrays": "SELECT " + "ARRAY[" * 200 + "1" + "]" * 200,
+    "case": "SELECT " + "CASE WHEN true THEN " * 40 + "1" + " END" * 40,
+    "not": "SELECT " + "NOT " * 250 + "true",
+    "jsonb": "SELECT '" + "[" * 500 + "]" * 500 + "'::jsonb",
+    "in-list": "SELECT * FROM t WHERE a IN (" + ",".join(str(i) for i in range(250)) + ")",
+}
+for name, sql in deep.items():
+    write(d, "deep-" + name, sql)
 print("make-corpus: wrote %s (%d SQL statements)" % (out, count))

@@ -13,6 +13,7 @@
 #   FUZZ_MAX_LEN      libFuzzer -max_len (default 4096)
 #   FUZZ_SEED         seed for the network fuzzer (default: time)
 #   FUZZ_NET_REPLAY   a saved netfuzz-*.jsonl: replay it instead of fuzzing
+#   FUZZ_NET_SKIP     round kinds the network fuzzer leaves out (preauth,flood)
 #
 # Crashes fail the run and stay in Fuzz/.work/crashes/<target>/ (libFuzzer's crash-*, leak-*,
 # timeout-*, oom-* files; the network fuzzer's netfuzz-*.jsonl). The corpus a run grows goes to
@@ -59,15 +60,16 @@ fi
 needs_libfuzzer=0
 for t in "${targets[@]}"; do [ "$t" != net ] && needs_libfuzzer=1; done
 if [ "$mode" = build ] || [ "$needs_libfuzzer" = 1 ]; then
-  echo "fuzz: building the fuzz targets (${sanitizers[*]})"
-  # ld.gold warns about every ASan helper symbol; only errors matter.
   # Optimised as the shipped binary is (bounds, overflow and precondition checks stay on);
   # -enable-testing for the targets' @testable imports.
-  if ! (cd "$repo/Fuzz" && swift build -c release -Xswiftc -enable-testing "${sanitizers[@]}" --scratch-path "$scratch" 2>&1 \
-        | grep -v -e "ld.gold: warning: Cannot export local symbol" -e "^\[[0-9]*/[0-9]*\]"); then
-    :
-  fi
-  if [ ! -x "$scratch/release/FuzzStartup" ]; then echo "fuzz: build failed" >&2; exit 1; fi
+  echo "fuzz: building the fuzz targets (${sanitizers[*]})"
+  # ld.gold warns about every ASan helper symbol; only the rest is shown.
+  mkdir -p "$work/logs"
+  (cd "$repo/Fuzz" && swift build -c release -Xswiftc -enable-testing "${sanitizers[@]}" --scratch-path "$scratch") \
+    >"$work/logs/build.log" 2>&1
+  build_status=$?
+  grep -v -e "ld.gold: warning: Cannot export local symbol" -e "^\[[0-9]*/[0-9]*\]" "$work/logs/build.log"
+  if [ "$build_status" -ne 0 ]; then echo "fuzz: build failed (see $work/logs/build.log)" >&2; exit 1; fi
 fi
 [ "$mode" = build ] && exit 0
 
@@ -133,7 +135,9 @@ print(*[x.getsockname()[1] for x in s])')
     echo "fuzz: net: could not start PostgreSQL (see $work/logs/net-cluster.log)" | tee -a "$summary"
     status=1; failed+=(net); rm -rf "$root"; return
   fi
-  PORTCULLIS_EXTRA="" "$repo/scripts/proxy-config.sh" "$root/proxy/portcullis.ini" "$root/pg" "$pgport" "$proxyport" >/dev/null
+  # One loop thread, so every fuzzed session shares the sentinel's loop: a stall shows up as
+  # sentinel latency, not only a crash.
+  PORTCULLIS_EXTRA="workers = 1" "$repo/scripts/proxy-config.sh" "$root/proxy/portcullis.ini" "$root/pg" "$pgport" "$proxyport" >/dev/null
   # The proxy keeps Swift's backtracer (SWIFT_BACKTRACE is only for the libFuzzer targets), so
   # its log shows where it died.
   env -u SWIFT_BACKTRACE "$bin" run --config "$root/proxy/portcullis.ini" >"$work/logs/net-proxy.log" 2>&1 &
@@ -144,7 +148,7 @@ print(*[x.getsockname()[1] for x in s])')
     sleep 0.1
   done
   python3 "$here/netfuzz.py" --port "$proxyport" --ca "$repo/certs-example/generated/ca.crt" --pid "$proxy_pid" \
-    --seconds "$net_seconds" ${FUZZ_SEED:+--seed "$FUZZ_SEED"} ${FUZZ_NET_REPLAY:+--replay "$FUZZ_NET_REPLAY"} \
+    --seconds "$net_seconds" ${FUZZ_SEED:+--seed "$FUZZ_SEED"} ${FUZZ_NET_SKIP:+--skip "$FUZZ_NET_SKIP"} ${FUZZ_NET_REPLAY:+--replay "$FUZZ_NET_REPLAY"} \
     --crash-dir "$work/crashes/net" >"$work/logs/net.log" 2>&1
   rc=$?
   if ! kill -0 "$proxy_pid" 2>/dev/null; then
@@ -160,7 +164,7 @@ print(*[x.getsockname()[1] for x in s])')
     echo "fuzz: net FAILED" | tee -a "$summary"; sed 's/^/fuzz:   /' "$work/logs/net.log" | tail -8
     status=1; failed+=(net)
   else
-    echo "fuzz: net ok: $(grep -E '^netfuzz: (ok|replayed)' "$work/logs/net.log" | sed 's/^netfuzz: //')" | tee -a "$summary"
+    echo "fuzz: net $(grep -E '^netfuzz: (ok|replayed)' "$work/logs/net.log" | sed 's/^netfuzz: //')" | tee -a "$summary"
   fi
   rm -rf "$root"
 }

@@ -439,9 +439,9 @@ def run(args):
             history = (history + [record])[-args.keep:]
             try:
                 draw = rng.random()
-                if draw < 0.2:
+                if draw < 0.2 and "preauth" not in args.skip:
                     round_preauth(args, rng, record)
-                elif draw < 0.3:
+                elif 0.2 <= draw < 0.3 and "flood" not in args.skip:
                     round_flood(args, rng, record)
                 else:
                     round_session(args, rng, rng.choice(["ro", "rw"]), record)
@@ -542,7 +542,9 @@ def main():
     p.add_argument("--login-timeout", type=float, default=10)
     p.add_argument("--sentinel-timeout", type=float, default=5)
     p.add_argument("--replay")
+    p.add_argument("--skip", default="", help="comma-separated round kinds to leave out: preauth, flood")
     args = p.parse_args()
+    args.skip = set(filter(None, args.skip.split(",")))
     if args.host not in LOOPBACK:
         p.error("only 127.0.0.1 and ::1 may be fuzzed")
     print("netfuzz: seed %d, %s port %d, up to %d rounds / %.0f s" % (args.seed, args.host, args.port, args.rounds, args.seconds))
