@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CPortcullisShims.h"
 #include <string.h>
+#include <sys/mman.h>
+#include <stdint.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -270,5 +272,23 @@ int pc_openssl_init_without_atexit(void) {
 
 int pc_malloc_trim(void) {
     return malloc_trim(0);
+}
+
+void pc_release_unused_stack(size_t keep) {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+    void *base = NULL;
+    size_t size = 0;
+    if (pthread_attr_getstack(&attr, &base, &size) == 0 && base != NULL) {
+        char marker;
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t low = ((uintptr_t)base + page - 1) & ~(page - 1);
+        uintptr_t sp = (uintptr_t)&marker;
+        if (sp > low + keep) {
+            uintptr_t end = (sp - keep) & ~(page - 1);
+            if (end > low) madvise((void *)low, end - low, MADV_DONTNEED);
+        }
+    }
+    pthread_attr_destroy(&attr);
 }
 

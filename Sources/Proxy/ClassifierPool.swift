@@ -63,7 +63,10 @@ final class ClassifierPool: @unchecked Sendable {
     let name: String
     /// After a text this large the threads give freed memory back to the system (malloc_trim):
     /// its parse tree was many times its size.
-    static let trimThreshold = 1024 * 1024
+    static let trimThreshold = 8 * 1024
+    /// Texts shorter than this cannot nest deep enough to use much stack (``NestingBound``'s
+    /// ceiling: 8 120 bytes stay under the limit of even a small thread).
+    static let deepTextThreshold = 8 * 1024
     private let queue = Mutex<(jobs: [Job?], head: Int, started: Bool)>(([], 0, false))
     /// Counts queued jobs; the threads sleep on it. (Synchronization has no condition variable.)
     private let available: UnsafeMutablePointer<sem_t>
@@ -117,21 +120,27 @@ final class ClassifierPool: @unchecked Sendable {
 
     private func work() {
         while true {
-            if runOne() {
+            let size = runOne()
+            if size >= Self.trimThreshold {
                 // The parse tree and protobuf buffers of a large text were many times its size;
                 // glibc keeps freed memory in this thread's arena unless asked to return it.
                 _ = pc_malloc_trim()
             }
+            if size >= Self.deepTextThreshold {
+                // A deep statement may have touched most of the 64 MiB stack (62 MB at the nesting
+                // limit); those pages would stay resident until given back.
+                pc_release_unused_stack(256 << 10)
+            }
         }
     }
 
-    /// Classifies one job and posts the answer; true when the text was large.
-    private func runOne() -> Bool {
+    /// Classifies one job and posts the answer; the text's size in bytes.
+    private func runOne() -> Int {
         let job = next()
         let started = MonotonicInstant.now()
         let (result, miss, offsets) = Self.perform(job)
         job.mailbox.post(ClassificationDone(ticket: job.ticket, result: result, miss: miss, statementOffsets: offsets,
                                             elapsed: MonotonicInstant.now().duration(since: started)))
-        return job.sql.utf8.count >= Self.trimThreshold
+        return job.sql.utf8.count
     }
 }
