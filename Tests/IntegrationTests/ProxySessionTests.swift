@@ -34,6 +34,12 @@ final class ProxySessionTests: IntegrationTestCase {
         XCTAssertTrue(proxy.isAlive)
         assertSucceeded(try psql(proxy.endpoint, "SELECT 1"), "a new session after pg_terminate_backend")
 
+        // The PID announced in BackendKeyData is the backend's own (pg_backend_pid() is computed
+        // by the server, so only this comparison can tell a real PID from an invented one).
+        let live = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw") + " password=app_rw_pw")
+        let serverPID = try live.rows("SELECT pg_backend_pid()").first?.first ?? nil
+        XCTAssertEqual(serverPID, String(live.announcedBackendPID))
+
         // While connected, the PID the client sees is the one PostgreSQL lists for the session.
         let both = try psql(proxy.endpoint, "SELECT pg_backend_pid() = (SELECT pid FROM pg_stat_activity WHERE application_name = '\(tag)-2')",
                             extra: "application_name=\(tag)-2")

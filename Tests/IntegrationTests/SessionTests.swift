@@ -49,19 +49,20 @@ final class SessionTests: IntegrationTestCase {
         XCTAssertTrue(gone, "the cancelled query is still active on the server")
     }
 
-    /// A client killed mid-query must not leave its server session behind.
+    /// A client killed mid-query must not leave its server session behind — nor its query
+    /// running: the query sleeps 60 s, the backend must be gone well before that, which only a
+    /// cancel can do (the server itself notices a closed client only when it next writes).
     func testKilledClientLeavesNoBackendBehind() throws {
         let endpoint = try endpoint
         let tag = marker("kill")
         let client = try BackgroundCommand("psql", psqlFlags + ["-d", endpoint.conninfo(extra: "application_name=\(tag)"),
-                                                                "-c", "SELECT pg_sleep(5) AS \(tag)"],
+                                                                "-c", "SELECT pg_sleep(60) AS \(tag)"],
                                            environment: endpoint.env(), workDir: try harness.makeDir("kill"))
         let running = try poll(timeout: 20) { try backends(matching: tag, state: "active") == 1 }
         XCTAssertTrue(running, "query never started: \(client.stderrText())")
         client.signal(SIGKILL)
         _ = try? client.wait(timeout: 10)
 
-        // The query itself ends after 5 s; a session kept open upstream would stay 'idle' forever.
         let gone = try poll(timeout: 20, every: 0.25) { try backends(matching: tag) == 0 }
         let leftovers = try harness.cluster.query(
             "SELECT pid, state, application_name FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%\(tag)%'")

@@ -50,6 +50,9 @@ final class LibPQSession {
 
     var isConnected: Bool { PQstatus(connection) == CONNECTION_OK }
 
+    /// The process ID the server (or the proxy) announced in BackendKeyData.
+    var announcedBackendPID: Int32 { PQbackendPID(connection) }
+
     /// `PQtransactionStatus` as a name: idle, active, intrans, inerror, unknown.
     var transactionStatus: String {
         switch PQtransactionStatus(connection) {
