@@ -203,16 +203,28 @@ final class ProxySessionTests: IntegrationTestCase {
         let value = encrypted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertTrue(value.hasPrefix("enc:v1:"))
 
-        let proxy = try proxy(["secret_key_file = \(keyPath)"])
-        let config = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
-            .replacingOccurrences(of: "server_password='app_rw_pw'", with: "server_password='\(value)'")
-        try writePrivateConfig(config, to: proxy.configPath)
-        kill(proxy.pid, SIGHUP)
-        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("reloading configuration files") })
+        // An identity whose upstream password exists only as the enc: value (the proxy never saw
+        // it in plaintext), so a login proves the decryption.
+        let role = marker("enc")
+        _ = try harness.cluster.query("CREATE ROLE \(role) LOGIN PASSWORD 'app_rw_pw'")
+        defer { _ = try? harness.cluster.query("DROP ROLE IF EXISTS \(role)") }
+        let clientInput = "\(dir)/client.txt"
+        try "client_side_pw\n".write(toFile: clientInput, atomically: true, encoding: .utf8)
+        let verifier = try runCommand(binary, ["scram-verifier"], stdinFile: clientInput, timeout: 30)
+        assertSucceeded(verifier, "scram-verifier")
+        var options = ProxyProcess.Options(upstream: harness.cluster)
+        options.extraSettings = ["secret_key_file = \(keyPath)"]
+        options.extraIdentities = ["\(role) = mode=read-write password='\(verifier.stdout.trimmingCharacters(in: .whitespacesAndNewlines))' "
+                                   + "server_user=\(role) server_password='\(value)'"]
+        let proxy = try ProxyProcess(harness: harness, options: options)
+        defer { proxy.stop() }
         let check = try runCommand(binary, ["check-config", "--config", proxy.configPath], timeout: 30)
         assertSucceeded(check, "check-config with an enc: value")
         XCTAssertFalse(check.stdout.contains("app_rw_pw") || check.stderr.contains("app_rw_pw"))
-        assertSucceeded(try psql(proxy.endpoint, "SELECT current_user"), "login with the decrypted server password")
+        let login = try runPsql(conninfo: proxy.endpoint.conninfo(user: role), sql: "SELECT current_user",
+                                env: ["PGPASSWORD": "client_side_pw"])
+        assertSucceeded(login, "login with the decrypted server password")
+        XCTAssertEqual(login.stdout.trimmingCharacters(in: .whitespacesAndNewlines), role)
         XCTAssertFalse(proxy.stderrText.contains("app_rw_pw"), "a secret reached the log")
 
         chmod(keyPath, 0o644)
