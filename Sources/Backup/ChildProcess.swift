@@ -20,6 +20,9 @@ final class ChildProcess {
     /// `feedsStdin`: a pipe to the child's stdin (else /dev/null).
     init(path: String, arguments: [String], environment: [String: String], feedsStdin: Bool) throws(BackupError) {
         name = path.split(separator: "/").last.map(String.init) ?? path
+        // A child that stops reading (pg_restore --list after the table of contents) must make
+        // our write fail with EPIPE, not kill this process.
+        if feedsStdin { signal(SIGPIPE, SIG_IGN) }
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         guard makePipe(&outPipe), makePipe(&errPipe), !feedsStdin || makePipe(&inPipe) else {
             let message = String(cString: strerror(errno))

@@ -119,8 +119,12 @@ final class BackupManifestTests: XCTestCase {
 
 final class BackupConfigTests: XCTestCase {
     private let base = """
+        [portcullis]
+        local_auth_method = trust
+        [tls]
+        client_tls = disable
         [databases]
-        app = host=127.0.0.1 port=5432
+        app = host=127.0.0.1 port=5432 sslmode=disable
         [identities]
         reader = mode=read-only server_user=r server_password=x
         writer = mode=read-write server_user=w server_password=x
@@ -162,6 +166,7 @@ final class BackupConfigTests: XCTestCase {
         ] {
             XCTAssertThrowsError(try ConfigLoader.parse(base + "\n[backup]\n" + section, fileName: "t.ini"), section) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(section): \(error)")
+                XCTAssertEqual("\(error)".split(separator: "\n").count, 1, "only the [backup] problem: \(error)")
             }
         }
     }
