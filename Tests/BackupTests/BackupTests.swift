@@ -152,6 +152,8 @@ final class BackupConfigTests: XCTestCase {
         XCTAssertEqual(backup.keepLast, 7)
         XCTAssertEqual(backup.keepWithin, .seconds(14 * 86_400))
         XCTAssertNil(try ConfigLoader.parse(base, fileName: "t.ini").backup)
+        XCTAssertTrue(ConfigLoader.plaintextSecrets(in: config).contains("[backup] password"),
+                      "a plaintext backup password makes a world-readable configuration an error")
     }
 
     func testBackupSectionErrors() {

@@ -166,6 +166,23 @@ final class BackupSidecarTests: IntegrationTestCase {
         tampered[20] ^= 0x80
         try tampered.write(to: URL(fileURLWithPath: dataPath))
         XCTAssertNotEqual(try portcullis(["verify", id], config: config).status, 0)
+        // Cut exactly before the last chunk (a whole-chunk truncation): restore fails, target empty.
+        var offset = 80, lastChunk = 80
+        while offset < pristine.count {
+            lastChunk = offset
+            let length = pristine[offset..<(offset + 4)].reduce(0) { $0 << 8 | Int($1) }
+            offset += 4 + length + 16
+        }
+        XCTAssertEqual(offset, pristine.count, "the chunk walk ends at the end of the file")
+        try pristine.prefix(lastChunk).write(to: URL(fileURLWithPath: dataPath))
+        _ = try cluster.query("DROP DATABASE bk_tampered")
+        _ = try cluster.query("CREATE DATABASE bk_tampered")
+        let cutRestore = try portcullis(["restore", id, "--target",
+                                         "host=\(cluster.dir) port=\(cluster.port) dbname=bk_tampered user=postgres"], config: config)
+        XCTAssertNotEqual(cutRestore.status, 0, "\(cutRestore)")
+        XCTAssertTrue(cutRestore.stderr.contains("truncated"), "\(cutRestore)")
+        XCTAssertEqual(try cluster.query("SELECT count(*) FROM pg_namespace WHERE nspname IN ('sales', 'inventory')",
+                                         dbname: "bk_tampered"), "0", "nothing of the truncated backup was committed")
         try pristine.write(to: URL(fileURLWithPath: dataPath))
         assertSucceeded(try portcullis(["verify", id], config: config), "verify after undoing the flip")
 
