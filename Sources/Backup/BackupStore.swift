@@ -32,6 +32,9 @@ public struct BackupStore: Sendable {
         return (result.sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }, problems)
     }
 
+    /// Whether `<id>.pcbk` exists (a good manifest without it is reported as such by `list`).
+    public func hasStoredFile(_ id: String) -> Bool { Files.exists(dataPath(id)) }
+
     /// A good manifest whose stored file exists; otherwise an error saying why not.
     public func goodManifest(_ id: String) throws(BackupError) -> BackupManifest {
         guard BackupManifest.isValidID(id) else { throw BackupError("\"\(id)\" is not a backup id (32 hex digits)") }

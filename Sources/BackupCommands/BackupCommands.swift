@@ -149,7 +149,8 @@ extension BackupCommand {
                 throw ExitCode(1)
             }
             let rows = [["id", "database", "start", "size", "status"]] + listing.manifests.map {
-                [$0.id, $0.database, formatTime($0.startedAt), ProgressReport.size($0.storedBytes), $0.status.rawValue]
+                [$0.id, $0.database, formatTime($0.startedAt), ProgressReport.size($0.storedBytes),
+                 $0.status == .good && !context.store.hasStoredFile($0.id) ? "good-but-file-missing" : $0.status.rawValue]
             }
             let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {
