@@ -30,7 +30,7 @@ extension BackupSidecarTests {
         options.extraSettings = ["secret_key_file = \(keyPath)"]
         options.extraIdentities = ["bk_ro = mode=read-only password='\(verifier)' server_user=bk_ro server_password='bk_ro_pw'"]
         options.extraDatabaseNames = sizes.map(\.0)
-        options.extraSections = ["[backup]\ndirectory = \(dir)/store\nidentity = bk_ro\npassword = bk_ro_pw\ncompression_level = 3"]
+        options.extraSections = ["[backup]\ndirectory = \(dir)/store\nidentity = bk_ro\npassword = bk_ro_pw\ncompression_level = 3\ncompression_workers = \(ProcessInfo.processInfo.environment["PORTCULLIS_BACKUP_WORKERS"] ?? "0")"]
         let proxy = try ProxyProcess(harness: h, options: options)
 
         func peakKB(_ result: CommandResult) -> Int {
