@@ -80,11 +80,9 @@ final class BackupSidecarTests: IntegrationTestCase {
         try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
     }
 
-    func testBackupVerifyRestoreTamperFailPrune() throws {
-        try requireProxyTarget("backups are taken through the proxy")
-        let h = try harness
+    /// A proxy with the bk_ro read-only identity, a secret key and a [backup] section.
+    private func startBackupProxy(_ h: Harness) throws -> (ProxyProcess, String, String) {
         let cluster = h.cluster
-        try makeSourceDatabase(cluster)
         let verifier = try cluster.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'bk_ro'")
         let dir = try h.makeDir("backup")
         let backupDir = "\(dir)/store"
@@ -103,6 +101,49 @@ final class BackupSidecarTests: IntegrationTestCase {
         options.extraDatabaseNames = ["bk_src", "bk_nosuch"]
         options.extraSections = [backupSection]
         let proxy = try ProxyProcess(harness: h, options: options)
+        return (proxy, dir, backupDir)
+    }
+
+    /// SIGKILL in the middle of a run: nothing good is listed, the partial file is removed by
+    /// the next run, which succeeds; clients of the proxy never noticed.
+    func testKilledRunLeavesNothingGoodAndIsCleanedUp() throws {
+        try requireProxyTarget("backups are taken through the proxy")
+        let h = try harness
+        try makeSourceDatabase(h.cluster)
+        let (proxy, dir, backupDir) = try startBackupProxy(h)
+        let config = proxy.configPath
+        let run = try BackgroundCommand(try binary, ["backup", "run", "--database", "bk_src", "--config", config], workDir: dir)
+        var sawPartial = false
+        _ = poll(timeout: 60, every: 0.005) {
+            let names = (try? files(backupDir)) ?? []
+            sawPartial = names.contains { $0.hasSuffix(".pcbk.partial") }
+            return sawPartial || !run.isRunning
+        }
+        run.signal(SIGKILL)
+        _ = try? run.wait(timeout: 30)
+        XCTAssertTrue(sawPartial, "the run was caught in flight")
+        let list = try portcullis(["list"], config: config)
+        assertSucceeded(list, "list after the kill")
+        XCTAssertFalse(list.stdout.contains("good"), "nothing is listed as good: \(list)")
+        XCTAssertEqual(try files(backupDir).filter { $0.hasSuffix(".pcbk") }, [], "no stored file under a final name")
+        // Clients through the proxy were not disturbed.
+        let endpoint = Endpoint(port: proxy.port, caFile: h.caFile, proxyPID: proxy.pid)
+        let client = try runPsql(conninfo: endpoint.conninfo(), sql: "SELECT 40 + 2", env: endpoint.env())
+        assertSucceeded(client, "a client after the kill")
+        XCTAssertEqual(client.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "42")
+        let next = try portcullis(["run", "--database", "bk_src"], config: config)
+        assertSucceeded(next, "the next run")
+        XCTAssertEqual(try files(backupDir).filter { $0.hasSuffix(".partial") }, [], "leftovers cleaned")
+        let id = try XCTUnwrap(backupID(next))
+        assertSucceeded(try portcullis(["verify", id], config: config), "the next backup verifies")
+    }
+
+    func testBackupVerifyRestoreTamperFailPrune() throws {
+        try requireProxyTarget("backups are taken through the proxy")
+        let h = try harness
+        let cluster = h.cluster
+        try makeSourceDatabase(cluster)
+        let (proxy, dir, backupDir) = try startBackupProxy(h)
         let config = proxy.configPath
 
         // 1. A good backup, through the proxy.
