@@ -138,6 +138,30 @@ final class BackupSidecarTests: IntegrationTestCase {
         assertSucceeded(try portcullis(["verify", id], config: config), "the next backup verifies")
     }
 
+    /// A full disk (a 2 MB tmpfs as the backup directory, smaller than the backup): the run fails
+    /// with ENOSPC, the partial file is gone, nothing is listed as good, and the proxy's clients
+    /// are unaffected. Needs permission to mount a tmpfs (root); skipped otherwise.
+    func testFullDiskFailsCleanly() throws {
+        try requireProxyTarget("backups are taken through the proxy")
+        let h = try harness
+        try makeSourceDatabase(h.cluster)
+        let (proxy, _, backupDir) = try startBackupProxy(h)
+        try FileManager.default.createDirectory(atPath: backupDir, withIntermediateDirectories: true)
+        let mounted = try runCommand("mount", ["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", backupDir])
+        guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.stderr)") }
+        defer { _ = try? runCommand("umount", [backupDir]) }
+        let config = proxy.configPath
+        let run = try portcullis(["run", "--database", "bk_src"], config: config)
+        XCTAssertNotEqual(run.status, 0, "\(run)")
+        XCTAssertTrue(run.stderr.contains("No space left on device"), "\(run)")
+        XCTAssertEqual(try files(backupDir).filter { $0.hasSuffix(".partial") || $0.hasSuffix(".pcbk") }, [])
+        let list = try portcullis(["list"], config: config)
+        XCTAssertFalse(list.stdout.contains("good"), "\(list)")
+        let endpoint = Endpoint(port: proxy.port, caFile: h.caFile, proxyPID: proxy.pid)
+        let client = try runPsql(conninfo: endpoint.conninfo(), sql: "SELECT 40 + 2", env: endpoint.env())
+        assertSucceeded(client, "a client after the failed backup")
+    }
+
     func testBackupVerifyRestoreTamperFailPrune() throws {
         try requireProxyTarget("backups are taken through the proxy")
         let h = try harness
