@@ -162,6 +162,29 @@ final class BackupSidecarTests: IntegrationTestCase {
         assertSucceeded(client, "a client after the failed backup")
     }
 
+    /// The upstream connection dies mid-dump (the server terminates pg_dump's backend, as a
+    /// restart would): the run fails, nothing is listed as good, no partial file remains.
+    func testUpstreamLostMidDumpFailsCleanly() throws {
+        try requireProxyTarget("backups are taken through the proxy")
+        let h = try harness
+        try makeSourceDatabase(h.cluster)
+        let (proxy, dir, backupDir) = try startBackupProxy(h)
+        let config = proxy.configPath
+        let run = try BackgroundCommand(try binary, ["backup", "run", "--database", "bk_src", "--config", config], workDir: dir)
+        let terminated = poll(timeout: 60, every: 0.005) {
+            let killed = (try? h.cluster.query(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'bk_ro' AND datname = 'bk_src'")) ?? "0"
+            return killed != "0" || !run.isRunning
+        }
+        let result = try run.wait(timeout: 60)
+        XCTAssertTrue(terminated && result.status != 0, "the dump's backend was terminated mid-run: \(result)")
+        XCTAssertTrue(result.stderr.contains("pg_dump exited with status"), "\(result)")
+        XCTAssertEqual(try files(backupDir).filter { $0.hasSuffix(".partial") || $0.hasSuffix(".pcbk") }, [])
+        let list = try portcullis(["list"], config: config)
+        XCTAssertFalse(list.stdout.contains("good"), "\(list)")
+        XCTAssertTrue(list.stdout.contains("failed"), "\(list)")
+    }
+
     func testBackupVerifyRestoreTamperFailPrune() throws {
         try requireProxyTarget("backups are taken through the proxy")
         let h = try harness
