@@ -28,6 +28,12 @@ extension BackupSidecarTests {
         let sizes = [("bk_small", 400_000), ("bk_large", 2_000_000)]
         var options = ProxyProcess.Options(upstream: cluster)
         options.extraSettings = ["secret_key_file = \(keyPath)"]
+        // PORTCULLIS_BACKUP_SOCKET=1: pg_dump reaches the proxy over its Unix socket (no TLS on
+        // that hop) instead of TCP with verify-full.
+        if ProcessInfo.processInfo.environment["PORTCULLIS_BACKUP_SOCKET"] != nil {
+            try FileManager.default.createDirectory(atPath: "\(dir)/sock", withIntermediateDirectories: true)
+            options.extraSettings.append("unix_socket_directories = \(dir)/sock")
+        }
         options.extraIdentities = ["bk_ro = mode=read-only password='\(verifier)' server_user=bk_ro server_password='bk_ro_pw'"]
         options.extraDatabaseNames = sizes.map(\.0)
         options.extraSections = ["[backup]\ndirectory = \(dir)/store\nidentity = bk_ro\npassword = bk_ro_pw\ncompression_level = 3\ncompression_workers = \(ProcessInfo.processInfo.environment["PORTCULLIS_BACKUP_WORKERS"] ?? "0")"]
