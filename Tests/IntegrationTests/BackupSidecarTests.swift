@@ -311,7 +311,19 @@ final class BackupSidecarTests: IntegrationTestCase {
         XCTAssertEqual(try files(backupDir).filter { $0.hasSuffix(".pcbk") }, ["\(secondID).pcbk"])
         assertSucceeded(try portcullis(["verify", secondID], config: config), "the kept backup verifies")
 
-        // 7. The dump needs the proxy: with it stopped, a run fails (and lists nothing good).
+        // 7. Key rotation: with a new secret_key_file the old backup needs --old-key.
+        let newKey = "\(dir)/secret-2.key"
+        assertSucceeded(try runCommand(try binary, ["keygen", "--output", newKey], timeout: 30), "keygen (rotation)")
+        let rotatedConfig = "\(dir)/rotated.ini"
+        try writePrivateConfig(try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "secret_key_file = \(dir)/secret.key", with: "secret_key_file = \(newKey)"), to: rotatedConfig)
+        let withoutOldKey = try portcullis(["verify", secondID], config: rotatedConfig)
+        XCTAssertNotEqual(withoutOldKey.status, 0, "\(withoutOldKey)")
+        XCTAssertTrue(withoutOldKey.stderr.contains("made with another key"), "\(withoutOldKey)")
+        assertSucceeded(try portcullis(["verify", secondID, "--old-key", "\(dir)/secret.key"], config: rotatedConfig),
+                        "verify with the retired key")
+
+        // 8. The dump needs the proxy: with it stopped, a run fails (and lists nothing good).
         proxy.stop()
         let withoutProxy = try portcullis(["run", "--database", "bk_src"], config: config)
         XCTAssertNotEqual(withoutProxy.status, 0, "\(withoutProxy)")
