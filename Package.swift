@@ -52,11 +52,20 @@ let package = Package(
         .target(name: "AuditSink", dependencies: ["Audit", "CPortcullisShims", "EventLoop"], swiftSettings: strict),
         // Backup files: zstd streaming and the chunked AES-256-GCM format (pure on libzstd/libcrypto).
         .target(name: "BackupFormat", dependencies: ["Auth", "CPortcullisShims"], swiftSettings: strict),
+        // The backup sidecar's shell (pg_dump/pg_restore children, the local-directory store)
+        // and its pure parts (manifest, retention, progress).
+        .target(name: "Backup", dependencies: ["BackupFormat", "Auth", "Config", "EventLoop", "CPortcullisShims"],
+                swiftSettings: strict),
+        // `portcullis backup ...` (a library: the CLI target is its main.swift alone).
+        .target(name: "BackupCommands",
+                dependencies: ["Backup", "BackupFormat", "Auth", "Config", "Proxy",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: strict),
         .executableTarget(name: "portcullis-classifier-bench", dependencies: ["Policy", "CPgQuery"],
                           path: "Sources/ClassifierBench", swiftSettings: strict),
         .executableTarget(
             name: "CLI",
-            dependencies: ["Proxy", "Config", "Auth", "Admin",
+            dependencies: ["Proxy", "Config", "Auth", "Admin", "BackupCommands",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
@@ -74,6 +83,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Admin"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "BackupFormatTests", dependencies: ["BackupFormat"], swiftSettings: strict),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "Config"], swiftSettings: strict),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "AuditSink", "EventLoop"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery"], swiftSettings: strict),
     ]

@@ -17,9 +17,13 @@ public struct SecretKey: Sendable {
     private let aesKey: [UInt8]
     /// The seed of mock SCRAM salts for unknown users (see `mockAuthenticationSeed`).
     public let mockAuthenticationSeed: [UInt8]
+    /// The file's 32 bytes: the backup master key (BackupFormat derives a key per backup from
+    /// it with HKDF-SHA256). Package-visible only.
+    package let material: [UInt8]
 
     public init(bytes: [UInt8]) throws(SecretKeyError) {
         guard bytes.count == Self.length else { throw SecretKeyError("a secret key is exactly \(Self.length) bytes, not \(bytes.count)") }
+        material = bytes
         // PostgreSQL derives mock salts from a cluster-wide nonce made at initdb (pg_control's
         // mock_authentication_nonce, auth-scram.c scram_mock_salt); ours comes from this key,
         // under its own label, so it survives restarts and reveals nothing about the AES key.

@@ -4,6 +4,7 @@ import Config
 import Proxy
 import Auth
 import Admin
+import BackupCommands
 import Glibc
 
 /// `portcullis` — a TLS-terminating PostgreSQL proxy.
@@ -15,7 +16,8 @@ struct Portcullis: ParsableCommand {
         commandName: "portcullis",
         abstract: "A TLS-terminating PostgreSQL wire-protocol proxy with read-only identities and audit.",
         version: version,
-        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self, Keygen.self, SecretCommand.self, CheckRole.self, CreateReadonlyRole.self]
+        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self, Keygen.self, SecretCommand.self, CheckRole.self, CreateReadonlyRole.self,
+                      BackupCommand.self]
     )
 }
 

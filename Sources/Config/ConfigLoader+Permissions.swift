@@ -16,6 +16,7 @@ extension ConfigLoader {
             names.append("server_password of identity \"\(name)\"")
         }
         if config.general.servicePassword.map({ !$0.isEncrypted }) == true { names.append("service_password") }
+        if config.backup?.password.map({ !$0.isEncrypted }) == true { names.append("[backup] password") }
         return names
     }
 

@@ -61,7 +61,7 @@ public enum ConfigLoader {
 /// Accumulates settings and errors while walking an `IniDocument`.
 struct ConfigBuilder {
     static let connectionStringSections: Set<String> = ["databases", "identities"]
-    static let knownSections = ["portcullis", "tls", "databases", "identities"]
+    static let knownSections = ["portcullis", "tls", "databases", "identities", "backup"]
 
     let fileName: String
     var errors: [ConfigError] = []
@@ -129,6 +129,10 @@ struct ConfigBuilder {
             applyDatabase(entry)
         case "identities":
             applyIdentity(entry)
+        case "backup":
+            applySetting(entry, section: section) { (builder, entry) throws(SettingError) in
+                try builder.applyBackup(entry)
+            }
         default:
             preconditionFailure("apply(_:in:) called for unchecked section [\(section)]")
         }
@@ -153,6 +157,7 @@ struct ConfigBuilder {
         checkTLSRelationships()
         checkDatabaseRelationships()
         checkIdentityRelationships()
+        checkBackupRelationships()
     }
 
     /// PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes, so a longer name could never

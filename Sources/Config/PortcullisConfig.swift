@@ -10,6 +10,8 @@ public struct PortcullisConfig: Sendable {
     public var identities: [String: IdentityConfig]
     /// The file the configuration was read from (the `fileName` given to `parse`).
     public var sourcePath: String
+    /// The [backup] section; nil = not configured.
+    public var backup: BackupSettings?
 
     public init(
         general: GeneralSettings = GeneralSettings(),

@@ -19,6 +19,8 @@ final class ProxyProcess: @unchecked Sendable {
         var extraIdentities: [String] = []
         /// More upstream databases, each served under its own name like `app`.
         var extraDatabaseNames: [String] = []
+        /// Whole sections appended at the end (e.g. "[backup]\ndirectory = ...").
+        var extraSections: [String] = []
     }
 
     /// The `[databases]` connection string for a database on `cluster`, as the harness writes it.
@@ -107,6 +109,8 @@ final class ProxyProcess: @unchecked Sendable {
             app_rw = mode=read-write password='\(rw)' server_user=app_rw server_password='app_rw_pw'
             app_ro = mode=read-only password='\(ro)' server_user=app_ro server_password='app_ro_pw'
             \(options.extraIdentities.joined(separator: "\n"))
+
+            \(options.extraSections.joined(separator: "\n\n"))
 
             """
     }

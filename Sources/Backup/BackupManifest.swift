@@ -1,0 +1,233 @@
+/// What `<id>.json` next to `<id>.pcbk` records about one backup (docs/BACKUP.md). A backup is
+/// *good* only when its manifest says `status: "good"` and the stored file exists: the
+/// manifest is written (atomically) only after the stored file was fsynced and renamed.
+public struct BackupManifest: Equatable, Sendable {
+    public enum Status: String, Sendable {
+        case good
+        case failed
+    }
+
+    /// 32 lower-case hex digits: the 16-byte backup id of the file header.
+    public var id: String
+    public var database: String
+    /// Unix time, seconds.
+    public var startedAt: Int64
+    public var endedAt: Int64
+    public var status: Status
+    /// pg_dump's output (before compression).
+    public var plaintextBytes: Int64 = 0
+    public var compressedBytes: Int64 = 0
+    /// Bytes of the stored (encrypted) file.
+    public var storedBytes: Int64 = 0
+    /// SHA-256 of the stored file, hex.
+    public var sha256: String = ""
+    public var pgDumpVersion: String = ""
+    public var serverVersion: String = ""
+    /// The master key's id (hex) the backup was made with: after a key rotation this says
+    /// which key file restores it.
+    public var keyID: String = ""
+    public var format: String = "custom"
+    /// Why a failed backup failed (pg_dump's stderr, trimmed); empty when good.
+    public var error: String = ""
+
+    public init(id: String, database: String, startedAt: Int64, endedAt: Int64, status: Status) {
+        self.id = id
+        self.database = database
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.status = status
+    }
+
+    public static let formatVersion = 1
+
+    /// A JSON object, one key per line (stable order, so manifests diff well).
+    public func encoded() -> String {
+        let fields: [(String, JSONValue)] = [
+            ("manifest_version", .number(Int64(Self.formatVersion))),
+            ("id", .string(id)),
+            ("database", .string(database)),
+            ("status", .string(status.rawValue)),
+            ("started_at", .number(startedAt)),
+            ("ended_at", .number(endedAt)),
+            ("format", .string(format)),
+            ("plaintext_bytes", .number(plaintextBytes)),
+            ("compressed_bytes", .number(compressedBytes)),
+            ("stored_bytes", .number(storedBytes)),
+            ("sha256", .string(sha256)),
+            ("pg_dump_version", .string(pgDumpVersion)),
+            ("server_version", .string(serverVersion)),
+            ("key_id", .string(keyID)),
+            ("error", .string(error)),
+        ]
+        return "{\n" + fields.map { "  " + JSON.quote($0.0) + ": " + $0.1.rendered }.joined(separator: ",\n") + "\n}\n"
+    }
+
+    public static func decode(_ text: String) throws(BackupError) -> BackupManifest {
+        let object: [String: JSONValue]
+        do { object = try JSON.parseFlatObject(text) } catch { throw BackupError("manifest: \(error.description)") }
+        func string(_ key: String) throws(BackupError) -> String {
+            guard case .string(let value)? = object[key] else { throw BackupError("manifest: \"\(key)\" missing or not a string") }
+            return value
+        }
+        func number(_ key: String) throws(BackupError) -> Int64 {
+            guard case .number(let value)? = object[key] else { throw BackupError("manifest: \"\(key)\" missing or not an integer") }
+            return value
+        }
+        guard try number("manifest_version") == Int64(formatVersion) else { throw BackupError("manifest: unsupported manifest_version") }
+        guard let status = Status(rawValue: try string("status")) else { throw BackupError("manifest: unknown status") }
+        let id = try string("id")
+        guard isValidID(id) else { throw BackupError("manifest: invalid id") }
+        var manifest = BackupManifest(id: id, database: try string("database"), startedAt: try number("started_at"),
+                                      endedAt: try number("ended_at"), status: status)
+        manifest.format = try string("format")
+        manifest.plaintextBytes = try number("plaintext_bytes")
+        manifest.compressedBytes = try number("compressed_bytes")
+        manifest.storedBytes = try number("stored_bytes")
+        manifest.sha256 = try string("sha256")
+        manifest.pgDumpVersion = try string("pg_dump_version")
+        manifest.serverVersion = try string("server_version")
+        manifest.keyID = try string("key_id")
+        manifest.error = try string("error")
+        return manifest
+    }
+
+    /// Ids name files, so only what `BackupRunner` makes is accepted: 32 lower-case hex digits.
+    public static func isValidID(_ id: String) -> Bool {
+        id.utf8.count == 32 && id.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+}
+
+public struct BackupError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+enum JSONValue: Equatable {
+    case string(String)
+    case number(Int64)
+
+    var rendered: String {
+        switch self {
+        case .string(let text): JSON.quote(text)
+        case .number(let value): String(value)
+        }
+    }
+}
+
+/// Just enough JSON (RFC 8259) for manifests: one flat object of strings and integers.
+enum JSON {
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func parseFlatObject(_ text: String) throws(BackupError) -> [String: JSONValue] {
+        var parser = Parser(scalars: Array(text.unicodeScalars))
+        return try parser.object()
+    }
+
+    struct Parser {
+        let scalars: [Unicode.Scalar]
+        var position = 0
+
+        mutating func skipSpace() {
+            while position < scalars.count, [" ", "\n", "\r", "\t"].contains(scalars[position]) { position += 1 }
+        }
+
+        mutating func expect(_ scalar: Unicode.Scalar) throws(BackupError) {
+            skipSpace()
+            guard position < scalars.count, scalars[position] == scalar else { throw BackupError("invalid JSON: expected \(scalar)") }
+            position += 1
+        }
+
+        mutating func object() throws(BackupError) -> [String: JSONValue] {
+            try expect("{")
+            var result: [String: JSONValue] = [:]
+            skipSpace()
+            if position < scalars.count, scalars[position] == "}" {
+                position += 1
+            } else {
+                while true {
+                    let key = try string()
+                    try expect(":")
+                    skipSpace()
+                    guard position < scalars.count else { throw BackupError("invalid JSON: value expected") }
+                    let value: JSONValue = scalars[position] == "\"" ? .string(try string()) : .number(try number())
+                    guard result.updateValue(value, forKey: key) == nil else { throw BackupError("invalid JSON: duplicate key \"\(key)\"") }
+                    skipSpace()
+                    guard position < scalars.count else { throw BackupError("invalid JSON: unterminated object") }
+                    if scalars[position] == "," { position += 1; continue }
+                    try expect("}")
+                    break
+                }
+            }
+            skipSpace()
+            guard position == scalars.count else { throw BackupError("invalid JSON: data after the object") }
+            return result
+        }
+
+        mutating func number() throws(BackupError) -> Int64 {
+            var text = ""
+            if position < scalars.count, scalars[position] == "-" { text += "-"; position += 1 }
+            while position < scalars.count, ("0"..."9").contains(scalars[position]) {
+                text.unicodeScalars.append(scalars[position])
+                position += 1
+            }
+            guard let value = Int64(text) else { throw BackupError("invalid JSON: integer expected") }
+            return value
+        }
+
+        mutating func string() throws(BackupError) -> String {
+            try expect("\"")
+            var out = String.UnicodeScalarView()
+            while position < scalars.count {
+                let scalar = scalars[position]
+                position += 1
+                switch scalar {
+                case "\"":
+                    return String(out)
+                case "\\":
+                    guard position < scalars.count else { break }
+                    let escape = scalars[position]
+                    position += 1
+                    switch escape {
+                    case "\"", "\\", "/": out.append(escape)
+                    case "n": out.append("\n")
+                    case "r": out.append("\r")
+                    case "t": out.append("\t")
+                    case "b": out.append("\u{8}")
+                    case "f": out.append("\u{c}")
+                    case "u":
+                        guard position + 4 <= scalars.count,
+                              let code = UInt32(String(String.UnicodeScalarView(scalars[position..<(position + 4)])), radix: 16),
+                              let decoded = Unicode.Scalar(code) else { throw BackupError("invalid JSON: bad \\u escape") }
+                        position += 4
+                        out.append(decoded)
+                    default:
+                        throw BackupError("invalid JSON: bad escape")
+                    }
+                default:
+                    guard scalar.value >= 0x20 else { throw BackupError("invalid JSON: control character in a string") }
+                    out.append(scalar)
+                }
+            }
+            throw BackupError("invalid JSON: unterminated string")
+        }
+    }
+}

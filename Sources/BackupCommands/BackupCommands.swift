@@ -1,0 +1,253 @@
+import ArgumentParser
+import Auth
+import Backup
+import BackupFormat
+import Config
+import Glibc
+import Proxy
+
+/// `portcullis backup run|list|verify|restore|prune` (docs/BACKUP.md).
+public struct BackupCommand: ParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Encrypted, compressed logical backups taken through this Portcullis (docs/BACKUP.md).",
+        subcommands: [RunBackup.self, ListBackups.self, VerifyBackup.self, RestoreBackup.self, PruneBackups.self])
+}
+
+public struct BackupConfigOption: ParsableArguments {
+    public init() {}
+    @Option(name: [.short, .long], help: "Path of the configuration file (see conf/portcullis.ini).")
+    var config: String = "/etc/portcullis/portcullis.ini"
+}
+
+func printError(_ message: String) {
+    var text = message
+    if !text.hasSuffix("\n") { text += "\n" }
+    _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+}
+
+/// The configuration pieces every backup command needs.
+struct BackupContext {
+    let config: PortcullisConfig
+    let settings: BackupSettings
+    let store: BackupStore
+    let secretKey: SecretKey
+
+    init(configPath: String) throws(ExitCode) {
+        do { config = try ProxyServer.loadConfiguration(path: configPath) } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        guard let settings = config.backup else {
+            printError("\(configPath): no [backup] section")
+            throw ExitCode(2)
+        }
+        guard let keyPath = config.general.secretKeyFile else {
+            printError("\(configPath): backups are encrypted with secret_key_file, which is not set (portcullis keygen)")
+            throw ExitCode(2)
+        }
+        do { secretKey = try SecretKey.load(path: keyPath) } catch {
+            printError(error.description)
+            throw ExitCode(2)
+        }
+        self.settings = settings
+        store = BackupStore(directory: settings.directory)
+    }
+
+    var key: BackupKey { BackupKey(material: secretKey.material) }
+
+    /// The current key and any retired key files named with --old-key.
+    func keys(oldKeyFiles: [String]) throws(ExitCode) -> [BackupKey] {
+        var keys = [key]
+        for path in oldKeyFiles {
+            do { keys.append(BackupKey(material: try SecretKey.load(path: path).material)) } catch {
+                printError(error.description)
+                throw ExitCode(2)
+            }
+        }
+        return keys
+    }
+
+    func password() throws(ExitCode) -> String? {
+        guard let secret = settings.password else { return nil }
+        guard secret.isEncrypted else { return secret.reveal() }
+        do { return try secretKey.decrypt(secret.reveal()) } catch {
+            printError("[backup] password: \(error.description)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Progress on a terminal only (stderr), overwritten in place.
+func terminalProgress(_ label: String) -> ((ProgressReport) -> Void)? {
+    guard isatty(2) == 1 else { return nil }
+    return { report in printError("\r\u{1B}[K\(label): \(report.line)", newline: false) }
+}
+
+func printError(_ message: String, newline: Bool) {
+    if newline { printError(message); return }
+    _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+}
+
+func formatTime(_ seconds: Int64) -> String {
+    var t = time_t(seconds)
+    var parts = tm()
+    gmtime_r(&t, &parts)
+    var buffer = [CChar](repeating: 0, count: 32)
+    let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%SZ", &parts)
+    return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+extension BackupCommand {
+    public struct RunBackup: ParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
+            commandName: "run", abstract: "Take a backup of one database through this Portcullis.")
+        @OptionGroup var options: BackupConfigOption
+        @Option(help: "The database to back up (a name clients use).") var database: String
+
+        public func run() throws {
+            let context = try BackupContext(configPath: options.config)
+            let connection: BackupConnection
+            do {
+                connection = try BackupConnection(config: context.config, backup: context.settings, database: database,
+                                                  password: try context.password())
+            } catch let error as BackupError {
+                printError(error.description)
+                throw ExitCode(2)
+            }
+            var job = BackupJob(store: context.store, database: database, connection: connection)
+            job.compressionLevel = Int32(context.settings.compressionLevel)
+            job.compressionWorkers = Int32(context.settings.compressionWorkers)
+            job.pgBinDir = context.settings.pgBinDir
+            let progress = terminalProgress("backup \(database)")
+            do {
+                let manifest = try BackupRunner.run(job, key: context.key, progress: progress)
+                if progress != nil { printError("") }
+                let seconds = max(1, manifest.endedAt - manifest.startedAt)
+                print("backup \(manifest.id) of \(database): good, \(ProgressReport.size(manifest.plaintextBytes)) dumped, "
+                      + "\(ProgressReport.size(manifest.storedBytes)) stored, \(seconds)s")
+            } catch {
+                if progress != nil { printError("") }
+                printError("backup of \(database) failed: \(error.description)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    public struct ListBackups: ParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(commandName: "list", abstract: "List backups, oldest first.")
+        @OptionGroup var options: BackupConfigOption
+
+        public func run() throws {
+            let context = try BackupContext(configPath: options.config)
+            let listing: (manifests: [BackupManifest], problems: [String])
+            do { listing = try context.store.manifests() } catch {
+                printError(error.description)
+                throw ExitCode(1)
+            }
+            let rows = [["id", "database", "start", "size", "status"]] + listing.manifests.map {
+                [$0.id, $0.database, formatTime($0.startedAt), ProgressReport.size($0.storedBytes),
+                 $0.status == .good && !context.store.hasStoredFile($0.id) ? "good-but-file-missing" : $0.status.rawValue]
+            }
+            let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
+            for row in rows {
+                print(row.enumerated().map { $0.element.padding(to: widths[$0.offset]) }.joined(separator: "  ")
+                      .trimmingTrailingSpaces())
+            }
+            for problem in listing.problems { printError("warning: \(problem)") }
+        }
+    }
+
+    public struct VerifyBackup: ParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
+            commandName: "verify",
+            abstract: "Decrypt, decompress and list a backup with pg_restore --list, writing nothing; exit 1 if damaged.")
+        @OptionGroup var options: BackupConfigOption
+        @Argument(help: "The backup id.") var id: String
+        @Option(name: .customLong("old-key"), help: "A retired secret_key_file (repeatable), for backups made before a key rotation.")
+        var oldKeys: [String] = []
+
+        public func run() throws {
+            let context = try BackupContext(configPath: options.config)
+            let keys = try context.keys(oldKeyFiles: oldKeys)
+            let progress = terminalProgress("verify \(id)")
+            do {
+                let result = try BackupReader.verify(store: context.store, id: id, keys: keys,
+                                                     pgBinDir: context.settings.pgBinDir, progress: progress)
+                if progress != nil { printError("") }
+                print("backup \(id): good (\(result.tocEntries) lines of table of contents, "
+                      + "\(ProgressReport.size(result.plaintextBytes)) of dump, SHA-256 matches the manifest)")
+            } catch {
+                if progress != nil { printError("") }
+                printError("backup \(id) failed verification: \(error.description)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    public struct RestoreBackup: ParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
+            commandName: "restore",
+            abstract: "Restore a backup into an existing, empty database with pg_restore, in one transaction.")
+        @OptionGroup var options: BackupConfigOption
+        @Argument(help: "The backup id.") var id: String
+        @Option(help: "libpq connection string of the target database (create it first).") var target: String
+        @Option(name: .customLong("old-key"), help: "A retired secret_key_file (repeatable).")
+        var oldKeys: [String] = []
+
+        public func run() throws {
+            let context = try BackupContext(configPath: options.config)
+            let keys = try context.keys(oldKeyFiles: oldKeys)
+            let progress = terminalProgress("restore \(id)")
+            do {
+                let manifest = try BackupReader.restore(store: context.store, id: id, keys: keys, target: target,
+                                                        pgBinDir: context.settings.pgBinDir, progress: progress)
+                if progress != nil { printError("") }
+                print("restored backup \(id) of \(manifest.database)")
+            } catch {
+                if progress != nil { printError("") }
+                printError("restore of \(id) failed: \(error.description)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    public struct PruneBackups: ParsableCommand {
+        public init() {}
+        public static let configuration = CommandConfiguration(
+            commandName: "prune",
+            abstract: "Delete backups beyond keep_last / keep_within; the newest good backup of each database always stays.")
+        @OptionGroup var options: BackupConfigOption
+
+        public func run() throws {
+            let context = try BackupContext(configPath: options.config)
+            let within = context.settings.keepWithin.map { $0.components.seconds }
+            let policy = RetentionPolicy(keepLast: context.settings.keepLast, keepWithinSeconds: within)
+            do {
+                let deleted = try BackupPruner.prune(store: context.store, policy: policy, now: Int64(time(nil)))
+                for id in deleted { print("deleted \(id)") }
+                print("\(deleted.count) backup record(s) deleted")
+            } catch {
+                printError("prune failed: \(error.description)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+extension String {
+    func padding(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+
+    func trimmingTrailingSpaces() -> String {
+        var text = Substring(self)
+        while text.last == " " { text.removeLast() }
+        return String(text)
+    }
+}

@@ -1,0 +1,175 @@
+import Config
+import XCTest
+@testable import Backup
+
+final class BackupManifestTests: XCTestCase {
+    private func manifest(_ id: String, database: String = "app", started: Int64, status: BackupManifest.Status = .good) -> BackupManifest {
+        BackupManifest(id: id, database: database, startedAt: started, endedAt: started + 5, status: status)
+    }
+
+    private func id(_ n: Int) -> String {
+        let digits = String(n, radix: 16)
+        return String(repeating: "0", count: 32 - digits.count) + digits
+    }
+
+    func testManifestRoundTrip() throws {
+        var original = manifest(id(0xabc), started: 1_700_000_000)
+        original.plaintextBytes = 123_456_789
+        original.compressedBytes = 12_345
+        original.storedBytes = 12_500
+        original.sha256 = String(repeating: "ab", count: 32)
+        original.pgDumpVersion = "15.8 (Debian 15.8-0+deb12u1)"
+        original.serverVersion = "15.8"
+        original.keyID = String(repeating: "0f", count: 16)
+        original.error = "quote \" backslash \\ newline \n tab \t control \u{1} é ✓"
+        let text = original.encoded()
+        XCTAssertEqual(try BackupManifest.decode(text), original)
+        XCTAssertTrue(text.contains("\"status\": \"good\""), text)
+    }
+
+    func testManifestDecodeRefusesDamage() {
+        let good = manifest(id(1), started: 1).encoded()
+        for broken in [
+            "", "{", good.replacingOccurrences(of: "\"good\"", with: "\"maybe\""),
+            good.replacingOccurrences(of: "\"started_at\": 1", with: "\"started_at\": \"1\""),
+            good.replacingOccurrences(of: id(1), with: "../../etc/passwd"),
+            good + "x",
+            good.replacingOccurrences(of: "\"format\"", with: "\"database\""),
+        ] {
+            XCTAssertThrowsError(try BackupManifest.decode(broken), broken)
+        }
+    }
+
+    func testPruneKeepsLastNAndNeverTheLastGood() {
+        let now: Int64 = 1_000_000
+        let backups = (1...5).map { manifest(id($0), started: now - Int64(6 - $0) * 86_400) }  // 5 days .. 1 day old
+        XCTAssertEqual(RetentionPolicy().prune(backups, now: now), [], "no rule: nothing is deleted")
+        XCTAssertEqual(Set(RetentionPolicy(keepLast: 2).prune(backups, now: now)), Set([id(1), id(2), id(3)]))
+        XCTAssertEqual(Set(RetentionPolicy(keepWithinSeconds: 2 * 86_400 + 1).prune(backups, now: now)), Set([id(1), id(2), id(3)]))
+        // Union of the rules.
+        XCTAssertEqual(Set(RetentionPolicy(keepLast: 1, keepWithinSeconds: 3 * 86_400 + 1).prune(backups, now: now)),
+                       Set([id(1), id(2)]))
+        // Everything is too old: the newest good one stays anyway.
+        XCTAssertEqual(Set(RetentionPolicy(keepWithinSeconds: 60).prune(backups, now: now)), Set([id(1), id(2), id(3), id(4)]))
+        XCTAssertEqual(Set(RetentionPolicy(keepLast: 1).prune(backups, now: now)), Set([id(1), id(2), id(3), id(4)]))
+    }
+
+    func testPruneIgnoresFailedRunsWhenChoosingTheLastGood() {
+        let now: Int64 = 1_000_000
+        let backups = [
+            manifest(id(1), started: now - 300),
+            manifest(id(2), started: now - 200, status: .failed),
+            manifest(id(3), started: now - 100, status: .failed),
+        ]
+        // The failed runs are newer: the old good backup must survive any policy.
+        XCTAssertEqual(RetentionPolicy(keepLast: 1).prune(backups, now: now), [])
+        XCTAssertEqual(RetentionPolicy(keepWithinSeconds: 10).prune(backups, now: now), [])
+        // Once a newer good backup exists, older failed records go; the newer good one stays.
+        let later = backups + [manifest(id(4), started: now - 50)]
+        XCTAssertEqual(Set(RetentionPolicy(keepLast: 1).prune(later, now: now)), Set([id(1), id(2), id(3)]))
+    }
+
+    func testPruneIsPerDatabase() {
+        let now: Int64 = 1_000
+        let backups = [manifest(id(1), database: "a", started: 10), manifest(id(2), database: "b", started: 20),
+                       manifest(id(3), database: "a", started: 30)]
+        XCTAssertEqual(RetentionPolicy(keepLast: 1).prune(backups, now: now), [id(1)])
+    }
+
+    func testProgressArithmetic() {
+        let report = ProgressReport(bytes: 50 << 20, elapsedNanoseconds: 2_000_000_000, totalBytes: 100 << 20)
+        XCTAssertEqual(report.rate, Double(25 << 20))
+        XCTAssertEqual(report.etaSeconds, 2)
+        XCTAssertEqual(report.line, "50.0 MiB of 100.0 MiB, 25.0 MiB/s, ETA 0m2s")
+        XCTAssertNil(ProgressReport(bytes: 10, elapsedNanoseconds: 0).etaSeconds)
+        XCTAssertEqual(ProgressReport(bytes: 10, elapsedNanoseconds: 0).line, "10 B, 0 B/s")
+    }
+
+    func testDumpHeaderParsesPg15CustomArchiveHeader() {
+        // K_VERS_1_14, intSize 4, offSize 8, format custom (1), compression 0, 7 time ints,
+        // dbname "app", server "15.8", pg_dump "15.8 (Debian)".
+        func int(_ v: Int) -> [UInt8] { [0, UInt8(v & 255), UInt8(v >> 8 & 255), 0, 0] }
+        func str(_ s: String) -> [UInt8] { int(s.utf8.count) + Array(s.utf8) }
+        var bytes = Array("PGDMP".utf8) + [1, 14, 0, 4, 8, 1] + int(0)
+        for v in [1, 2, 3, 4, 5, 124, 0] { bytes += int(v) }
+        bytes += str("app") + str("15.8") + str("15.8 (Debian)")
+        XCTAssertEqual(DumpHeader.parse(bytes), DumpHeader(serverVersion: "15.8", pgDumpVersion: "15.8 (Debian)"))
+        XCTAssertNil(DumpHeader.parse(Array(bytes.dropLast(3))))
+        XCTAssertNil(DumpHeader.parse(Array("PGDMX".utf8) + bytes.dropFirst(5)))
+    }
+
+    func testConnectionGoesThroughTheProxy() throws {
+        var config = PortcullisConfig()
+        config.general.listenPort = 6543
+        config.tls.caFile = "/etc/ca dir/ca.crt"
+        var backup = BackupSettings()
+        backup.identity = "backup_ro"
+        let tcp = try BackupConnection(config: config, backup: backup, database: "app", password: "pw")
+        XCTAssertEqual(tcp.conninfo, "host=localhost port=6543 dbname=app user=backup_ro application_name=portcullis-backup "
+                       + "sslmode=verify-full sslrootcert='/etc/ca dir/ca.crt'")
+        XCTAssertEqual(tcp.environment, ["PGPASSWORD": "pw"])
+        config.general.unixSocketDirectories = ["/run/portcullis"]
+        let socket = try BackupConnection(config: config, backup: backup, database: "it's", password: nil)
+        XCTAssertEqual(socket.conninfo, "host=/run/portcullis port=6543 dbname='it\\'s' user=backup_ro application_name=portcullis-backup")
+        config.general.unixSocketDirectories = []
+        config.tls.caFile = nil
+        XCTAssertThrowsError(try BackupConnection(config: config, backup: backup, database: "app", password: nil))
+    }
+}
+
+final class BackupConfigTests: XCTestCase {
+    private let base = """
+        [portcullis]
+        local_auth_method = trust
+        [tls]
+        client_tls = disable
+        [databases]
+        app = host=127.0.0.1 port=5432 sslmode=disable
+        [identities]
+        reader = mode=read-only server_user=r server_password=x
+        writer = mode=read-write server_user=w server_password=x
+        """
+
+    func testBackupSectionParses() throws {
+        let config = try ConfigLoader.parse(base + """
+
+            [backup]
+            directory = /var/backups/portcullis
+            identity = reader
+            password = secret
+            compression_level = 9
+            compression_workers = 2
+            keep_last = 7
+            keep_within = 14d
+            format = custom
+            """, fileName: "t.ini")
+        let backup = try XCTUnwrap(config.backup)
+        XCTAssertEqual(backup.directory, "/var/backups/portcullis")
+        XCTAssertEqual(backup.identity, "reader")
+        XCTAssertEqual(backup.password?.reveal(), "secret")
+        XCTAssertEqual(backup.compressionLevel, 9)
+        XCTAssertEqual(backup.compressionWorkers, 2)
+        XCTAssertEqual(backup.keepLast, 7)
+        XCTAssertEqual(backup.keepWithin, .seconds(14 * 86_400))
+        XCTAssertNil(try ConfigLoader.parse(base, fileName: "t.ini").backup)
+        XCTAssertTrue(ConfigLoader.plaintextSecrets(in: config).contains("[backup] password"),
+                      "a plaintext backup password makes a world-readable configuration an error")
+    }
+
+    func testBackupSectionErrors() {
+        for (section, expected) in [
+            ("directory = /b\nidentity = writer", "must be mode=read-only"),
+            ("directory = /b\nidentity = nobody", "is not an entry of [identities]"),
+            ("identity = reader", "[backup] needs directory"),
+            ("directory = /b\nidentity = reader\nformat = directory", "not built yet"),
+            ("directory = /b\nidentity = reader\ncompression_level = 30", "compression_level"),
+            ("directory = /b\nidentity = reader\npassword = a\npassfile = /p", "not both"),
+            ("directory = /b\nidentity = reader\nbogus = 1", "unknown key \"bogus\" in [backup]"),
+        ] {
+            XCTAssertThrowsError(try ConfigLoader.parse(base + "\n[backup]\n" + section, fileName: "t.ini"), section) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(section): \(error)")
+                XCTAssertEqual("\(error)".split(separator: "\n").count, 1, "only the [backup] problem: \(error)")
+            }
+        }
+    }
+}
