@@ -80,6 +80,7 @@ final class LoopWorker {
         loop.controlMessageReceived = { [unowned self] message in
             if let control = message as? LoopControl { self.controlReceived(control) }
             else if let done = message as? ClassificationDone { self.policy.deliver(done) }
+            else if let done = message as? LookupDone { self.pool.lookups.deliver(done) }
         }
     }
 
@@ -275,9 +276,22 @@ final class LoopWorker {
         closeDescriptor(fd)
     }
 
+    /// Lookups the rules in force need (peer user, client host name) run on a lookup thread
+    /// first: the connection waits (its bytes stay in the kernel), the loop does not.
     private func runSession(fd: Int32, remote: SocketAddress, slot: StartupSlot) {
+        let rules = runtime.accessFiles.rules
+        guard let needed = SessionPrestart.needed(rules: rules, remote: remote) else {
+            return startSession(fd: fd, remote: remote, slot: slot, prestart: nil)
+        }
+        pool.lookups.run({ SessionPrestart.perform(fd: fd, remote: remote, rules: rules, peer: needed.peer, hostName: needed.hostName) }) {
+            [unowned self] prestart in
+            if self.draining { self.abandon(fd: fd, slot: slot) } else { self.startSession(fd: fd, remote: remote, slot: slot, prestart: prestart) }
+        }
+    }
+
+    private func startSession(fd: Int32, remote: SocketAddress, slot: StartupSlot, prestart: SessionPrestart?) {
         let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool,
-                                    policy: policy, sessionID: nextSessionID)
+                                    policy: policy, sessionID: nextSessionID, prestart: prestart)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
         let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
