@@ -93,6 +93,8 @@ public final class ProxyServer {
         }
         for host in general.listenAddresses { logger.info("listening on \(host.contains(":") ? "IPv6" : "IPv4") address \"\(host)\", port \(general.listenPort)") }
         for (_, path) in unixSockets { logger.info("listening on Unix socket \"\(path)\"") }
+        let reporter = ReloadReporter(pidFile: general.pidFile, logger: logger)
+        try reporter.start()
 
         let shared = ProxyShared()
         let counter = ConnectionCounter()
@@ -128,6 +130,8 @@ public final class ProxyServer {
                             // it runs off the loop; the loops get the new runtime whole, or
                             // keep the old one when anything in it has errors.
                             reloader.request {
+                                // Before the files are read: see ReloadStatus.
+                                let startedAt = ReloadStatus.now()
                                 ServiceNotifier.reloading()
                                 defer { ServiceNotifier.ready() }
                                 do {
@@ -142,8 +146,10 @@ public final class ProxyServer {
                                     mailboxes.broadcast(LoopControl.reload(fresh))
                                     catalogRefresher.refreshSoon()
                                     baseLogger.info("configuration reloaded")
+                                    reporter.report(startedAt: startedAt, outcome: .applied)
                                 } catch {
                                     baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
+                                    reporter.report(startedAt: startedAt, outcome: .refused, errors: ["\(error)"])
                                 }
                             }
                         default:
@@ -164,6 +170,7 @@ public final class ProxyServer {
         for thread in threads { LoopThread.join(thread) }
         for (_, path) in unixSockets { unlink(path) }
         closeDescriptor(signalFD)
+        reporter.finish()
         logger.info("shut down")
     }
 }
