@@ -42,4 +42,42 @@ final class SlowResolverTests: IntegrationTestCase {
         XCTAssertGreaterThan(roundTrips, 20, "the probe ran while the connect waited")
         XCTAssertLessThanOrEqual(worst, 0.2, "worst probe round trip \(worst) s over \(roundTrips) while a resolution took 2 s")
     }
+
+    /// pg_hba.conf host-name lines: the client's reverse and forward lookups (hba.c
+    /// check_hostname) run on a lookup thread before the start-up machine sees the connection.
+    func testSlowPgHbaHostNameCheckStallsOnlyItsOwnConnection() throws {
+        try requireProxyTarget("the proxy's lookup threads")
+        let h = try harness
+        let dir = try h.makeDir("slow-hba")
+        try "hostssl all all localhost scram-sha-256\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraSettings = ["workers = 1", "hba_file = \(dir)/pg_hba.conf"]
+        options.environment = ["PORTCULLIS_TEST_RESOLVER_DELAY_MS": "2000"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        // 127.0.0.1 resolves back to localhost (/etc/hosts), so the line matches.
+        let conninfo = proxy.endpoint.conninfo(extra: "hostaddr=127.0.0.1")
+        let probe = try LibPQSession(conninfo: conninfo + " password=app_rw_pw")
+        XCTAssertEqual(try probe.rows("SELECT 1"), [["1"]])
+        let started = Date()
+        let slow = try BackgroundCommand("psql", psqlFlags + ["-d", conninfo, "-c", "SELECT 'matched'"],
+                                         environment: proxy.endpoint.env(), workDir: dir)
+        var worst: TimeInterval = 0
+        var roundTrips = 0
+        while slow.isRunning && Date().timeIntervalSince(started) < 30 {
+            let before = Date()
+            XCTAssertEqual(try probe.rows("SELECT 1"), [["1"]])
+            worst = max(worst, Date().timeIntervalSince(before))
+            roundTrips += 1
+            usleep(10_000)
+        }
+        let result = try slow.wait(timeout: 30)
+        let waited = Date().timeIntervalSince(started)
+        print("slow pg_hba.conf host name: connect took \(waited) s; probe worst round trip \(worst) s over \(roundTrips)")
+        assertSucceeded(result, "the connection whose host name is checked")
+        XCTAssertEqual(result.stdout, "matched\n")
+        XCTAssertGreaterThanOrEqual(waited, 2.0, "the connect waited for its lookups")
+        XCTAssertGreaterThan(roundTrips, 20, "the probe ran while the connect waited")
+        XCTAssertLessThanOrEqual(worst, 0.2, "worst probe round trip \(worst) s over \(roundTrips)")
+    }
 }
