@@ -97,20 +97,34 @@ final class PoolManager: UpstreamLinkOwner {
     /// way: no new clients, servers closed once released). Connections opened from now on use
     /// the new entry and credentials (the next checkout refreshes them); open ones carry on.
     func reloaded(_ newRuntime: RuntimeConfig) {
+        let old = runtime
         runtime = newRuntime
         let fresh = settings()
         for (spec, entry) in entries {
-            // Gone, or now served by another entry (the `*` fallback, or a new exact one).
-            if newRuntime.config.database(named: spec.databaseEntry)?.entryName != entry.target.entryName {
+            let current = newRuntime.config.database(named: spec.databaseEntry)
+            let before = old.config.database(named: spec.databaseEntry)
+            // Gone, now served by another entry (the `*` fallback, or a new exact one), or
+            // pointing at another server: a new generation of connections starts; the old
+            // pool drains.
+            if current?.entryName != entry.target.entryName || !Self.sameServer(current, before) {
                 entries[spec] = nil
                 retired.append(entry)
                 perform(entry.state.shutdown(), entry: entry, spec: spec)
-                logger.info("database entry \"\(spec.databaseEntry)\" was removed: its server connections close as they are released")
+                logger.info("database entry \"\(spec.databaseEntry)\" was removed or changed: its server connections close as they are released")
             } else if entry.state.settings != fresh {
                 perform(entry.state.settingsChanged(fresh, now: now), entry: entry, spec: spec)
             }
         }
         forgetEmptyRetired()
+    }
+
+    /// Whether connections made for `a` and `b` reach the same server the same way (the
+    /// password is left out: sessions already authenticated stay valid, as in PostgreSQL).
+    static func sameServer(_ a: DatabaseTarget?, _ b: DatabaseTarget?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return a.host == b.host && a.hostaddr == b.hostaddr && a.port == b.port && a.dbname == b.dbname && a.user == b.user
+            && a.sslMode == b.sslMode && a.sslRootCert == b.sslRootCert && a.sslCert == b.sslCert && a.sslKey == b.sslKey
+            && a.sslSNI == b.sslSNI && a.applicationName == b.applicationName
     }
 
     /// The pool holding this link: the current one for its spec, or a retired one.

@@ -103,6 +103,32 @@ final class ReloadReachTests: IntegrationTestCase {
         XCTAssertTrue(gone, "the removed entry's server connection is closed when its session ends")
     }
 
+    /// An entry that now points elsewhere starts a new generation of connections: the old
+    /// server connection is not handed out again (server_reset = discard would reuse it).
+    func testChangedDatabaseEntryStartsANewGeneration() throws {
+        try requireProxyTarget("proxy pool reload")
+        let h = try harness
+        let dir = try h.makeDir("moved-reload")
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        let server = ProxyProcess.upstreamConninfo(h.cluster, certDir: h.certDir)
+        options.extraDatabases = ["moved = \(server) dbname=app"]
+        options.extraSettings = ["workers = 1", "server_reset = discard", "pid_file = \(dir)/portcullis.pid"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        var session: LibPQSession? = try LibPQSession(conninfo: conninfo(proxy, dbname: "moved"))
+        XCTAssertEqual(try session?.rows("SELECT current_database()"), [["app"]])
+        let pid = try XCTUnwrap(session?.rows("SELECT pg_backend_pid()").first?.first ?? nil)
+        try rewriteConfig(proxy) { $0.replacingOccurrences(of: "moved = \(server) dbname=app", with: "moved = \(server) dbname=postgres") }
+        assertSucceeded(try portcullisReload(proxy), "portcullis reload with [databases] moved changed")
+        XCTAssertEqual(try session?.rows("SELECT current_database()"), [["app"]], "the open session keeps its server")
+        session = nil
+        let gone = try poll(timeout: 20) { try h.cluster.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid)") == "0" }
+        XCTAssertTrue(gone, "the old generation's server connection is closed when its session ends")
+        let next = try runPsql(conninfo: proxy.endpoint.conninfo(dbname: "moved"), sql: "SELECT current_database()", env: proxy.endpoint.env())
+        assertSucceeded(next, "a new session on the changed entry")
+        XCTAssertEqual(next.stdout, "postgres\n")
+    }
+
     func testReloadCommandRefusesBrokenFilesAndNeedsARunningProcess() throws {
         try requireProxyTarget("portcullis reload")
         let h = try harness
