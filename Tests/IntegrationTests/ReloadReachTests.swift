@@ -151,6 +151,17 @@ final class ReloadReachTests: IntegrationTestCase {
         XCTAssertEqual(broken.status, 1, "\(broken)")
         XCTAssertTrue(broken.stderr.contains("\(hbaPath):2: invalid authentication method \"bogus-method\""), "\(broken)")
         assertSucceeded(try login(), "the old rules stay in force")
+        // A plain SIGHUP (no command to validate first): the process itself refuses and says
+        // why in <pid_file>.status.
+        kill(proxy.pid, SIGHUP)
+        var status = ""
+        let reported = try poll(timeout: 20) {
+            status = (try? String(contentsOfFile: "\(pidFile).status", encoding: .utf8)) ?? ""
+            return status.contains("outcome = refused")
+        }
+        XCTAssertTrue(reported, status)
+        XCTAssertTrue(status.contains("error = \(hbaPath):2: invalid authentication method \"bogus-method\""), status)
+        assertSucceeded(try login(), "the old rules stay in force")
 
         try "hostssl all all 127.0.0.1/32 scram-sha-256\n".write(toFile: hbaPath, atomically: true, encoding: .utf8)
         try rewriteConfig(proxy, setting("log_level", "nonsense"))

@@ -80,4 +80,28 @@ final class SlowResolverTests: IntegrationTestCase {
         XCTAssertGreaterThan(roundTrips, 20, "the probe ran while the connect waited")
         XCTAssertLessThanOrEqual(worst, 0.2, "worst probe round trip \(worst) s over \(roundTrips)")
     }
+
+    /// Lookups count against login_timeout: a connection whose lookups take longer is closed.
+    func testLookupsOutlastingLoginTimeoutCloseTheConnection() throws {
+        try requireProxyTarget("the proxy's lookup threads")
+        let h = try harness
+        let dir = try h.makeDir("slow-hba-timeout")
+        // Host-name rules only after start-up: the harness's readiness probe must get in.
+        try "hostssl all all 127.0.0.1/32 scram-sha-256\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraSettings = ["workers = 1", "hba_file = \(dir)/pg_hba.conf", "pid_file = \(dir)/portcullis.pid"]
+        options.loginTimeout = "1s"
+        options.environment = ["PORTCULLIS_TEST_RESOLVER_DELAY_MS": "4000"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        try "hostssl all all localhost scram-sha-256\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        assertSucceeded(try runCommand(ProxyProcess.binaryPath(repoRoot: h.repoRoot), ["reload", "--config", proxy.configPath], timeout: 60),
+                        "portcullis reload to the host-name rules")
+        let started = Date()
+        let result = try runPsql(conninfo: proxy.endpoint.conninfo(extra: "hostaddr=127.0.0.1"), sql: "SELECT 1", env: proxy.endpoint.env(), timeout: 30)
+        let took = Date().timeIntervalSince(started)
+        XCTAssertNotEqual(result.status, 0, "\(result)")
+        XCTAssertLessThan(took, 3.5, "closed at login_timeout, before the 4 s lookup answered")
+        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("did not finish within login_timeout") }, proxy.stderrText.suffix(2000).description)
+    }
 }
