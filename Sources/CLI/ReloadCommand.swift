@@ -7,7 +7,7 @@ extension Portcullis {
     /// `portcullis reload`: what `pg_ctl reload` is for PostgreSQL, but it also waits for the
     /// answer. Exit status: 0 the new configuration is in force; 1 it has errors (printed as
     /// file:line; nothing was applied — the running process keeps its configuration); 3 no
-    /// running process; 4 no answer within --timeout.
+    /// running process; 4 no answer within --timeout (or not confirmed by every loop).
     struct Reload: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate the configuration, make the running process (pid_file) reload it, and wait until it is in force.")
@@ -60,6 +60,9 @@ extension Portcullis {
                         for line in status.errors { printError(line) }
                         printError("configuration not reloaded: the running process (pid \(pid)) keeps its configuration")
                         throw ExitCode(1)
+                    case .unconfirmed:
+                        printError("process \(pid) accepted the configuration but not every event loop confirmed it (see its log)")
+                        throw ExitCode(4)
                     }
                 }
                 guard kill(pid, 0) == 0 || errno == EPERM else {

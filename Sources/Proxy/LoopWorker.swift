@@ -8,8 +8,9 @@ import Synchronization
 enum LoopControl: Sendable {
     /// Stop accepting; let sessions finish until the deadline, then close them.
     case beginShutdown(drainTimeout: Duration)
-    /// New configuration for new sessions; running sessions keep theirs.
-    case reload(RuntimeConfig)
+    /// New configuration for new sessions and the loop's pools; running sessions keep theirs.
+    /// The loop tells `applied` once it is in force here.
+    case reload(RuntimeConfig, applied: ReloadBarrier)
     /// A connection accepted by loop 0 for this loop to own from now on.
     /// Its startup slot travels with it.
     case adopt(fd: Int32, remote: SocketAddress, slot: StartupSlot)
@@ -365,9 +366,10 @@ final class LoopWorker {
             }
         case .adopt(let fd, let remote, let slot):
             if draining { abandon(fd: fd, slot: slot) } else { runSession(fd: fd, remote: remote, slot: slot) }
-        case .reload(let newRuntime):
+        case .reload(let newRuntime, let applied):
             runtime = newRuntime
             pool.reloaded(newRuntime)
+            applied.loopApplied()
         }
     }
 }

@@ -143,10 +143,17 @@ public final class ProxyServer {
                                         baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
                                     }
                                     reloader.current = fresh
-                                    mailboxes.broadcast(LoopControl.reload(fresh))
+                                    let applied = ReloadBarrier(loops: workers)
+                                    mailboxes.broadcast(LoopControl.reload(fresh, applied: applied))
                                     catalogRefresher.refreshSoon()
-                                    baseLogger.info("configuration reloaded")
-                                    reporter.report(startedAt: startedAt, outcome: .applied)
+                                    // Reported once every loop has it in force (portcullis reload waits for this).
+                                    if applied.wait(timeout: .seconds(30)) {
+                                        baseLogger.info("configuration reloaded")
+                                        reporter.report(startedAt: startedAt, outcome: .applied)
+                                    } else {
+                                        baseLogger.error("configuration reloaded, but not every event loop confirmed it within 30 s")
+                                        reporter.report(startedAt: startedAt, outcome: .unconfirmed)
+                                    }
                                 } catch {
                                     baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
                                     reporter.report(startedAt: startedAt, outcome: .refused, errors: ["\(error)"])

@@ -18,6 +18,8 @@ public struct ReloadStatus: Sendable, Equatable {
         case applied
         /// It had errors: nothing of it was applied (`errors`: file:line diagnostics).
         case refused
+        /// Valid and handed to the loops, but not every loop confirmed it in time.
+        case unconfirmed
     }
 
     public var pid: Int32
@@ -155,5 +157,47 @@ final class ReloadReporter: Sendable {
         if let error = AtomicFile.write(status.text, to: path) {
             logger.error("could not write \"\(path)\": \(error)")
         }
+    }
+}
+
+/// Lets the reload thread wait until every loop has applied a new runtime, so "applied" in
+/// the status means in force on every loop, not merely posted to their mailboxes.
+final class ReloadBarrier: @unchecked Sendable {
+    private let expected: Int
+    private let semaphore: UnsafeMutablePointer<sem_t>
+
+    init(loops: Int) {
+        expected = loops
+        semaphore = .allocate(capacity: 1)
+        sem_init(semaphore, 0, 0)
+    }
+
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+
+    /// Called by each loop once it has applied the runtime.
+    func loopApplied() {
+        sem_post(semaphore)
+    }
+
+    /// Off the loops only. False when some loop did not answer within `timeout`.
+    func wait(timeout: Duration) -> Bool {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let (seconds, attoseconds) = timeout.components
+        deadline.tv_sec += Int(seconds)
+        deadline.tv_nsec += Int(attoseconds / 1_000_000_000)
+        if deadline.tv_nsec >= 1_000_000_000 {
+            deadline.tv_sec += 1
+            deadline.tv_nsec -= 1_000_000_000
+        }
+        for _ in 0..<expected {
+            while sem_timedwait(semaphore, &deadline) != 0 {
+                if errno != EINTR { return false }
+            }
+        }
+        return true
     }
 }

@@ -49,12 +49,17 @@ final class SlowResolverTests: IntegrationTestCase {
         try requireProxyTarget("the proxy's lookup threads")
         let h = try harness
         let dir = try h.makeDir("slow-hba")
-        try "hostssl all all localhost scram-sha-256\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        // Host-name rules only after start-up: the harness's readiness probe (pg_isready -t 2)
+        // must get in without waiting 2 s for lookups.
+        try "hostssl all all 127.0.0.1/32 scram-sha-256\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
         var options = ProxyProcess.Options(upstream: h.cluster)
-        options.extraSettings = ["workers = 1", "hba_file = \(dir)/pg_hba.conf"]
+        options.extraSettings = ["workers = 1", "hba_file = \(dir)/pg_hba.conf", "pid_file = \(dir)/portcullis.pid"]
         options.environment = ["PORTCULLIS_TEST_RESOLVER_DELAY_MS": "2000"]
         let proxy = try ProxyProcess(harness: h, options: options)
         defer { proxy.stop() }
+        try "hostssl all all localhost scram-sha-256\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        assertSucceeded(try runCommand(ProxyProcess.binaryPath(repoRoot: h.repoRoot), ["reload", "--config", proxy.configPath], timeout: 60),
+                        "portcullis reload to the host-name rules")
         // 127.0.0.1 resolves back to localhost (/etc/hosts), so the line matches.
         let conninfo = proxy.endpoint.conninfo(extra: "hostaddr=127.0.0.1")
         let probe = try LibPQSession(conninfo: conninfo + " password=app_rw_pw")

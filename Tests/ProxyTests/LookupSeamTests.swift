@@ -40,4 +40,14 @@ final class LookupSeamTests: XCTestCase {
         XCTAssertFalse(DatabaseTarget(name: "a", host: "db.example.com", hostaddr: "10.0.0.1").needsNameResolution, "hostaddr skips resolution")
         XCTAssertTrue(DatabaseTarget(name: "a", host: "db.example.com").needsNameResolution)
     }
+
+    func testReloadBarrierWaitsForEveryLoop() {
+        let complete = ReloadBarrier(loops: 2)
+        complete.loopApplied()
+        complete.loopApplied()
+        XCTAssertTrue(complete.wait(timeout: .seconds(5)))
+        let partial = ReloadBarrier(loops: 2)
+        partial.loopApplied()
+        XCTAssertFalse(partial.wait(timeout: .milliseconds(100)), "one loop has not applied it")
+    }
 }
