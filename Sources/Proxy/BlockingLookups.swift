@@ -146,7 +146,10 @@ struct SessionPrestart: Sendable {
     static func needed(rules: any ClientAccessRules, remote: SocketAddress) -> (peer: Bool, hostName: Bool)? {
         guard let hba = rules as? HbaAccessRules else { return nil }
         let peer = remote.isUnix && hba.usesPeer
+        // Only when a host-name line can be reached from this address (PostgreSQL resolves
+        // only then, too).
         let hostName = !remote.isUnix && hba.usesHostNames
+            && IPAddress(parsing: remote.host).map { hba.hba.mayConsultHostNames(client: $0.unmappingIPv4, localInterfaces: hba.interfaces) } ?? false
         return peer || hostName ? (peer, hostName) : nil
     }
 

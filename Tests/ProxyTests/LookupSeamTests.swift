@@ -50,4 +50,23 @@ final class LookupSeamTests: XCTestCase {
         partial.loopApplied()
         XCTAssertFalse(partial.wait(timeout: .milliseconds(100)), "one loop has not applied it")
     }
+
+    /// As check_hba: a line that decides every connection from the address before any
+    /// host-name line means no lookup at all.
+    func testLookupsOnlyWhenAHostNameLineCanBeReached() throws {
+        func rules(_ text: String) throws -> HbaRules {
+            try HbaRules.load(path: "/etc/pg_hba.conf", files: InMemoryConfigFiles(["/etc/pg_hba.conf": text])).get()
+        }
+        let loopback = try XCTUnwrap(IPAddress(parsing: "127.0.0.1"))
+        let other = try XCTUnwrap(IPAddress(parsing: "10.0.0.7"))
+        let ipFirst = try rules("host all all 127.0.0.1/32 scram-sha-256\nhostssl all all db.example.com trust\n")
+        XCTAssertFalse(ipFirst.mayConsultHostNames(client: loopback, localInterfaces: []))
+        XCTAssertTrue(ipFirst.mayConsultHostNames(client: other, localInterfaces: []))
+        // Not decisive for every connection: hostssl (a plaintext one goes on), one database, one user.
+        for first in ["hostssl all all 127.0.0.1/32 trust", "host app all 127.0.0.1/32 trust", "host all bob 127.0.0.1/32 trust"] {
+            let r = try rules("\(first)\nhost all all db.example.com trust\n")
+            XCTAssertTrue(r.mayConsultHostNames(client: loopback, localInterfaces: []), first)
+        }
+        XCTAssertFalse(try rules("host all all 127.0.0.1/32 trust\n").mayConsultHostNames(client: other, localInterfaces: []), "no host-name line")
+    }
 }
