@@ -127,10 +127,11 @@ final class PoolManager: UpstreamLinkOwner {
             && a.sslSNI == b.sslSNI && a.applicationName == b.applicationName
     }
 
-    /// The pool holding this link: the current one for its spec, or a retired one.
+    /// The pool holding this link: the current one for its spec, or a retired one; nil when
+    /// no pool knows it any more (it was closed).
     private func entry(for link: UpstreamLink) -> Entry? {
         if let entry = entries[link.spec], entry.links[link.id] != nil { return entry }
-        return retired.first { $0.links[link.id] != nil } ?? entries[link.spec]
+        return retired.first { $0.links[link.id] != nil }
     }
 
     private func forgetEmptyRetired() {
