@@ -74,13 +74,13 @@ public struct HbaRules: Sendable, Equatable {
 
     /// What is known about the client's host name during one check_hba() scan
     /// (port->remote_hostname / remote_hostname_resolv).
-    private enum HostnameState {
+    enum HostnameState {
         case unresolved
         case failed
         case resolved(String, forwardChecked: Bool)
     }
 
-    private func addressMatches(_ match: HbaAddressMatch, _ client: IPAddress?, _ environment: HbaEnvironment,
+    func addressMatches(_ match: HbaAddressMatch, _ client: IPAddress?, _ environment: HbaEnvironment,
                                 _ hostname: inout HostnameState) -> Bool {
         switch match {
         case .all:

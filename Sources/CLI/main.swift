@@ -7,8 +7,8 @@ import Admin
 import BackupCommands
 import Glibc
 
-/// `portcullis` — a TLS-terminating PostgreSQL proxy.
-@main
+/// `portcullis` — a TLS-terminating PostgreSQL proxy. (Started by the last line: main.swift
+/// is top-level code once the target has more than one file.)
 struct Portcullis: ParsableCommand {
     static let version = "0.1.0"
 
@@ -16,8 +16,8 @@ struct Portcullis: ParsableCommand {
         commandName: "portcullis",
         abstract: "A TLS-terminating PostgreSQL wire-protocol proxy with read-only identities and audit.",
         version: version,
-        subcommands: [Run.self, CheckConfig.self, ScramVerifier.self, Keygen.self, SecretCommand.self, CheckRole.self, CreateReadonlyRole.self,
-                      BackupCommand.self]
+        subcommands: [Run.self, CheckConfig.self, Reload.self, ScramVerifier.self, Keygen.self, SecretCommand.self, CheckRole.self,
+                      CreateReadonlyRole.self, BackupCommand.self]
     )
 }
 
@@ -262,3 +262,5 @@ func printError(_ message: String) {
     if !text.hasSuffix("\n") { text += "\n" }
     _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
 }
+
+Portcullis.main()

@@ -69,6 +69,8 @@ extension ConfigBuilder {
             config.general.hbaFile = value.isEmpty ? nil : value
         case "ident_file":
             config.general.identFile = value.isEmpty ? nil : value
+        case "pid_file":
+            config.general.pidFile = value.isEmpty ? nil : value
         case "service_user":
             config.general.serviceUser = value.isEmpty ? nil : value
         case "service_password":

@@ -77,6 +77,9 @@ public struct GeneralSettings: Sendable {
     public var hbaFile: String?
     /// pg_ident.conf-format user name maps for `map=` options.
     public var identFile: String?
+    /// Where the running process writes its pid (and `<pid_file>.status`, the outcome of the
+    /// last reload) for `portcullis reload` and service managers; nil = none.
+    public var pidFile: String?
     /// Upstream role (and password) for the proxy's own catalog queries: `+group` and
     /// `samerole` membership in pg_hba.conf/pg_ident.conf.
     public var serviceUser: String?

@@ -78,7 +78,8 @@ public struct ServerPool: Sendable {
         let deadline: Duration
     }
 
-    public let settings: Settings
+    /// Changed in place by a reload (``settingsChanged(_:now:)``): new checkouts use the new values.
+    public private(set) var settings: Settings
     private var connections: [ConnectionID: Connection] = [:]
     /// Idle connections, most recently used last (LIFO reuse keeps the hot ones warm and lets
     /// the cold ones reach idle_timeout, as PgBouncer's server_round_robin=0).
@@ -148,7 +149,8 @@ public struct ServerPool: Sendable {
     public mutating func connectionReturned(_ id: ConnectionID, reusable: Bool, now: Duration) -> [Action] {
         guard connections[id] != nil else { return [] }
         var actions: [Action] = []
-        if reusable && settings.reuse && !closed && !pastLifetime(id, now: now) {
+        // Over a lowered pool_max_size a returned connection closes instead of going idle.
+        if reusable && settings.reuse && !closed && !pastLifetime(id, now: now) && connections.count <= settings.maxSize {
             connections[id]?.state = .resetting
             actions.append(.resetConnection(id))
         } else {
@@ -188,6 +190,25 @@ public struct ServerPool: Sendable {
         waiters.removeAll { $0.deadline <= now }
         for waiter in expired { actions.append(.failRequest(waiter.id, .waitTimeout)) }
         expireIdle(now: now, into: &actions)
+        topUpSpares(now: now, into: &actions)
+        return actions
+    }
+
+    /// A reload changed the settings: they apply from now on. Idle connections over a lowered
+    /// pool_max_size close at once (checked-out ones close when returned); waiters a raised
+    /// pool_max_size makes room for get connections; spares follow pool_min_idle. A waiter
+    /// keeps the deadline it was given.
+    public mutating func settingsChanged(_ new: Settings, now: Duration) -> [Action] {
+        settings = new
+        guard !closed else { return [] }
+        var actions: [Action] = []
+        while connections.count > settings.maxSize, !idle.isEmpty {
+            let id = idle.removeFirst()
+            connections[id] = nil
+            actions.append(.closeConnection(id))
+        }
+        expireIdle(now: now, into: &actions)
+        serveWaitersWithNewConnections(now: now, into: &actions)
         topUpSpares(now: now, into: &actions)
         return actions
     }

@@ -81,8 +81,13 @@ struct HbaAccessRules: ClientAccessRules {
     let ident: IdentMaps?
     let membership: RoleMembership
     let interfaces: [LocalInterface]
-    /// Host-name addresses need DNS (as in PostgreSQL, on the connection's own thread).
+    /// Host-name addresses need DNS: done once per connection on a lookup thread
+    /// (``SessionPrestart``), never on a loop. Without an answer host-name lines never match.
     let usesHostNames: Bool
+    /// `peer` lines need the peer's user name (getpwuid_r, also on a lookup thread).
+    let usesPeer: Bool
+    /// The connection's host-name lookups, answered before matching.
+    private(set) var resolvedClient: ResolvedClientHost?
 
     init(hba: HbaRules, ident: IdentMaps?, membership: RoleMembership, interfaces: [LocalInterface]) {
         self.hba = hba
@@ -90,6 +95,14 @@ struct HbaAccessRules: ClientAccessRules {
         self.membership = membership
         self.interfaces = interfaces
         usesHostNames = hba.rules.contains { if case .hostname = $0.address { true } else { false } }
+        usesPeer = hba.rules.contains { $0.method == .peer }
+    }
+
+    /// These rules for one connection whose host-name lookups are done.
+    func resolving(_ client: ResolvedClientHost) -> HbaAccessRules {
+        var copy = self
+        copy.resolvedClient = client
+        return copy
     }
 
     static func usesMembership(_ hba: HbaRules, _ ident: IdentMaps?) -> Bool {
@@ -109,7 +122,7 @@ struct HbaAccessRules: ClientAccessRules {
         let membership = membership
         let environment = HbaEnvironment(localInterfaces: interfaces,
                                          isMember: { membership.isMember($0, of: $1) },
-                                         hostnameResolver: usesHostNames ? .system : .none)
+                                         hostnameResolver: resolvedClient?.resolver ?? .none)
         guard let rule = hba.firstMatch(connection, environment: environment) else { return nil }
         let method: ClientAuthRule.Method = switch rule.method {
         case .trust: .trust

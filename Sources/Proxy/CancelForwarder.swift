@@ -15,23 +15,32 @@ final class CancelForwarder: LegDelegate {
     private var timer: TimerID?
     /// Keeps itself alive until the exchange ends.
     private var keepAlive: CancelForwarder?
+    private let lookups: LoopLookups
 
-    private init(loop: EventLoop, entry: CancelRegistry.Entry, processID: Int32, logger: Logger) {
+    private init(loop: EventLoop, entry: CancelRegistry.Entry, processID: Int32, logger: Logger, lookups: LoopLookups) {
         self.loop = loop
+        self.lookups = lookups
         self.runtime = entry.runtime
         self.logger = logger
         machine = UpstreamStartupMachine(target: entry.target, purpose: .cancel(processID: processID, secretKey: entry.serverSecretKey))
     }
 
-    static func start(loop: EventLoop, entry: CancelRegistry.Entry, processID: Int32, logger: Logger) {
-        let forwarder = CancelForwarder(loop: loop, entry: entry, processID: processID, logger: logger)
+    static func start(loop: EventLoop, entry: CancelRegistry.Entry, processID: Int32, logger: Logger, lookups: LoopLookups) {
+        let forwarder = CancelForwarder(loop: loop, entry: entry, processID: processID, logger: logger, lookups: lookups)
         forwarder.keepAlive = forwarder
         forwarder.connect()
     }
 
+    /// Host names resolve on a lookup thread (the forwarder keeps itself alive meanwhile).
     private func connect() {
         let target = machine.target
-        guard let address = target.socketAddresses().first else { return done("could not resolve \(target.host)") }
+        _ = lookups.addresses(for: target) { [self] addresses in
+            guard let address = addresses.first else { return done("could not resolve \(target.host)") }
+            connect(to: address)
+        }
+    }
+
+    private func connect(to address: SocketAddress) {
         do {
             let (fd, pending) = try Socket.connect(to: address)
             let leg = Leg(loop: loop, fd: fd, name: "cancel", connecting: pending)

@@ -70,7 +70,7 @@ final class ClientSession: LegDelegate {
     var isEstablished: Bool { machine.isEstablished }
 
     init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, pool: PoolManager,
-         policy: LoopPolicy, sessionID: UInt64) {
+         policy: LoopPolicy, sessionID: UInt64, prestart: SessionPrestart? = nil) {
         self.loop = loop
         self.pool = pool
         self.policy = policy
@@ -81,8 +81,8 @@ final class ClientSession: LegDelegate {
         client = Leg(loop: loop, fd: fd, name: "client", connecting: false)
         let transport: ClientTransportKind = remote.isUnix ? .unixSocket : .tcp(remoteHost: remote.host)
         machine = ClientStartupMachine(config: runtime.config, transport: transport, mockSeed: runtime.mockSeed,
-                                       access: runtime.accessFiles.rules,
-                                       peerUser: remote.isUnix ? Self.peerUserName(fd) : nil)
+                                       access: prestart?.access ?? runtime.accessFiles.rules,
+                                       peerUser: prestart?.peerUser)
         let limit = runtime.config.general.maxMessageSize
         clientTracker = MessageStreamTracker(maxMessageLength: limit, inspecting: [UInt8(ascii: "X")],
                                              validTypes: MessageStreamTracker.frontendTypes)
@@ -336,7 +336,7 @@ final class ClientSession: LegDelegate {
             logger.info("cancel request with unknown key ignored")
             return
         }
-        CancelForwarder.start(loop: loop, entry: entry, processID: processID, logger: logger)
+        CancelForwarder.start(loop: loop, entry: entry, processID: processID, logger: logger, lookups: pool.lookups)
     }
 
     // MARK: - LegDelegate
@@ -393,7 +393,7 @@ final class ClientSession: LegDelegate {
             // A client that vanishes mid-query would leave its backend working until the
             // server notices the closed socket: cancel the query first, as a careful client would.
             if serverBusy, let backend, let entry = shared.cancelRegistry.lookup(cancelKey), !(link?.leg?.isClosed ?? true) {
-                CancelForwarder.start(loop: loop, entry: entry, processID: backend.processID, logger: logger)
+                CancelForwarder.start(loop: loop, entry: entry, processID: backend.processID, logger: logger, lookups: pool.lookups)
             }
             shared.cancelRegistry.remove(cancelKey)
             self.cancelKey = nil

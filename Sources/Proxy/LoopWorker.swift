@@ -8,8 +8,9 @@ import Synchronization
 enum LoopControl: Sendable {
     /// Stop accepting; let sessions finish until the deadline, then close them.
     case beginShutdown(drainTimeout: Duration)
-    /// New configuration for new sessions; running sessions keep theirs.
-    case reload(RuntimeConfig)
+    /// New configuration for new sessions and the loop's pools; running sessions keep theirs.
+    /// The loop tells `applied` once it is in force here.
+    case reload(RuntimeConfig, applied: ReloadBarrier)
     /// A connection accepted by loop 0 for this loop to own from now on.
     /// Its startup slot travels with it.
     case adopt(fd: Int32, remote: SocketAddress, slot: StartupSlot)
@@ -52,6 +53,8 @@ final class LoopWorker {
     /// Accepted connections waiting for their first byte, by descriptor.
     private var waiting: [Int32: FirstByteWait] = [:]
     private var nextWaitSequence: UInt64 = 0
+    /// Handed-off connections whose lookups (``SessionPrestart``) are running, by descriptor.
+    private var prestarting: [Int32: (ticket: UInt64, timer: TimerID, slot: StartupSlot)] = [:]
     /// Sessions that have not authenticated yet hold a place in the startup limits.
     private var startupSlots: [ObjectIdentifier: StartupSlot] = [:]
     private var refusalLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
@@ -80,6 +83,7 @@ final class LoopWorker {
         loop.controlMessageReceived = { [unowned self] message in
             if let control = message as? LoopControl { self.controlReceived(control) }
             else if let done = message as? ClassificationDone { self.policy.deliver(done) }
+            else if let done = message as? LookupDone { self.pool.lookups.deliver(done) }
         }
     }
 
@@ -275,9 +279,33 @@ final class LoopWorker {
         closeDescriptor(fd)
     }
 
+    /// Lookups the rules in force need (peer user, client host name) run on a lookup thread
+    /// first: the connection waits (its bytes stay in the kernel), the loop does not. The
+    /// wait counts against login_timeout, as PostgreSQL's host-name checks count against
+    /// authentication_timeout; a connection whose lookups outlast it is closed without a word.
     private func runSession(fd: Int32, remote: SocketAddress, slot: StartupSlot) {
+        let rules = runtime.accessFiles.rules
+        guard let needed = SessionPrestart.needed(rules: rules, remote: remote) else {
+            return startSession(fd: fd, remote: remote, slot: slot, prestart: nil)
+        }
+        let ticket = pool.lookups.run({ SessionPrestart.perform(fd: fd, remote: remote, rules: rules, peer: needed.peer, hostName: needed.hostName) }) {
+            [unowned self] prestart in
+            guard let waiting = self.prestarting.removeValue(forKey: fd) else { return }
+            self.loop.cancelTimer(waiting.timer)
+            if self.draining { self.abandon(fd: fd, slot: slot) } else { self.startSession(fd: fd, remote: remote, slot: slot, prestart: prestart) }
+        }
+        let timer = loop.scheduleTimer(at: loop.now() + runtime.config.general.loginTimeout) { [unowned self] in
+            guard let waiting = self.prestarting.removeValue(forKey: fd) else { return }
+            self.pool.lookups.cancel(waiting.ticket)
+            self.logger.info("closing connection from \(remote.host): its host-name or peer lookups did not finish within login_timeout")
+            self.abandon(fd: fd, slot: slot)
+        }
+        prestarting[fd] = (ticket, timer, slot)
+    }
+
+    private func startSession(fd: Int32, remote: SocketAddress, slot: StartupSlot, prestart: SessionPrestart?) {
         let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool,
-                                    policy: policy, sessionID: nextSessionID)
+                                    policy: policy, sessionID: nextSessionID, prestart: prestart)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
         let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
@@ -318,6 +346,12 @@ final class LoopWorker {
                 dropSilent(fd: wait.fd, slot: wait.slot)
             }
             waiting.removeAll()
+            for (fd, prestart) in prestarting {
+                pool.lookups.cancel(prestart.ticket)
+                loop.cancelTimer(prestart.timer)
+                abandon(fd: fd, slot: prestart.slot)
+            }
+            prestarting.removeAll()
             pool.shutdown()
             if sessions.isEmpty {
                 loop.stop()
@@ -332,9 +366,10 @@ final class LoopWorker {
             }
         case .adopt(let fd, let remote, let slot):
             if draining { abandon(fd: fd, slot: slot) } else { runSession(fd: fd, remote: remote, slot: slot) }
-        case .reload(let newRuntime):
+        case .reload(let newRuntime, let applied):
             runtime = newRuntime
             pool.reloaded(newRuntime)
+            applied.loopApplied()
         }
     }
 }

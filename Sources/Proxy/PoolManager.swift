@@ -33,6 +33,11 @@ final class PoolManager: UpstreamLinkOwner {
     private let loop: EventLoop
     var runtime: RuntimeConfig
     private var entries: [UpstreamSpec: Entry] = [:]
+    /// Pools whose [databases] entry a reload removed: they serve no checkout; idle connections
+    /// closed at once, checked-out ones close when returned; forgotten once empty.
+    private var retired: [Entry] = []
+    /// The loop's blocking-lookup seam (host names, passwd): answers come through the mailbox.
+    let lookups: LoopLookups
     private var nextRequest: UInt64 = 1
     private var nextConnectionBase: UInt64
     private let logger: Logger
@@ -43,12 +48,15 @@ final class PoolManager: UpstreamLinkOwner {
         self.loop = loop
         self.runtime = runtime
         self.logger = logger
+        lookups = LoopLookups(mailbox: loop.mailbox)
         nextConnectionBase = UInt64(loop.index) << 48 | 1
     }
 
     var now: Duration { .nanoseconds(Int64(loop.now().nanoseconds)) }
 
-    private func settings() -> ServerPool.Settings {
+    private func settings() -> ServerPool.Settings { Self.settings(runtime) }
+
+    static func settings(_ runtime: RuntimeConfig) -> ServerPool.Settings {
         let general = runtime.config.general
         return ServerPool.Settings(
             maxSize: general.pool.maxSize, minIdle: general.pool.minIdle,
@@ -84,15 +92,55 @@ final class PoolManager: UpstreamLinkOwner {
         perform(entry.state.checkoutCancelled(request), entry: entry, spec: spec)
     }
 
-    /// The user is done. `reusable`: idle, outside a transaction, at a message boundary.
-    /// A reload: connections opened from now on use the new entry and credentials (the next
-    /// checkout refreshes them); open ones carry on.
+    /// A reload: pool settings (pool_*, server_reset) apply to every existing pool from now
+    /// on; pools whose [databases] entry is gone drain (PgBouncer drops such pools the same
+    /// way: no new clients, servers closed once released). Connections opened from now on use
+    /// the new entry and credentials (the next checkout refreshes them); open ones carry on.
     func reloaded(_ newRuntime: RuntimeConfig) {
+        let old = runtime
         runtime = newRuntime
+        let fresh = settings()
+        for (spec, entry) in entries {
+            let current = newRuntime.config.database(named: spec.databaseEntry)
+            let before = old.config.database(named: spec.databaseEntry)
+            // Gone, now served by another entry (the `*` fallback, or a new exact one), or
+            // pointing at another server: a new generation of connections starts; the old
+            // pool drains.
+            if current?.entryName != entry.target.entryName || !Self.sameServer(current, before) {
+                entries[spec] = nil
+                retired.append(entry)
+                perform(entry.state.shutdown(), entry: entry, spec: spec)
+                logger.info("database entry \"\(spec.databaseEntry)\" was removed or changed: its server connections close as they are released")
+            } else if entry.state.settings != fresh {
+                perform(entry.state.settingsChanged(fresh, now: now), entry: entry, spec: spec)
+            }
+        }
+        forgetEmptyRetired()
     }
 
+    /// Whether connections made for `a` and `b` reach the same server the same way (the
+    /// password is left out: sessions already authenticated stay valid, as in PostgreSQL).
+    static func sameServer(_ a: DatabaseTarget?, _ b: DatabaseTarget?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return a.host == b.host && a.hostaddr == b.hostaddr && a.port == b.port && a.dbname == b.dbname && a.user == b.user
+            && a.sslMode == b.sslMode && a.sslRootCert == b.sslRootCert && a.sslCert == b.sslCert && a.sslKey == b.sslKey
+            && a.sslSNI == b.sslSNI && a.applicationName == b.applicationName
+    }
+
+    /// The pool holding this link: the current one for its spec, or a retired one; nil when
+    /// no pool knows it any more (it was closed).
+    private func entry(for link: UpstreamLink) -> Entry? {
+        if let entry = entries[link.spec], entry.links[link.id] != nil { return entry }
+        return retired.first { $0.links[link.id] != nil }
+    }
+
+    private func forgetEmptyRetired() {
+        retired.removeAll { $0.state.isIdleAndEmpty }
+    }
+
+    /// The user is done. `reusable`: idle, outside a transaction, at a message boundary.
     func checkin(_ link: UpstreamLink, reusable: Bool) {
-        guard let entry = entries[link.spec] else { return link.close() }
+        guard let entry = entry(for: link) else { return link.close() }
         link.owner = self
         link.leg?.delegate = link
         let healthy = reusable && link.isReady && (link.leg?.inbound.readableBytes ?? 1) == 0
@@ -105,25 +153,31 @@ final class PoolManager: UpstreamLinkOwner {
             perform(entry.state.tick(now: now), entry: entry, spec: spec)
             if entry.state.isIdleAndEmpty { entries[spec] = nil }
         }
+        for entry in retired { perform(entry.state.tick(now: now), entry: entry, spec: nil) }
+        forgetEmptyRetired()
     }
 
     func releaseIdleBuffers() {
-        for entry in entries.values {
+        for entry in Array(entries.values) + retired {
             for (id, link) in entry.links where !resetting.contains(id) && link.owner === self { link.leg?.releaseIdleBuffers() }
         }
     }
 
     func shutdown() {
         for (spec, entry) in entries { perform(entry.state.shutdown(), entry: entry, spec: spec) }
+        for entry in retired { perform(entry.state.shutdown(), entry: entry, spec: nil) }
     }
 
     // MARK: Actions
 
-    private func perform(_ actions: [ServerPool.Action], entry: Entry, spec: UpstreamSpec) {
+    /// `spec`: nil for a retired pool (closed: it never opens connections).
+    private func perform(_ actions: [ServerPool.Action], entry: Entry, spec: UpstreamSpec?) {
         for action in actions {
             switch action {
             case .openConnection(let id):
-                let link = UpstreamLink(id: id, spec: spec, target: entry.target, password: entry.password, loop: loop, runtime: runtime)
+                guard let spec else { continue }
+                let link = UpstreamLink(id: id, spec: spec, target: entry.target, password: entry.password, loop: loop, runtime: runtime,
+                                        lookups: lookups)
                 link.owner = self
                 entry.links[id] = link
                 link.start()
@@ -182,12 +236,12 @@ final class PoolManager: UpstreamLinkOwner {
     // MARK: UpstreamLinkOwner (links the pool holds: opening, idle, resetting)
 
     func linkReady(_ link: UpstreamLink) {
-        guard let entry = entries[link.spec] else { return link.close() }
+        guard let entry = entry(for: link) else { return link.close() }
         perform(entry.state.connectionOpened(link.id, now: now), entry: entry, spec: link.spec)
     }
 
     func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields) {
-        guard let entry = entries[link.spec] else { return }
+        guard let entry = entry(for: link) else { return }
         entry.links[link.id] = nil
         let reason = fields.message ?? "connection failed"
         logger.warning("server connection failed: \(reason)")
@@ -201,7 +255,7 @@ final class PoolManager: UpstreamLinkOwner {
     }
 
     func linkReceivedBytes(_ link: UpstreamLink) {
-        guard let leg = link.leg, let entry = entries[link.spec] else { return }
+        guard let leg = link.leg, let entry = entry(for: link) else { return }
         guard resetting.contains(link.id) else {
             // Anything from an idle server (a notice, a FATAL before it closes) disqualifies it.
             resetting.remove(link.id)
@@ -234,8 +288,9 @@ final class PoolManager: UpstreamLinkOwner {
 
     func linkClosed(_ link: UpstreamLink, reason: String?) {
         resetting.remove(link.id)
-        guard let entry = entries[link.spec] else { return }
+        guard let entry = entry(for: link) else { return }
         entry.links[link.id] = nil
         perform(entry.state.connectionClosed(link.id, now: now), entry: entry, spec: link.spec)
+        forgetEmptyRetired()
     }
 }

@@ -93,6 +93,8 @@ public final class ProxyServer {
         }
         for host in general.listenAddresses { logger.info("listening on \(host.contains(":") ? "IPv6" : "IPv4") address \"\(host)\", port \(general.listenPort)") }
         for (_, path) in unixSockets { logger.info("listening on Unix socket \"\(path)\"") }
+        let reporter = ReloadReporter(pidFile: general.pidFile, logger: logger)
+        try reporter.start()
 
         let shared = ProxyShared()
         let counter = ConnectionCounter()
@@ -128,6 +130,8 @@ public final class ProxyServer {
                             // it runs off the loop; the loops get the new runtime whole, or
                             // keep the old one when anything in it has errors.
                             reloader.request {
+                                // Before the files are read: see ReloadStatus.
+                                let startedAt = ReloadStatus.now()
                                 ServiceNotifier.reloading()
                                 defer { ServiceNotifier.ready() }
                                 do {
@@ -139,11 +143,20 @@ public final class ProxyServer {
                                         baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
                                     }
                                     reloader.current = fresh
-                                    mailboxes.broadcast(LoopControl.reload(fresh))
+                                    let applied = ReloadBarrier(loops: workers)
+                                    mailboxes.broadcast(LoopControl.reload(fresh, applied: applied))
                                     catalogRefresher.refreshSoon()
-                                    baseLogger.info("configuration reloaded")
+                                    // Reported once every loop has it in force (portcullis reload waits for this).
+                                    if applied.wait(timeout: .seconds(30)) {
+                                        baseLogger.info("configuration reloaded")
+                                        reporter.report(startedAt: startedAt, outcome: .applied)
+                                    } else {
+                                        baseLogger.error("configuration reloaded, but not every event loop confirmed it within 30 s")
+                                        reporter.report(startedAt: startedAt, outcome: .unconfirmed)
+                                    }
                                 } catch {
                                     baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
+                                    reporter.report(startedAt: startedAt, outcome: .refused, errors: ["\(error)"])
                                 }
                             }
                         default:
@@ -164,6 +177,7 @@ public final class ProxyServer {
         for thread in threads { LoopThread.join(thread) }
         for (_, path) in unixSockets { unlink(path) }
         closeDescriptor(signalFD)
+        reporter.finish()
         logger.info("shut down")
     }
 }

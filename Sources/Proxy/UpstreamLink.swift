@@ -61,10 +61,15 @@ final class UpstreamLink: LegDelegate {
     private(set) var processID: Int32 = 0
     private(set) var secretKey: [UInt8] = []
     private var connectTimer: TimerID?
+    private let lookups: LoopLookups
+    /// A host-name resolution on a lookup thread, until it answers.
+    private var lookupTicket: UInt64?
     /// Closed by its holder: a connect still to begin must not.
     private var abandoned = false
 
-    init(id: ServerPool.ConnectionID, spec: UpstreamSpec, target: DatabaseTarget, password: Secret?, loop: EventLoop, runtime: RuntimeConfig) {
+    init(id: ServerPool.ConnectionID, spec: UpstreamSpec, target: DatabaseTarget, password: Secret?, loop: EventLoop, runtime: RuntimeConfig,
+         lookups: LoopLookups) {
+        self.lookups = lookups
         self.id = id
         self.spec = spec
         self.target = target
@@ -82,14 +87,20 @@ final class UpstreamLink: LegDelegate {
 
     private func begin() {
         guard !abandoned else { return }
-        addresses = target.socketAddresses()
         if let timeout = target.connectTimeout {
             connectTimer = loop.scheduleTimer(at: loop.now() + timeout) { [weak self] in
                 guard let self, !self.isReady else { return }
                 self.fail("timeout expired")
             }
         }
-        connectNext(lastError: "could not translate host name \"\(target.host)\" to address")
+        // Host names resolve on a lookup thread (the link waits, its loop does not); IP
+        // literals and socket directories answer at once.
+        lookupTicket = lookups.addresses(for: target) { [weak self] addresses in
+            guard let self, !self.abandoned else { return }
+            self.lookupTicket = nil
+            self.addresses = addresses
+            self.connectNext(lastError: "could not translate host name \"\(self.target.host)\" to address")
+        }
     }
 
     private func connectNext(lastError: String) {
@@ -112,6 +123,7 @@ final class UpstreamLink: LegDelegate {
     }
 
     private func fail(fields: ErrorFields) {
+        if let lookupTicket { lookups.cancel(lookupTicket); self.lookupTicket = nil }
         if let connectTimer { loop.cancelTimer(connectTimer); self.connectTimer = nil }
         leg?.close()
         leg = nil
@@ -152,6 +164,7 @@ final class UpstreamLink: LegDelegate {
     /// Sends Terminate and closes.
     func close() {
         abandoned = true
+        if let lookupTicket { lookups.cancel(lookupTicket); self.lookupTicket = nil }
         if let connectTimer { loop.cancelTimer(connectTimer); self.connectTimer = nil }
         guard let leg, !leg.isClosed else { return }
         if isReady {

@@ -47,7 +47,7 @@ final class ExampleConfigTests: XCTestCase {
             "client_tls", "client_tls_ca_file", "client_tls_min_protocol", "client_tls_max_protocol",
             "client_tls_ciphers", "client_tls_ciphersuites", "client_tls_direct", "alice",
             "max_startup_connections", "max_startup_connections_per_address", "startup_first_byte_timeout",
-            "auth_failure_delay",
+            "auth_failure_delay", "pid_file",
         ])
 
         let config = try ConfigLoader.parse(uncommented.joined(separator: "\n"), fileName: "uncommented.ini")
@@ -58,6 +58,7 @@ final class ExampleConfigTests: XCTestCase {
         XCTAssertEqual(general.unixSocketDirectories, defaults.unixSocketDirectories)
         XCTAssertEqual(general.unixSocketPermissions, defaults.unixSocketPermissions)
         XCTAssertEqual(general.unixSocketGroup, defaults.unixSocketGroup)
+        XCTAssertEqual(general.pidFile, defaults.pidFile)
         XCTAssertEqual(general.workers, defaults.workers)
         XCTAssertEqual(general.hbaFile, defaults.hbaFile)
         XCTAssertEqual(general.identFile, defaults.identFile)

@@ -21,6 +21,8 @@ final class ProxyProcess: @unchecked Sendable {
         var extraDatabaseNames: [String] = []
         /// Whole sections appended at the end (e.g. "[backup]\ndirectory = ...").
         var extraSections: [String] = []
+        /// Environment of the proxy process (test hooks such as PORTCULLIS_TEST_RESOLVER_DELAY_MS).
+        var environment: [String: String] = [:]
     }
 
     /// The `[databases]` connection string for a database on `cluster`, as the harness writes it.
@@ -49,7 +51,7 @@ final class ProxyProcess: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw CommandError(description: "no portcullis binary at \(binary); run `swift build` or set PORTCULLIS_BIN")
         }
-        command = try BackgroundCommand(binary, ["run", "--config", configPath], workDir: dir)
+        command = try BackgroundCommand(binary, ["run", "--config", configPath], environment: options.environment, workDir: dir)
         endpoint = Endpoint(port: port, caFile: harness.caFile, proxyPID: command.pid)
         try "\(command.pid)\n".write(toFile: "\(dir)/portcullis.pid", atomically: true, encoding: .utf8)
         ProxyProcess.liveLock.lock(); ProxyProcess.live[command.pid] = self; ProxyProcess.liveLock.unlock()
