@@ -67,6 +67,9 @@ public final class AuditWriter: @unchecked Sendable {
     private var thread: pthread_t?
     /// Called on the writer thread after it took events from a queue that had been full.
     public var onRoom: (@Sendable () -> Void)?
+    /// Called on the writer thread for every event before it is written: finishes its
+    /// ``AuditPreparation`` (parsing, masking); false leaves the event out (class filter).
+    public var prepare: (@Sendable (inout AuditEvent) -> Bool)?
     /// Called on the writer thread when a sink fails or recovers (for the process log).
     public var onSinkStatus: (@Sendable (_ sink: String, _ error: Errno?) -> Void)?
     private let clock: @Sendable () -> Int64
@@ -145,7 +148,15 @@ public final class AuditWriter: @unchecked Sendable {
             if reopen {
                 for sink in sinks { try? sink.reopen() }
             }
-            if pending.isEmpty { pending = takeAll() }
+            if pending.isEmpty {
+                pending = takeAll()
+                if let prepare {
+                    pending = pending.compactMap { event in
+                        var prepared = event
+                        return prepare(&prepared) ? prepared : nil
+                    }
+                }
+            }
             if pending.isEmpty {
                 if stopping { break }
                 waitForWake(timeoutMilliseconds: 1000)

@@ -104,6 +104,7 @@ public final class ProxyServer {
         let catalogRefresher = CatalogRefresher(store: shared.catalogs, logger: logger) { reloader.current.config }
         shared.catalogs.setRefreshHandler { catalogRefresher.refreshSoon() }
         catalogRefresher.start()
+        let auditStream = try AuditStream.start(runtime.config.general.audit, loops: workers, mailboxes: mailboxes, logger: logger)
         var threads: [pthread_t] = []
         let sockets = tcpSockets
         let unixListeners = unixSockets
@@ -114,6 +115,7 @@ public final class ProxyServer {
                 do { loop = try EventLoop(index: worker) } catch { fatalError("could not create event loop: \(error)") }
                 mailboxes.set(worker, loop.mailbox)
                 let context = LoopWorker(loop: loop, runtime: runtime, shared: shared, counter: counter, loads: loads, mailboxes: mailboxes)
+                context.audit = auditStream?.loopAudit(worker)
                 context.startSweeper()
                 for (fd, label) in mine {
                     do { try context.addListener(fd: fd, label: label) } catch { fatalError("could not register listener: \(error)") }
@@ -124,6 +126,7 @@ public final class ProxyServer {
                         switch signo {
                         case SIGHUP:
                             baseLogger.info("received SIGHUP, reloading configuration files")
+                            auditStream?.writer.requestReopen()
                             // Loading may wait on the upstream (role membership for +group), so
                             // it runs off the loop; the loops get the new runtime whole, or
                             // keep the old one when anything in it has errors.
@@ -142,7 +145,9 @@ public final class ProxyServer {
                                     mailboxes.broadcast(LoopControl.reload(fresh))
                                     catalogRefresher.refreshSoon()
                                     baseLogger.info("configuration reloaded")
+                                    auditStream?.reloaded(ok: true, path: path)
                                 } catch {
+                                    auditStream?.reloaded(ok: false, path: path, errors: "\(error)")
                                     baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
                                 }
                             }
@@ -162,6 +167,8 @@ public final class ProxyServer {
         ServiceNotifier.ready()
         Self.warnAboutOverprivilegedRoles(runtime.config, logger: logger)
         for thread in threads { LoopThread.join(thread) }
+        // Every loop has drained: what their sessions queued is written before exit.
+        auditStream?.writer.stop()
         for (_, path) in unixSockets { unlink(path) }
         closeDescriptor(signalFD)
         logger.info("shut down")
