@@ -190,4 +190,27 @@ final class AuditStreamTests: IntegrationTestCase {
             }
         }
     }
+
+    /// A queue far smaller than the load, in backpressure mode: every statement is recorded,
+    /// in order per session (statement ids count up without gaps).
+    func testSmallQueueUnderBackpressureLosesNothing() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@", "audit_queue_size = 16", "audit_queue_full = backpressure",
+                                            "workers = 1"])
+        let tag = marker("bp")
+        let scriptDir = try harness.makeDir("audit-bp")
+        try "SELECT 1 AS \(tag);\n".write(toFile: "\(scriptDir)/q.sql", atomically: true, encoding: .utf8)
+        assertSucceeded(try runPgbench(conninfo: proxy.endpoint.conninfo(), arguments: ["-n", "-c", "4", "-t", "300", "-f", "\(scriptDir)/q.sql"],
+                                       env: proxy.endpoint.env()), "pgbench")
+        proxy.stop()
+        let records = try jsonRecords(file).filter { "\($0["message"] ?? "")".contains(tag) }
+        XCTAssertEqual(records.count, 1200)
+        var bySession: [Int: [Int]] = [:]
+        for record in records {
+            bySession[(record["session_id"] as? Int) ?? -1, default: []].append((record["audit_statement_id"] as? Int) ?? -1)
+        }
+        XCTAssertEqual(bySession.count, 4)
+        for ids in bySession.values { XCTAssertEqual(ids, Array(1...300)) }
+        XCTAssertFalse(try jsonRecords(file).contains { ($0["audit_event"] as? String) == "audit_dropped" })
+    }
 }

@@ -90,6 +90,7 @@ final class ProxyProcess: @unchecked Sendable {
             host_auth_method = scram-sha-256
             log_level = \(options.logLevel)
             \(options.extraSettings.joined(separator: "\n"))
+            \(auditOverride(harness: harness, options: options, port: port))
 
             [tls]
             client_tls = \(options.clientTLS)
@@ -109,6 +110,14 @@ final class ProxyProcess: @unchecked Sendable {
             \(options.extraIdentities.joined(separator: "\n"))
 
             """
+    }
+
+    /// PORTCULLIS_IT_AUDIT=1 runs every proxy the tests start with the audit stream on (to a
+    /// JSON file in the scratch directory), so the byte-path tests also run with it.
+    private static func auditOverride(harness: Harness, options: Options, port: Int) -> String {
+        guard ProcessInfo.processInfo.environment["PORTCULLIS_IT_AUDIT"] == "1",
+              !options.extraSettings.contains(where: { $0.hasPrefix("audit") }) else { return "" }
+        return "audit = on\naudit_sinks = json:\(harness.scratchDir)/audit-\(port).json"
     }
 
     /// Readiness wait, not a speed assertion: `pg_isready` exits 0 once something answers the
