@@ -9,7 +9,8 @@ import CPgQuery
 /// in `audit_classes` are left out here.
 final class AuditPreparer: @unchecked Sendable {
     private let classes: Set<String>
-    private let classifier = StatementClassifier()
+    /// Cached by literal-free text, as the loops' read-only caches: one parse per statement shape.
+    private var classifier = CachingStatementClassifier(capacity: 4096)
     /// The last Query string's split and classification: one parse per string, not per statement.
     private var lastText: String?
     private var lastOffsets: [Int]?

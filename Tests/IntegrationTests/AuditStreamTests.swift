@@ -213,4 +213,62 @@ final class AuditStreamTests: IntegrationTestCase {
         for ids in bySession.values { XCTAssertEqual(ids, Array(1...300)) }
         XCTAssertFalse(try jsonRecords(file).contains { ($0["audit_event"] as? String) == "audit_dropped" })
     }
+
+    /// A sink that stops taking records (a FIFO nobody reads: the writer thread blocks in
+    /// write): in backpressure mode the clients stall — nothing is lost, the proxy stays up —
+    /// and finish once the sink takes records again; in drop mode they run on and the drops
+    /// are counted in an audit_dropped record.
+    func testStalledSinkBackpressuresClientsOrDropsAndCounts() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        for mode in ["backpressure", "drop"] {
+            let dir = try harness.makeDir("audit-fifo")
+            let fifo = "\(dir)/audit.fifo"
+            XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+            // Opened for reading first (non-blocking), so the proxy's open for writing returns.
+            let readFD = open(fifo, O_RDONLY | O_NONBLOCK)
+            XCTAssertGreaterThanOrEqual(readFD, 0)
+            defer { close(readFD) }
+            let (proxy, _) = try auditProxy(["audit_sinks = json:\(fifo)", "audit_queue_size = 16",
+                                             "audit_queue_full = \(mode)", "workers = 1"])
+            let tag = marker("fifo")
+            try "SELECT 1 AS \(tag);\n".write(toFile: "\(dir)/q.sql", atomically: true, encoding: .utf8)
+            let bench = try BackgroundCommand("pgbench", ["-n", "-c", "2", "-t", "500", "-f", "\(dir)/q.sql", proxy.endpoint.conninfo()],
+                                              environment: proxy.endpoint.env(), workDir: dir)
+            defer { bench.signal(SIGKILL) }
+            var collected: [UInt8] = []
+            func drain() {
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = read(readFD, &buffer, buffer.count)
+                    if n <= 0 { return }
+                    collected += buffer[..<n]
+                }
+            }
+            if mode == "backpressure" {
+                // The pipe (64 kB) and the queue fill; then the sessions stop being read.
+                usleep(3_000_000)
+                XCTAssertTrue(bench.isRunning, "pgbench finished although the sink took nothing")
+                XCTAssertTrue(proxy.isAlive)
+            } else {
+                XCTAssertTrue(poll(timeout: 60) { !bench.isRunning }, "drop mode must not stall the clients")
+            }
+            XCTAssertTrue(poll(timeout: 120) { drain(); return !bench.isRunning })
+            let result = try bench.wait(timeout: 10)
+            assertSucceeded(result, "pgbench (\(mode))")
+            let stopper = Thread { proxy.stop() }
+            stopper.start()
+            XCTAssertTrue(poll(timeout: 30) { drain(); return !proxy.isAlive })
+            drain()
+            let lines = String(decoding: collected, as: UTF8.self).split(separator: "\n")
+            let statements = lines.filter { $0.contains(tag) }.count
+            let dropped = lines.filter { $0.contains("\"audit_event\":\"audit_dropped\"") }
+            if mode == "backpressure" {
+                XCTAssertEqual(statements, 1000)
+                XCTAssertTrue(dropped.isEmpty)
+            } else {
+                XCTAssertLessThan(statements, 1000)
+                XCTAssertFalse(dropped.isEmpty, "drops must be reported")
+            }
+        }
+    }
 }

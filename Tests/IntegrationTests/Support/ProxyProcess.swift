@@ -113,11 +113,12 @@ final class ProxyProcess: @unchecked Sendable {
     }
 
     /// PORTCULLIS_IT_AUDIT=1 runs every proxy the tests start with the audit stream on (to a
-    /// JSON file in the scratch directory), so the byte-path tests also run with it.
+    /// JSON file kept after the run, /tmp/portcullis-it-audit.<pid>.<port>.json, to look at),
+    /// so the byte-path tests also run with it.
     private static func auditOverride(harness: Harness, options: Options, port: Int) -> String {
         guard ProcessInfo.processInfo.environment["PORTCULLIS_IT_AUDIT"] == "1",
               !options.extraSettings.contains(where: { $0.hasPrefix("audit") }) else { return "" }
-        return "audit = on\naudit_sinks = json:\(harness.scratchDir)/audit-\(port).json"
+        return "audit = on\naudit_sinks = json:/tmp/portcullis-it-audit.\(getpid()).\(port).json"
     }
 
     /// Readiness wait, not a speed assertion: `pg_isready` exits 0 once something answers the
