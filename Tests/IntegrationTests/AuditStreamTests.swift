@@ -271,4 +271,33 @@ final class AuditStreamTests: IntegrationTestCase {
             }
         }
     }
+
+    /// SIGHUP: the JSON file is reopened (logrotate moved it away) and the reload is recorded,
+    /// ok or refused with the error's file:line.
+    func testReloadEventsAndFileReopenOnSIGHUP() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@"])
+        let pid = try XCTUnwrap(proxy.endpoint.proxyPID)
+        let before = marker("before"), after = marker("after")
+        assertSucceeded(try psql(proxy, "SELECT 1 AS \(before)"), "before")
+        XCTAssertTrue(poll(timeout: 10) { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains(before) })
+        XCTAssertEqual(rename(file, file + ".1"), 0)
+        kill(pid, SIGHUP)
+        XCTAssertTrue(poll(timeout: 10) { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains("\"result\":\"ok\"") },
+                      "a reload record in the reopened file")
+        assertSucceeded(try psql(proxy, "SELECT 1 AS \(after)"), "after")
+        // A broken configuration: refused, with the line.
+        let config = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+        try writePrivateConfig(config.replacingOccurrences(of: "[portcullis]", with: "[portcullis]\nbogus_audit_key = 1"), to: proxy.configPath)
+        kill(pid, SIGHUP)
+        XCTAssertTrue(poll(timeout: 10) { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains("\"result\":\"refused\"") })
+        proxy.stop()
+        let old = (try? String(contentsOfFile: file + ".1", encoding: .utf8)) ?? ""
+        let new = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        XCTAssertTrue(old.contains(before) && !old.contains(after))
+        XCTAssertTrue(new.contains(after) && !new.contains(before))
+        let refused = try jsonRecords(file).first { ($0["result"] as? String) == "refused" }
+        XCTAssertEqual(refused?["audit_event"] as? String, "reload")
+        XCTAssertTrue("\(refused?["reason"] ?? "")".contains("bogus_audit_key"), "\(String(describing: refused))")
+    }
 }
