@@ -30,14 +30,18 @@ public final class AuditQueue: Sendable {
 
     /// Queues the event; false when the queue is full (the event was not queued).
     public func submit(_ event: AuditEvent) -> Bool {
-        let queued = events.withLock { queue -> Bool in
-            guard queue.count < capacity else { return false }
+        // The writer is woken only when the queue turns non-empty: it takes everything queued
+        // each time, so later submits before it does need no syscall of their own.
+        let (queued, wasEmpty) = events.withLock { queue -> (Bool, Bool) in
+            guard queue.count < capacity else { return (false, false) }
             queue.append(event)
-            return true
+            return (true, queue.count == 1)
         }
         if queued {
-            var one: UInt64 = 1
-            _ = try? syscall { Glibc.write(wake, &one, 8) }
+            if wasEmpty {
+                var one: UInt64 = 1
+                _ = try? syscall { Glibc.write(wake, &one, 8) }
+            }
         } else {
             sawFull.store(true, ordering: .releasing)
         }
