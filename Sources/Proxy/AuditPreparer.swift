@@ -53,9 +53,9 @@ final class AuditPreparer: @unchecked Sendable {
             case .none:
                 statement.text = nil
             case .full:
-                statement.text = SecretMasker.mask(piece)
+                statement.text = Self.masked(piece)
             case .normalized:
-                statement.text = SecretMasker.mask(Self.normalized(piece) ?? piece)
+                statement.text = Self.masked(Self.normalized(piece) ?? piece)
             }
             statement.textLogged = true
         }
@@ -73,6 +73,13 @@ final class AuditPreparer: @unchecked Sendable {
         while let last = slice.last, last == UInt8(ascii: ";") || last == 32 || (9...13).contains(last) { slice.removeLast() }
         while let first = slice.first, first == 32 || (9...13).contains(first) { slice.removeFirst() }
         return String(decoding: slice, as: UTF8.self)
+    }
+
+    /// ``SecretMasker/mask(_:)``, skipped for text without a quote or dollar sign: every secret
+    /// it redacts is a string constant ('…', E'…', U&'…', $$…$$), which needs one of them.
+    static func masked(_ sql: String) -> String {
+        guard sql.utf8.contains(where: { $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "$") }) else { return sql }
+        return SecretMasker.mask(sql)
     }
 
     static func normalized(_ sql: String) -> String? {

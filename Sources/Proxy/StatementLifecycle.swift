@@ -125,8 +125,6 @@ struct StatementLifecycle: Sendable {
     mutating func syncReceived() {
         discardingUntilSync = false
         ops.append(.sync)
-        // The unnamed portal does not outlive its transaction; a Sync outside one ends it.
-        portals[""] = nil
     }
 
     mutating func functionCallReceived(oid: UInt32, at time: Int64) {

@@ -300,4 +300,31 @@ final class AuditStreamTests: IntegrationTestCase {
         XCTAssertEqual(refused?["audit_event"] as? String, "reload")
         XCTAssertTrue("\(refused?["reason"] ?? "")".contains("bogus_audit_key"), "\(String(describing: refused))")
     }
+
+    /// Two identities sharing one upstream role are told apart, and an identity's own
+    /// `audit_statement_text` overrides the global mode.
+    func testSharedRoleIdentitiesAndPerIdentityTextMode() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let harness = try harness
+        let verifier = try harness.cluster.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'app_ro'")
+        let dir = try harness.makeDir("audit-agent")
+        let file = "\(dir)/audit.json"
+        var options = ProxyProcess.Options(upstream: harness.cluster)
+        options.extraSettings = ["audit = on", "audit_sinks = json:\(file)"]
+        options.extraIdentities = ["agent = mode=read-only password='\(verifier)' server_user=app_ro server_password='app_ro_pw' audit_statement_text=none"]
+        let proxy = try ProxyProcess(harness: harness, options: options)
+        let literal = marker("agentlit")
+        assertSucceeded(try runPsql(conninfo: proxy.endpoint.conninfo(user: "agent"), sql: "SELECT '\(literal)' AS agent_query",
+                                    env: ["PGPASSWORD": "app_ro_pw"]), "agent")
+        assertSucceeded(try psql(proxy, "SELECT '\(literal)' AS ro_query", user: "app_ro"), "app_ro")
+        proxy.stop()
+        let records = try jsonRecords(file).filter { ($0["audit_event"] as? String) == "statement" }
+        let agent = records.first { ($0["db_user"] as? String) == "agent" }
+        let ro = records.first { ($0["db_user"] as? String) == "app_ro" }
+        XCTAssertEqual(agent?["server_user"] as? String, "app_ro")
+        XCTAssertEqual(ro?["server_user"] as? String, "app_ro")
+        XCTAssertNil(agent?["audit_statement"])
+        XCTAssertEqual(agent?["message"] as? String, "AUDIT: SESSION,1,1,READ,SELECT,,,<not logged>,<not logged>")
+        XCTAssertEqual(ro?["audit_statement"] as? String, "SELECT '\(literal)' AS ro_query")
+    }
 }
