@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Policy", dependencies: ["CPgQuery"], swiftSettings: strict),
         .target(
             name: "Proxy",
-            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin", "Policy", "Access",
+            dependencies: ["Wire", "EventLoop", "TLS", "Auth", "Config", "Pool", "Admin", "Policy", "Access", "Audit", "AuditSink",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "AccessTests", dependencies: ["Access"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "PoolTests", dependencies: ["Pool"], swiftSettings: strict),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy", "TLS", "Access", "Admin"], swiftSettings: strict),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Wire", "Config", "Auth", "Policy", "TLS", "Access", "Admin", "Audit"], swiftSettings: strict),
         .testTarget(name: "AdminTests", dependencies: ["Admin"], swiftSettings: strict),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Admin"],
                     resources: [.copy("Fixtures")], swiftSettings: strict),

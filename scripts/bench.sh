@@ -91,7 +91,8 @@ wait_ready "$bouncer_port" 20 || { cat "$bdir/pgbouncer.log" >&2; echo "bench: p
 proxy_note=""
 if [ -x "$bin" ]; then
   # Same limits as the PgBouncer above: up to 100 server connections per database/user.
-  PORTCULLIS_EXTRA="pool_max_size = 100" \
+  # BENCH_PORTCULLIS_EXTRA: more [portcullis] lines (e.g. the audit settings), one per line.
+  PORTCULLIS_EXTRA="pool_max_size = 100${BENCH_PORTCULLIS_EXTRA:+$'\n'$BENCH_PORTCULLIS_EXTRA}" \
     "$here/proxy-config.sh" "$tmp/portcullis.ini" "$pgdir" "$pg_port" "$proxy_port" "$certdir" >/dev/null
   "$bin" run --config "$tmp/portcullis.ini" 2>"$tmp/portcullis.stderr" >/dev/null &
   proxy_pid=$!

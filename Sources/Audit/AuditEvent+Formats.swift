@@ -129,6 +129,13 @@ extension AuditEvent {
     /// RFC 8259 string: quote, backslash and every control character escaped; other text as is.
     static func appendJSONString(_ value: String, to out: inout String) {
         out += "\""
+        // Printable ASCII without quote or backslash (most values): appended whole, not
+        // scalar by scalar.
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

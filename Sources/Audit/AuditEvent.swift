@@ -107,6 +107,9 @@ public struct AuditStatement: Sendable, Equatable {
     public var rows: Int64?
     /// ReadyForQuery status after the statement: I, T or E.
     public var transactionStatus: String?
+    /// Work left for the writer thread (never done on an event loop): cut the statement out
+    /// of its Query string, classify it, mask and normalize its text. Nil once done.
+    public var preparation: AuditPreparation?
 
     public init(statementID: UInt64, substatementID: UInt64, auditClass: String, command: String,
                 objectType: String = "", objectName: String = "", text: String?, textLogged: Bool = true,
@@ -125,6 +128,32 @@ public struct AuditStatement: Sendable, Equatable {
         self.durationMicroseconds = durationMicroseconds
         self.rows = rows
         self.transactionStatus = transactionStatus
+    }
+}
+
+/// What the writer thread does to a statement record before writing it.
+public struct AuditPreparation: Sendable, Equatable {
+    public enum TextMode: String, Sendable {
+        case full
+        case normalized
+        case none
+    }
+
+    /// The whole Query string (or Parse text) the statement came in.
+    public var fullText: String
+    /// 1-based position of the statement in `fullText`.
+    public var index: Int
+    public var textMode: TextMode
+    /// The CommandComplete tag's command, when the statement completed.
+    public var completedCommand: String?
+    public var isFunctionCall: Bool
+
+    public init(fullText: String, index: Int, textMode: TextMode, completedCommand: String?, isFunctionCall: Bool = false) {
+        self.fullText = fullText
+        self.index = index
+        self.textMode = textMode
+        self.completedCommand = completedCommand
+        self.isFunctionCall = isFunctionCall
     }
 }
 

@@ -30,14 +30,18 @@ public final class AuditQueue: Sendable {
 
     /// Queues the event; false when the queue is full (the event was not queued).
     public func submit(_ event: AuditEvent) -> Bool {
-        let queued = events.withLock { queue -> Bool in
-            guard queue.count < capacity else { return false }
+        // The writer is woken only when the queue turns non-empty: it takes everything queued
+        // each time, so later submits before it does need no syscall of their own.
+        let (queued, wasEmpty) = events.withLock { queue -> (Bool, Bool) in
+            guard queue.count < capacity else { return (false, false) }
             queue.append(event)
-            return true
+            return (true, queue.count == 1)
         }
         if queued {
-            var one: UInt64 = 1
-            _ = try? syscall { Glibc.write(wake, &one, 8) }
+            if wasEmpty {
+                var one: UInt64 = 1
+                _ = try? syscall { Glibc.write(wake, &one, 8) }
+            }
         } else {
             sawFull.store(true, ordering: .releasing)
         }
@@ -67,6 +71,9 @@ public final class AuditWriter: @unchecked Sendable {
     private var thread: pthread_t?
     /// Called on the writer thread after it took events from a queue that had been full.
     public var onRoom: (@Sendable () -> Void)?
+    /// Called on the writer thread for every event before it is written: finishes its
+    /// ``AuditPreparation`` (parsing, masking); false leaves the event out (class filter).
+    public var prepare: (@Sendable (inout AuditEvent) -> Bool)?
     /// Called on the writer thread when a sink fails or recovers (for the process log).
     public var onSinkStatus: (@Sendable (_ sink: String, _ error: Errno?) -> Void)?
     private let clock: @Sendable () -> Int64
@@ -145,7 +152,15 @@ public final class AuditWriter: @unchecked Sendable {
             if reopen {
                 for sink in sinks { try? sink.reopen() }
             }
-            if pending.isEmpty { pending = takeAll() }
+            if pending.isEmpty {
+                pending = takeAll()
+                if let prepare {
+                    pending = pending.compactMap { event in
+                        var prepared = event
+                        return prepare(&prepared) ? prepared : nil
+                    }
+                }
+            }
             if pending.isEmpty {
                 if stopping { break }
                 waitForWake(timeoutMilliseconds: 1000)

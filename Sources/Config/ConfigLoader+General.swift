@@ -79,6 +79,8 @@ extension ConfigBuilder {
             config.general.catalogRefreshInterval = try positiveDuration(value)
         case "log_level":
             config.general.logLevel = try SettingValue.choice(value, of: LogLevelSetting.self)
+        case _ where entry.key.hasPrefix("audit"):
+            return try applyAudit(entry)
         default:
             return false
         }

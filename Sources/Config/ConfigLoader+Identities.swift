@@ -1,7 +1,7 @@
 /// The [identities] section: who may log in through Portcullis, with what verifier, and as
 /// which upstream role. Values use the same libpq keyword/value syntax as [databases].
 extension ConfigBuilder {
-    static let identityKeywords = ["mode", "password", "server_user", "server_password", "server_sslcert", "server_sslkey"]
+    static let identityKeywords = ["mode", "password", "server_user", "server_password", "server_sslcert", "server_sslkey", "audit_statement_text"]
 
     mutating func applyIdentity(_ entry: IniDocument.Entry) {
         let name = entry.key
@@ -40,6 +40,8 @@ extension ConfigBuilder {
                 case "server_sslkey":
                     guard !value.isEmpty else { throw SettingError("server_sslkey: must not be empty") }
                     identity.serverSSLKey = value
+                case "audit_statement_text":
+                    identity.auditStatementText = try SettingValue.choice(value, of: AuditSettings.TextMode.self)
                 default:
                     throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
                         + Self.identityKeywords.joined(separator: ", "))

@@ -12,6 +12,8 @@ public struct IdentityConfig: Sendable {
     /// on the server), instead of or besides a password; libpq's sslcert/sslkey per identity.
     public var serverSSLCert: String?
     public var serverSSLKey: String?
+    /// Overrides `audit_statement_text` for this identity.
+    public var auditStatementText: AuditSettings.TextMode?
 
     public init(
         name: String,

@@ -108,6 +108,8 @@ public struct GeneralSettings: Sendable {
     /// How long classifying one statement of a read-only identity may take before the
     /// statement is refused (57014).
     public var readOnlyClassifyTimeout: Duration = .seconds(5)
+    /// The audit stream (docs/AUDIT.md).
+    public var audit = AuditSettings()
 
     public init(
         listenAddresses: [String] = ["127.0.0.1", "::1"],

@@ -11,6 +11,7 @@ extension ClientSession {
         var metadata: Logger.Metadata = [:]
         for (key, value) in failure.logFields { metadata[key] = "\(value)" }
         logger.warning("\(failure.logMessage)", metadata: metadata)
+        auditAuthenticationFailed(failure)
         let delay: Duration
         if let cap = runtime.config.general.authFailureDelay,
            let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix) {

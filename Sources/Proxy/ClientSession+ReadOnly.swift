@@ -173,17 +173,25 @@ extension ClientSession {
 
     /// A server ErrorResponse of a read-only session: the refusal in place of its stand-in's
     /// error, anything else unchanged.
-    func gateServerError(_ frame: MessageFrame, from server: Leg) throws(WireError) {
+    /// Returns the error the client was sent and whether it is the gate's refusal (for the
+    /// audit stream).
+    @discardableResult
+    func gateServerError(_ frame: MessageFrame, from server: Leg) throws(WireError) -> (ErrorFields, refused: Bool)? {
         var frameBytes = ByteBuffer(bytes: server.inbound.readableBytesView.prefix(frame.totalLength))
-        if case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &frameBytes),
-           let replacement = readOnlyGate?.serverErrorReceived(fields) {
-            var out = ByteBuffer()
-            BackendMessage.errorResponse(replacement).encode(into: &out)
-            client.send(out)
-        } else {
-            client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
+        var sent: (ErrorFields, refused: Bool)?
+        if case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &frameBytes) {
+            if let replacement = readOnlyGate?.serverErrorReceived(fields) {
+                var out = ByteBuffer()
+                BackendMessage.errorResponse(replacement).encode(into: &out)
+                client.send(out)
+                server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+                return (replacement, true)
+            }
+            sent = (fields, false)
         }
+        client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
         server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+        return sent
     }
 }
 

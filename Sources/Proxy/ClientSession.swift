@@ -48,8 +48,10 @@ final class ClientSession: LegDelegate {
     var server: Leg? { link?.leg }
     private var machine: ClientStartupMachine
     private var directTLS = false
-    private var clientTracker: MessageStreamTracker
-    private var serverTracker: MessageStreamTracker
+    var clientTracker: MessageStreamTracker
+    var serverTracker: MessageStreamTracker
+    /// The audit stream's per-session state; nil when `audit = off` (ClientSession+Audit.swift).
+    var audit: SessionAudit?
     private var loginTimer: TimerID?
     private var cancelKey: CancelRegistry.Key?
     private var closeAfterFlush = false
@@ -104,6 +106,7 @@ final class ClientSession: LegDelegate {
         client.delegate = self
         client.peekFirstByte = machine.acceptsDirectTLS
         try client.register()
+        auditConnected()
         loginTimer = loop.scheduleTimer(at: loop.now() + runtime.config.general.loginTimeout) { [weak self] in
             guard let self else { return }
             self.loginTimer = nil
@@ -182,14 +185,21 @@ final class ClientSession: LegDelegate {
         if request.database.fromWildcard && request.mode == .readOnly {
             shared.catalogs.noteWildcardDatabase(request.databaseName)
         }
+        auditAuthenticated(request)
+        let audited = audit != nil ? Self.auditedClientTypes : []
         switch request.mode {
         case .readOnly:
             readOnlyGate = ReadOnlyGate(identity: request.clientUser, tokens: Self.refusalToken)
             clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
-                                                 inspecting: ReadOnlyGate.inspectedClientTypes.union([UInt8(ascii: "X")]),
+                                                 inspecting: ReadOnlyGate.inspectedClientTypes.union([UInt8(ascii: "X")]).union(audited),
                                                  validTypes: MessageStreamTracker.frontendTypes)
         case .readWrite:
             readOnlyGate = nil
+            if audit != nil {
+                clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
+                                                     inspecting: audited.union([UInt8(ascii: "X")]),
+                                                     validTypes: MessageStreamTracker.frontendTypes)
+            }
         }
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters)
@@ -209,16 +219,33 @@ final class ClientSession: LegDelegate {
     /// refusals as it may; each of those resumes it.
     func forwardClientBytes() {
         guard let server, machine.isEstablished, !finished else { return }
+        // A message observed for the audit stream while it waited for its classification
+        // has been consumed once nothing is being classified.
+        if classifying == nil { audit?.frontObserved = false }
         loop: while client.inbound.readableBytes > 0 {
-            if classifying != nil || readOnlyGate?.isAtPendingBound == true { break loop }
+            if classifying != nil || readOnlyGate?.isAtPendingBound == true || auditBlocked { break loop }
             do {
                 switch try clientTracker.nextStep(in: client.inbound) {
                 case .forward(let n):
                     server.send(client.inbound.readableBytesView.prefix(n))
                     client.inbound.moveReaderIndex(forwardBy: n)
+                    audit?.bytesIn += n
                     serverBusy = true
                 case .inspect(let frame) where frame.type != UInt8(ascii: "X"):
                     serverBusy = true
+                    if let audit {
+                        auditClientMessage(frame)
+                        if readOnlyGate == nil || !ReadOnlyGate.inspectedClientTypes.contains(frame.type) {
+                            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
+                            client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+                            continue loop
+                        }
+                        audit.frontObserved = true
+                        let consumed = try gateClientMessage(frame, to: server)
+                        audit.frontObserved = !consumed
+                        if !consumed { break loop }
+                        continue loop
+                    }
                     if try !gateClientMessage(frame, to: server) { break loop }
                 case .inspect(let frame):
                     // Terminate ('X'): the client is leaving. The server connection goes back to
@@ -249,6 +276,7 @@ final class ClientSession: LegDelegate {
         let limit = runtime.config.general.outboundBufferLimit
         let waiting = classifying != nil || readOnlyGate?.isAtPendingBound == true
         client.readPaused = (server?.outbound.readableBytes ?? 0) > limit || (waiting && client.inbound.readableBytes > limit)
+            || auditBlocked
     }
 
     private func forwardServerBytes() {
@@ -260,14 +288,22 @@ final class ClientSession: LegDelegate {
                 case .forward(let n):
                     client.send(server.inbound.readableBytesView.prefix(n))
                     server.inbound.moveReaderIndex(forwardBy: n)
+                    audit?.bytesOut += n
                 case .inspect(let frame) where frame.type == UInt8(ascii: "E"):
-                    try gateServerError(frame, from: server)
+                    let sent = try gateServerError(frame, from: server)
+                    if audit != nil { auditServerMessage(frame, from: server, sentError: sent) }
                 case .inspect(let frame) where frame.type == UInt8(ascii: "S"):
                     guard try parameterStatusHolds(frame) else { return }
                 case .inspect(let frame) where frame.type == UInt8(ascii: "C"):
                     if CatalogChangeTag.changesCatalog(server.inbound.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)) {
                         ranCatalogChange = true
                     }
+                    auditServerMessage(frame, from: server)
+                    client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
+                    server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
+                case .inspect(let frame) where frame.type == UInt8(ascii: "I") || frame.type == UInt8(ascii: "s"):
+                    // EmptyQueryResponse, PortalSuspended: inspected for the audit stream only.
+                    auditServerMessage(frame, from: server)
                     client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
                     server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
                 case .inspect(let frame):
@@ -283,6 +319,7 @@ final class ClientSession: LegDelegate {
                         shared.catalogs.catalogChanged()
                     }
                     serverBusy = !clientTracker.isAtMessageBoundary || client.inbound.readableBytes > 0
+                    auditServerMessage(frame, from: server)
                     client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
                     server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
                 case .needMoreBytes:
@@ -331,7 +368,9 @@ final class ClientSession: LegDelegate {
     // MARK: - Cancel (55.2.7 Canceling Requests in Progress)
 
     private func forwardCancel(processID: Int32, secretKey: [UInt8]) {
-        guard let entry = shared.cancelRegistry.lookup(.init(processID: processID, secretKey: secretKey)) else {
+        let entry = shared.cancelRegistry.lookup(.init(processID: processID, secretKey: secretKey))
+        auditCancelRequest(processID: processID, known: entry != nil)
+        guard let entry else {
             // As PostgreSQL: an unknown key is ignored without a reply.
             logger.info("cancel request with unknown key ignored")
             return
@@ -358,6 +397,7 @@ final class ClientSession: LegDelegate {
 
     func legHandshakeFailed(_ leg: Leg, reason: String) {
         logger.info("client TLS handshake failed: \(reason)")
+        auditTLSFailed(reason)
         finish(reason: nil, flushClient: false)
     }
 
@@ -386,6 +426,7 @@ final class ClientSession: LegDelegate {
     /// Ends the session. With `flushClient`, pending bytes to the client are written first.
     func finish(reason: String?, flushClient: Bool) {
         if let reason { logger.info("session closed: \(reason)") }
+        auditDisconnected()
         refusalLog.logSummary(to: logger, at: loop.now())
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
         abandonClassification()
@@ -469,9 +510,11 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
         // Read-only sessions: errors, for the gate. Read-write sessions: CommandComplete, so DDL
         // through the proxy refreshes the catalog snapshots the gate relies on.
+        let serverTypes: Set<UInt8> = readOnlyGate == nil ? [UInt8(ascii: "Z"), UInt8(ascii: "C")]
+                                                          : [UInt8(ascii: "Z"), UInt8(ascii: "E"), UInt8(ascii: "S")]
         serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max),
-                                             inspecting: readOnlyGate == nil ? [UInt8(ascii: "Z"), UInt8(ascii: "C")]
-                                                                             : [UInt8(ascii: "Z"), UInt8(ascii: "E"), UInt8(ascii: "S")])
+                                             inspecting: audit == nil ? serverTypes : serverTypes.union(Self.auditedServerTypes))
+        auditBackendStarted(processID: link.processID)
         if readOnlyGate != nil { _ = tripwire.startupParametersReceived(link.parameters) }
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
         run(machine.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,

@@ -20,6 +20,9 @@ public struct UpstreamRequest: Sendable {
     public var mode: IdentityMode
     /// Startup parameters to pass through (user/database/replication removed).
     public var parameters: [StartupParameter]
+    /// The pg_hba.conf method and "file:line" of the rule the login matched (for the audit stream).
+    public var authMethod: String? = nil
+    public var ruleOrigin: String? = nil
 }
 
 /// The client side of a session until it is handed to forwarding: SSL/GSS negotiation, the
@@ -369,7 +372,8 @@ public struct ClientStartupMachine {
         let upstreamTarget = identity.map { target.connecting(as: $0) } ?? target
         let request = UpstreamRequest(
             database: upstreamTarget, databaseName: login.database, clientUser: login.user,
-            serverUser: serverUser, serverPassword: serverPassword, mode: mode, parameters: parameters)
+            serverUser: serverUser, serverPassword: serverPassword, mode: mode, parameters: parameters,
+            authMethod: AuthenticationFailure.methodName(login.rule.method), ruleOrigin: login.rule.origin)
         if preamble.readableBytes > 0 {
             return .sendBytesThenConnect(preamble, request)
         }

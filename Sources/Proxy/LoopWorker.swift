@@ -61,6 +61,8 @@ final class LoopWorker {
     private var evictionLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
     let pool: PoolManager
     let policy: LoopPolicy
+    /// This loop's audit queue when `audit = on` (set before the loop runs).
+    var audit: LoopAudit?
     /// Loop 0 handles process signals and tells the others.
     var onSignal: ((Int32) -> Void)?
 
@@ -84,6 +86,7 @@ final class LoopWorker {
             if let control = message as? LoopControl { self.controlReceived(control) }
             else if let done = message as? ClassificationDone { self.policy.deliver(done) }
             else if let done = message as? LookupDone { self.pool.lookups.deliver(done) }
+            else if message is AuditRoom { self.audit?.roomAvailable() }
         }
     }
 
@@ -308,6 +311,7 @@ final class LoopWorker {
                                     policy: policy, sessionID: nextSessionID, prestart: prestart)
         nextSessionID += 1
         session.onFinish = { [unowned self] session in self.sessionFinished(session) }
+        if let audit { session.enableAudit(audit) }
         let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
         // Authenticated: no longer counted as a connection in start-up, and the address's
         // failed-login history is forgiven.

@@ -106,6 +106,7 @@ public final class ProxyServer {
         let catalogRefresher = CatalogRefresher(store: shared.catalogs, logger: logger) { reloader.current.config }
         shared.catalogs.setRefreshHandler { catalogRefresher.refreshSoon() }
         catalogRefresher.start()
+        let auditStream = try AuditStream.start(runtime.config.general.audit, loops: workers, mailboxes: mailboxes, logger: logger)
         var threads: [pthread_t] = []
         let sockets = tcpSockets
         let unixListeners = unixSockets
@@ -116,6 +117,7 @@ public final class ProxyServer {
                 do { loop = try EventLoop(index: worker) } catch { fatalError("could not create event loop: \(error)") }
                 mailboxes.set(worker, loop.mailbox)
                 let context = LoopWorker(loop: loop, runtime: runtime, shared: shared, counter: counter, loads: loads, mailboxes: mailboxes)
+                context.audit = auditStream?.loopAudit(worker)
                 context.startSweeper()
                 for (fd, label) in mine {
                     do { try context.addListener(fd: fd, label: label) } catch { fatalError("could not register listener: \(error)") }
@@ -126,6 +128,7 @@ public final class ProxyServer {
                         switch signo {
                         case SIGHUP:
                             baseLogger.info("received SIGHUP, reloading configuration files")
+                            auditStream?.writer.requestReopen()
                             // Loading may wait on the upstream (role membership for +group), so
                             // it runs off the loop; the loops get the new runtime whole, or
                             // keep the old one when anything in it has errors.
@@ -149,12 +152,14 @@ public final class ProxyServer {
                                     // Reported once every loop has it in force (portcullis reload waits for this).
                                     if applied.wait(timeout: .seconds(30)) {
                                         baseLogger.info("configuration reloaded")
+                                        auditStream?.reloaded(ok: true, path: path)
                                         reporter.report(startedAt: startedAt, outcome: .applied)
                                     } else {
                                         baseLogger.error("configuration reloaded, but not every event loop confirmed it within 30 s")
                                         reporter.report(startedAt: startedAt, outcome: .unconfirmed)
                                     }
                                 } catch {
+                                    auditStream?.reloaded(ok: false, path: path, errors: "\(error)")
                                     baseLogger.error("configuration file \"\(path)\" contains errors; unaffected changes were not applied:\n\(error)")
                                     reporter.report(startedAt: startedAt, outcome: .refused, errors: ["\(error)"])
                                 }
@@ -175,6 +180,8 @@ public final class ProxyServer {
         ServiceNotifier.ready()
         Self.warnAboutOverprivilegedRoles(runtime.config, logger: logger)
         for thread in threads { LoopThread.join(thread) }
+        // Every loop has drained: what their sessions queued is written before exit.
+        auditStream?.writer.stop()
         for (_, path) in unixSockets { unlink(path) }
         closeDescriptor(signalFD)
         reporter.finish()

@@ -48,11 +48,14 @@ final class ExampleConfigTests: XCTestCase {
             "client_tls_ciphers", "client_tls_ciphersuites", "client_tls_direct", "alice",
             "max_startup_connections", "max_startup_connections_per_address", "startup_first_byte_timeout",
             "auth_failure_delay", "pid_file",
+            "audit", "audit_sinks", "audit_json_fsync", "audit_queue_size", "audit_queue_full",
+            "audit_statement_text", "audit_classes",
         ])
 
         let config = try ConfigLoader.parse(uncommented.joined(separator: "\n"), fileName: "uncommented.ini")
         let general = config.general
         let defaults = GeneralSettings()
+        XCTAssertEqual(general.audit, defaults.audit)
         XCTAssertEqual(general.listenAddresses, defaults.listenAddresses)
         XCTAssertEqual(general.listenPort, defaults.listenPort)
         XCTAssertEqual(general.unixSocketDirectories, defaults.unixSocketDirectories)

@@ -94,6 +94,7 @@ final class ProxyProcess: @unchecked Sendable {
             host_auth_method = scram-sha-256
             log_level = \(options.logLevel)
             \(options.extraSettings.joined(separator: "\n"))
+            \(auditOverride(harness: harness, options: options, port: port))
 
             [tls]
             client_tls = \(options.clientTLS)
@@ -115,6 +116,15 @@ final class ProxyProcess: @unchecked Sendable {
             \(options.extraSections.joined(separator: "\n\n"))
 
             """
+    }
+
+    /// PORTCULLIS_IT_AUDIT=1 runs every proxy the tests start with the audit stream on (to a
+    /// JSON file kept after the run, /tmp/portcullis-it-audit.<pid>.<port>.json, to look at),
+    /// so the byte-path tests also run with it.
+    private static func auditOverride(harness: Harness, options: Options, port: Int) -> String {
+        guard ProcessInfo.processInfo.environment["PORTCULLIS_IT_AUDIT"] == "1",
+              !options.extraSettings.contains(where: { $0.hasPrefix("audit") }) else { return "" }
+        return "audit = on\naudit_sinks = json:/tmp/portcullis-it-audit.\(getpid()).\(port).json"
     }
 
     /// Readiness wait, not a speed assertion: `pg_isready` exits 0 once something answers the

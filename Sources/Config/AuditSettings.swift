@@ -1,0 +1,105 @@
+/// The audit stream's settings ([portcullis] `audit*` keys; docs/AUDIT.md).
+public struct AuditSettings: Sendable, Equatable {
+    public enum Sink: Sendable, Equatable {
+        case journald
+        /// JSON lines to a file (nil: standard output).
+        case json(path: String?)
+    }
+
+    public enum Fsync: Sendable, Equatable {
+        case off
+        case batch
+        case interval(Duration)
+    }
+
+    public enum QueueFull: String, Sendable, CaseIterable {
+        case backpressure
+        case drop
+    }
+
+    /// How much of a statement's text the record carries. Passwords are masked in every mode.
+    public enum TextMode: String, Sendable, CaseIterable {
+        case full
+        /// libpg_query's normalize: constants become `$n`.
+        case normalized
+        case none
+    }
+
+    /// pgAudit's classes (`pgaudit.log`).
+    public static let classNames = ["READ", "WRITE", "FUNCTION", "ROLE", "DDL", "MISC", "MISC_SET"]
+
+    public var enabled = false
+    public var sinks: [Sink] = [.journald]
+    public var jsonFsync: Fsync = .off
+    public var queueSize = 10_000
+    public var queueFull: QueueFull = .backpressure
+    public var statementText: TextMode = .full
+    /// Upper-case class names logged; statements of other classes are not recorded.
+    public var classes: Set<String> = Set(Self.classNames)
+
+    public init() {}
+}
+
+extension ConfigBuilder {
+    /// `audit`, `audit_sinks`, `audit_json_fsync`, `audit_queue_size`, `audit_queue_full`,
+    /// `audit_statement_text`, `audit_classes`.
+    mutating func applyAudit(_ entry: IniDocument.Entry) throws(SettingError) -> Bool {
+        let value = entry.value
+        switch entry.key {
+        case "audit":
+            config.general.audit.enabled = try SettingValue.boolean(value)
+        case "audit_sinks":
+            var sinks: [AuditSettings.Sink] = []
+            for item in try SettingValue.list(value) {
+                if item == "journald" {
+                    sinks.append(.journald)
+                } else if item == "json:stdout" {
+                    sinks.append(.json(path: nil))
+                } else if item.hasPrefix("json:"), item.count > 5, item.dropFirst(5).hasPrefix("/") {
+                    sinks.append(.json(path: String(item.dropFirst(5))))
+                } else {
+                    throw SettingError("\"\(item)\" is not a valid audit sink; expected journald, json:stdout or json:/absolute/path")
+                }
+            }
+            guard !sinks.isEmpty else { throw SettingError("at least one audit sink is needed") }
+            config.general.audit.sinks = sinks
+        case "audit_json_fsync":
+            switch value.lowercased() {
+            case "off": config.general.audit.jsonFsync = .off
+            case "batch": config.general.audit.jsonFsync = .batch
+            default:
+                let every = try SettingValue.duration(value)
+                guard every > .zero else { throw SettingError("must be off, batch or a positive duration") }
+                config.general.audit.jsonFsync = .interval(every)
+            }
+        case "audit_queue_size":
+            config.general.audit.queueSize = try SettingValue.integer(value, in: 16...10_000_000)
+        case "audit_queue_full":
+            config.general.audit.queueFull = try SettingValue.choice(value, of: AuditSettings.QueueFull.self)
+        case "audit_statement_text":
+            config.general.audit.statementText = try SettingValue.choice(value, of: AuditSettings.TextMode.self)
+        case "audit_classes":
+            config.general.audit.classes = try Self.auditClasses(value)
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// pgAudit-style: `all`, or a list of class names (case-insensitive).
+    static func auditClasses(_ value: String) throws(SettingError) -> Set<String> {
+        var classes: Set<String> = []
+        for item in try SettingValue.list(value) {
+            let upper = item.uppercased()
+            if upper == "ALL" {
+                classes.formUnion(AuditSettings.classNames)
+            } else if AuditSettings.classNames.contains(upper) {
+                classes.insert(upper)
+            } else {
+                throw SettingError("\"\(item)\" is not an audit class; expected all or any of "
+                    + AuditSettings.classNames.joined(separator: ", "))
+            }
+        }
+        return classes
+    }
+}

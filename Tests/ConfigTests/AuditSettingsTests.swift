@@ -1,0 +1,58 @@
+import XCTest
+@testable import Config
+
+final class AuditSettingsTests: XCTestCase {
+    private func load(_ lines: String, identity: String = "") throws -> PortcullisConfig {
+        try ConfigLoader.parse("""
+            [portcullis]
+            \(lines)
+            [databases]
+            app = host=127.0.0.1 port=5432 dbname=app sslmode=disable
+            [identities]
+            agent = mode=read-only password='md5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' \(identity)
+            [tls]
+            client_tls = disable
+            """, fileName: "audit.ini")
+    }
+
+    func testDefaultsAreOff() throws {
+        let audit = try load("").general.audit
+        XCTAssertFalse(audit.enabled)
+        XCTAssertEqual(audit.sinks, [.journald])
+        XCTAssertEqual(audit.queueFull, .backpressure)
+        XCTAssertEqual(audit.queueSize, 10_000)
+        XCTAssertEqual(audit.statementText, .full)
+        XCTAssertEqual(audit.classes, Set(AuditSettings.classNames))
+    }
+
+    func testEverySetting() throws {
+        let config = try load("""
+            audit = on
+            audit_sinks = journald, json:/var/log/portcullis/audit.json, json:stdout
+            audit_json_fsync = 500ms
+            audit_queue_size = 64
+            audit_queue_full = drop
+            audit_statement_text = normalized
+            audit_classes = read, WRITE, misc_set
+            """, identity: "audit_statement_text=none")
+        let audit = config.general.audit
+        XCTAssertTrue(audit.enabled)
+        XCTAssertEqual(audit.sinks, [.journald, .json(path: "/var/log/portcullis/audit.json"), .json(path: nil)])
+        XCTAssertEqual(audit.jsonFsync, .interval(.milliseconds(500)))
+        XCTAssertEqual(audit.queueSize, 64)
+        XCTAssertEqual(audit.queueFull, .drop)
+        XCTAssertEqual(audit.statementText, .normalized)
+        XCTAssertEqual(audit.classes, ["READ", "WRITE", "MISC_SET"])
+        XCTAssertEqual(config.identities["agent"]?.auditStatementText, AuditSettings.TextMode.none)
+        XCTAssertEqual(try load("audit_json_fsync = batch").general.audit.jsonFsync, .batch)
+    }
+
+    func testBadValuesAreErrorsWithTheirLine() {
+        for bad in ["audit_sinks = json:relative.json", "audit_sinks = syslog", "audit_queue_full = block",
+                    "audit_classes = read, select", "audit_statement_text = some", "audit_queue_size = 1", "audit_bogus = 1"] {
+            XCTAssertThrowsError(try load(bad), bad) { error in
+                XCTAssertTrue("\(error)".contains("audit.ini:2"), "\(bad): \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// The audit stream end to end: a proxy with `audit = on` writing to a real journald and a
+/// JSON lines file; records are read back (journalctl -o json, the file) and checked field by
+/// field after the proxy was stopped with SIGTERM (which flushes the writer).
+final class AuditStreamTests: IntegrationTestCase {
+    private func startJournald() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let result = try runCommand("\(root)/scripts/start-journald.sh", [], environment: [:], timeout: 30)
+        if result.status != 0 { throw XCTSkip("no journald: \(result.stderr)") }
+    }
+
+    private func auditProxy(_ settings: [String]) throws -> (ProxyProcess, String) {
+        let harness = try harness
+        let dir = try harness.makeDir("audit")
+        let file = "\(dir)/audit.json"
+        var options = ProxyProcess.Options(upstream: harness.cluster)
+        options.extraSettings = ["audit = on"] + settings.map { $0.replacingOccurrences(of: "@FILE@", with: file) }
+        return (try ProxyProcess(harness: harness, options: options), file)
+    }
+
+    private func psql(_ proxy: ProxyProcess, _ sql: String, user: String = "app_rw") throws -> CommandResult {
+        try runPsql(conninfo: proxy.endpoint.conninfo(user: user), sql: sql, env: proxy.endpoint.env(user: user))
+    }
+
+    private func jsonRecords(_ path: String) throws -> [[String: Any]] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return try text.split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8))
+            return try XCTUnwrap(object as? [String: Any], "not an object: \(line)")
+        }
+    }
+
+    private func journalRecords(pid: Int32) throws -> [[String: Any]] {
+        let result = try runCommand("/usr/bin/journalctl", ["-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=portcullis", "_PID=\(pid)"],
+                                    environment: [:], timeout: 30)
+        return result.stdout.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+    }
+
+    private func statements(_ records: [[String: Any]], key: (String) -> String, containing text: String) -> [[String: Any]] {
+        records.filter { ($0[key("audit_event")] as? String) == "statement" && "\($0[key("message")] ?? "")".contains(text) }
+    }
+
+    func testStatementsAndConnectionEventsReachJournaldAndTheJSONFile() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        try startJournald()
+        let (proxy, file) = try auditProxy(["audit_sinks = journald, json:@FILE@"])
+        let table = marker("audit")
+        let secret = "supersecret_\(table)"
+        // A write, a read and DDL by the read-write identity, in one multi-statement Query.
+        assertSucceeded(try psql(proxy, "CREATE TABLE \(table) (a int); INSERT INTO \(table) VALUES (1), (2); SELECT * FROM \(table)"),
+                        "multi-statement query")
+        // A failing statement, and a role with a password (fails or not: never logged in clear).
+        XCTAssertNotEqual(try psql(proxy, "SELECT 1/0 AS \(table)_div").status, 0)
+        _ = try psql(proxy, "CREATE ROLE \(table)_role PASSWORD '\(secret)'")
+        _ = try harness.cluster.superuserPsql("DROP ROLE IF EXISTS \(table)_role", dbname: "app")
+        _ = try psql(proxy, "SELECT set_config('portcullis.secret_password', '\(secret)', false)")
+        // The read-only identity: a read, and a write the gate refuses.
+        assertSucceeded(try psql(proxy, "SELECT count(*) AS \(table)_byro FROM \(table)", user: "app_ro"), "read by app_ro")
+        XCTAssertNotEqual(try psql(proxy, "DELETE FROM \(table) WHERE a = 1", user: "app_ro").status, 0)
+        // The extended protocol (pgbench -M extended: Parse/Bind/Describe/Execute/Sync).
+        let scriptDir = try harness.makeDir("audit-pgbench")
+        try "SELECT count(*) AS \(table)_ext FROM \(table) WHERE a > 0;\n".write(toFile: "\(scriptDir)/q.sql", atomically: true, encoding: .utf8)
+        assertSucceeded(try runPgbench(conninfo: proxy.endpoint.conninfo(), arguments: ["-n", "-M", "extended", "-t", "2", "-f", "\(scriptDir)/q.sql"],
+                                       env: proxy.endpoint.env()), "pgbench -M extended")
+        _ = try harness.cluster.superuserPsql("DROP TABLE IF EXISTS \(table)", dbname: "app")
+        let pid = try XCTUnwrap(proxy.endpoint.proxyPID)
+        proxy.stop()  // SIGTERM: loops drain, the writer flushes
+
+        let json = try jsonRecords(file)
+        var journal: [[String: Any]] = []
+        XCTAssertTrue(poll(timeout: 10) {
+            journal = (try? journalRecords(pid: pid)) ?? []
+            return journal.count >= json.count && !json.isEmpty
+        }, "journald has \(journal.count) records, the file \(json.count)")
+        let rawFile = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        XCTAssertFalse(rawFile.contains(secret), "a password reached the JSON file")
+        XCTAssertFalse(journal.contains { "\($0)".contains(secret) }, "a password reached journald")
+
+        for (records, key) in [(json, { (name: String) in name }), (journal, { (name: String) in name.uppercased() })] {
+            let sink = records.first?[key("message")] != nil && key("x") == "X" ? "journald" : "json"
+            func field(_ record: [String: Any], _ name: String) -> String? { record[key(name)].map { "\($0)" } }
+
+            let insert = statements(records, key: key, containing: "INSERT INTO \(table)")
+            XCTAssertEqual(insert.count, 1, sink)
+            if let record = insert.first {
+                XCTAssertTrue(field(record, "message")?.hasPrefix("AUDIT: SESSION,") == true, sink)
+                XCTAssertEqual(field(record, "audit_class"), "WRITE", sink)
+                XCTAssertEqual(field(record, "audit_command"), "INSERT", sink)
+                XCTAssertEqual(field(record, "outcome"), "ok", sink)
+                XCTAssertEqual(field(record, "rows"), "2", sink)
+                XCTAssertEqual(field(record, "db_user"), "app_rw", sink)
+                XCTAssertEqual(field(record, "db_name"), "app", sink)
+                XCTAssertEqual(field(record, "client_addr"), "127.0.0.1", sink)
+                XCTAssertEqual(field(record, "audit_substatement_id"), "2", sink)
+                XCTAssertEqual(field(record, "audit_statement"), "INSERT INTO \(table) VALUES (1), (2)", sink)
+                XCTAssertEqual(field(record, "transaction_status"), "I", sink)
+                XCTAssertNotNil(field(record, "backend_pid"), sink)
+            }
+            let create = statements(records, key: key, containing: "CREATE TABLE \(table)")
+            XCTAssertEqual(create.first.flatMap { field($0, "audit_class") }, "DDL", sink)
+            XCTAssertEqual(create.first.flatMap { field($0, "audit_substatement_id") }, "1", sink)
+            XCTAssertEqual(create.first.flatMap { field($0, "audit_statement_id") },
+                           insert.first.flatMap { field($0, "audit_statement_id") }, "one statement id per Query string (\(sink))")
+            let select = statements(records, key: key, containing: "SELECT * FROM \(table)")
+            XCTAssertEqual(select.first.flatMap { field($0, "audit_class") }, "READ", sink)
+            XCTAssertEqual(select.first.flatMap { field($0, "rows") }, "2", sink)
+
+            let division = statements(records, key: key, containing: "\(table)_div")
+            XCTAssertEqual(division.first.flatMap { field($0, "outcome") }, "failed", sink)
+            XCTAssertEqual(division.first.flatMap { field($0, "sqlstate") }, "22012", sink)
+
+            let role = statements(records, key: key, containing: "\(table)_role")
+            XCTAssertEqual(role.first.flatMap { field($0, "audit_class") }, "ROLE", sink)
+            XCTAssertTrue(role.first.flatMap { field($0, "message") }?.contains("<redacted>") == true, "\(role) (\(sink))")
+
+            let readOnly = statements(records, key: key, containing: "\(table)_byro")
+            XCTAssertEqual(readOnly.first.flatMap { field($0, "db_user") }, "app_ro", sink)
+            XCTAssertEqual(readOnly.first.flatMap { field($0, "outcome") }, "ok", sink)
+            let refused = statements(records, key: key, containing: "DELETE FROM \(table)")
+            XCTAssertEqual(refused.count, 1, sink)
+            XCTAssertEqual(refused.first.flatMap { field($0, "outcome") }, "refused", sink)
+            XCTAssertEqual(refused.first.flatMap { field($0, "sqlstate") }, "25006", sink)
+            XCTAssertEqual(refused.first.flatMap { field($0, "audit_class") }, "WRITE", sink)
+            XCTAssertEqual(refused.first.flatMap { field($0, "db_user") }, "app_ro", sink)
+
+            let extended = statements(records, key: key, containing: "\(table)_ext")
+            XCTAssertEqual(extended.count, 2, "pgbench ran the extended-protocol query twice (\(sink))")
+            XCTAssertEqual(extended.first.flatMap { field($0, "audit_class") }, "READ", sink)
+            XCTAssertEqual(extended.first.flatMap { field($0, "rows") }, "1", sink)
+
+            // Connection events: each psql/pgbench session connects, authenticates, disconnects.
+            let kinds = records.compactMap { field($0, "audit_event") }
+            for kind in ["connect", "authenticated", "disconnect"] {
+                XCTAssertGreaterThanOrEqual(kinds.filter { $0 == kind }.count, 8, "\(kind) (\(sink))")
+            }
+            let authenticated = records.first { field($0, "audit_event") == "authenticated" && field($0, "db_user") == "app_ro" }
+            XCTAssertEqual(authenticated.flatMap { field($0, "auth_method") }, "scram-sha-256", sink)
+            XCTAssertEqual(authenticated.flatMap { field($0, "server_user") }, "app_ro", sink)
+            XCTAssertNotNil(authenticated.flatMap { field($0, "hba_line") }, sink)
+            XCTAssertNotNil(authenticated.flatMap { field($0, "tls_version") }, sink)
+            let disconnect = records.first { field($0, "audit_event") == "disconnect" && field($0, "db_user") == "app_ro" }
+            XCTAssertNotNil(disconnect.flatMap { field($0, "bytes_in") }, sink)
+            XCTAssertNotNil(disconnect.flatMap { field($0, "duration_us") }, sink)
+            XCTAssertEqual(disconnect.flatMap { field($0, "statements") }, "1", sink)
+        }
+    }
+
+    func testAuthenticationFailureIsRecordedWithoutThePassword() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@"])
+        let wrong = "wrongpw_\(marker("pw"))"
+        let result = try runPsql(conninfo: proxy.endpoint.conninfo(user: "app_ro"), sql: "SELECT 1", env: ["PGPASSWORD": wrong])
+        XCTAssertNotEqual(result.status, 0)
+        proxy.stop()
+        let records = try jsonRecords(file)
+        let failure = records.first { ($0["audit_event"] as? String) == "authentication_failed" }
+        XCTAssertEqual(failure?["db_user"] as? String, "app_ro")
+        XCTAssertEqual(failure?["auth_method"] as? String, "scram-sha-256")
+        XCTAssertEqual(failure?["sqlstate"] as? String, "28P01")
+        XCTAssertFalse(((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains(wrong))
+    }
+
+    func testStatementTextModesNormalizedAndNone() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let literal = marker("literal")
+        for mode in ["normalized", "none"] {
+            let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@", "audit_statement_text = \(mode)",
+                                                "audit_classes = read, role"])
+            assertSucceeded(try psql(proxy, "SELECT '\(literal)' AS a, 42 AS b"), "select (\(mode))")
+            _ = try psql(proxy, "ALTER ROLE nobody_audit_test PASSWORD 'pw_\(literal)'")
+            assertSucceeded(try psql(proxy, "SET application_name = 'x'"), "a MISC_SET statement, not logged")
+            proxy.stop()
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            XCTAssertFalse(text.contains(literal), "\(mode): a literal reached the stream:\n\(text)")
+            let records = try jsonRecords(file).filter { ($0["audit_event"] as? String) == "statement" }
+            XCTAssertEqual(records.compactMap { $0["audit_class"] as? String }.sorted(), ["READ", "ROLE"], mode)
+            let read = records.first { ($0["audit_class"] as? String) == "READ" }
+            switch mode {
+            case "normalized":
+                XCTAssertEqual(read?["audit_statement"] as? String, "SELECT $1 AS a, $2 AS b")
+                XCTAssertEqual(read?["message"] as? String, "AUDIT: SESSION,1,1,READ,SELECT,,,\"SELECT $1 AS a, $2 AS b\",<not logged>")
+            default:
+                XCTAssertNil(read?["audit_statement"])
+                XCTAssertEqual(read?["message"] as? String, "AUDIT: SESSION,1,1,READ,SELECT,,,<not logged>,<not logged>")
+            }
+        }
+    }
+
+    /// A queue far smaller than the load, in backpressure mode: every statement is recorded,
+    /// in order per session (statement ids count up without gaps).
+    func testSmallQueueUnderBackpressureLosesNothing() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@", "audit_queue_size = 16", "audit_queue_full = backpressure",
+                                            "workers = 1"])
+        let tag = marker("bp")
+        let scriptDir = try harness.makeDir("audit-bp")
+        try "SELECT 1 AS \(tag);\n".write(toFile: "\(scriptDir)/q.sql", atomically: true, encoding: .utf8)
+        assertSucceeded(try runPgbench(conninfo: proxy.endpoint.conninfo(), arguments: ["-n", "-c", "4", "-t", "300", "-f", "\(scriptDir)/q.sql"],
+                                       env: proxy.endpoint.env()), "pgbench")
+        proxy.stop()
+        let records = try jsonRecords(file).filter { "\($0["message"] ?? "")".contains(tag) }
+        XCTAssertEqual(records.count, 1200)
+        var bySession: [Int: [Int]] = [:]
+        for record in records {
+            bySession[(record["session_id"] as? Int) ?? -1, default: []].append((record["audit_statement_id"] as? Int) ?? -1)
+        }
+        XCTAssertEqual(bySession.count, 4)
+        for ids in bySession.values { XCTAssertEqual(ids, Array(1...300)) }
+        XCTAssertFalse(try jsonRecords(file).contains { ($0["audit_event"] as? String) == "audit_dropped" })
+    }
+
+    /// A sink that stops taking records (a FIFO nobody reads: the writer thread blocks in
+    /// write): in backpressure mode the clients stall — nothing is lost, the proxy stays up —
+    /// and finish once the sink takes records again; in drop mode they run on and the drops
+    /// are counted in an audit_dropped record.
+    func testStalledSinkBackpressuresClientsOrDropsAndCounts() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        for mode in ["backpressure", "drop"] {
+            let dir = try harness.makeDir("audit-fifo")
+            let fifo = "\(dir)/audit.fifo"
+            XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+            // Opened for reading first (non-blocking), so the proxy's open for writing returns.
+            let readFD = open(fifo, O_RDONLY | O_NONBLOCK)
+            XCTAssertGreaterThanOrEqual(readFD, 0)
+            defer { close(readFD) }
+            let (proxy, _) = try auditProxy(["audit_sinks = json:\(fifo)", "audit_queue_size = 16",
+                                             "audit_queue_full = \(mode)", "workers = 1"])
+            let tag = marker("fifo")
+            try "SELECT 1 AS \(tag);\n".write(toFile: "\(dir)/q.sql", atomically: true, encoding: .utf8)
+            let bench = try BackgroundCommand("pgbench", ["-n", "-c", "2", "-t", "500", "-f", "\(dir)/q.sql", proxy.endpoint.conninfo()],
+                                              environment: proxy.endpoint.env(), workDir: dir)
+            defer { bench.signal(SIGKILL) }
+            var collected: [UInt8] = []
+            func drain() {
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = read(readFD, &buffer, buffer.count)
+                    if n <= 0 { return }
+                    collected += buffer[..<n]
+                }
+            }
+            if mode == "backpressure" {
+                // The pipe (64 kB) and the queue fill; then the sessions stop being read.
+                usleep(3_000_000)
+                XCTAssertTrue(bench.isRunning, "pgbench finished although the sink took nothing")
+                XCTAssertTrue(proxy.isAlive)
+            } else {
+                XCTAssertTrue(poll(timeout: 60) { !bench.isRunning }, "drop mode must not stall the clients")
+            }
+            XCTAssertTrue(poll(timeout: 120) { drain(); return !bench.isRunning })
+            let result = try bench.wait(timeout: 10)
+            assertSucceeded(result, "pgbench (\(mode))")
+            let stopper = Thread { proxy.stop() }
+            stopper.start()
+            XCTAssertTrue(poll(timeout: 30) { drain(); return !proxy.isAlive })
+            drain()
+            let lines = String(decoding: collected, as: UTF8.self).split(separator: "\n")
+            let statements = lines.filter { $0.contains(tag) }.count
+            let dropped = lines.filter { $0.contains("\"audit_event\":\"audit_dropped\"") }
+            if mode == "backpressure" {
+                XCTAssertEqual(statements, 1000)
+                XCTAssertTrue(dropped.isEmpty)
+            } else {
+                XCTAssertLessThan(statements, 1000)
+                XCTAssertFalse(dropped.isEmpty, "drops must be reported")
+            }
+        }
+    }
+
+    /// SIGHUP: the JSON file is reopened (logrotate moved it away) and the reload is recorded,
+    /// ok or refused with the error's file:line.
+    func testReloadEventsAndFileReopenOnSIGHUP() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@"])
+        let pid = try XCTUnwrap(proxy.endpoint.proxyPID)
+        let before = marker("before"), after = marker("after")
+        assertSucceeded(try psql(proxy, "SELECT 1 AS \(before)"), "before")
+        XCTAssertTrue(poll(timeout: 10) { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains(before) })
+        XCTAssertEqual(rename(file, file + ".1"), 0)
+        kill(pid, SIGHUP)
+        XCTAssertTrue(poll(timeout: 10) { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains("\"result\":\"ok\"") },
+                      "a reload record in the reopened file")
+        assertSucceeded(try psql(proxy, "SELECT 1 AS \(after)"), "after")
+        // A broken configuration: refused, with the line.
+        let config = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+        try writePrivateConfig(config.replacingOccurrences(of: "[portcullis]", with: "[portcullis]\nbogus_audit_key = 1"), to: proxy.configPath)
+        kill(pid, SIGHUP)
+        XCTAssertTrue(poll(timeout: 10) { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains("\"result\":\"refused\"") })
+        proxy.stop()
+        let old = (try? String(contentsOfFile: file + ".1", encoding: .utf8)) ?? ""
+        let new = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        XCTAssertTrue(old.contains(before) && !old.contains(after))
+        XCTAssertTrue(new.contains(after) && !new.contains(before))
+        let refused = try jsonRecords(file).first { ($0["result"] as? String) == "refused" }
+        XCTAssertEqual(refused?["audit_event"] as? String, "reload")
+        XCTAssertTrue("\(refused?["reason"] ?? "")".contains("bogus_audit_key"), "\(String(describing: refused))")
+    }
+
+    /// Two identities sharing one upstream role are told apart, and an identity's own
+    /// `audit_statement_text` overrides the global mode.
+    func testSharedRoleIdentitiesAndPerIdentityTextMode() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let harness = try harness
+        let verifier = try harness.cluster.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'app_ro'")
+        let dir = try harness.makeDir("audit-agent")
+        let file = "\(dir)/audit.json"
+        var options = ProxyProcess.Options(upstream: harness.cluster)
+        options.extraSettings = ["audit = on", "audit_sinks = json:\(file)"]
+        options.extraIdentities = ["agent = mode=read-only password='\(verifier)' server_user=app_ro server_password='app_ro_pw' audit_statement_text=none"]
+        let proxy = try ProxyProcess(harness: harness, options: options)
+        let literal = marker("agentlit")
+        assertSucceeded(try runPsql(conninfo: proxy.endpoint.conninfo(user: "agent"), sql: "SELECT '\(literal)' AS agent_query",
+                                    env: ["PGPASSWORD": "app_ro_pw"]), "agent")
+        assertSucceeded(try psql(proxy, "SELECT '\(literal)' AS ro_query", user: "app_ro"), "app_ro")
+        proxy.stop()
+        let records = try jsonRecords(file).filter { ($0["audit_event"] as? String) == "statement" }
+        let agent = records.first { ($0["db_user"] as? String) == "agent" }
+        let ro = records.first { ($0["db_user"] as? String) == "app_ro" }
+        XCTAssertEqual(agent?["server_user"] as? String, "app_ro")
+        XCTAssertEqual(ro?["server_user"] as? String, "app_ro")
+        XCTAssertNil(agent?["audit_statement"])
+        XCTAssertEqual(agent?["message"] as? String, "AUDIT: SESSION,1,1,READ,SELECT,,,<not logged>,<not logged>")
+        XCTAssertEqual(ro?["audit_statement"] as? String, "SELECT '\(literal)' AS ro_query")
+    }
+}
