@@ -7,8 +7,10 @@ extension StatementClassifier {
         let n = node.pointee
         switch n.node_case {
         case PG_QUERY__NODE__NODE_SELECT_STMT:
-            let tag = n.select_stmt.pointee.into_clause != nil ? "SELECT INTO" : "SELECT"
-            return Decision(tag: tag, auditClass: .read, refusal: nil)
+            // SELECT INTO creates a table: DDL, as pgAudit's own record of it (its first record
+            // is the inner query's READ,SELECT).
+            let into = n.select_stmt.pointee.into_clause != nil
+            return Decision(tag: into ? "SELECT INTO" : "SELECT", auditClass: into ? .ddl : .read, refusal: nil)
         case PG_QUERY__NODE__NODE_INSERT_STMT: return write("INSERT")
         case PG_QUERY__NODE__NODE_UPDATE_STMT: return write("UPDATE")
         case PG_QUERY__NODE__NODE_DELETE_STMT: return write("DELETE")
@@ -29,7 +31,10 @@ extension StatementClassifier {
         case PG_QUERY__NODE__NODE_FETCH_STMT:
             return allowed(n.fetch_stmt.pointee.ismove != 0 ? "MOVE" : "FETCH", .misc)
         case PG_QUERY__NODE__NODE_CLOSE_PORTAL_STMT: return allowed("CLOSE CURSOR", .misc)
-        case PG_QUERY__NODE__NODE_DEALLOCATE_STMT: return allowed("DEALLOCATE", .misc)
+        case PG_QUERY__NODE__NODE_DEALLOCATE_STMT:
+            // CreateCommandTag (utility.c): DEALLOCATE without a name is DEALLOCATE ALL.
+            let name = n.deallocate_stmt.pointee.name
+            return allowed(name == nil || name?.pointee == 0 ? "DEALLOCATE ALL" : "DEALLOCATE", .misc)
         case PG_QUERY__NODE__NODE_UNLISTEN_STMT: return allowed("UNLISTEN", .misc)
         case PG_QUERY__NODE__NODE_CONSTRAINTS_SET_STMT: return allowed("SET CONSTRAINTS", .misc)
         case PG_QUERY__NODE__NODE_DISCARD_STMT:
@@ -54,13 +59,14 @@ extension StatementClassifier {
         case PG_QUERY__NODE__NODE_NOTIFY_STMT: return policy("NOTIFY", .misc)
         case PG_QUERY__NODE__NODE_VACUUM_STMT:
             return policy(n.vacuum_stmt.pointee.is_vacuumcmd != 0 ? "VACUUM" : "ANALYZE", .misc)
-        case PG_QUERY__NODE__NODE_CLUSTER_STMT: return policy("CLUSTER", .misc)
+        // GetCommandLogLevel (utility.c), which pgAudit follows: CLUSTER and ALTER SYSTEM are DDL.
+        case PG_QUERY__NODE__NODE_CLUSTER_STMT: return policy("CLUSTER", .ddl)
         case PG_QUERY__NODE__NODE_REINDEX_STMT: return policy("REINDEX", .misc)
         case PG_QUERY__NODE__NODE_CHECK_POINT_STMT: return policy("CHECKPOINT", .misc)
         case PG_QUERY__NODE__NODE_LOAD_STMT: return policy("LOAD", .misc)
         case PG_QUERY__NODE__NODE_DO_STMT: return policy("DO", .function)
         case PG_QUERY__NODE__NODE_CALL_STMT: return policy("CALL", .function)
-        case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT: return policy("ALTER SYSTEM", .misc)
+        case PG_QUERY__NODE__NODE_ALTER_SYSTEM_STMT: return policy("ALTER SYSTEM", .ddl)
         case PG_QUERY__NODE__NODE_GRANT_STMT:
             return readOnly(n.grant_stmt.pointee.is_grant != 0 ? "GRANT" : "REVOKE", .role)
         case PG_QUERY__NODE__NODE_GRANT_ROLE_STMT:
@@ -82,7 +88,13 @@ extension StatementClassifier {
         case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT:
             return readOnly("ALTER " + Self.objectName(n.alter_table_stmt.pointee.objtype), .ddl)
         case PG_QUERY__NODE__NODE_RENAME_STMT:
-            return readOnly("ALTER " + Self.objectName(n.rename_stmt.pointee.rename_type), .ddl)
+            // CreateCommandTag (utility.c): renaming a column is tagged by its relation's type;
+            // renaming a role is pgAudit's ROLE class.
+            let rename = n.rename_stmt.pointee
+            let renamed = rename.rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN ? rename.relation_type : rename.rename_type
+            return readOnly("ALTER " + Self.objectName(renamed), rename.rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_ROLE ? .role : .ddl)
+        // pgAudit's ROLE class includes ALTER DEFAULT PRIVILEGES.
+        case PG_QUERY__NODE__NODE_ALTER_DEFAULT_PRIVILEGES_STMT: return readOnly("ALTER DEFAULT PRIVILEGES", .role)
         case PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT:
             return readOnly("ALTER " + Self.objectName(n.alter_object_schema_stmt.pointee.object_type), .ddl)
         case PG_QUERY__NODE__NODE_ALTER_OWNER_STMT:

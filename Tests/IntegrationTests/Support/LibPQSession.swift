@@ -32,6 +32,15 @@ enum QueryProtocol: String, Sendable, CaseIterable {
 /// refused, errors as SQLSTATEs. Not thread-safe; one session per thread.
 final class LibPQSession {
     private let connection: OpaquePointer
+    private let noticeBox = NoticeBox()
+
+    /// Primary texts of the NOTICE/WARNING/… messages received so far (PQsetNoticeReceiver).
+    var notices: [String] { noticeBox.messages }
+    /// The notices received so far, forgetting them.
+    func takeNotices() -> [String] {
+        defer { noticeBox.messages = [] }
+        return noticeBox.messages
+    }
 
     /// `conninfo` may hold a password; it is never echoed into errors.
     init(conninfo: String) throws {
@@ -44,6 +53,13 @@ final class LibPQSession {
             throw CommandError(description: "connection failed: \(message)")
         }
         connection = made
+        // The box outlives the connection (PQfinish in deinit runs before the box is freed).
+        PQsetNoticeReceiver(made, { argument, result in
+            guard let argument, let result else { return }
+            let box = Unmanaged<NoticeBox>.fromOpaque(argument).takeUnretainedValue()
+            let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+            box.messages.append(primary ?? String(cString: PQresultErrorMessage(result)))
+        }, Unmanaged.passUnretained(noticeBox).toOpaque())
     }
 
     deinit { PQfinish(connection) }
@@ -142,4 +158,9 @@ final class LibPQSession {
             return PQOutcome(status: name, sqlState: nil, message: nil, rows: rows)
         }
     }
+}
+
+/// Collects notices for one `LibPQSession` (single-threaded, like the session).
+private final class NoticeBox {
+    var messages: [String] = []
 }
