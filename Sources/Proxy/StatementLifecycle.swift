@@ -230,8 +230,18 @@ struct StatementLifecycle: Sendable {
         return out
     }
 
+    /// Before a CommandComplete, EmptyQueryResponse or PortalSuspended: the Parses at the head
+    /// succeeded, and a Sync at the head whose batch has later operations queued behind it is
+    /// stale — none of those replies can belong to a Sync — so it is dropped rather than
+    /// letting every later reply be matched one operation late.
     private mutating func dropSucceededParses() {
-        while case .parse? = ops.first { ops.removeFirst() }
+        while let head = ops.first {
+            switch head {
+            case .parse: ops.removeFirst()
+            case .sync where ops.count > 1: ops.removeFirst()
+            default: return
+            }
+        }
     }
 
     private mutating func finish(_ record: Record) {

@@ -126,8 +126,7 @@ final class PgAuditAgreementTests: IntegrationTestCase {
         var missing: [String] = []
         for queryProtocol in QueryProtocol.allCases {
             let ours = Self.portcullisRecords(lines, database: "agree_proxy_\(queryProtocol.rawValue)")
-            // At most one record short: the known lag (see the assertion on `missing` below).
-            XCTAssertLessThanOrEqual(Self.corpus.count - ours.count, 1, "one Portcullis record per statement (\(queryProtocol))")
+            XCTAssertEqual(ours.count, Self.corpus.count, "one Portcullis record per statement (\(queryProtocol))")
             guard let theirs = direct[queryProtocol] else { continue }
             for (index, statement) in Self.corpus.enumerated() where queryProtocol == .simple || statement.extended {
                 let label = "\(queryProtocol.rawValue.prefix(3)) #\(index) \(statement.sql.prefix(60))"
@@ -172,11 +171,7 @@ final class PgAuditAgreementTests: IntegrationTestCase {
             \(report.joined(separator: "\n"))
             """)
         XCTAssertGreaterThanOrEqual(compared, 200)
-        // Known open bug (docs/AUDIT.md, "Checked against pgAudit"): in the extended run the
-        // statement lifecycle falls one statement behind from about statement 109 on, so the last
-        // statement's record is still pending at disconnect. Reported above, not failed, until the
-        // tracker is fixed; at most one record may be missing.
-        XCTAssertLessThanOrEqual(missing.count, 1, "statements the audit stream did not record:\n\(missing.joined(separator: "\n"))")
+        XCTAssertTrue(missing.isEmpty, "statements the audit stream did not record:\n\(missing.joined(separator: "\n"))")
         XCTAssertTrue(unexpected.isEmpty, "class/command disagreements with pgAudit:\n\(unexpected.joined(separator: "\n"))")
         for database in databases { _ = try? cluster.query("DROP DATABASE IF EXISTS \(database)") }
     }

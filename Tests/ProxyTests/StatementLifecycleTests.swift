@@ -170,4 +170,24 @@ final class StatementLifecycleTests: XCTestCase {
         XCTAssertEqual(records.map(\.text), ["SELECT * FROM big"])
         XCTAssertEqual(records.map(\.rows), [7])
     }
+
+    /// A Sync left at the head (its ReadyForQuery never seen) must not make every later reply
+    /// match one operation late: a CommandComplete never belongs to a Sync.
+    func testStaleSyncDoesNotShiftLaterStatements() {
+        var life = StatementLifecycle()
+        life.syncReceived()  // a batch whose ReadyForQuery the tracker never saw
+        for (index, text) in ["SELECT 1", "ALTER SYSTEM RESET work_mem", "SELECT pg_reload_conf()"].enumerated() {
+            let t = Int64(index * 100)
+            life.parseReceived(name: "", text: text)
+            life.bindReceived(portal: "", statement: "")
+            life.executeReceived(portal: "", at: t)
+            life.syncReceived()
+            life.commandCompleteReceived(tag: index == 1 ? "ALTER SYSTEM" : "SELECT 1", at: t + 10)
+            let records = life.readyForQueryReceived(status: I, at: t + 20)
+            XCTAssertEqual(records.map(\.text), [text], "statement \(index) recorded at its own ReadyForQuery")
+            XCTAssertEqual(records.first?.finishedAt, t + 10)
+        }
+        XCTAssertEqual(life.statementCount, 3)
+    }
+
 }
