@@ -81,6 +81,11 @@ final class SystemdTests: IntegrationTestCase {
         XCTAssertEqual(result.status, 0, "\(result)\n\(proxy.stderrText())")
         XCTAssertEqual(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "app_rw")
         XCTAssertTrue(proxy.stderrText().contains("passed by systemd"), proxy.stderrText())
+        // MemoryDenyWriteExecute=yes in portcullis.service: after a TLS session and a query,
+        // no mapping is writable and executable at once (no JIT in the Swift runtime or OpenSSL).
+        let maps = try String(contentsOfFile: "/proc/\(proxy.pid)/maps", encoding: .utf8)
+        let writableExecutable = maps.split(separator: "\n").filter { $0.split(separator: " ").dropFirst().first?.hasPrefix("rwx") == true }
+        XCTAssertEqual(writableExecutable, [], "W+X mappings would break under MemoryDenyWriteExecute")
         // Its own listen_port stays unbound.
         let own = Endpoint(port: configuredPort, caFile: harness.caFile, proxyPID: proxy.pid)
         XCTAssertNotEqual(try runPsql(conninfo: own.conninfo(), sql: "SELECT 1", env: own.env(), timeout: 30).status, 0)
