@@ -74,6 +74,9 @@ public final class ProxyServer {
         // then on (the hand-off is per connection, never per message).
         // Socket activation (portcullis.socket): systemd bound the sockets; ours are not bound.
         let activated = ServiceNotifier.listenFDs()
+        for fd in activated where sd_is_socket(fd, Int32(AF_UNSPEC), Int32(SOCK_STREAM.rawValue), 1) <= 0 {
+            throw ProxyStartupError(description: "socket activation: descriptor \(fd) passed by systemd is not a listening stream socket (ListenStream= in portcullis.socket)")
+        }
         var tcpSockets: [(Int32, String)] = activated.map { ($0, "socket passed by systemd (fd \($0))") }
         for host in general.listenAddresses where activated.isEmpty {
             do {
