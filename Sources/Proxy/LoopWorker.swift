@@ -87,6 +87,7 @@ final class LoopWorker {
             else if let done = message as? ClassificationDone { self.policy.deliver(done) }
             else if let done = message as? LookupDone { self.pool.lookups.deliver(done) }
             else if message is AuditRoom { self.audit?.roomAvailable() }
+            else if let probe = message as? WatchdogProbe { probe.answer(loop: self.loop.index) }
         }
     }
 

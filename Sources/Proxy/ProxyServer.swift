@@ -72,8 +72,13 @@ public final class ProxyServer {
         // Bind everything before starting, so that a port in use is a start-up error.
         // Loop 0 accepts and hands each connection to the least-loaded loop, which owns it from
         // then on (the hand-off is per connection, never per message).
-        var tcpSockets: [(Int32, String)] = []
-        for host in general.listenAddresses {
+        // Socket activation (portcullis.socket): systemd bound the sockets; ours are not bound.
+        let activated = ServiceNotifier.listenFDs()
+        for fd in activated where sd_is_socket(fd, Int32(AF_UNSPEC), Int32(SOCK_STREAM.rawValue), 1) <= 0 {
+            throw ProxyStartupError(description: "socket activation: descriptor \(fd) passed by systemd is not a listening stream socket (ListenStream= in portcullis.socket)")
+        }
+        var tcpSockets: [(Int32, String)] = activated.map { ($0, "socket passed by systemd (fd \($0))") }
+        for host in general.listenAddresses where activated.isEmpty {
             do {
                 let fd = try ListeningSocket.tcp(host: host, port: general.listenPort)
                 tcpSockets.append((fd, "\(host):\(general.listenPort)"))
@@ -82,7 +87,7 @@ public final class ProxyServer {
             }
         }
         var unixSockets: [(Int32, String)] = []
-        for directory in general.unixSocketDirectories {
+        for directory in general.unixSocketDirectories where activated.isEmpty {
             do {
                 let (fd, path) = try ListeningSocket.unix(directory: directory, port: general.listenPort,
                                                           permissions: general.unixSocketPermissions, group: general.unixSocketGroup)
@@ -91,7 +96,8 @@ public final class ProxyServer {
                 throw ProxyStartupError(description: "could not create Unix-domain socket in directory \"\(directory)\": \(error)")
             }
         }
-        for host in general.listenAddresses { logger.info("listening on \(host.contains(":") ? "IPv6" : "IPv4") address \"\(host)\", port \(general.listenPort)") }
+        if !activated.isEmpty { logger.info("using \(activated.count) listening socket(s) passed by systemd; listen_addresses, listen_port and unix_socket_directories are not used") }
+        for host in general.listenAddresses where activated.isEmpty { logger.info("listening on \(host.contains(":") ? "IPv6" : "IPv4") address \"\(host)\", port \(general.listenPort)") }
         for (_, path) in unixSockets { logger.info("listening on Unix socket \"\(path)\"") }
         let reporter = ReloadReporter(pidFile: general.pidFile, logger: logger)
         try reporter.start()
@@ -178,8 +184,10 @@ public final class ProxyServer {
             })
         }
         ServiceNotifier.ready()
+        let monitor = ServiceMonitor.start(loops: workers, mailboxes: mailboxes, counter: counter)
         Self.warnAboutOverprivilegedRoles(runtime.config, logger: logger)
         for thread in threads { LoopThread.join(thread) }
+        monitor?.stop()
         // Every loop has drained: what their sessions queued is written before exit.
         auditStream?.writer.stop()
         for (_, path) in unixSockets { unlink(path) }
