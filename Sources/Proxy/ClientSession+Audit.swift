@@ -65,9 +65,10 @@ final class SessionAudit {
 
 extension ClientSession {
     /// Client message types the lifecycle follows (besides the gate's and Terminate).
-    static let auditedClientTypes: Set<UInt8> = Set("QPBECSF".utf8)
+    /// CopyDone and CopyFail end a copy-in: Syncs sent before them are ignored by the server.
+    static let auditedClientTypes: Set<UInt8> = Set("QPBECSFcf".utf8)
     /// Server message types the lifecycle follows.
-    static let auditedServerTypes: Set<UInt8> = Set("CEIsZ".utf8)
+    static let auditedServerTypes: Set<UInt8> = Set("CEIsZG".utf8)
 
     static func textMode(_ mode: AuditSettings.TextMode) -> AuditPreparation.TextMode {
         switch mode {
@@ -214,6 +215,7 @@ extension ClientSession {
         audit.bytesIn += frame.totalLength
         let now = Int64(loop.now().nanoseconds)
         if frame.type == UInt8(ascii: "S") { audit.lifecycle.syncReceived(); return }
+        if frame.type == UInt8(ascii: "c") || frame.type == UInt8(ascii: "f") { audit.lifecycle.copyEndReceived(); return }
         var bytes = ByteBuffer(bytes: client.inbound.readableBytesView.prefix(frame.totalLength))
         guard let message = try? FrontendMessage.decode(frame: frame, from: &bytes) else { return }
         switch message {
@@ -242,6 +244,8 @@ extension ClientSession {
             audit.lifecycle.emptyQueryReceived(at: now)
         case UInt8(ascii: "s"):
             audit.lifecycle.portalSuspendedReceived()
+        case UInt8(ascii: "G"):
+            audit.lifecycle.copyInStarted()
         case UInt8(ascii: "E"):
             guard let (fields, refused) = sentError else { return }
             audit.lifecycle.errorReceived(sqlState: fields.sqlState ?? "XX000", message: fields.message ?? "", refused: refused, at: now)

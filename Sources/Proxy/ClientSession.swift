@@ -301,8 +301,9 @@ final class ClientSession: LegDelegate {
                     auditServerMessage(frame, from: server)
                     client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
                     server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-                case .inspect(let frame) where frame.type == UInt8(ascii: "I") || frame.type == UInt8(ascii: "s"):
-                    // EmptyQueryResponse, PortalSuspended: inspected for the audit stream only.
+                case .inspect(let frame) where frame.type == UInt8(ascii: "I") || frame.type == UInt8(ascii: "s")
+                                             || frame.type == UInt8(ascii: "G"):
+                    // EmptyQueryResponse, PortalSuspended, CopyInResponse: for the audit stream only.
                     auditServerMessage(frame, from: server)
                     client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
                     server.inbound.moveReaderIndex(forwardBy: frame.totalLength)

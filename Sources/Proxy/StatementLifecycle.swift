@@ -63,6 +63,8 @@ struct StatementLifecycle: Sendable {
         case execute(text: String, startedAt: Int64)
         case function(oid: UInt32, startedAt: Int64)
         case sync
+        /// The client's CopyDone or CopyFail, queued before the server's CopyInResponse was seen.
+        case copyEnd
     }
 
     /// Bounds: named statements and portals kept (oldest names forgotten beyond it), texts kept.
@@ -76,6 +78,8 @@ struct StatementLifecycle: Sendable {
     private var nextStatementID: UInt64 = 1
     /// After an extended-protocol error, client messages up to the next Sync are discarded by
     /// the server: they are not queued here either.
+    /// CopyInResponse seen, the client's CopyDone/CopyFail not yet.
+    private var inCopyIn = false
     private var discardingUntilSync = false
     /// Records finished so far (for the disconnect event).
     private(set) var statementCount: UInt64 = 0
@@ -123,8 +127,33 @@ struct StatementLifecycle: Sendable {
     }
 
     mutating func syncReceived() {
+        // In copy-in mode the server ignores Sync (docs 55.2.6 COPY Operations); libpq sends one
+        // right after the Execute of a COPY FROM STDIN and another after CopyDone/CopyFail.
+        guard !inCopyIn else { return }
         discardingUntilSync = false
         ops.append(.sync)
+    }
+
+    /// The client's CopyDone or CopyFail.
+    mutating func copyEndReceived() {
+        if inCopyIn { inCopyIn = false } else { ops.append(.copyEnd) }
+    }
+
+    /// The server's CopyInResponse for the operation at the head: the Syncs the client sent
+    /// after it and before its CopyDone/CopyFail reach the server in copy-in mode and are
+    /// ignored, so they are no batch ends.
+    mutating func copyInStarted() {
+        var index = 1
+        while index < ops.count {
+            switch ops[index] {
+            case .sync: ops.remove(at: index)
+            case .copyEnd:
+                ops.remove(at: index)
+                return
+            default: index += 1
+            }
+        }
+        inCopyIn = true
     }
 
     mutating func functionCallReceived(oid: UInt32, at time: Int64) {
@@ -145,7 +174,7 @@ struct StatementLifecycle: Sendable {
             finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: tag,
                           outcome: .ok, startedAt: startedAt, finishedAt: time))
             ops.removeFirst()
-        case .parse, .function, .sync:
+        case .parse, .function, .sync, .copyEnd:
             break
         }
     }
@@ -158,7 +187,7 @@ struct StatementLifecycle: Sendable {
             ops[0] = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time)
         case .execute:
             ops.removeFirst()
-        case .parse, .function, .sync:
+        case .parse, .function, .sync, .copyEnd:
             break
         }
     }
@@ -185,7 +214,7 @@ struct StatementLifecycle: Sendable {
             finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
                           tag: nil, outcome: outcome, startedAt: startedAt, finishedAt: time))
             ops[0] = .sync  // settled; its ReadyForQuery still ends it
-        case .sync:
+        case .sync, .copyEnd:
             // An error at Sync itself (a failed COMMIT of an implicit transaction): nothing to
             // attribute it to beyond the batch.
             break
@@ -219,7 +248,7 @@ struct StatementLifecycle: Sendable {
                 finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
                               tag: nil, outcome: .ok, startedAt: startedAt, finishedAt: time))
                 break ending
-            case .parse, .execute:
+            case .parse, .execute, .copyEnd:
                 continue ending
             }
         }
@@ -230,18 +259,8 @@ struct StatementLifecycle: Sendable {
         return out
     }
 
-    /// Before a CommandComplete, EmptyQueryResponse or PortalSuspended: the Parses at the head
-    /// succeeded, and a Sync at the head whose batch has later operations queued behind it is
-    /// stale — none of those replies can belong to a Sync — so it is dropped rather than
-    /// letting every later reply be matched one operation late.
     private mutating func dropSucceededParses() {
-        while let head = ops.first {
-            switch head {
-            case .parse: ops.removeFirst()
-            case .sync where ops.count > 1: ops.removeFirst()
-            default: return
-            }
-        }
+        while case .parse? = ops.first { ops.removeFirst() }
     }
 
     private mutating func finish(_ record: Record) {

@@ -171,23 +171,36 @@ final class StatementLifecycleTests: XCTestCase {
         XCTAssertEqual(records.map(\.rows), [7])
     }
 
-    /// A Sync left at the head (its ReadyForQuery never seen) must not make every later reply
-    /// match one operation late: a CommandComplete never belongs to a Sync.
-    func testStaleSyncDoesNotShiftLaterStatements() {
-        var life = StatementLifecycle()
-        life.syncReceived()  // a batch whose ReadyForQuery the tracker never saw
-        for (index, text) in ["SELECT 1", "ALTER SYSTEM RESET work_mem", "SELECT pg_reload_conf()"].enumerated() {
-            let t = Int64(index * 100)
-            life.parseReceived(name: "", text: text)
+    /// Extended-protocol COPY FROM STDIN as libpq sends it: Parse/Bind/Execute/Sync at once, then
+    /// CopyFail (or CopyDone) and a second Sync. The server ignores the first Sync (copy-in mode)
+    /// and answers only the second; later statements must still be matched to their own replies —
+    /// whether the proxy sees the CopyInResponse before or after the client's CopyFail.
+    func testExtendedCopyInIgnoresTheSyncSentDuringCopy() {
+        for copyEndFirst in [false, true] {
+            var life = StatementLifecycle()
+            life.parseReceived(name: "", text: "COPY t FROM STDIN")
             life.bindReceived(portal: "", statement: "")
-            life.executeReceived(portal: "", at: t)
+            life.executeReceived(portal: "", at: 0)
             life.syncReceived()
-            life.commandCompleteReceived(tag: index == 1 ? "ALTER SYSTEM" : "SELECT 1", at: t + 10)
-            let records = life.readyForQueryReceived(status: I, at: t + 20)
-            XCTAssertEqual(records.map(\.text), [text], "statement \(index) recorded at its own ReadyForQuery")
-            XCTAssertEqual(records.first?.finishedAt, t + 10)
+            if copyEndFirst { life.copyEndReceived(); life.syncReceived(); life.copyInStarted() }
+            else { life.copyInStarted(); life.copyEndReceived(); life.syncReceived() }
+            life.errorReceived(sqlState: "57014", message: "COPY from stdin failed", refused: false, at: 10)
+            XCTAssertEqual(life.readyForQueryReceived(status: I, at: 11).map(\.outcome),
+                           [.failed(sqlState: "57014", message: "COPY from stdin failed")])
+            for (index, text) in ["SELECT 1", "SELECT 1/0", "SELECT 2"].enumerated() {
+                let t = Int64(100 * (index + 1))
+                life.parseReceived(name: "", text: text)
+                life.bindReceived(portal: "", statement: "")
+                life.executeReceived(portal: "", at: t)
+                life.syncReceived()
+                if index == 1 { life.errorReceived(sqlState: "22012", message: "division by zero", refused: false, at: t + 10) }
+                else { life.commandCompleteReceived(tag: "SELECT 1", at: t + 10) }
+                let records = life.readyForQueryReceived(status: I, at: t + 20)
+                XCTAssertEqual(records.map(\.text), [text], "copyEndFirst \(copyEndFirst): statement \(index) at its own ReadyForQuery")
+                XCTAssertEqual(records.first?.finishedAt, t + 10)
+            }
+            XCTAssertEqual(life.statementCount, 4)
         }
-        XCTAssertEqual(life.statementCount, 3)
     }
 
 }
