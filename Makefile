@@ -5,7 +5,7 @@ export PATH := $(PATH):/opt/swift/usr/bin
 endif
 CERTS := certs-example/generated
 
-.PHONY: all deps certs build run test fuzz bench clean stop-test-clusters
+.PHONY: all deps certs build run test fuzz bench bench-profile regress client-suites clean stop-test-clusters
 
 all: build
 
@@ -21,14 +21,29 @@ build: deps
 run:
 	scripts/run-demo.sh
 
-# Unit tests and the integration tests (which start their own clusters and proxies), then a
-# short bounded run of every fuzz target (docs/FUZZING.md). Whatever the outcome, leftovers of
-# a killed test process are stopped afterwards.
+# Unit tests and the integration tests (which start their own clusters and proxies; the
+# systemd unit tests boot a container whose root is built once and cached), PostgreSQL's
+# regression suite through session and transaction mode (docs/TRANSACTION_POOLING.md, about
+# 3 minutes), then a short bounded run of every fuzz target (docs/FUZZING.md). Whatever the
+# outcome, leftovers of a killed test process are stopped afterwards.
 test: deps certs
 	swift build
 	scripts/start-journald.sh
+	scripts/systemd-container.sh build || echo "systemd container root not built: SystemdUnitTests will be skipped"
 	status=0; swift test || status=$$?; scripts/stop-test-clusters.sh; \
+	scripts/pg-regress.sh session transaction || status=1; \
 	scripts/fuzz.sh short || status=1; exit $$status
+
+# PostgreSQL's regression suite directly, through session mode and through transaction mode.
+regress: deps certs
+	swift build
+	scripts/pg-regress.sh
+
+# The psycopg and asyncpg test suites directly, through session mode and through transaction
+# mode (about 5 minutes; the three modes run side by side). Also part of `make bench`.
+client-suites: deps certs
+	swift build
+	scripts/client-suites.sh
 
 # Every fuzz target for FUZZ_SECONDS (default 300) each, plus the network fuzzer.
 fuzz: deps certs
@@ -38,7 +53,14 @@ fuzz: deps certs
 # Benchmarks use an optimised build.
 bench: deps certs
 	swift build -c release
-	scripts/bench.sh
+	status=0; scripts/bench.sh || status=$$?; \
+	PORTCULLIS_BIN=.build/release/portcullis scripts/client-suites.sh || status=1; exit $$status
+
+# Proxy and PostgreSQL CPU per transaction, Portcullis next to PgBouncer, with perf counts
+# and profiles (docs/PERFORMANCE.md).
+bench-profile: deps certs
+	swift build -c release
+	PROFILE_PERF=1 scripts/bench-profile.sh
 
 stop-test-clusters:
 	scripts/stop-test-clusters.sh

@@ -6,7 +6,9 @@
 #
 # Environment: BENCH_SECONDS (default 10) per measurement, BENCH_SCALE (default 10),
 # BENCH_CLIENTS (default "1 16 64"), PORTCULLIS_BIN (default: the release build), BENCH_IDLE_CLIENTS (default 100),
-# BENCH_OUT (default docs/BENCHMARKS.md).
+# BENCH_OUT (default docs/BENCHMARKS.md), BENCH_BACKUP (default 1: also run scripts/bench-backup.sh),
+# BENCH_AUDIT (default 1: also run scripts/bench-audit.sh), BENCH_SCALE_RUN (default 1: also run
+# scripts/bench-scale.sh; BENCH_SOAK=0 skips its soak, BENCH_QUICK=1 makes it and bench-audit.sh short).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,6 +18,11 @@ export PATH="$PATH:/opt/swift/usr/bin"
 seconds="${BENCH_SECONDS:-10}"
 scale="${BENCH_SCALE:-10}"
 clients="${BENCH_CLIENTS:-1 16 64}"
+# BENCH_CONNECT_ONLY=1: only the connection-setup table (BENCH_CONNECT_ROUNDS rounds, default 3,
+# targets interleaved, medians), printed to stdout; docs/BENCHMARKS.md is not written.
+connect_only="${BENCH_CONNECT_ONLY:-0}"
+connect_rounds="${BENCH_CONNECT_ROUNDS:-1}"
+if [ "$connect_only" = 1 ]; then clients=""; connect_rounds="${BENCH_CONNECT_ROUNDS:-3}"; fi
 out="${BENCH_OUT:-$repo/docs/BENCHMARKS.md}"
 certdir="$repo/certs-example/generated"
 bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
@@ -41,6 +48,7 @@ proxy_port="$(free_port)"
 proxy_pid=""
 cleanup() {
   set +e
+  [ -n "${spare_pid:-}" ] && kill -TERM "$spare_pid" 2>/dev/null
   if [ -f "$tmp/pgbouncer/pgbouncer.pid" ]; then kill -TERM "$(cat "$tmp/pgbouncer/pgbouncer.pid")" 2>/dev/null; fi
   if [ -n "$proxy_pid" ]; then
     kill -TERM "$proxy_pid" 2>/dev/null
@@ -151,6 +159,7 @@ done
 declare -A mode_tps mode_cpu
 ro_clients="${BENCH_RO_CLIENTS:-16}"
 ro_rounds="${BENCH_RO_ROUNDS:-3}"
+[ "$connect_only" = 1 ] && ro_rounds=0
 if [ -z "$proxy_note" ]; then
   psql -X -q -h "$pgdir" -p "$pg_port" -U postgres -d app -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_ro" >/dev/null
   for round in $(seq 1 "$ro_rounds"); do
@@ -171,6 +180,54 @@ if [ -z "$proxy_note" ]; then
     done
   done
 fi
+# Connection setup: pgbench -C (a new TLS connection, SCRAM login and server session for every
+# transaction), one client, each target; Portcullis as configured above (the default
+# pool_min_idle = 1: one warm spare per pool in use) and, on a second proxy, without spares
+# (pool_min_idle = 0: every client gets a server connection opened for it).
+declare -A conn_tps conn_ms
+conn_targets=(direct pgbouncer portcullis)
+if [ -z "$proxy_note" ]; then
+  spare_port="$(free_port)"
+  PORTCULLIS_EXTRA="pool_max_size = 100"$'\n'"pool_min_idle = 0" \
+    "$here/proxy-config.sh" "$tmp/portcullis-spare.ini" "$pgdir" "$pg_port" "$spare_port" "$certdir" >/dev/null
+  "$bin" run --config "$tmp/portcullis-spare.ini" 2>"$tmp/portcullis-spare.stderr" >/dev/null &
+  spare_pid=$!
+  if wait_ready "$spare_port" 20; then
+    conn_targets+=(portcullis-nospare)
+    target_port[portcullis-nospare]=$spare_port
+  fi
+fi
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "error"; else print v[int((NR + 1) / 2)] }'; }
+declare -A conn_all_tps conn_all_ms
+for round in $(seq 1 "$connect_rounds"); do
+  for target in "${conn_targets[@]}"; do
+    [ "$target" = portcullis ] && [ -n "$proxy_note" ] && continue
+    echo "bench: connection setup, $target, ${seconds}s (round $round of $connect_rounds)"
+    log="$tmp/connect-$target-$round.log"
+    if pgbench -n -S -C -T "$seconds" -c 1 -p "${target_port[$target]}" >"$log" 2>&1; then
+      conn_all_tps[$target]+=" $(sed -n 's/^tps = \([0-9.]*\) (including reconnection times)/\1/p' "$log" | head -n1)"
+      conn_all_ms[$target]+=" $(sed -n 's/^average connection time = \([0-9.]*\) ms/\1/p' "$log" | head -n1)"
+    else
+      cell_errors+=("connection setup, $target: $(grep -m 3 -E 'error|FATAL' "$log" | tr '\n' ' ')")
+    fi
+  done
+done
+for target in "${conn_targets[@]}"; do
+  t="$(echo "${conn_all_tps[$target]:-}" | median)"
+  conn_tps[$target]="$( [ "$t" = error ] && echo error || printf '%.0f' "$t")"
+  conn_ms[$target]="$(echo "${conn_all_ms[$target]:-}" | median)"
+  echo "bench: connection setup, $target: TPS${conn_all_tps[$target]:-} ms${conn_all_ms[$target]:-}"
+done
+[ -n "${spare_pid:-}" ] && { kill -TERM "$spare_pid" 2>/dev/null; wait "$spare_pid" 2>/dev/null || true; }
+if [ "$connect_only" = 1 ]; then
+  echo
+  echo "Connection setup: \`pgbench -n -S -C -T $seconds -c 1\`, median of $connect_rounds rounds (targets interleaved):"
+  printf '| target | TPS incl. connecting | average connection time (ms) |\n| --- | ---: | ---: |\n'
+  for t in "${conn_targets[@]}"; do printf '| %s | %s | %s |\n' "$t" "${conn_tps[$t]:-n/a}" "${conn_ms[$t]:-n/a}"; done
+  for e in "${cell_errors[@]}"; do echo "error: $e"; done
+  exit 0
+fi
+
 classifier_bin="$(dirname "$bin")/portcullis-classifier-bench"
 classifier_table=""
 if [ -x "$classifier_bin" ]; then
@@ -230,6 +287,12 @@ mkdir -p "$(dirname "$out")"
   echo
   printf '| clients | pgbouncer | portcullis |\n| ---: | ---: | ---: |\n'
   for c in $clients; do printf '| %s | %s | %s |\n' "$c" "${cpu[pgbouncer,$c]:-n/a}" "${cpu[portcullis,$c]:-n/a}"; done
+  echo
+  echo "Connection setup: \`pgbench -n -S -C -T $seconds -c 1\` (every transaction on a new TLS connection with SCRAM;"
+  echo "portcullis: the default, one warm spare server connection per pool in use; portcullis-nospare: a second Portcullis with \`pool_min_idle = 0\`):"
+  echo
+  printf '| target | TPS incl. connecting | average connection time (ms) |\n| --- | ---: | ---: |\n'
+  for t in "${conn_targets[@]}"; do printf '| %s | %s | %s |\n' "$t" "${conn_tps[$t]:-n/a}" "${conn_ms[$t]:-n/a}"; done
   echo
   echo "Resident memory per idle TLS client ($idle_clients authenticated idle psql sessions, VmRSS delta / clients):"
   echo "pgbouncer ${idle_mem[pgbouncer]} KiB, portcullis ${idle_mem[portcullis]} KiB."
@@ -294,5 +357,22 @@ mkdir -p "$(dirname "$out")"
   echo "  pgbench -n -S -T $seconds -c CLIENTS -j min(CLIENTS,2) -p PORT"
   echo '```'
 } >"$out"
+# Sub-benchmarks append their own sections (each starts and stops what it needs).
+# BENCH_BACKUP=0 skips the backup one (scripts/bench-backup.sh).
+if [ "${BENCH_BACKUP:-1}" != 0 ]; then
+  echo "bench: backups (scripts/bench-backup.sh)"
+  { echo; PORTCULLIS_BIN="$bin" "$here/bench-backup.sh"; } >>"$out" || echo "- the backup benchmark failed" >>"$out"
+fi
+# BENCH_AUDIT=0 skips the audit-stream one (scripts/bench-audit.sh).
+if [ "${BENCH_AUDIT:-1}" != 0 ]; then
+  echo "bench: audit stream (scripts/bench-audit.sh)"
+  { echo; PORTCULLIS_BIN="$bin" "$here/bench-audit.sh"; } >>"$out" || echo "- the audit benchmark failed" >>"$out"
+fi
+# BENCH_SCALE_RUN=0 skips the scale one (scripts/bench-scale.sh: many clients and 10,000 idle
+# clients on 20 server connections, and the soak; BENCH_SOAK=0 skips only the soak).
+if [ "${BENCH_SCALE_RUN:-1}" != 0 ]; then
+  echo "bench: scale and soak (scripts/bench-scale.sh)"
+  { echo; PORTCULLIS_BIN="$bin" "$here/bench-scale.sh"; } >>"$out" || echo "- the scale benchmark failed" >>"$out"
+fi
 echo "bench: wrote $out"
 cat "$out"

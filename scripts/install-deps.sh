@@ -5,8 +5,9 @@ set -euo pipefail
 
 packages=(
   postgresql-15 postgresql-client-15 postgresql-15-pgaudit
-  libssl-dev libpq-dev libsystemd-dev libzstd-dev libpg-query-dev libprotobuf-c-dev
-  pgbouncer openssl systemd procps iproute2 python3 python3-psycopg util-linux
+  libssl-dev libpq-dev libsystemd-dev libzstd-dev libpg-query-dev libprotobuf-c-dev libcurl4-openssl-dev
+  pgbouncer openssl systemd procps iproute2 python3 python3-psycopg python3-venv gcc util-linux
+  systemd-container debootstrap
 )
 
 missing=()

@@ -19,4 +19,6 @@ for root in "${TMPDIR:-/tmp}"/portcullis-it.*; do
   done
   rm -rf "$root"
 done
+# systemd containers of the unit tests (SystemdUnitTests) whose test process is gone.
+if [ -d /run/portcullis-systemd ]; then "$here/systemd-container.sh" stop-orphans >/dev/null 2>&1; fi
 exit 0

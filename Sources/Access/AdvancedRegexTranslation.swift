@@ -3,12 +3,13 @@
 ///
 /// Translated (outside bracket expressions): class shorthands `\d \D \s \S \w \W`, the
 /// anchors `\A \Z`, word boundaries `\m \M \y \Y` (to glibc's `\< \> \b \B`), the
-/// character escapes `\a \b \t \n \r \f \v \e`, `\B` (a backslash), and a backslash before a
-/// non-alphanumeric character (that character). Back-references `\1`–`\9` stay. Refused, so that a pattern never silently means
-/// something else than in PostgreSQL (fail closed): anything starting with `(?` (non-capturing
-/// groups, lookaround, embedded options), a `***` director, non-greedy quantifiers, other
-/// alphanumeric escapes (`\x`, `\u`, `\c`, `\0`, ...), and a backslash inside a bracket
-/// expression (an escape in ARE, a literal in ERE).
+/// character escapes `\a \b \t \n \r \f \v \e`, `\B` (a backslash), a backslash before a
+/// non-alphanumeric character (that character), and a `{` not followed by a digit (a literal
+/// in ARE, a bound or an error in ERE). Back-references `\1`–`\9` stay. Refused, so that a
+/// pattern never silently means something else than in PostgreSQL (fail closed): anything
+/// starting with `(?` (non-capturing groups, lookaround, embedded options), a `***`
+/// director, non-greedy quantifiers, other alphanumeric escapes (`\x`, `\u`, `\c`, `\0`,
+/// ...), and a backslash inside a bracket expression (an escape in ARE, a literal in ERE).
 enum AdvancedRegexTranslation {
     static func translate(_ pattern: String) -> Result<String, RegexCompileError> {
         let bytes = Array(pattern.utf8)
@@ -53,6 +54,15 @@ enum AdvancedRegexTranslation {
                 }
                 output.append(current)
                 index += 1
+            case UInt8(ascii: "{"):
+                // ARE: a brace not followed by a digit is a literal (`a{,2}` matches "a{,2}");
+                // glibc would read `{,2}` as `{0,2}` and refuse `{x}`.
+                if let next = byte(index + 1), next >= UInt8(ascii: "0"), next <= UInt8(ascii: "9") {
+                    output.append(current)
+                } else {
+                    output.append(contentsOf: [UInt8(ascii: "\\"), current])
+                }
+                index += 1
             case UInt8(ascii: "["):
                 switch copyBracketExpression(bytes, from: index, into: &output) {
                 case .success(let end): index = end
@@ -88,23 +98,30 @@ enum AdvancedRegexTranslation {
             || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
     }
 
-    /// Copies `[...]` unchanged (a leading `]` or `^]` is literal; `[:class:]`, `[.x.]` and
-    /// `[=x=]` may contain `]`) and returns the index after it. An unterminated bracket is
+    /// Copies `[...]` unchanged and returns the index after it. An unterminated bracket is
     /// copied as is, for regcomp to report.
     private static func copyBracketExpression(_ bytes: [UInt8], from start: Int,
                                               into output: inout [UInt8]) -> Result<Int, RegexCompileError> {
+        let scanned = scanBracketExpression(bytes, from: start)
+        if scanned.hasBackslash {
+            return refuse("backslashes inside bracket expressions are")
+        }
+        output.append(contentsOf: bytes[start..<scanned.end])
+        return .success(scanned.end)
+    }
+
+    /// The bracket expression at `start`: the index after its closing `]` (or the end of the
+    /// pattern), and whether a backslash occurs outside its class, collating and equivalence
+    /// names. A leading `]` or `^]` is literal; `[:class:]`, `[.x.]` and `[=x=]` may contain `]`.
+    static func scanBracketExpression(_ bytes: [UInt8], from start: Int) -> (end: Int, hasBackslash: Bool) {
         var index = start + 1
+        var hasBackslash = false
         if index < bytes.count, bytes[index] == UInt8(ascii: "^") { index += 1 }
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1 }
         while index < bytes.count {
             let current = bytes[index]
-            if current == UInt8(ascii: "\\") {
-                return refuse("backslashes inside bracket expressions are")
-            }
-            if current == UInt8(ascii: "]") {
-                output.append(contentsOf: bytes[start...index])
-                return .success(index + 1)
-            }
+            if current == UInt8(ascii: "\\") { hasBackslash = true }
+            if current == UInt8(ascii: "]") { return (index + 1, hasBackslash) }
             if current == UInt8(ascii: "["), index + 1 < bytes.count,
                let delimiter = [UInt8(ascii: ":"), UInt8(ascii: "."), UInt8(ascii: "=")].first(where: { $0 == bytes[index + 1] }) {
                 var close = index + 2
@@ -116,8 +133,7 @@ enum AdvancedRegexTranslation {
             }
             index += 1
         }
-        output.append(contentsOf: bytes[start...])
-        return .success(bytes.count)
+        return (bytes.count, hasBackslash)
     }
 
     private static func refuse<T>(_ what: String) -> Result<T, RegexCompileError> {

@@ -1,3 +1,4 @@
+import Config
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,11 +43,29 @@ struct TokenizedLine: Sendable, Equatable {
 ///   including file's directory);
 /// - a line of exactly two fields whose first token is `include`, `include_if_exists` or
 ///   `include_dir` inserts the lines of other files at that point (PostgreSQL 16+).
+///
+/// One guard PostgreSQL does not have: the nesting depth alone bounds how deep includes go,
+/// not how wide, so a file that includes itself k times (or names `@itself` k times) expands
+/// to k^10 copies — 4 such lines are a million. The tokenizer stops, with an error on the
+/// line where it happened, once the files it opened (one per include or `@file`, repeats
+/// counted) exceed `maxFilesOpened` or their text exceeds `maxBytesRead`; the whole file is
+/// then refused like any other broken one. Real files stay far below both (a pg_hba.conf of
+/// a thousand lines is about 100 kB).
 struct AuthFileTokenizer<Source: ConfigFileSource> {
     let files: Source
+    private(set) var filesOpened = 0
+    private(set) var bytesRead = 0
+    /// Set once a limit is passed: every tokenize() then returns at its next line.
+    private(set) var isExhausted = false
+
+    init(files: Source) {
+        self.files = files
+    }
 
     /// CONF_FILE_MAX_DEPTH in src/include/utils/conffiles.h.
     static var maxDepth: Int { 10 }
+    static var maxFilesOpened: Int { 2_000 }
+    static var maxBytesRead: Int { 4 << 20 }
 
     enum OpenFailure: Error {
         case message(String, errno: Int32?)
@@ -55,26 +74,41 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
     /// open_auth_file(): the nesting-depth guard and the read. (A directory given as a file
     /// is refused here with EISDIR; PostgreSQL opens it and then fails with "could not read
     /// file" on its line 1.)
-    func open(_ path: String, depth: Int) -> Result<String, OpenFailure> {
+    mutating func open(_ path: String, depth: Int) -> Result<String, OpenFailure> {
+        // Attempts refused for depth count too: their error lines are what piles up.
+        filesOpened += 1
+        if filesOpened > Self.maxFilesOpened {
+            return exhausted(path, "more than \(Self.maxFilesOpened) files opened")
+        }
         if depth > Self.maxDepth {
             return .failure(.message("could not open file \"\(path)\": maximum nesting depth exceeded", errno: nil))
         }
         switch files.readFile(atPath: path) {
         case .success(let text):
+            bytesRead += text.utf8.count
+            if bytesRead > Self.maxBytesRead {
+                return exhausted(path, "more than \(Self.maxBytesRead >> 20) MB read")
+            }
             return .success(text)
         case .failure(let error):
             return .failure(.message("could not open file \"\(path)\": \(error.message)", errno: error.errno))
         }
     }
 
+    private mutating func exhausted(_ path: String, _ what: String) -> Result<String, OpenFailure> {
+        isExhausted = true
+        return .failure(.message("could not open file \"\(path)\": the authentication file expands to \(what) "
+                                 + "(does an include or @file reference repeat itself?)", errno: nil))
+    }
+
     /// Tokenizes `text` (the contents of `fileName`) and appends its lines, with included
     /// files' lines spliced in, to `lines`.
-    func tokenize(text: String, fileName: String, depth: Int, into lines: inout [TokenizedLine]) {
+    mutating func tokenize(text: String, fileName: String, depth: Int, into lines: inout [TokenizedLine]) {
         var physical = Array(text.utf8).split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         if text.utf8.last == UInt8(ascii: "\n") { physical.removeLast() }
         var index = 0
         var lineNumber = 1
-        while index < physical.count {
+        while index < physical.count, !isExhausted {
             var buffer = stripLineBreaks(Array(physical[index]))
             index += 1
             var continuations = 0
@@ -172,7 +206,7 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
     }
 
     /// next_field_expand(): one field's comma list, with `@file` references expanded.
-    func nextField(_ line: [UInt8], _ position: inout Int, fileName: String, depth: Int,
+    mutating func nextField(_ line: [UInt8], _ position: inout Int, fileName: String, depth: Int,
                    error: inout String?) -> [AuthToken] {
         var tokens: [AuthToken] = []
         while let raw = nextToken(line, &position) {
@@ -191,7 +225,7 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
     /// line error of that file becomes the error of the referencing line. A missing file is
     /// reported with PostgreSQL 16's "could not open file ..." (PostgreSQL 15 said "could not
     /// open secondary authentication file "@name" as "path": ...").
-    private func expandFile(_ name: String, from outerFile: String, depth: Int,
+    private mutating func expandFile(_ name: String, from outerFile: String, depth: Int,
                             into tokens: inout [AuthToken], error: inout String?) {
         let path = ConfigPath.absolute(name, relativeTo: outerFile)
         switch open(path, depth: depth) {
@@ -211,7 +245,7 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
     }
 
     /// tokenize_include_file(): nil on success (or a skipped missing include_if_exists file).
-    private func includeFile(_ name: String, from outerFile: String, depth: Int, missingOK: Bool,
+    private mutating func includeFile(_ name: String, from outerFile: String, depth: Int, missingOK: Bool,
                              into lines: inout [TokenizedLine]) -> String? {
         let path = ConfigPath.absolute(name, relativeTo: outerFile)
         switch open(path, depth: depth) {
@@ -227,7 +261,7 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
     /// `include_dir`: the directory's `*.conf` files (not starting with "."), in strcmp
     /// order, as GetConfFilesInDir() (src/backend/utils/misc/conffiles.c) lists them.
     /// Errors of several files are joined with newlines, as PostgreSQL does.
-    private func includeDirectory(_ name: String, from outerFile: String, depth: Int,
+    private mutating func includeDirectory(_ name: String, from outerFile: String, depth: Int,
                                   into lines: inout [TokenizedLine]) -> String? {
         let directory = ConfigPath.absolute(name, relativeTo: outerFile)
         let entries: [DirectoryEntry]

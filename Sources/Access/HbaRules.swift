@@ -1,3 +1,5 @@
+import Config
+
 /// A loaded pg_hba.conf: the valid lines in file order (includes spliced in).
 ///
 /// Implements PostgreSQL 15–17 (docs 21.1 "The pg_hba.conf File"; src/backend/libpq/hba.c
@@ -7,11 +9,11 @@ public struct HbaRules: Sendable, Equatable {
     public var rules: [HbaRule]
 
     /// Reads `path` (and whatever it includes) through `files`.
-    public static func load(path: String, files: some ConfigFileSource) -> Result<HbaRules, AccessConfigErrors> {
-        let tokenizer = AuthFileTokenizer(files: files)
+    public static func load(path: String, files: some ConfigFileSource) -> Result<HbaRules, ConfigErrors> {
+        var tokenizer = AuthFileTokenizer(files: files)
         switch tokenizer.open(path, depth: 0) {
         case .failure(.message(let message, _)):
-            return .failure(AccessConfigErrors([AccessConfigError(fileName: path, lineNumber: 0, message: message)]))
+            return .failure(ConfigErrors(errors: [ConfigError(file: path, line: 0, message: message)]))
         case .success(let text):
             return parse(text: text, fileName: path, files: files)
         }
@@ -19,28 +21,29 @@ public struct HbaRules: Sendable, Equatable {
 
     /// Parses `text` as the contents of `fileName`; relative `@file` and include references
     /// are resolved against the directory of `fileName` and read through `files`.
-    public static func parse(text: String, fileName: String, files: some ConfigFileSource) -> Result<HbaRules, AccessConfigErrors> {
+    public static func parse(text: String, fileName: String, files: some ConfigFileSource) -> Result<HbaRules, ConfigErrors> {
         var lines: [TokenizedLine] = []
-        AuthFileTokenizer(files: files).tokenize(text: text, fileName: fileName, depth: 0, into: &lines)
+        var tokenizer = AuthFileTokenizer(files: files)
+        tokenizer.tokenize(text: text, fileName: fileName, depth: 0, into: &lines)
         var rules: [HbaRule] = []
-        var errors: [AccessConfigError] = []
+        var errors: [ConfigError] = []
         for line in lines {
             if let message = line.error {
-                errors.append(AccessConfigError(fileName: line.fileName, lineNumber: line.lineNumber, message: message))
+                errors.append(ConfigError(file: line.fileName, line: line.lineNumber, message: message))
                 continue
             }
             switch HbaLineParser.parse(line) {
             case .success(let rule):
                 rules.append(rule)
             case .failure(let error):
-                errors.append(AccessConfigError(fileName: line.fileName, lineNumber: line.lineNumber, message: error.message))
+                errors.append(ConfigError(file: line.fileName, line: line.lineNumber, message: error.message))
             }
         }
         if errors.isEmpty, rules.isEmpty {
-            errors.append(AccessConfigError(fileName: fileName, lineNumber: 0,
-                                            message: "configuration file \"\(fileName)\" contains no entries"))
+            errors.append(ConfigError(file: fileName, line: 0,
+                                      message: "configuration file \"\(fileName)\" contains no entries"))
         }
-        return errors.isEmpty ? .success(HbaRules(rules: rules)) : .failure(AccessConfigErrors(errors))
+        return errors.isEmpty ? .success(HbaRules(rules: rules)) : .failure(ConfigErrors(errors: errors))
     }
 
     /// check_hba(): the first line whose connection type, address, database and user match,

@@ -1,3 +1,5 @@
+import Config
+
 /// One valid pg_ident.conf line: MAPNAME SYSTEM-USERNAME PG-USERNAME.
 public struct IdentMapLine: Sendable, Equatable {
     public var fileName: String
@@ -26,31 +28,33 @@ public enum IdentMapResult: Sendable, Equatable {
 public struct IdentMaps: Sendable, Equatable {
     public var lines: [IdentMapLine]
 
-    public static func load(path: String, files: some ConfigFileSource) -> Result<IdentMaps, AccessConfigErrors> {
-        switch AuthFileTokenizer(files: files).open(path, depth: 0) {
+    public static func load(path: String, files: some ConfigFileSource) -> Result<IdentMaps, ConfigErrors> {
+        var tokenizer = AuthFileTokenizer(files: files)
+        switch tokenizer.open(path, depth: 0) {
         case .failure(.message(let message, _)):
-            return .failure(AccessConfigErrors([AccessConfigError(fileName: path, lineNumber: 0, message: message)]))
+            return .failure(ConfigErrors(errors: [ConfigError(file: path, line: 0, message: message)]))
         case .success(let text):
             return parse(text: text, fileName: path, files: files)
         }
     }
 
     /// An empty file is valid (no maps).
-    public static func parse(text: String, fileName: String, files: some ConfigFileSource) -> Result<IdentMaps, AccessConfigErrors> {
+    public static func parse(text: String, fileName: String, files: some ConfigFileSource) -> Result<IdentMaps, ConfigErrors> {
         var tokenized: [TokenizedLine] = []
-        AuthFileTokenizer(files: files).tokenize(text: text, fileName: fileName, depth: 0, into: &tokenized)
+        var tokenizer = AuthFileTokenizer(files: files)
+        tokenizer.tokenize(text: text, fileName: fileName, depth: 0, into: &tokenized)
         var lines: [IdentMapLine] = []
-        var errors: [AccessConfigError] = []
+        var errors: [ConfigError] = []
         for line in tokenized {
             let result: Result<IdentMapLine, LineError> = line.error.map { .failure(LineError($0)) } ?? parseLine(line)
             switch result {
             case .success(let parsed):
                 lines.append(parsed)
             case .failure(let error):
-                errors.append(AccessConfigError(fileName: line.fileName, lineNumber: line.lineNumber, message: error.message))
+                errors.append(ConfigError(file: line.fileName, line: line.lineNumber, message: error.message))
             }
         }
-        return errors.isEmpty ? .success(IdentMaps(lines: lines)) : .failure(AccessConfigErrors(errors))
+        return errors.isEmpty ? .success(IdentMaps(lines: lines)) : .failure(ConfigErrors(errors: errors))
     }
 
     /// parse_ident_line(): fields beyond the third are ignored, as in PostgreSQL.

@@ -8,6 +8,8 @@ import Glibc
 /// PostgreSQL compiles these with its own "advanced" (ARE) engine in the C collation
 /// (hba.c regcomp_auth_token). The translation maps the common ARE escapes to ERE and refuses
 /// the ARE constructs ERE would misread; remaining differences:
+/// - Counts above 255 and patterns that expand too far are refused before regcomp, as
+///   PostgreSQL's compiler refuses them (`RegexExpansionBound`).
 /// - Error texts from regerror differ from PostgreSQL's pg_regerror texts.
 /// - ARE constructs refused by the translation are load errors here, valid in PostgreSQL.
 /// - Glibc matches bytes of UTF-8 text in the process locale (the C locale unless the
@@ -26,6 +28,9 @@ public final class PosixRegex: @unchecked Sendable, Equatable {
         switch AdvancedRegexTranslation.translate(pattern) {
         case .success(let translated): extended = translated
         case .failure(let error): return .failure(error)
+        }
+        if let refusal = RegexExpansionBound.refusal(extended) {
+            return .failure(refusal)
         }
         let storage = UnsafeMutablePointer<regex_t>.allocate(capacity: 1)
         storage.initialize(to: regex_t())

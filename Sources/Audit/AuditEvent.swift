@@ -8,38 +8,136 @@
 /// `AuditWriter`'s.
 
 /// Who and where: fixed for a session once it is authenticated.
+///
+/// Copy-on-write: every record of a session carries it, and a copy is one reference, not a
+/// dozen strings to retain on the event loop and again on the writer thread.
 public struct AuditSession: Sendable, Equatable {
-    public var sessionID: UInt64
-    /// The user name the client logged in as (startup packet `user`).
-    public var clientUser: String
-    /// The identity the pg_ident.conf map or certificate resolved to, when it differs.
-    public var mappedIdentity: String?
-    public var certificateCN: String?
-    public var certificateDN: String?
-    /// The role the upstream connection uses (possibly shared by many identities).
-    public var serverUser: String?
-    public var database: String
-    public var clientAddress: String
-    public var clientPort: Int?
-    public var tlsVersion: String?
-    public var tlsCipher: String?
-    public var backendPID: Int32?
+    private final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (``AuditSession/update(_:)``), never shared then.
+        var sessionID: UInt64
+        var clientUser: String
+        var mappedIdentity: String?
+        var identMap: String?
+        var certificateCN: String?
+        var certificateDN: String?
+        var serverUser: String?
+        var database: String
+        var clientAddress: String
+        var clientPort: Int?
+        var tlsVersion: String?
+        var tlsCipher: String?
+        var backendPID: Int32?
 
-    public init(sessionID: UInt64, clientUser: String, mappedIdentity: String? = nil, certificateCN: String? = nil,
+        init(sessionID: UInt64, clientUser: String, mappedIdentity: String?, identMap: String?, certificateCN: String?,
+             certificateDN: String?, serverUser: String?, database: String, clientAddress: String, clientPort: Int?,
+             tlsVersion: String?, tlsCipher: String?, backendPID: Int32?) {
+            self.sessionID = sessionID
+            self.clientUser = clientUser
+            self.mappedIdentity = mappedIdentity
+            self.identMap = identMap
+            self.certificateCN = certificateCN
+            self.certificateDN = certificateDN
+            self.serverUser = serverUser
+            self.database = database
+            self.clientAddress = clientAddress
+            self.clientPort = clientPort
+            self.tlsVersion = tlsVersion
+            self.tlsCipher = tlsCipher
+            self.backendPID = backendPID
+        }
+
+        func copy() -> Storage {
+            Storage(sessionID: sessionID, clientUser: clientUser, mappedIdentity: mappedIdentity, identMap: identMap,
+                    certificateCN: certificateCN, certificateDN: certificateDN, serverUser: serverUser, database: database,
+                    clientAddress: clientAddress, clientPort: clientPort, tlsVersion: tlsVersion, tlsCipher: tlsCipher,
+                    backendPID: backendPID)
+        }
+    }
+
+    private var storage: Storage
+
+    private mutating func update(_ change: (Storage) -> Void) {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        change(storage)
+    }
+
+    public var sessionID: UInt64 {
+        get { storage.sessionID }
+        set { update { $0.sessionID = newValue } }
+    }
+    /// The user name the client logged in as (startup packet `user`).
+    public var clientUser: String {
+        get { storage.clientUser }
+        set { update { $0.clientUser = newValue } }
+    }
+    /// The authenticated identity PostgreSQL would record for the login (its `authn_id`,
+    /// docs 21.1 "log_connections": "identity=…"): the certificate's CN or DN for `cert` and
+    /// `clientcert=verify-full`, the operating-system user for `peer`, the user name for
+    /// password methods; nil for `trust`.
+    public var mappedIdentity: String? {
+        get { storage.mappedIdentity }
+        set { update { $0.mappedIdentity = newValue } }
+    }
+    /// The pg_ident.conf map that allowed `mappedIdentity` to log in as `clientUser`.
+    public var identMap: String? {
+        get { storage.identMap }
+        set { update { $0.identMap = newValue } }
+    }
+    public var certificateCN: String? {
+        get { storage.certificateCN }
+        set { update { $0.certificateCN = newValue } }
+    }
+    public var certificateDN: String? {
+        get { storage.certificateDN }
+        set { update { $0.certificateDN = newValue } }
+    }
+    /// The role the upstream connection uses (possibly shared by many identities).
+    public var serverUser: String? {
+        get { storage.serverUser }
+        set { update { $0.serverUser = newValue } }
+    }
+    public var database: String {
+        get { storage.database }
+        set { update { $0.database = newValue } }
+    }
+    public var clientAddress: String {
+        get { storage.clientAddress }
+        set { update { $0.clientAddress = newValue } }
+    }
+    public var clientPort: Int? {
+        get { storage.clientPort }
+        set { update { $0.clientPort = newValue } }
+    }
+    public var tlsVersion: String? {
+        get { storage.tlsVersion }
+        set { update { $0.tlsVersion = newValue } }
+    }
+    public var tlsCipher: String? {
+        get { storage.tlsCipher }
+        set { update { $0.tlsCipher = newValue } }
+    }
+    public var backendPID: Int32? {
+        get { storage.backendPID }
+        set { update { $0.backendPID = newValue } }
+    }
+
+    public init(sessionID: UInt64, clientUser: String, mappedIdentity: String? = nil, identMap: String? = nil, certificateCN: String? = nil,
                 certificateDN: String? = nil, serverUser: String? = nil, database: String, clientAddress: String,
                 clientPort: Int? = nil, tlsVersion: String? = nil, tlsCipher: String? = nil, backendPID: Int32? = nil) {
-        self.sessionID = sessionID
-        self.clientUser = clientUser
-        self.mappedIdentity = mappedIdentity
-        self.certificateCN = certificateCN
-        self.certificateDN = certificateDN
-        self.serverUser = serverUser
-        self.database = database
-        self.clientAddress = clientAddress
-        self.clientPort = clientPort
-        self.tlsVersion = tlsVersion
-        self.tlsCipher = tlsCipher
-        self.backendPID = backendPID
+        storage = Storage(sessionID: sessionID, clientUser: clientUser, mappedIdentity: mappedIdentity, identMap: identMap,
+                          certificateCN: certificateCN, certificateDN: certificateDN, serverUser: serverUser, database: database,
+                          clientAddress: clientAddress, clientPort: clientPort, tlsVersion: tlsVersion, tlsCipher: tlsCipher,
+                          backendPID: backendPID)
+    }
+
+    public static func == (lhs: AuditSession, rhs: AuditSession) -> Bool {
+        if lhs.storage === rhs.storage { return true }
+        let a = lhs.storage, b = rhs.storage
+        return a.sessionID == b.sessionID && a.clientUser == b.clientUser && a.mappedIdentity == b.mappedIdentity
+            && a.identMap == b.identMap && a.certificateCN == b.certificateCN && a.certificateDN == b.certificateDN
+            && a.serverUser == b.serverUser && a.database == b.database && a.clientAddress == b.clientAddress
+            && a.clientPort == b.clientPort && a.tlsVersion == b.tlsVersion && a.tlsCipher == b.tlsCipher
+            && a.backendPID == b.backendPID
     }
 }
 
@@ -50,25 +148,28 @@ public enum AuditOutcome: Sendable, Equatable {
     case refused(sqlState: String, message: String)
     /// The server answered with an error.
     case failed(sqlState: String, message: String)
+    /// The session ended before the statement's outcome arrived: it may or may not have run.
+    case disconnected
 
     public var name: String {
         switch self {
         case .ok: "ok"
         case .refused: "refused"
         case .failed: "failed"
+        case .disconnected: "disconnected"
         }
     }
 
     public var sqlState: String? {
         switch self {
-        case .ok: nil
+        case .ok, .disconnected: nil
         case .refused(let code, _), .failed(let code, _): code
         }
     }
 
     public var message: String? {
         switch self {
-        case .ok: nil
+        case .ok, .disconnected: nil
         case .refused(_, let text), .failed(_, let text): text
         }
     }
@@ -144,16 +245,27 @@ public struct AuditPreparation: Sendable, Equatable {
     /// 1-based position of the statement in `fullText`.
     public var index: Int
     public var textMode: TextMode
-    /// The CommandComplete tag's command, when the statement completed.
+    /// The CommandComplete tag ("SELECT 1"), when the statement completed: the writer takes
+    /// the command and the row count from it (a bare command is read as itself).
     public var completedCommand: String?
     public var isFunctionCall: Bool
+    /// The classes recorded for this session (identity's, else database entry's, else the
+    /// global `audit_classes`).
+    public var classes: Set<String>
+    /// `audit_log_relation` and `audit_log_statement_once` as they were when the session started.
+    public var logRelation: Bool
+    public var logStatementOnce: Bool
 
-    public init(fullText: String, index: Int, textMode: TextMode, completedCommand: String?, isFunctionCall: Bool = false) {
+    public init(fullText: String, index: Int, textMode: TextMode, completedCommand: String?, isFunctionCall: Bool = false,
+                classes: Set<String>, logRelation: Bool = false, logStatementOnce: Bool = false) {
+        self.logRelation = logRelation
+        self.logStatementOnce = logStatementOnce
         self.fullText = fullText
         self.index = index
         self.textMode = textMode
         self.completedCommand = completedCommand
         self.isFunctionCall = isFunctionCall
+        self.classes = classes
     }
 }
 
@@ -170,6 +282,8 @@ public enum AuditEventKind: String, Sendable, CaseIterable {
     case poolExhausted = "pool_exhausted"
     case sessionEnded = "session_ended"
     case auditDropped = "audit_dropped"
+    /// A backup finished (good or failed), taken by the daemon's schedule or `backup run`.
+    case backup
 
     /// journald MESSAGE_ID (128-bit, fixed per kind; `journalctl MESSAGE_ID=…` finds them).
     public var messageID: String {
@@ -185,6 +299,7 @@ public enum AuditEventKind: String, Sendable, CaseIterable {
         case .poolExhausted: "7d2b5f0e9c8a4e1f9b3a6c5d4e3f2a18"
         case .sessionEnded: "7d2b5f0e9c8a4e1f9b3a6c5d4e3f2a19"
         case .auditDropped: "7d2b5f0e9c8a4e1f9b3a6c5d4e3f2a1a"
+        case .backup: "7d2b5f0e9c8a4e1f9b3a6c5d4e3f2a1b"
         }
     }
 }

@@ -8,42 +8,57 @@ public protocol AuditSink: AnyObject {
     var name: String { get }
     /// Writes one event. Throws when it could not be written; the writer keeps it and retries.
     func write(_ event: AuditEvent) throws(Errno)
+    /// Writes events in order: how many were written whole, and the error that stopped it.
+    /// A sink may write several in one system call (the default writes them one by one).
+    func write(batch: ArraySlice<AuditEvent>) -> (written: Int, error: Errno?)
     /// After a SIGHUP: reopen files (logrotate moved them).
     func reopen() throws(Errno)
     /// Called every `sync` interval and before exit.
     func sync()
 }
 
+extension AuditSink {
+    public func write(batch: ArraySlice<AuditEvent>) -> (written: Int, error: Errno?) {
+        var written = 0
+        for event in batch {
+            do throws(Errno) { try write(event) } catch { return (written, error) }
+            written += 1
+        }
+        return (written, nil)
+    }
+}
+
 /// systemd-journald through `sd_journal_sendv` (sd-journal(3)): one entry per event with the
 /// event's fields. Values may hold newlines; journald stores them as they are.
+///
+/// Each entry is rendered into one buffer kept from event to event, and the iovecs point into
+/// it: no allocation per event or per field.
 public final class JournalSink: AuditSink {
     public let name = "journald"
-    public init() {}
+    /// `audit_journald_fields`: every field, or statement records without what their MESSAGE
+    /// and their session's other records already hold.
+    public let fields: AuditFieldSet
+    private let buffer = AuditRenderBuffer(capacity: 4096)
+    private var ranges: [(Int, Int)] = []
+    private var iovecs: [iovec] = []
+
+    public init(fields: AuditFieldSet = .full) {
+        self.fields = fields
+    }
 
     public func write(_ event: AuditEvent) throws(Errno) {
-        let entries = event.journalFields.map { Array("\($0.0)=\($0.1)".utf8) }
-        let result: Int32 = withPinnedBuffers(entries) { iovecs in
-            iovecs.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
+        buffer.removeAll()
+        event.appendJournalEntry(to: buffer, fields: fields, ranges: &ranges)
+        iovecs.removeAll(keepingCapacity: true)
+        for (start, length) in ranges {
+            iovecs.append(iovec(iov_base: buffer.address(at: start), iov_len: length))
         }
+        let result = iovecs.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
         if result < 0 { throw Errno(rawValue: -result) }
     }
 
     public func reopen() throws(Errno) {}
     public func sync() {}
-
-    /// iovecs pointing into `entries`, valid for the duration of `body`.
-    private func withPinnedBuffers<R>(_ entries: [[UInt8]], _ body: ([iovec]) -> R) -> R {
-        var iovecs: [iovec] = []
-        iovecs.reserveCapacity(entries.count)
-        func pin(_ index: Int) -> R {
-            if index == entries.count { return body(iovecs) }
-            return entries[index].withUnsafeBytes { raw in
-                iovecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count))
-                return pin(index + 1)
-            }
-        }
-        return pin(0)
-    }
 }
 
 /// How often the JSON file is fsync'ed.
@@ -81,8 +96,67 @@ public final class JSONLinesSink: AuditSink {
         try syscallValue { Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600) }
     }
 
+    /// Lines are gathered into one buffer of up to this many bytes per write(2).
+    static let batchBytes = 256 * 1024
+    /// The batch's lines, kept from batch to batch (its storage is allocated once).
+    private let buffer = AuditRenderBuffer(capacity: batchBytes + 16 * 1024)
+    /// Where each buffered line ends in `buffer`.
+    private var ends: [Int] = []
+
+    /// The batch's lines in few write(2) calls. A line a failed or short write left partly
+    /// written stays in `carry`; the batch's first event on the retry is that line's event,
+    /// and only its rest is written.
+    public func write(batch: ArraySlice<AuditEvent>) -> (written: Int, error: Errno?) {
+        var written = 0
+        var index = batch.startIndex
+        while index < batch.endIndex {
+            buffer.removeAll()
+            ends.removeAll(keepingCapacity: true)
+            if !carry.isEmpty {
+                carry.withUnsafeBytes { buffer.append($0) }
+                ends.append(buffer.count)
+                index += 1
+            }
+            while index < batch.endIndex, buffer.count < Self.batchBytes {
+                batch[index].appendJSONLine(to: buffer)
+                buffer.append(10)
+                ends.append(buffer.count)
+                index += 1
+            }
+            var offset = 0
+            var failure: Errno?
+            let bytes = buffer.bytes
+            let base = buffer.address(at: 0)
+            while offset < bytes.count {
+                let descriptor = fd
+                do throws(Errno) {
+                    offset += try syscallValue { Glibc.write(descriptor, base + offset, bytes.count - offset) }
+                } catch {
+                    failure = error
+                    break
+                }
+            }
+            let whole = ends.prefix { $0 <= offset }.count
+            written += whole
+            if whole > 0 || offset > 0 { dirty = true }
+            if let failure {
+                // The first line not written whole: its unwritten rest is kept.
+                let lineStart = whole > 0 ? ends[whole - 1] : 0
+                carry = whole < ends.count ? Array(bytes[max(lineStart, offset)..<ends[whole]]) : []
+                if offset <= lineStart { carry = [] }  // nothing of it went out: rebuilt on retry
+                return (written, failure)
+            }
+            carry = []
+        }
+        if case .interval(let every) = fsync, MonotonicInstant.now().duration(since: lastSync) >= every { sync() }
+        return (written, nil)
+    }
+
     public func write(_ event: AuditEvent) throws(Errno) {
-        if carry.isEmpty { carry = Array((event.jsonLine + "\n").utf8) }
+        if carry.isEmpty {
+            event.appendJSONLine(to: &carry)
+            carry.append(10)
+        }
         // All or nothing per line as far as the caller knows: on failure the rest stays in
         // `carry` and this event is retried, which then writes only the rest.
         while !carry.isEmpty {
@@ -109,7 +183,7 @@ public final class JSONLinesSink: AuditSink {
 
     public func sync() {
         guard dirty, fsync != .off else { return }
-        _ = Glibc.fsync(fd)
+        _ = try? syscallValue { Glibc.fsync(fd) }
         dirty = false
         lastSync = MonotonicInstant.now()
     }

@@ -53,6 +53,20 @@ public final class AuditQueue: Sendable {
         if !submit(event) { dropped.add(1, ordering: .relaxed) }
     }
 
+    /// Queues the event even when the queue is full: for the last events of a session that
+    /// has ended (nothing can wait for room any more, and under backpressure nothing may be
+    /// lost). The bound is exceeded by at most what one session held back.
+    public func submitBeyondBound(_ event: AuditEvent) {
+        let wasEmpty = events.withLock { queue -> Bool in
+            queue.append(event)
+            return queue.count == 1
+        }
+        if wasEmpty {
+            var one: UInt64 = 1
+            _ = try? syscall { Glibc.write(wake, &one, 8) }
+        }
+    }
+
     /// Whether a submit would succeed now (for sessions waiting under backpressure).
     public var hasRoom: Bool { events.withLock { $0.count < capacity } }
 }
@@ -66,14 +80,17 @@ public final class AuditWriter: @unchecked Sendable {
     public let policy: AuditQueueFullPolicy
     private let sinks: [any AuditSink]
     private let wake: Int32
+    /// Written once by the writer thread as it exits, so `stop` can wait for it with a bound.
+    private let finished: Int32
     private let state = Mutex<State>(State())
     private var queues: [AuditQueue] = []
     private var thread: pthread_t?
     /// Called on the writer thread after it took events from a queue that had been full.
     public var onRoom: (@Sendable () -> Void)?
     /// Called on the writer thread for every event before it is written: finishes its
-    /// ``AuditPreparation`` (parsing, masking); false leaves the event out (class filter).
-    public var prepare: (@Sendable (inout AuditEvent) -> Bool)?
+    /// ``AuditPreparation`` (parsing, masking) and appends the records to write to the array:
+    /// none (class filter), the event, or one per relation (`audit_log_relation`).
+    public var prepare: (@Sendable (AuditEvent, inout [AuditEvent]) -> Void)?
     /// Called on the writer thread when a sink fails or recovers (for the process log).
     public var onSinkStatus: (@Sendable (_ sink: String, _ error: Errno?) -> Void)?
     private let clock: @Sendable () -> Int64
@@ -82,6 +99,8 @@ public final class AuditWriter: @unchecked Sendable {
         var stopping = false
         var reopenRequested = false
         var written = 0
+        /// Events the writer has taken from the queues and not yet written to every sink.
+        var pending = 0
     }
 
     /// - Parameter clock: wall-clock microseconds, for the writer's own `audit_dropped` events.
@@ -90,9 +109,18 @@ public final class AuditWriter: @unchecked Sendable {
         self.policy = policy
         self.clock = clock
         wake = try syscallValue { eventfd(0, Int32(EFD_CLOEXEC)) }
+        do {
+            finished = try syscallValue { eventfd(0, Int32(EFD_CLOEXEC)) }
+        } catch {
+            closeDescriptor(wake)
+            throw error
+        }
     }
 
-    deinit { closeDescriptor(wake) }
+    deinit {
+        closeDescriptor(wake)
+        closeDescriptor(finished)
+    }
 
     /// One queue per event loop; all made before `start`.
     public func makeQueue(capacity: Int) -> AuditQueue {
@@ -110,8 +138,11 @@ public final class AuditWriter: @unchecked Sendable {
         pthread_attr_init(&attributes)
         var handle = pthread_t()
         let made = pthread_create(&handle, &attributes, { raw in
-            let writer = Unmanaged<AuditWriter>.fromOpaque(raw!).takeRetainedValue()
+            guard let raw else { return nil }
+            let writer = Unmanaged<AuditWriter>.fromOpaque(raw).takeRetainedValue()
             writer.run()
+            var one: UInt64 = 1
+            _ = try? syscall { Glibc.write(writer.finished, &one, 8) }
             return nil
         }, box.toOpaque())
         pthread_attr_destroy(&attributes)
@@ -124,13 +155,33 @@ public final class AuditWriter: @unchecked Sendable {
         signalWake()
     }
 
-    /// Writes what is queued, then stops the thread (SIGTERM). Returns when done.
-    public func stop() {
+    /// Writes what is queued, then stops the thread (SIGTERM). Waits at most `timeout`: a sink
+    /// that blocks rather than fails must not keep the process from exiting. journald stopped
+    /// (SIGSTOP, or wedged) is one: `sd_journal_sendv` sends on a blocking datagram socket and
+    /// waits once journald's receive queue is full (`net.unix.max_dgram_qlen` datagrams); a
+    /// JSON sink on a FIFO nobody reads is another. A sink that fails is already given up after
+    /// a few retries (`run`).
+    /// - Returns: how many events were left unwritten (taken but not written to every sink, or
+    ///   still queued); 0 when the writer finished.
+    @discardableResult
+    public func stop(timeout: Duration = AuditWriter.stopTimeout) -> Int {
         state.withLock { $0.stopping = true }
         signalWake()
-        if let thread { pthread_join(thread, nil) }
-        thread = nil
+        guard let thread else { return 0 }
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        var descriptor = pollfd(fd: finished, events: Int16(POLLIN), revents: 0)
+        if case .processed(let ready)? = try? syscall({ poll(&descriptor, 1, milliseconds) }), ready > 0 {
+            pthread_join(thread, nil)
+            self.thread = nil
+            return 0
+        }
+        // The thread stays blocked in its sink; the process exits around it.
+        let queued = queues.reduce(0) { total, queue in total + queue.events.withLock { $0.count } }
+        return state.withLock { $0.pending } + queued
     }
+
+    /// How long shutdown waits for the writer to write what is queued (docs/AUDIT.md).
+    public static let stopTimeout: Duration = .seconds(5)
 
     private func signalWake() {
         var one: UInt64 = 1
@@ -141,6 +192,8 @@ public final class AuditWriter: @unchecked Sendable {
 
     private func run() {
         var pending: [AuditEvent] = []
+        /// How many of `pending` each sink has written.
+        var progress = [Int](repeating: 0, count: sinks.count)
         var failing: [String: Errno] = [:]
         var pause: Int32 = 100
         while true {
@@ -153,37 +206,30 @@ public final class AuditWriter: @unchecked Sendable {
                 for sink in sinks { try? sink.reopen() }
             }
             if pending.isEmpty {
-                pending = takeAll()
-                if let prepare {
-                    pending = pending.compactMap { event in
-                        var prepared = event
-                        return prepare(&prepared) ? prepared : nil
-                    }
-                }
+                takeAll(into: &pending)
+                if !pending.isEmpty { state.withLock { $0.pending = pending.count } }
             }
             if pending.isEmpty {
                 if stopping { break }
-                waitForWake(timeoutMilliseconds: 1000)
+                if waitForWake(timeoutMilliseconds: 1000), !state.withLock({ $0.stopping }) { linger() }
                 for sink in sinks { sink.sync() }
                 continue
             }
-            var done = 0
+            // Each sink continues from where it stopped, so a sink that failed does not make
+            // the others write the same events again.
             var failure: (String, Errno)?
-            outer: for event in pending {
-                for sink in sinks {
-                    do {
-                        try sink.write(event)
-                    } catch {
-                        failure = (sink.name, error)
-                        break outer
-                    }
-                }
-                done += 1
+            for (index, sink) in sinks.enumerated() where progress[index] < pending.count {
+                let (written, error) = sink.write(batch: pending[progress[index]...])
+                progress[index] += written
+                if let error, failure == nil { failure = (sink.name, error) }
             }
-            // A sink that failed part-way through an event has written that event to the sinks
-            // before it: those see it again on retry (at-least-once per sink, never lost).
+            let done = progress.min() ?? pending.count
+            for index in progress.indices { progress[index] -= done }
             pending.removeFirst(done)
-            state.withLock { $0.written += done }
+            state.withLock {
+                $0.written += done
+                $0.pending = pending.count
+            }
             for sink in sinks { sink.sync() }
             if let (name, error) = failure {
                 if failing[name] == nil { onSinkStatus?(name, error) }
@@ -195,21 +241,28 @@ public final class AuditWriter: @unchecked Sendable {
                 for name in failing.keys { onSinkStatus?(name, nil) }
                 failing.removeAll()
                 pause = 100
+                if !stopping { linger() }
             }
         }
     }
 
-    /// Everything queued, loop by loop (each loop's order kept), plus a drop report.
-    private func takeAll() -> [AuditEvent] {
-        var taken: [AuditEvent] = []
+    /// Each queue's events are taken by swapping its array with this one (emptied, capacity
+    /// kept), so neither side allocates in the steady state.
+    private var spare: [AuditEvent] = []
+
+    /// Everything queued, loop by loop (each loop's order kept), prepared, plus a drop report,
+    /// appended to `taken`.
+    private func takeAll(into taken: inout [AuditEvent]) {
         var dropped = 0
         var hadFull = false
         for queue in queues {
-            taken += queue.events.withLock { q -> [AuditEvent] in
-                let all = q
-                q.removeAll(keepingCapacity: true)
-                return all
+            queue.events.withLock { swap(&$0, &spare) }
+            if let prepare {
+                for event in spare { prepare(event, &taken) }
+            } else {
+                taken.append(contentsOf: spare)
             }
+            spare.removeAll(keepingCapacity: true)
             dropped += queue.dropped.exchange(0, ordering: .relaxed)
             if queue.sawFull.exchange(false, ordering: .acquiring) { hadFull = true }
         }
@@ -219,14 +272,28 @@ public final class AuditWriter: @unchecked Sendable {
                                     summary: "audit queue full: \(dropped) event(s) dropped"))
         }
         if hadFull { onRoom?() }
-        return taken
     }
 
-    private func waitForWake(timeoutMilliseconds: Int32) {
+    /// How long the writer lets events gather after a wake-up (2 ms: at 20,000 events a
+    /// second about 40 per batch; an event waits at most this much longer to be written).
+    static let lingerNanoseconds = 2_000_000
+
+    /// Lets events gather after a wake-up or a batch, so a busy proxy wakes this thread (and
+    /// the loops pay an eventfd write) a few hundred times a second, not once per event.
+    private func linger() {
+        var pause = timespec(tv_sec: 0, tv_nsec: Self.lingerNanoseconds)
+        _ = nanosleep(&pause, nil)
+    }
+
+    /// True when woken (rather than timed out).
+    @discardableResult
+    private func waitForWake(timeoutMilliseconds: Int32) -> Bool {
         var descriptor = pollfd(fd: wake, events: Int16(POLLIN), revents: 0)
         if case .processed(let ready)? = try? syscall({ poll(&descriptor, 1, timeoutMilliseconds) }), ready > 0 {
             var value: UInt64 = 0
             _ = try? syscall { Glibc.read(wake, &value, 8) }
+            return true
         }
+        return false
     }
 }

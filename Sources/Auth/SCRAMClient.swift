@@ -64,22 +64,42 @@ public struct SCRAMClient: Sendable {
     public let channelBinding: SCRAMChannelBinding
     public let username: String
     private let password: [UInt8]
+    private let keyCache: SCRAMKeyCache
+    /// SCRAM pass-through: ClientKey and ServerKey instead of a password.
+    private let keys: (clientKey: [UInt8], serverKey: [UInt8])?
     private let clientNonce: [UInt8]
     /// What goes after "n=" in client-first-message. Empty, as libpq sends it: PostgreSQL
     /// takes the role from the StartupMessage and ignores this.
     private let messageUsername: String
     private var state: State = .initial
 
-    public init(username: String, password: String, channelBinding: SCRAMChannelBinding) {
+    public init(username: String, password: String, channelBinding: SCRAMChannelBinding,
+                keyCache: SCRAMKeyCache = .shared) {
         self.init(username: username, password: password, channelBinding: channelBinding,
-                  clientNonce: String(decoding: makeSCRAMNonce(), as: UTF8.self), messageUsername: "")
+                  clientNonce: String(decoding: makeSCRAMNonce(), as: UTF8.self), messageUsername: "",
+                  keyCache: keyCache)
+    }
+
+    /// Authenticates with a ClientKey and ServerKey (recovered from a client's SCRAM proof,
+    /// as PgBouncer's SCRAM pass-through does) instead of a password. The server's salt and
+    /// iteration count must be the ones the keys were derived with, or the proof fails.
+    public init(username: String, clientKey: [UInt8], serverKey: [UInt8], channelBinding: SCRAMChannelBinding) {
+        self.username = username
+        password = []
+        keyCache = .shared
+        keys = (clientKey, serverKey)
+        self.channelBinding = channelBinding
+        clientNonce = Array(String(decoding: makeSCRAMNonce(), as: UTF8.self).utf8)
+        messageUsername = ""
     }
 
     /// Test seam: fixed nonce and a username inside the SCRAM message (RFC 7677 vector).
     init(username: String, password: String, channelBinding: SCRAMChannelBinding,
-         clientNonce: String, messageUsername: String) {
+         clientNonce: String, messageUsername: String, keyCache: SCRAMKeyCache = .shared) {
+        self.keyCache = keyCache
         self.username = username
         self.password = SCRAMPassword.normalized(password)
+        keys = nil
         self.channelBinding = channelBinding
         self.clientNonce = Array(clientNonce.utf8)
         self.messageUsername = messageUsername
@@ -236,7 +256,8 @@ public struct SCRAMClient: Sendable {
             + Array(",r=".utf8) + nonce
         let authMessage = scramAuthMessage(clientFirstBare: clientFirstBare, serverFirst: data,
                                            clientFinalWithoutProof: withoutProof)
-        let keys = SCRAMKeys(password: password, salt: salt, iterations: iterations)
+        let keys = self.keys.map { SCRAMKeys(clientKey: $0.clientKey, serverKey: $0.serverKey) }
+            ?? keyCache.keys(password: password, salt: salt, iterations: iterations)
         let proof = xor(keys.clientKey, Crypto.hmacSHA256(key: keys.storedKey, data: authMessage))
         let serverSignature = Crypto.hmacSHA256(key: keys.serverKey, data: authMessage)
         return (withoutProof + Array(",p=".utf8) + Base64.encodeToBytes(proof), serverSignature)

@@ -82,6 +82,13 @@ public struct SCRAMServer: Sendable {
     /// Our own certificate's tls-server-end-point hash when the client is on TLS.
     public let channelBinding: [UInt8]?
     let credentials: Credentials
+    /// After a successful exchange: the ClientKey the client's proof revealed (proof XOR
+    /// ClientSignature, RFC 5802 section 3), for SCRAM pass-through upstream.
+    public private(set) var recoveredClientKey: [UInt8]?
+    /// The verifier's ServerKey, with ``recoveredClientKey`` enough to log in as the same role.
+    public var passThroughKeys: (clientKey: [UInt8], serverKey: [UInt8])? {
+        recoveredClientKey.map { ($0, credentials.serverKey) }
+    }
     private let serverNonce: [UInt8]
     private var state: State = .awaitingMechanism
 
@@ -211,6 +218,7 @@ public struct SCRAMServer: Sendable {
             return fail(.passwordAuthenticationFailed(user: username))
         }
         state = .finished
+        recoveredClientKey = clientKey
         let serverSignature = Crypto.hmacSHA256(key: credentials.serverKey, data: authMessage)
         return .sendFinal(Array("v=".utf8) + Base64.encodeToBytes(serverSignature))
     }

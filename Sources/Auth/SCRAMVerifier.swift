@@ -70,6 +70,12 @@ struct SCRAMKeys: Sendable {
         storedKey = Crypto.sha256(clientKey)
         serverKey = Crypto.hmacSHA256(key: saltedPassword, data: Array("Server Key".utf8))
     }
+
+    init(clientKey: [UInt8], serverKey: [UInt8]) {
+        self.clientKey = clientKey
+        storedKey = Crypto.sha256(clientKey)
+        self.serverKey = serverKey
+    }
 }
 
 /// Password normalisation before key derivation.

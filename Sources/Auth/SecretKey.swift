@@ -1,4 +1,5 @@
 import CPortcullisShims
+import EventLoop
 import Glibc
 
 public struct SecretKeyError: Error, Sendable, CustomStringConvertible {
@@ -54,16 +55,14 @@ public struct SecretKey: Sendable {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SecretKeyError("could not access secret key file \"\(path)\": \(String(cString: strerror(errno)))") }
         try checkOwnership(path: path, mode: st.st_mode, owner: st.st_uid, euid: geteuid())
-        var bytes = [UInt8](repeating: 0, count: length + 1)
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            total += n
+        let bytes: [UInt8]?
+        do throws(Errno) {
+            bytes = try Descriptor.readAll(fd, limit: length)
+        } catch {
+            throw SecretKeyError("could not read secret key file \"\(path)\": \(error)")
         }
-        guard total == length else { throw SecretKeyError("secret key file \"\(path)\" must hold exactly \(length) bytes (portcullis keygen)") }
-        return try SecretKey(bytes: Array(bytes.prefix(length)))
+        guard let bytes, bytes.count == length else { throw SecretKeyError("secret key file \"\(path)\" must hold exactly \(length) bytes (portcullis keygen)") }
+        return try SecretKey(bytes: bytes)
     }
 
     /// The pure part of `load`'s checks.

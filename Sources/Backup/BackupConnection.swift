@@ -11,7 +11,9 @@ public struct BackupConnection: Equatable, Sendable {
     public var environment: [String: String]
 
     public init(config: PortcullisConfig, backup: BackupSettings, database: String, password: String?) throws(BackupError) {
-        let host = backup.host ?? config.general.unixSocketDirectories.first ?? "localhost"
+        // The internal endpoint first: a socket only the proxy's user can open, admitting only
+        // the backup identity.
+        let host = backup.host ?? backup.internalSocketDirectory ?? config.general.unixSocketDirectories.first ?? "localhost"
         var parts: [(String, String)] = [
             ("host", host),
             ("port", String(config.general.listenPort)),

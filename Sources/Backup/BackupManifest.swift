@@ -26,9 +26,43 @@ public struct BackupManifest: Equatable, Sendable {
     /// The master key's id (hex) the backup was made with: after a key rotation this says
     /// which key file restores it.
     public var keyID: String = ""
+    /// `custom` (one stored file, `<id>.pcbk`) or `directory` (pg_dump -Fd: one stored file
+    /// per file pg_dump wrote, listed in `files`).
     public var format: String = "custom"
+    /// pg_dump's parallel jobs (`-j`) for a directory-format backup; 1 otherwise.
+    public var jobs: Int64 = 1
+    /// A directory-format backup's files, in the order pg_dump finished them.
+    public var files: [File] = []
+    /// Directory format: the most plaintext pg_dump's files held on disk at once while being
+    /// followed (allocated blocks, sampled every ~20 ms).
+    public var peakPlaintextOnDisk: Int64 = 0
     /// Why a failed backup failed (pg_dump's stderr, trimmed); empty when good.
     public var error: String = ""
+
+    /// One file of a directory-format backup: pg_dump's name for it, its sizes, and the
+    /// SHA-256 of its stored (encrypted) form.
+    public struct File: Equatable, Sendable {
+        public var name: String
+        public var plaintextBytes: Int64
+        public var storedBytes: Int64
+        public var sha256: String
+
+        public init(name: String, plaintextBytes: Int64, storedBytes: Int64, sha256: String) {
+            self.name = name
+            self.plaintextBytes = plaintextBytes
+            self.storedBytes = storedBytes
+            self.sha256 = sha256
+        }
+
+        /// The names pg_dump -Fd writes (pg_backup_directory.c: `toc.dat`, `<dumpId>.dat`,
+        /// `blob_<oid>.dat`, `blobs.toc`, and `blobs_<dumpId>.toc` from PostgreSQL 17): they
+        /// name stored files and FIFOs, so nothing else (no `/`, no dot files) is accepted.
+        public static func isValidName(_ name: String) -> Bool {
+            let bytes = Array(name.utf8)
+            guard (1...100).contains(bytes.count), bytes.first != UInt8(ascii: ".") else { return false }
+            return bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
+        }
+    }
 
     public init(id: String, database: String, startedAt: Int64, endedAt: Int64, status: Status) {
         self.id = id
@@ -39,6 +73,9 @@ public struct BackupManifest: Equatable, Sendable {
     }
 
     public static let formatVersion = 1
+    /// The largest manifest read: a directory-format backup lists every file pg_dump wrote
+    /// (one per large object, ~170 bytes each), so this allows some 190 000 of them.
+    public static let sizeLimit = 32 << 20
 
     /// A JSON object, one key per line (stable order, so manifests diff well).
     public func encoded() -> String {
@@ -59,7 +96,17 @@ public struct BackupManifest: Equatable, Sendable {
             ("key_id", .string(keyID)),
             ("error", .string(error)),
         ]
-        return "{\n" + fields.map { "  " + JSON.quote($0.0) + ": " + $0.1.rendered }.joined(separator: ",\n") + "\n}\n"
+        var lines = fields.map { "  " + JSON.quote($0.0) + ": " + $0.1.rendered }
+        if format != "custom" {
+            lines.append("  \"jobs\": \(jobs)")
+            lines.append("  \"peak_plaintext_on_disk\": \(peakPlaintextOnDisk)")
+            let files = self.files.map { file -> String in
+                "    " + JSONValue.object([("name", .string(file.name)), ("plaintext_bytes", .number(file.plaintextBytes)),
+                                            ("stored_bytes", .number(file.storedBytes)), ("sha256", .string(file.sha256))]).rendered
+            }
+            lines.append("  \"files\": [" + (files.isEmpty ? "]" : "\n" + files.joined(separator: ",\n") + "\n  ]"))
+        }
+        return "{\n" + lines.joined(separator: ",\n") + "\n}\n"
     }
 
     public static func decode(_ text: String) throws(BackupError) -> BackupManifest {
@@ -88,6 +135,24 @@ public struct BackupManifest: Equatable, Sendable {
         manifest.serverVersion = try string("server_version")
         manifest.keyID = try string("key_id")
         manifest.error = try string("error")
+        guard manifest.format == "custom" || manifest.format == "directory" else {
+            throw BackupError("manifest: unknown format \"\(manifest.format)\"")
+        }
+        if manifest.format == "directory" {
+            manifest.jobs = try number("jobs")
+            manifest.peakPlaintextOnDisk = try number("peak_plaintext_on_disk")
+            guard case .array(let entries)? = object["files"] else { throw BackupError("manifest: \"files\" missing or not an array") }
+            var seen = Set<String>()
+            for entry in entries {
+                func field(_ key: String) -> JSONValue? { entry.first { $0.0 == key }?.1 }
+                guard case .string(let name)? = field("name"), case .number(let plain)? = field("plaintext_bytes"),
+                      case .number(let stored)? = field("stored_bytes"), case .string(let sha)? = field("sha256") else {
+                    throw BackupError("manifest: a \"files\" entry lacks name, plaintext_bytes, stored_bytes or sha256")
+                }
+                guard File.isValidName(name), seen.insert(name).inserted else { throw BackupError("manifest: invalid or repeated file name") }
+                manifest.files.append(File(name: name, plaintextBytes: plain, storedBytes: stored, sha256: sha))
+            }
+        }
         return manifest
     }
 
@@ -105,16 +170,25 @@ public struct BackupError: Error, Equatable, Sendable, CustomStringConvertible {
 enum JSONValue: Equatable {
     case string(String)
     case number(Int64)
+    /// A flat object (manifests nest only `files` entries), fields in order.
+    case object([(String, JSONValue)])
+    /// An array of flat objects.
+    case array([[(String, JSONValue)]])
 
     var rendered: String {
         switch self {
         case .string(let text): JSON.quote(text)
         case .number(let value): String(value)
+        case .object(let fields): "{" + fields.map { JSON.quote($0.0) + ": " + $0.1.rendered }.joined(separator: ", ") + "}"
+        case .array(let objects): "[" + objects.map { JSONValue.object($0).rendered }.joined(separator: ", ") + "]"
         }
     }
+
+    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.rendered == rhs.rendered }
 }
 
-/// Just enough JSON (RFC 8259) for manifests: one flat object of strings and integers.
+/// Just enough JSON (RFC 8259) for manifests: one object of strings, integers and arrays of
+/// flat objects (a directory-format backup's `files`).
 enum JSON {
     static func quote(_ text: String) -> String {
         var out = "\""
@@ -139,7 +213,13 @@ enum JSON {
 
     static func parseFlatObject(_ text: String) throws(BackupError) -> [String: JSONValue] {
         var parser = Parser(scalars: Array(text.unicodeScalars))
-        return try parser.object()
+        var result: [String: JSONValue] = [:]
+        for (key, value) in try parser.object(nested: false) {
+            guard result.updateValue(value, forKey: key) == nil else { throw BackupError("invalid JSON: duplicate key \"\(key)\"") }
+        }
+        parser.skipSpace()
+        guard parser.position == parser.scalars.count else { throw BackupError("invalid JSON: data after the object") }
+        return result
     }
 
     struct Parser {
@@ -156,9 +236,10 @@ enum JSON {
             position += 1
         }
 
-        mutating func object() throws(BackupError) -> [String: JSONValue] {
+        /// Fields in order; `nested`: an entry of `files`, which holds no arrays.
+        mutating func object(nested: Bool) throws(BackupError) -> [(String, JSONValue)] {
             try expect("{")
-            var result: [String: JSONValue] = [:]
+            var result: [(String, JSONValue)] = []
             skipSpace()
             if position < scalars.count, scalars[position] == "}" {
                 position += 1
@@ -168,8 +249,16 @@ enum JSON {
                     try expect(":")
                     skipSpace()
                     guard position < scalars.count else { throw BackupError("invalid JSON: value expected") }
-                    let value: JSONValue = scalars[position] == "\"" ? .string(try string()) : .number(try number())
-                    guard result.updateValue(value, forKey: key) == nil else { throw BackupError("invalid JSON: duplicate key \"\(key)\"") }
+                    let value: JSONValue
+                    if scalars[position] == "\"" {
+                        value = .string(try string())
+                    } else if scalars[position] == "[" && !nested {
+                        value = .array(try array())
+                    } else {
+                        value = .number(try number())
+                    }
+                    guard !result.contains(where: { $0.0 == key }) else { throw BackupError("invalid JSON: duplicate key \"\(key)\"") }
+                    result.append((key, value))
                     skipSpace()
                     guard position < scalars.count else { throw BackupError("invalid JSON: unterminated object") }
                     if scalars[position] == "," { position += 1; continue }
@@ -177,9 +266,25 @@ enum JSON {
                     break
                 }
             }
-            skipSpace()
-            guard position == scalars.count else { throw BackupError("invalid JSON: data after the object") }
             return result
+        }
+
+        mutating func array() throws(BackupError) -> [[(String, JSONValue)]] {
+            try expect("[")
+            var result: [[(String, JSONValue)]] = []
+            skipSpace()
+            if position < scalars.count, scalars[position] == "]" {
+                position += 1
+                return result
+            }
+            while true {
+                result.append(try object(nested: true))
+                skipSpace()
+                guard position < scalars.count else { throw BackupError("invalid JSON: unterminated array") }
+                if scalars[position] == "," { position += 1; continue }
+                try expect("]")
+                return result
+            }
         }
 
         mutating func number() throws(BackupError) -> Int64 {

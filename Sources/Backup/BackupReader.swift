@@ -8,9 +8,10 @@ import Glibc
 /// as the manifest says): a consumer such as pg_restore never sees the end of an archive that
 /// was cut short or altered, so it cannot finish (and commit) on it.
 final class BackupStream {
-    private let fd: Int32
-    private let path: String
+    private let source: any BackupSource
     private let manifest: BackupManifest
+    /// A directory-format backup's file this stream reads (nil: the single-file backup).
+    private let member: BackupManifest.File?
     private var decryptor: BackupDecryptor
     private let decompressor: ZstdDecompressor
     private let sha = StreamingSHA256()
@@ -19,20 +20,24 @@ final class BackupStream {
     private(set) var storedBytesRead: Int64 = 0
     private(set) var plaintextBytes: Int64 = 0
 
-    init(path: String, manifest: BackupManifest, keys: [BackupKey]) throws(BackupError) {
-        self.path = path
-        self.manifest = manifest
-        decryptor = BackupDecryptor(keys: keys)
-        do { decompressor = try ZstdDecompressor() } catch { throw BackupError(error.description) }
-        fd = try Files.openForReading(path)
-    }
+    private let checkSize: Bool
 
-    deinit { closeDescriptor(fd) }
+    /// `checkSize`: a member's plaintext size must be the manifest's (not for the index,
+    /// whose size the manifest does not record).
+    init(source: any BackupSource, manifest: BackupManifest, keys: [BackupKey],
+         member: BackupManifest.File? = nil, checkSize: Bool = true) throws(BackupError) {
+        self.checkSize = checkSize
+        self.source = source
+        self.manifest = manifest
+        self.member = member
+        decryptor = BackupDecryptor(keys: keys, member: member?.name)
+        do { decompressor = try ZstdDecompressor() } catch { throw BackupError(error.description) }
+    }
 
     /// The next piece of authenticated plaintext; nil at the (verified) end.
     func next() throws(BackupError) -> [UInt8]? {
         while !ended {
-            let piece = try Files.read(fd, count: ChildProcess.readSize, path: path)
+            let piece = try source.read()
             if piece.isEmpty {
                 ended = true
                 try finish()
@@ -45,7 +50,11 @@ final class BackupStream {
             if let header = decryptor.header, hex(header.backupID) != manifest.id {
                 throw BackupError("the file holds backup \(hex(header.backupID)), not \(manifest.id)")
             }
-            do { plain = try decompressor.update(decrypted) } catch { throw damaged(error) }
+            if decryptor.header?.compressed == false {
+                plain = decrypted
+            } else {
+                do { plain = try decompressor.update(decrypted) } catch { throw damaged(error) }
+            }
             if plain.isEmpty { continue }
             plaintextBytes += Int64(plain.count)
             let previous = held
@@ -58,15 +67,25 @@ final class BackupStream {
     }
 
     private func damaged(_ error: BackupFormatError) -> BackupError {
-        BackupError("backup \(manifest.id) is damaged: \(error.description)")
+        if let member, !error.description.hasPrefix(member.name) {
+            return BackupError("backup \(manifest.id) is damaged: \(member.name): \(error.description)")
+        }
+        return BackupError("backup \(manifest.id) is damaged: \(error.description)")
     }
 
     private func finish() throws(BackupError) {
         do { try decryptor.finish() } catch { throw damaged(error) }
-        do { try decompressor.finish() } catch { throw damaged(error) }
+        if decryptor.header?.compressed != false {
+            do { try decompressor.finish() } catch { throw damaged(error) }
+        }
         let digest = sha.finish()
-        guard digest == manifest.sha256 else {
-            throw BackupError("backup \(manifest.id): the stored file's SHA-256 \(digest) is not the manifest's \(manifest.sha256)")
+        let expected = member?.sha256 ?? manifest.sha256
+        guard digest == expected else {
+            let what = member.map { "stored file \($0.name)" } ?? "stored file"
+            throw BackupError("backup \(manifest.id): the \(what)'s SHA-256 \(digest) is not the manifest's \(expected)")
+        }
+        if let member, checkSize, plaintextBytes != member.plaintextBytes {
+            throw BackupError("backup \(manifest.id): \(member.name) holds \(plaintextBytes) bytes, the manifest says \(member.plaintextBytes)")
         }
     }
 
@@ -86,10 +105,13 @@ public struct VerifyResult: Sendable {
 public enum BackupReader {
     /// `backup verify`: decrypt and decompress everything, check the SHA-256 and sizes against
     /// the manifest, and have `pg_restore --list` read the archive from a pipe. Writes nothing.
-    public static func verify(store: BackupStore, id: String, keys: [BackupKey], pgBinDir: String?,
+    public static func verify(store: any BackupStorage, id: String, keys: [BackupKey], pgBinDir: String?,
                               progress: ((ProgressReport) -> Void)? = nil) throws(BackupError) -> VerifyResult {
         let manifest = try store.goodManifest(id)
-        let stream = try BackupStream(path: store.dataPath(id), manifest: manifest, keys: keys)
+        if manifest.format == "directory" {
+            return try DirectoryReader.verify(store: store, manifest: manifest, keys: keys, pgBinDir: pgBinDir, progress: progress)
+        }
+        let stream = try BackupStream(source: try store.reader(for: id), manifest: manifest, keys: keys)
         let pgRestore = try findTool("pg_restore", binDir: pgBinDir)
         let child = try ChildProcess(path: pgRestore, arguments: ["--list"],
                                      environment: childEnvironment([:], withoutLibpqVariables: false), feedsStdin: true)
@@ -117,10 +139,17 @@ public enum BackupReader {
     /// `backup restore`: stream the archive into `pg_restore --single-transaction -d TARGET`.
     /// On any damage pg_restore is killed before it has seen the end of the archive, so its
     /// single transaction rolls back: the target is left as it was, never half-restored.
-    public static func restore(store: BackupStore, id: String, keys: [BackupKey], target: String, pgBinDir: String?,
+    /// `jobs`: pg_restore's `-j` for a directory-format backup (nil = the backup's own).
+    public static func restore(store: any BackupStorage, id: String, keys: [BackupKey], target: String, pgBinDir: String?,
+                               jobs: Int? = nil,
                                progress: ((ProgressReport) -> Void)? = nil) throws(BackupError) -> BackupManifest {
         let manifest = try store.goodManifest(id)
-        let stream = try BackupStream(path: store.dataPath(id), manifest: manifest, keys: keys)
+        if manifest.format == "directory" {
+            try DirectoryReader.restore(store: store, manifest: manifest, keys: keys, target: target, pgBinDir: pgBinDir,
+                                        jobs: jobs ?? Int(manifest.jobs), progress: progress)
+            return manifest
+        }
+        let stream = try BackupStream(source: try store.reader(for: id), manifest: manifest, keys: keys)
         let pgRestore = try findTool("pg_restore", binDir: pgBinDir)
         let child = try ChildProcess(path: pgRestore, arguments: ["--single-transaction", "--exit-on-error", "-w", "-d", target],
                                      environment: childEnvironment([:], withoutLibpqVariables: false), feedsStdin: true)
@@ -170,19 +199,23 @@ final class ProgressMeter {
 
 public enum BackupPruner {
     /// `backup prune`: deletes what `RetentionPolicy.prune` names, under the store's lock, and
-    /// cleans `.partial` leftovers. Returns the ids deleted.
-    public static func prune(store: BackupStore, policy: RetentionPolicy, now: Int64) throws(BackupError) -> [String] {
+    /// cleans `.partial` leftovers. `database`: only that database's backups (the daemon's
+    /// prune after a scheduled backup); nil = every database. Returns the ids deleted.
+    public static func prune(store: any BackupStorage, policy: RetentionPolicy, now: Int64,
+                             database: String? = nil) throws(BackupError) -> [String] {
         let lockFD = try store.lock()
         defer { closeDescriptor(lockFD) }
         _ = try store.removeLeftovers()
         let (manifests, _) = try store.manifests()
+        let stored = try store.storedIDs()
         // Only manifests whose file exists count as good: a good manifest without its file
         // must not be what keeps "the last good backup" alive.
-        let present = manifests.map { manifest -> BackupManifest in
+        let present = manifests.filter { database == nil || $0.database == database }.map { manifest -> BackupManifest in
             var checked = manifest
-            if checked.status == .good && !Files.exists(store.dataPath(manifest.id)) { checked.status = .failed }
+            if checked.status == .good && !stored.contains(manifest.id) { checked.status = .failed }
             return checked
         }
+        DirectoryDumpRunner.removeWorkLeftovers(store.lockDirectory)
         let doomed = policy.prune(present, now: now)
         for id in doomed { try store.delete(id) }
         return doomed

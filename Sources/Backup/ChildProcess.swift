@@ -16,6 +16,8 @@ final class ChildProcess {
     static let stderrCap = 64 * 1024
     /// Bytes read from the pipe at once: the dump is streamed in bounded pieces.
     static let readSize = 1 << 20
+    /// F_SETPIPE_SZ (linux/fcntl.h: F_LINUX_SPECIFIC_BASE + 7; Glibc's module leaves it out).
+    static let setPipeSize: Int32 = 1031
 
     /// `feedsStdin`: a pipe to the child's stdin (else /dev/null).
     init(path: String, arguments: [String], environment: [String: String], feedsStdin: Bool) throws(BackupError) {
@@ -29,6 +31,12 @@ final class ChildProcess {
             for fd in inPipe + outPipe + errPipe where fd >= 0 { closeDescriptor(fd) }
             throw BackupError("could not create pipes for \(path): \(message)")
         }
+        // A 1 MiB stdout pipe instead of the default 64 KiB: pg_dump writes its output in
+        // 4 KiB stdio blocks and would block after 16 of them whenever the reading thread is
+        // not scheduled (2 cores shared with PostgreSQL, the proxy and our compressor); with
+        // more room it runs ahead, and our reads come back larger. Best effort: a smaller
+        // /proc/sys/fs/pipe-max-size just leaves the default.
+        _ = fcntl(outPipe[0], Self.setPipeSize, Int32(Self.readSize))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -42,8 +50,21 @@ final class ChildProcess {
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
+        // The daemon blocks its signals (they go to a signalfd) and ignores SIGPIPE; a child
+        // inherits both, so pg_dump would be deaf to SIGTERM. Reset both for the child.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signo in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD] { sigaddset(&defaults, signo) }
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
-        let rc = posix_spawn(&child, path, &actions, nil, argv, envp)
+        let rc = posix_spawn(&child, path, &actions, &attributes, argv, envp)
         for fd in [inPipe[0], outPipe[1], errPipe[1]] where fd >= 0 { closeDescriptor(fd) }
         guard rc == 0 else {
             for fd in [inPipe[1], outPipe[0], errPipe[0]] where fd >= 0 { closeDescriptor(fd) }
@@ -120,6 +141,32 @@ final class ChildProcess {
         if stdinFD >= 0 { closeDescriptor(stdinFD); stdinFD = -1 }
     }
 
+    /// For callers that run their own poll loop (the directory format, which also follows
+    /// files and FIFOs): the child's output descriptors still open; none once it exited.
+    var outputDescriptors: [Int32] { [stdoutFD, stderrFD].filter { $0 >= 0 } }
+
+    /// Reads what is ready on one of `outputDescriptors`: stdout to `consume`, stderr kept
+    /// (capped); end of file closes it.
+    func readOutput(_ fd: Int32, consume: ([UInt8]) -> Void) throws(BackupError) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = try readSome(fd, into: &buffer)
+        let isStdout = fd == stdoutFD
+        if count == 0 {
+            closeDescriptor(fd)
+            if isStdout { stdoutFD = -1 } else { stderrFD = -1 }
+        } else if isStdout {
+            consume(Array(buffer[0..<count]))
+        } else if stderrText.count < Self.stderrCap {
+            stderrText += buffer[0..<min(count, Self.stderrCap - stderrText.count)]
+        }
+    }
+
+    /// SIGKILL (a restore must not act on partial input) and reap.
+    func killNow() {
+        if reaped == nil { Glibc.kill(pid, SIGKILL) }
+        _ = waitStatus()
+    }
+
     private func readSome(_ fd: Int32, into buffer: inout [UInt8]) throws(BackupError) -> Int {
         let result: Result<Int, Errno> = buffer.withUnsafeMutableBytes { raw in
             Result { () throws(Errno) -> Int in try syscallValue { Glibc.read(fd, raw.baseAddress, raw.count) } }
@@ -153,7 +200,7 @@ final class ChildProcess {
     func waitStatus() -> Int32 {
         if let reaped { return reaped }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = try? syscallValue { waitpid(pid, &status, 0) }
         let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         reaped = code
         return code

@@ -71,6 +71,19 @@ enum Files {
         _ = unlink(path)
     }
 
+    /// Removes a file, or a directory and everything in it; symbolic links are removed, never
+    /// followed. Best effort (leftovers are retried by the next run).
+    static func removeTree(_ path: String) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in (try? list(path)) ?? [] { removeTree("\(path)/\(name)") }
+            _ = rmdir(path)
+        } else {
+            _ = unlink(path)
+        }
+    }
+
     static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0

@@ -46,11 +46,14 @@ public struct ProgressReport: Equatable, Sendable {
     public var bytes: Int64
     public var elapsedNanoseconds: Int64
     public var totalBytes: Int64?
+    /// The total is a guess (the previous backup's dump size), shown as "~".
+    public var totalIsEstimate: Bool
 
-    public init(bytes: Int64, elapsedNanoseconds: Int64, totalBytes: Int64? = nil) {
+    public init(bytes: Int64, elapsedNanoseconds: Int64, totalBytes: Int64? = nil, totalIsEstimate: Bool = false) {
         self.bytes = bytes
         self.elapsedNanoseconds = elapsedNanoseconds
         self.totalBytes = totalBytes
+        self.totalIsEstimate = totalIsEstimate
     }
 
     /// Bytes per second; 0 before any time passed.
@@ -66,7 +69,7 @@ public struct ProgressReport: Equatable, Sendable {
 
     public var line: String {
         var text = "\(Self.size(bytes))"
-        if let totalBytes { text += " of \(Self.size(totalBytes))" }
+        if let totalBytes, totalBytes >= bytes { text += " of \(totalIsEstimate ? "~" : "")\(Self.size(totalBytes))" }
         text += ", \(Self.size(Int64(rate)))/s"
         if let eta = etaSeconds { text += ", ETA \(eta / 60)m\(eta % 60)s" }
         return text

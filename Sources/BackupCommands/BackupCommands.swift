@@ -29,33 +29,23 @@ func printError(_ message: String) {
 
 /// The configuration pieces every backup command needs.
 struct BackupContext {
-    let config: PortcullisConfig
-    let settings: BackupSettings
-    let store: BackupStore
-    let secretKey: SecretKey
+    let setup: BackupSetup
+    var config: PortcullisConfig { setup.config }
+    var settings: BackupSettings { setup.settings }
+    var store: any BackupStorage { setup.store }
+    var key: BackupKey { setup.key }
 
     init(configPath: String) throws(ExitCode) {
+        let config: PortcullisConfig
         do { config = try ProxyServer.loadConfiguration(path: configPath) } catch {
             printError("\(error)")
             throw ExitCode(2)
         }
-        guard let settings = config.backup else {
-            printError("\(configPath): no [backup] section")
-            throw ExitCode(2)
-        }
-        guard let keyPath = config.general.secretKeyFile else {
-            printError("\(configPath): backups are encrypted with secret_key_file, which is not set (portcullis keygen)")
-            throw ExitCode(2)
-        }
-        do { secretKey = try SecretKey.load(path: keyPath) } catch {
+        do { setup = try BackupSetup(config: config, configPath: configPath) } catch {
             printError(error.description)
             throw ExitCode(2)
         }
-        self.settings = settings
-        store = BackupStore(directory: settings.directory)
     }
-
-    var key: BackupKey { BackupKey(material: secretKey.material) }
 
     /// The current key and any retired key files named with --old-key.
     func keys(oldKeyFiles: [String]) throws(ExitCode) -> [BackupKey] {
@@ -67,15 +57,6 @@ struct BackupContext {
             }
         }
         return keys
-    }
-
-    func password() throws(ExitCode) -> String? {
-        guard let secret = settings.password else { return nil }
-        guard secret.isEncrypted else { return secret.reveal() }
-        do { return try secretKey.decrypt(secret.reveal()) } catch {
-            printError("[backup] password: \(error.description)")
-            throw ExitCode(2)
-        }
     }
 }
 
@@ -106,33 +87,51 @@ extension BackupCommand {
             commandName: "run", abstract: "Take a backup of one database through this Portcullis.")
         @OptionGroup var options: BackupConfigOption
         @Option(help: "The database to back up (a name clients use).") var database: String
+        @Option(help: "pg_dump's archive format: custom or directory (default: the configuration's).") var format: String?
+        @Option(help: "Parallel pg_dump jobs for the directory format, 1-64 (default: the configuration's).") var jobs: Int?
 
         public func run() throws {
             let context = try BackupContext(configPath: options.config)
-            let connection: BackupConnection
-            do {
-                connection = try BackupConnection(config: context.config, backup: context.settings, database: database,
-                                                  password: try context.password())
-            } catch let error as BackupError {
+            var job: BackupJob
+            do { job = try context.setup.job(database: database) } catch {
                 printError(error.description)
                 throw ExitCode(2)
             }
-            var job = BackupJob(store: context.store, database: database, connection: connection)
-            job.compressionLevel = Int32(context.settings.compressionLevel)
-            job.compressionWorkers = Int32(context.settings.compressionWorkers)
-            job.pgBinDir = context.settings.pgBinDir
-            let progress = terminalProgress("backup \(database)")
-            do {
-                let manifest = try BackupRunner.run(job, key: context.key, progress: progress)
-                if progress != nil { printError("") }
-                let seconds = max(1, manifest.endedAt - manifest.startedAt)
-                print("backup \(manifest.id) of \(database): good, \(ProgressReport.size(manifest.plaintextBytes)) dumped, "
-                      + "\(ProgressReport.size(manifest.storedBytes)) stored, \(seconds)s")
-            } catch {
-                if progress != nil { printError("") }
-                printError("backup of \(database) failed: \(error.description)")
+            if let format {
+                guard let chosen = DumpFormat(rawValue: format.lowercased()) else {
+                    printError("--format must be custom or directory")
+                    throw ExitCode(2)
+                }
+                job.format = chosen
+            }
+            if let jobs {
+                guard (1...64).contains(jobs) else {
+                    printError("--jobs must be between 1 and 64")
+                    throw ExitCode(2)
+                }
+                guard job.format == .directory else {
+                    printError("--jobs needs the directory format (--format directory)")
+                    throw ExitCode(2)
+                }
+                job.jobs = jobs
+            }
+            let onTerminal = terminalProgress("backup \(database)")
+            // On a terminal the line is redrawn every second; otherwise (cron, a systemd timer:
+            // stderr is the log) one line every progress_interval.
+            if onTerminal != nil { job.progressIntervalNanoseconds = 1_000_000_000 }
+            let progress = onTerminal ?? { report in printError("backup of \(database): \(report.line)") }
+            let outcome = BackupRunner.runForOutcome(job, key: context.key, trigger: .command, progress: progress)
+            if onTerminal != nil { printError("") }
+            // The outcome goes to the audit stream too, as the daemon's scheduled runs do.
+            do { try ProxyServer.auditBackup(outcome, settings: context.config.general.audit) } catch {
+                printError("warning: the backup audit event was not written: \(error)")
+            }
+            guard let manifest = outcome.manifest else {
+                printError("backup of \(database) failed: \(outcome.error ?? "")")
                 throw ExitCode(1)
             }
+            print("backup \(manifest.id) of \(database): good, \(ProgressReport.size(manifest.plaintextBytes)) dumped, "
+                  + "\(ProgressReport.size(manifest.storedBytes)) stored, \(max(1, outcome.seconds))s")
         }
     }
 
@@ -148,9 +147,14 @@ extension BackupCommand {
                 printError(error.description)
                 throw ExitCode(1)
             }
+            let stored: Set<String>
+            do { stored = try context.store.storedIDs() } catch {
+                printError(error.description)
+                throw ExitCode(1)
+            }
             let rows = [["id", "database", "start", "size", "status"]] + listing.manifests.map {
                 [$0.id, $0.database, formatTime($0.startedAt), ProgressReport.size($0.storedBytes),
-                 $0.status == .good && !context.store.hasStoredFile($0.id) ? "good-but-file-missing" : $0.status.rawValue]
+                 $0.status == .good && !stored.contains($0.id) ? "good-but-file-missing" : $0.status.rawValue]
             }
             let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {
@@ -193,20 +197,25 @@ extension BackupCommand {
         public init() {}
         public static let configuration = CommandConfiguration(
             commandName: "restore",
-            abstract: "Restore a backup into an existing, empty database with pg_restore, in one transaction.")
+            abstract: "Restore a backup into an existing, empty database with pg_restore (custom format: in one transaction; directory format: -j after every file was authenticated).")
         @OptionGroup var options: BackupConfigOption
         @Argument(help: "The backup id.") var id: String
         @Option(help: "libpq connection string of the target database (create it first).") var target: String
         @Option(name: .customLong("old-key"), help: "A retired secret_key_file (repeatable).")
         var oldKeys: [String] = []
+        @Option(help: "Parallel pg_restore jobs for a directory-format backup (default: as many as pg_dump had).") var jobs: Int?
 
         public func run() throws {
             let context = try BackupContext(configPath: options.config)
             let keys = try context.keys(oldKeyFiles: oldKeys)
+            if let jobs, !(1...64).contains(jobs) {
+                printError("--jobs must be between 1 and 64")
+                throw ExitCode(2)
+            }
             let progress = terminalProgress("restore \(id)")
             do {
                 let manifest = try BackupReader.restore(store: context.store, id: id, keys: keys, target: target,
-                                                        pgBinDir: context.settings.pgBinDir, progress: progress)
+                                                        pgBinDir: context.settings.pgBinDir, jobs: jobs, progress: progress)
                 if progress != nil { printError("") }
                 print("restored backup \(id) of \(manifest.database)")
             } catch {

@@ -8,7 +8,8 @@ import CPortcullisShims
 ///   magic      "PCBK"                      4
 ///   version    1                           1
 ///   cipher     1 = AES-256-GCM             1
-///   flags      bit 0: payload is zstd      1
+///   flags      bit 0: payload is zstd;     1
+///              bit 1: a member file of a directory-format backup (its name is bound)
 ///   reserved   0                           1
 ///   chunkSize  plaintext bytes per chunk   4
 ///   backupID   16 random bytes             16
@@ -29,6 +30,12 @@ import CPortcullisShims
 /// backup fail (wrong index or key); a file cut short, even exactly after a chunk, fails because
 /// no chunk carries the final flag; bytes after the final chunk are refused. The last chunk is
 /// always sealed with the final flag, empty when the data ended on a chunk boundary.
+///
+/// A directory-format backup (pg_dump -Fd) stores each of pg_dump's files as its own stream:
+/// flags bit 1 set, its own random salt (so its own key: nonces never repeat across files),
+/// the backup id in its header, and its file name bound into every chunk's associated data
+/// (`header || u16 name length || name || i || final`). A file stored under another name of
+/// the same backup, or taken from another backup, therefore fails authentication.
 public enum BackupFormat {
     public static let magic: [UInt8] = Array("PCBK".utf8)
     public static let version: UInt8 = 1
@@ -74,6 +81,14 @@ enum BackupCrypto {
         (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
     }
 
+    /// `u16 length || UTF-8 name` for a member file; nothing for a single-file backup.
+    static func memberField(_ member: String?) throws(BackupFormatError) -> [UInt8] {
+        guard let member else { return [] }
+        let bytes = Array(member.utf8)
+        guard !bytes.isEmpty, bytes.count <= 255 else { throw BackupFormatError("invalid member name") }
+        return [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xff)] + bytes
+    }
+
     static func bigEndian32(_ value: UInt32) -> [UInt8] {
         (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) }
     }
@@ -87,10 +102,13 @@ public struct BackupEncryptor {
     private var pending: [UInt8] = []
     private var index: UInt64 = 0
     private var finished = false
+    /// `header`, plus the bound member name for a directory-format file.
+    private let aadPrefix: [UInt8]
 
     /// `backupID` and `salt` are random per backup (injected, so tests are reproducible).
+    /// `member`: the file name of a directory-format backup's file (salt random per file).
     public init(key master: BackupKey, backupID: [UInt8], salt: [UInt8], compressed: Bool,
-                chunkSize: Int = BackupFormat.defaultChunkSize) throws(BackupFormatError) {
+                chunkSize: Int = BackupFormat.defaultChunkSize, member: String? = nil) throws(BackupFormatError) {
         guard backupID.count == 16, salt.count == 32, chunkSize > 0, chunkSize <= 64 << 20 else {
             throw BackupFormatError("invalid backup parameters")
         }
@@ -99,10 +117,13 @@ public struct BackupEncryptor {
         }
         self.key = key
         self.chunkSize = chunkSize
-        var header = BackupFormat.magic + [BackupFormat.version, 1, compressed ? 1 : 0, 0]
+        let memberName = try BackupCrypto.memberField(member)
+        let flags: UInt8 = (compressed ? 1 : 0) | (member == nil ? 0 : 2)
+        var header = BackupFormat.magic + [BackupFormat.version, 1, flags, 0]
         header += BackupCrypto.bigEndian32(UInt32(chunkSize)) + backupID + salt + master.keyID
         header += BackupCrypto.hmacSHA256(key: key, data: header).prefix(4)
         self.header = header
+        aadPrefix = header + memberName
     }
 
     /// Sealed chunks for every full chunk now available.
@@ -128,7 +149,7 @@ public struct BackupEncryptor {
     }
 
     private mutating func seal(_ plain: ArraySlice<UInt8>, final: Bool) -> [UInt8] {
-        let aad = header + BackupCrypto.bigEndian(index) + [final ? 1 : 0]
+        let aad = aadPrefix + BackupCrypto.bigEndian(index) + [final ? 1 : 0]
         var cipher = [UInt8](repeating: 0, count: plain.count)
         var tag = [UInt8](repeating: 0, count: BackupFormat.tagSize)
         let plainCopy = Array(plain)
@@ -151,6 +172,7 @@ public struct BackupDecryptor {
     }
 
     private let keys: [BackupKey]
+    private let member: String?
     private var buffer: [UInt8] = []
     private var headerBytes: [UInt8] = []
     private var key: [UInt8] = []
@@ -159,7 +181,12 @@ public struct BackupDecryptor {
     private var sawFinal = false
 
     /// `keys`: every master key the backup may have been made with (current and retired).
-    public init(keys: [BackupKey]) { self.keys = keys }
+    /// `member`: the name a directory-format backup's file is stored under (nil for a
+    /// single-file backup); a file made for another name fails authentication.
+    public init(keys: [BackupKey], member: String? = nil) {
+        self.keys = keys
+        self.member = member
+    }
 
     public mutating func update(_ bytes: some Collection<UInt8>) throws(BackupFormatError) -> [UInt8] {
         buffer += bytes
@@ -194,7 +221,11 @@ public struct BackupDecryptor {
     private mutating func readHeader(_ bytes: [UInt8]) throws(BackupFormatError) {
         guard Array(bytes[0..<4]) == BackupFormat.magic else { throw BackupFormatError("not a Portcullis backup (bad magic)") }
         guard bytes[4] == BackupFormat.version else { throw BackupFormatError("unsupported backup format version \(bytes[4])") }
-        guard bytes[5] == 1, bytes[6] & ~1 == 0, bytes[7] == 0 else { throw BackupFormatError("unsupported backup cipher or flags") }
+        guard bytes[5] == 1, bytes[6] & ~3 == 0, bytes[7] == 0 else { throw BackupFormatError("unsupported backup cipher or flags") }
+        if (bytes[6] & 2 != 0) != (member != nil) {
+            throw BackupFormatError(member == nil ? "the file is one file of a directory-format backup, not a whole backup"
+                                                  : "the file is a whole single-file backup, not a file of a directory-format backup")
+        }
         let chunkSize = Int(bytes[8]) << 24 | Int(bytes[9]) << 16 | Int(bytes[10]) << 8 | Int(bytes[11])
         guard chunkSize > 0, chunkSize <= 64 << 20 else { throw BackupFormatError("invalid chunk size \(chunkSize)") }
         let backupID = Array(bytes[12..<28]), salt = Array(bytes[28..<60]), keyID = Array(bytes[60..<76])
@@ -209,7 +240,7 @@ public struct BackupDecryptor {
             throw BackupFormatError("the backup header was altered")
         }
         self.key = key
-        headerBytes = bytes
+        headerBytes = bytes + (try BackupCrypto.memberField(member))
         header = Header(backupID: backupID, keyID: keyID, compressed: bytes[6] & 1 == 1, chunkSize: chunkSize)
     }
 
@@ -222,6 +253,10 @@ public struct BackupDecryptor {
                 sawFinal = final
                 return plain
             }
+        }
+        if let member {
+            throw BackupFormatError("\(member): chunk \(index) failed authentication: the file was altered, reordered, "
+                                    + "spliced or stored under another name")
         }
         throw BackupFormatError("chunk \(index) failed authentication: the backup was altered, reordered or spliced")
     }

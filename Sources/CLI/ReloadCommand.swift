@@ -1,13 +1,14 @@
 import ArgumentParser
-import Logging
 import Proxy
 import Glibc
 
 extension Portcullis {
     /// `portcullis reload`: what `pg_ctl reload` is for PostgreSQL, but it also waits for the
     /// answer. Exit status: 0 the new configuration is in force; 1 it has errors (printed as
-    /// file:line; nothing was applied — the running process keeps its configuration); 3 no
-    /// running process; 4 no answer within --timeout (or not confirmed by every loop).
+    /// file:line; nothing was applied — the running process keeps its configuration); 2 it is
+    /// in force except pg_hba.conf or pg_ident.conf, which had errors (printed, naming the
+    /// file) and kept their previous rules, as PostgreSQL reloads them; 3 no running process;
+    /// 4 no answer within --timeout (or not confirmed by every loop).
     struct Reload: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate the configuration, make the running process (pid_file) reload it, and wait until it is in force.")
@@ -31,17 +32,11 @@ extension Portcullis {
                 printError("configuration not reloaded")
                 throw ExitCode(1)
             }
+            // The ini was validated above (errors stop there, before any signal). pg_hba.conf,
+            // pg_ident.conf and the TLS files are judged by the process itself, which may keep
+            // one access file and take the rest (PostgreSQL reloads them independently); its
+            // answer carries their file:line errors.
             let pid = try runningProcess(pidFile: pidFile)
-            // The same loader as check-config and the process itself: the ini, pg_hba.conf,
-            // pg_ident.conf, TLS files. Errors stop here, before any signal.
-            let logger = Logger(label: "portcullis-reload", factory: { _ in SwiftLogNoOpLogHandler() })
-            do {
-                _ = try ProxyServer.loadRuntime(path: path, logger: logger, mockSeed: [])
-            } catch {
-                printError("\(error)")
-                printError("configuration not reloaded: the running process (pid \(pid)) keeps its configuration")
-                throw ExitCode(1)
-            }
             let statusPath = ReloadStatus.path(pidFile: pidFile)
             let sentAt = ReloadStatus.now()
             guard kill(pid, SIGHUP) == 0 else {
@@ -56,6 +51,10 @@ extension Portcullis {
                     case .applied, .started:
                         print("\(path): configuration reloaded (process \(pid), reload \(status.generation))")
                         return
+                    case .partial:
+                        for line in status.errors { printError(line) }
+                        printError("configuration reloaded (process \(pid), reload \(status.generation)) except the files above, which keep their previous rules")
+                        throw ExitCode(2)
                     case .refused:
                         for line in status.errors { printError(line) }
                         printError("configuration not reloaded: the running process (pid \(pid)) keeps its configuration")

@@ -6,6 +6,7 @@ import Auth
 import Admin
 import BackupCommands
 import Glibc
+import EventLoop
 
 /// `portcullis` — a TLS-terminating PostgreSQL proxy. (Started by the last line: main.swift
 /// is top-level code once the target has more than one file.)
@@ -30,7 +31,9 @@ func makeLogger(level: LogLevelSetting) -> Logger {
     LoggingSystem.bootstrap { label in
         // Every message and metadata value is escaped (control characters, ANSI escapes):
         // client- and server-supplied text cannot forge or garble log lines.
-        var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
+        // Lines go to standard error through the log writer thread, never written on the
+        // thread that logs (an event loop must not block on a slow stderr).
+        var handler = EscapingLogHandler(StreamLogHandler(label: label, stream: QueuedStandardError()))
         handler.logLevel = {
             switch level {
             case .debug: .debug
@@ -42,6 +45,8 @@ func makeLogger(level: LogLevelSetting) -> Logger {
         }()
         return handler
     }
+    // Whatever way the process ends (return from main, exit()), queued lines are written.
+    atexit { LogWriter.shared.flush() }
     return Logger(label: "portcullis")
 }
 
@@ -76,12 +81,20 @@ extension Portcullis {
 
         func run() throws {
             let logger = Logger(label: "portcullis-check", factory: { _ in SwiftLogNoOpLogHandler() })
+            let runtime: RuntimeConfig
             do {
-                _ = try ProxyServer.loadRuntime(path: options.config, logger: logger, mockSeed: [])
+                runtime = try ProxyServer.loadRuntime(path: options.config, logger: logger, mockSeed: [])
             } catch {
                 printError("\(error)")
                 throw ExitCode(1)
             }
+            // Warnings (file:line: warning: ...) do not change the exit status.
+            for warning in runtime.accessFiles.warnings { printError(warning) }
+            // The process would start without these (PostgreSQL starts without a broken
+            // pg_ident.conf), but they are errors all the same.
+            let refused = runtime.accessFiles.refusedFiles
+            for file in refused { for line in file.errors { printError(line) } }
+            if !refused.isEmpty { throw ExitCode(1) }
             print("\(options.config): configuration is valid")
         }
     }
@@ -115,15 +128,19 @@ extension Portcullis {
         var output: String = "/etc/portcullis/secret.key"
 
         func run() throws {
-            let fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else {
-                printError("could not create \"\(output)\": \(String(cString: strerror(errno)))")
+            let fd: Int32
+            do throws(Errno) {
+                fd = try syscallValue { open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
+            } catch {
+                printError("could not create \"\(output)\": \(error)")
                 throw ExitCode(1)
             }
-            defer { close(fd) }
-            let bytes = SecretKey.generateBytes()
-            guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
-                printError("could not write \"\(output)\"")
+            defer { closeDescriptor(fd) }
+            do throws(Errno) {
+                try Descriptor.writeAll(fd, SecretKey.generateBytes())
+                _ = try syscallValue { fsync(fd) }
+            } catch {
+                printError("could not write \"\(output)\": \(error)")
                 throw ExitCode(1)
             }
             print("wrote \(output) (keep it outside the configuration; back it up: without it enc: values are lost)")
@@ -174,15 +191,15 @@ extension Portcullis {
             if readOnly.isEmpty { print("no read-only identities configured") }
             for identity in readOnly {
                 for target in config.databases.values.sorted(by: { $0.name < $1.name }) where target.name != "*" {
-                    let user = identity.serverUser ?? target.user ?? identity.name
-                    let password = (identity.serverPassword ?? target.password)?.reveal()
+                    let check = RoleCheck.plan(identity: identity, target: target, config: config)
+                    let user = check.role
                     do {
-                        let findings = try RoleAudit.findings(target: target, user: user, password: password)
+                        let findings = try check.findings()
                         if findings.isEmpty {
-                            print("ok: identity \"\(identity.name)\" → role \"\(user)\" on database \"\(target.name)\" can only read")
+                            print("ok: identity \"\(identity.name)\" → role \"\(user)\" on database \"\(target.name)\" can only read\(check.via)")
                         } else {
                             failed = true
-                            print("FAIL: identity \"\(identity.name)\" → role \"\(user)\" on database \"\(target.name)\":")
+                            print("FAIL: identity \"\(identity.name)\" → role \"\(user)\" on database \"\(target.name)\"\(check.via):")
                             for finding in findings { print("  \(finding)") }
                         }
                     } catch {
@@ -221,15 +238,7 @@ nonisolated(unsafe) var terminalBeforeSecret = termios()
 /// psql's simple_prompt does); otherwise the whole input (SecretInput).
 func readSecretFromStandardInput(prompt: String) -> String? {
     guard isatty(0) == 1 else {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes.append(contentsOf: chunk[0..<n])
-            if bytes.count > 1 << 20 { return nil }
-        }
+        guard let bytes = (try? Descriptor.readAll(0, limit: 1 << 20)) ?? nil else { return nil }
         return SecretInput.fromWholeInput(bytes)
     }
     var saved = termios()

@@ -15,8 +15,6 @@
 int pc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 int pc_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
-int pc_errno(void) { return errno; }
-
 int pc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
@@ -39,14 +37,6 @@ int pc_signalfd_for(const int *signals, int count) {
     for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
-
-int pc_signalfd_read(int fd) {
-    struct signalfd_siginfo info;
-    ssize_t n = read(fd, &info, sizeof info);
-    if (n == (ssize_t)sizeof info) return (int)info.ssi_signo;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-    return -1;
 }
 
 int pc_sockaddr_make(const char *host, uint16_t port, struct sockaddr_storage *storage, socklen_t *len) {
@@ -93,8 +83,19 @@ long pc_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version) { return SSL_CTX_set_ma
 long pc_ssl_set_sni(SSL *ssl, const char *name) { return SSL_set_tlsext_host_name(ssl, name); }
 long pc_ssl_ctx_set_modes(SSL_CTX *ctx) {
     // Partial writes and moving buffers: our outbound buffers are Swift arrays that may move
-    // between SSL_write retries.
+    // between SSL_write retries. SSL_MODE_RELEASE_BUFFERS starts on (an idle connection holds
+    // no record buffers); a busy connection turns it off (pc_ssl_keep_buffers) so its buffers
+    // are not freed and allocated again for every record (docs/PERFORMANCE.md).
     return SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+}
+void pc_ssl_keep_buffers(SSL *ssl, int keep) {
+    if (keep) {
+        SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    } else {
+        SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+        // Refused (0) while a record is partly read or written; the mode frees it after that.
+        (void)SSL_free_buffers(ssl);
+    }
 }
 void pc_ssl_ctx_set_read_ahead(SSL_CTX *ctx) { SSL_CTX_set_read_ahead(ctx, 1); }
 long pc_ssl_ctx_set_max_send_fragment(SSL_CTX *ctx, long size) { return SSL_CTX_set_max_send_fragment(ctx, size); }
@@ -150,7 +151,6 @@ int pc_ssl_mark_direct(SSL *ssl) {
     pthread_once(&direct_tls_once, direct_tls_index_init);
     return SSL_set_ex_data(ssl, direct_tls_index, (void *)1);
 }
-int pc_ssl_set_postgresql_alpn(SSL *ssl) { return SSL_set_alpn_protos(ssl, pg_alpn, sizeof pg_alpn - 1); }
 int pc_ssl_alpn_is_postgresql(const SSL *ssl) {
     const unsigned char *data = NULL; unsigned int len = 0;
     SSL_get0_alpn_selected(ssl, &data, &len);
@@ -292,3 +292,10 @@ void pc_release_unused_stack(size_t keep) {
     pthread_attr_destroy(&attr);
 }
 
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+int pc_punch_hole(int fd, long long offset, long long length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
+}

@@ -25,24 +25,45 @@ public struct AuditSettings: Sendable, Equatable {
         case none
     }
 
+    /// Which fields journald entries carry (`audit_journald_fields`; docs/AUDIT.md).
+    public enum JournaldFields: String, Sendable, CaseIterable {
+        case full
+        /// Statement records without what their MESSAGE or their session's other records hold.
+        case compact
+    }
+
     /// pgAudit's classes (`pgaudit.log`).
     public static let classNames = ["READ", "WRITE", "FUNCTION", "ROLE", "DDL", "MISC", "MISC_SET"]
 
     public var enabled = false
     public var sinks: [Sink] = [.journald]
     public var jsonFsync: Fsync = .off
+    public var journaldFields: JournaldFields = .full
     public var queueSize = 10_000
     public var queueFull: QueueFull = .backpressure
     public var statementText: TextMode = .full
-    /// Upper-case class names logged; statements of other classes are not recorded.
+    /// Upper-case class names logged; statements of other classes are not recorded. An
+    /// identity's or a database entry's own `audit_classes` takes precedence (identity first),
+    /// as `ALTER ROLE … SET pgaudit.log` wins over `ALTER DATABASE … SET pgaudit.log`.
     public var classes: Set<String> = Set(Self.classNames)
+    /// pgAudit `log_relation`: one record per relation a READ or WRITE statement names.
+    public var logRelation = false
+    /// pgAudit `log_statement_once`: statement text and parameters only in the first record
+    /// of a statement/substatement, `<previously logged>` in the others.
+    public var logStatementOnce = false
+    /// pgAudit `log_parameter`: extended-protocol Bind values in PARAMETER (text mode `full` only).
+    public var logParameter = false
+    /// pgAudit `log_parameter_max_size`: values longer than this many bytes are logged as
+    /// `<long param suppressed>`; 0 means no limit.
+    public var logParameterMaxSize = 0
 
     public init() {}
 }
 
 extension ConfigBuilder {
-    /// `audit`, `audit_sinks`, `audit_json_fsync`, `audit_queue_size`, `audit_queue_full`,
-    /// `audit_statement_text`, `audit_classes`.
+    /// `audit`, `audit_sinks`, `audit_json_fsync`, `audit_journald_fields`, `audit_queue_size`, `audit_queue_full`,
+    /// `audit_statement_text`, `audit_classes`, `audit_log_relation`, `audit_log_statement_once`,
+    /// `audit_log_parameter`, `audit_log_parameter_max_size`.
     mutating func applyAudit(_ entry: IniDocument.Entry) throws(SettingError) -> Bool {
         let value = entry.value
         switch entry.key {
@@ -72,6 +93,8 @@ extension ConfigBuilder {
                 guard every > .zero else { throw SettingError("must be off, batch or a positive duration") }
                 config.general.audit.jsonFsync = .interval(every)
             }
+        case "audit_journald_fields":
+            config.general.audit.journaldFields = try SettingValue.choice(value, of: AuditSettings.JournaldFields.self)
         case "audit_queue_size":
             config.general.audit.queueSize = try SettingValue.integer(value, in: 16...10_000_000)
         case "audit_queue_full":
@@ -80,6 +103,14 @@ extension ConfigBuilder {
             config.general.audit.statementText = try SettingValue.choice(value, of: AuditSettings.TextMode.self)
         case "audit_classes":
             config.general.audit.classes = try Self.auditClasses(value)
+        case "audit_log_relation":
+            config.general.audit.logRelation = try SettingValue.boolean(value)
+        case "audit_log_statement_once":
+            config.general.audit.logStatementOnce = try SettingValue.boolean(value)
+        case "audit_log_parameter":
+            config.general.audit.logParameter = try SettingValue.boolean(value)
+        case "audit_log_parameter_max_size":
+            config.general.audit.logParameterMaxSize = try SettingValue.integer(value, in: 0...1_073_741_823)
         default:
             return false
         }

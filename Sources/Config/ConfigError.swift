@@ -1,5 +1,5 @@
-/// One problem found in a configuration file, located like a compiler diagnostic
-/// (`file:line: message`) so editors can jump to it.
+/// One problem found in a configuration file (portcullis.ini, pg_hba.conf, pg_ident.conf),
+/// located like a compiler diagnostic (`file:line: message`) so editors can jump to it.
 ///
 /// `line` is 1-based; `0` means the problem concerns the file as a whole (it could not be
 /// read, or a required section is missing), and `description` then omits the line.
@@ -19,10 +19,10 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Every problem found while loading a configuration file. The loader keeps going after the
-/// first problem so an operator can fix the whole file in one pass, as `postgres -C` and
-/// pgbouncer do not.
-public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
+/// Every problem found while loading a configuration file. The loaders keep going after the
+/// first problem so an operator can fix the whole file in one pass (for pg_hba.conf and
+/// pg_ident.conf as load_hba() / load_ident() do; any error refuses the file).
+public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
     public var errors: [ConfigError]
 
     public init(errors: [ConfigError]) {

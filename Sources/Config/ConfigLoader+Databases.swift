@@ -5,7 +5,8 @@ extension ConfigBuilder {
     static let databaseKeywords = [
         "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "sslrootcert",
         "sslcert", "sslkey", "sslsni", "connect_timeout", "application_name", "readable_foreign_servers",
-        "trusted_extensions",
+        "trusted_extensions", "audit_classes", "auth_user", "auth_password", "auth_dbname",
+        "pool_mode", "transaction_pin",
     ]
 
     mutating func applyDatabase(_ entry: IniDocument.Entry) {
@@ -90,6 +91,21 @@ extension ConfigBuilder {
                     // Not a libpq keyword: extensions whose objects count as built-in for the
                     // read-only checks (pg_extension.extname).
                     target.trustedExtensions = try nameList(value, of: "extension")
+                case "audit_classes":
+                    // Not a libpq keyword: the audit classes recorded for sessions of this
+                    // entry (an identity's own audit_classes wins), docs/AUDIT.md.
+                    target.auditClasses = try auditClasses(value)
+                case "auth_user":
+                    target.authUser = try nonEmpty(value, keyword)
+                case "auth_password":
+                    target.authPassword = Secret(try nonEmpty(value, keyword))
+                case "auth_dbname":
+                    target.authDbname = try nonEmpty(value, keyword)
+                case "pool_mode":
+                    // Not a libpq keyword: session (default) or transaction pooling.
+                    target.poolMode = try SettingValue.choice(value, of: PoolMode.self)
+                case "transaction_pin":
+                    target.transactionPin = try SettingValue.choice(value, of: TransactionPinPolicy.self)
                 default:
                     throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
                         + databaseKeywords.joined(separator: ", "))

@@ -53,10 +53,18 @@ extension ConfigBuilder {
             config.general.hostAuthMethod = try SettingValue.choice(value, of: AuthMethod.self)
         case "server_reset":
             config.general.serverReset = try SettingValue.choice(value, of: ServerResetPolicy.self)
+        case "pool_mode":
+            config.general.poolMode = try SettingValue.choice(value, of: PoolMode.self)
+        case "transaction_pin":
+            config.general.transactionPin = try SettingValue.choice(value, of: TransactionPinPolicy.self)
+        case "max_prepared_statements":
+            config.general.maxPreparedStatements = try SettingValue.integer(value, in: 0...100_000)
         case "pool_max_size":
             config.general.pool.maxSize = try SettingValue.integer(value, in: 1...100_000)
         case "pool_min_idle":
             config.general.pool.minIdle = try SettingValue.integer(value, in: 0...100_000)
+        case "pool_spare_linger":
+            config.general.pool.spareLinger = try SettingValue.duration(value)
         case "pool_idle_timeout":
             config.general.pool.idleTimeout = try optionalDuration(value)
         case "pool_max_lifetime":
@@ -81,6 +89,8 @@ extension ConfigBuilder {
             config.general.logLevel = try SettingValue.choice(value, of: LogLevelSetting.self)
         case _ where entry.key.hasPrefix("audit"):
             return try applyAudit(entry)
+        case _ where entry.key.hasPrefix("auth_"):
+            return try applyAuthQuery(entry)
         default:
             return false
         }

@@ -1,7 +1,7 @@
 /// The [identities] section: who may log in through Portcullis, with what verifier, and as
 /// which upstream role. Values use the same libpq keyword/value syntax as [databases].
 extension ConfigBuilder {
-    static let identityKeywords = ["mode", "password", "server_user", "server_password", "server_sslcert", "server_sslkey", "audit_statement_text"]
+    static let identityKeywords = ["mode", "password", "server_user", "server_password", "server_sslcert", "server_sslkey", "audit_statement_text", "audit_classes"]
 
     mutating func applyIdentity(_ entry: IniDocument.Entry) {
         let name = entry.key
@@ -26,6 +26,8 @@ extension ConfigBuilder {
                 switch keyword {
                 case "mode":
                     identity.mode = try SettingValue.choice(value, of: IdentityMode.self)
+                case "password" where value == "auth_query":
+                    identity.passwordFromAuthQuery = true
                 case "password":
                     identity.password = try ClientPasswordVerifier.parse(value)
                 case "server_user":
@@ -42,6 +44,8 @@ extension ConfigBuilder {
                     identity.serverSSLKey = value
                 case "audit_statement_text":
                     identity.auditStatementText = try SettingValue.choice(value, of: AuditSettings.TextMode.self)
+                case "audit_classes":
+                    identity.auditClasses = try Self.auditClasses(value)
                 default:
                     throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
                         + Self.identityKeywords.joined(separator: ", "))
@@ -66,7 +70,7 @@ extension ConfigBuilder {
         let general = config.general
         // With an hba_file, cert and trust lines need no password; pg_hba.conf decides.
         guard general.hbaFile == nil, general.localAuthMethod != .trust, general.hostAuthMethod != .trust else { return }
-        for identity in config.identities.values.sorted(by: { $0.name < $1.name }) where identity.password == nil {
+        for identity in config.identities.values.sorted(by: { $0.name < $1.name }) where identity.password == nil && !identity.passwordFromAuthQuery {
             report(line: line(of: identity.name, in: "identities") ?? 0,
                    "identity \"\(identity.name)\": password is required because neither local_auth_method "
                        + "nor host_auth_method is trust")

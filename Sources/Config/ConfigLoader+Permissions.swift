@@ -17,6 +17,7 @@ extension ConfigLoader {
         }
         if config.general.servicePassword.map({ !$0.isEncrypted }) == true { names.append("service_password") }
         if config.backup?.password.map({ !$0.isEncrypted }) == true { names.append("[backup] password") }
+        if config.backup?.s3.secretKey.map({ !$0.isEncrypted }) == true { names.append("[backup] s3_secret_key") }
         return names
     }
 

@@ -38,23 +38,12 @@ public enum ConfigLoader {
     }
 
     private static func readFile(_ path: String) throws(SettingError) -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw SettingError("could not open configuration file: \(String(cString: strerror(errno)))")
+        switch FileSystemConfigFiles().readBytes(atPath: path) {
+        case .success(let bytes):
+            return bytes
+        case .failure(let error):
+            throw SettingError("could not \(error.duringOpen ? "open" : "read") configuration file: \(error.message)")
         }
-        defer { close(descriptor) }
-        var contents: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SettingError("could not read configuration file: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            contents.append(contentsOf: chunk[0..<count])
-        }
-        return contents
     }
 }
 
@@ -157,6 +146,7 @@ struct ConfigBuilder {
         checkTLSRelationships()
         checkDatabaseRelationships()
         checkIdentityRelationships()
+        checkAuthQueryRelationships()
         checkBackupRelationships()
     }
 

@@ -45,12 +45,23 @@ public struct DatabaseTarget: Sendable {
     /// nil = no limit beyond the operating system's.
     public var connectTimeout: Duration?
     public var applicationName: String?
+    /// Not libpq keywords: this entry's `pool_mode` and `transaction_pin` (nil = the
+    /// [portcullis] defaults).
+    public var poolMode: PoolMode?
+    public var transactionPin: TransactionPinPolicy?
     /// Foreign servers whose foreign tables read-only identities may read (opt-in; by default
     /// reading any foreign table is refused, docs/READONLY.md).
     public var readableForeignServers: [String] = []
     /// Extensions whose member functions, operators and casts read-only checks treat like
     /// built-ins (opt-in; only extensions owned by a superuser count, docs/READONLY.md).
     public var trustedExtensions: [String] = []
+    /// Overrides `audit_classes` for sessions of this entry (an identity's own wins).
+    public var auditClasses: Set<String>?
+    /// Not libpq keywords: who reads `password=auth_query` verifiers for logins through this
+    /// entry, and in which database (override the [portcullis] `auth_*` settings).
+    public var authUser: String?
+    public var authPassword: Secret?
+    public var authDbname: String?
 
     public init(
         name: String,

@@ -4,6 +4,8 @@ public struct IdentityConfig: Sendable {
     public var mode: IdentityMode
     /// What the client's password is checked against; nil = no password (only `trust` works).
     public var password: ClientPasswordVerifier?
+    /// `password=auth_query`: the verifier is read from the upstream (AuthQuerySettings).
+    public var passwordFromAuthQuery = false
     /// Upstream role; nil = the database entry's `user`, else the client's user name.
     public var serverUser: String?
     /// Upstream role's password (plaintext or `enc:...`).
@@ -14,6 +16,8 @@ public struct IdentityConfig: Sendable {
     public var serverSSLKey: String?
     /// Overrides `audit_statement_text` for this identity.
     public var auditStatementText: AuditSettings.TextMode?
+    /// Overrides `audit_classes` (and the database entry's) for this identity.
+    public var auditClasses: Set<String>?
 
     public init(
         name: String,

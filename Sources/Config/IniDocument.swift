@@ -1,11 +1,16 @@
 /// The configuration file split into sections and `key = value` entries, before any key is
 /// interpreted. Syntax follows pgbouncer.ini: `[section]` headers, `;` or `#` comments (a whole
 /// line, or after whitespace), and values that may be 'single quoted' with '' for a quote.
+/// In [databases] and [identities] a name may be "double quoted" with "" for a quote, as
+/// PostgreSQL quotes identifiers and pg_hba.conf quotes names.
 struct IniDocument {
     struct Entry {
         var key: String
         var value: String
         var line: Int
+        /// The key as written (keys are compared lower-cased, but `schedule.<database>` names a
+        /// database, whose name is case-sensitive).
+        var writtenKey: String? = nil
     }
 
     struct Section {
@@ -50,6 +55,25 @@ enum IniParser {
                 continue
             }
 
+            // A double-quoted name ("..." with "" for a quote) may hold what an unquoted
+            // key cannot: "=", blanks at either end, a leading "#" or ";" or '"'.
+            if first == "\"" {
+                guard let sectionIndex = document.sections.indices.last,
+                      rawValueSections.contains(document.sections[sectionIndex].name) else {
+                    errors.append(IniSyntaxError(
+                        line: lineNumber, message: "syntax error: quoted names are allowed only in "
+                            + rawValueSections.sorted().map { "[\($0)]" }.joined(separator: " and ")))
+                    continue
+                }
+                do {
+                    let (key, rest) = try quotedName(line)
+                    document.sections[sectionIndex].entries.append(.init(key: key, value: String(rest), line: lineNumber))
+                } catch {
+                    errors.append(IniSyntaxError(line: lineNumber, message: error.message))
+                }
+                continue
+            }
+
             guard let equals = line.firstIndex(of: "=") else {
                 errors.append(IniSyntaxError(
                     line: lineNumber, message: "syntax error: expected \"key = value\" or \"[section]\""))
@@ -77,7 +101,7 @@ enum IniParser {
             do {
                 let value = try settingValue(rest)
                 document.sections[sectionIndex].entries.append(
-                    .init(key: key.lowercased(), value: value, line: lineNumber))
+                    .init(key: key.lowercased(), value: value, line: lineNumber, writtenKey: key))
             } catch {
                 errors.append(IniSyntaxError(line: lineNumber, message: "\(key.lowercased()): \(error.message)"))
             }
@@ -96,6 +120,31 @@ enum IniParser {
         let name = trimmed(line[(line.startIndex + 1)..<close])
         guard !name.isEmpty else { throw SettingError("syntax error: empty section name") }
         return String(name)
+    }
+
+    /// `"name" = rest`: the name between double quotes ("" is one quote), and the trimmed
+    /// text after the "=".
+    static func quotedName(_ line: ArraySlice<Character>) throws(SettingError) -> (String, ArraySlice<Character>) {
+        var name = ""
+        var index = line.startIndex + 1
+        while true {
+            guard index < line.endIndex else { throw SettingError("syntax error: unterminated quoted name") }
+            let character = line[index]
+            index += 1
+            if character == "\"" {
+                if index < line.endIndex, line[index] == "\"" {
+                    name.append("\"")
+                    index += 1
+                    continue
+                }
+                break
+            }
+            name.append(character)
+        }
+        guard !name.isEmpty else { throw SettingError("syntax error: empty quoted name") }
+        let after = trimmed(line[index...])
+        guard after.first == "=" else { throw SettingError("syntax error: expected \"=\" after quoted name \"\(name)\"") }
+        return (name, trimmed(after.dropFirst()))
     }
 
     /// A quoted value keeps everything between the quotes ('' is one quote); an unquoted value

@@ -68,6 +68,14 @@ public struct GeneralSettings: Sendable {
     /// Authentication for TCP clients.
     public var hostAuthMethod: AuthMethod
     public var serverReset: ServerResetPolicy
+    /// `pool_mode`: the default for [databases] entries that do not set their own.
+    public var poolMode: PoolMode = .session
+    /// `transaction_pin`: what transaction mode does with state that cannot move between
+    /// server connections (the default for entries that do not set their own).
+    public var transactionPin: TransactionPinPolicy = .pin
+    /// `max_prepared_statements`: named protocol-level prepared statements transaction mode
+    /// keeps per client and prepares on whichever server it gets; 0 = every one pins.
+    public var maxPreparedStatements: Int = 200
     public var pool: PoolSettings
     /// Key used to decrypt `enc:` secrets; nil = none configured.
     public var secretKeyFile: String?
@@ -110,6 +118,8 @@ public struct GeneralSettings: Sendable {
     public var readOnlyClassifyTimeout: Duration = .seconds(5)
     /// The audit stream (docs/AUDIT.md).
     public var audit = AuditSettings()
+    /// Verifiers read from the upstream for `password=auth_query` identities.
+    public var authQuery = AuthQuerySettings()
 
     public init(
         listenAddresses: [String] = ["127.0.0.1", "::1"],
@@ -167,6 +177,25 @@ public enum ServerResetPolicy: String, Sendable, CaseIterable {
     case discard
 }
 
+/// How long a client keeps a server connection (PgBouncer's pool_mode).
+public enum PoolMode: String, Sendable, CaseIterable {
+    /// For the whole client session (the default): every invisibility rule holds.
+    case session
+    /// For one transaction: released when the session is at rest outside a transaction
+    /// block, unless state that cannot move with the client pins it (docs/ARCHITECTURE.md).
+    case transaction
+}
+
+/// What transaction mode does with a statement that leaves state on its server connection
+/// (temporary tables, LISTEN, session advisory locks, WITH HOLD cursors, PREPARE, LOAD,
+/// SET ROLE/SESSION AUTHORIZATION, session-level SET).
+public enum TransactionPinPolicy: String, Sendable, CaseIterable {
+    /// The client keeps its server connection until the state is provably gone (or it leaves).
+    case pin
+    /// The statement is refused (0A000 feature_not_supported) and never reaches the server.
+    case refuse
+}
+
 /// Server connection pool limits, per (database, server user).
 public struct PoolSettings: Sendable {
     public var maxSize: Int
@@ -177,19 +206,23 @@ public struct PoolSettings: Sendable {
     public var maxLifetime: Duration?
     /// How long a client waits for a free server connection before it gets an error.
     public var waitTimeout: Duration
+    /// How long a pool keeps its spares after its last client left (then it is cold).
+    public var spareLinger: Duration
 
     public init(
         maxSize: Int = 20,
-        minIdle: Int = 0,
+        minIdle: Int = 1,
         idleTimeout: Duration? = .seconds(600),
         maxLifetime: Duration? = .seconds(3600),
-        waitTimeout: Duration = .seconds(30)
+        waitTimeout: Duration = .seconds(30),
+        spareLinger: Duration = .seconds(1)
     ) {
         self.maxSize = maxSize
         self.minIdle = minIdle
         self.idleTimeout = idleTimeout
         self.maxLifetime = maxLifetime
         self.waitTimeout = waitTimeout
+        self.spareLinger = spareLinger
     }
 }
 

@@ -178,10 +178,6 @@ enum SettingValue {
         return addresses
     }
 
-    static func isIPv4Address(_ text: String) -> Bool {
-        parsesAsAddress(text, family: AF_INET)
-    }
-
     static func isIPAddress(_ text: String) -> Bool {
         parsesAsAddress(text, family: AF_INET) || parsesAsAddress(text, family: AF_INET6)
     }

@@ -1,6 +1,14 @@
 import Glibc
 import CPortcullisShims
 
+/// An object on a loop that has work of its own to do once the current batch of events is
+/// handled (a leg's flush, its drained report). Queued as the object itself plus a kind, not as
+/// a closure: a closure capturing the object is one heap allocation per call, and the forwarding
+/// path queues several per transaction (docs/PERFORMANCE.md).
+public protocol BatchWork: AnyObject {
+    func runAfterBatch(_ kind: UInt8)
+}
+
 /// A single-threaded, level-triggered epoll loop. Every object registered with it lives on its
 /// thread; other threads reach it only through `mailbox`.
 public final class EventLoop {
@@ -23,8 +31,16 @@ public final class EventLoop {
     private var running = false
     /// Handles messages posted to `mailbox`.
     public var controlMessageReceived: ((any Sendable) -> Void)?
+    private enum Deferred {
+        case closure(() -> Void)
+        case work(any BatchWork, UInt8)
+    }
     /// Work to run once the current batch of events is processed (e.g. deferred closes).
-    private var deferred: [() -> Void] = []
+    private var deferred: [Deferred] = []
+    /// The batch being run: swapped with `deferred` so neither array is reallocated per batch.
+    private var runningBatch: [Deferred] = []
+    /// CLOCK_MONOTONIC read once when the current batch of events began (see `batchNow`).
+    private var batchStart = MonotonicInstant(nanoseconds: 0)
 
     private static let mailboxToken: UInt64 = 0
 
@@ -37,6 +53,7 @@ public final class EventLoop {
         epollFD = try syscallValue { epoll_create1(Int32(EPOLL_CLOEXEC)) }
         mailbox = try LoopMailbox()
         readScratch = .allocate(byteCount: 64 * 1024, alignment: 16)
+        batchStart = MonotonicInstant.now()
         _ = try syscallValue { pc_epoll_ctl(epollFD, EPOLL_CTL_ADD, mailbox.wakeFD, EPOLLIN.rawValue, Self.mailboxToken) }
     }
 
@@ -49,6 +66,12 @@ public final class EventLoop {
 
     /// The loop's clock. Read once per wake-up batch by callers that need it.
     public func now() -> MonotonicInstant { MonotonicInstant.now() }
+
+    /// The clock as read when the current batch of events began: for the per-message hot path
+    /// (statement timing, activity stamps), where a fresh reading per message and leg costs a
+    /// clock_gettime each and the events of one batch happened at the same wake-up anyway.
+    /// Timers and deadlines use ``now()``.
+    public var batchNow: MonotonicInstant { batchStart }
 
     // MARK: Registrations
 
@@ -64,7 +87,8 @@ public final class EventLoop {
         guard var registration = registrations[id.rawValue], registration.interest != interest else { return }
         registration.interest = interest
         registrations[id.rawValue] = registration
-        _ = pc_epoll_ctl(epollFD, EPOLL_CTL_MOD, registration.fd, interest.rawValue, id.rawValue)
+        // Fails only for a descriptor that is no longer registered (a bug, not a runtime state).
+        _ = try? syscallValue { pc_epoll_ctl(epollFD, EPOLL_CTL_MOD, registration.fd, interest.rawValue, id.rawValue) }
     }
 
     public func interest(for id: RegistrationID) -> Interest? { registrations[id.rawValue]?.interest }
@@ -73,10 +97,10 @@ public final class EventLoop {
     /// already fetched for it in this batch are dropped because the id no longer resolves.
     public func deregister(_ id: RegistrationID) {
         guard let registration = registrations.removeValue(forKey: id.rawValue) else { return }
-        _ = pc_epoll_ctl(epollFD, EPOLL_CTL_DEL, registration.fd, 0, 0)
+        _ = try? syscallValue { pc_epoll_ctl(epollFD, EPOLL_CTL_DEL, registration.fd, 0, 0) }
         // Release the handler after this batch so a handler may deregister itself safely.
         let retained = registration.retained
-        deferred.append { _ = retained }
+        deferred.append(.closure { _ = retained })
     }
 
     // MARK: Timers
@@ -95,7 +119,13 @@ public final class EventLoop {
     }
 
     public func execute(afterCurrentBatch work: @escaping () -> Void) {
-        deferred.append(work)
+        deferred.append(.closure(work))
+    }
+
+    /// `work.runAfterBatch(kind)` once the current batch is processed, in order with the
+    /// closures queued by ``execute(afterCurrentBatch:)``. The loop holds `work` until then.
+    public func execute(afterCurrentBatch work: any BatchWork, kind: UInt8) {
+        deferred.append(.work(work, kind))
     }
 
     // MARK: Running
@@ -109,16 +139,21 @@ public final class EventLoop {
         var events = [UInt32](repeating: 0, count: capacity)
         while running {
             let timeout = timeoutMilliseconds()
-            let count = datas.withUnsafeMutableBufferPointer { d in
-                events.withUnsafeMutableBufferPointer { e in
-                    pc_epoll_wait(epollFD, d.baseAddress, e.baseAddress, Int32(capacity), timeout)
+            // An EINTR (signals are blocked in every thread, so only a stop/continue) is
+            // retried by the helper with the same timeout: a timer fires at most that late.
+            let count: Int32
+            do throws(Errno) {
+                count = try syscallValue {
+                    datas.withUnsafeMutableBufferPointer { d in
+                        events.withUnsafeMutableBufferPointer { e in
+                            pc_epoll_wait(epollFD, d.baseAddress, e.baseAddress, Int32(capacity), timeout)
+                        }
+                    }
                 }
+            } catch {
+                fatalError("epoll_wait failed: \(error)")
             }
-            if count < 0 {
-                let err = errno
-                if err == EINTR { continue }
-                fatalError("epoll_wait failed: \(Errno(rawValue: err))")
-            }
+            batchStart = MonotonicInstant.now()
             for i in 0..<Int(count) {
                 let token = datas[i]
                 if token == Self.mailboxToken {
@@ -136,16 +171,22 @@ public final class EventLoop {
 
     private func runDeferred() {
         while !deferred.isEmpty {
-            let work = deferred
-            deferred.removeAll()
-            for item in work { item() }
+            swap(&deferred, &runningBatch)
+            for item in runningBatch {
+                switch item {
+                case .closure(let work): work()
+                case .work(let work, let kind): work.runAfterBatch(kind)
+                }
+            }
+            runningBatch.removeAll(keepingCapacity: runningBatch.capacity <= 1024)
         }
     }
 
     private func fireDueTimers() {
         guard !timers.isEmpty else { return }
-        let now = MonotonicInstant.now()
-        while let entry = timers.popDue(now: now) {
+        // The batch's own clock reading: a timer due by the time epoll_wait returned fires now;
+        // one due during the batch fires after the next (zero-timeout) wait.
+        while let entry = timers.popDue(now: batchStart) {
             if let callback = timerCallbacks.removeValue(forKey: entry.id.rawValue) { callback() }
         }
     }

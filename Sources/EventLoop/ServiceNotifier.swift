@@ -29,9 +29,9 @@ public enum ServiceNotifier {
         guard count > 0 else { return [] }
         let first = Int32(SD_LISTEN_FDS_START)
         return (first..<first + count).map { fd in
-            let flags = fcntl(fd, F_GETFL)
-            if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            // A descriptor these fail on is refused at start-up anyway (not a listening socket).
+            try? Socket.setNonBlocking(fd)
+            _ = try? syscallValue { fcntl(fd, F_SETFD, FD_CLOEXEC) }
             return fd
         }
     }

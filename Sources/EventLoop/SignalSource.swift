@@ -10,18 +10,16 @@ public enum SignalSource {
     /// SIGPIPE (sockets use MSG_NOSIGNAL, but OpenSSL's writes do not), and returns the signalfd.
     public static func blockProcessSignals() throws(Errno) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        let fd = handled.withUnsafeBufferPointer { pc_signalfd_for($0.baseAddress, Int32($0.count)) }
-        if fd < 0 { throw Errno.current }
-        return fd
+        return try syscallValue { handled.withUnsafeBufferPointer { pc_signalfd_for($0.baseAddress, Int32($0.count)) } }
     }
 
     /// Reads all pending signals.
     public static func readPending(_ fd: Int32) -> [Int32] {
         var signals: [Int32] = []
-        while true {
-            let signo = pc_signalfd_read(fd)
-            if signo <= 0 { break }
-            signals.append(signo)
+        var info = signalfd_siginfo()
+        let size = MemoryLayout<signalfd_siginfo>.size
+        while case .processed(let count)? = try? syscall({ read(fd, &info, size) }), count == size {
+            signals.append(Int32(bitPattern: info.ssi_signo))
         }
         return signals
     }

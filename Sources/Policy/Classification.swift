@@ -63,23 +63,27 @@ public struct StatementClassification: Sendable, Equatable {
     /// `COPY table TO STDOUT`: the stored rows go out through output functions, no expression
     /// is evaluated (src/backend/commands/copyto.c), so no cast or domain check runs.
     public let copiesStoredRows: Bool
+    /// State the statement leaves on its server connection beyond its transaction, or
+    /// removes from it (``SessionStateEffects``): what transaction pooling pins on.
+    public let sessionEffects: SessionStateEffects
 
     public var isAllowedForReadOnly: Bool { refusal == nil }
 
     public init(commandTag: String, auditClass: AuditClass, refusal: Refusal?, objects: [ObjectReference] = [],
-                lookups: [CatalogLookup] = [], copiesStoredRows: Bool = false) {
+                lookups: [CatalogLookup] = [], copiesStoredRows: Bool = false, sessionEffects: SessionStateEffects = []) {
         self.commandTag = commandTag
         self.auditClass = auditClass
         self.refusal = refusal
         self.objects = objects
         self.lookups = lookups
         self.copiesStoredRows = copiesStoredRows
+        self.sessionEffects = sessionEffects
     }
 
     /// The same statement with another refusal (a catalog check's), objects kept.
     func refused(_ refusal: Refusal) -> StatementClassification {
         StatementClassification(commandTag: commandTag, auditClass: auditClass, refusal: refusal, objects: objects,
-                                lookups: lookups, copiesStoredRows: copiesStoredRows)
+                                lookups: lookups, copiesStoredRows: copiesStoredRows, sessionEffects: sessionEffects)
     }
 }
 

@@ -62,6 +62,28 @@ public enum SecretMasker {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Bind parameter values of `sql` as they may be written (pgAudit `log_parameter`): a value
+    /// holding a connection string with a password is redacted; and when the statement calls
+    /// `set_config` or a dblink function, or names PASSWORD, every value is — a parameter there
+    /// may be a secret setting's value or a password, and which one cannot be told from the
+    /// text (the setting's name may itself be a parameter). Text the scanner rejects: all.
+    public static func maskParameters(_ values: [String?], sql: String) -> [String?] {
+        let redactedValue = "<redacted>"
+        guard let tokens = scan(sql) else { return values.map { $0.map { _ in redactedValue } } }
+        let bytes = Array(sql.utf8)
+        let secretBearing = tokens.contains { token in
+            if token.kind == PG_QUERY__TOKEN__PASSWORD { return true }
+            guard token.kind == PG_QUERY__TOKEN__IDENT, token.start >= 0, token.end <= bytes.count, token.start < token.end else { return false }
+            let word = String(decoding: bytes[Int(token.start)..<Int(token.end)], as: UTF8.self).lowercased()
+                .trimmingQuotes()
+            return word == "set_config" || word.hasPrefix("dblink")
+        }
+        return values.map { value in
+            guard let value else { return nil }
+            return secretBearing || holdsConnectionPassword(Substring(value)) ? redactedValue : value
+        }
+    }
+
     static func looksSecret(_ name: Substring) -> Bool {
         let lower = name.lowercased()
         return secretWords.contains { lower.contains($0) }
@@ -109,5 +131,13 @@ public enum SecretMasker {
                                 end: min(max(end, token.pointee.end), Int32(bytes.count)), kind: token.pointee.token))
         }
         return tokens
+    }
+}
+
+private extension String {
+    /// A quoted identifier's name (`"set_config"` calls set_config too).
+    func trimmingQuotes() -> String {
+        guard count >= 2, first == "\"", last == "\"" else { return self }
+        return String(dropFirst().dropLast())
     }
 }

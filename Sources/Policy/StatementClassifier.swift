@@ -29,10 +29,12 @@ public struct StatementClassifier: Sendable {
             var dependsOnLiterals = false
             let statements = parsed.statements.map { node in
                 let decision = decide(node)
-                dependsOnLiterals = dependsOnLiterals || decision.dependsOnLiterals
+                let session = SessionStateEffects.of(node)
+                dependsOnLiterals = dependsOnLiterals || decision.dependsOnLiterals || session.readLiterals
                 return StatementClassification(commandTag: decision.tag, auditClass: decision.auditClass,
                                                refusal: decision.refusal, objects: decision.objects,
-                                               lookups: decision.lookups, copiesStoredRows: decision.copiesStoredRows)
+                                               lookups: decision.lookups, copiesStoredRows: decision.copiesStoredRows,
+                                               sessionEffects: session.effects)
             }
             return withExtendedLifetime(parsed) {
                 (ClassificationResult(statements: statements, syntaxError: nil), dependsOnLiterals)

@@ -1,7 +1,8 @@
 /// Times are monotonic-clock readings expressed as a `Duration` since an arbitrary origin
 /// (the driver passes the event loop's clock), so the pool itself never reads a clock.
 ///
-/// Session-mode pool of upstream connections for one key (database entry, server role and
+/// Pool of upstream connections (session mode: one per client session, returned with a reset
+/// or closed; transaction mode: released at rest without a reset, ``connectionReleased(_:now:)``) for one key (database entry, server role and
 /// startup parameters), as PgBouncer keeps one pool per database/user pair. Pure: the driver
 /// tells it what happened and when, and performs the actions it returns. Used by client
 /// sessions and by internal users (the backup module) alike: a checkout is a checkout.
@@ -19,9 +20,13 @@ public struct ServerPool: Sendable {
         /// server_login_retry), so an unreachable server is not hammered every sweep. Connects a
         /// client is waiting for are still attempted: that client deserves the real error.
         public var spareRetryDelay: Duration
+        /// How long spares are kept after the pool's last user left (pool_spare_linger). Kept
+        /// well under the 5 s PostgreSQL's DROP DATABASE, ALTER DATABASE RENAME and CREATE
+        /// DATABASE … TEMPLATE wait for other sessions to leave, so a spare never makes them fail.
+        public var spareLinger: Duration
 
         public init(maxSize: Int, minIdle: Int, idleTimeout: Duration?, maxLifetime: Duration?, waitTimeout: Duration, reuse: Bool,
-                    spareRetryDelay: Duration = .seconds(15)) {
+                    spareRetryDelay: Duration = .seconds(15), spareLinger: Duration = .seconds(1)) {
             self.maxSize = maxSize
             self.minIdle = minIdle
             self.idleTimeout = idleTimeout
@@ -29,6 +34,7 @@ public struct ServerPool: Sendable {
             self.waitTimeout = waitTimeout
             self.reuse = reuse
             self.spareRetryDelay = spareRetryDelay
+            self.spareLinger = spareLinger
         }
     }
 
@@ -71,6 +77,9 @@ public struct ServerPool: Sendable {
     struct Connection {
         var state: ConnectionState
         let openedAt: Duration
+        /// Never handed to a user yet: a spare opened ahead of demand (or for a waiter that
+        /// left). Closed once the pool is cold, whatever pool_idle_timeout says.
+        var unused = true
     }
 
     struct Waiter {
@@ -90,6 +99,9 @@ public struct ServerPool: Sendable {
     private var nextConnection: UInt64
     private var closed = false
     private var sparesBlockedUntil: Duration?
+    /// When the pool last had a user (a checkout asked for, a connection given back): spares
+    /// are kept only while it has users and for pool_spare_linger after the last one left.
+    private var lastUse: Duration?
 
     public init(settings: Settings, idBase: UInt64 = 1) {
         self.settings = settings
@@ -105,10 +117,12 @@ public struct ServerPool: Sendable {
 
     public mutating func checkoutRequested(_ request: RequestID, now: Duration) -> [Action] {
         if closed { return [.failRequest(request, .poolClosed)] }
+        lastUse = now
         var actions: [Action] = []
         expireIdle(now: now, into: &actions)
         if let connection = idle.popLast() {
             connections[connection]?.state = .checkedOut(request)
+            connections[connection]?.unused = false
             actions.append(.handOver(connection, to: request, check: true))
             topUpSpares(now: now, into: &actions)
             return actions
@@ -148,6 +162,7 @@ public struct ServerPool: Sendable {
     /// message boundary (in a transaction, mid-COPY, in a failed state): it is then closed.
     public mutating func connectionReturned(_ id: ConnectionID, reusable: Bool, now: Duration) -> [Action] {
         guard connections[id] != nil else { return [] }
+        lastUse = now
         var actions: [Action] = []
         // Over a lowered pool_max_size a returned connection closes instead of going idle.
         if reusable && settings.reuse && !closed && !pastLifetime(id, now: now) && connections.count <= settings.maxSize {
@@ -173,11 +188,33 @@ public struct ServerPool: Sendable {
         return becameAvailable(id, now: now, check: false)
     }
 
-    /// The server went away (closed, failed health check) while the pool held it or a user had it.
+    /// The server went away (closed, FATAL, failed health check) while the pool held it or a
+    /// user had it. The server ending a session is often the start of more (shutdown,
+    /// pg_terminate_backend of a database's sessions, DROP DATABASE … WITH (FORCE)): no spare
+    /// is opened for spareRetryDelay, as after a failed connect. Waiters still get a try.
     public mutating func connectionClosed(_ id: ConnectionID, now: Duration) -> [Action] {
-        guard connections.removeValue(forKey: id) != nil else { return [] }
+        guard let connection = connections.removeValue(forKey: id) else { return [] }
+        if case .checkedOut = connection.state { lastUse = now }
         idle.removeAll { $0 == id }
+        sparesBlockedUntil = now + settings.spareRetryDelay
         var actions: [Action] = []
+        serveWaitersWithNewConnections(now: now, into: &actions)
+        topUpSpares(now: now, into: &actions)
+        return actions
+    }
+
+    /// Transaction pooling: the user is done with the connection for now, at rest outside a
+    /// transaction block with nothing of its own left on it, so it serves the next checkout
+    /// as it is — no reset (PgBouncer runs server_reset_query only in session mode) — unless
+    /// it is past its lifetime, over a lowered pool_max_size or the pool is closed.
+    public mutating func connectionReleased(_ id: ConnectionID, now: Duration) -> [Action] {
+        guard connections[id] != nil else { return [] }
+        lastUse = now
+        guard closed || pastLifetime(id, now: now) || connections.count > settings.maxSize else {
+            return becameAvailable(id, now: now, check: true)
+        }
+        connections[id] = nil
+        var actions: [Action] = [.closeConnection(id)]
         serveWaitersWithNewConnections(now: now, into: &actions)
         topUpSpares(now: now, into: &actions)
         return actions
@@ -228,7 +265,8 @@ public struct ServerPool: Sendable {
 
     // MARK: Internals
 
-    private var openingCount: Int {
+    /// Connections being opened (each will serve the first waiter, or become idle).
+    public var openingCount: Int {
         connections.values.reduce(0) { $0 + ($1.state == .opening ? 1 : 0) }
     }
 
@@ -247,6 +285,7 @@ public struct ServerPool: Sendable {
         if !waiters.isEmpty {
             let waiter = waiters.removeFirst()
             connections[id]?.state = .checkedOut(waiter.id)
+            connections[id]?.unused = false
             return [.handOver(id, to: waiter.id, check: check)]
         }
         connections[id]?.state = .idle(since: now)
@@ -266,8 +305,29 @@ public struct ServerPool: Sendable {
             if now < until { return }
             sparesBlockedUntil = nil
         }
-        while idle.count + openingCount - waiters.count < settings.minIdle && connections.count < settings.maxSize {
+        let wanted = sparesWanted(now: now)
+        while idle.count + openingCount - waiters.count < wanted && connections.count < settings.maxSize {
             actions.append(.openConnection(open(now: now)))
+        }
+    }
+
+    /// pool_min_idle spares are wanted while the pool is in use: while a user holds or waits
+    /// for a connection, and for pool_spare_linger after the last one left. Then the pool is
+    /// cold and its spares close at the next tick, so the default of one warm spare never holds
+    /// a backend for a database nobody is using through Portcullis: a DROP DATABASE issued
+    /// right after the last client left waits (up to 5 s, procarray.c CountOtherDBBackends)
+    /// for that spare to go, and succeeds.
+    public func sparesWanted(now: Duration) -> Int {
+        guard settings.minIdle > 0, let lastUse else { return 0 }
+        if !waiters.isEmpty || checkedOutCount > 0 || now < lastUse + settings.spareLinger { return settings.minIdle }
+        return 0
+    }
+
+    /// Connections a user holds.
+    public var checkedOutCount: Int {
+        connections.values.reduce(0) { count, connection in
+            if case .checkedOut = connection.state { return count + 1 }
+            return count
         }
     }
 
@@ -277,13 +337,18 @@ public struct ServerPool: Sendable {
     }
 
     private mutating func expireIdle(now: Duration, into actions: inout [Action]) {
-        // Oldest first; keep min_idle spares even when idle long, unless past their lifetime.
+        // Oldest first; while the pool is in use keep min_idle spares even when idle long,
+        // unless past their lifetime. A cold pool closes its spares (connections no user has
+        // had) at once; connections users gave back (server_reset = discard, transaction
+        // pooling) stay until pool_idle_timeout as before.
         var kept: [ConnectionID] = []
-        var surplus = idle.count - settings.minIdle
+        let wanted = sparesWanted(now: now)
+        var surplus = idle.count - wanted
         for id in idle {
             guard let connection = connections[id], case .idle(let since) = connection.state else { continue }
             let idleTooLong = settings.idleTimeout.map { since + $0 <= now } ?? false
-            if pastLifetime(id, now: now) || (idleTooLong && surplus > 0) {
+            let coldSpare = wanted == 0 && connection.unused
+            if pastLifetime(id, now: now) || ((idleTooLong || coldSpare) && surplus > 0) {
                 connections[id] = nil
                 actions.append(.closeConnection(id))
                 surplus -= 1

@@ -10,15 +10,37 @@ public struct AccessFiles: Sendable {
     /// Role membership read from the upstream catalog for `+group`/`samerole`; nil when not
     /// configured.
     public let membership: RoleMembership?
+    /// The parsed files in force (nil: no hba_file / no ident_file, or never loaded), kept so
+    /// that the next reload can keep one of them when its new version has errors.
+    public let hba: HbaRules?
+    public let ident: IdentMaps?
+    /// Files of this generation that were not (re)loaded because they have errors, with
+    /// their `file:line` diagnostics; the rules of such a file are the previous generation's.
+    public let refusedFiles: [RefusedAccessFile]
+    /// `file:line: warning: ...` for lines in force that PostgreSQL accepts silently but
+    /// that deserve a word (``HbaRules/cleartextPasswordWarnings``); logged at every load and
+    /// printed by `check-config`.
+    public let warnings: [String]
 
-    public init(rules: any ClientAccessRules, membership: RoleMembership?) {
+    public init(rules: any ClientAccessRules, membership: RoleMembership?, hba: HbaRules? = nil, ident: IdentMaps? = nil,
+                refusedFiles: [RefusedAccessFile] = [], warnings: [String] = []) {
         self.rules = rules
         self.membership = membership
+        self.hba = hba
+        self.ident = ident
+        self.refusedFiles = refusedFiles
+        self.warnings = warnings
     }
 
-    /// With `hba_file`: pg_hba.conf and pg_ident.conf as PostgreSQL reads them; a file with
-    /// any error is refused whole (every error reported as file:line). Without: the
-    /// per-transport methods of [portcullis].
+    /// With `hba_file`: pg_hba.conf and pg_ident.conf as PostgreSQL reads them. Each file is
+    /// loaded on its own, as PostgreSQL's SIGHUP handler calls load_hba() and load_ident()
+    /// separately (src/backend/postmaster/postmaster.c SIGHUP_handler, PostgreSQL 15): a file
+    /// with any error is refused whole (every error reported as file:line) and its previous
+    /// version stays in force, without blocking the other file. At start-up (no previous
+    /// pg_hba.conf) a broken pg_hba.conf is fatal, as in PostgreSQL ("could not load
+    /// pg_hba.conf"); a broken pg_ident.conf is not: PostgreSQL starts without maps, and so
+    /// does Portcullis (the errors are logged and `check-config` fails). Without `hba_file`:
+    /// the per-transport methods of [portcullis].
     static func load(_ config: PortcullisConfig, logger: Logger, previous: AccessFiles?) throws -> AccessFiles {
         let general = config.general
         guard let hbaPath = general.hbaFile else {
@@ -28,21 +50,34 @@ public struct AccessFiles: Sendable {
             return AccessFiles(rules: MethodPerTransportRules(general), membership: nil)
         }
         let files = FileSystemConfigFiles()
-        var errors: [String] = []
-        var hba: HbaRules?
-        switch HbaRules.load(path: hbaPath, files: files) {
-        case .success(let rules): hba = rules
-        case .failure(let failure): errors.append(failure.description)
+        let hbaResult = HbaRules.load(path: hbaPath, files: files)
+        let identResult = general.identFile.map { IdentMaps.load(path: $0, files: files) }
+        var refused: [RefusedAccessFile] = []
+        let hba: HbaRules
+        switch hbaResult {
+        case .success(let rules):
+            hba = rules
+        case .failure(let failure):
+            // Only an earlier pg_hba.conf can stand in; with none (start-up, or the simple
+            // per-transport methods until now) the whole load is refused, with every error
+            // of both files.
+            guard let kept = previous?.hba else {
+                var errors = failure.errors
+                if case .failure(let identFailure)? = identResult { errors += identFailure.errors }
+                throw ProxyStartupError(description: ConfigErrors(errors: errors).description)
+            }
+            hba = kept
+            refused.append(RefusedAccessFile(kind: .hba, path: hbaPath, errors: failure.errors.map(\.description)))
         }
         var ident: IdentMaps?
-        if let identPath = general.identFile {
-            switch IdentMaps.load(path: identPath, files: files) {
-            case .success(let maps): ident = maps
-            case .failure(let failure): errors.append(failure.description)
-            }
-        }
-        guard let hba, errors.isEmpty else {
-            throw ProxyStartupError(description: errors.joined(separator: "\n"))
+        switch identResult {
+        case nil:
+            ident = nil
+        case .success(let maps)?:
+            ident = maps
+        case .failure(let failure)?:
+            ident = previous?.ident
+            refused.append(RefusedAccessFile(kind: .ident, path: general.identFile ?? "", errors: failure.errors.map(\.description)))
         }
         let needsMembership = HbaAccessRules.usesMembership(hba, ident)
         var membership: RoleMembership?
@@ -51,7 +86,9 @@ public struct AccessFiles: Sendable {
         }
         let rules = HbaAccessRules(hba: hba, ident: ident, membership: membership ?? .empty,
                                    interfaces: LocalInterface.systemInterfaces())
-        return AccessFiles(rules: rules, membership: membership)
+        let warnings = hba.cleartextPasswordWarnings.map(\.description)
+        for warning in warnings { logger.warning("\(warning)") }
+        return AccessFiles(rules: rules, membership: membership, hba: hba, ident: ident, refusedFiles: refused, warnings: warnings)
     }
 
     /// Through a service connection to the first [databases] entry. When the upstream cannot
@@ -72,6 +109,24 @@ public struct AccessFiles: Sendable {
             logger.error("could not read role membership for +group/samerole (\(previous == nil ? "no group matches until the next reload" : "keeping the previous membership")): \(error)")
             return previous
         }
+    }
+}
+
+/// A pg_hba.conf or pg_ident.conf that was not (re)loaded, and why.
+public struct RefusedAccessFile: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case hba = "pg_hba.conf"
+        case ident = "pg_ident.conf"
+    }
+
+    public var kind: Kind
+    public var path: String
+    /// `file:line: message`, one per error.
+    public var errors: [String]
+
+    /// PostgreSQL's LOG line for it ("pg_hba.conf was not reloaded"), naming the path.
+    public var summary: String {
+        "\(kind.rawValue) \"\(path)\" was not reloaded: it has errors; its previous rules stay in force"
     }
 }
 
@@ -105,13 +160,10 @@ struct HbaAccessRules: ClientAccessRules {
         return copy
     }
 
+    /// Every membership spelling PostgreSQL accepts (`+group`, `samerole`, `samegroup`;
+    /// see ``HbaRules/usesRoleMembership``).
     static func usesMembership(_ hba: HbaRules, _ ident: IdentMaps?) -> Bool {
-        let groupInHba = hba.rules.contains { rule in
-            rule.users.contains { !$0.token.isQuoted && $0.token.text.hasPrefix("+") }
-                || rule.databases.contains { !$0.token.isQuoted && $0.token.text == "samerole" }
-        }
-        let groupInIdent = (ident?.lines ?? []).contains { !$0.databaseUser.token.isQuoted && $0.databaseUser.token.text.hasPrefix("+") }
-        return groupInHba || groupInIdent
+        hba.usesRoleMembership || (ident?.usesRoleMembership ?? false)
     }
 
     func rule(for attempt: ClientAttempt) -> ClientAuthRule? {

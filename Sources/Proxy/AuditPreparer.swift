@@ -6,9 +6,10 @@ import CPgQuery
 /// cuts each statement out of its Query string (libpg_query's split, as PostgreSQL's raw
 /// parser), classifies it (pgAudit class, command, objects), masks passwords
 /// (``SecretMasker``, in every text mode) and normalizes when asked. Statements of classes not
-/// in `audit_classes` are left out here.
+/// in the session's `audit_classes` are left out here; with `audit_log_relation` a READ or WRITE
+/// statement becomes one record per relation it names (pgAudit `log_relation`), and with
+/// `audit_log_statement_once` only the first of them carries the text and parameters.
 final class AuditPreparer: @unchecked Sendable {
-    private let classes: Set<String>
     /// Cached by literal-free text, as the loops' read-only caches: one parse per statement shape.
     private var classifier = CachingStatementClassifier(capacity: 4096)
     /// The last Query string's split and classification: one parse per string, not per statement.
@@ -17,21 +18,37 @@ final class AuditPreparer: @unchecked Sendable {
     private var lastClassification: ClassificationResult?
 
     /// Used from the writer thread only.
-    init(classes: Set<String>) {
-        self.classes = classes
+    init() {}
+
+    /// The records to write for `event` (none when its class is not logged).
+    func prepare(_ event: AuditEvent) -> [AuditEvent] {
+        var out: [AuditEvent] = []
+        prepare(event, into: &out)
+        return out
     }
 
-    func prepare(_ event: inout AuditEvent) -> Bool {
-        guard var statement = event.statement, let work = statement.preparation else { return true }
+    /// The records to write for `event`, appended to `out` (no array per event).
+    func prepare(_ event: AuditEvent, into out: inout [AuditEvent]) {
+        guard var statement = event.statement, let work = statement.preparation else {
+            out.append(event)
+            return
+        }
         statement.preparation = nil
+        // The CommandComplete tag is split here, not on the event loop.
+        let completed = work.completedCommand.map(Self.commandAndRows)
+        if statement.rows == nil { statement.rows = completed?.rows }
+        var relations: [String] = []
         if work.isFunctionCall {
             statement.auditClass = "FUNCTION"
             statement.command = "FUNCTION CALL"
         } else {
             if lastText != work.fullText {
                 lastText = work.fullText
-                lastOffsets = StatementSplitter.statementOffsets(work.fullText)
                 lastClassification = classifier.classify(sql: work.fullText)
+                // A string of one statement is that statement: no split (a second raw parse,
+                // uncached, which profiled as much as the rest of the preparation together).
+                lastOffsets = lastClassification?.statements.count == 1 && lastClassification?.syntaxError == nil
+                    ? [0] : StatementSplitter.statementOffsets(work.fullText)
             }
             let piece = Self.statementText(work.fullText, offsets: lastOffsets, index: work.index)
             let classified = lastClassification.flatMap { result in
@@ -40,12 +57,11 @@ final class AuditPreparer: @unchecked Sendable {
             if let classified {
                 statement.auditClass = classified.auditClass.rawValue
                 statement.command = classified.commandTag
-                let names = classified.objects.filter { $0.kind == .relation }.map(\.qualifiedName)
-                var seen: Set<String> = []
-                statement.objectName = names.filter { seen.insert($0).inserted }.joined(separator: ",")
+                relations = Self.relations(classified.objects)
+                statement.objectName = relations.count == 1 ? relations[0] : relations.joined(separator: ",")
                 if !statement.objectName.isEmpty { statement.objectType = "TABLE" }
             } else {
-                let command = work.completedCommand ?? "???"
+                let command = completed?.command ?? "???"
                 statement.command = command
                 statement.auditClass = Self.auditClass(forCommand: command)
             }
@@ -58,15 +74,87 @@ final class AuditPreparer: @unchecked Sendable {
                 statement.text = Self.masked(Self.normalized(piece) ?? piece)
             }
             statement.textLogged = true
+            // Parameters are data the text does not show: masked as the text is (a password
+            // passed as $1 to set_config or dblink_connect).
+            if case .values(let values) = statement.parameters {
+                statement.parameters = .values(SecretMasker.maskParameters(values, sql: piece))
+            }
         }
-        event.statement = statement
-        return classes.contains(statement.auditClass)
+        guard work.classes.contains(statement.auditClass) else { return }
+        var prepared = event
+        prepared.statement = statement
+        // pgAudit log_relation: "a separate log entry for each relation … referenced in a
+        // SELECT or DML statement" — what its executor permission-check hook sees, so not
+        // utility commands such as TRUNCATE or COPY. With one relation (or none) the single
+        // record already is that entry.
+        guard work.logRelation, relations.count > 1, Self.relationCommands.contains(statement.command) else {
+            out.append(prepared)
+            return
+        }
+        // Bounded: a statement may name tens of thousands of relations (they need not even
+        // exist), and each record carries its text; past the first ``maxRelationRecords`` the
+        // rest share one record naming how many there were, so one statement cannot make the
+        // writer (and, under backpressure, every session of the loop) work without bound.
+        let listed = relations.prefix(Self.maxRelationRecords)
+        for (index, relation) in listed.enumerated() {
+            var record = event
+            var one = statement
+            one.objectType = "TABLE"
+            one.objectName = relation
+            if work.logStatementOnce && index > 0 { one.textLogged = false }
+            record.statement = one
+            out.append(record)
+        }
+        if relations.count > listed.count {
+            var record = event
+            var rest = statement
+            rest.objectType = "TABLE"
+            rest.objectName = "(\(relations.count - listed.count) more relations)"
+            if work.logStatementOnce { rest.textLogged = false }
+            record.statement = rest
+            out.append(record)
+        }
     }
+
+    /// The relations named, each once, in order.
+    static func relations(_ objects: [ObjectReference]) -> [String] {
+        var names: [String] = []
+        if objects.count <= 16 {
+            for object in objects where object.kind == .relation && !names.contains(object.qualifiedName) {
+                names.append(object.qualifiedName)
+            }
+            return names
+        }
+        var seen: Set<String> = []
+        for object in objects where object.kind == .relation && seen.insert(object.qualifiedName).inserted {
+            names.append(object.qualifiedName)
+        }
+        return names
+    }
+
+    /// A CommandComplete tag's command without its counts ("INSERT 0 1" → "INSERT") and its
+    /// row count (the last number, for the tags that report one: cmdtaglist.h rowcount), as
+    /// ``StatementLifecycle/Record`` reads them. A bare command is itself, without rows.
+    static func commandAndRows(_ tag: String) -> (command: String, rows: Int64?) {
+        var words = tag.split(separator: " ")
+        let rows = words.last.flatMap { Int64($0) }
+        while let last = words.last, words.count > 1, Int64(last) != nil { words.removeLast() }
+        return (words.count == 1 ? String(words[0]) : words.joined(separator: " "), rows)
+    }
+
+    static let relationCommands: Set<String> = ["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"]
+    /// `audit_log_relation` records per statement at most (then one for the rest).
+    static let maxRelationRecords = 100
 
     /// The `index`-th (1-based) statement of `text`, without surrounding blanks and its `;`.
     static func statementText(_ text: String, offsets: [Int]?, index: Int) -> String {
-        let bytes = Array(text.utf8)
         guard let offsets, offsets.indices.contains(index - 1) else { return text }
+        // The whole string with nothing to trim (a client's usual one statement): itself, no copy.
+        if offsets.count == 1, let first = text.utf8.first, let last = text.utf8.last,
+           !Self.isBlank(first), !Self.isBlank(last), last != UInt8(ascii: ";") {
+            return text
+        }
+        let bytes = Array(text.utf8)
         let start = min(max(0, offsets[index - 1]), bytes.count)
         let end = offsets.indices.contains(index) ? min(max(start, offsets[index]), bytes.count) : bytes.count
         var slice = bytes[start..<end]
@@ -74,6 +162,8 @@ final class AuditPreparer: @unchecked Sendable {
         while let first = slice.first, first == 32 || (9...13).contains(first) { slice.removeFirst() }
         return String(decoding: slice, as: UTF8.self)
     }
+
+    static func isBlank(_ byte: UInt8) -> Bool { byte == 32 || (9...13).contains(byte) }
 
     /// ``SecretMasker/mask(_:)``, skipped for text without a quote or dollar sign: every secret
     /// it redacts is a string constant ('…', E'…', U&'…', $$…$$), which needs one of them.

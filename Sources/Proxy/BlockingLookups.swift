@@ -44,7 +44,7 @@ final class LookupThreads: @unchecked Sendable {
 
     private func work() {
         while true {
-            while sem_wait(available) != 0 {}
+            waitForSemaphore(available)
             let job = queue.withLock { state -> (@Sendable () -> Void)? in
                 state.jobs.isEmpty ? nil : state.jobs.removeFirst()
             }
@@ -113,10 +113,7 @@ final class LoopLookups {
     }
 
     static func sleep(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        pauseThread(for: duration)
     }
 }
 

@@ -4,25 +4,28 @@ import Admin
 import Policy
 import Logging
 import EventLoop
+import CPortcullisShims
+import Synchronization
 
 /// The upstream catalogs the read-only gate consults ("writes hide behind names"): per
 /// [databases] entry, the relations whose reading runs code with effects (views calling
 /// unsafe functions, RLS policies, foreign tables — ``CatalogSnapshot``). Written by the
 /// refresher thread, read by every loop; a lock guards the dictionary, snapshots are values.
-public final class CatalogStore: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var snapshots: [String: CatalogSnapshot] = [:]
-    private var refreshHandler: (@Sendable () -> Void)?
-    /// Databases reached through the wildcard entry `*`, whose names are learnt from sessions.
-    private var wildcardDatabases: Set<String> = []
+public final class CatalogStore: Sendable {
+    private struct State {
+        var snapshots: [String: CatalogSnapshot] = [:]
+        var refreshHandler: (@Sendable () -> Void)?
+        /// Databases reached through the wildcard entry `*`, whose names are learnt from sessions.
+        var wildcardDatabases: Set<String> = []
+    }
 
-    public init() { pthread_mutex_init(&lock, nil) }
+    private let state = Mutex(State())
+
+    public init() {}
 
     /// Who refreshes the snapshots when a session reports a catalog change.
     func setRefreshHandler(_ handler: @escaping @Sendable () -> Void) {
-        pthread_mutex_lock(&lock)
-        refreshHandler = handler
-        pthread_mutex_unlock(&lock)
+        state.withLock { $0.refreshHandler = handler }
     }
 
     /// The snapshot key of a session: the entry's name, or `*/dbname` under the wildcard entry.
@@ -33,71 +36,50 @@ public final class CatalogStore: @unchecked Sendable {
     /// A session reached `database` through the wildcard entry: from now on its catalog is
     /// read too (at once the first time).
     func noteWildcardDatabase(_ database: String) {
-        pthread_mutex_lock(&lock)
-        let isNew = wildcardDatabases.insert(database).inserted
-        let handler = refreshHandler
-        pthread_mutex_unlock(&lock)
+        let (isNew, handler) = state.withLock { ($0.wildcardDatabases.insert(database).inserted, $0.refreshHandler) }
+        // Called outside the lock: the handler takes the refresher's own.
         if isNew { handler?() }
     }
 
     var wildcardDatabaseNames: [String] {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return wildcardDatabases.sorted()
+        state.withLock { $0.wildcardDatabases.sorted() }
     }
 
     /// A read-write session finished a transaction that ran DDL through the proxy.
     func catalogChanged() {
-        pthread_mutex_lock(&lock)
-        let handler = refreshHandler
-        pthread_mutex_unlock(&lock)
+        let handler = state.withLock { $0.refreshHandler }
         handler?()
     }
 
     /// The snapshot for a database entry; empty (names unchecked, the text-level policy and
     /// PostgreSQL's read-only mode still apply) until the first successful load.
     public func snapshot(for entry: String) -> CatalogSnapshot {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return snapshots[entry] ?? .empty
+        state.withLock { $0.snapshots[entry] } ?? .empty
     }
 
     func store(_ snapshot: CatalogSnapshot, for entry: String) {
-        pthread_mutex_lock(&lock)
-        snapshots[entry] = snapshot
-        pthread_mutex_unlock(&lock)
-    }
-}
-
-/// CommandComplete tags (protocol 55.7) of statements that can change what a catalog snapshot
-/// records: views, rules, policies, functions, foreign tables, ownership and privileges.
-enum CatalogChangeTag {
-    static let prefixes: [[UInt8]] = ["CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE",
-                                      "SECURITY LABEL", "IMPORT FOREIGN SCHEMA"].map { Array($0.utf8) }
-
-    /// `payload`: the CommandComplete payload (the tag, NUL-terminated).
-    static func changesCatalog(_ payload: some Collection<UInt8>) -> Bool {
-        prefixes.contains { payload.starts(with: $0) }
+        state.withLock { $0.snapshots[entry] = snapshot }
     }
 }
 
 /// Reloads every [databases] entry's catalog snapshot at start-up, at each reload and every
 /// `catalog_refresh_interval`, on its own thread (libpq blocks).
-final class CatalogRefresher: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var wake = pthread_cond_t()
-    private var refreshRequested = false
+final class CatalogRefresher: Sendable {
+    /// An eventfd the refresher thread waits on (with the interval as timeout): written by
+    /// `refreshSoon`, so a request made while a round runs is seen when it ends.
+    private let wakeFD: Int32
     private let store: CatalogStore
     private let currentConfig: @Sendable () -> PortcullisConfig
     private let logger: Logger
 
-    init(store: CatalogStore, logger: Logger, currentConfig: @escaping @Sendable () -> PortcullisConfig) {
+    init(store: CatalogStore, logger: Logger, currentConfig: @escaping @Sendable () -> PortcullisConfig) throws(Errno) {
         self.store = store
         self.logger = logger
         self.currentConfig = currentConfig
-        pthread_mutex_init(&lock, nil)
-        pthread_cond_init(&wake, nil)
+        wakeFD = try syscallValue { eventfd(0, Int32(EFD_CLOEXEC)) }
     }
+
+    deinit { closeDescriptor(wakeFD) }
 
     func start() {
         let thread = LoopThread.start(name: "portcullis-catalog") { [self] in
@@ -111,26 +93,27 @@ final class CatalogRefresher: @unchecked Sendable {
 
     /// After a reload: refresh now rather than at the next interval.
     func refreshSoon() {
-        pthread_mutex_lock(&lock)
-        refreshRequested = true
-        pthread_cond_signal(&wake)
-        pthread_mutex_unlock(&lock)
+        var one: UInt64 = 1
+        _ = try? syscall { write(wakeFD, &one, 8) }
     }
 
+    /// Until `catalog_refresh_interval` has passed or a refresh was requested (the request is
+    /// consumed).
     private func waitForNextRound() {
         let interval = currentConfig().general.catalogRefreshInterval
-        var deadline = timespec()
-        clock_gettime(CLOCK_REALTIME, &deadline)
-        let (seconds, attoseconds) = interval.components
-        deadline.tv_sec += Int(seconds)
-        deadline.tv_nsec += Int(attoseconds / 1_000_000_000)
-        if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
-        pthread_mutex_lock(&lock)
-        while !refreshRequested {
-            if pthread_cond_timedwait(&wake, &lock, &deadline) == ETIMEDOUT { break }
+        let deadline = MonotonicInstant.now() + interval
+        while true {
+            let remaining = deadline.duration(since: MonotonicInstant.now())
+            guard remaining > .zero else { return }
+            let milliseconds = Int32(clamping: remaining.millisecondsClamped + 1)
+            var entry = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+            guard case .processed(let ready)? = try? syscall(blocking: true, { poll(&entry, 1, milliseconds) }) else { return }
+            if ready > 0 {
+                var counter: UInt64 = 0
+                _ = try? syscall { read(wakeFD, &counter, 8) }
+                return
+            }
         }
-        refreshRequested = false
-        pthread_mutex_unlock(&lock)
     }
 
     private func refreshAll() {

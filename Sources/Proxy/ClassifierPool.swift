@@ -1,3 +1,4 @@
+import Session
 import EventLoop
 import Policy
 import Synchronization
@@ -102,7 +103,7 @@ final class ClassifierPool: @unchecked Sendable {
 
     private func next() -> Job {
         while true {
-            while sem_wait(available) != 0 {}
+            waitForSemaphore(available)
             let job = queue.withLock { state -> Job? in
                 guard state.head < state.jobs.count else { return nil }
                 // Taken out, so the queue does not keep a large text alive.

@@ -7,6 +7,14 @@ import Config
 public struct ClientAuthRule: Sendable, Equatable {
     public enum Method: Sendable, Equatable {
         case trust, reject, scramSHA256, md5, password, cert, peer
+
+        /// The methods that compare a password with a stored verifier.
+        var checksPassword: Bool {
+            switch self {
+            case .scramSHA256, .md5, .password: true
+            case .trust, .reject, .cert, .peer: false
+            }
+        }
     }
 
     /// `clientcert=` (21.12 Client Certificates); the `cert` method implies verify-full.

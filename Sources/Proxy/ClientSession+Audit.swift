@@ -1,3 +1,4 @@
+import Session
 import Audit
 import AuditSink
 import Config
@@ -41,22 +42,23 @@ final class LoopAudit {
 final class SessionAudit {
     let loopAudit: LoopAudit
     var info: AuditSession
-    var lifecycle = StatementLifecycle()
     var textMode: AuditPreparation.TextMode
+    /// The session's `audit_classes` (identity's, else database entry's, else global).
+    var classes: Set<String>
+    let settings: AuditSettings
     let connectedAt: MonotonicInstant
     var bytesIn = 0
     var bytesOut = 0
     /// Events that found the queue full (backpressure): submitted first when there is room.
     var overflow: [AuditEvent] = []
-    /// The client message at the front of the buffer was already observed (it waits for its
-    /// read-only classification and will be inspected again).
-    var frontObserved = false
     var ended = false
 
-    init(loopAudit: LoopAudit, info: AuditSession, textMode: AuditPreparation.TextMode, connectedAt: MonotonicInstant) {
+    init(loopAudit: LoopAudit, info: AuditSession, settings: AuditSettings, connectedAt: MonotonicInstant) {
         self.loopAudit = loopAudit
         self.info = info
-        self.textMode = textMode
+        self.settings = settings
+        self.textMode = ClientSession.textMode(settings.statementText)
+        self.classes = settings.classes
         self.connectedAt = connectedAt
     }
 
@@ -64,12 +66,6 @@ final class SessionAudit {
 }
 
 extension ClientSession {
-    /// Client message types the lifecycle follows (besides the gate's and Terminate).
-    /// CopyDone and CopyFail end a copy-in: Syncs sent before them are ignored by the server.
-    static let auditedClientTypes: Set<UInt8> = Set("QPBECSFcf".utf8)
-    /// Server message types the lifecycle follows.
-    static let auditedServerTypes: Set<UInt8> = Set("CEIsZG".utf8)
-
     static func textMode(_ mode: AuditSettings.TextMode) -> AuditPreparation.TextMode {
         switch mode {
         case .full: .full
@@ -85,9 +81,7 @@ extension ClientSession {
                              info: AuditSession(sessionID: sessionID, clientUser: "", database: "",
                                                 clientAddress: remote.isUnix ? "[local]" : remote.host,
                                                 clientPort: remote.isUnix ? nil : Int(remote.port)),
-                             textMode: Self.textMode(settings.statementText), connectedAt: loop.now())
-        clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
-                                             inspecting: [UInt8(ascii: "X")], validTypes: MessageStreamTracker.frontendTypes)
+                             settings: settings, connectedAt: loop.now())
     }
 
     func emitAudit(_ kind: AuditEventKind, priority: AuditPriority = .info, withSession: Bool = true,
@@ -131,6 +125,13 @@ extension ClientSession {
 
     var auditBlocked: Bool { audit?.isBlocked ?? false }
 
+    /// pgAudit `log_parameter` for this session's machine: only with statement text `full`
+    /// (a normalized or omitted text must not leak its constants through the parameters).
+    var auditParameterLogging: SessionMachine.ParameterLogging? {
+        guard let audit, audit.settings.logParameter, audit.textMode == .full else { return nil }
+        return .init(maxSize: audit.settings.logParameterMaxSize)
+    }
+
     // MARK: Connection events
 
     func auditConnected() {
@@ -156,8 +157,16 @@ extension ClientSession {
             audit.info.tlsVersion = tls.protocolVersion
             audit.info.tlsCipher = tls.cipherName
         }
-        if let mode = runtime.config.identities[request.clientUser]?.auditStatementText {
+        audit.info.mappedIdentity = request.authenticatedIdentity
+        audit.info.identMap = request.identMap
+        let identity = runtime.config.identities[request.clientUser]
+        if let mode = identity?.auditStatementText {
             audit.textMode = Self.textMode(mode)
+        }
+        // As PostgreSQL applies per-role over per-database settings (pgaudit.log set with
+        // ALTER ROLE wins over ALTER DATABASE, docs 20.1.3/ALTER ROLE).
+        if let classes = identity?.auditClasses ?? request.database.auditClasses {
+            audit.classes = classes
         }
         var details = [AuditDetail("IDENTITY_MODE", request.mode.rawValue)]
         if let method = request.authMethod { details.append(AuditDetail("AUTH_METHOD", method)) }
@@ -191,81 +200,43 @@ extension ClientSession {
 
     func auditDisconnected() {
         guard let audit, !audit.ended else { return }
+        // Statements sent whose outcome never came: recorded as disconnected, so a client
+        // that vanishes mid-statement still leaves its statement in the stream.
+        for record in session?.sessionEnded(now: Int64(loop.now().nanoseconds)) ?? [] {
+            emitStatement(record)
+        }
         let elapsed = loop.now().duration(since: audit.connectedAt)
+        let statements = session?.statementCount ?? 0
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         emitAudit(.disconnect, withSession: !audit.info.clientUser.isEmpty,
                   details: [AuditDetail("DURATION_US", String(micros)), AuditDetail("BYTES_IN", String(audit.bytesIn)),
                             AuditDetail("BYTES_OUT", String(audit.bytesOut)),
-                            AuditDetail("STATEMENTS", String(audit.lifecycle.statementCount))],
-                  summary: "disconnection: session time \(micros / 1000) ms, \(audit.lifecycle.statementCount) statement(s)")
+                            AuditDetail("STATEMENTS", String(statements))],
+                  summary: "disconnection: session time \(micros / 1000) ms, \(statements) statement(s)")
         audit.ended = true
         audit.loopAudit.forget(self)
         // Events still waiting for room are handed over regardless of the bound: the session
         // is gone, so nothing can wait for them any more.
-        for event in audit.overflow { audit.loopAudit.queue.submitOrDrop(event) }
+        for event in audit.overflow {
+            switch audit.loopAudit.policy {
+            case .drop: audit.loopAudit.queue.submitOrDrop(event)
+            case .backpressure: audit.loopAudit.queue.submitBeyondBound(event)
+            }
+        }
         audit.overflow.removeAll()
     }
 
     // MARK: Statements
 
-    /// A complete client message at the front of the client's buffer (before it is gated or
-    /// forwarded). Observed once even when it waits for a classification.
-    func auditClientMessage(_ frame: MessageFrame) {
-        guard let audit, !audit.frontObserved else { return }
-        audit.bytesIn += frame.totalLength
-        let now = Int64(loop.now().nanoseconds)
-        if frame.type == UInt8(ascii: "S") { audit.lifecycle.syncReceived(); return }
-        if frame.type == UInt8(ascii: "c") || frame.type == UInt8(ascii: "f") { audit.lifecycle.copyEndReceived(); return }
-        var bytes = ByteBuffer(bytes: client.inbound.readableBytesView.prefix(frame.totalLength))
-        guard let message = try? FrontendMessage.decode(frame: frame, from: &bytes) else { return }
-        switch message {
-        case .query(let text): audit.lifecycle.queryReceived(text, at: now)
-        case .parse(let name, let text, _): audit.lifecycle.parseReceived(name: name, text: text)
-        case .bind(let bind): audit.lifecycle.bindReceived(portal: bind.portal, statement: bind.statement)
-        case .execute(let portal, _): audit.lifecycle.executeReceived(portal: portal, at: now)
-        case .close(let target, let name): audit.lifecycle.closeReceived(isStatement: target == .statement, name: name)
-        case .functionCall(let call): audit.lifecycle.functionCallReceived(oid: UInt32(bitPattern: call.functionOID), at: now)
-        default: break
-        }
-    }
-
-    /// A server message the lifecycle follows, complete at the front of the server's buffer.
-    /// `sentError`: for an ErrorResponse, what the client was sent and whether the gate
-    /// replaced the server's error with a refusal.
-    func auditServerMessage(_ frame: MessageFrame, from server: Leg, sentError: (ErrorFields, refused: Bool)? = nil) {
-        guard let audit else { return }
-        audit.bytesOut += frame.totalLength
-        let now = Int64(loop.now().nanoseconds)
-        let payload = server.inbound.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
-        switch frame.type {
-        case UInt8(ascii: "C"):
-            audit.lifecycle.commandCompleteReceived(tag: String(decoding: payload.prefix { $0 != 0 }, as: UTF8.self), at: now)
-        case UInt8(ascii: "I"):
-            audit.lifecycle.emptyQueryReceived(at: now)
-        case UInt8(ascii: "s"):
-            audit.lifecycle.portalSuspendedReceived()
-        case UInt8(ascii: "G"):
-            audit.lifecycle.copyInStarted()
-        case UInt8(ascii: "E"):
-            guard let (fields, refused) = sentError else { return }
-            audit.lifecycle.errorReceived(sqlState: fields.sqlState ?? "XX000", message: fields.message ?? "", refused: refused, at: now)
-        case UInt8(ascii: "Z"):
-            let status = payload.first ?? UInt8(ascii: "I")
-            for record in audit.lifecycle.readyForQueryReceived(status: status, at: now) {
-                emitStatement(record)
-            }
-        default:
-            break
-        }
-    }
-
-    private func emitStatement(_ record: StatementLifecycle.Record) {
+    /// A statement's outcome, from the session machine's lifecycle events.
+    func emitStatement(_ record: StatementLifecycle.Record) {
         guard let audit else { return }
         let outcome: AuditOutcome
         switch record.outcome {
         case .ok: outcome = .ok
         case .failed(let code, let text): outcome = .failed(sqlState: code, message: text)
         case .refused(let code, let text): outcome = .refused(sqlState: code, message: text)
+        case .disconnected: outcome = .disconnected
         }
         let isFunctionCall: Bool
         var details: [AuditDetail] = []
@@ -275,13 +246,19 @@ extension ClientSession {
         } else {
             isFunctionCall = false
         }
+        // Command and rows are read from the tag on the writer thread (AuditPreparer), as is
+        // everything else that takes more than copying references.
         var statement = AuditStatement(statementID: record.statementID, substatementID: record.substatementID,
-                                       auditClass: "MISC", command: record.command ?? "???", text: nil, textLogged: true,
+                                       auditClass: "MISC", command: "???", text: nil, textLogged: true,
                                        outcome: outcome, durationMicroseconds: max(0, record.finishedAt - record.startedAt) / 1000,
-                                       rows: record.rows,
                                        transactionStatus: record.transactionStatus.map { String(UnicodeScalar($0)) })
+        if audit.settings.logParameter && audit.textMode == .full && !isFunctionCall {
+            statement.parameters = record.parameters.map { $0.isEmpty ? AuditParameters.none : .values($0) } ?? AuditParameters.none
+        }
         statement.preparation = AuditPreparation(fullText: record.text, index: Int(record.substatementID), textMode: audit.textMode,
-                                                 completedCommand: record.command, isFunctionCall: isFunctionCall)
+                                                 completedCommand: record.tag, isFunctionCall: isFunctionCall,
+                                                 classes: audit.classes, logRelation: audit.settings.logRelation,
+                                                 logStatementOnce: audit.settings.logStatementOnce)
         emitAudit(.statement, priority: record.outcome == .ok ? .info : .notice, statement: statement, details: details)
     }
 }

@@ -1,3 +1,4 @@
+import Session
 import EventLoop
 import CPortcullisShims
 import TLS
@@ -7,6 +8,7 @@ import Config
 import Logging
 import Pool
 import Glibc
+import Synchronization
 
 /// Process-wide pieces every loop shares.
 public final class ProxyShared: Sendable {
@@ -18,12 +20,18 @@ public final class ProxyShared: Sendable {
     /// ``LoopPolicy/cachedTextLimit``, and longer ones apart.
     let classifiers = ClassifierPool(name: "cls")
     let largeStatementClassifiers = ClassifierPool(name: "big", threadCount: 2)
-    public init() {}
+    /// The internal backup endpoint's socket path as bound at start, nil when there is none.
+    /// Fixed for the process: a reload that drops `internal_socket_directory` (or [backup])
+    /// must not turn the still-listening socket into an open one.
+    public let internalSocketPath: String?
+    /// Transaction pooling: sessions pinned to their server connection so far (logged with each pin).
+    let transactionPins = Atomic<UInt64>(0)
+    public init(internalSocketPath: String? = nil) { self.internalSocketPath = internalSocketPath }
 }
 
 /// One client connection and, once authenticated, its server connection: the shell that runs
 /// the pure machines' actions against sockets, timers and TLS.
-final class ClientSession: LegDelegate {
+final class ClientSession: LegOwner {
     let loop: EventLoop
     let runtime: RuntimeConfig
     let shared: ProxyShared
@@ -32,34 +40,35 @@ final class ClientSession: LegDelegate {
     let sessionID: UInt64
     let pool: PoolManager
     let policy: LoopPolicy
-    /// Set for read-only identities once authenticated: judges every Query, Parse and
-    /// FunctionCall before it reaches the server.
-    var readOnlyGate: ReadOnlyGate?
-    /// Read-only sessions: the server's reported settings must keep the gate's judgement valid.
-    private var tripwire = ReadOnlyTripwire()
+    /// The established phase (trackers, transaction status, read-only gate and tripwire,
+    /// statement lifecycle, catalog changes, cancel key, reuse at rest): set once the server
+    /// session is ready; this class runs its actions.
+    var session: SessionMachine?
+    /// What the session machine will be made with, decided at authentication.
+    private var sessionConfiguration: SessionMachine.Configuration?
     /// A read-only statement being classified off the loop; client messages wait behind it.
     var classifying: PendingClassification?
     /// The [databases] entry the session is connected through (for its catalog snapshot).
     private(set) var databaseEntry = ""
-    /// A read-write statement in the current transaction changed the catalog (DDL, GRANT).
-    private var ranCatalogChange = false
-    private var link: UpstreamLink?
-    private var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
+    var link: UpstreamLink?
+    var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
+    /// `pool_mode = transaction`: what a new checkout asks for (ClientSession+Transaction.swift).
+    var transactionPool: TransactionPoolRequest?
+    /// Transaction pooling: the proxy's own settings query under way (ClientSession+Settings.swift).
+    var settingsExchange: SettingsExchange?
+    /// Transaction pooling: the client's session-level settings, as last read from a server.
+    var clientSettings: [String: String] = [:]
     var server: Leg? { link?.leg }
     private var machine: ClientStartupMachine
     private var directTLS = false
-    var clientTracker: MessageStreamTracker
-    var serverTracker: MessageStreamTracker
     /// The audit stream's per-session state; nil when `audit = off` (ClientSession+Audit.swift).
     var audit: SessionAudit?
     private var loginTimer: TimerID?
-    private var cancelKey: CancelRegistry.Key?
+    /// An `auth_query` lookup in flight (ClientSession+AuthQuery.swift).
+    var verifierTicket: UInt64?
+    var cancelKey: CancelRegistry.Key?
     private var closeAfterFlush = false
-    /// The server owes us a ReadyForQuery: a query (or COPY) is in flight.
-    private(set) var serverBusy = false
-    private(set) var transactionStatus: TransactionStatus = .idle
     private(set) var lastClientActivity = MonotonicInstant(nanoseconds: 0)
-    private var backend: (processID: Int32, secretKey: [UInt8])?
     /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer.
     private(set) var clientCertificate: PeerCertificateSubject?
     private(set) var finished = false
@@ -85,14 +94,29 @@ final class ClientSession: LegDelegate {
         machine = ClientStartupMachine(config: runtime.config, transport: transport, mockSeed: runtime.mockSeed,
                                        access: prestart?.access ?? runtime.accessFiles.rules,
                                        peerUser: prestart?.peerUser)
-        let limit = runtime.config.general.maxMessageSize
-        clientTracker = MessageStreamTracker(maxMessageLength: limit, inspecting: [UInt8(ascii: "X")],
-                                             validTypes: MessageStreamTracker.frontendTypes)
-        // Server messages are bounded by PostgreSQL itself (1 GB); we only watch ReadyForQuery.
-        serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: [UInt8(ascii: "Z")])
+        if remote.isUnix, let internalPath = shared.internalSocketPath, Self.localSocketPath(fd) == internalPath {
+            // The identity as currently configured; with [backup] gone nobody is admitted
+            // (no user name is empty: the startup machine refuses an empty one first).
+            machine.onlyUser = runtime.config.backup?.identity ?? ""
+        }
         logger = runtime.logger
         logger[metadataKey: "session"] = "\(sessionID)"
         logger[metadataKey: "client"] = "\(remote)"
+    }
+
+    /// The path of the listening socket an accepted Unix-domain connection came in on
+    /// (getsockname on an accepted AF_UNIX socket names the listener's address): tells the
+    /// internal endpoint from the public sockets without threading a flag through the hand-off.
+    static func localSocketPath(_ fd: Int32) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0, Int32(address.sun_family) == AF_UNIX else { return nil }
+        return withUnsafeBytes(of: address.sun_path) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
     }
 
     /// SO_PEERCRED, for pg_hba.conf `peer` lines.
@@ -103,7 +127,7 @@ final class ClientSession: LegDelegate {
     }
 
     func start() throws(Errno) {
-        client.delegate = self
+        client.owner = self
         client.peekFirstByte = machine.acceptsDirectTLS
         try client.register()
         auditConnected()
@@ -135,7 +159,6 @@ final class ClientSession: LegDelegate {
             finish(reason: nil, flushClient: false)
         case .forwardCancel(let processID, let secretKey):
             forwardCancel(processID: processID, secretKey: secretKey)
-            finish(reason: nil, flushClient: false)
         case .connectUpstream(let request):
             connectUpstream(request)
         case .sendBytesThenConnect(let bytes, let request):
@@ -143,7 +166,17 @@ final class ClientSession: LegDelegate {
             connectUpstream(request)
         case .refuseAuthentication(let bytes, let failure):
             refuseAuthentication(bytes, failure)
+        case .lookUpVerifier(let user, let database):
+            lookUpVerifier(user: user, database: database)
         }
+    }
+
+    /// The `auth_query` answer, on the loop, never inside the call that asked for it.
+    func verifierArrived(_ verifier: ClientPasswordVerifier?) {
+        verifierTicket = nil
+        guard !finished else { return }
+        run(machine.verifierLookedUp(verifier))
+        processClientStartupBytes()
     }
 
     private func startClientTLS(direct: Bool) {
@@ -186,23 +219,24 @@ final class ClientSession: LegDelegate {
             shared.catalogs.noteWildcardDatabase(request.databaseName)
         }
         auditAuthenticated(request)
-        let audited = audit != nil ? Self.auditedClientTypes : []
-        switch request.mode {
-        case .readOnly:
-            readOnlyGate = ReadOnlyGate(identity: request.clientUser, tokens: Self.refusalToken)
-            clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
-                                                 inspecting: ReadOnlyGate.inspectedClientTypes.union([UInt8(ascii: "X")]).union(audited),
-                                                 validTypes: MessageStreamTracker.frontendTypes)
-        case .readWrite:
-            readOnlyGate = nil
-            if audit != nil {
-                clientTracker = MessageStreamTracker(maxMessageLength: runtime.config.general.maxMessageSize,
-                                                     inspecting: audited.union([UInt8(ascii: "X")]),
-                                                     validTypes: MessageStreamTracker.frontendTypes)
-            }
-        }
+        let general = runtime.config.general
+        sessionConfiguration = SessionMachine.Configuration(
+            maxMessageSize: general.maxMessageSize,
+            readOnly: request.mode == .readOnly
+                ? .init(identity: request.clientUser, maxStatementSize: general.readOnlyMaxStatementSize, tokens: Self.refusalToken)
+                : nil,
+            followsStatements: audit != nil, parameterLogging: auditParameterLogging,
+            transactionPooling: (target.poolMode ?? general.poolMode) == .transaction
+                ? .init(refusesPinning: (target.transactionPin ?? general.transactionPin) == .refuse, tokens: Self.refusalToken,
+                        maxPreparedStatements: general.maxPreparedStatements)
+                : nil)
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
-                                serverUser: request.serverUser, parameters: request.parameters)
+                                serverUser: request.serverUser, parameters: request.parameters,
+                                transactionPooled: sessionConfiguration?.transactionPooling != nil, readOnly: request.mode == .readOnly,
+                                credentials: UpstreamSpec.credentialDigest(target: target, password: request.serverPassword))
+        if sessionConfiguration?.transactionPooling != nil {
+            transactionPool = TransactionPoolRequest(spec: spec, target: target, password: request.serverPassword)
+        }
         // Granted or refused after this batch, never from inside this call.
         pendingCheckout = (pool.checkout(spec, target: target, password: request.serverPassword, user: self), spec)
     }
@@ -214,54 +248,23 @@ final class ClientSession: LegDelegate {
 
     // MARK: - Forwarding (session established)
 
-    /// Passes the client's bytes on, message by message, in order. Stops while a read-only
-    /// statement is being classified (``classifying``) or while the gate holds as many pending
-    /// refusals as it may; each of those resumes it.
+    /// Passes the client's bytes on as the session machine says, message by message, in
+    /// order. Stops while it holds client messages (a classification, pending refusals) or the
+    /// audit queue is full; each of those resumes it.
     func forwardClientBytes() {
-        guard let server, machine.isEstablished, !finished else { return }
-        // A message observed for the audit stream while it waited for its classification
-        // has been consumed once nothing is being classified.
-        if classifying == nil { audit?.frontObserved = false }
-        loop: while client.inbound.readableBytes > 0 {
-            if classifying != nil || readOnlyGate?.isAtPendingBound == true || auditBlocked { break loop }
-            do {
-                switch try clientTracker.nextStep(in: client.inbound) {
-                case .forward(let n):
-                    server.send(client.inbound.readableBytesView.prefix(n))
-                    client.inbound.moveReaderIndex(forwardBy: n)
-                    audit?.bytesIn += n
-                    serverBusy = true
-                case .inspect(let frame) where frame.type != UInt8(ascii: "X"):
-                    serverBusy = true
-                    if let audit {
-                        auditClientMessage(frame)
-                        if readOnlyGate == nil || !ReadOnlyGate.inspectedClientTypes.contains(frame.type) {
-                            server.send(client.inbound.readableBytesView.prefix(frame.totalLength))
-                            client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-                            continue loop
-                        }
-                        audit.frontObserved = true
-                        let consumed = try gateClientMessage(frame, to: server)
-                        audit.frontObserved = !consumed
-                        if !consumed { break loop }
-                        continue loop
-                    }
-                    if try !gateClientMessage(frame, to: server) { break loop }
-                case .inspect(let frame):
-                    // Terminate ('X'): the client is leaving. The server connection goes back to
-                    // the pool (which resets or closes it), so the Terminate is not passed on.
-                    client.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-                    server.flush()
-                    finish(reason: nil, flushClient: false)
-                    return
-                case .needMoreBytes:
-                    break loop
-                }
-            } catch {
-                sendClientErrorAndClose(.error(sqlState: error.sqlState, message: error.message, severity: "FATAL"))
-                return
-            }
+        guard session != nil, !finished else { return }
+        guard settingsExchange == nil else {
+            // Transaction pooling's own query first; meanwhile the client is held to the bound.
+            client.readPaused = client.inbound.readableBytes > runtime.config.general.outboundBufferLimit
+            return
         }
+        // Transaction pooling between transactions: a server connection first.
+        guard let server else { return acquireServer() }
+        while client.inbound.readableBytes > 0 && !auditBlocked {
+            guard let action = session?.clientStep(in: client.inbound, now: Int64(loop.batchNow.nanoseconds)),
+                  perform(action, server: server) else { break }
+        }
+        takeSessionEvents()
         if finished { return }
         client.inbound.discardReadBytes()
         client.releaseLargeBuffers()
@@ -274,114 +277,117 @@ final class ClientSession: LegDelegate {
     func updateClientReadPause() {
         guard !finished else { return }
         let limit = runtime.config.general.outboundBufferLimit
-        let waiting = classifying != nil || readOnlyGate?.isAtPendingBound == true
+        let waiting = session?.holdsClientMessagesInPlace() == true
         client.readPaused = (server?.outbound.readableBytes ?? 0) > limit || (waiting && client.inbound.readableBytes > limit)
             || auditBlocked
     }
 
-    private func forwardServerBytes() {
-        guard let server, machine.isEstablished else { return }
-        let limit = runtime.config.general.outboundBufferLimit
-        loop: while server.inbound.readableBytes > 0 {
-            do {
-                switch try serverTracker.nextStep(in: server.inbound) {
-                case .forward(let n):
-                    client.send(server.inbound.readableBytesView.prefix(n))
-                    server.inbound.moveReaderIndex(forwardBy: n)
-                    audit?.bytesOut += n
-                case .inspect(let frame) where frame.type == UInt8(ascii: "E"):
-                    let sent = try gateServerError(frame, from: server)
-                    if audit != nil { auditServerMessage(frame, from: server, sentError: sent) }
-                case .inspect(let frame) where frame.type == UInt8(ascii: "S"):
-                    guard try parameterStatusHolds(frame) else { return }
-                case .inspect(let frame) where frame.type == UInt8(ascii: "C"):
-                    if CatalogChangeTag.changesCatalog(server.inbound.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)) {
-                        ranCatalogChange = true
-                    }
-                    auditServerMessage(frame, from: server)
-                    client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
-                    server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-                case .inspect(let frame) where frame.type == UInt8(ascii: "I") || frame.type == UInt8(ascii: "s")
-                                             || frame.type == UInt8(ascii: "G"):
-                    // EmptyQueryResponse, PortalSuspended, CopyInResponse: for the audit stream only.
-                    auditServerMessage(frame, from: server)
-                    client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
-                    server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-                case .inspect(let frame):
-                    // ReadyForQuery: the server is idle again until the client sends more.
-                    readOnlyGate?.readyForQueryReceived()
-                    if let byte = server.inbound.getInteger(at: server.inbound.readerIndex + 5, as: UInt8.self),
-                       let status = TransactionStatus(rawValue: byte) {
-                        transactionStatus = status
-                    }
-                    // DDL counts once its transaction is over (committed or not: a refresh is cheap).
-                    if ranCatalogChange && transactionStatus == .idle {
-                        ranCatalogChange = false
-                        shared.catalogs.catalogChanged()
-                    }
-                    serverBusy = !clientTracker.isAtMessageBoundary || client.inbound.readableBytes > 0
-                    auditServerMessage(frame, from: server)
-                    client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
-                    server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
-                case .needMoreBytes:
-                    break loop
-                }
-            } catch {
-                finish(reason: "invalid message from server: \(error.message)", flushClient: true)
-                return
-            }
+    func forwardServerBytes() {
+        if settingsExchange != nil { return continueSettingsExchange() }
+        guard let server, session != nil, !finished else { return }
+        while server.inbound.readableBytes > 0 {
+            guard let action = session?.serverStep(in: server.inbound, now: Int64(loop.batchNow.nanoseconds)),
+                  perform(action, server: server) else { break }
         }
+        takeSessionEvents()
+        if finished { return }
         server.inbound.discardReadBytes()
         server.releaseLargeBuffers()
-        server.readPaused = client.outbound.readableBytes > limit
-        // Replies may have resolved pending refusals the client's next messages waited for.
-        if readOnlyGate != nil && classifying == nil && client.inbound.readableBytes > 0 { forwardClientBytes() }
+        server.readPaused = client.outbound.readableBytes > runtime.config.general.outboundBufferLimit
+        // Replies may have resolved what the client's next messages waited for (pending
+        // refusals, the bound on messages awaiting replies).
+        if classifying == nil && client.inbound.readableBytes > 0 { forwardClientBytes() }
+        releaseServerIfDone()
     }
 
-    /// ParameterStatus of a read-only session, past the tripwire. False when the session ended.
-    private func parameterStatusHolds(_ frame: MessageFrame) throws(WireError) -> Bool {
-        guard let server else { return false }
-        var frameBytes = ByteBuffer(bytes: server.inbound.readableBytesView.prefix(frame.totalLength))
-        if case .parameterStatus(let name, let value) = try BackendMessage.decode(frame: frame, from: &frameBytes),
-           case .breached(let reason) = tripwire.parameterStatusReceived(name: name, value: value) {
-            // Nothing more goes up; the server connection is closed (not reused) by finish.
-            logger.warning("read-only session ended: \(reason)")
-            serverBusy = true
+    /// Runs one action of the session machine. False when the caller must stop asking for now
+    /// (waiting, or the session ended).
+    func perform(_ action: SessionMachine.Action, server: Leg) -> Bool {
+        switch action {
+        case .forwardToServer(let count):
+            server.send(client.inbound.readableBytesView.prefix(count))
+            client.inbound.moveReaderIndex(forwardBy: count)
+            audit?.bytesIn += count
+        case .replaceToServer(let consumed, let bytes):
+            refusalLog.log(to: logger, at: loop.now())
+            server.send(bytes)
+            client.inbound.moveReaderIndex(forwardBy: consumed)
+            audit?.bytesIn += consumed
+        case .rewriteToServer(let consumed, let bytes):
+            server.send(bytes)
+            client.inbound.moveReaderIndex(forwardBy: consumed)
+            audit?.bytesIn += consumed
+        case .forwardToClient(let count):
+            client.send(server.inbound.readableBytesView.prefix(count))
+            server.inbound.moveReaderIndex(forwardBy: count)
+            audit?.bytesOut += count
+        case .replaceToClient(let consumed, let bytes):
+            client.send(bytes)
+            server.inbound.moveReaderIndex(forwardBy: consumed)
+            audit?.bytesOut += consumed
+        case .classify(let request):
+            return classify(request, server: server)
+        case .releaseServer(let consumed):
+            // Terminate: the client is leaving. The server connection goes back to the pool
+            // (which resets or closes it), so the Terminate is not passed on.
+            client.inbound.moveReaderIndex(forwardBy: consumed)
+            server.flush()
+            finish(reason: nil, flushClient: false)
+            return false
+        case .close(let reason, let error):
+            takeSessionEvents()
             client.inbound.clear()
-            var out = ByteBuffer()
-            BackendMessage.errorResponse(ReadOnlyTripwire.errorFields(for: reason, identity: readOnlyGate?.identity ?? "")).encode(into: &out)
-            client.send(out)
+            if let error {
+                var out = ByteBuffer()
+                BackendMessage.errorResponse(error).encode(into: &out)
+                client.send(out)
+            }
             finish(reason: reason, flushClient: true)
             return false
+        case .wait:
+            return false
         }
-        client.send(server.inbound.readableBytesView.prefix(frame.totalLength))
-        server.inbound.moveReaderIndex(forwardBy: frame.totalLength)
         return true
     }
 
-    private func sendClientErrorAndClose(_ fields: ErrorFields) {
-        var out = ByteBuffer()
-        BackendMessage.errorResponse(fields).encode(into: &out)
-        client.send(out)
-        finish(reason: fields.message, flushClient: true)
+    /// Statement outcomes (the audit stream) and catalog changes the session machine saw.
+    private func takeSessionEvents() {
+        guard let events = session?.takeEvents() else { return }
+        for event in events {
+            switch event {
+            case .statementFinished(let record): emitStatement(record)
+            case .catalogChanged: shared.catalogs.catalogChanged()
+            case .readOnlyBreached(let reason): logger.warning("read-only session ended: \(reason)")
+            case .pinned(let reasons): notePinned(reasons)
+            case .unpinned: logger.info("session no longer pinned to its server connection")
+            }
+        }
     }
 
     // MARK: - Cancel (55.2.7 Canceling Requests in Progress)
 
     private func forwardCancel(processID: Int32, secretKey: [UInt8]) {
-        let entry = shared.cancelRegistry.lookup(.init(processID: processID, secretKey: secretKey))
-        auditCancelRequest(processID: processID, known: entry != nil)
-        guard let entry else {
+        let found = shared.cancelRegistry.beginCancel(.init(processID: processID, secretKey: secretKey))
+        auditCancelRequest(processID: processID, known: found != nil)
+        guard let found else {
             // As PostgreSQL: an unknown key is ignored without a reply.
             logger.info("cancel request with unknown key ignored")
-            return
+            return finish(reason: nil, flushClient: false)
         }
-        CancelForwarder.start(loop: loop, entry: entry, processID: processID, logger: logger, lookups: pool.lookups)
+        // Transaction pooling between transactions: nothing runs for that client.
+        guard let backend = found.backendProcessID else { return finish(reason: nil, flushClient: false) }
+        // Counted in flight until PostgreSQL closes the connection: meanwhile the backend's
+        // server connection serves nobody else (releaseServerIfDone, finish). The client's
+        // connection closes only then too: the backend has been signalled, as when PostgreSQL
+        // closes a cancel connection, and the client's next query cannot be the one cancelled.
+        CancelForwarder.start(loop: loop, entry: found.entry, processID: backend, logger: logger,
+                              lookups: pool.lookups, registry: shared.cancelRegistry) { [weak self] in
+            guard let self, !self.finished else { return }
+            self.finish(reason: nil, flushClient: false)
+        }
     }
 
-    // MARK: - LegDelegate
-
-    func legConnected(_ leg: Leg, error: Errno?) {}
+    // MARK: - Leg events (LegOwner.legEvent, Leg+Owners.swift)
 
     func legHandshakeCompleted(_ leg: Leg) {
         if leg === client, let tls = leg.tls {
@@ -397,6 +403,7 @@ final class ClientSession: LegDelegate {
     }
 
     func legHandshakeFailed(_ leg: Leg, reason: String) {
+        guard leg === client else { return serverLost(reason: reason) }
         logger.info("client TLS handshake failed: \(reason)")
         auditTLSFailed(reason)
         finish(reason: nil, flushClient: false)
@@ -404,20 +411,26 @@ final class ClientSession: LegDelegate {
 
     func legPeekedFirstByte(_ leg: Leg, byte: UInt8) {
         // 0x16 is a TLS handshake record: PostgreSQL 17's direct TLS (sslnegotiation=direct).
-        if byte == 0x16 { run(machine.directTLSDetected()) }
+        if leg === client && byte == 0x16 { run(machine.directTLSDetected()) }
     }
 
+    // Once the server session is established its leg reports here too: the UpstreamLink that
+    // made it has stepped out of the byte path (``serverConnectionGranted(_:)``).
+
     func legReceivedBytes(_ leg: Leg) {
-        lastClientActivity = loop.now()
+        guard leg === client else { return forwardServerBytes() }
+        lastClientActivity = loop.batchNow
         if machine.isEstablished { forwardClientBytes() } else { processClientStartupBytes() }
     }
 
     func legDrained(_ leg: Leg) {
+        guard leg === client else { return updateClientReadPause() }
         if closeAfterFlush { finish(reason: nil, flushClient: false); return }
         server?.readPaused = false
     }
 
     func legClosed(_ leg: Leg, reason: String?) {
+        guard leg === client else { return serverLost(reason: reason) }
         if let reason { logger.info("client connection lost: \(reason)") }
         finish(reason: nil, flushClient: false)
     }
@@ -427,17 +440,21 @@ final class ClientSession: LegDelegate {
     /// Ends the session. With `flushClient`, pending bytes to the client are written first.
     func finish(reason: String?, flushClient: Bool) {
         if let reason { logger.info("session closed: \(reason)") }
+        takeSessionEvents()
         auditDisconnected()
         refusalLog.logSummary(to: logger, at: loop.now())
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
         abandonClassification()
+        if let verifierTicket { pool.lookups.cancel(verifierTicket); self.verifierTicket = nil }
+        var cancelInFlight = false
         if let cancelKey {
             // A client that vanishes mid-query would leave its backend working until the
             // server notices the closed socket: cancel the query first, as a careful client would.
-            if serverBusy, let backend, let entry = shared.cancelRegistry.lookup(cancelKey), !(link?.leg?.isClosed ?? true) {
+            if session?.needsCancelOnEnd == true, let backend = session?.backend, let entry = shared.cancelRegistry.lookup(cancelKey),
+               !(link?.leg?.isClosed ?? true) {
                 CancelForwarder.start(loop: loop, entry: entry, processID: backend.processID, logger: logger, lookups: pool.lookups)
             }
-            shared.cancelRegistry.remove(cancelKey)
+            if shared.cancelRegistry.remove(cancelKey) { cancelInFlight = true }
             self.cancelKey = nil
         }
         if let (request, spec) = pendingCheckout {
@@ -445,13 +462,19 @@ final class ClientSession: LegDelegate {
             pendingCheckout = nil
         }
         if let link {
-            // Reusable only at rest: idle status, nothing in flight, every byte delivered.
-            let reusable = machine.isEstablished && !serverBusy && transactionStatus == .idle
-                && clientTracker.isAtMessageBoundary && serverTracker.isAtMessageBoundary
-                && (link.leg?.outbound.readableBytes ?? 1) == 0 && (link.leg?.inbound.readableBytes ?? 1) == 0
+            // A cancel on its way would reach whatever the server runs next.
+            let reusable = isAtRest && !cancelInFlight
             link.leg?.readPaused = false
             self.link = nil
-            pool.checkin(link, reusable: reusable)
+            // Transaction pooling: at rest and unpinned, nothing of this client's is on it.
+            if transactionPool != nil && reusable && session?.isPinned == false {
+                // Settings changed and not read back: the next user resets them all.
+                if session?.needsSettingsCapture == true { link.appliedSettings = nil }
+                if let statements = session?.serverDetached() { link.preparedStatements = statements }
+                pool.release(link)
+            } else {
+                pool.checkin(link, reusable: reusable)
+            }
         }
         if flushClient && client.outbound.readableBytes > 0 && !client.isClosed {
             closeAfterFlush = true
@@ -472,10 +495,22 @@ final class ClientSession: LegDelegate {
 }
 
 extension ClientSession {
-    /// Established, outside a transaction, and nothing in flight in either direction.
-    var isIdle: Bool {
-        isEstablished && !serverBusy && transactionStatus == .idle && client.outbound.readableBytes == 0 && classifying == nil
+    /// The server session may be reused (``SessionMachine/isAtRest``) and every byte between
+    /// proxy and server is delivered: the one reuse decision, taken when the session returns
+    /// its server connection.
+    var isAtRest: Bool {
+        guard machine.isEstablished, let session else { return false }
+        guard settingsExchange == nil else { return false }
+        guard let server else {
+            // Transaction pooling between transactions.
+            return transactionPool != nil && link == nil && pendingCheckout == nil && session.isAtRest
+                && client.inbound.readableBytes == 0
+        }
+        return session.isAtRest && server.outbound.readableBytes == 0 && server.inbound.readableBytes == 0
     }
+
+    /// At rest, and the client has been sent everything (client_idle_timeout, buffer release).
+    var isIdle: Bool { isAtRest && client.outbound.readableBytes == 0 }
 
     func releaseIdleBuffers() {
         client.releaseIdleBuffers()
@@ -485,7 +520,7 @@ extension ClientSession {
     /// Ends the session with a FATAL error as the server would. The error is only sent at a
     /// message boundary, so it cannot land inside another message.
     func terminate(sqlState: String, message: String) {
-        if !serverBusy {
+        if session?.statementInFlight != true {
             var out = ByteBuffer()
             BackendMessage.errorResponse(.error(sqlState: sqlState, message: message, severity: "FATAL")).encode(into: &out)
             client.send(out)
@@ -495,8 +530,33 @@ extension ClientSession {
 }
 
 extension ClientSession: PoolUser, UpstreamLinkOwner {
-    func serverConnectionGranted(_ link: UpstreamLink) {
+    func poolEvent(_ event: PoolEvent) {
+        switch event {
+        case .granted(let link): serverConnectionGranted(link)
+        case .refused(let fields): serverConnectionRefused(fields)
+        case .waitTimedOut(let fields, let exhaustion):
+            if !finished { auditPoolWaitTimedOut(exhaustion, fields) }
+            serverConnectionRefused(fields)
+        }
+    }
+
+    // The link's leg reports to the session itself once granted (``serverConnectionGranted``
+    // makes it the leg's owner). What still comes here is a report the link made while the
+    // pool held it and that arrives after the grant: the end of a server connection that
+    // went away between the pool's hand-over and this session taking it.
+    func linkEvent(_ link: UpstreamLink, _ event: UpstreamLinkEvent) {
+        switch event {
+        case .closed(let reason):
+            if link === self.link { serverLost(reason: reason) }
+        case .ready, .failed, .received, .drained:
+            break
+        }
+    }
+
+    private func serverConnectionGranted(_ link: UpstreamLink) {
         pendingCheckout = nil
+        // Transaction pooling: a server connection for the next transaction.
+        if session != nil { return transactionServerGranted(link) }
         guard !finished else { return pool.checkin(link, reusable: true) }
         self.link = link
         link.owner = self
@@ -506,49 +566,47 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         }
         let key = CancelRegistry.Key(processID: link.processID, secretKey: proxySecret)
         cancelKey = key
-        backend = (link.processID, link.secretKey)
         shared.cancelRegistry.insert(key, .init(target: link.target, runtime: runtime, serverSecretKey: link.secretKey))
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
-        // Read-only sessions: errors, for the gate. Read-write sessions: CommandComplete, so DDL
-        // through the proxy refreshes the catalog snapshots the gate relies on.
-        let serverTypes: Set<UInt8> = readOnlyGate == nil ? [UInt8(ascii: "Z"), UInt8(ascii: "C")]
-                                                          : [UInt8(ascii: "Z"), UInt8(ascii: "E"), UInt8(ascii: "S")]
-        serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max),
-                                             inspecting: audit == nil ? serverTypes : serverTypes.union(Self.auditedServerTypes))
+        if let sessionConfiguration {
+            session = SessionMachine(sessionConfiguration, backendProcessID: link.processID, backendSecretKey: link.secretKey,
+                                     serverParameters: link.parameters)
+            // Transaction pooling: what the server has prepared for earlier clients.
+            if transactionPool != nil {
+                session?.serverAttached(processID: link.processID, secretKey: link.secretKey, statements: link.preparedStatements)
+            }
+        }
+        // The link steps out of the byte path: its leg reports to this session directly until
+        // the pool takes it back (``PoolManager/checkin(_:reusable:)``).
+        link.leg?.owner = self
         auditBackendStarted(processID: link.processID)
-        if readOnlyGate != nil { _ = tripwire.startupParametersReceived(link.parameters) }
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
         run(machine.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,
                                   proxySecretKey: proxySecret))
         client.readPaused = false
+        // Transaction pooling: a server another client changed the settings of goes back to
+        // the start-up values first (the client bytes wait for it).
+        if transactionPool != nil && link.appliedSettings != clientSettings { startSettingsExchange(.apply) }
         // Anything the client pipelined while we connected goes up now.
         forwardClientBytes()
         forwardServerBytes()
     }
 
-    func serverConnectionRefused(_ fields: ErrorFields) {
+    private func serverConnectionRefused(_ fields: ErrorFields) {
         pendingCheckout = nil
         guard !finished else { return }
+        // Transaction pooling: no server connection for the next transaction.
+        if session != nil { return transactionServerRefused(fields) }
         upstreamFailed(fields)
     }
 
-    func linkReady(_ link: UpstreamLink) {}
-
-    func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields) {}
-
-    func linkReceivedBytes(_ link: UpstreamLink) {
-        forwardServerBytes()
-    }
-
-    func linkDrained(_ link: UpstreamLink) {
-        updateClientReadPause()
-    }
-
-    func linkClosed(_ link: UpstreamLink, reason: String?) {
-        // The server ended the session (FATAL, shutdown, pg_terminate_backend): its last
-        // messages were forwarded; the client sees EOF as it would from PostgreSQL.
+    /// The server ended the session (FATAL, shutdown, pg_terminate_backend): its last
+    /// messages were forwarded; the client sees EOF as it would from PostgreSQL.
+    private func serverLost(reason: String?) {
+        guard let link else { return }
         self.link = nil
-        serverBusy = false
+        session?.serverClosed()
+        link.serverLegClosed()
         pool.checkin(link, reusable: false)
         finish(reason: reason.map { "server connection lost: \($0)" } ?? "server closed the connection", flushClient: true)
     }

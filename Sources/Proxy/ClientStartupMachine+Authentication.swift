@@ -20,7 +20,14 @@ extension ClientStartupMachine {
         if rule.clientCertificate != .none && peerCertificate == nil {
             return refuse(preamble, SQLState.invalidAuthorizationSpecification, "connection requires a valid client certificate", login: login)
         }
-        let verifier = config.identities[user]?.password
+        var verifier = config.identities[user]?.password
+        if config.identities[user]?.passwordFromAuthQuery == true, rule.method.checksPassword {
+            guard let answer = lookedUpVerifier else {
+                state = .awaitingVerifier(login, preamble: preamble)
+                return .lookUpVerifier(user: user, database: database)
+            }
+            verifier = answer
+        }
         switch rule.method {
         case .trust:
             if let failure = certificateCheckAfterPassword(login, preamble: preamble) { return failure }
@@ -60,16 +67,22 @@ extension ClientStartupMachine {
         case .scramSHA256:
             return startSCRAM(login, verifier: verifier, preamble: preamble)
         case .password:
-            // A cleartext password crosses the network only inside TLS.
-            if case .tcp = transport, !isTLS {
-                return refuse(preamble, SQLState.invalidAuthorizationSpecification,
-                              "password authentication requires an SSL connection for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\"", login: login)
-            }
+            // As PostgreSQL on every transport, plaintext TCP included (auth.c CheckPasswordAuth):
+            // a line that allows it is warned about with file:line at load and by check-config
+            // (HbaRules.cleartextPasswordWarnings), and the sample pg_hba.conf has none.
             var out = preamble
             BackendMessage.authentication(.cleartextPassword).encode(into: &out)
             state = .authenticatingPassword(login, .cleartext(verifier))
             return .sendBytes(out)
         }
+    }
+
+    /// The `auth_query` answer (nil: no such role, no password, or the lookup failed): the
+    /// login continues as it would have with that verifier in the configuration file.
+    public mutating func verifierLookedUp(_ verifier: ClientPasswordVerifier?) -> Action {
+        guard case .awaitingVerifier(let login, let preamble) = state else { return .none }
+        lookedUpVerifier = .some(verifier)
+        return authenticate(packet: login.packet, user: login.user, database: login.database, preamble: preamble)
     }
 
     private mutating func startSCRAM(_ login: PendingLogin, verifier: ClientPasswordVerifier?, preamble: ByteBuffer) -> Action {
@@ -121,6 +134,7 @@ extension ClientStartupMachine {
             return refuse(ByteBuffer(), SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"", login: login)
         }
         if let failure = certificateCheckAfterPassword(login) { return failure }
+        if lookedUpVerifier != nil, case .cleartext = exchange { passThrough = Secret(response) }
         return authenticated(login, preamble: ByteBuffer())
     }
 
@@ -144,10 +158,16 @@ extension ClientStartupMachine {
     mutating func certificateCheckAfterPassword(_ login: PendingLogin, preamble: ByteBuffer = ByteBuffer()) -> Action? {
         guard login.rule.clientCertificate == .verifyFull, login.rule.method != .cert else { return nil }
         if certificateNameMatches(login) { return nil }
+        // auth.c auth_failed(): the text of the line's method; only password methods carry 28P01.
         switch login.rule.method {
         case .scramSHA256, .md5, .password:
             return refuse(preamble, SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"", login: login)
-        case .trust, .reject, .cert, .peer:
+        case .trust:
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                          "\"trust\" authentication failed for user \"\(login.user)\"", login: login)
+        case .reject, .cert, .peer:
+            // reject never authenticates, cert checks its certificate itself and peer lines
+            // cannot carry clientcert (local only): kept exhaustive with PostgreSQL's default text.
             return refuse(preamble, SQLState.invalidAuthorizationSpecification,
                           "authentication failed for user \"\(login.user)\": invalid authentication method", login: login)
         }

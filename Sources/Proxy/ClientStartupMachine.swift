@@ -1,3 +1,4 @@
+import Session
 import Wire
 import Auth
 import Config
@@ -23,6 +24,10 @@ public struct UpstreamRequest: Sendable {
     /// The pg_hba.conf method and "file:line" of the rule the login matched (for the audit stream).
     public var authMethod: String? = nil
     public var ruleOrigin: String? = nil
+    /// What PostgreSQL records as the login's authenticated identity (`authn_id`), and the
+    /// pg_ident.conf map that related it to `clientUser` (for the audit stream).
+    public var authenticatedIdentity: String? = nil
+    public var identMap: String? = nil
 }
 
 /// The client side of a session until it is handed to forwarding: SSL/GSS negotiation, the
@@ -46,6 +51,9 @@ public struct ClientStartupMachine {
         /// Authentication failed: log the failure, then send the bytes (the FATAL) and close,
         /// possibly after a delay (auth_failure_delay).
         case refuseAuthentication(ByteBuffer, AuthenticationFailure)
+        /// `password=auth_query`: read the user's verifier from the upstream (off the loop),
+        /// then call ``verifierLookedUp(_:)``.
+        case lookUpVerifier(user: String, database: String)
     }
 
     enum State {
@@ -53,6 +61,8 @@ public struct ClientStartupMachine {
         case awaitingTLSHandshake
         case authenticatingSCRAM(SCRAMServer, PendingLogin, initialReceived: Bool)
         case authenticatingPassword(PendingLogin, PasswordExchange)
+        /// Waiting for an `auth_query` answer; `preamble` is what the client has not been sent yet.
+        case awaitingVerifier(PendingLogin, preamble: ByteBuffer)
         case awaitingUpstream(PendingLogin)
         case established
         case closed
@@ -87,6 +97,15 @@ public struct ClientStartupMachine {
     var state: State = .awaitingStartup
     private var answeredGSS = false
     public private(set) var authenticatedUser: String?
+    /// The `auth_query` answer once it came: `.some(nil)` means "no verifier" (the mock exchange).
+    var lookedUpVerifier: ClientPasswordVerifier??
+    /// What the client's own login gives for the upstream login as the same role, for
+    /// `password=auth_query` identities without a server password: SCRAM pass-through keys,
+    /// or the cleartext password of a `password` line.
+    var passThrough: Secret?
+    /// Set for a connection on the internal endpoint ([backup] internal_socket_directory):
+    /// the only user name it admits, the backup identity.
+    public var onlyUser: String?
 
     public init(config: PortcullisConfig, transport: ClientTransportKind, mockSeed: [UInt8],
                 access: (any ClientAccessRules)? = nil, md5Salt: [UInt8] = Crypto.randomBytes(4),
@@ -145,7 +164,7 @@ public struct ClientStartupMachine {
             return authenticationBytesReceived(&buffer, scram: &scram, login: login, initial: !initialReceived)
         case .authenticatingPassword(let login, let exchange):
             return passwordBytesReceived(&buffer, login: login, exchange: exchange)
-        case .awaitingTLSHandshake, .awaitingUpstream, .established, .closed:
+        case .awaitingTLSHandshake, .awaitingVerifier, .awaitingUpstream, .established, .closed:
             // Bytes wait in the buffer (pipelined queries go upstream once it is ready).
             return .none
         }
@@ -159,7 +178,7 @@ public struct ClientStartupMachine {
             // PostgreSQL closes silently while waiting for the startup packet.
             state = .closed
             return .closeSilently(reason: "timeout while waiting for the startup packet")
-        case .authenticatingSCRAM(_, let login, _), .authenticatingPassword(let login, _):
+        case .authenticatingSCRAM(_, let login, _), .authenticatingPassword(let login, _), .awaitingVerifier(let login, _):
             // A login that never finishes is a failed one (logged, and counted for backoff).
             return refuse(ByteBuffer(), SQLState.protocolViolation, "canceling authentication due to timeout", login: login)
         case .awaitingUpstream:
@@ -202,7 +221,19 @@ public struct ClientStartupMachine {
     }
 
     /// The upstream refused or failed: pass its error (the server's own words) or ours.
+    ///
+    /// One exception keeps PostgreSQL's answer: a login without a password check (trust,
+    /// cert, peer) of a user who is no configured identity, whose upstream wants a password
+    /// Portcullis does not have. PostgreSQL says `role "x" does not exist` (28000,
+    /// miscinit.c InitializeSessionUserId) for a trust login of a role outside its catalog;
+    /// [identities] is Portcullis' catalog, and the configuration detail stays in the log.
     public mutating func upstreamFailed(_ fields: ErrorFields) -> Action {
+        var fields = fields
+        if case .awaitingUpstream(let login) = state, config.identities[login.user] == nil,
+           UpstreamStartupMachine.isMissingPassword(fields) {
+            fields = .error(sqlState: SQLState.invalidAuthorizationSpecification,
+                            message: "role \"\(login.user)\" does not exist", severity: "FATAL")
+        }
         state = .closed
         var out = ByteBuffer()
         BackendMessage.errorResponse(fields).encode(into: &out)
@@ -272,6 +303,14 @@ public struct ClientStartupMachine {
             state = .closed
             return .sendAndClose(preamble + Self.fatal(SQLState.featureNotSupported, "replication connections are not supported by this proxy"))
         }
+        // The internal endpoint admits the backup identity only. Anyone else gets what
+        // PostgreSQL answers when no pg_hba.conf line matches (hba.c: implicit reject), before
+        // any authentication method runs — also under local_auth_method = trust.
+        if let onlyUser, user != onlyUser {
+            return refuse(preamble, SQLState.invalidAuthorizationSpecification,
+                          "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", \(encryptionPhrase)",
+                          user: user, database: database, rule: nil)
+        }
         if case .tcp = transport, !isTLS, config.tls.mode == .require {
             return refuse(preamble, SQLState.invalidAuthorizationSpecification,
                           "no pg_hba.conf entry for host \"\(remoteHostForMessages)\", user \"\(user)\", database \"\(database)\", no encryption",
@@ -323,6 +362,9 @@ public struct ClientStartupMachine {
             return .sendBytes(out)
         case .sendFinal(let data):
             if let failure = certificateCheckAfterPassword(login) { return failure }
+            if lookedUpVerifier != nil, let keys = scram.passThroughKeys {
+                passThrough = Secret(scramClientKey: keys.clientKey, serverKey: keys.serverKey)
+            }
             var out = ByteBuffer()
             BackendMessage.authentication(.saslFinal(data)).encode(into: &out)
             return authenticated(login, preamble: out)
@@ -341,7 +383,11 @@ public struct ClientStartupMachine {
         }
         let identity = config.identities[login.user]
         let serverUser = identity?.serverUser ?? target.user ?? login.user
-        let serverPassword = identity?.serverPassword ?? target.password
+        var serverPassword = identity?.serverPassword ?? target.password
+        if serverPassword == nil, identity?.passwordFromAuthQuery == true, serverUser == login.user {
+            // The verifier was the upstream role's own: the client's proof logs in as it.
+            serverPassword = passThrough
+        }
         var parameters = login.packet.parameters.filter { p in
             p.name != "user" && p.name != "database" && p.name != "replication" && !p.name.hasPrefix("_pq_.")
         }
@@ -373,11 +419,26 @@ public struct ClientStartupMachine {
         let request = UpstreamRequest(
             database: upstreamTarget, databaseName: login.database, clientUser: login.user,
             serverUser: serverUser, serverPassword: serverPassword, mode: mode, parameters: parameters,
-            authMethod: AuthenticationFailure.methodName(login.rule.method), ruleOrigin: login.rule.origin)
+            authMethod: AuthenticationFailure.methodName(login.rule.method), ruleOrigin: login.rule.origin,
+            authenticatedIdentity: authenticatedIdentity(login), identMap: login.rule.mapName)
         if preamble.readableBytes > 0 {
             return .sendBytesThenConnect(preamble, request)
         }
         return .connectUpstream(request)
+    }
+
+    /// The identity PostgreSQL's `set_authn_id` records for the method (auth.c): the
+    /// certificate's CN or DN (`clientname`) for `cert`, the peer's operating-system user for
+    /// `peer`, the user name for password methods, none for `trust`.
+    func authenticatedIdentity(_ login: PendingLogin) -> String? {
+        switch login.rule.method {
+        case .cert:
+            guard let peerCertificate else { return nil }
+            return login.rule.certificateName == .commonName ? peerCertificate.commonName : peerCertificate.distinguishedName
+        case .peer: return peerUser
+        case .scramSHA256, .md5, .password: return login.user
+        case .trust, .reject: return nil
+        }
     }
 
     static func fatal(_ sqlState: String, _ message: String, hint: String? = nil) -> ByteBuffer {

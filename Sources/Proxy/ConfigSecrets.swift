@@ -5,7 +5,8 @@ import Auth
 /// Errors name the entry but never the value.
 enum ConfigSecrets {
     static func decrypted(_ config: PortcullisConfig) throws(SecretKeyError) -> PortcullisConfig {
-        let encrypted = config.databases.values.contains { $0.password?.isEncrypted == true }
+        let encrypted = config.databases.values.contains { $0.password?.isEncrypted == true || $0.authPassword?.isEncrypted == true }
+            || config.general.authQuery.password?.isEncrypted == true
             || config.identities.values.contains { $0.serverPassword?.isEncrypted == true }
             || config.general.servicePassword?.isEncrypted == true
         guard encrypted else { return config }
@@ -20,6 +21,17 @@ enum ConfigSecrets {
                     throw SecretKeyError("password of database \"\(name)\": \(error.description)")
                 }
                 result.databases[name] = target
+            }
+            if let secret = target.authPassword, secret.isEncrypted {
+                do { target.authPassword = Secret(try key.decrypt(secret.reveal())) } catch {
+                    throw SecretKeyError("auth_password of database \"\(name)\": \(error.description)")
+                }
+                result.databases[name] = target
+            }
+        }
+        if let secret = config.general.authQuery.password, secret.isEncrypted {
+            do { result.general.authQuery.password = Secret(try key.decrypt(secret.reveal())) } catch {
+                throw SecretKeyError("auth_password: \(error.description)")
             }
         }
         for (name, var identity) in config.identities {

@@ -3,28 +3,41 @@ import TLS
 import Wire
 import Glibc
 
-/// What a leg tells its session. Called on the loop thread, and only from the loop itself — a
-/// readiness event or the work run after the current batch — never from inside a call the
-/// delegate made on the leg (`send`, `flush`, `close`, `readPaused`, `startTLS`), so a delegate
-/// never has its state torn down under its own feet.
-protocol LegDelegate: AnyObject {
-    func legConnected(_ leg: Leg, error: Errno?)
-    func legHandshakeCompleted(_ leg: Leg)
-    func legHandshakeFailed(_ leg: Leg, reason: String)
-    func legReceivedBytes(_ leg: Leg)
+/// What a leg reports to its owner — the one seam between a socket and whoever uses it, in the
+/// spirit of PgBouncer's sbuf callback (`sbuf_cb_t`: one function, an event kind).
+enum LegEvent {
+    /// A non-blocking connect finished (nil) or failed.
+    case connected(Errno?)
+    case handshakeCompleted
     /// The first byte, peeked (MSG_PEEK) before anything is read, when `peekFirstByte` is set:
     /// a TLS ClientHello must be left in the socket for OpenSSL.
-    func legPeekedFirstByte(_ leg: Leg, byte: UInt8)
-    func legDrained(_ leg: Leg)
-    /// The peer closed (EOF; `reason` nil) or a read or write failed. Reported once, after the
+    case peekedFirstByte(UInt8)
+    /// New bytes wait in `inbound`.
+    case received
+    /// Everything queued was written. Deferred: reported after the batch in which the last
+    /// byte went out, and only if nothing was queued meanwhile.
+    case drained
+    /// The TLS handshake failed or the peer closed during it. Deferred, reported once; ends
+    /// the leg like `closed`.
+    case handshakeFailed(String)
+    /// The peer closed (EOF; nil) or a read or write failed. Deferred: reported once, after the
     /// batch of events in which it was seen; bytes read before it were handed over first.
-    func legClosed(_ leg: Leg, reason: String?)
+    case closed(String?)
+}
+
+/// Whoever uses a leg. Called on the loop thread, and only from the loop itself — a readiness
+/// event or the work run after the current batch — never from inside a call the owner made on
+/// the leg (`send`, `flush`, `close`, `readPaused`, `startTLS`), so an owner never has its state
+/// torn down under its own feet. The end of a leg (`closed`, `handshakeFailed`) and `drained`
+/// always arrive after the current batch.
+protocol LegOwner: AnyObject {
+    func legEvent(_ leg: Leg, _ event: LegEvent)
 }
 
 /// One socket of a session (the client's or the server's): non-blocking reads and writes, plain
 /// or through OpenSSL, with explicit inbound/outbound buffers and epoll interest kept in step.
 /// This is shell code; the decisions are made by the session's pure machines.
-final class Leg: ReadinessHandler {
+final class Leg: ReadinessHandler, BatchWork {
     enum Phase {
         case connecting
         case plain
@@ -41,9 +54,9 @@ final class Leg: ReadinessHandler {
     let fd: Int32
     let name: String
     private(set) var registration: RegistrationID?
-    /// Strong, so a delegate stays alive for the whole of a call it is in (it may drop its last
+    /// Strong, so an owner stays alive for the whole of a call it is in (it may drop its last
     /// other reference there); the cycle is broken in `close()`.
-    var delegate: (any LegDelegate)?
+    var owner: (any LegOwner)?
     private(set) var phase: Phase
     var inbound = ByteBuffer()
     var outbound = ByteBuffer()
@@ -60,12 +73,16 @@ final class Leg: ReadinessHandler {
     private var tlsWriteWantsRead = false
     private var pendingReadScheduled = false
     var peekFirstByte = false
-    /// The peer closed its side (EOF); remaining inbound bytes may still be processed.
-    private(set) var sawEOF = false
-    /// A read or write failed, or EOF was read: recorded here, reported once through
-    /// `legClosed` after the current batch. No more I/O is attempted on the socket.
-    private var recordedEnd: (reason: String?, reported: Bool)?
+    /// A read or write failed, EOF was read, or the handshake failed: recorded here, reported
+    /// once (`closed` or `handshakeFailed`) after the current batch. No more I/O is attempted
+    /// on the socket.
+    private var recordedEnd: (event: LegEvent, reported: Bool)?
     private var flushScheduled = false
+    private var drainReportScheduled = false
+    /// TLS records read since the sweeper last found the session idle; past
+    /// `busyRecordCount` the leg keeps its OpenSSL record buffers (`TLSConnection.keepsBuffers`).
+    private var recordsSinceIdle = 0
+    static let busyRecordCount = 8
 
     init(loop: EventLoop, fd: Int32, name: String, connecting: Bool) {
         self.loop = loop
@@ -92,16 +109,13 @@ final class Leg: ReadinessHandler {
     var isClosed: Bool { if case .closed = phase { true } else { false } }
 
     /// Plain bytes already queued (the `S` answering an SSLRequest) are written first; the
-    /// handshake itself is driven by readiness events, so no delegate call happens in here.
+    /// handshake itself is driven by readiness events, so no owner call happens in here.
     func startTLS(_ connection: TLSConnection) {
         writeQueued()
         phase = .handshaking(connection)
         // A TLS client speaks first; a TLS server waits for the ClientHello.
         updateInterest(wantWrite: true)
     }
-
-    /// True once a failure or EOF was recorded: the owner should stop using the leg.
-    var hasEnded: Bool { recordedEnd != nil }
 
     // MARK: Readiness
 
@@ -115,7 +129,7 @@ final class Leg: ReadinessHandler {
                 phase = .plain
                 let error = Socket.pendingError(fd)
                 updateInterest()
-                delegate?.legConnected(self, error: error)
+                owner?.legEvent(self, .connected(error))
             }
             return
         case .handshaking:
@@ -126,10 +140,10 @@ final class Leg: ReadinessHandler {
         }
         if peekFirstByte && (events.isReadable || events.isHangUp) {
             peekFirstByte = false
-            var byte: UInt8 = 0
-            let n = recv(fd, &byte, 1, Int32(MSG_PEEK))
-            if n == 1 {
-                delegate?.legPeekedFirstByte(self, byte: byte)
+            // Peeked, not read: a TLS ClientHello must stay in the socket for OpenSSL. EOF and
+            // errors are left to the read below, which records them.
+            if case .processed(let byte?)? = try? Socket.peekByte(fd) {
+                owner?.legEvent(self, .peekedFirstByte(byte))
                 if isClosed { return }
                 if case .handshaking = phase { return }
             }
@@ -137,8 +151,7 @@ final class Leg: ReadinessHandler {
         if events.isWritable || (tlsWriteWantsRead && events.isReadable) {
             writeQueued()
             if isClosed || recordedEnd != nil { return }
-            if outbound.readableBytes == 0 { delegate?.legDrained(self) }
-            if isClosed { return }
+            if outbound.readableBytes == 0 { scheduleDrainReport() }
         }
         if (events.isReadable || events.isHangUp || (tlsReadWantsWrite && events.isWritable)) && !readPaused {
             readAvailable()
@@ -155,7 +168,7 @@ final class Leg: ReadinessHandler {
         case .done:
             phase = .tls(connection)
             updateInterest(wantWrite: false)
-            delegate?.legHandshakeCompleted(self)
+            owner?.legEvent(self, .handshakeCompleted)
             // With read-ahead, OpenSSL may already hold the peer's first message.
             if !isClosed && connection.hasPendingData && !readPaused { readAvailable() }
         case .wantRead:
@@ -163,15 +176,15 @@ final class Leg: ReadinessHandler {
         case .wantWrite:
             updateInterest(wantWrite: true)
         case .closed:
+            recordEnd(.handshakeFailed("connection closed during TLS handshake"))
             updateInterest(wantWrite: false)
-            delegate?.legHandshakeFailed(self, reason: "connection closed during TLS handshake")
         case .failed(let error):
+            recordEnd(.handshakeFailed(error.message))
             updateInterest(wantWrite: false)
-            delegate?.legHandshakeFailed(self, reason: error.message)
         }
     }
 
-    /// Reads what is available (bounded per wake-up) and hands it to the delegate. Only called
+    /// Reads what is available (bounded per wake-up) and hands it to the owner. Only called
     /// from the loop (readiness, or the resumed read of bytes OpenSSL holds).
     private func readAvailable() {
         guard recordedEnd == nil else { return }
@@ -191,7 +204,7 @@ final class Leg: ReadinessHandler {
                         break readLoop
                     case .processed(let n):
                         if n == 0 { eof = true; break readLoop }
-                        inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]).assumingMemoryBound(to: UInt8.self))
+                        inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                         total += n
                         if n < scratch.count { break readLoop }
                     }
@@ -202,8 +215,12 @@ final class Leg: ReadinessHandler {
             case .tls(let connection):
                 switch connection.read(into: scratch) {
                 case .done(let n):
-                    inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]).assumingMemoryBound(to: UInt8.self))
+                    inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                     total += n
+                    if recordsSinceIdle < Self.busyRecordCount {
+                        recordsSinceIdle += 1
+                        if recordsSinceIdle == Self.busyRecordCount { connection.keepsBuffers = true }
+                    }
                     // A short read with nothing buffered in OpenSSL: go back to epoll rather
                     // than make a read that would only report EAGAIN.
                     if n < scratch.count && !connection.hasPendingData { break readLoop }
@@ -221,29 +238,48 @@ final class Leg: ReadinessHandler {
             schedulePendingRead()
         }
         if let failure {
-            recordEnd(reason: failure)
+            recordEnd(.closed(failure))
         } else if eof {
-            sawEOF = true
-            recordEnd(reason: nil)
+            recordEnd(.closed(nil))
         }
         updateInterest()
-        if total > 0 { delegate?.legReceivedBytes(self) }
+        if total > 0 { owner?.legEvent(self, .received) }
     }
 
     private func schedulePendingRead() {
         guard !pendingReadScheduled else { return }
         pendingReadScheduled = true
-        loop.execute(afterCurrentBatch: { [weak self] in
-            guard let self else { return }
-            self.pendingReadScheduled = false
-            if !self.readPaused && !self.isClosed { self.readAvailable() }
-        })
+        loop.execute(afterCurrentBatch: self, kind: Deferred.pendingRead.rawValue)
+    }
+
+    /// What a leg queues for after the batch (``EventLoop/execute(afterCurrentBatch:kind:)``).
+    private enum Deferred: UInt8 {
+        case pendingRead, flush, drainReport
+    }
+
+    func runAfterBatch(_ kind: UInt8) {
+        switch Deferred(rawValue: kind) {
+        case .pendingRead:
+            pendingReadScheduled = false
+            if !readPaused && !isClosed { readAvailable() }
+        case .flush:
+            flushScheduled = false
+            guard !isClosed, recordedEnd == nil else { return }
+            writeQueued()
+            if !isClosed, recordedEnd == nil, outbound.readableBytes == 0 { scheduleDrainReport() }
+        case .drainReport:
+            drainReportScheduled = false
+            guard !isClosed, recordedEnd == nil, outbound.readableBytes == 0 else { return }
+            owner?.legEvent(self, .drained)
+        case nil:
+            break
+        }
     }
 
     // MARK: Writing
 
     /// Queues bytes; they are written once the current batch of events is handled. Never
-    /// writes, fails or calls the delegate in here.
+    /// writes, fails or calls the owner in here.
     func send(_ bytes: ByteBuffer) {
         send(bytes.readableBytesView)
     }
@@ -257,17 +293,19 @@ final class Leg: ReadinessHandler {
     private func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
-        loop.execute(afterCurrentBatch: { [weak self] in
-            guard let self else { return }
-            self.flushScheduled = false
-            guard !self.isClosed, self.recordedEnd == nil else { return }
-            self.writeQueued()
-            if !self.isClosed, self.recordedEnd == nil, self.outbound.readableBytes == 0 { self.delegate?.legDrained(self) }
-        })
+        loop.execute(afterCurrentBatch: self, kind: Deferred.flush.rawValue)
+    }
+
+    /// `drained`, after the current batch, once per batch, and only if the outbound buffer is
+    /// still empty then (bytes queued meanwhile are reported by their own flush).
+    private func scheduleDrainReport() {
+        guard !drainReportScheduled else { return }
+        drainReportScheduled = true
+        loop.execute(afterCurrentBatch: self, kind: Deferred.drainReport.rawValue)
     }
 
     /// Writes as much of `outbound` as the socket takes now (e.g. before closing). A failure is
-    /// recorded and reported later; the delegate is not called from here.
+    /// recorded and reported later; the owner is not called from here.
     func flush() {
         guard !isClosed, recordedEnd == nil else { return }
         writeQueued()
@@ -309,20 +347,21 @@ final class Leg: ReadinessHandler {
         } else {
             outbound.discardReadBytes()
         }
-        if let failure { recordEnd(reason: failure) }
+        if let failure { recordEnd(.closed(failure)) }
         updateInterest()
     }
 
-    /// Records the end of the connection and reports it once, after the current batch.
-    private func recordEnd(reason: String?) {
+    /// Records the end of the connection (`closed` or `handshakeFailed`) and reports it once,
+    /// after the current batch.
+    private func recordEnd(_ event: LegEvent) {
         guard recordedEnd == nil else { return }
-        recordedEnd = (reason, false)
+        recordedEnd = (event, false)
         // Nothing more will be written.
         outbound.clear()
         loop.execute(afterCurrentBatch: { [weak self] in
             guard let self, !self.isClosed, let end = self.recordedEnd, !end.reported else { return }
-            self.recordedEnd = (end.reason, true)
-            self.delegate?.legClosed(self, reason: end.reason)
+            self.recordedEnd = (end.event, true)
+            self.owner?.legEvent(self, end.event)
         })
     }
 
@@ -359,9 +398,13 @@ final class Leg: ReadinessHandler {
     }
 
     /// Idle connections keep no buffers: a 16 KiB read buffer per leg would dominate their cost.
+    /// OpenSSL's record buffers go too, and are freed after each record until the leg is busy
+    /// again (``busyRecordCount`` records before the next sweep).
     func releaseIdleBuffers() {
         inbound.releaseIfEmpty()
         outbound.releaseIfEmpty()
+        recordsSinceIdle = 0
+        if case .tls(let connection) = phase, !connection.hasPendingData { connection.keepsBuffers = false }
     }
 
     /// Deregisters and closes the descriptor (once). Sends TLS close_notify on a best-effort basis.
@@ -369,9 +412,9 @@ final class Leg: ReadinessHandler {
         if isClosed { return }
         if case .tls(let connection) = phase { connection.shutdown() }
         phase = .closed
-        // Released after the current batch: the delegate may be running right now.
-        if let delegate { loop.execute(afterCurrentBatch: { _ = delegate }) }
-        delegate = nil
+        // Released after the current batch: the owner may be running right now.
+        if let owner { loop.execute(afterCurrentBatch: { _ = owner }) }
+        owner = nil
         if let registration { loop.deregister(registration) }
         registration = nil
         closeDescriptor(fd)

@@ -70,20 +70,15 @@ final class Listener: ReadinessHandler {
 enum ListeningSocket {
     static func tcp(host: String, port: UInt16) throws(Errno) -> Int32 {
         guard let address = SocketAddress(host: host, port: port) else { throw Errno(rawValue: EINVAL) }
-        let fd = try syscallValue { socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try Socket.stream(family: address.family)
         do throws(Errno) {
             try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
             try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1)
             if address.family == AF_INET6 {
                 try Socket.setOption(fd, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: 1)
             }
-            var storage = address.storage
-            _ = try syscallValue {
-                withUnsafePointer(to: &storage) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
-                }
-            }
-            _ = try syscallValue { listen(fd, 511) }
+            try Socket.bind(fd, to: address)
+            try Socket.listen(fd, backlog: 511)
             return fd
         } catch {
             closeDescriptor(fd)
@@ -98,35 +93,37 @@ enum ListeningSocket {
         guard let address = SocketAddress(unixPath: path) else { throw Errno(rawValue: ENAMETOOLONG) }
         // A stale socket from a previous run would make bind fail; PostgreSQL guards this with a
         // lock file, we check that nobody answers on it first.
-        if access(path, F_OK) == 0 {
-            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-            var storage = address.storage
-            let rc = withUnsafePointer(to: &storage) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, address.length) }
-            }
-            closeDescriptor(probe)
-            if rc == 0 { throw Errno.addressInUse }
-            unlink(path)
+        if (try? syscallValue { access(path, F_OK) }) != nil {
+            if isAnswered(address) { throw Errno.addressInUse }
+            _ = try? syscallValue { unlink(path) }
         }
-        let fd = try syscallValue { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try Socket.stream(family: AF_UNIX)
         do throws(Errno) {
-            var storage = address.storage
-            _ = try syscallValue {
-                withUnsafePointer(to: &storage) { p in
-                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
-                }
-            }
+            try Socket.bind(fd, to: address)
             if let group, !group.isEmpty {
                 guard let entry = getgrnam(group) else { throw Errno(rawValue: EINVAL) }
                 let gid = entry.pointee.gr_gid
                 _ = try syscallValue { chown(path, uid_t.max, gid) }
             }
             _ = try syscallValue { chmod(path, mode_t(permissions)) }
-            _ = try syscallValue { listen(fd, 511) }
+            try Socket.listen(fd, backlog: 511)
             return (fd, path)
         } catch {
             closeDescriptor(fd)
             throw error
+        }
+    }
+
+    /// Whether a server accepts connections on the socket at `address` (a connect that
+    /// completes, or whose backlog is full; refused, or no socket, says no).
+    private static func isAnswered(_ address: SocketAddress) -> Bool {
+        guard let probe = try? Socket.stream(family: AF_UNIX) else { return false }
+        defer { closeDescriptor(probe) }
+        do throws(Errno) {
+            _ = try Socket.connect(probe, to: address)
+            return true
+        } catch {
+            return error == .wouldBlock
         }
     }
 }

@@ -62,9 +62,9 @@ final class LoopWorker {
     let pool: PoolManager
     let policy: LoopPolicy
     /// This loop's audit queue when `audit = on` (set before the loop runs).
-    var audit: LoopAudit?
-    /// Loop 0 handles process signals and tells the others.
-    var onSignal: ((Int32) -> Void)?
+    var audit: LoopAudit? {
+        didSet { pool.audit = audit }
+    }
 
     let loads: LoopLoads
     let mailboxes: MailboxDirectory

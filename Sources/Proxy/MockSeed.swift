@@ -1,6 +1,7 @@
 import Auth
 import Config
 import Glibc
+import EventLoop
 
 /// The seed of mock SCRAM salts for unknown users. PostgreSQL's scram_mock_salt hashes the
 /// user name with the cluster's mock_authentication_nonce (pg_control, made once at initdb),
@@ -31,17 +32,6 @@ enum MockSeed {
 
     /// At most 1 MiB; nil when unreadable.
     private static func readSmallFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while out.count < 1 << 20 {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return n == 0 ? out : nil }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return nil
+        Descriptor.readFile(path, limit: 1 << 20, flags: O_NOCTTY | O_NONBLOCK)
     }
 }

@@ -5,11 +5,24 @@ import Pool
 import Logging
 import Glibc
 
+/// The answer to a checkout — one narrow callback with an event kind, as ``LegEvent`` and
+/// ``UpstreamLinkEvent``.
+enum PoolEvent {
+    /// The user holds the link now (and must check it in); the link's leg still reports to
+    /// the link until the user makes itself the leg's owner.
+    case granted(UpstreamLink)
+    /// No connection: the server's own error, or the pool closing.
+    case refused(ErrorFields)
+    /// No connection became free within pool_wait_timeout (the pool was at pool_max_size).
+    case waitTimedOut(ErrorFields, PoolExhaustion)
+}
+
 /// Someone waiting for a server connection: a client session or an internal user (backups).
-/// Told after the current batch of events, never from inside its own `checkout` call.
+/// Told once per checkout, after the current batch of events — never from inside its own
+/// `checkout`, `cancelCheckout` or `checkin` call, nor inside another user's. A grant already
+/// on its way when the user cancelled still arrives: the user gives the link back.
 protocol PoolUser: AnyObject {
-    func serverConnectionGranted(_ link: UpstreamLink)
-    func serverConnectionRefused(_ fields: ErrorFields)
+    func poolEvent(_ event: PoolEvent)
 }
 
 /// The shell around the pure ServerPool: one per loop, one ServerPool per UpstreamSpec. It opens
@@ -22,7 +35,9 @@ final class PoolManager: UpstreamLinkOwner {
         var password: Secret?
         var links: [ServerPool.ConnectionID: UpstreamLink] = [:]
         var users: [ServerPool.RequestID: PoolUser] = [:]
-        /// Why the last connect failed, for waiters whose own attempt is not the one that failed.
+        /// A client had to wait because the pool was at pool_max_size and the waiters have not
+        /// all been served since: pool_exhausted is reported once per such episode.
+        var exhausted = false
         init(state: ServerPool, target: DatabaseTarget, password: Secret?) {
             self.state = state
             self.target = target
@@ -40,8 +55,12 @@ final class PoolManager: UpstreamLinkOwner {
     let lookups: LoopLookups
     private var nextRequest: UInt64 = 1
     private var nextConnectionBase: UInt64
-    private let logger: Logger
+    let logger: Logger
     private var resetting: Set<ServerPool.ConnectionID> = []
+    /// Resetting links whose server answered the reset's CommandComplete "DISCARD ALL".
+    private var resetAnswered: Set<ServerPool.ConnectionID> = []
+    /// This loop's audit queue when `audit = on` (pool_exhausted events).
+    var audit: LoopAudit?
     private static let resetQuery = "DISCARD ALL"
 
     init(loop: EventLoop, runtime: RuntimeConfig, logger: Logger) {
@@ -61,7 +80,7 @@ final class PoolManager: UpstreamLinkOwner {
         return ServerPool.Settings(
             maxSize: general.pool.maxSize, minIdle: general.pool.minIdle,
             idleTimeout: general.pool.idleTimeout, maxLifetime: general.pool.maxLifetime,
-            waitTimeout: general.pool.waitTimeout, reuse: general.serverReset == .discard)
+            waitTimeout: general.pool.waitTimeout, reuse: general.serverReset == .discard, spareLinger: general.pool.spareLinger)
     }
 
     // MARK: API for users
@@ -82,7 +101,10 @@ final class PoolManager: UpstreamLinkOwner {
         entry.target = target
         entry.password = password
         entry.users[request] = user
+        // No one was waiting: an earlier exhaustion episode is over.
+        if entry.state.waiterCount == 0 { entry.exhausted = false }
         perform(entry.state.checkoutRequested(request, now: now), entry: entry, spec: spec)
+        if entry.users[request] != nil { noteWaiting(entry, spec: spec) }
         return request
     }
 
@@ -106,7 +128,10 @@ final class PoolManager: UpstreamLinkOwner {
             // Gone, now served by another entry (the `*` fallback, or a new exact one), or
             // pointing at another server: a new generation of connections starts; the old
             // pool drains.
-            if current?.entryName != entry.target.entryName || !Self.sameServer(current, before) {
+            // Transaction mode hands connections on without a reset: a change of pool_mode
+            // starts a new generation too.
+            let modeChanged = (current?.poolMode ?? newRuntime.config.general.poolMode) != (before?.poolMode ?? old.config.general.poolMode)
+            if current?.entryName != entry.target.entryName || !Self.sameServer(current, before) || modeChanged {
                 entries[spec] = nil
                 retired.append(entry)
                 perform(entry.state.shutdown(), entry: entry, spec: spec)
@@ -138,13 +163,32 @@ final class PoolManager: UpstreamLinkOwner {
         retired.removeAll { $0.state.isIdleAndEmpty }
     }
 
-    /// The user is done. `reusable`: idle, outside a transaction, at a message boundary.
+    /// The user is done. `reusable`: the session was at rest (``ClientSession/isAtRest``, the
+    /// one place that decides it); a link whose server went away is never reused.
     func checkin(_ link: UpstreamLink, reusable: Bool) {
         guard let entry = entry(for: link) else { return link.close() }
         link.owner = self
-        link.leg?.delegate = link
-        let healthy = reusable && link.isReady && (link.leg?.inbound.readableBytes ?? 1) == 0
-        perform(entry.state.connectionReturned(link.id, reusable: healthy, now: now), entry: entry, spec: link.spec)
+        link.leg?.owner = link
+        // The server ended the session (``ClientSession`` saw its leg close: FATAL, shutdown,
+        // pg_terminate_backend): the pool hears it as a server close, which holds spares back.
+        if link.leg?.isClosed ?? true {
+            entry.links[link.id] = nil
+            link.close()
+            return perform(entry.state.connectionClosed(link.id, now: now), entry: entry, spec: link.spec)
+        }
+        perform(entry.state.connectionReturned(link.id, reusable: reusable && link.isReady, now: now), entry: entry, spec: link.spec)
+    }
+
+    /// Transaction pooling: the user is done with the link for now; it was at rest and
+    /// unpinned (``ClientSession/releaseServerIfDone()``), so it goes back without a reset.
+    func release(_ link: UpstreamLink) {
+        guard let entry = entry(for: link) else { return link.close() }
+        link.owner = self
+        link.leg?.owner = link
+        guard link.isReady else {
+            return perform(entry.state.connectionReturned(link.id, reusable: false, now: now), entry: entry, spec: link.spec)
+        }
+        perform(entry.state.connectionReleased(link.id, now: now), entry: entry, spec: link.spec)
     }
 
     /// Housekeeping from the loop's sweeper.
@@ -197,10 +241,12 @@ final class PoolManager: UpstreamLinkOwner {
                 }
                 // After the batch: never inside the caller's own checkout, or inside another
                 // session's checkin. A user that left meanwhile gives the link back.
-                loop.execute(afterCurrentBatch: { user.serverConnectionGranted(link) })
+                loop.execute(afterCurrentBatch: { user.poolEvent(.granted(link)) })
             case .resetConnection(let id):
                 guard let link = entry.links[id], let leg = link.leg else { continue }
                 resetting.insert(id)
+                link.preparedStatements = .init()
+                link.appliedSettings = [:]
                 var query = ByteBuffer()
                 FrontendMessage.query(Self.resetQuery).encode(into: &query)
                 leg.send(query)
@@ -209,7 +255,12 @@ final class PoolManager: UpstreamLinkOwner {
             case .failRequest(let request, let failure):
                 guard let user = entry.users.removeValue(forKey: request) else { continue }
                 let fields = Self.fields(for: failure, database: entry.target.name)
-                loop.execute(afterCurrentBatch: { user.serverConnectionRefused(fields) })
+                if failure == .waitTimeout {
+                    let exhaustion = Self.exhaustion(entry, spec: spec)
+                    loop.execute(afterCurrentBatch: { user.poolEvent(.waitTimedOut(fields, exhaustion)) })
+                } else {
+                    loop.execute(afterCurrentBatch: { user.poolEvent(.refused(fields)) })
+                }
             }
         }
     }
@@ -217,9 +268,9 @@ final class PoolManager: UpstreamLinkOwner {
     /// Before reuse: the server must not have closed or sent anything while idle.
     private static func looksHealthy(_ link: UpstreamLink) -> Bool {
         guard link.isReady, let leg = link.leg, !leg.isClosed, leg.inbound.readableBytes == 0 else { return false }
-        var byte: UInt8 = 0
-        let n = recv(leg.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+        // Nothing to read and no EOF: a byte, EOF or an error all disqualify it.
+        if case .wouldBlock? = try? Socket.peekByte(leg.fd) { return true }
+        return false
     }
 
     private static func fields(for failure: ServerPool.PoolFailure, database: String) -> ErrorFields {
@@ -235,12 +286,22 @@ final class PoolManager: UpstreamLinkOwner {
 
     // MARK: UpstreamLinkOwner (links the pool holds: opening, idle, resetting)
 
-    func linkReady(_ link: UpstreamLink) {
+    func linkEvent(_ link: UpstreamLink, _ event: UpstreamLinkEvent) {
+        switch event {
+        case .ready: linkReady(link)
+        case .failed(let fields): linkFailed(link, fields)
+        case .received: linkReceivedBytes(link)
+        case .drained: break
+        case .closed: linkClosed(link)
+        }
+    }
+
+    private func linkReady(_ link: UpstreamLink) {
         guard let entry = entry(for: link) else { return link.close() }
         perform(entry.state.connectionOpened(link.id, now: now), entry: entry, spec: link.spec)
     }
 
-    func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields) {
+    private func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields) {
         guard let entry = entry(for: link) else { return }
         entry.links[link.id] = nil
         let reason = fields.message ?? "connection failed"
@@ -249,12 +310,13 @@ final class PoolManager: UpstreamLinkOwner {
         let actions = entry.state.connectionFailedToOpen(link.id, reason: reason, now: now)
         for action in actions {
             if case .failRequest(let request, _) = action, let user = entry.users.removeValue(forKey: request) {
-                user.serverConnectionRefused(fields)
+                // After the batch, as every answer: this runs inside the link's report.
+                loop.execute(afterCurrentBatch: { user.poolEvent(.refused(fields)) })
             }
         }
     }
 
-    func linkReceivedBytes(_ link: UpstreamLink) {
+    private func linkReceivedBytes(_ link: UpstreamLink) {
         guard let leg = link.leg, let entry = entry(for: link) else { return }
         guard resetting.contains(link.id) else {
             // Anything from an idle server (a notice, a FATAL before it closes) disqualifies it.
@@ -264,30 +326,36 @@ final class PoolManager: UpstreamLinkOwner {
             perform(entry.state.connectionClosed(link.id, now: now), entry: entry, spec: link.spec)
             return
         }
+        // Only the reset's own answer is accepted: ParameterStatus and notices, CommandComplete
+        // "DISCARD ALL", then ReadyForQuery idle. Anything else — rows, another command's tag,
+        // a ReadyForQuery before the tag — means the server was still answering something of
+        // the previous client's, and the connection is not reused.
         let decoder = FrameDecoder(maxMessageLength: 1 << 20)
+        func finishReset(success: Bool) {
+            resetting.remove(link.id)
+            resetAnswered.remove(link.id)
+            perform(entry.state.connectionResetCompleted(link.id, success: success, now: now), entry: entry, spec: link.spec)
+        }
         while let frame = try? decoder.peekFrame(in: leg.inbound), leg.inbound.readableBytes >= frame.totalLength {
-            guard let message = try? BackendMessage.decode(frame: frame, from: &leg.inbound) else { break }
+            guard let message = try? BackendMessage.decode(frame: frame, from: &leg.inbound) else { return finishReset(success: false) }
             switch message {
             case .parameterStatus(let name, let value):
                 if let index = link.parameters.firstIndex(where: { $0.0 == name }) { link.parameters[index].1 = value } else { link.parameters.append((name, value)) }
-            case .readyForQuery(let status):
-                resetting.remove(link.id)
-                perform(entry.state.connectionResetCompleted(link.id, success: status == .idle, now: now), entry: entry, spec: link.spec)
-                return
-            case .errorResponse:
-                resetting.remove(link.id)
-                perform(entry.state.connectionResetCompleted(link.id, success: false, now: now), entry: entry, spec: link.spec)
-                return
-            default:
+            case .noticeResponse:
                 continue
+            case .commandComplete(let tag) where tag == Self.resetQuery && !resetAnswered.contains(link.id):
+                resetAnswered.insert(link.id)
+            case .readyForQuery(let status):
+                return finishReset(success: status == .idle && resetAnswered.contains(link.id) && leg.inbound.readableBytes == 0)
+            default:
+                return finishReset(success: false)
             }
         }
     }
 
-    func linkDrained(_ link: UpstreamLink) {}
-
-    func linkClosed(_ link: UpstreamLink, reason: String?) {
+    private func linkClosed(_ link: UpstreamLink) {
         resetting.remove(link.id)
+        resetAnswered.remove(link.id)
         guard let entry = entry(for: link) else { return }
         entry.links[link.id] = nil
         perform(entry.state.connectionClosed(link.id, now: now), entry: entry, spec: link.spec)

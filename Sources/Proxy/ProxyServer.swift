@@ -1,10 +1,12 @@
 import EventLoop
+import Synchronization
 import Config
 import TLS
 import Auth
 import Glibc
 import Logging
 import Admin
+import AuditSink
 import CPortcullisShims
 
 public struct ProxyStartupError: Error, CustomStringConvertible {
@@ -58,6 +60,11 @@ public final class ProxyServer {
         // Stable across restarts (and kept across reloads): see MockSeed.
         let (mockSeed, seedSource) = MockSeed.derive(try Self.loadConfiguration(path: configPath))
         let runtime = try Self.loadRuntime(path: configPath, logger: logger, mockSeed: mockSeed)
+        // PostgreSQL starts without maps when pg_ident.conf cannot be loaded (postmaster.c:
+        // "we can start up without the IDENT file"); so does Portcullis, saying why.
+        for file in runtime.accessFiles.refusedFiles {
+            logger.error("could not load \(file.kind.rawValue) \"\(file.path)\"; starting without its maps:\n\(file.errors.joined(separator: "\n"))")
+        }
         if seedSource == .random {
             logger.warning("neither secret_key_file nor a TLS key is configured: mock SCRAM salts for unknown users change at every restart, which lets a client tell unknown users from known ones")
         }
@@ -96,23 +103,36 @@ public final class ProxyServer {
                 throw ProxyStartupError(description: "could not create Unix-domain socket in directory \"\(directory)\": \(error)")
             }
         }
+        // The internal backup endpoint is ours even under socket activation.
+        let internalSocket = try Self.bindInternalSocket(runtime.config)
+        if let (fd, path) = internalSocket {
+            unixSockets.append((fd, path))
+            logger.info("listening on internal backup socket \"\(path)\" (0600, only the backup identity \"\(runtime.config.backup?.identity ?? "")\" is admitted)")
+        }
         if !activated.isEmpty { logger.info("using \(activated.count) listening socket(s) passed by systemd; listen_addresses, listen_port and unix_socket_directories are not used") }
         for host in general.listenAddresses where activated.isEmpty { logger.info("listening on \(host.contains(":") ? "IPv6" : "IPv4") address \"\(host)\", port \(general.listenPort)") }
         for (_, path) in unixSockets { logger.info("listening on Unix socket \"\(path)\"") }
         let reporter = ReloadReporter(pidFile: general.pidFile, logger: logger)
         try reporter.start()
 
-        let shared = ProxyShared()
+        let shared = ProxyShared(internalSocketPath: internalSocket?.1)
         let counter = ConnectionCounter()
         let mailboxes = MailboxDirectory(count: workers)
         let loads = LoopLoads(count: workers)
         let path = configPath
         let baseLogger = logger
         let reloader = Reloader(current: runtime)
-        let catalogRefresher = CatalogRefresher(store: shared.catalogs, logger: logger) { reloader.current.config }
+        let catalogRefresher: CatalogRefresher
+        do {
+            catalogRefresher = try CatalogRefresher(store: shared.catalogs, logger: logger) { reloader.current.config }
+        } catch {
+            throw ProxyStartupError(description: "could not start the catalog refresher: \(error)")
+        }
         shared.catalogs.setRefreshHandler { catalogRefresher.refreshSoon() }
         catalogRefresher.start()
         let auditStream = try AuditStream.start(runtime.config.general.audit, loops: workers, mailboxes: mailboxes, logger: logger)
+        // schedule.<database> backups, on their own thread (never a loop's).
+        let backupScheduler = Self.startBackupScheduler(configPath: path, config: runtime.config, logger: logger, audit: auditStream)
         var threads: [pthread_t] = []
         let sockets = tcpSockets
         let unixListeners = unixSockets
@@ -147,19 +167,34 @@ public final class ProxyServer {
                                     let fresh = try ProxyServer.loadRuntime(path: path, logger: baseLogger, mockSeed: mockSeed,
                                                                             previous: reloader.current)
                                     let current = reloader.current
+                                    if fresh.config.backup?.internalSocketDirectory != current.config.backup?.internalSocketDirectory {
+                                        baseLogger.warning("internal_socket_directory cannot be changed without restarting; the socket bound at start stays, admitting the backup identity only")
+                                    }
                                     if fresh.config.general.listenAddresses != current.config.general.listenAddresses
                                         || fresh.config.general.listenPort != current.config.general.listenPort {
                                         baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
                                     }
                                     reloader.current = fresh
+                                    backupScheduler.update(fresh.config)
                                     let applied = ReloadBarrier(loops: workers)
                                     mailboxes.broadcast(LoopControl.reload(fresh, applied: applied))
                                     catalogRefresher.refreshSoon()
                                     // Reported once every loop has it in force (portcullis reload waits for this).
+                                    let refusedFiles = fresh.accessFiles.refusedFiles
+                                    for file in refusedFiles {
+                                        baseLogger.error("\(file.summary):\n\(file.errors.joined(separator: "\n"))")
+                                    }
                                     if applied.wait(timeout: .seconds(30)) {
-                                        baseLogger.info("configuration reloaded")
-                                        auditStream?.reloaded(ok: true, path: path)
-                                        reporter.report(startedAt: startedAt, outcome: .applied)
+                                        if refusedFiles.isEmpty {
+                                            baseLogger.info("configuration reloaded")
+                                            auditStream?.reloaded(ok: true, path: path)
+                                            reporter.report(startedAt: startedAt, outcome: .applied)
+                                        } else {
+                                            let errors = refusedFiles.flatMap { [$0.summary] + $0.errors }
+                                            baseLogger.warning("configuration reloaded except \(refusedFiles.map(\.kind.rawValue).joined(separator: " and "))")
+                                            auditStream?.reloaded(ok: true, path: path, errors: errors.joined(separator: "\n"), partial: true)
+                                            reporter.report(startedAt: startedAt, outcome: .partial, errors: errors)
+                                        }
                                     } else {
                                         baseLogger.error("configuration reloaded, but not every event loop confirmed it within 30 s")
                                         reporter.report(startedAt: startedAt, outcome: .unconfirmed)
@@ -188,9 +223,12 @@ public final class ProxyServer {
         Self.warnAboutOverprivilegedRoles(runtime.config, logger: logger)
         for thread in threads { LoopThread.join(thread) }
         monitor?.stop()
+        backupScheduler.stop()
         // Every loop has drained: what their sessions queued is written before exit.
-        auditStream?.writer.stop()
-        for (_, path) in unixSockets { unlink(path) }
+        if let unwritten = auditStream?.writer.stop(), unwritten > 0 {
+            logger.error("audit: \(unwritten) event(s) not written: a sink did not take them within \(AuditWriter.stopTimeout) of shutdown")
+        }
+        for (_, path) in unixSockets { _ = try? syscallValue { unlink(path) } }
         closeDescriptor(signalFD)
         reporter.finish()
         logger.info("shut down")
@@ -205,18 +243,16 @@ extension ProxyServer {
         let identities = config.identities.values.filter { $0.mode == .readOnly }
         let targets = config.databases.values.filter { $0.name != "*" }
         guard !identities.isEmpty, !targets.isEmpty else { return }
+        let checks = identities.flatMap { identity in targets.map { RoleCheck.plan(identity: identity, target: $0, config: config) } }
         let thread = LoopThread.start(name: "portcullis-roles") {
-            for identity in identities {
-                for target in targets {
-                    let user = identity.serverUser ?? target.user ?? identity.name
-                    do {
-                        let findings = try RoleAudit.findings(target: target, user: user, password: (identity.serverPassword ?? target.password)?.reveal())
-                        if !findings.isEmpty {
-                            logger.warning("upstream role \"\(user)\" of read-only identity \"\(identity.name)\" can do more than read on database \"\(target.name)\": \(findings.map(\.description).joined(separator: "; ")) (see portcullis check-role)")
-                        }
-                    } catch {
-                        logger.warning("could not check the upstream role of read-only identity \"\(identity.name)\" on database \"\(target.name)\": \(error)")
+            for check in checks {
+                do {
+                    let findings = try check.findings()
+                    if !findings.isEmpty {
+                        logger.warning("upstream role \"\(check.role)\" of read-only identity \"\(check.identity)\" can do more than read on database \"\(check.target.name)\"\(check.via): \(findings.map(\.description).joined(separator: "; ")) (see portcullis check-role)")
                     }
+                } catch {
+                    logger.warning("could not check the upstream role of read-only identity \"\(check.identity)\" on database \"\(check.target.name)\"\(check.via): \(error)")
                 }
             }
         }
@@ -226,79 +262,81 @@ extension ProxyServer {
 
 /// Runs reloads one at a time on a background thread; a SIGHUP during a reload runs another
 /// one after it, so the last signal's files always win.
-final class Reloader: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var running = false
-    private var requestedAgain = false
-    private var _current: RuntimeConfig
+final class Reloader: Sendable {
+    private struct State {
+        var running = false
+        var requestedAgain = false
+        var current: RuntimeConfig
+    }
+
+    private let state: Mutex<State>
 
     init(current: RuntimeConfig) {
-        _current = current
-        pthread_mutex_init(&lock, nil)
+        state = Mutex(State(current: current))
     }
 
     var current: RuntimeConfig {
-        get { pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }; return _current }
-        set { pthread_mutex_lock(&lock); _current = newValue; pthread_mutex_unlock(&lock) }
+        get { state.withLock { $0.current } }
+        set { state.withLock { $0.current = newValue } }
     }
 
     func request(_ work: @escaping @Sendable () -> Void) {
-        pthread_mutex_lock(&lock)
-        if running {
-            requestedAgain = true
-            pthread_mutex_unlock(&lock)
-            return
+        let start = state.withLock { state -> Bool in
+            if state.running {
+                state.requestedAgain = true
+                return false
+            }
+            state.running = true
+            return true
         }
-        running = true
-        pthread_mutex_unlock(&lock)
+        guard start else { return }
         let thread = LoopThread.start(name: "portcullis-reload") { [self] in
-            while true {
+            repeat {
                 work()
-                pthread_mutex_lock(&lock)
-                if requestedAgain {
-                    requestedAgain = false
-                    pthread_mutex_unlock(&lock)
-                    continue
+            } while state.withLock { state -> Bool in
+                if state.requestedAgain {
+                    state.requestedAgain = false
+                    return true
                 }
-                running = false
-                pthread_mutex_unlock(&lock)
-                return
+                state.running = false
+                return false
             }
         }
         LoopThread.detach(thread)
     }
 }
 
-/// Mailboxes of all loops, filled in as each loop starts.
-final class MailboxDirectory: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var boxes: [LoopMailbox?]
-    private var early: [any Sendable] = []
+/// Mailboxes of all loops, filled in as each loop starts. A broadcast reaches loops that start
+/// later too (a shutdown before every loop runs).
+final class MailboxDirectory: Sendable {
+    private struct State {
+        var boxes: [LoopMailbox?]
+        var early: [any Sendable] = []
+    }
+
+    private let state: Mutex<State>
 
     init(count: Int) {
-        boxes = Array(repeating: nil, count: count)
-        pthread_mutex_init(&lock, nil)
+        state = Mutex(State(boxes: Array(repeating: nil, count: count)))
     }
 
     func set(_ index: Int, _ box: LoopMailbox) {
-        pthread_mutex_lock(&lock)
-        boxes[index] = box
-        let pending = early
-        pthread_mutex_unlock(&lock)
+        let pending = state.withLock { state in
+            state.boxes[index] = box
+            return state.early
+        }
         for message in pending { box.post(message) }
     }
 
     func box(_ index: Int) -> LoopMailbox? {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return boxes[index]
+        state.withLock { $0.boxes[index] }
     }
 
     func broadcast(_ message: any Sendable) {
-        pthread_mutex_lock(&lock)
-        early.append(message)
-        let current = boxes.compactMap { $0 }
-        pthread_mutex_unlock(&lock)
+        let current = state.withLock { state in
+            state.early.append(message)
+            return state.boxes.compactMap { $0 }
+        }
         for box in current { box.post(message) }
     }
 }

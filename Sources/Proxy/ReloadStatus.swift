@@ -18,6 +18,10 @@ public struct ReloadStatus: Sendable, Equatable {
         case applied
         /// It had errors: nothing of it was applied (`errors`: file:line diagnostics).
         case refused
+        /// Applied, except pg_hba.conf or pg_ident.conf, which had errors and kept their
+        /// previous rules (`errors`: which file, then its file:line diagnostics) — PostgreSQL
+        /// reloads the two files independently the same way.
+        case partial
         /// Valid and handed to the loops, but not every loop confirmed it in time.
         case unconfirmed
     }
@@ -80,38 +84,25 @@ public struct ReloadStatus: Sendable, Equatable {
 public enum AtomicFile {
     public static func write(_ text: String, to path: String) -> Errno? {
         let temporary = "\(path).tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return Errno.current }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        let error: Errno? = written == bytes.count ? nil : Errno.current
-        close(fd)
-        if let error {
-            unlink(temporary)
+        do throws(Errno) {
+            let fd = try syscallValue { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+            defer { closeDescriptor(fd) }
+            try Descriptor.writeAll(fd, Array(text.utf8))
+        } catch {
+            _ = try? syscallValue { unlink(temporary) }
             return error
         }
-        guard rename(temporary, path) == 0 else {
-            let error = Errno.current
-            unlink(temporary)
+        do throws(Errno) {
+            _ = try syscallValue { rename(temporary, path) }
+        } catch {
+            _ = try? syscallValue { unlink(temporary) }
             return error
         }
         return nil
     }
 
     public static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes += chunk[0..<n]
-            if bytes.count > 1 << 20 { return nil }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        Descriptor.readFile(path, limit: 1 << 20).map { String(decoding: $0, as: UTF8.self) }
     }
 }
 
@@ -147,8 +138,8 @@ final class ReloadReporter: Sendable {
 
     func finish() {
         guard let pidFile else { return }
-        unlink(ReloadStatus.path(pidFile: pidFile))
-        unlink(pidFile)
+        _ = try? syscallValue { unlink(ReloadStatus.path(pidFile: pidFile)) }
+        _ = try? syscallValue { unlink(pidFile) }
     }
 
     private func write(_ status: ReloadStatus) {
@@ -194,9 +185,8 @@ final class ReloadBarrier: @unchecked Sendable {
             deadline.tv_nsec -= 1_000_000_000
         }
         for _ in 0..<expected {
-            while sem_timedwait(semaphore, &deadline) != 0 {
-                if errno != EINTR { return false }
-            }
+            // ETIMEDOUT (or any other failure) ends the wait; EINTR is retried by the helper.
+            guard (try? syscallValue { sem_timedwait(semaphore, &deadline) }) != nil else { return false }
         }
         return true
     }

@@ -15,12 +15,15 @@ public final class RuntimeConfig: Sendable {
     public let logger: Logger
     /// pg_hba.conf / pg_ident.conf (or the simple per-transport methods) and role membership.
     public let accessFiles: AccessFiles
+    /// Verifiers read by `auth_query` for this generation (empty again after each reload).
+    let authQueryCache: AuthQueryCache
 
     public init(config: PortcullisConfig, mockSeed: [UInt8], logger: Logger, accessFiles: AccessFiles? = nil) throws(TLSError) {
         self.config = config
         self.accessFiles = accessFiles ?? AccessFiles(rules: MethodPerTransportRules(config.general), membership: nil)
         self.mockSeed = mockSeed
         self.logger = logger
+        authQueryCache = AuthQueryCache(refreshInterval: config.general.authQuery.refreshInterval)
         let tls = config.tls
         if tls.mode != .disable, let cert = tls.certFile, let key = tls.keyFile {
             serverTLS = try TLSContext.server(

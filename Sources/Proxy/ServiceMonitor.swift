@@ -40,11 +40,10 @@ final class ServiceMonitor: Sendable {
         let period: Duration = monitor.watchdog.map { $0 / 2 } ?? .seconds(30)
         monitor.probe(round: 1)
         LoopThread.detach(LoopThread.start(name: "portcullis-sd") {
+            var pause = period - monitor.probeLoopsAsTheyStart(within: period / 2)
             while !monitor.stopped.load(ordering: .relaxed) {
-                let (seconds, attoseconds) = period.components
-                var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-                var left = timespec()
-                while nanosleep(&pause, &left) == -1 && errno == EINTR { pause = left }
+                pauseThread(for: pause)
+                pause = period
                 if monitor.stopped.load(ordering: .relaxed) { return }
                 monitor.tick()
             }
@@ -83,6 +82,23 @@ final class ServiceMonitor: Sendable {
             return false
         }
         unprobed.withLock { $0 = missing }
+    }
+
+    /// READY=1 goes out as soon as the loop threads are started, and each loop sets its mailbox
+    /// from its own thread, so some may not have one yet when round 1 is posted. systemd's
+    /// watchdog timer is running by the time READY=1 arrives: were those loops only probed at
+    /// the first tick, the first WATCHDOG=1 could come no earlier than the second tick, a whole
+    /// `WatchdogSec` after this start and so after systemd's deadline (sd_watchdog_enabled(3)).
+    /// So the first round is posted to each loop as its mailbox appears (for at most `limit`),
+    /// and the first ping comes at the first tick; returns the time spent.
+    private func probeLoopsAsTheyStart(within limit: Duration) -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        while !unprobed.withLock({ $0.isEmpty }), clock.now - start < limit, !stopped.load(ordering: .relaxed) {
+            pauseThread(for: .milliseconds(2))
+            probeLateLoops()
+        }
+        return clock.now - start
     }
 
     private func probeLateLoops() {

@@ -5,6 +5,7 @@ import Auth
 import Config
 import Pool
 import Logging
+import Session
 
 /// What a server connection is for: the pool groups connections by this, because a server
 /// session's defaults come from its startup packet and cannot be changed for another client.
@@ -13,12 +14,47 @@ struct UpstreamSpec: Hashable {
     var dbname: String
     var serverUser: String
     var parameters: [StartupParameter]
+    /// Transaction pooling hands connections on without a reset: such connections never
+    /// serve a session-mode client (not even while a reload changes an entry's pool_mode).
+    var transactionPooled = false
+    /// Read-only identities' server connections serve only read-only identities: a read-write
+    /// client sending the same startup parameters under the same server user must not share
+    /// them (its state would meet the read-only client's with no statement gate in between).
+    var readOnly = false
+    /// What the server checked when the connection logged in: a digest of the identity's
+    /// server password (or SCRAM pass-through keys) and its client certificate. Two identities
+    /// mapped to the same server user with different credentials (one with the certificate a
+    /// `cert` line in pg_hba.conf demands, one without) never share connections — a spare
+    /// or a reset session opened with one's credentials would let the other in.
+    var credentials: [UInt8] = []
+
+    static func credentialDigest(target: DatabaseTarget, password: Secret?) -> [UInt8] {
+        var input: [UInt8] = []
+        func add(_ field: [UInt8]?) {
+            guard let field else { return input += [0] }
+            input += [1] + withUnsafeBytes(of: UInt32(field.count).bigEndian, Array.init) + field
+        }
+        add(target.sslCert.map { Array($0.utf8) })
+        add(target.sslKey.map { Array($0.utf8) })
+        add(target.certificateIdentity.map { Array($0.utf8) })
+        if let keys = password?.revealSCRAMKeys() {
+            add(keys.clientKey)
+            add(keys.serverKey)
+        } else {
+            add(password.map { Array($0.reveal().utf8) })
+        }
+        return Crypto.sha256(input)
+    }
 
     static func == (a: UpstreamSpec, b: UpstreamSpec) -> Bool {
         a.databaseEntry == b.databaseEntry && a.dbname == b.dbname && a.serverUser == b.serverUser && a.parameters == b.parameters
+            && a.transactionPooled == b.transactionPooled && a.readOnly == b.readOnly && a.credentials == b.credentials
     }
 
     func hash(into hasher: inout Hasher) {
+        hasher.combine(transactionPooled)
+        hasher.combine(readOnly)
+        hasher.combine(credentials)
         hasher.combine(databaseEntry)
         hasher.combine(dbname)
         hasher.combine(serverUser)
@@ -29,19 +65,38 @@ struct UpstreamSpec: Hashable {
     }
 }
 
-/// Whoever holds a server connection right now: a client session, or the pool while it is idle.
-/// As with ``LegDelegate``, called only from the loop, never from inside the owner's own call.
+/// What a server connection reports to whoever holds it — one narrow callback with an event
+/// kind, as ``LegEvent`` is for a leg (PgBouncer's sbuf seam, `sbuf_cb_t`).
+enum UpstreamLinkEvent {
+    /// The server session is established (its first ReadyForQuery).
+    case ready
+    /// It could not be made (no address, refused, TLS, authentication, the server's own
+    /// FATAL such as 3D000 or 28P01, connect_timeout). Reported once; ends the link.
+    case failed(ErrorFields)
+    /// New bytes of the ready server wait in the leg's `inbound`. Coalesced: one report per
+    /// batch, the owner reads everything there.
+    case received
+    /// Everything queued to the ready server was written.
+    case drained
+    /// The ready server closed (nil: EOF) or its socket failed. Reported once; ends the link.
+    case closed(String?)
+}
+
+/// Whoever holds a server connection right now: a client session, or the pool while it is
+/// opening, idle or resetting. Every event is delivered after the batch of events in which the
+/// link saw it, to whoever holds the link then, and never after the holder closed it — so
+/// never from inside a call the owner made (`start`, `close`, `serverLegClosed`) and never
+/// inside another object's handling of the same readiness event.
 protocol UpstreamLinkOwner: AnyObject {
-    func linkReady(_ link: UpstreamLink)
-    func linkFailed(_ link: UpstreamLink, _ fields: ErrorFields)
-    func linkReceivedBytes(_ link: UpstreamLink)
-    func linkDrained(_ link: UpstreamLink)
-    func linkClosed(_ link: UpstreamLink, reason: String?)
+    func linkEvent(_ link: UpstreamLink, _ event: UpstreamLinkEvent)
 }
 
 /// One server connection: connect, TLS, authenticate (the pure UpstreamStartupMachine decides),
-/// then a ready connection whose owner forwards bytes over `leg`.
-final class UpstreamLink: LegDelegate {
+/// then a ready connection whose owner forwards bytes over `leg`. A client session that is
+/// granted the link takes the leg's events itself (it becomes the leg's owner) (the link steps out of the byte path) until
+/// it checks the link back in; while the pool holds it (opening, idle, resetting) the link
+/// reports to its owner.
+final class UpstreamLink: LegOwner {
     let id: ServerPool.ConnectionID
     let spec: UpstreamSpec
     let target: DatabaseTarget
@@ -58,14 +113,23 @@ final class UpstreamLink: LegDelegate {
     var parameters: [(String, String)] = []
     /// Notices of the server's start-up, for the client that gets this connection.
     private(set) var startupNotices: [StartupNotice] = []
+    /// Transaction pooling: the named statements clients prepared here (a reset forgets them).
+    var preparedStatements = SessionMachine.ServerStatements()
+    /// Transaction pooling: the session-level settings a client left here (nil: unknown, so
+    /// the next client resets them all); empty for the start-up values.
+    var appliedSettings: [String: String]? = [:]
     private(set) var processID: Int32 = 0
     private(set) var secretKey: [UInt8] = []
     private var connectTimer: TimerID?
     private let lookups: LoopLookups
     /// A host-name resolution on a lookup thread, until it answers.
     private var lookupTicket: UInt64?
-    /// Closed by its holder: a connect still to begin must not.
+    /// Closed by its holder: a connect still to begin must not, and nothing more is reported.
     private var abandoned = false
+    /// A `received` report waits for the end of the batch (one per batch).
+    private var receivedReportScheduled = false
+    /// `failed` was reported: the end comes once.
+    private var failedReported = false
 
     init(id: ServerPool.ConnectionID, spec: UpstreamSpec, target: DatabaseTarget, password: Secret?, loop: EventLoop, runtime: RuntimeConfig,
          lookups: LoopLookups) {
@@ -109,7 +173,7 @@ final class UpstreamLink: LegDelegate {
         do {
             let (fd, pending) = try Socket.connect(to: address)
             let leg = Leg(loop: loop, fd: fd, name: "server", connecting: pending)
-            leg.delegate = self
+            leg.owner = self
             self.leg = leg
             try leg.register()
             if !pending { legConnected(leg, error: nil) }
@@ -123,11 +187,29 @@ final class UpstreamLink: LegDelegate {
     }
 
     private func fail(fields: ErrorFields) {
+        guard !failedReported else { return }
+        failedReported = true
         if let lookupTicket { lookups.cancel(lookupTicket); self.lookupTicket = nil }
         if let connectTimer { loop.cancelTimer(connectTimer); self.connectTimer = nil }
         leg?.close()
         leg = nil
-        owner?.linkFailed(self, fields)
+        report(.failed(fields))
+    }
+
+    /// The one way out to the owner: after the current batch, to the holder at that moment
+    /// (a link the pool hands to a session meanwhile reports to the session), dropped once the
+    /// holder closed the link.
+    private func report(_ event: UpstreamLinkEvent) {
+        if case .received = event {
+            guard !receivedReportScheduled else { return }
+            receivedReportScheduled = true
+        }
+        loop.execute(afterCurrentBatch: { [weak self] in
+            guard let self else { return }
+            if case .received = event { self.receivedReportScheduled = false }
+            guard !self.abandoned else { return }
+            self.owner?.linkEvent(self, event)
+        })
     }
 
     private func run(_ action: UpstreamStartupMachine.Action) {
@@ -153,7 +235,7 @@ final class UpstreamLink: LegDelegate {
             self.processID = processID
             self.secretKey = secretKey
             isReady = true
-            owner?.linkReady(self)
+            report(.ready)
         case .sendAndFinish:
             break
         case .fail(let fields):
@@ -179,7 +261,15 @@ final class UpstreamLink: LegDelegate {
         isReady = false
     }
 
-    // MARK: LegDelegate
+    /// The session holding this link saw its leg close (while it owned the leg):
+    /// the link is no longer usable.
+    func serverLegClosed() {
+        isReady = false
+        leg?.close()
+        leg = nil
+    }
+
+    // MARK: Leg events (LegOwner.legEvent, Leg+Owners.swift)
 
     func legConnected(_ leg: Leg, error: Errno?) {
         if let error {
@@ -196,10 +286,8 @@ final class UpstreamLink: LegDelegate {
 
     func legHandshakeFailed(_ leg: Leg, reason: String) { fail(reason) }
 
-    func legPeekedFirstByte(_ leg: Leg, byte: UInt8) {}
-
     func legReceivedBytes(_ leg: Leg) {
-        if isReady { owner?.linkReceivedBytes(self); return }
+        if isReady { report(.received); return }
         if machine.isAwaitingSSLResponse {
             guard let byte = leg.inbound.readInteger(as: UInt8.self) else { return }
             run(machine.sslResponseReceived(byte, trailingBytes: leg.inbound.readableBytes > 0))
@@ -216,20 +304,19 @@ final class UpstreamLink: LegDelegate {
             }
         }
         // Bytes after the first ReadyForQuery belong to the owner.
-        if isReady, let current = self.leg, current.inbound.readableBytes > 0 { owner?.linkReceivedBytes(self) }
+        if isReady, let current = self.leg, current.inbound.readableBytes > 0 { report(.received) }
     }
 
     func legDrained(_ leg: Leg) {
-        if isReady { owner?.linkDrained(self) }
+        if isReady { report(.drained) }
     }
 
     func legClosed(_ leg: Leg, reason: String?) {
         if isReady {
             isReady = false
-            let owner = self.owner
             self.leg?.close()
             self.leg = nil
-            owner?.linkClosed(self, reason: reason)
+            report(.closed(reason))
         } else {
             fail(reason ?? "server closed the connection unexpectedly")
         }

@@ -96,10 +96,6 @@ public struct UpstreamStartupMachine {
         return startupOrCancel()
     }
 
-    public mutating func connectionFailed(_ reason: String) -> Action {
-        fail(reason)
-    }
-
     private mutating func startupOrCancel() -> Action {
         var out = ByteBuffer()
         switch purpose {
@@ -171,6 +167,15 @@ public struct UpstreamStartupMachine {
         }
     }
 
+    /// A server that asks for a password (cleartext or md5) where only SCRAM pass-through keys
+    /// are at hand cannot be answered: the keys are no password.
+    static func missingPasswordMessage(_ user: String, _ password: Secret?) -> String {
+        password == nil
+            ? "the server requested password authentication, \(noPassword) for user \"\(user)\""
+            : "the server requested password authentication, but user \"\(user)\" logs in with SCRAM pass-through (auth_query), "
+                + "which needs scram-sha-256 on the server; configure server_password to use another method"
+    }
+
     private mutating func authenticationRequested(_ request: AuthenticationRequest) -> Action {
         guard case .session(let user, let password, _, _) = purpose else { return fail("unexpected authentication request") }
         switch request {
@@ -178,20 +183,20 @@ public struct UpstreamStartupMachine {
             state = .collecting
             return .none
         case .cleartextPassword:
-            guard let password else { return fail("the server requested password authentication, but no server_password is configured for user \"\(user)\"") }
+            guard let password, !password.isSCRAMPassThrough else { return fail(Self.missingPasswordMessage(user, password)) }
             // A cleartext password goes only over an encrypted or local connection.
             guard usingTLS || isUnixSocket else { return fail("the server requested a cleartext password over an unencrypted connection; refusing to send it") }
             var out = ByteBuffer()
             FrontendMessage.passwordMessage(password.reveal()).encode(into: &out)
             return .send(out)
         case .md5Password(let salt):
-            guard let password else { return fail("the server requested password authentication, but no server_password is configured for user \"\(user)\"") }
+            guard let password, !password.isSCRAMPassThrough else { return fail(Self.missingPasswordMessage(user, password)) }
             let stored = MD5Password.hash(user: user, password: password.reveal())
             var out = ByteBuffer()
             FrontendMessage.passwordMessage(MD5Password.response(storedHash: stored, salt: salt)).encode(into: &out)
             return .send(out)
         case .sasl(let mechanisms):
-            guard let password else { return fail("the server requested SCRAM authentication, but no server_password is configured for user \"\(user)\"") }
+            guard let password else { return fail("the server requested SCRAM authentication, \(Self.noPassword) for user \"\(user)\"") }
             let binding: SCRAMChannelBinding
             if usingTLS, mechanisms.contains("SCRAM-SHA-256-PLUS"), let serverEndPoint {
                 binding = .tlsServerEndPoint(serverEndPoint)
@@ -203,7 +208,9 @@ public struct UpstreamStartupMachine {
             guard mechanisms.contains(binding.mechanismName) else {
                 return fail("none of the server's SASL authentication mechanisms are supported")
             }
-            var client = SCRAMClient(username: user, password: password.reveal(), channelBinding: binding)
+            var client = password.revealSCRAMKeys().map {
+                SCRAMClient(username: user, clientKey: $0.clientKey, serverKey: $0.serverKey, channelBinding: binding)
+            } ?? SCRAMClient(username: user, password: password.reveal(), channelBinding: binding)
             let first = client.clientFirstMessage()
             state = .scram(client)
             var out = ByteBuffer()
@@ -214,6 +221,13 @@ public struct UpstreamStartupMachine {
         case .unsupported(let code):
             return fail("the server requested an authentication method this proxy does not support (code \(code))")
         }
+    }
+
+    static let noPassword = "but no server_password is configured"
+
+    /// The server asked for a password and Portcullis has none for the role.
+    public static func isMissingPassword(_ fields: ErrorFields) -> Bool {
+        fields.sqlState == SQLState.connectionFailure && (fields.message ?? "").contains(noPassword)
     }
 
     private mutating func fail(_ reason: String) -> Action {

@@ -44,6 +44,24 @@ public struct ByteBuffer: Sendable, Equatable {
         }
     }
 
+    /// Raw bytes (a socket read's scratch buffer): one memcpy, no generic dispatch.
+    public mutating func writeBytes(_ bytes: UnsafeRawBufferPointer) {
+        let n = bytes.count
+        guard n > 0 else { return }
+        reserveWritable(n)
+        let start = writerIndex
+        storage.withUnsafeMutableBytes { target in
+            UnsafeMutableRawBufferPointer(rebasing: target[start..<(start + n)]).copyMemory(from: bytes)
+        }
+        writerIndex += n
+        checkInvariant()
+    }
+
+    /// Another buffer's bytes (the forwarding path): one memcpy, no generic dispatch.
+    public mutating func writeBytes(_ bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { writeBytes($0) }
+    }
+
     public mutating func writeBytes(_ bytes: some Collection<UInt8>) {
         let n = bytes.count
         guard n > 0 else { return }
@@ -116,6 +134,10 @@ public struct ByteBuffer: Sendable, Equatable {
 
     // MARK: Reading
 
+    /// Inlinable: called for every message header on the forwarding path, where an
+    /// unspecialized generic call (witness tables, a generic shift per byte) costs more than
+    /// the read itself.
+    @inlinable
     public func getInteger<T: FixedWidthInteger>(at index: Int, as: T.Type = T.self) -> T? {
         let size = MemoryLayout<T>.size
         guard index >= readerIndex, index + size <= writerIndex else { return nil }

@@ -1,3 +1,4 @@
+import Config
 import XCTest
 
 @testable import Access
@@ -9,8 +10,8 @@ final class HbaInvalidTests: XCTestCase {
         let path = Fixtures.path("hba_invalid.conf")
         let result = HbaRules.load(path: path, files: FileSystemConfigFiles())
         let errors = try XCTUnwrap(result.failureValue, "a file with errors must be refused as a whole")
-        XCTAssertTrue(errors.errors.allSatisfy { $0.fileName == path })
-        let got = errors.errors.map { "\($0.lineNumber)|\($0.message)" }
+        XCTAssertTrue(errors.errors.allSatisfy { $0.file == path })
+        let got = errors.errors.map { "\($0.line)|\($0.message)" }
         let expected = try Fixtures.expectedErrors("hba_invalid.expected")
         XCTAssertEqual(got.count, expected.count)
         for (gotLine, expectedLine) in zip(got, expected) {
@@ -49,7 +50,7 @@ final class HbaInvalidTests: XCTestCase {
     func testErrorLineNumbersCountContinuationLines() {
         let text = "local all \\\n all trust\nlocal all all \\\n  nonsense\n"
         let result = HbaRules.parse(text: text, fileName: "f", files: InMemoryConfigFiles())
-        XCTAssertEqual(result.failureValue?.errors, [AccessConfigError(fileName: "f", lineNumber: 3, message: "invalid authentication method \"nonsense\"")])
+        XCTAssertEqual(result.failureValue?.errors, [ConfigError(file: "f", line: 3, message: "invalid authentication method \"nonsense\"")])
     }
 }
 

@@ -1,3 +1,4 @@
+import Config
 import XCTest
 
 @testable import Access
@@ -48,8 +49,8 @@ final class IdentMapsTests: XCTestCase {
     func testInvalidLines() throws {
         let path = Fixtures.path("ident_invalid.conf")
         let errors = try XCTUnwrap(IdentMaps.load(path: path, files: FileSystemConfigFiles()).failureValue)
-        XCTAssertEqual(errors.errors.map { "\($0.lineNumber)|\($0.message)" }, try Fixtures.expectedErrors("ident_invalid.expected"))
-        XCTAssertTrue(errors.errors.allSatisfy { $0.fileName == path })
+        XCTAssertEqual(errors.errors.map { "\($0.line)|\($0.message)" }, try Fixtures.expectedErrors("ident_invalid.expected"))
+        XCTAssertTrue(errors.errors.allSatisfy { $0.file == path })
     }
 
     func testEmptyFileIsValid() throws {

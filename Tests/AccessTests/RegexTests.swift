@@ -1,3 +1,4 @@
+import Config
 import XCTest
 
 @testable import Access
@@ -49,6 +50,28 @@ final class RegexTests: XCTestCase {
         XCTAssertTrue(try matches(#"^(a)\1$"#, "aa"), "back-references work in both")
         XCTAssertTrue(try matches(#"^a\.b$"#, "a.b"))
         XCTAssertFalse(try matches(#"^a\.b$"#, "axb"))
+    }
+
+    /// PostgreSQL 15 (`SELECT 'a' ~ pattern`): counts above 255 are "invalid repetition
+    /// count(s)", and nested repetitions that expand to 9^6 or 255^3 copies are "regular
+    /// expression is too complex". glibc would accept them and take gigabytes to compile (the
+    /// fuzzer's out-of-memory); below the bound, repetition still works.
+    func testRepetitionCountsAndExpansionAreBoundedAsPostgreSQLBoundsThem() throws {
+        XCTAssertEqual(refusal("a{1,256}"), "invalid repetition count(s)")
+        XCTAssertEqual(refusal("a{256}"), "invalid repetition count(s)")
+        XCTAssertEqual(refusal("(a{1,32767})"), "invalid repetition count(s)")
+        XCTAssertEqual(refusal("((a{1,255}){1,255}){1,255}"), "regular expression is too complex")
+        XCTAssertEqual(refusal("(((((a{1,9}){1,9}){1,9}){1,9}){1,9}){1,9}"), "regular expression is too complex")
+        XCTAssertEqual(refusal("x|" + String(repeating: "(ab)+", count: 2000)), "regular expression is too complex")
+        XCTAssertTrue(try matches("^a{1,255}$", String(repeating: "a", count: 255)))
+        XCTAssertFalse(try matches("^a{1,255}$", String(repeating: "a", count: 256)))
+        XCTAssertTrue(try matches("^(ab|c[]d]{2}){1,20}x{0,}$", "abc]dabxx"))
+        XCTAssertNil(refusal("((a{,255}){,255}){,255}"), "ARE: a brace before a non-digit is a literal")
+        XCTAssertEqual(RegexExpansionBound.refusal("((a{,255}){,255}){,255}"), RegexCompileError(message: "regular expression is too complex"),
+                       "glibc's {,n} is {0,n}: bounded too, should a pattern ever reach regcomp that way")
+        XCTAssertTrue(try matches("^a{,2}$", "a{,2}"))
+        XCTAssertFalse(try matches("^a{,2}$", "aa"))
+        XCTAssertTrue(try matches("^a{x}{$", "a{x}{"))
     }
 
     func testHbaLineWithRefusedRegexIsALoadError() {

@@ -1,3 +1,4 @@
+import Config
 import XCTest
 
 @testable import Access
@@ -6,7 +7,8 @@ import XCTest
 final class TokenizerTests: XCTestCase {
     func lines(_ text: String, files: [String: String] = [:], fileName: String = "/etc/pg/pg_hba.conf") -> [TokenizedLine] {
         var result: [TokenizedLine] = []
-        AuthFileTokenizer(files: InMemoryConfigFiles(files)).tokenize(text: text, fileName: fileName, depth: 0, into: &result)
+        var tokenizer = AuthFileTokenizer(files: InMemoryConfigFiles(files))
+        tokenizer.tokenize(text: text, fileName: fileName, depth: 0, into: &result)
         return result
     }
 
@@ -117,6 +119,33 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(result[0].lineNumber, 1)
     }
 
+    /// Depth bounds how deep, not how wide: 8 self-includes per file are 8^10 files. The
+    /// fuzzer found this as an out-of-memory; PostgreSQL itself would expand them all.
+    func testSelfIncludingFileStopsAtTheFileLimit() {
+        let text = String(repeating: "include pg_hba.conf\n", count: 8)
+        let result = lines(text, files: ["/etc/pg/pg_hba.conf": text])
+        let errors = result.compactMap(\.error)
+        XCTAssertLessThanOrEqual(result.count, AuthFileTokenizer<InMemoryConfigFiles>.maxFilesOpened)
+        XCTAssertEqual(errors.last, "could not open file \"/etc/pg/pg_hba.conf\": the authentication file expands to "
+                       + "more than 2000 files opened (does an include or @file reference repeat itself?)")
+        XCTAssertEqual(HbaRules.parse(text: text, fileName: "/etc/pg/pg_hba.conf",
+                                      files: InMemoryConfigFiles(["/etc/pg/pg_hba.conf": text])).failureValue?.errors.last?.message,
+                       errors.last)
+    }
+
+    /// The same through `@file`: every token of a line names the file itself.
+    func testSelfReferencingAtFileStopsAtALimit() {
+        let text = "host " + String(repeating: "@pg_hba.conf,", count: 40) + "x all all trust\n"
+        let result = lines(text, files: ["/etc/pg/pg_hba.conf": text])
+        XCTAssertEqual(result.count, 1)
+        XCTAssertNotNil(result[0].error)
+        let big = "host " + String(repeating: "@big.list,", count: 20) + "x all all trust\n"
+        let list = String(repeating: "someone,", count: 30_000) + "\n"
+        let expanded = lines(big, files: ["/etc/pg/big.list": list])
+        XCTAssertEqual(expanded.map(\.error), ["could not open file \"/etc/pg/big.list\": the authentication file expands "
+                                               + "to more than 4 MB read (does an include or @file reference repeat itself?)"])
+    }
+
     func testIncludeNeedsExactlyTwoFieldsAndIgnoresQuoting() {
         XCTAssertEqual(fields("include a b\n"), [["include", "a", "b"]])
         XCTAssertEqual(lines("\"include\" a.conf\n", files: ["/etc/pg/a.conf": "x y\n"]).map(\.fileName), ["/etc/pg/a.conf"])
@@ -135,11 +164,11 @@ final class TokenizerOracleTests: XCTestCase {
     func testSameFieldsAsPostgreSQL15() throws {
         let result = HbaRules.load(path: Fixtures.path("hba_tokens.conf"), files: FileSystemConfigFiles())
         let errors = try XCTUnwrap(result.failureValue)
-        XCTAssertEqual(errors.errors.map { "\($0.lineNumber)|\($0.message)" }, ["10|end-of-line before role specification"])
+        XCTAssertEqual(errors.errors.map { "\($0.line)|\($0.message)" }, ["10|end-of-line before role specification"])
 
         var lines: [TokenizedLine] = []
-        AuthFileTokenizer(files: FileSystemConfigFiles())
-            .tokenize(text: try Fixtures.text("hba_tokens.conf"), fileName: Fixtures.path("hba_tokens.conf"), depth: 0, into: &lines)
+        var tokenizer = AuthFileTokenizer(files: FileSystemConfigFiles())
+        tokenizer.tokenize(text: try Fixtures.text("hba_tokens.conf"), fileName: Fixtures.path("hba_tokens.conf"), depth: 0, into: &lines)
         let summary = lines.filter { $0.fields.count >= 3 }.map { line in
             "\(line.lineNumber)|\(line.fields[1].map(\.text))|\(line.fields[2].map(\.text))"
         }

@@ -24,4 +24,42 @@ final class AdminTests: XCTestCase {
             XCTAssertFalse(sql.contains("GRANT \(forbidden)"), forbidden)
         }
     }
+
+    /// The start-up check and check-role plan the same way: a `password=auth_query` identity
+    /// without a password for its role is checked through the auth user; one with
+    /// `server_password` (or the entry's `password`) as the role itself.
+    func testRoleChecksOfAuthQueryIdentitiesGoThroughTheAuthUser() throws {
+        let config = try ConfigLoader.parse("""
+        [portcullis]
+        local_auth_method = trust
+        auth_user = checker
+        auth_password = check_pw
+        [tls]
+        client_tls = disable
+        [databases]
+        app = host=127.0.0.1 dbname=app sslmode=disable
+        [identities]
+        aq = mode=read-only password=auth_query
+        aqpw = mode=read-only password=auth_query server_password=role_pw
+        other = mode=read-only server_user=reader server_password=reader_pw
+        """, fileName: "test.ini")
+        let target = try XCTUnwrap(config.database(named: "app"))
+        func plan(_ name: String) throws -> RoleCheck {
+            RoleCheck.plan(identity: try XCTUnwrap(config.identities[name]), target: target, config: config)
+        }
+        let aq = try plan("aq")
+        XCTAssertEqual(aq.role, "aq")
+        guard case .throughAuthUser(let source) = aq.route else { return XCTFail("\(aq.route)") }
+        XCTAssertEqual(source.user, "checker")
+        XCTAssertEqual(aq.via, " (checked through auth_user \"checker\")")
+        XCTAssertEqual(try plan("aqpw").route, .asRole(password: Secret("role_pw")))
+        let other = try plan("other")
+        XCTAssertEqual(other.role, "reader")
+        XCTAssertEqual(other.route, .asRole(password: Secret("reader_pw")))
+        XCTAssertEqual(other.via, "")
+        // Every current_user of the check names the role instead, as a bound parameter.
+        XCTAssertFalse(RoleAudit.queryForNamedRole.contains("current_user"))
+        XCTAssertEqual(RoleAudit.queryForNamedRole.components(separatedBy: "$1::name").count,
+                       RoleAudit.query.components(separatedBy: "current_user").count)
+    }
 }

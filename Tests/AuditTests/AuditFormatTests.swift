@@ -59,6 +59,57 @@ final class AuditFormatTests: XCTestCase {
         XCTAssertEqual(Set(AuditEventKind.allCases.map(\.messageID)).count, AuditEventKind.allCases.count)
     }
 
+    /// `audit_journald_fields = compact`: statement records leave out what MESSAGE and the
+    /// session's other records hold, and keep every field the journalctl cookbook filters on.
+    func testCompactJournalFields() {
+        let statement = AuditEvent(kind: .statement, timeMicroseconds: 0, session: session,
+                                   statement: AuditStatement(statementID: 9, substatementID: 2, auditClass: "WRITE", command: "UPDATE",
+                                                             objectType: "TABLE", objectName: "public.t", text: "update t set a = 1",
+                                                             outcome: .failed(sqlState: "23505", message: "duplicate"),
+                                                             durationMicroseconds: 120, rows: 0, transactionStatus: "E"))
+        let full = Dictionary(statement.journalFields(.full), uniquingKeysWith: { a, _ in a })
+        let compact = Dictionary(statement.journalFields(.compact), uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(Set(full.keys).subtracting(compact.keys),
+                       Set(["AUDIT_STATEMENT", "AUDIT_STATEMENT_ID", "AUDIT_SUBSTATEMENT_ID", "AUDIT_OBJECT_TYPE", "IDENT_MAP",
+                            "CLIENT_DN", "SERVER_USER", "CLIENT_PORT", "TLS_VERSION", "TLS_CIPHER", "BACKEND_PID"]).intersection(full.keys))
+        for name in ["MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "MESSAGE_ID", "AUDIT_EVENT", "SESSION_ID", "DB_USER", "DB_IDENTITY",
+                     "CLIENT_CN", "DB_NAME", "CLIENT_ADDR", "AUDIT_CLASS", "AUDIT_COMMAND", "AUDIT_OBJECT", "OUTCOME", "SQLSTATE",
+                     "ERROR_MESSAGE", "DURATION_US", "ROWS", "TRANSACTION_STATUS"] {
+            XCTAssertEqual(compact[name], full[name], name)
+            XCTAssertNotNil(compact[name], name)
+        }
+        XCTAssertEqual(compact["MESSAGE"], "AUDIT: SESSION,9,2,WRITE,UPDATE,TABLE,public.t,update t set a = 1,<not logged>")
+        // Other events keep every field.
+        let connect = AuditEvent(kind: .authenticated, timeMicroseconds: 0, session: session, summary: "connection authenticated")
+        XCTAssertEqual(connect.journalFields(.compact).map(\.0), connect.journalFields(.full).map(\.0))
+        XCTAssertTrue(connect.journalFields(.compact).contains { $0 == ("TLS_CIPHER", "TLS_AES_256_GCM_SHA384") })
+    }
+
+    /// The JSON line, byte for byte, with MESSAGE escaped in place in the render buffer (also
+    /// when the escaped line is far longer than the buffer held).
+    func testJSONLineExactly() {
+        let event = AuditEvent(kind: .statement, timeMicroseconds: 1_796_403_019_571_355, priority: .notice,
+                               session: AuditSession(sessionID: 7, clientUser: "u", database: "d", clientAddress: "[local]"),
+                               statement: AuditStatement(statementID: 3, substatementID: 1, auditClass: "READ", command: "SELECT",
+                                                         text: "select '\"a\"',\n1", outcome: .disconnected, rows: 2),
+                               details: [AuditDetail("FUNCTION_OID", "42"), AuditDetail("DROPPED", "x")])
+        XCTAssertEqual(event.jsonLine, #"{"time":"2026-12-04T16:50:19.571355Z","message":"AUDIT: SESSION,3,1,READ,SELECT,,,\"select '\"\"a\"\"',\n1\",<not logged>","#
+            + #""message_id":"7d2b5f0e9c8a4e1f9b3a6c5d4e3f2a10","audit_event":"statement","session_id":7,"db_user":"u","db_name":"d","#
+            + #""client_addr":"[local]","audit_statement_id":3,"audit_substatement_id":1,"audit_class":"READ","audit_command":"SELECT","#
+            + #""audit_statement":"select '\"a\"',\n1","outcome":"disconnected","rows":2,"function_oid":"42","dropped":"x","priority":"notice"}"#)
+        let long = String(repeating: "\u{1}\"", count: 50_000)
+        let big = AuditEvent(kind: .statement, timeMicroseconds: 0,
+                             statement: AuditStatement(statementID: 1, substatementID: 1, auditClass: "MISC", command: "DO", text: long))
+        let out = AuditRenderBuffer(capacity: 64)
+        out.append("prefix")
+        big.appendJSONLine(to: out)
+        let line = String(decoding: out.bytes, as: UTF8.self)
+        XCTAssertTrue(line.hasPrefix(#"prefix{"time":"1970-01-01T00:00:00.000000Z","message":"AUDIT: SESSION,1,1,MISC,DO,,,\"\u0001\"\""#))
+        XCTAssertEqual(line.components(separatedBy: #"\u0001\"\""#).count - 1, 50_000)
+        XCTAssertEqual(line.components(separatedBy: #"\u0001\""#).count - 1, 100_000)
+        XCTAssertEqual(big.jsonLine, String(line.dropFirst(6)))
+    }
+
     func testJSONLineEscapesEverythingAClientCouldSend() {
         let nasty = "a\"b\\c\nd\u{1B}[31m\u{0}e\u{2028}f\u{85}"
         let event = AuditEvent(kind: .statement, timeMicroseconds: 1_796_403_019_571_355, session: session,
@@ -74,6 +125,28 @@ final class AuditFormatTests: XCTestCase {
         // Python's json module (a strict RFC 8259 parser) reads it back to the same text.
         let statement = try? pythonJSON(line, key: "audit_statement")
         XCTAssertEqual(statement, nasty)
+        XCTAssertEqual(try? pythonJSON(line, key: "message"), event.statement?.pgAuditLine)
+    }
+
+    /// The byte-level escaper keeps every other multi-byte character as it is and escapes the
+    /// C1 controls and U+2028/U+2029 wherever they stand.
+    func testJSONEscapingAtTheByteLevel() {
+        func json(_ text: String) -> String {
+            var out: [UInt8] = []
+            AuditEvent.appendJSONString(text, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        XCTAssertEqual(json("¢ é € \u{2027}\u{202A} 😀"), "\"¢ é € \u{2027}\u{202A} 😀\"")
+        XCTAssertEqual(json("\u{80}\u{9F}\u{A0}"), "\"\\u0080\\u009f\u{A0}\"")
+        XCTAssertEqual(json("x\u{2028}\u{2029}"), "\"x\\u2028\\u2029\"")
+        XCTAssertEqual(json("\u{7F}\u{1}\t"), "\"\\u007f\\u0001\\t\"")
+        XCTAssertEqual(json("\u{C2}\u{85}"), "\"\u{C2}\\u0085\"")
+        var number: [UInt8] = []
+        for value: Int64 in [0, 7, 1234567890123456789, -42] {
+            number.removeAll()
+            AuditEvent.appendDecimal(value, to: &number)
+            XCTAssertEqual(String(decoding: number, as: UTF8.self), String(value))
+        }
     }
 
     func testTimestamps() {

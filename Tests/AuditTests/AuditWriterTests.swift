@@ -57,6 +57,22 @@ final class AuditWriterTests: XCTestCase {
         }
     }
 
+    /// systemd-journald processes in this process's mount namespace.
+    private func ourJournalds() -> [pid_t] {
+        let ours = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name),
+                  let comm = try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8),
+                  comm.trimmingCharacters(in: .whitespacesAndNewlines) == "systemd-journal",
+                  let namespace = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(name)/ns/mnt"),
+                  namespace == ours else { return nil }
+            // A killed journald that is not reaped yet is a zombie: gone for this purpose.
+            let stat = (try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8)) ?? ""
+            return stat.split(separator: ")").last?.split(separator: " ").first == "Z" ? nil : pid
+        }
+    }
+
     private func clock() -> @Sendable () -> Int64 { { Int64(Date().timeIntervalSince1970 * 1_000_000) } }
 
     func testJournaldGetsEveryEventFieldByField() throws {
@@ -95,8 +111,10 @@ final class AuditWriterTests: XCTestCase {
         writer.start()
         for i in 0..<100 { XCTAssertTrue(queue.submit(event(marker, i))) }
         XCTAssertTrue(waitFor { writer.writtenCount == 100 })
-        _ = try run("/usr/bin/pkill", ["-KILL", "-x", "systemd-journal"])
-        XCTAssertTrue(waitFor { (try? self.run("/usr/bin/pgrep", ["-x", "systemd-journal"]).status) == 1 })
+        // Only the journald of this mount namespace: one in a systemd container (another test)
+        // is not ours to stop, and its service manager would restart it anyway.
+        for pid in ourJournalds() { kill(pid, SIGKILL) }
+        XCTAssertTrue(waitFor { self.ourJournalds().isEmpty })
         for i in 100..<300 { XCTAssertTrue(queue.submit(event(marker, i))) }
         XCTAssertTrue(waitFor { failures.withLock { !$0.isEmpty } }, "the sink failure is reported")
         XCTAssertLessThan(writer.writtenCount, 300)
@@ -104,6 +122,55 @@ final class AuditWriterTests: XCTestCase {
         writer.stop()
         XCTAssertEqual(Set(try journal(marker).compactMap { $0["SESSION_ID"] as? String }).count, 300)
         XCTAssertTrue(failures.withLock { $0.last?.hasSuffix("recovered") ?? false }, "\(failures.withLock { $0 })")
+    }
+
+    /// journald frozen (SIGSTOP) rather than gone: `sd_journal_sendv` blocks once journald's
+    /// socket queue is full, so nothing fails; the writer waits, the queue fills (backpressure),
+    /// and after SIGCONT every event is there. A stop while journald is frozen returns after
+    /// its bound with the unwritten count instead of hanging the process's exit.
+    func testJournaldFrozenBlocksThenLosesNothingAndStopIsBounded() throws {
+        try startJournald()
+        let journalds = ourJournalds()
+        XCTAssertFalse(journalds.isEmpty)
+        defer { for pid in journalds { kill(pid, SIGCONT) } }
+
+        let marker = "audit_frozen_\(UUID().uuidString.prefix(8))"
+        let writer = try AuditWriter(sinks: [JournalSink()], policy: .backpressure, clock: clock())
+        let queue = writer.makeQueue(capacity: 50)
+        writer.start()
+        for pid in journalds { kill(pid, SIGSTOP) }
+        var accepted = 0
+        for i in 0..<2000 {
+            if queue.submit(event(marker, i)) {
+                accepted += 1
+            } else {
+                // Full: the writer is blocked in journald's socket. Once the queue stays full for a
+                // while, nothing more goes in.
+                if !waitFor(timeout: 1, { queue.hasRoom }) { break }
+                if queue.submit(event(marker, i)) { accepted += 1 }
+            }
+        }
+        XCTAssertFalse(queue.hasRoom, "journald frozen: the queue fills")
+        XCTAssertLessThan(writer.writtenCount, accepted)
+        for pid in journalds { kill(pid, SIGCONT) }
+        XCTAssertTrue(waitFor { writer.writtenCount == accepted }, "\(writer.writtenCount) of \(accepted) written after SIGCONT")
+        writer.stop()
+        XCTAssertTrue(waitFor { ((try? self.journal(marker)) ?? []).count == accepted })
+
+        // Frozen again, then stopped: stop returns after its bound and reports what it left.
+        let second = try AuditWriter(sinks: [JournalSink()], policy: .backpressure, clock: clock())
+        let secondQueue = second.makeQueue(capacity: 1000)
+        second.start()
+        for pid in journalds { kill(pid, SIGSTOP) }
+        for i in 0..<1000 { XCTAssertTrue(secondQueue.submit(event(marker + "_2", i))) }
+        XCTAssertTrue(waitFor { second.writtenCount > 0 || !secondQueue.hasRoom || secondQueue.events.withLock { $0.isEmpty } })
+        let started = Date()
+        let unwritten = second.stop(timeout: .seconds(1))
+        let took = Date().timeIntervalSince(started)
+        XCTAssertGreaterThan(unwritten, 0, "journald frozen: not everything can be written")
+        XCTAssertGreaterThanOrEqual(took, 1)
+        XCTAssertLessThan(took, 2, "stop is bounded by its timeout")
+        for pid in journalds { kill(pid, SIGCONT) }
     }
 
     /// A JSON file on a full tmpfs: writes fail with ENOSPC, the writer retries, and once there

@@ -84,6 +84,34 @@ final class BackupFormatTests: XCTestCase {
         XCTAssertEqual(try decrypt(try encrypt(data, key: otherKey), keys: [key, otherKey]), data, "rotated keys stay readable")
     }
 
+    /// A directory-format backup's file: its name is bound into every chunk, its header says
+    /// it is a member, and a whole single-file backup is not accepted in its place (nor the
+    /// reverse).
+    func testMemberFilesAreBoundToTheirName() throws {
+        let data = (0..<2500).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        func member(_ name: String) throws -> [UInt8] {
+            var encryptor = try BackupEncryptor(key: key, backupID: Array(repeating: 3, count: 16), salt: Array(repeating: 4, count: 32),
+                                                compressed: false, chunkSize: 1000, member: name)
+            return encryptor.header + encryptor.update(data) + encryptor.finish()
+        }
+        func open(_ file: [UInt8], as name: String?) throws -> [UInt8] {
+            var decryptor = BackupDecryptor(keys: [key], member: name)
+            let out = try decryptor.update(file)
+            try decryptor.finish()
+            return out
+        }
+        let toc = try member("toc.dat")
+        XCTAssertEqual(try open(toc, as: "toc.dat"), data)
+        XCTAssertThrowsError(try open(toc, as: "3367.dat")) { XCTAssertTrue("\($0)".contains("3367.dat: chunk 0 failed authentication"), "\($0)") }
+        XCTAssertThrowsError(try open(toc, as: nil)) { XCTAssertTrue("\($0)".contains("one file of a directory-format backup"), "\($0)") }
+        XCTAssertThrowsError(try open(try encrypt(data), as: "toc.dat")) { XCTAssertTrue("\($0)".contains("single-file backup"), "\($0)") }
+        // Same backup id and salt, another name: different associated data, so the ciphertext
+        // of one cannot pass as the other even with equal keys.
+        XCTAssertNotEqual(Array(toc.dropFirst(BackupFormat.headerSize)), Array(try member("1.dat").dropFirst(BackupFormat.headerSize)))
+        XCTAssertThrowsError(try BackupEncryptor(key: key, backupID: Array(repeating: 3, count: 16), salt: Array(repeating: 4, count: 32),
+                                                 compressed: false, member: ""))
+    }
+
     func testZstdRoundTripAndTruncation() throws {
         let text = Array(String(repeating: "portcullis backup line\n", count: 20000).utf8)
         let compressor = try ZstdCompressor(level: 3)

@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import Config
 import XCTest
 @testable import Backup
@@ -25,6 +27,91 @@ final class BackupManifestTests: XCTestCase {
         let text = original.encoded()
         XCTAssertEqual(try BackupManifest.decode(text), original)
         XCTAssertTrue(text.contains("\"status\": \"good\""), text)
+    }
+
+    func testDirectoryManifestRoundTripAndDamage() throws {
+        var original = manifest(id(0xdef), started: 1_700_000_000)
+        original.format = "directory"
+        original.jobs = 2
+        original.peakPlaintextOnDisk = 4096
+        original.files = [
+            BackupManifest.File(name: "toc.dat", plaintextBytes: 6479, storedBytes: 1852, sha256: String(repeating: "01", count: 32)),
+            BackupManifest.File(name: "3367.dat", plaintextBytes: 2_274_671, storedBytes: 594_284, sha256: String(repeating: "02", count: 32)),
+            BackupManifest.File(name: "blob_16421.dat", plaintextBytes: 0, storedBytes: 96, sha256: String(repeating: "03", count: 32)),
+        ]
+        let text = original.encoded()
+        XCTAssertEqual(try BackupManifest.decode(text), original)
+        XCTAssertTrue(text.contains("\"files\": [\n    {\"name\": \"toc.dat\""), text)
+        var empty = original
+        empty.files = []
+        XCTAssertEqual(try BackupManifest.decode(empty.encoded()), empty)
+        // A custom-format manifest has no files array.
+        XCTAssertFalse(manifest(id(1), started: 1).encoded().contains("files"))
+        for broken in [
+            text.replacingOccurrences(of: "\"toc.dat\"", with: "\"../toc.dat\""),
+            text.replacingOccurrences(of: "\"3367.dat\"", with: "\"toc.dat\""),
+            text.replacingOccurrences(of: "\"format\": \"directory\"", with: "\"format\": \"tar\""),
+            text.replacingOccurrences(of: "\"jobs\": 2,", with: ""),
+            text.replacingOccurrences(of: "\"stored_bytes\": 96, ", with: ""),
+            text.replacingOccurrences(of: "{\"name\": \"toc.dat\"", with: "[{\"name\": \"toc.dat\""),
+        ] {
+            XCTAssertThrowsError(try BackupManifest.decode(broken), broken)
+        }
+        XCTAssertTrue(BackupManifest.File.isValidName("blobs_12.toc"))
+        for bad in ["", ".hidden", "a/b", "TOC.DAT", "x y", String(repeating: "a", count: 101)] {
+            XCTAssertFalse(BackupManifest.File.isValidName(bad), bad)
+        }
+    }
+
+    /// inotify records as the kernel lays them out (struct inotify_event, names NUL-padded).
+    func testDirectoryWatchParsesInotifyRecords() {
+        func record(_ mask: UInt32, _ name: String) -> [UInt8] {
+            var bytes = Array(name.utf8) + [0]
+            while bytes.count % 16 != 0 { bytes.append(0) }
+            func le(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+            return le(1) + le(mask) + le(0) + le(UInt32(bytes.count)) + bytes
+        }
+        let bytes = record(UInt32(IN_CREATE), "toc.dat") + record(UInt32(IN_CLOSE_WRITE), "toc.dat")
+            + record(UInt32(IN_Q_OVERFLOW), "") + record(UInt32(IN_MODIFY), "3367.dat") + record(UInt32(IN_MOVED_TO), "blob_1.dat")
+        XCTAssertEqual(DirectoryWatch.parse(bytes), [.created("toc.dat"), .closedAfterWriting("toc.dat"), .overflow, .created("blob_1.dat")])
+        XCTAssertEqual(DirectoryWatch.parse(Array(bytes.prefix(20))), [], "a cut record is not read")
+    }
+
+    func testMemberIndexMustMatchTheManifest() throws {
+        let files = [BackupManifest.File(name: "toc.dat", plaintextBytes: 10, storedBytes: 100, sha256: "aa"),
+                     BackupManifest.File(name: "1.dat", plaintextBytes: 20, storedBytes: 120, sha256: "bb")]
+        let index = MemberIndex.render(files)
+        XCTAssertNoThrow(try MemberIndex.check(index, against: files.reversed(), id: "x"))
+        XCTAssertThrowsError(try MemberIndex.check(index, against: Array(files.prefix(1)), id: "x"))
+        var changed = files
+        changed[1].sha256 = "cc"
+        XCTAssertThrowsError(try MemberIndex.check(index, against: changed, id: "x"))
+    }
+
+    /// The daemon's prune after a scheduled backup touches that database only, and keeps its
+    /// newest good backup (local store in a temporary directory).
+    func testPruneOfOneDatabaseLeavesTheOthers() throws {
+        let dir = "/tmp/pcbk-prune-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        XCTAssertEqual(mkdir(dir, 0o700), 0)
+        let store = BackupStore(directory: dir)
+        var n = 0
+        for database in ["a", "b"] {
+            for started in [Int64(100), 200, 300] {
+                n += 1
+                let backup = manifest(id(n), database: database, started: started)
+                try store.writeManifest(backup)
+                XCTAssertTrue(FileManager.default.createFile(atPath: "\(dir)/\(backup.id).pcbk", contents: Data([1])))
+            }
+        }
+        let deleted = try BackupPruner.prune(store: store, policy: RetentionPolicy(keepLast: 1), now: 1000, database: "a")
+        XCTAssertEqual(Set(deleted), Set([id(1), id(2)]))
+        let left = try store.manifests().manifests.map(\.id)
+        XCTAssertEqual(Set(left), Set([id(3), id(4), id(5), id(6)]))
+        // An age nobody meets still keeps the newest good one.
+        XCTAssertEqual(Set(try BackupPruner.prune(store: store, policy: RetentionPolicy(keepWithinSeconds: 1), now: 1000, database: "b")),
+                       Set([id(4), id(5)]))
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] { unlink("\(dir)/\(name)") }
+        rmdir(dir)
     }
 
     func testManifestDecodeRefusesDamage() {
@@ -111,6 +198,10 @@ final class BackupManifestTests: XCTestCase {
         config.general.unixSocketDirectories = ["/run/portcullis"]
         let socket = try BackupConnection(config: config, backup: backup, database: "it's", password: nil)
         XCTAssertEqual(socket.conninfo, "host=/run/portcullis port=6543 dbname='it\\'s' user=backup_ro application_name=portcullis-backup")
+        backup.internalSocketDirectory = "/run/portcullis/internal"
+        let internalSocket = try BackupConnection(config: config, backup: backup, database: "app", password: nil)
+        XCTAssertTrue(internalSocket.conninfo.hasPrefix("host=/run/portcullis/internal port=6543 "), "the internal endpoint first")
+        backup.internalSocketDirectory = nil
         config.general.unixSocketDirectories = []
         config.tls.caFile = nil
         XCTAssertThrowsError(try BackupConnection(config: config, backup: backup, database: "app", password: nil))
@@ -156,15 +247,45 @@ final class BackupConfigTests: XCTestCase {
                       "a plaintext backup password makes a world-readable configuration an error")
     }
 
+    func testDirectoryFormatAndScheduleOptions() throws {
+        let config = try ConfigLoader.parse(base + """
+
+            [backup]
+            directory = /b
+            identity = reader
+            format = custom
+            jobs = 3
+            schedule.app = 30 2 * * * format=directory jobs=4 keep_last=7 keep_within=14d
+            """, fileName: "t.ini")
+        let backup = try XCTUnwrap(config.backup)
+        XCTAssertEqual(backup.schedules["app"]?.description, "30 2 * * *")
+        var expected = BackupDatabaseOptions()
+        expected.format = .directory
+        expected.jobs = 4
+        expected.keepLast = 7
+        expected.keepWithin = .seconds(14 * 86_400)
+        XCTAssertEqual(backup.databaseOptions["app"], expected)
+        XCTAssertNil(backup.databaseOptions["other"])
+        XCTAssertEqual(backup.dumpOptions(for: "app").format, .directory)
+        XCTAssertEqual(backup.dumpOptions(for: "app").jobs, 4)
+        XCTAssertEqual(backup.dumpOptions(for: "other").format, .custom)
+        XCTAssertEqual(backup.dumpOptions(for: "other").jobs, 3)
+    }
+
     func testBackupSectionErrors() {
         for (section, expected) in [
             ("directory = /b\nidentity = writer", "must be mode=read-only"),
             ("directory = /b\nidentity = nobody", "is not an entry of [identities]"),
             ("identity = reader", "[backup] needs directory"),
-            ("directory = /b\nidentity = reader\nformat = directory", "not built yet"),
+            ("directory = /b\nidentity = reader\nformat = tar", "format"),
+            ("directory = /b\nidentity = reader\njobs = 0", "jobs"),
+            ("directory = /b\nidentity = reader\nschedule.app = 0 3 * * * jobs=99", "jobs"),
+            ("directory = /b\nidentity = reader\nschedule.app = 0 3 * * * compress=9", "unknown schedule option"),
+            ("directory = /b\nidentity = reader\nschedule.app = 0 3 * * * keep_within=soon", "keep_within"),
             ("directory = /b\nidentity = reader\ncompression_level = 30", "compression_level"),
             ("directory = /b\nidentity = reader\npassword = a\npassfile = /p", "not both"),
             ("directory = /b\nidentity = reader\nbogus = 1", "unknown key \"bogus\" in [backup]"),
+            ("directory = /b\nidentity = reader\ninternal_socket_directory = run/x", "must be an absolute path"),
         ] {
             XCTAssertThrowsError(try ConfigLoader.parse(base + "\n[backup]\n" + section, fileName: "t.ini"), section) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(section): \(error)")

@@ -23,6 +23,7 @@ final class AuditSettingsTests: XCTestCase {
         XCTAssertEqual(audit.queueSize, 10_000)
         XCTAssertEqual(audit.statementText, .full)
         XCTAssertEqual(audit.classes, Set(AuditSettings.classNames))
+        XCTAssertEqual(audit.journaldFields, .full)
     }
 
     func testEverySetting() throws {
@@ -30,6 +31,7 @@ final class AuditSettingsTests: XCTestCase {
             audit = on
             audit_sinks = journald, json:/var/log/portcullis/audit.json, json:stdout
             audit_json_fsync = 500ms
+            audit_journald_fields = compact
             audit_queue_size = 64
             audit_queue_full = drop
             audit_statement_text = normalized
@@ -39,6 +41,7 @@ final class AuditSettingsTests: XCTestCase {
         XCTAssertTrue(audit.enabled)
         XCTAssertEqual(audit.sinks, [.journald, .json(path: "/var/log/portcullis/audit.json"), .json(path: nil)])
         XCTAssertEqual(audit.jsonFsync, .interval(.milliseconds(500)))
+        XCTAssertEqual(audit.journaldFields, .compact)
         XCTAssertEqual(audit.queueSize, 64)
         XCTAssertEqual(audit.queueFull, .drop)
         XCTAssertEqual(audit.statementText, .normalized)
@@ -49,7 +52,8 @@ final class AuditSettingsTests: XCTestCase {
 
     func testBadValuesAreErrorsWithTheirLine() {
         for bad in ["audit_sinks = json:relative.json", "audit_sinks = syslog", "audit_queue_full = block",
-                    "audit_classes = read, select", "audit_statement_text = some", "audit_queue_size = 1", "audit_bogus = 1"] {
+                    "audit_classes = read, select", "audit_statement_text = some", "audit_queue_size = 1", "audit_bogus = 1",
+                    "audit_journald_fields = short"] {
             XCTAssertThrowsError(try load(bad), bad) { error in
                 XCTAssertTrue("\(error)".contains("audit.ini:2"), "\(bad): \(error)")
             }

@@ -41,7 +41,7 @@ final class ExampleConfigTests: XCTestCase {
             "listen_addresses", "listen_port", "unix_socket_directories", "unix_socket_permissions",
             "unix_socket_group", "workers", "max_client_connections", "login_timeout", "client_idle_timeout",
             "shutdown_drain_timeout", "max_message_size", "outbound_buffer_limit", "local_auth_method",
-            "host_auth_method", "server_reset", "pool_max_size", "pool_min_idle", "pool_idle_timeout",
+            "host_auth_method", "server_reset", "pool_max_size", "pool_min_idle", "pool_spare_linger", "pool_idle_timeout",
             "pool_max_lifetime", "pool_wait_timeout", "secret_key_file", "log_level",
             "hba_file", "ident_file", "service_user", "service_password", "catalog_refresh_interval",
             "client_tls", "client_tls_ca_file", "client_tls_min_protocol", "client_tls_max_protocol",
@@ -49,13 +49,16 @@ final class ExampleConfigTests: XCTestCase {
             "max_startup_connections", "max_startup_connections_per_address", "startup_first_byte_timeout",
             "auth_failure_delay", "pid_file",
             "audit", "audit_sinks", "audit_json_fsync", "audit_queue_size", "audit_queue_full",
-            "audit_statement_text", "audit_classes",
+            "audit_statement_text", "audit_classes", "audit_journald_fields",
+            "auth_user", "auth_password", "auth_query", "auth_function", "auth_dbname",
+            "auth_query_refresh_interval", "auth_query_timeout",
         ])
 
         let config = try ConfigLoader.parse(uncommented.joined(separator: "\n"), fileName: "uncommented.ini")
         let general = config.general
         let defaults = GeneralSettings()
         XCTAssertEqual(general.audit, defaults.audit)
+        XCTAssertEqual(general.authQuery, defaults.authQuery)
         XCTAssertEqual(general.listenAddresses, defaults.listenAddresses)
         XCTAssertEqual(general.listenPort, defaults.listenPort)
         XCTAssertEqual(general.unixSocketDirectories, defaults.unixSocketDirectories)
@@ -83,6 +86,7 @@ final class ExampleConfigTests: XCTestCase {
         XCTAssertEqual(general.serverReset, defaults.serverReset)
         XCTAssertEqual(general.pool.maxSize, defaults.pool.maxSize)
         XCTAssertEqual(general.pool.minIdle, defaults.pool.minIdle)
+        XCTAssertEqual(general.pool.spareLinger, defaults.pool.spareLinger)
         XCTAssertEqual(general.pool.idleTimeout, defaults.pool.idleTimeout)
         XCTAssertEqual(general.pool.maxLifetime, defaults.pool.maxLifetime)
         XCTAssertEqual(general.pool.waitTimeout, defaults.pool.waitTimeout)

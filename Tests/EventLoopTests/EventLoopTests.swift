@@ -30,6 +30,55 @@ final class EventLoopTests: XCTestCase {
         XCTAssertEqual(fired, [1, 3])
     }
 
+    final class Work: BatchWork {
+        var log: [String]
+        var onRun: ((UInt8) -> Void)?
+        init(log: [String] = []) { self.log = log }
+        func runAfterBatch(_ kind: UInt8) {
+            log.append("work\(kind)")
+            onRun?(kind)
+        }
+    }
+
+    /// Work queued as an object (a leg's flush and drained report) runs in order with queued
+    /// closures, after the batch, and work it queues runs in the same round of deferred work,
+    /// before the loop waits again.
+    func testBatchWorkRunsInOrderWithClosuresAfterTheBatch() throws {
+        let loop = try EventLoop(index: 0)
+        let work = Work()
+        loop.scheduleTimer(at: loop.now()) {
+            loop.execute(afterCurrentBatch: { work.log.append("closure1") })
+            loop.execute(afterCurrentBatch: work, kind: 7)
+            loop.execute(afterCurrentBatch: { work.log.append("closure2") })
+            work.log.append("timer")
+        }
+        work.onRun = { kind in
+            guard kind == 7 else { return }
+            loop.execute(afterCurrentBatch: work, kind: 8)
+            loop.execute(afterCurrentBatch: { work.log.append("closure3"); loop.stop() })
+        }
+        loop.run()
+        XCTAssertEqual(work.log, ["timer", "closure1", "work7", "closure2", "work8", "closure3"])
+    }
+
+    /// `batchNow` is the clock read when the batch began: the same for every handler of one
+    /// batch, and never after `now()` read later in it.
+    func testBatchNowIsReadOncePerBatch() throws {
+        let loop = try EventLoop(index: 0)
+        var seen: [MonotonicInstant] = []
+        var fresh = MonotonicInstant(nanoseconds: 0)
+        loop.scheduleTimer(at: loop.now()) {
+            seen.append(loop.batchNow)
+            usleep(2000)
+            fresh = loop.now()
+            loop.execute(afterCurrentBatch: { seen.append(loop.batchNow); loop.stop() })
+        }
+        loop.run()
+        XCTAssertEqual(seen.count, 2)
+        XCTAssertEqual(seen.first, seen.last, "one reading for the whole batch")
+        XCTAssertGreaterThanOrEqual(fresh.nanoseconds - (seen.first?.nanoseconds ?? 0), 2_000_000)
+    }
+
     func testReadableEventAndWouldBlockIsAValue() throws {
         let loop = try EventLoop(index: 0)
         let (a, b) = socketPair()

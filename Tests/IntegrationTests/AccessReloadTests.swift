@@ -47,6 +47,26 @@ final class AccessReloadTests: IntegrationTestCase {
         XCTAssertEqual(result.stdout, "before\nafter\n")
     }
 
+    /// PostgreSQL starts without maps when pg_ident.conf cannot be loaded (postmaster.c), and
+    /// so does Portcullis, logging the file:line errors; `check-config` still fails on them.
+    func testStartsWithoutMapsWhenPgIdentIsBroken() throws {
+        try requireProxyTarget("proxy start-up")
+        let h = try harness
+        let dir = try h.makeDir("broken-ident")
+        try "hostssl all all 127.0.0.1/32 scram-sha-256\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        try "m agent\n".write(toFile: "\(dir)/pg_ident.conf", atomically: true, encoding: .utf8)
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraSettings = ["hba_file = \(dir)/pg_hba.conf", "ident_file = \(dir)/pg_ident.conf"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        XCTAssertTrue(proxy.stderrText.contains("\(dir)/pg_ident.conf:1: missing entry at end of line"), proxy.stderrText)
+        assertSucceeded(try runPsql(conninfo: proxy.endpoint.conninfo(user: "app_ro"), sql: "SELECT 1",
+                                    env: proxy.endpoint.env(user: "app_ro")), "pg_hba.conf in force")
+        let check = try runCommand(ProxyProcess.binaryPath(repoRoot: h.repoRoot), ["check-config", "--config", proxy.configPath])
+        XCTAssertEqual(check.status, 1, "\(check)")
+        XCTAssertTrue(check.stderr.contains("\(dir)/pg_ident.conf:1: missing entry at end of line"), "\(check)")
+    }
+
     /// pg_hba.conf `peer` on the proxy's Unix socket: the connecting process's OS user
     /// (SO_PEERCRED), mapped through pg_ident.conf.
     func testPeerAuthenticationOnTheUnixSocket() throws {

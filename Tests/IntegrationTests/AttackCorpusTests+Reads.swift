@@ -5,7 +5,9 @@ extension AttackCorpusTests {
     /// Every allowed read (allowed-reads.sql, allowed-psql-pgdump.sql, allowed-psql-describe.sql) as app_ro through the
     /// endpoint must answer as PostgreSQL answers app_ro in a read-only session: same result
     /// statuses, same SQLSTATEs, same rows. Rows are compared only where PostgreSQL itself
-    /// answers the same twice (now(), pg_stat_activity and EXPLAIN ANALYZE do not); and no read
+    /// answers the same twice (now(), pg_stat_activity and EXPLAIN ANALYZE do not; the other
+    /// sessions pg_stat_activity lists include the proxy's warm spare, so its rows are never
+    /// compared); and no read
     /// may change the database.
     func testAllowedReadsAnswerAsPostgreSQLDoes() throws {
         let bench = try CorpusBench(harness: try harness)
@@ -37,7 +39,11 @@ extension AttackCorpusTests {
                     if direct.contains(where: { !$0.rows.isEmpty }) { withRows += 1 }
                     if proxied.map(\.rows) == direct.map(\.rows) { compared += 1; continue }
                     let again = try bench.directReadOnlySession().run(read, protocol: queryProtocol)
-                    if again.map(\.rows) != direct.map(\.rows) {
+                    // The other sessions pg_stat_activity lists differ by design: a pool in use
+                    // holds a warm spare (pool_min_idle = 1), an idle app_ro backend the proxied
+                    // read sees and that may linger (pool_spare_linger) into both direct runs,
+                    // making them agree with each other but not with the proxied one.
+                    if again.map(\.rows) != direct.map(\.rows) || read.lowercased().contains("pg_stat_activity") {
                         volatile.insert(read)
                         continue
                     }

@@ -327,4 +327,142 @@ final class AuditStreamTests: IntegrationTestCase {
         XCTAssertEqual(agent?["message"] as? String, "AUDIT: SESSION,1,1,READ,SELECT,,,<not logged>,<not logged>")
         XCTAssertEqual(ro?["audit_statement"] as? String, "SELECT '\(literal)' AS ro_query")
     }
+
+    /// pgAudit's options and the per-identity/per-database classes, end to end: Bind values in
+    /// PARAMETER (bounded by the maximum size), one record per relation with the text once,
+    /// classes chosen by identity over database over the global setting, DB_IDENTITY for a
+    /// password login, and a statement cut off by its client vanishing recorded as
+    /// `disconnected`.
+    func testPgAuditOptionsClassesIdentityAndDisconnect() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let harness = try harness
+        let verifier = try harness.cluster.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'app_rw'")
+        let dir = try harness.makeDir("audit-options")
+        let file = "\(dir)/audit.json"
+        let table = marker("auditopt")
+        _ = try harness.cluster.superuserPsql("CREATE TABLE \(table)_a (id int, v text); CREATE TABLE \(table)_b (id int);"
+            + " GRANT ALL ON \(table)_a, \(table)_b TO app_rw, app_ro", dbname: "app")
+        var options = ProxyProcess.Options(upstream: harness.cluster)
+        options.extraSettings = ["audit = on", "audit_sinks = json:\(file)", "audit_log_parameter = on",
+                                 "audit_log_parameter_max_size = 8", "audit_log_relation = on", "audit_log_statement_once = on",
+                                 "audit_classes = READ, WRITE"]
+        // `appddl` reaches the same database through an entry that records only DDL; the
+        // identity `ddlonly` records only DDL whatever entry it uses.
+        options.extraDatabases = ["appddl = \(ProxyProcess.upstreamConninfo(harness.cluster, certDir: harness.certDir)) dbname=app audit_classes=DDL"]
+        options.extraIdentities = ["ddlonly = mode=read-write password='\(verifier)' server_user=app_rw server_password='app_rw_pw' audit_classes=ddl"]
+        let proxy = try ProxyProcess(harness: harness, options: options)
+
+        let rw = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw", extra: "password=app_rw_pw"))
+        _ = rw.run("INSERT INTO \(table)_a VALUES ($1, $2)", parameterTypes: [23, 25], values: ["1", "short"])
+        _ = rw.run("INSERT INTO \(table)_a VALUES ($1, $2)", parameterTypes: [23, 25], values: ["2", "much longer than eight"])
+        _ = rw.run("SELECT * FROM \(table)_a JOIN \(table)_b USING (id) /* rel */", protocol: .simple)
+        // A secret passed as a parameter is masked as it would be in the text.
+        _ = rw.run("SELECT set_config('app.api_token', $1, false)", parameterTypes: [25], values: ["tok_\(table)_secret"])
+        _ = rw.run("CREATE INDEX ON \(table)_b (id) /* rw ddl */", protocol: .simple)
+        let viaEntry = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw", dbname: "appddl", extra: "password=app_rw_pw"))
+        _ = viaEntry.run("SELECT 1 AS via_entry_read", protocol: .simple)
+        _ = viaEntry.run("CREATE INDEX ON \(table)_a (id) /* entry ddl */", protocol: .simple)
+        let ddl = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "ddlonly", dbname: "appddl", extra: "password=app_rw_pw"))
+        _ = ddl.run("SELECT 1 AS ddlonly_read", protocol: .simple)
+        _ = ddl.run("ALTER TABLE \(table)_b ADD COLUMN w int /* identity ddl */", protocol: .simple)
+
+        // A client killed while its statement runs.
+        let killed = try BackgroundCommand("psql", psqlFlags + ["-d", proxy.endpoint.conninfo(user: "app_rw"),
+                                                                "-c", "SELECT pg_sleep(30) AS \(table)_sleep"],
+                                           environment: proxy.endpoint.env(user: "app_rw"), workDir: dir)
+        let running = try poll(timeout: 20) {
+            try harness.cluster.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%\(table)_sleep%' AND pid <> pg_backend_pid()") == "1"
+        }
+        XCTAssertTrue(running, "the sleeping query never started")
+        killed.signal(SIGKILL)
+        _ = try? killed.wait(timeout: 10)
+        // The proxy writes the disconnect when it notices the client is gone; stopping it
+        // (SIGTERM) flushes the writer either way.
+        _ = try poll(timeout: 10) { ((try? self.jsonRecords(file)) ?? []).contains { "\($0["message"] ?? "")".contains("\(table)_sleep") } }
+        proxy.stop()
+
+        let records = try jsonRecords(file).filter { ($0["audit_event"] as? String) == "statement" }
+        let messages = records.map { "\($0["message"] ?? "")" }
+        XCTAssertTrue(messages.contains("AUDIT: SESSION,1,1,WRITE,INSERT,TABLE,\(table)_a,\"INSERT INTO \(table)_a VALUES ($1, $2)\",\"1,short\""),
+                      messages.joined(separator: "\n"))
+        XCTAssertTrue(messages.contains("AUDIT: SESSION,2,1,WRITE,INSERT,TABLE,\(table)_a,\"INSERT INTO \(table)_a VALUES ($1, $2)\",\"2,<long param suppressed>\""),
+                      messages.joined(separator: "\n"))
+        let relationRecords = messages.filter { $0.contains("/* rel */") || $0.contains("<previously logged>") }
+        XCTAssertEqual(relationRecords, [
+            "AUDIT: SESSION,3,1,READ,SELECT,TABLE,\(table)_a,SELECT * FROM \(table)_a JOIN \(table)_b USING (id) /* rel */,<none>",
+            "AUDIT: SESSION,3,1,READ,SELECT,TABLE,\(table)_b,<previously logged>,<previously logged>",
+        ])
+        // Classes: DDL is not in the global list; the entry's DDL-only list drops the read;
+        // the identity's list wins on any entry.
+        XCTAssertFalse(messages.contains { $0.contains("rw ddl") }, messages.joined(separator: "\n"))
+        XCTAssertFalse(messages.contains { $0.contains("via_entry_read") || $0.contains("ddlonly_read") }, messages.joined(separator: "\n"))
+        XCTAssertTrue(messages.contains { $0.contains("DDL,CREATE INDEX") && $0.contains("entry ddl") }, messages.joined(separator: "\n"))
+        XCTAssertTrue(messages.contains { $0.contains("DDL,ALTER TABLE") && $0.contains("identity ddl") }, messages.joined(separator: "\n"))
+        let fileText = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        XCTAssertFalse(fileText.contains("tok_\(table)_secret"), "a parameter secret reached the audit file")
+        XCTAssertTrue(messages.contains { $0.contains("set_config") && $0.hasSuffix(",<redacted>") }, messages.joined(separator: "\n"))
+        // The password login's authenticated identity.
+        let first = records.first { "\($0["message"] ?? "")".contains("short") }
+        XCTAssertEqual(first?["db_identity"] as? String, "app_rw")
+        // The statement its client never saw finish.
+        let cut = records.first { "\($0["message"] ?? "")".contains("\(table)_sleep") }
+        XCTAssertEqual(cut?["outcome"] as? String, "disconnected", "\(String(describing: cut))")
+        _ = try harness.cluster.superuserPsql("DROP TABLE \(table)_a, \(table)_b", dbname: "app")
+    }
+
+    /// pool_exhausted: at pool_max_size = 1 with the one server connection held, two clients
+    /// that wait together make one record for the episode (not one per waiter), each is
+    /// refused after pool_wait_timeout with a record naming it, and a client that waits later
+    /// starts a new episode.
+    func testPoolExhaustionOncePerEpisodeAndEachRefusedClientByName() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@", "workers = 1", "pool_max_size = 1", "pool_wait_timeout = 2s",
+                                            "server_reset = close"])
+        // The holder is a psql as the waiters are: the same startup parameters, so the same pool.
+        let conninfo = proxy.endpoint.conninfo(user: "app_rw")
+        let sleep = marker("held")
+        let held = try BackgroundCommand("psql", psqlFlags + ["-d", conninfo, "-c", "SELECT pg_sleep(10) AS \(sleep)"],
+                                         environment: proxy.endpoint.env(), workDir: try harness.scratchDir)
+        XCTAssertTrue(poll(timeout: 10) {
+            let active = try? harness.cluster.superuserPsql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%AS \(sleep)'")
+            return active?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        }, "the holder's statement runs")
+        // Two waiters at once: one episode.
+        let waiters = try (0..<2).map { index in
+            try BackgroundCommand("psql", psqlFlags + ["-d", conninfo, "-c", "SELECT 'waiter \(index)'"], environment: proxy.endpoint.env(),
+                                  workDir: try harness.scratchDir)
+        }
+        for waiter in waiters {
+            let result = try waiter.wait(timeout: 60)
+            XCTAssertNotEqual(result.status, 0, "a waiter got a connection: \(result.stdout)")
+            XCTAssertTrue(result.stderr.contains("within pool_wait_timeout"), result.stderr)
+        }
+        // Everyone who waited is gone: the next one to wait starts a new episode.
+        XCTAssertNotEqual(try psql(proxy, "SELECT 'late waiter'").status, 0)
+        assertSucceeded(try held.wait(timeout: 30), "the holder")
+        proxy.stop()
+
+        let records = try jsonRecords(file).filter { ($0["audit_event"] as? String) == "pool_exhausted" }
+        let episodes = records.filter { ($0["result"] as? String) == "waiting" }
+        let refusals = records.filter { ($0["result"] as? String) == "timed_out" }
+        XCTAssertEqual(episodes.count, 2, "one record per episode, not per waiter: \(records)")
+        XCTAssertEqual(refusals.count, 3, "one record per refused client: \(records)")
+        for record in episodes {
+            XCTAssertEqual(record["message_id"] as? String, "7d2b5f0e9c8a4e1f9b3a6c5d4e3f2a18")
+            XCTAssertTrue((record["pool"] as? String)?.hasPrefix("app/") == true, "\(record)")
+            XCTAssertEqual(record["max_size"] as? Int, 1, "\(record)")
+            XCTAssertEqual(record["waiting"] as? Int, 1, "the first waiter starts the episode: \(record)")
+            XCTAssertEqual(record["priority"] as? String, "warning")
+            XCTAssertNil(record["db_user"], "a pool event, not a session's: \(record)")
+        }
+        for record in refusals {
+            XCTAssertEqual(record["db_user"] as? String, "app_rw", "\(record)")
+            XCTAssertEqual(record["db_name"] as? String, "app", "\(record)")
+            XCTAssertEqual(record["client_addr"] as? String, "127.0.0.1", "\(record)")
+            XCTAssertNotNil(record["session_id"] as? Int, "\(record)")
+            XCTAssertEqual(record["sqlstate"] as? String, "08006", "\(record)")
+            XCTAssertEqual(record["max_size"] as? Int, 1, "\(record)")
+            XCTAssertTrue((record["pool"] as? String)?.hasPrefix("app/") == true, "\(record)")
+        }
+    }
 }

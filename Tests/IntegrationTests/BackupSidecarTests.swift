@@ -8,11 +8,11 @@ import XCTest
 /// fail with the target left empty; a failing pg_dump leaves no good backup and no partial
 /// file; an interrupted run's leftovers are cleaned by the next; prune keeps the last good one.
 final class BackupSidecarTests: IntegrationTestCase {
-    private var binary: String { get throws { ProxyProcess.binaryPath(repoRoot: try harness.repoRoot) } }
+    var binary: String { get throws { ProxyProcess.binaryPath(repoRoot: try harness.repoRoot) } }
 
     /// A database with two schemas, a sequence, a partitioned table, a large object and a few
     /// MB of data, readable (only) by the backup role.
-    private func makeSourceDatabase(_ cluster: Cluster) throws {
+    func makeSourceDatabase(_ cluster: Cluster) throws {
         _ = try cluster.query("""
             DO $$ BEGIN
               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bk_ro') THEN
@@ -50,7 +50,7 @@ final class BackupSidecarTests: IntegrationTestCase {
             """, dbname: "bk_src")
     }
 
-    private func plainDump(_ cluster: Cluster, _ database: String) throws -> String {
+    func plainDump(_ cluster: Cluster, _ database: String) throws -> String {
         let result = try runCommand("pg_dump", ["--restrict-key=portcullis", "-d",
                                                 "host=\(cluster.dir) port=\(cluster.port) dbname=\(database) user=postgres"])
         assertSucceeded(result, "pg_dump \(database)")
@@ -59,7 +59,7 @@ final class BackupSidecarTests: IntegrationTestCase {
             .filter { !$0.hasPrefix("--") }.joined(separator: "\n")
     }
 
-    private func portcullis(_ arguments: [String], config: String) throws -> CommandResult {
+    func portcullis(_ arguments: [String], config: String) throws -> CommandResult {
         try runCommand(try binary, ["backup"] + arguments + ["--config", config], timeout: 300)
     }
 
@@ -72,17 +72,18 @@ final class BackupSidecarTests: IntegrationTestCase {
         return (result, rss)
     }
 
-    private func backupID(_ result: CommandResult) -> String? {
+    func backupID(_ result: CommandResult) -> String? {
         result.stdout.split(separator: " ").dropFirst().first.map(String.init).flatMap { $0.count == 32 ? $0 : nil }
     }
 
-    private func files(_ dir: String) throws -> [String] {
+    func files(_ dir: String) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
     }
 
     /// A proxy with the bk_ro read-only identity, a secret key and a [backup] section.
-    private func startBackupProxy(_ h: Harness) throws -> (ProxyProcess, String, String) {
-        let cluster = h.cluster
+    func startBackupProxy(_ h: Harness, extraBackupLines: String = "", extraSettings: [String] = [],
+                          upstream: Cluster? = nil) throws -> (ProxyProcess, String, String) {
+        let cluster = upstream ?? h.cluster
         let verifier = try cluster.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'bk_ro'")
         let dir = try h.makeDir("backup")
         let backupDir = "\(dir)/store"
@@ -94,14 +95,27 @@ final class BackupSidecarTests: IntegrationTestCase {
             identity = bk_ro
             password = bk_ro_pw
             compression_level = 3
+            \(extraBackupLines)
             """
         var options = ProxyProcess.Options(upstream: cluster)
-        options.extraSettings = ["secret_key_file = \(keyPath)"]
+        options.extraSettings = ["secret_key_file = \(keyPath)"] + extraSettings
         options.extraIdentities = ["bk_ro = mode=read-only password='\(verifier)' server_user=bk_ro server_password='bk_ro_pw'"]
         options.extraDatabaseNames = ["bk_src", "bk_nosuch"]
         options.extraSections = [backupSection]
         let proxy = try ProxyProcess(harness: h, options: options)
         return (proxy, dir, backupDir)
+    }
+
+    /// A client session open through the proxy before a backup fault (issue 12 item 6): the
+    /// returned check asserts that the same session, on the same server backend, still
+    /// answers — the fault touched the backup's own connection only.
+    func openBystander(_ proxy: ProxyProcess) throws -> () throws -> Void {
+        let session = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", extra: "password=app_ro_pw"))
+        let before = try session.rows("SELECT pg_backend_pid()::text")
+        return {
+            XCTAssertEqual(try session.rows("SELECT pg_backend_pid()::text"), before, "the open session kept its backend")
+            XCTAssertEqual(try session.rows("SELECT count(*)::text FROM generate_series(1, 1000)"), [["1000"]])
+        }
     }
 
     /// SIGKILL in the middle of a run: nothing good is listed, the partial file is removed by
@@ -112,6 +126,7 @@ final class BackupSidecarTests: IntegrationTestCase {
         try makeSourceDatabase(h.cluster)
         let (proxy, dir, backupDir) = try startBackupProxy(h)
         let config = proxy.configPath
+        let bystander = try openBystander(proxy)
         let run = try BackgroundCommand(try binary, ["backup", "run", "--database", "bk_src", "--config", config], workDir: dir)
         var sawPartial = false
         _ = poll(timeout: 60, every: 0.005) {
@@ -126,7 +141,8 @@ final class BackupSidecarTests: IntegrationTestCase {
         assertSucceeded(list, "list after the kill")
         XCTAssertFalse(list.stdout.contains("good"), "nothing is listed as good: \(list)")
         XCTAssertEqual(try files(backupDir).filter { $0.hasSuffix(".pcbk") }, [], "no stored file under a final name")
-        // Clients through the proxy were not disturbed.
+        // Clients through the proxy were not disturbed: the open one, and a new one.
+        try bystander()
         let endpoint = Endpoint(port: proxy.port, caFile: h.caFile, proxyPID: proxy.pid)
         let client = try runPsql(conninfo: endpoint.conninfo(), sql: "SELECT 40 + 2", env: endpoint.env())
         assertSucceeded(client, "a client after the kill")
@@ -151,6 +167,7 @@ final class BackupSidecarTests: IntegrationTestCase {
         guard mounted.status == 0 else { throw XCTSkip("cannot mount a tmpfs here: \(mounted.stderr)") }
         defer { _ = try? runCommand("umount", [backupDir]) }
         let config = proxy.configPath
+        let bystander = try openBystander(proxy)
         let run = try portcullis(["run", "--database", "bk_src"], config: config)
         XCTAssertNotEqual(run.status, 0, "\(run)")
         XCTAssertTrue(run.stderr.contains("No space left on device"), "\(run)")
@@ -160,20 +177,28 @@ final class BackupSidecarTests: IntegrationTestCase {
         let endpoint = Endpoint(port: proxy.port, caFile: h.caFile, proxyPID: proxy.pid)
         let client = try runPsql(conninfo: endpoint.conninfo(), sql: "SELECT 40 + 2", env: endpoint.env())
         assertSucceeded(client, "a client after the failed backup")
+        try bystander()
     }
 
     /// The upstream connection dies mid-dump (the server terminates pg_dump's backend, as a
-    /// restart would): the run fails, nothing is listed as good, no partial file remains.
+    /// restart would): the run fails, nothing is listed as good, no partial file remains, and
+    /// a client session open through the proxy meanwhile carries on.
     func testUpstreamLostMidDumpFailsCleanly() throws {
         try requireProxyTarget("backups are taken through the proxy")
         let h = try harness
         try makeSourceDatabase(h.cluster)
+        // ~64 MB more of dump, so pg_dump is caught inside a COPY (a fast dump could finish
+        // between two polls, or only an idle pooled connection be hit).
+        _ = try h.cluster.query("CREATE TABLE public.bulk AS SELECT g, md5(g::text) || md5((g * 3)::text) AS t "
+                                + "FROM generate_series(1, 1000000) g", dbname: "bk_src")
         let (proxy, dir, backupDir) = try startBackupProxy(h)
         let config = proxy.configPath
+        let bystander = try openBystander(proxy)
         let run = try BackgroundCommand(try binary, ["backup", "run", "--database", "bk_src", "--config", config], workDir: dir)
         let terminated = poll(timeout: 60, every: 0.005) {
             let killed = (try? h.cluster.query(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'bk_ro' AND datname = 'bk_src'")) ?? "0"
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'bk_ro' AND datname = 'bk_src' "
+                + "AND state = 'active' AND query LIKE 'COPY %'")) ?? "0"
             return killed != "0" || !run.isRunning
         }
         let result = try run.wait(timeout: 60)
@@ -183,6 +208,7 @@ final class BackupSidecarTests: IntegrationTestCase {
         let list = try portcullis(["list"], config: config)
         XCTAssertFalse(list.stdout.contains("good"), "\(list)")
         XCTAssertTrue(list.stdout.contains("failed"), "\(list)")
+        try bystander()
     }
 
     func testBackupVerifyRestoreTamperFailPrune() throws {
@@ -190,6 +216,11 @@ final class BackupSidecarTests: IntegrationTestCase {
         let h = try harness
         let cluster = h.cluster
         try makeSourceDatabase(cluster)
+        // Issue 12 item 7 asks for ~50 MB of data: ~40 MB more of half-compressible text on top
+        // of the schemas, sequence, partitioned table and large object.
+        _ = try cluster.query("CREATE TABLE public.bulk AS SELECT g, md5(g::text) || md5((g * 3)::text) AS t "
+                              + "FROM generate_series(1, 550000) g", dbname: "bk_src")
+        XCTAssertGreaterThan(Int(try cluster.query("SELECT pg_database_size('bk_src')", dbname: "bk_src")) ?? 0, 50_000_000)
         let (proxy, dir, backupDir) = try startBackupProxy(h)
         let config = proxy.configPath
 

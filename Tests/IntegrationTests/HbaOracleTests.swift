@@ -61,7 +61,7 @@ final class HbaOracleTests: IntegrationTestCase {
     /// accepted, or what the client was told.
     func outcome(port: Int, _ attempt: Attempt) throws -> String {
         let h = try harness
-        var conninfo = "host=localhost hostaddr=\(attempt.address) port=\(port) dbname=\(attempt.database) user=\(attempt.user) "
+        var conninfo = "host=localhost hostaddr=\(attempt.address) port=\(port) dbname=\(attempt.database) user='\(attempt.user)' "
             + "sslmode=\(attempt.tls ? "verify-full" : "disable") sslrootcert=\(h.caFile) gssencmode=disable connect_timeout=10"
         if let certificate = attempt.certificate {
             conninfo += " sslcert=\(h.certDir)/\(certificate).crt sslkey=\(h.certDir)/\(certificate).key"
@@ -74,8 +74,9 @@ final class HbaOracleTests: IntegrationTestCase {
         return String(text[range.upperBound...])
     }
 
-    func testSameDecisionsAsPostgreSQL() throws {
-        try requireProxyTarget("compares the proxy with PostgreSQL")
+    /// A second PostgreSQL 15 (the oracle) beside the harness's, both with the test roles and
+    /// the `reports` database.
+    func startOracle() throws -> Cluster {
         let h = try harness
         let oracle = try h.startExtraCluster(certName: "server")
         for cluster in [oracle, h.cluster] {
@@ -84,6 +85,13 @@ final class HbaOracleTests: IntegrationTestCase {
                 _ = try cluster.query("CREATE DATABASE reports")
             }
         }
+        return oracle
+    }
+
+    func testSameDecisionsAsPostgreSQL() throws {
+        try requireProxyTarget("compares the proxy with PostgreSQL")
+        let h = try harness
+        let oracle = try startOracle()
         try Self.hba.write(toFile: "\(oracle.dir)/pg_hba.conf", atomically: true, encoding: .utf8)
         try Self.ident.write(toFile: "\(oracle.dir)/pg_ident.conf", atomically: true, encoding: .utf8)
         try "app, postgres\n".write(toFile: "\(oracle.dir)/dbs.txt", atomically: true, encoding: .utf8)

@@ -65,6 +65,25 @@ final class ProxySessionTests: IntegrationTestCase {
         _ = try clientB.wait(timeout: 15)
     }
 
+    /// PQcancel returns when the server closes the cancel connection, which PostgreSQL does once
+    /// the backend has been signalled (libpq waits for it "without this delay, we might issue
+    /// another command only to find that our cancel zaps that command"). A cancel sent while
+    /// nothing runs is then ignored, and the next query completes. The proxy used to close the
+    /// client's cancel connection at once and forward later, so the cancel hit the next query
+    /// (asyncpg's test_copy_records_to_table_generator_error, docs/TRANSACTION_POOLING.md).
+    func testACancelIsDeliveredBeforeItsConnectionCloses() throws {
+        let endpoint = try endpoint
+        let session = try LibPQSession(conninfo: endpoint.conninfo(user: "app_rw", extra: "password=app_rw_pw"))
+        let canceller = try XCTUnwrap(session.canceller())
+        for round in 1...3 {
+            XCTAssertEqual(session.run("SELECT 1", protocol: .simple).first?.isError, false)
+            XCTAssertTrue(canceller.cancel(), "round \(round)")
+            // Sent the moment PQcancel returns; a late cancel lands inside the sleep.
+            let outcome = session.run("SELECT pg_sleep(0.3)", protocol: .simple)
+            XCTAssertEqual(outcome.first?.isError, false, "round \(round): the cancel hit the next query: \(outcome)")
+        }
+    }
+
     /// Startup parameters go into the server's startup packet, so RESET returns to them.
     func testStartupParametersBecomeSessionDefaults() throws {
         let endpoint = try endpoint

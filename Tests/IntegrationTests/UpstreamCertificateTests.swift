@@ -30,6 +30,9 @@ final class UpstreamCertificateTests: IntegrationTestCase {
         XCTAssertEqual(withCertificate.stdout, "agent|t\n")
 
         // The same upstream role without the certificate: PostgreSQL's own refusal comes back.
+        // Right after the client above left, its pool still holds a warm spare logged in with
+        // agent_cert's certificate (pool_min_idle = 1 by default): it must not serve this
+        // identity (pools are keyed by the server credentials, UpstreamSpec.credentials).
         let without = try runPsql(conninfo: proxy.endpoint.conninfo(user: "agent_nocert"), sql: "SELECT 1", env: env)
         XCTAssertNotEqual(without.status, 0)
         XCTAssertTrue(without.stderr.contains("connection requires a valid client certificate"), "\(without)")

@@ -51,4 +51,20 @@ final class SecretMaskerTests: XCTestCase {
         assertMasked("CREATE ROLE a PASSWORD 'unterminated", "<unparsable statement redacted>")
         assertMasked("", "")
     }
+
+    /// Bind values are masked as the text is: a connection string with a password anywhere,
+    /// and every value of a statement that calls set_config or dblink or names PASSWORD.
+    func testParametersOfSecretBearingStatementsAreRedacted() {
+        XCTAssertEqual(SecretMasker.maskParameters(["app.api_token", "s3cr3t", "false"], sql: "SELECT set_config($1, $2, $3)"),
+                       ["<redacted>", "<redacted>", "<redacted>"])
+        XCTAssertEqual(SecretMasker.maskParameters(["x"], sql: "SELECT pg_catalog.\"set_config\"('a.b', $1, false)"), ["<redacted>"])
+        XCTAssertEqual(SecretMasker.maskParameters(["conn", "host=h user=u"], sql: "SELECT dblink_connect($1, $2)"),
+                       ["<redacted>", "<redacted>"])
+        XCTAssertEqual(SecretMasker.maskParameters(["host=db password=hunter2", "42", nil],
+                                                   sql: "SELECT * FROM t WHERE a = $1 AND b = $2 AND c = $3"),
+                       ["<redacted>", "42", nil])
+        XCTAssertEqual(SecretMasker.maskParameters(["postgresql://u:pw@h/db"], sql: "SELECT $1"), ["<redacted>"])
+        XCTAssertEqual(SecretMasker.maskParameters(["1", "abc"], sql: "SELECT * FROM t WHERE id = $1 AND name = $2"), ["1", "abc"])
+        XCTAssertEqual(SecretMasker.maskParameters(["1"], sql: "SELECT 'unterminated"), ["<redacted>"])
+    }
 }

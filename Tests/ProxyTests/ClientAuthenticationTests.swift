@@ -110,19 +110,27 @@ final class ClientAuthenticationTests: XCTestCase {
         }
     }
 
-    func testCleartextPasswordOnlyInsideTLS() throws {
-        var plain = try machine(ClientAuthRule(method: .password, origin: "t"))
-        XCTAssertEqual(fatal(startup("alice", &plain))?.sqlState, "28000")
+    /// As PostgreSQL (auth.c CheckPasswordAuth): on plaintext TCP, TLS and the Unix socket
+    /// alike; the guard against cleartext over TCP is the load-time warning.
+    func testCleartextPasswordOnEveryTransport() throws {
+        var unix = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [9],
+                                        access: FixedRules(rule: ClientAuthRule(method: .password, origin: "t"), map: [:]), md5Salt: salt)
+        guard case .sendBytes(let overSocket) = startup("alice", &unix) else { return XCTFail("unix socket") }
+        XCTAssertEqual(messages(overSocket), [.authentication(.cleartextPassword)])
+        guard case .connectUpstream = password("secret", &unix) else { return XCTFail("alice over the socket") }
 
-        for (user, pass, ok) in [("alice", "secret", true), ("legacy", "secret", true), ("alice", "wrong", false), ("nobody", "secret", false)] {
-            var m = try machine(ClientAuthRule(method: .password, origin: "t"), tls: .some(nil))
+        for (user, pass, ok, tls) in [("alice", "secret", true, false), ("alice", "wrong", false, false), ("nobody", "secret", false, false),
+                                      ("alice", "secret", true, true), ("legacy", "secret", true, true), ("alice", "wrong", false, true),
+                                      ("nobody", "secret", false, true)] {
+            var m = try machine(ClientAuthRule(method: .password, origin: "t"), tls: tls ? .some(nil) : .none)
             guard case .sendBytes(let out) = startup(user, &m) else { return XCTFail(user) }
             XCTAssertEqual(messages(out), [.authentication(.cleartextPassword)])
             let action = password(pass, &m)
             if ok {
-                guard case .connectUpstream = action else { return XCTFail("\(user) should get in") }
+                guard case .connectUpstream = action else { return XCTFail("\(user) should get in (tls: \(tls))") }
             } else {
                 XCTAssertEqual(fatal(action)?.message, "password authentication failed for user \"\(user)\"")
+                XCTAssertEqual(fatal(action)?.sqlState, "28P01")
             }
         }
     }
@@ -163,9 +171,38 @@ final class ClientAuthenticationTests: XCTestCase {
         XCTAssertEqual(fields?.sqlState, "28P01")
         XCTAssertEqual(fields?.message, "password authentication failed for user \"alice\"")
 
+        // trust + verify-full with someone else's certificate: auth_failed's trust text.
+        var trustFull = try machine(ClientAuthRule(method: .trust, clientCertificate: .verifyFull, origin: "t"), tls: .some(agentCert))
+        let trustFields = fatal(startup("alice", &trustFull))
+        XCTAssertEqual(trustFields?.message, "\"trust\" authentication failed for user \"alice\"")
+        XCTAssertEqual(trustFields?.sqlState, "28000")
+
         var match = try machine(ClientAuthRule(method: .password, clientCertificate: .verifyFull, origin: "t"), tls: .some(agentCert))
         _ = startup("agent", &match)
         XCTAssertEqual(fatal(password("secret", &match))?.sqlState, "28P01", "agent has no password")
+    }
+
+    /// A trust login of a user who is no identity, whose upstream wants a password Portcullis
+    /// lacks, gets PostgreSQL's answer for a role outside its catalog; a configured identity
+    /// keeps the configuration error.
+    func testTrustLoginOfAnUnknownRoleSaysTheRoleDoesNotExist() throws {
+        let missing = { (user: String) in
+            UpstreamStartupMachine.connectionError(database: "app", reason: "the server requested SCRAM authentication, but no server_password is configured for user \"\(user)\"")
+        }
+        var unknown = try machine(ClientAuthRule(method: .trust, origin: "t"), tls: .some(nil))
+        guard case .connectUpstream = startup("nosuch", &unknown) else { return XCTFail("trust lets nosuch in") }
+        let fields = fatal(unknown.upstreamFailed(missing("nosuch")))
+        XCTAssertEqual(fields?.message, "role \"nosuch\" does not exist")
+        XCTAssertEqual(fields?.sqlState, "28000")
+
+        var known = try machine(ClientAuthRule(method: .trust, origin: "t"), tls: .some(nil))
+        guard case .connectUpstream = startup("alice", &known) else { return XCTFail("trust lets alice in") }
+        XCTAssertEqual(fatal(known.upstreamFailed(missing("alice")))?.sqlState, "08006")
+
+        var other = try machine(ClientAuthRule(method: .trust, origin: "t"), tls: .some(nil))
+        _ = startup("nosuch", &other)
+        let refused = ErrorFields.error(sqlState: "53300", message: "sorry, too many clients already", severity: "FATAL")
+        XCTAssertEqual(fatal(other.upstreamFailed(refused))?.message, "sorry, too many clients already")
     }
 
     /// auth.c auth_peer: the Unix socket's peer user is the system user, mapped or equal.

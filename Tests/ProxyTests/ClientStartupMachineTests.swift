@@ -51,6 +51,21 @@ final class ClientStartupMachineTests: XCTestCase {
         XCTAssertEqual(fields?.severity, "FATAL")
     }
 
+    /// The internal backup endpoint admits one user; anyone else gets the implicit-reject
+    /// FATAL even though local_auth_method = trust would let them in on a public socket.
+    func testInternalEndpointAdmitsOnlyItsUser() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        m.onlyUser = "bob"
+        var b = startup([("user", "alice"), ("database", "app")])
+        let fields = errorFields(m.bytesReceived(&b))
+        XCTAssertEqual(fields?.sqlState, "28000")
+        XCTAssertEqual(fields?.message, "no pg_hba.conf entry for host \"[local]\", user \"alice\", database \"app\", no encryption")
+        var admitted = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        admitted.onlyUser = "bob"
+        var ok = startup([("user", "bob"), ("database", "app")])
+        XCTAssertNil(errorFields(admitted.bytesReceived(&ok)), "the backup identity passes on to authentication (trust here)")
+    }
+
     func testSSLRequestIsAcceptedAndTrailingPlaintextIsAViolation() throws {
         var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
         var b = ByteBuffer()

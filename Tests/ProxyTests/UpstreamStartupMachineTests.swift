@@ -89,4 +89,46 @@ final class UpstreamStartupMachineTests: XCTestCase {
         guard case .sendAndFinish(var bytes) = m.tlsEstablished(serverEndPoint: nil) else { return XCTFail() }
         XCTAssertEqual(try StartupDecoder.decode(&bytes), .cancelRequest(processID: 42, secretKey: [9, 9, 9, 9]))
     }
+
+    /// SCRAM pass-through keys (auth_query) answer SCRAM with channel binding; a server that
+    /// asks for md5 or a cleartext password gets nothing (the keys are no password).
+    func testSCRAMPassThroughKeysAnswerOnlySCRAM() throws {
+        let verifier = SCRAMVerifier.make(password: "pw")
+        let keys = SCRAMKeysForTest(password: "pw", verifier: verifier)
+        let secret = Secret(scramClientKey: keys.clientKey, serverKey: verifier.serverKey)
+        let purpose = UpstreamStartupMachine.Purpose.session(user: "app_rw", password: secret, database: "app", parameters: [])
+        var m = UpstreamStartupMachine(target: try target(.verifyFull), purpose: purpose)
+        _ = m.connected()
+        _ = m.sslResponseReceived(UInt8(ascii: "S"), trailingBytes: false)
+        _ = m.tlsEstablished(serverEndPoint: [4, 5, 6])
+        guard case .send(var initial) = m.messageReceived(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]))) else { return XCTFail() }
+        let frame = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: initial)!
+        let (mechanism, data) = try FrontendMessage.decodeSASLInitialResponse(frame: frame, from: &initial)
+        var server = SCRAMServer(verifier: verifier, mockSeed: [1], username: "app_rw", channelBinding: [4, 5, 6])
+        guard case .sendContinue(let serverFirst) = server.initialResponseReceived(mechanism: mechanism, data: data) else { return XCTFail() }
+        guard case .send(var reply) = m.messageReceived(.authentication(.saslContinue(serverFirst))) else { return XCTFail() }
+        let f2 = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: reply)!
+        guard case .sendFinal(let serverFinal) = server.responseReceived(try FrontendMessage.decodeSASLResponse(frame: f2, from: &reply)) else {
+            return XCTFail("the pass-through proof must satisfy the server")
+        }
+        guard case .none = m.messageReceived(.authentication(.saslFinal(serverFinal))) else { return XCTFail("server signature") }
+
+        for request in [AuthenticationRequest.md5Password(salt: [1, 2, 3, 4]), .cleartextPassword] {
+            var other = UpstreamStartupMachine(target: try target(.verifyFull), purpose: purpose)
+            _ = other.connected()
+            _ = other.sslResponseReceived(UInt8(ascii: "S"), trailingBytes: false)
+            _ = other.tlsEstablished(serverEndPoint: nil)
+            guard case .fail(let fields) = other.messageReceived(.authentication(request)) else { return XCTFail("\(request)") }
+            XCTAssertTrue(fields.message?.contains("SCRAM pass-through") ?? false, "\(fields)")
+        }
+    }
+}
+
+/// ClientKey from a password, as a client that knows it would derive it (RFC 5802 section 3).
+private struct SCRAMKeysForTest {
+    let clientKey: [UInt8]
+    init(password: String, verifier: SCRAMVerifier) {
+        let salted = Crypto.pbkdf2SHA256(password: Array(password.utf8), salt: verifier.salt, iterations: verifier.iterations)
+        clientKey = Crypto.hmacSHA256(key: salted, data: Array("Client Key".utf8))
+    }
 }

@@ -28,9 +28,6 @@
 #include <systemd/sd-journal.h>
 #include <zstd.h>
 
-/// errno of the calling thread (Swift sees `errno` as a computed var on Glibc, but this is stable).
-int pc_errno(void);
-
 /// epoll_event is packed on x86_64; these keep Swift away from the packed layout.
 int pc_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 /// Fills parallel arrays; returns the count or -1 with errno set.
@@ -38,12 +35,13 @@ int pc_epoll_wait(int epfd, uint64_t *datas, uint32_t *events, int maxevents, in
 
 /// Blocks the given signals for the calling thread and returns a non-blocking signalfd for them.
 int pc_signalfd_for(const int *signals, int count);
-/// Reads one siginfo; returns the signal number, 0 when nothing is pending, -1 on error.
-int pc_signalfd_read(int fd);
 
 /// accept4 and pthread_setname_np need _GNU_SOURCE, which Swift's Glibc module does not set.
 int pc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int pc_set_thread_name(const char *name);
+/// fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): frees a consumed range of a file
+/// pg_dump is still writing (backup directory format). 0, or -1 with errno set.
+int pc_punch_hole(int fd, long long offset, long long length);
 /* Initialise OpenSSL without its atexit cleanup: background threads (libpq service
    connections) may still be inside libcrypto when the process exits. Call first in main. */
 int pc_openssl_init_without_atexit(void);
@@ -62,6 +60,9 @@ long pc_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version);
 long pc_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version);
 long pc_ssl_set_sni(SSL *ssl, const char *name);
 long pc_ssl_ctx_set_modes(SSL_CTX *ctx);
+/// Keeps a session's record buffers between records (1), or frees them when idle and from now on
+/// after each record (0: SSL_MODE_RELEASE_BUFFERS).
+void pc_ssl_keep_buffers(SSL *ssl, int keep);
 /// Read whole socket buffers, not a record header and then its body: half the read syscalls.
 void pc_ssl_ctx_set_read_ahead(SSL_CTX *ctx);
 /// Largest plaintext per TLS record this side sends.
@@ -76,8 +77,6 @@ int pc_ssl_set_expected_ip(SSL *ssl, const char *ip);
 void pc_ssl_ctx_use_postgresql_alpn(SSL_CTX *ctx);
 /// Marks a server-side session as direct TLS: its ClientHello must carry ALPN.
 int pc_ssl_mark_direct(SSL *ssl);
-/// Client side: offer ALPN "postgresql" as libpq 17 does.
-int pc_ssl_set_postgresql_alpn(SSL *ssl);
 /// 1 when ALPN "postgresql" was negotiated.
 int pc_ssl_alpn_is_postgresql(const SSL *ssl);
 

@@ -31,7 +31,7 @@ enum QueryProtocol: String, Sendable, CaseIterable {
 /// A small blocking libpq client for tests: connection, both query protocols, COPY drained or
 /// refused, errors as SQLSTATEs. Not thread-safe; one session per thread.
 final class LibPQSession {
-    private let connection: OpaquePointer
+    fileprivate let connection: OpaquePointer
     private let noticeBox = NoticeBox()
 
     /// Primary texts of the NOTICE/WARNING/… messages received so far (PQsetNoticeReceiver).
@@ -102,7 +102,7 @@ final class LibPQSession {
     }
 
     /// Every result of what was just sent (`sent`: the PQsend… return value).
-    private func results(sent: Int32) -> [PQOutcome] {
+    fileprivate func results(sent: Int32) -> [PQOutcome] {
         guard sent == 1 else {
             return [PQOutcome(status: "SEND_FAILED", sqlState: nil, message: String(cString: PQerrorMessage(connection)), rows: [])]
         }
@@ -163,4 +163,51 @@ final class LibPQSession {
 /// Collects notices for one `LibPQSession` (single-threaded, like the session).
 private final class NoticeBox {
     var messages: [String] = []
+}
+
+extension LibPQSession {
+    /// A CancelRequest for this connection's announced key, sent from another thread while a
+    /// query runs (libpq's PQcancel is safe to call from a thread other than the connection's).
+    final class Canceller: @unchecked Sendable {
+        private let handle: OpaquePointer
+        fileprivate init(_ handle: OpaquePointer) { self.handle = handle }
+        deinit { PQfreeCancel(handle) }
+
+        /// True when the request was sent (PostgreSQL never answers it).
+        func cancel() -> Bool {
+            var error = [CChar](repeating: 0, count: 256)
+            return PQcancel(handle, &error, Int32(error.count)) == 1
+        }
+    }
+
+    func canceller() -> Canceller? {
+        PQgetCancel(connection).map(Canceller.init)
+    }
+}
+
+extension LibPQSession {
+    /// A protocol-level named prepared statement (PQsendPrepare: Parse with a name, Sync).
+    func prepare(_ name: String, _ sql: String) -> [PQOutcome] {
+        results(sent: PQsendPrepare(connection, name, sql, 0, nil))
+    }
+
+    /// Bind/Execute of a named statement with text values (PQsendQueryPrepared).
+    func execute(prepared name: String, values: [String]) -> [PQOutcome] {
+        let copies = values.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
+        return results(sent: PQsendQueryPrepared(connection, name, Int32(values.count), pointers, nil, nil, 0))
+    }
+
+    /// Describe of a named statement (PQsendDescribePrepared): its parameter count.
+    func describe(prepared name: String) -> [PQOutcome] {
+        results(sent: PQsendDescribePrepared(connection, name))
+    }
+}
+
+extension LibPQSession {
+    /// The value of a ParameterStatus the connection was last sent (PQparameterStatus).
+    func parameterStatus(_ name: String) -> String? {
+        PQparameterStatus(connection, name).map { String(cString: $0) }
+    }
 }

@@ -29,10 +29,19 @@ final class WireClient {
     }
 
     /// Connects and logs in; throws unless the server says ReadyForQuery.
-    init(port: Int, user: String, database: String = "app") throws {
-        socket = try RawSocket(port: port)
+    convenience init(port: Int, user: String, database: String = "app", parameters: [(String, String)] = []) throws {
+        try self.init(socket: try RawSocket(port: port), user: user, database: database, parameters: parameters)
+    }
+
+    /// PostgreSQL alone over its Unix socket (`local all all trust` in scripts/pg-cluster.sh).
+    convenience init(cluster: Cluster, user: String, database: String = "app") throws {
+        try self.init(socket: try RawSocket(unixPath: "\(cluster.dir)/.s.PGSQL.\(cluster.port)"), user: user, database: database)
+    }
+
+    init(socket: RawSocket, user: String, database: String, parameters: [(String, String)] = []) throws {
+        self.socket = socket
         var body = WireClient.int32(196_608)
-        for (key, value) in [("user", user), ("database", database)] {
+        for (key, value) in [("user", user), ("database", database)] + parameters {
             body += Array(key.utf8) + [0] + Array(value.utf8) + [0]
         }
         body.append(0)
@@ -58,6 +67,10 @@ final class WireClient {
     }
     /// Bind of the unnamed portal to `statement`, no parameters, text results.
     static func bind(statement: String = "") -> [UInt8] { frame("B", [0] + Array(statement.utf8) + [0, 0, 0, 0, 0, 0, 0]) }
+    /// Close of a prepared statement ('S') or portal ('P').
+    static func close(statement: String) -> [UInt8] { frame("C", [UInt8(ascii: "S")] + Array(statement.utf8) + [0]) }
+    /// Describe of a prepared statement.
+    static func describe(statement: String) -> [UInt8] { frame("D", [UInt8(ascii: "S")] + Array(statement.utf8) + [0]) }
     static func execute() -> [UInt8] { frame("E", [0, 0, 0, 0, 0]) }
     static let sync = frame("S", [])
 

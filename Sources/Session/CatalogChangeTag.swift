@@ -1,0 +1,11 @@
+/// CommandComplete tags (protocol 55.7) of statements that can change what a catalog snapshot
+/// records: views, rules, policies, functions, foreign tables, ownership and privileges.
+package enum CatalogChangeTag {
+    package static let prefixes: [[UInt8]] = ["CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE",
+                                      "SECURITY LABEL", "IMPORT FOREIGN SCHEMA"].map { Array($0.utf8) }
+
+    /// `payload`: the CommandComplete payload (the tag, NUL-terminated).
+    package static func changesCatalog(_ payload: some Collection<UInt8>) -> Bool {
+        prefixes.contains { payload.starts(with: $0) }
+    }
+}

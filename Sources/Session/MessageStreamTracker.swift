@@ -1,0 +1,92 @@
+import Wire
+
+/// Walks a byte stream of type+length framed messages (protocol 3.0) so bytes can be forwarded
+/// as they arrive, without buffering whole messages and without re-encoding them. Only the
+/// messages a caller wants to see whole are held back until complete.
+///
+/// Protocol 55.7: every message after startup is `Byte1 type, Int32 length (self-inclusive), payload`.
+public struct MessageStreamTracker: Sendable {
+    public enum Step: Equatable, Sendable {
+        /// Forward this many bytes from the front of the buffer.
+        case forward(Int)
+        /// A message the caller asked to inspect is complete at the front of the buffer.
+        case inspect(MessageFrame)
+        /// More bytes are needed.
+        case needMoreBytes
+    }
+
+    /// Message types a client may send after login (postgres.c SocketBackend, PostgreSQL 15):
+    /// Query, FunctionCall, Terminate, Bind, Close, Describe, Execute, Flush, Parse, Sync,
+    /// CopyData, CopyDone, CopyFail.
+    public static let frontendTypes: Set<UInt8> = Set("QFXBCDEHPSdcf".utf8)
+
+    private let decoder: FrameDecoder
+    /// The types held whole, as a table indexed by type (asked at every message boundary).
+    private let inspectedTypes: [Bool]
+    /// When set, any other type fails at once, from its first byte (a table indexed by type:
+    /// checked at every message boundary, so no hashing).
+    private let validTypes: [Bool]?
+    /// Types whose complete messages, one after another, go out as one `.forward` (a table
+    /// indexed by type). For the server's CopyData and DataRow: nothing looks at them one by
+    /// one, and a COPY OUT of a table (pg_dump) or a large result is millions of ~100-byte
+    /// messages, each of which otherwise costs a step of the session machine and a send.
+    private let runTypes: [Bool]
+    /// Bytes of the current message still to be forwarded (0 = at a message boundary).
+    private var remainingInMessage = 0
+    public private(set) var lastMessageType: UInt8 = 0
+
+    /// `validTypes`: the types the stream may carry (`frontendTypes` for a client); nil = any.
+    /// `runs`: types forwarded in runs of complete messages of the same type (never one that
+    /// is inspected, nor with `validTypes`, whose check is per message).
+    public init(maxMessageLength: Int, inspecting types: Set<UInt8>, validTypes: Set<UInt8>? = nil, runs: Set<UInt8> = []) {
+        decoder = FrameDecoder(maxMessageLength: maxMessageLength)
+        inspectedTypes = (0..<256).map { types.contains(UInt8($0)) }
+        self.validTypes = validTypes.map { types in (0..<256).map { types.contains(UInt8($0)) } }
+        runTypes = (0..<256).map { validTypes == nil && runs.contains(UInt8($0)) && !types.contains(UInt8($0)) }
+    }
+
+    public var isAtMessageBoundary: Bool { remainingInMessage == 0 }
+
+    /// Decides what to do with the bytes at the front of `buffer`. The caller must then forward
+    /// (or consume) exactly what `.forward` said, or handle and consume the inspected frame.
+    public mutating func nextStep(in buffer: ByteBuffer) throws(WireError) -> Step {
+        let available = buffer.readableBytes
+        if remainingInMessage > 0 {
+            guard available > 0 else { return .needMoreBytes }
+            let n = min(remainingInMessage, available)
+            remainingInMessage -= n
+            return .forward(n)
+        }
+        // As PostgreSQL: an unknown type is a FATAL "invalid frontend message type N" (08P01)
+        // as soon as its first byte is read, without waiting for the length it declares.
+        if let validTypes, let type = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), !validTypes[Int(type)] {
+            throw .unknownMessageType(type)
+        }
+        guard let frame = try decoder.peekFrame(in: buffer) else { return .needMoreBytes }
+        lastMessageType = frame.type
+        if inspectedTypes[Int(frame.type)] {
+            return available >= frame.totalLength ? .inspect(frame) : .needMoreBytes
+        }
+        let n = min(frame.totalLength, available)
+        remainingInMessage = frame.totalLength - n
+        if remainingInMessage == 0 && runTypes[Int(frame.type)] {
+            return .forward(n + completeRun(of: frame.type, in: buffer, from: buffer.readerIndex + n, available: available - n))
+        }
+        return .forward(n)
+    }
+
+    /// Bytes of the complete messages of `type` that follow at `start`, up to the first other
+    /// type, incomplete message or invalid length (which the next step then handles as usual:
+    /// forwarded in part, inspected, or refused).
+    private func completeRun(of type: UInt8, in buffer: ByteBuffer, from start: Int, available: Int) -> Int {
+        var total = 0
+        while available - total >= 5,
+              buffer.getInteger(at: start + total, as: UInt8.self) == type,
+              let rawLength = buffer.getInteger(at: start + total + 1, as: Int32.self),
+              rawLength >= 4, Int(rawLength) <= decoder.maxMessageLength,
+              available - total >= Int(rawLength) + 1 {
+            total += Int(rawLength) + 1
+        }
+        return total
+    }
+}

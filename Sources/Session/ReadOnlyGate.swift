@@ -1,0 +1,294 @@
+import Wire
+import Policy
+
+/// Enforces the statement policy of a read-only identity on its session's message stream.
+/// Pure: frontend messages and server errors in, verdicts out.
+///
+/// A refused statement is not answered by the proxy. It is replaced by a *stand-in* the
+/// server must fail at the same point — `SELECT '<marker>'::pg_catalog.int4`, which fails
+/// during parse analysis (22P02) — and the server's error is then rewritten into the refusal.
+/// So everything that follows an error is PostgreSQL's own, byte for byte: in a simple Query,
+/// the statements before the refused one run and the rest are skipped (docs 55.2.2 Simple
+/// Query, "Multiple Statements in a Simple Query"); in the extended protocol the server
+/// discards messages until Sync (55.2.3, Extended Query); an open transaction block is
+/// aborted, later statements get 25P02, and ReadyForQuery carries the status the server
+/// really has. Replies to messages sent before the refused one arrive first, in order.
+///
+/// Each stand-in carries a fresh random token (`tokens`, 128 bits in the shell), matched once
+/// and then forgotten. A token is only ever valid while its own stand-in is in flight, and only
+/// in this session, so seeing one anywhere — an error, `pg_stat_activity` of another session —
+/// teaches nothing that could make a client's own error look like a refusal. An aborted
+/// transaction's 25P02 (which the stand-in also gets) passes through unchanged, exactly as
+/// PostgreSQL would answer.
+///
+/// Pending refusals are never dropped while their stand-in may still fail: a stand-in that
+/// fails always comes back as its refusal. The gate holds at most ``maxPending`` of them by
+/// contract with its shell, which stops feeding client messages while ``isAtPendingBound``
+/// and resumes as server replies resolve them (backpressure).
+package struct ReadOnlyGate {
+    package enum ClientVerdict: Equatable {
+        case forward
+        /// Send these bytes (one whole frame) in place of the client's message.
+        case replace(ByteBuffer)
+    }
+
+    /// Client message types the gate must see whole: Query, Parse, FunctionCall, and Sync
+    /// (to count the batches that each end in one ReadyForQuery).
+    package static let inspectedClientTypes: Set<UInt8> = [
+        UInt8(ascii: "Q"), UInt8(ascii: "P"), UInt8(ascii: "F"), UInt8(ascii: "S"),
+    ]
+
+    package struct PendingRefusal {
+        package let token: String
+        /// The ReadyForQuery (counted from the session start) that closes the batch holding
+        /// the stand-in: once it arrived, the stand-in either failed or never ran.
+        package let batch: UInt64
+        package let refusal: Refusal
+    }
+
+    package let identity: String
+    package static let markerPrefix = "portcullis-refused-"
+    /// A fresh unpredictable token per refusal (hex digits and letters only).
+    private let tokens: () -> String
+    private var pending: [PendingRefusal] = []
+    private var batchesSent: UInt64 = 0
+    private var batchesCompleted: UInt64 = 0
+    /// A batch in which the server already reported an error: it skips the rest of that batch
+    /// (simple Query: the rest of the string; extended protocol: everything up to Sync, 55.2.3),
+    /// so stand-ins later in it never run and need no pending entry.
+    private var failedBatch: UInt64?
+    /// Refusals awaiting their error that the shell lets the gate hold: at this many it stops
+    /// feeding client messages until replies resolve some. Never exceeded by dropping.
+    package static let maxPending = 256
+
+    /// Whether FunctionCall is judged (``FastPathPolicy``); false for a gate that only refuses
+    /// what transaction pooling cannot carry (`transaction_pin = refuse` of a read-write identity).
+    package let judgesFunctionCalls: Bool
+
+    package init(identity: String, tokens: @escaping () -> String, judgesFunctionCalls: Bool = true) {
+        self.identity = identity
+        self.tokens = tokens
+        self.judgesFunctionCalls = judgesFunctionCalls
+    }
+
+    package var pendingCount: Int { pending.count }
+
+    /// The shell must not pass further client messages until replies resolve pending refusals.
+    package var isAtPendingBound: Bool { pending.count >= Self.maxPending }
+
+    /// The SQL text of a message the gate judges by its classification (Query, Parse): the shell
+    /// classifies it — at once on a cache hit, else off the loop — and then calls
+    /// ``clientMessageReceived(_:textIsUTF8:classification:)``.
+    package static func sqlText(of message: FrontendMessage) -> String? {
+        switch message {
+        case .query(let sql): sql
+        case .parse(_, let sql, _): sql
+        default: nil
+        }
+    }
+
+    // MARK: Client messages
+
+    /// Classifies in place with `classifier` (tests, tools) and judges the message.
+    /// - Parameter textIsUTF8: whether the message's SQL text bytes are valid UTF-8; the text
+    ///   is judged as UTF-8, so other bytes are refused as PostgreSQL refuses them in a UTF8
+    ///   client encoding (22021) — fail closed for other client encodings.
+    /// - Parameter catalog: the upstream database's relations that must not be read
+    ///   (``CatalogSnapshot``).
+    package mutating func clientMessageReceived(_ message: FrontendMessage, textIsUTF8: Bool = true,
+                                        classifier: inout CachingStatementClassifier,
+                                        catalog: CatalogSnapshot = .empty) -> ClientVerdict {
+        let classification = textIsUTF8 ? Self.sqlText(of: message).map { classifier.classify(sql: $0, catalog: catalog) } : nil
+        var offsets: [Int]?
+        if case .query(let sql) = message, let classification, Self.keepsStatementsBefore(classification) {
+            offsets = StatementSplitter.statementOffsets(sql)
+        }
+        var typed: Refusal?
+        if case .parse(_, _, let parameterTypes) = message { typed = catalog.refusal(forParameterTypes: parameterTypes) }
+        return clientMessageReceived(message, textIsUTF8: textIsUTF8, classification: classification, statementOffsets: offsets,
+                                     parameterTypesRefusal: typed)
+    }
+
+    /// Whether a Query with this classification keeps the allowed statements before its first
+    /// refused one — and so needs ``StatementSplitter/statementOffsets(_:)`` of its text, a parse
+    /// the shell runs off the loop.
+    package static func keepsStatementsBefore(_ result: ClassificationResult) -> Bool {
+        guard result.syntaxError == nil, let index = result.statements.firstIndex(where: { !$0.isAllowedForReadOnly }) else {
+            return false
+        }
+        return index > 0
+    }
+
+    /// Judges a message. `classification` is the text's classification (catalog applied) for
+    /// Query and Parse (``sqlText(of:)``), or ``refusing(_:)`` for a text refused as a whole
+    /// without classifying it (too long, out of time); ignored for other messages.
+    /// `statementOffsets`: where a Query's statements start, when ``keepsStatementsBefore(_:)``;
+    /// without them the whole string is replaced (fail closed).
+    package mutating func clientMessageReceived(_ message: FrontendMessage, textIsUTF8: Bool = true,
+                                        classification: ClassificationResult?,
+                                        statementOffsets: [Int]? = nil,
+                                        parameterTypesRefusal: Refusal? = nil) -> ClientVerdict {
+        // A missing classification fails closed.
+        let result = classification ?? Self.refusing(Self.unclassified)
+        switch message {
+        case .query:
+            defer { batchesSent += 1 }
+            guard textIsUTF8 else { return standInQuery(kept: "", for: Self.invalidEncoding) }
+            return queryReceived(message, result, offsets: statementOffsets)
+        case .parse(let name, _, _):
+            guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
+            return parseReceived(name: name, result, parameterTypesRefusal: parameterTypesRefusal)
+        case .functionCall(let call):
+            defer { batchesSent += 1 }
+            guard judgesFunctionCalls else { return .forward }
+            guard let refusal = FastPathPolicy.refusal(functionOID: call.functionOID,
+                                                       argumentFormats: call.argumentFormats,
+                                                       arguments: call.arguments) else { return .forward }
+            return .replace(standInFunctionCall(for: refusal))
+        case .sync:
+            batchesSent += 1
+            return .forward
+        case .bind, .execute, .describe, .close, .flush, .terminate, .copyData, .copyDone, .copyFail,
+             .passwordMessage, .saslInitialResponse, .saslResponse:
+            return .forward
+        }
+    }
+
+    /// A whole text refused without classifying it.
+    package static func refusing(_ refusal: Refusal) -> ClassificationResult {
+        ClassificationResult(statements: [], syntaxError: refusal)
+    }
+
+    package static let unclassified = Refusal(sqlState: SQLState.readOnlySQLTransaction,
+                                      message: "statement was not classified", isPostgreSQLText: false)
+
+    /// Simple Query: the statements before the first refused one are kept, the refused one
+    /// and everything after it are replaced by the stand-in.
+    private mutating func queryReceived(_ message: FrontendMessage, _ result: ClassificationResult,
+                                        offsets: [Int]?) -> ClientVerdict {
+        guard let refusal = result.firstRefusal else { return .forward }
+        var kept = ""
+        if case .query(let sql) = message, result.syntaxError == nil,
+           let index = result.statements.firstIndex(where: { !$0.isAllowedForReadOnly }), index > 0,
+           let offsets, offsets.count == result.statements.count {
+            kept = String(decoding: sql.utf8.prefix(offsets[index]), as: UTF8.self)
+        }
+        return standInQuery(kept: kept, for: refusal)
+    }
+
+    /// A Query of the statements kept, then the stand-in for `refusal`.
+    private mutating func standInQuery(kept: String, for refusal: Refusal) -> ClientVerdict {
+        var out = ByteBuffer()
+        FrontendMessage.query(kept + "\n" + standInStatement(for: refusal)).encode(into: &out)
+        return .replace(out)
+    }
+
+    /// A Parse under the client's statement name whose text the server fails.
+    private mutating func standInParse(name: String, for refusal: Refusal) -> ClientVerdict {
+        var out = ByteBuffer()
+        FrontendMessage.parse(name: name, query: standInStatement(for: refusal), parameterTypes: []).encode(into: &out)
+        return .replace(out)
+    }
+
+    /// Parse: a refused statement is never prepared, so a later Bind or Execute of it fails
+    /// as PostgreSQL fails a Bind of a statement whose Parse failed (26000).
+    /// `parameterTypesRefusal`: the catalog's verdict on the Parse's declared parameter types
+    /// (``CatalogSnapshot/refusal(forParameterTypes:)``), asked by the shell.
+    private mutating func parseReceived(name: String, _ result: ClassificationResult,
+                                        parameterTypesRefusal: Refusal?) -> ClientVerdict {
+        let refusal: Refusal
+        if result.syntaxError == nil && result.statements.count > 1 {
+            // PostgreSQL refuses this before looking at the statements (postgres.c
+            // exec_parse_message), so its error comes first here too; deciding it here means
+            // no text we did not judge statement by statement reaches the server.
+            refusal = Refusal(sqlState: SQLState.syntaxError,
+                              message: "cannot insert multiple commands into a prepared statement",
+                              isPostgreSQLText: true)
+        } else if let first = result.firstRefusal {
+            refusal = first
+        } else if let typed = parameterTypesRefusal {
+            // A parameter declared with a flagged type's OID coerces through its casts and
+            // domain constraints although the text names no type (CatalogSnapshot).
+            refusal = typed
+        } else {
+            return .forward
+        }
+        return standInParse(name: name, for: refusal)
+    }
+
+    package static let invalidEncoding = Refusal(sqlState: SQLState.characterNotInRepertoire,
+                                         message: "invalid byte sequence for encoding \"UTF8\"",
+                                         isPostgreSQLText: true)
+
+    private mutating func standInStatement(for refusal: Refusal) -> String {
+        "SELECT '\(register(refusal))'::pg_catalog.int4"
+    }
+
+    /// A fast-path call of int4in(cstring) (OID 42) with the marker: it fails like the
+    /// statement stand-in, after the same aborted-transaction check (fastpath.c).
+    private mutating func standInFunctionCall(for refusal: Refusal) -> ByteBuffer {
+        let marker = Array(register(refusal).utf8)
+        var out = ByteBuffer()
+        FrontendMessage.functionCall(.init(functionOID: 42, argumentFormats: [0], arguments: [marker],
+                                           resultFormat: 0)).encode(into: &out)
+        return out
+    }
+
+    private mutating func register(_ refusal: Refusal) -> String {
+        let token = tokens()
+        // In a batch the server already failed, the stand-in is skipped: nothing to await.
+        if failedBatch != batchesSent {
+            pending.append(PendingRefusal(token: token, batch: batchesSent, refusal: refusal))
+        }
+        return Self.markerPrefix + token
+    }
+
+    // MARK: Server messages
+
+    /// Returns the ErrorResponse to send the client instead of `fields`, or nil to forward
+    /// the server's own. Every error ends the batch it belongs to, so stand-ins later in that
+    /// batch will never run and are forgotten.
+    package mutating func serverErrorReceived(_ fields: ErrorFields) -> ErrorFields? {
+        var replacement: ErrorFields?
+        if fields.sqlState == SQLState.invalidTextRepresentation, let message = fields.message,
+           let index = pendingIndex(in: message) {
+            let refusal = pending[index].refusal
+            // Replies come in order: refusals sent before this one are settled.
+            pending.removeSubrange(...index)
+            replacement = Self.errorFields(for: refusal, identity: identity)
+        }
+        let current = batchesCompleted
+        failedBatch = current
+        pending.removeAll { $0.batch == current }
+        return replacement
+    }
+
+    package mutating func readyForQueryReceived() {
+        batchesCompleted += 1
+        let completed = batchesCompleted
+        pending.removeAll { $0.batch < completed }
+    }
+
+    /// The pending refusal whose token follows a marker prefix in `message`.
+    private func pendingIndex(in message: String) -> Int? {
+        guard !pending.isEmpty else { return nil }
+        var rest = message[...]
+        while let range = rest.firstRange(of: Self.markerPrefix) {
+            let token = rest[range.upperBound...].prefix { $0.isASCII && ($0.isLetter || $0.isNumber) }
+            if let index = pending.firstIndex(where: { $0.token == token }) { return index }
+            rest = rest[range.upperBound...]
+        }
+        return nil
+    }
+
+    /// The ErrorResponse PostgreSQL sends for the refusal (elog.c field order S, V, C, M, H, P).
+    package static func errorFields(for refusal: Refusal, identity: String) -> ErrorFields {
+        let hint = refusal.sqlState == SQLState.readOnlySQLTransaction
+            ? "Portcullis identity \"\(identity)\" is read-only." : nil
+        var fields = ErrorFields.error(sqlState: refusal.sqlState, message: refusal.message, hint: hint)
+        if let position = refusal.cursorPosition {
+            fields.fields.append(.init(code: UInt8(ascii: "P"), value: "\(position)"))
+        }
+        return fields
+    }
+}

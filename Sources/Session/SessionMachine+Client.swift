@@ -1,0 +1,271 @@
+import Glibc
+import Policy
+import Wire
+
+/// Client → server: each message is forwarded as it arrives, or held whole when the gate, the
+/// lifecycle or Terminate needs it.
+extension SessionMachine {
+    /// PostgreSQL's statement_timeout error (errcodes 57014; postgres.c ProcessInterrupts):
+    /// what a statement gets whose classification ran out of `readonly_classify_timeout`.
+    package static let classificationTimedOut = Refusal(sqlState: SQLState.queryCanceled,
+                                                        message: "canceling statement due to statement timeout",
+                                                        isPostgreSQLText: true)
+
+    /// PostgreSQL has no statement length limit short of 1 GB ("invalid message length");
+    /// the nearest case, program_limit_exceeded (54000), is used with our own text.
+    package static func statementTooLong(_ size: Int, limit: Int) -> Refusal {
+        Refusal(sqlState: SQLState.programLimitExceeded,
+                message: "statement is too long (\(size) bytes; readonly_max_statement_size is \(limit) bytes)",
+                isPostgreSQLText: false)
+    }
+
+    /// What to do with the bytes at the front of the client's buffer. The shell runs the
+    /// action (consuming exactly what it says) and asks again until ``Action/wait``.
+    package mutating func clientStep(in buffer: ByteBuffer, now: Int64) -> Action {
+        if isHoldingClientMessages { return .wait }
+        let startsMessage = clientTracker.isAtMessageBoundary
+        let step: MessageStreamTracker.Step
+        do {
+            step = try clientTracker.nextStep(in: buffer)
+        } catch {
+            // postgres.c SocketBackend: an unknown type or a bad length is FATAL 08P01.
+            return .close(reason: error.message, error: .error(sqlState: error.sqlState, message: error.message, severity: "FATAL"))
+        }
+        switch step {
+        case .needMoreBytes:
+            return .wait
+        case .forward(let count):
+            if startsMessage {
+                countMessage(clientTracker.lastMessageType, now: now)
+                noteSync(clientTracker.lastMessageType)
+            }
+            return .forwardToServer(count)
+        case .inspect(let frame) where frame.type == Self.terminate:
+            return .releaseServer(consume: frame.totalLength)
+        case .inspect(let frame):
+            let gated = gate != nil && ReadOnlyGate.inspectedClientTypes.contains(frame.type)
+            // Transaction pooling classifies every Query and Parse text (pins).
+            let pooled = configuration.transactionPooling != nil
+                && (frame.type == UInt8(ascii: "Q") || frame.type == UInt8(ascii: "P"))
+            if configuration.followsStatements { follow(frame, in: buffer, now: now) } else { countMessage(frame.type, now: now) }
+            noteSync(frame.type)
+            if configuration.transactionPooling != nil && frame.type == UInt8(ascii: "F") { poolingFunctionCall(frame, in: buffer) }
+            if configuration.transactionPooling != nil
+                && (frame.type == UInt8(ascii: "B") || frame.type == UInt8(ascii: "D") || frame.type == UInt8(ascii: "C")) {
+                return preparedStatementStep(frame, in: buffer)
+            }
+            guard gated || pooled else { return .forwardToServer(frame.totalLength) }
+            return gateClientMessage(frame, in: buffer)
+        }
+    }
+
+    /// The classification of the message ``Action/classify(_:)`` asked for (a refusal as a
+    /// whole with ``ReadOnlyGate/refusing(_:)`` when it ran out of time). Returns what to
+    /// send in its place, or ``Action/wait`` when nothing was asked.
+    package mutating func classified(_ result: ClassificationResult, statementOffsets: [Int]? = nil,
+                                     parameterTypesRefusal: Refusal? = nil) -> Action {
+        guard let pending = pendingClassification else { return .wait }
+        pendingClassification = nil
+        return verdict(for: pending.message, pending.frame, textIsUTF8: true, classification: result,
+                       statementOffsets: statementOffsets, parameterTypesRefusal: parameterTypesRefusal)
+    }
+
+    // MARK: Read-only gate
+
+    /// A Query, Parse, FunctionCall or Sync of a read-only session, whole at the front.
+    private mutating func gateClientMessage(_ frame: MessageFrame, in buffer: ByteBuffer) -> Action {
+        let isQuery = frame.type == UInt8(ascii: "Q")
+        let isText = isQuery || frame.type == UInt8(ascii: "P")
+        let limit = configuration.readOnly?.maxStatementSize ?? Int.max
+        if isText && frame.totalLength - 5 > limit {
+            // Refused unread: no copy, no UTF-8 check, no parse of a text this long.
+            let message: FrontendMessage = isQuery
+                ? .query("") : .parse(name: Self.statementName(frame, in: buffer), query: "", parameterTypes: [])
+            return verdict(for: message, frame, textIsUTF8: true,
+                           classification: ReadOnlyGate.refusing(Self.statementTooLong(frame.totalLength - 5, limit: limit)))
+        }
+        let message: FrontendMessage
+        if frame.type == UInt8(ascii: "S") {
+            message = .sync
+        } else {
+            do {
+                message = try Self.decode(frame, in: buffer)
+            } catch {
+                return .close(reason: error.message, error: .error(sqlState: error.sqlState, message: error.message, severity: "FATAL"))
+            }
+        }
+        let textIsUTF8 = Self.textIsUTF8(frame, in: buffer)
+        guard textIsUTF8, let sql = ReadOnlyGate.sqlText(of: message) else {
+            return verdict(for: message, frame, textIsUTF8: textIsUTF8, classification: nil)
+        }
+        var parameterTypes: [Int32] = []
+        if case .parse(_, _, let types) = message { parameterTypes = types }
+        pendingClassification = PendingClassification(frame: frame, message: message)
+        return .classify(ClassificationRequest(sql: sql, isQuery: isQuery, parameterTypes: parameterTypes,
+                                               messageLength: frame.totalLength))
+    }
+
+    private mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, textIsUTF8: Bool,
+                                  classification: ClassificationResult?, statementOffsets: [Int]? = nil,
+                                  parameterTypesRefusal: Refusal? = nil) -> Action {
+        var classification = classification
+        var parameterTypesRefusal = parameterTypesRefusal
+        var statementPins: SessionStateEffects = []
+        if configuration.transactionPooling != nil {
+            (classification, statementPins) = poolingJudged(message, textIsUTF8: textIsUTF8, classification: classification)
+            // The catalog's verdict on parameter types is the read-only gate's alone.
+            if configuration.readOnly == nil { parameterTypesRefusal = nil }
+        }
+        let judged = gate?.clientMessageReceived(message, textIsUTF8: textIsUTF8 || configuration.readOnly == nil,
+                                                 classification: classification,
+                                                 statementOffsets: statementOffsets,
+                                                 parameterTypesRefusal: parameterTypesRefusal)
+        let allowed = if case .replace = judged { false } else { true }
+        if configuration.transactionPooling != nil, case .query = message {
+            poolingQuerySent(allowed: allowed)
+        }
+        if configuration.transactionPooling != nil, case .parse(let name, _, _) = message {
+            // Statements follow the client (SessionMachine+PreparedStatements.swift).
+            guard !name.isEmpty else {
+                poolingUnnamedParse(message, allowed: allowed, pins: statementPins)
+                if case .replace(let bytes) = judged { return .replaceToServer(consume: frame.totalLength, bytes: bytes) }
+                return .forwardToServer(frame.totalLength)
+            }
+            var sent = ByteBuffer()
+            if case .replace(let bytes) = judged { sent = bytes } else { message.encode(into: &sent) }
+            return poolingParse(message, sent: sent, allowed: allowed, pins: statementPins, consume: frame.totalLength)
+        }
+        guard let verdict = judged else {
+            return .forwardToServer(frame.totalLength)
+        }
+        switch verdict {
+        case .forward: return .forwardToServer(frame.totalLength)
+        case .replace(let bytes): return .replaceToServer(consume: frame.totalLength, bytes: bytes)
+        }
+    }
+
+    // MARK: Statement lifecycle
+
+    /// A complete client message the lifecycle follows, seen once (a message waiting for its
+    /// classification is not looked at again).
+    private mutating func follow(_ frame: MessageFrame, in buffer: ByteBuffer, now: Int64) {
+        switch frame.type {
+        case UInt8(ascii: "S"):
+            lifecycle.syncReceived()
+            return
+        case UInt8(ascii: "c"), UInt8(ascii: "f"):
+            lifecycle.copyEndReceived()
+            return
+        case UInt8(ascii: "Q"):
+            // The usual Query is read in place: one string, without decoding a copy of the frame.
+            if let text = Self.queryText(frame, in: buffer) {
+                lifecycle.queryReceived(text, at: now)
+                return
+            }
+        default:
+            break
+        }
+        // A message that does not decode still reaches the server, which answers it (a
+        // malformed Query or FunctionCall: 08P01 and ReadyForQuery): counted by its type.
+        guard let message = try? Self.decode(frame, in: buffer) else { return countMessage(frame.type, now: now) }
+        switch message {
+        case .query(let text): lifecycle.queryReceived(text, at: now)
+        case .parse(let name, let text, _): lifecycle.parseReceived(name: name, text: text)
+        case .bind(let bind):
+            let parameters = configuration.parameterLogging.map { Self.loggedParameters(bind, maxSize: $0.maxSize) }
+            lifecycle.bindReceived(portal: bind.portal, statement: bind.statement, parameters: parameters)
+        case .execute(let portal, _): lifecycle.executeReceived(portal: portal, at: now)
+        case .close(let target, let name): lifecycle.closeReceived(isStatement: target == .statement, name: name)
+        case .functionCall(let call): lifecycle.functionCallReceived(oid: UInt32(bitPattern: call.functionOID), at: now)
+        case .describe, .sync, .flush, .terminate, .copyData, .copyDone, .copyFail,
+             .passwordMessage, .saslInitialResponse, .saslResponse:
+            break
+        }
+    }
+
+    /// Bind values as the audit record's PARAMETER shows them (pgAudit `log_parameter`):
+    /// text-format values as text, values longer than `maxSize` bytes (when above 0) as
+    /// pgAudit's `<long param suppressed>`, binary-format values as `\\x` and hex (pgAudit runs
+    /// the type's output function, which the proxy cannot), NULL as nil.
+    package static func loggedParameters(_ bind: FrontendMessage.Bind, maxSize: Int) -> [String?] {
+        bind.parameters.enumerated().map { index, value -> String? in
+            guard let value else { return nil }
+            if maxSize > 0 && value.count > maxSize { return "<long param suppressed>" }
+            let format = bind.parameterFormats.count == 1 ? bind.parameterFormats[0]
+                : (bind.parameterFormats.indices.contains(index) ? bind.parameterFormats[index] : 0)
+            if format == 0 { return String(decoding: value, as: UTF8.self) }
+            let digits = Array("0123456789abcdef".utf8)
+            var hex: [UInt8] = [UInt8(ascii: "\\"), UInt8(ascii: "x")]
+            hex.reserveCapacity(2 + value.count * 2)
+            for byte in value {
+                hex.append(digits[Int(byte >> 4)])
+                hex.append(digits[Int(byte & 15)])
+            }
+            return String(decoding: hex, as: UTF8.self)
+        }
+    }
+
+    /// Without `followsStatements`: a client message seen by its type alone, for the
+    /// replies it will be owed (a Query, FunctionCall or Sync each ends in ReadyForQuery, an
+    /// Execute may start a copy-in, CopyDone/CopyFail end one).
+    private mutating func countMessage(_ type: UInt8, now: Int64) {
+        switch type {
+        case UInt8(ascii: "Q"): lifecycle.queryReceived("", at: now)
+        case UInt8(ascii: "F"): lifecycle.functionCallReceived(oid: 0, at: now)
+        case UInt8(ascii: "E"): lifecycle.executeReceived(portal: "", at: now)
+        case UInt8(ascii: "S"): lifecycle.syncReceived()
+        case UInt8(ascii: "c"), UInt8(ascii: "f"): lifecycle.copyEndReceived()
+        default: break
+        }
+    }
+
+    // MARK: Frames
+
+    /// Decoded from a copy of this frame only: decoding moves a reader index, and doing that on
+    /// a copy of the whole buffer would duplicate all of it.
+    static func decode(_ frame: MessageFrame, in buffer: ByteBuffer) throws(WireError) -> FrontendMessage {
+        var bytes = ByteBuffer(bytes: buffer.readableBytesView.prefix(frame.totalLength))
+        return try FrontendMessage.decode(frame: frame, from: &bytes)
+    }
+
+    /// A Query's text when the payload is the text and its NUL, as FrontendMessage.decode
+    /// reads it (nil otherwise: the full decode decides).
+    static func queryText(_ frame: MessageFrame, in buffer: ByteBuffer) -> String? {
+        let view = buffer.readableBytesView
+        guard frame.totalLength > 5, view.count >= frame.totalLength else { return nil }
+        return view[(view.startIndex + 5)..<(view.startIndex + frame.totalLength)].withUnsafeBytes { raw -> String? in
+            guard let base = raw.baseAddress, let nul = memchr(base, 0, raw.count), UnsafeRawPointer(nul) - base == raw.count - 1 else {
+                return nil
+            }
+            return String(decoding: UnsafeRawBufferPointer(start: base, count: raw.count - 1), as: UTF8.self)
+        }
+    }
+
+    /// A Parse's statement name (up to its NUL), without decoding the rest.
+    static func statementName(_ frame: MessageFrame, in buffer: ByteBuffer) -> String {
+        let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
+        return String(decoding: payload.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    /// Query and Parse text must be valid UTF-8: it is classified as UTF-8, so any other
+    /// reading of the same bytes by the server could differ from what was judged. On raw
+    /// memory (memchr, the stdlib's validator): per-byte closures cost seconds per 20 MB in a
+    /// debug build, on the loop.
+    package static func textIsUTF8(_ frame: MessageFrame, in buffer: ByteBuffer) -> Bool {
+        guard frame.type == UInt8(ascii: "Q") || frame.type == UInt8(ascii: "P") else { return true }
+        return buffer.readableBytesView.prefix(frame.totalLength).withUnsafeBytes { raw -> Bool in
+            guard raw.count > 5, let base = raw.baseAddress else { return true }
+            var offset = 5
+            // Query: text NUL. Parse: name NUL text NUL parameter types.
+            for _ in 0..<(frame.type == UInt8(ascii: "P") ? 2 : 1) {
+                let remaining = raw.count - offset
+                guard remaining > 0 else { return true }
+                let end = memchr(base + offset, 0, remaining).map { UnsafeRawPointer($0) - base } ?? raw.count
+                let text = UnsafeBufferPointer(start: (base + offset).assumingMemoryBound(to: UInt8.self), count: end - offset)
+                guard String(validating: text, as: UTF8.self) != nil else { return false }
+                offset = end + 1
+            }
+            return true
+        }
+    }
+}

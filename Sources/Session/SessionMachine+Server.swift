@@ -1,0 +1,117 @@
+import Wire
+
+/// Server → client: forwarded as it arrives; ReadyForQuery (transaction status, batch ends),
+/// and per configuration CommandComplete, ErrorResponse, ParameterStatus and the replies the
+/// lifecycle follows are held whole.
+extension SessionMachine {
+    /// What to do with the bytes at the front of the server's buffer.
+    package mutating func serverStep(in buffer: ByteBuffer, now: Int64) -> Action {
+        let startsMessage = serverTracker.isAtMessageBoundary
+        let step: MessageStreamTracker.Step
+        do {
+            step = try serverTracker.nextStep(in: buffer)
+        } catch {
+            return .close(reason: "invalid message from server: \(error.message)", error: nil)
+        }
+        switch step {
+        case .needMoreBytes:
+            return .wait
+        case .forward(let count):
+            if startsMessage { countReply(serverTracker.lastMessageType, now: now) }
+            return .forwardToClient(count)
+        case .inspect(let frame):
+            do {
+                return try serverMessage(frame, in: buffer, now: now)
+            } catch {
+                return .close(reason: "invalid message from server: \(error.message)", error: nil)
+            }
+        }
+    }
+
+    private mutating func serverMessage(_ frame: MessageFrame, in buffer: ByteBuffer, now: Int64) throws(WireError) -> Action {
+        let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
+        switch frame.type {
+        case UInt8(ascii: "E"):
+            return try serverError(frame, in: buffer, now: now)
+        case UInt8(ascii: "S"):
+            guard configuration.readOnly != nil || configuration.transactionPooling != nil else { return .forwardToClient(frame.totalLength) }
+            var bytes = ByteBuffer(bytes: buffer.readableBytesView.prefix(frame.totalLength))
+            guard case .parameterStatus(let name, let value) = try BackendMessage.decode(frame: frame, from: &bytes) else {
+                return .forwardToClient(frame.totalLength)
+            }
+            if configuration.transactionPooling != nil { poolingParameterStatus(name: name, value: value) }
+            if configuration.readOnly != nil, case .breached(let reason) = tripwire.parameterStatusReceived(name: name, value: value) {
+                // Nothing more goes up; the server connection is closed, never reused.
+                serverUnusable = true
+                events.append(.readOnlyBreached(reason))
+                return .close(reason: reason,
+                              error: ReadOnlyTripwire.errorFields(for: reason, identity: configuration.readOnly?.identity ?? ""))
+            }
+            return .forwardToClient(frame.totalLength)
+        case UInt8(ascii: "C"):
+            if CatalogChangeTag.changesCatalog(payload) { ranCatalogChange = true }
+            let tag = String(decoding: payload.prefix { $0 != 0 }, as: UTF8.self)
+            if configuration.transactionPooling != nil { poolingCommandComplete(tag) }
+            lifecycle.commandCompleteReceived(tag: tag, at: now)
+            return .forwardToClient(frame.totalLength)
+        case UInt8(ascii: "Z"):
+            readyForQuery(payload.first, now: now)
+            return .forwardToClient(frame.totalLength)
+        case UInt8(ascii: "1"), UInt8(ascii: "3"):
+            // ParseComplete/CloseComplete of what transaction pooling slipped in: dropped.
+            if configuration.transactionPooling != nil && completionIsInjected() {
+                return .replaceToClient(consume: frame.totalLength, bytes: ByteBuffer())
+            }
+            return .forwardToClient(frame.totalLength)
+        default:
+            countReply(frame.type, now: now)
+            return .forwardToClient(frame.totalLength)
+        }
+    }
+
+    /// A reply the lifecycle follows, by its type alone (when it was not held whole, or needs
+    /// nothing but its type).
+    private mutating func countReply(_ type: UInt8, now: Int64) {
+        switch type {
+        case UInt8(ascii: "C"): lifecycle.commandCompleteReceived(tag: "", at: now)
+        case UInt8(ascii: "I"): lifecycle.emptyQueryReceived(at: now)
+        case UInt8(ascii: "s"): lifecycle.portalSuspendedReceived()
+        case UInt8(ascii: "G"): lifecycle.copyInStarted()
+        case UInt8(ascii: "E"): lifecycle.errorReceived(sqlState: "", message: "", refused: false, at: now)
+        default: break
+        }
+    }
+
+    /// An ErrorResponse: the refusal in place of its stand-in's error, anything else unchanged.
+    private mutating func serverError(_ frame: MessageFrame, in buffer: ByteBuffer, now: Int64) throws(WireError) -> Action {
+        var bytes = ByteBuffer(bytes: buffer.readableBytesView.prefix(frame.totalLength))
+        guard case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &bytes) else {
+            return .forwardToClient(frame.totalLength)
+        }
+        if configuration.transactionPooling != nil { completionsAfterError() }
+        let replacement = gate?.serverErrorReceived(fields)
+        let sent = replacement ?? fields
+        lifecycle.errorReceived(sqlState: sent.sqlState ?? "XX000", message: sent.message ?? "", refused: replacement != nil, at: now)
+        guard let replacement else { return .forwardToClient(frame.totalLength) }
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(replacement).encode(into: &out)
+        return .replaceToClient(consume: frame.totalLength, bytes: out)
+    }
+
+    /// ReadyForQuery: the server is idle again until the client sends more (docs 55.2.2: one
+    /// per Query, FunctionCall and Sync).
+    private mutating func readyForQuery(_ statusByte: UInt8?, now: Int64) {
+        gate?.readyForQueryReceived()
+        if let statusByte, let status = TransactionStatus(rawValue: statusByte) { transactionStatus = status }
+        // DDL counts once its transaction is over (committed or not: a refresh is cheap).
+        if ranCatalogChange && transactionStatus == .idle {
+            ranCatalogChange = false
+            events.append(.catalogChanged)
+        }
+        let records = lifecycle.readyForQueryReceived(status: statusByte ?? UInt8(ascii: "I"), at: now)
+        if configuration.transactionPooling != nil { poolingReadyForQuery() }
+        if configuration.followsStatements {
+            for record in records { events.append(.statementFinished(record)) }
+        }
+    }
+}

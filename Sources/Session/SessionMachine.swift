@@ -1,0 +1,334 @@
+import Wire
+import Policy
+
+/// The established phase of one session (protocol 3.0 after the first ReadyForQuery) as a
+/// pure value: the shell (`ClientSession`) hands it the bytes at the front of each side's
+/// buffer and runs the action it returns; it never touches a socket, a clock or a lock.
+///
+/// It owns everything that is decided per message:
+///
+/// - the two ``MessageStreamTracker``s: bytes are forwarded frame by frame without
+///   re-encoding; only the messages something below needs are held back until complete;
+/// - the transaction status of the last ReadyForQuery and whether the server owes one
+///   (a statement is in flight);
+/// - for read-only identities the ``ReadOnlyGate`` (every Query, Parse, FunctionCall and Sync,
+///   and server ErrorResponses) and the ``ReadOnlyTripwire`` (server ParameterStatus);
+/// - the ``StatementLifecycle`` (statement → classification → outcome), reported as
+///   ``Event/statementFinished(_:)`` events at each ReadyForQuery. It is what knows which
+///   ReadyForQuery the server still owes, so it runs for every session: without
+///   `followsStatements` it sees message types only (at the first byte of each message, nothing
+///   held back) and its records are not reported;
+/// - catalog-change detection (``CatalogChangeTag``), reported as ``Event/catalogChanged``
+///   once the transaction holding the change is over;
+/// - cancel bookkeeping: the backend's key and whether ending the session now must cancel a
+///   query first (``needsCancelOnEnd``);
+/// - the one "reusable at rest" predicate, ``isAtRest``;
+/// - with `pool_mode = transaction`, what ties the session to its server connection (pins,
+///   SessionMachine+Pooling.swift), the client's named prepared statements and what the
+///   attached server has prepared (SessionMachine+PreparedStatements.swift), and whether its
+///   settings must be read back (``SettingsExchange``).
+///
+/// Replies come in the order of the messages that caused them (PostgreSQL docs 55.2.2 Simple
+/// Query, 55.2.3 Extended Query), which is what lets a value follow a pipelined session
+/// without asking the server anything.
+package struct SessionMachine {
+    package struct ReadOnlySettings {
+        /// The client's identity, named in refusals.
+        package var identity: String
+        /// `readonly_max_statement_size`: a longer Query or Parse text is refused unread (54000).
+        package var maxStatementSize: Int
+        /// A fresh unpredictable token per refusal (128 random bits in the shell).
+        package var tokens: () -> String
+
+        package init(identity: String, maxStatementSize: Int, tokens: @escaping () -> String) {
+            self.identity = identity
+            self.maxStatementSize = maxStatementSize
+            self.tokens = tokens
+        }
+    }
+
+    /// pgAudit `log_parameter` for the statement records (with `followsStatements`).
+    package struct ParameterLogging: Equatable {
+        /// `audit_log_parameter_max_size`: longer values are not kept; 0 = no limit.
+        package var maxSize: Int
+        package init(maxSize: Int) { self.maxSize = maxSize }
+    }
+
+    /// `pool_mode = transaction` (SessionMachine+Pooling.swift).
+    package struct TransactionPooling {
+        /// `transaction_pin = refuse`: statements that would pin are refused (0A000) instead.
+        package var refusesPinning: Bool
+        /// Refusal tokens for the gate a read-write identity gets when refusing (128 random bits).
+        package var tokens: () -> String
+        /// `max_prepared_statements`: named protocol-level statements kept per client (and
+        /// prepared on whichever server it gets); a new name beyond it pins. 0: every named
+        /// statement pins.
+        package var maxPreparedStatements: Int
+
+        package init(refusesPinning: Bool, tokens: @escaping () -> String, maxPreparedStatements: Int = 200) {
+            self.refusesPinning = refusesPinning
+            self.tokens = tokens
+            self.maxPreparedStatements = maxPreparedStatements
+        }
+    }
+
+    package struct Configuration {
+        /// `max_message_size`: the longest client message accepted (08P01 beyond it).
+        package var maxMessageSize: Int
+        /// Set for read-only identities.
+        package var readOnly: ReadOnlySettings?
+        /// Follow every statement to its outcome (``Event/statementFinished(_:)``): the audit
+        /// stream's source. Off, Bind/Execute/Close and most replies are not held back at all.
+        package var followsStatements: Bool
+        /// Keep each Bind's values with its statement's record (``StatementLifecycle/Record/parameters``).
+        package var parameterLogging: ParameterLogging?
+        /// Set in transaction pooling: the server connection may change between transactions.
+        package var transactionPooling: TransactionPooling?
+
+        package init(maxMessageSize: Int, readOnly: ReadOnlySettings?, followsStatements: Bool,
+                     parameterLogging: ParameterLogging? = nil, transactionPooling: TransactionPooling? = nil) {
+            self.maxMessageSize = maxMessageSize
+            self.readOnly = readOnly
+            self.followsStatements = followsStatements
+            self.parameterLogging = parameterLogging
+            self.transactionPooling = transactionPooling
+        }
+    }
+
+    /// What the shell does next with the bytes at the front of one side's buffer.
+    package enum Action: Equatable {
+        /// Pass this many bytes from the front of the client's buffer to the server.
+        case forwardToServer(Int)
+        /// Consume one whole client message (`consume` bytes) and send `bytes` to the server
+        /// in its place: a read-only refusal's stand-in.
+        case replaceToServer(consume: Int, bytes: ByteBuffer)
+        /// Consume one whole client message (`consume` bytes) and send `bytes` to the server in
+        /// its place: the same message with what transaction pooling slips in before it (a
+        /// Close and Parse that prepare the client's named statement on this server).
+        case rewriteToServer(consume: Int, bytes: ByteBuffer)
+        /// Pass this many bytes from the front of the server's buffer to the client.
+        case forwardToClient(Int)
+        /// Consume one whole server message and send `bytes` to the client in its place: the
+        /// refusal in place of its stand-in's error.
+        case replaceToClient(consume: Int, bytes: ByteBuffer)
+        /// The Query or Parse at the front of the client's buffer needs its classification
+        /// (at once from a cache, or off the loop): answer with
+        /// ``classified(_:statementOffsets:parameterTypesRefusal:)``. Nothing else from the
+        /// client is looked at until then; the message stays in the buffer.
+        case classify(ClassificationRequest)
+        /// Terminate: consume `consume` bytes; the client is leaving, the server connection
+        /// goes back to the pool (not passed on: the pool resets or closes it).
+        case releaseServer(consume: Int)
+        /// End the session: send `error` to the client (after what it was already sent), then
+        /// close. The server connection is not reused.
+        case close(reason: String, error: ErrorFields?)
+        /// Nothing to do before more bytes arrive, or a classification or the replies that
+        /// resolve pending refusals.
+        case wait
+    }
+
+    /// What the session observed, drained by the shell with ``takeEvents()``.
+    package enum Event: Equatable {
+        /// A statement reached its outcome; released at the ReadyForQuery that ends its batch,
+        /// with that ReadyForQuery's transaction status.
+        case statementFinished(StatementLifecycle.Record)
+        /// A statement that can change what a catalog snapshot records (DDL, GRANT, …) ran
+        /// and its transaction is over (committed or not: a refresh is cheap).
+        case catalogChanged
+        /// The server reported a setting under which the read-only gate's judgement no longer
+        /// holds (``ReadOnlyTripwire``); a ``Action/close(reason:error:)`` follows.
+        case readOnlyBreached(String)
+        /// Transaction pooling: the session is now pinned to its server connection for these
+        /// reasons (``SessionStateEffects/names``) — logged and counted by the shell.
+        case pinned([String])
+        /// Transaction pooling: the state that pinned the session is gone.
+        case unpinned
+    }
+
+    /// A Query or Parse text to classify (``Action/classify(_:)``).
+    package struct ClassificationRequest: Equatable {
+        package var sql: String
+        package var isQuery: Bool
+        /// A Parse's declared parameter types: the shell asks its catalog snapshot about them
+        /// (``CatalogSnapshot/refusal(forParameterTypes:)``) and passes the answer back.
+        package var parameterTypes: [Int32]
+        /// The whole message's length, for logging.
+        package var messageLength: Int
+    }
+
+    struct PendingClassification {
+        let frame: MessageFrame
+        let message: FrontendMessage
+    }
+
+    package let configuration: Configuration
+    var clientTracker: MessageStreamTracker
+    var serverTracker: MessageStreamTracker
+    package internal(set) var gate: ReadOnlyGate?
+    var tripwire = ReadOnlyTripwire()
+    package internal(set) var lifecycle: StatementLifecycle
+    /// The last ReadyForQuery's status.
+    package internal(set) var transactionStatus: TransactionStatus = .idle
+    /// The server session must not be reused whatever it answers next (the tripwire fired).
+    var serverUnusable = false
+    /// A statement in the current transaction changed the catalog (CommandComplete tag).
+    var ranCatalogChange = false
+    var pendingClassification: PendingClassification?
+    package internal(set) var events: [Event] = []
+    /// The backend's real key (BackendKeyData), for cancelling its queries; in transaction
+    /// pooling the backend currently attached, nil between transactions.
+    package internal(set) var backend: (processID: Int32, secretKey: [UInt8])?
+    /// Extended-protocol messages (Parse, Bind, Describe, Execute, Close, Flush) went up since
+    /// the last Sync: the server holds unsynced work, so the session is not at rest.
+    var unsynced = false
+    /// Transaction pooling: what ties the session to its current server connection.
+    package internal(set) var pins: SessionStateEffects = []
+    /// Transaction pooling: statements sent that would release state (DISCARD ALL, …), with
+    /// the pins taken after them (SessionMachine+Pooling.swift).
+    var pendingReleases: [PendingRelease] = []
+    /// Transaction pooling: a statement that can change session settings was sent since they
+    /// were last read from the server.
+    var settingsDirty = false
+    /// Transaction pooling: the client's named prepared statements, and what the attached
+    /// server has prepared (SessionMachine+PreparedStatements.swift).
+    package internal(set) var clientStatements: [String: PreparedStatement] = [:]
+    /// Transaction pooling: the client's unnamed statement, as PostgreSQL would hold it for
+    /// this session (the last Parse of "" since the last Query, Close of it, or failure).
+    package internal(set) var clientUnnamed: PreparedStatement?
+    var serverStatements = ServerStatements()
+    /// Transaction pooling: the pins of the statements bound since the transaction began (their
+    /// portals may still run, whatever a DISCARD TEMP meanwhile released).
+    var portalPins: SessionStateEffects = []
+    /// Parse/Close completions and ReadyForQuery markers owed, in order (run-length encoded).
+    var completions: [(kind: Completion, count: Int)] = []
+
+    /// Terminate, always held whole: the client is leaving and it is not passed on.
+    static let terminate = UInt8(ascii: "X")
+    /// Client message types the lifecycle follows. CopyDone and CopyFail end a copy-in: Syncs
+    /// sent before them are ignored by the server.
+    package static let followedClientTypes: Set<UInt8> = Set("QPBECSFcf".utf8)
+    /// Server message types the lifecycle follows.
+    package static let followedServerTypes: Set<UInt8> = Set("CEIsZG".utf8)
+
+    /// `backendProcessID`/`backendSecretKey`: the server's BackendKeyData. `serverParameters`:
+    /// its start-up ParameterStatus values (the tripwire's baseline; the start-up machine has
+    /// already refused a session whose start-up values breach it).
+    package init(_ configuration: Configuration, backendProcessID: Int32, backendSecretKey: [UInt8],
+                 serverParameters: [(String, String)]) {
+        self.configuration = configuration
+        lifecycle = StatementLifecycle(keepsRecords: configuration.followsStatements)
+        backend = (backendProcessID, backendSecretKey)
+        var clientTypes: Set<UInt8> = [Self.terminate]
+        // ReadyForQuery always; CommandComplete for catalog changes (read-write sessions, whose
+        // DDL through the proxy refreshes the snapshots the gate relies on); read-only
+        // sessions: errors for the gate and ParameterStatus for the tripwire.
+        var serverTypes: Set<UInt8> = [UInt8(ascii: "Z")]
+        if let readOnly = configuration.readOnly {
+            gate = ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens)
+            clientTypes.formUnion(ReadOnlyGate.inspectedClientTypes)
+            serverTypes.formUnion([UInt8(ascii: "E"), UInt8(ascii: "S")])
+            _ = tripwire.startupParametersReceived(serverParameters)
+        } else {
+            serverTypes.insert(UInt8(ascii: "C"))
+        }
+        if let pooling = configuration.transactionPooling {
+            // Every Query and Parse text is classified for the state it leaves behind; tags
+            // of CommandComplete tell what the server did (DISCARD ALL, LISTEN, …).
+            clientTypes.formUnion([UInt8(ascii: "Q"), UInt8(ascii: "P")])
+            serverTypes.insert(UInt8(ascii: "C"))
+            // ParameterStatus: whether the server still lexes text as the classifier does.
+            serverTypes.insert(UInt8(ascii: "S"))
+            // Named statements follow the client: Bind, Describe and Close name them; the
+            // completions of what the proxy slips in are dropped, errors end a batch.
+            clientTypes.formUnion([UInt8(ascii: "B"), UInt8(ascii: "D"), UInt8(ascii: "C")])
+            // A fast-path FunctionCall pins unless it is a large-object function (by OID).
+            clientTypes.insert(UInt8(ascii: "F"))
+            serverTypes.formUnion([UInt8(ascii: "1"), UInt8(ascii: "3"), UInt8(ascii: "E")])
+            if pooling.refusesPinning && gate == nil {
+                // A gate that refuses only what cannot move between servers.
+                gate = ReadOnlyGate(identity: "", tokens: pooling.tokens, judgesFunctionCalls: false)
+                clientTypes.formUnion(ReadOnlyGate.inspectedClientTypes)
+                serverTypes.insert(UInt8(ascii: "E"))
+            }
+        }
+        if configuration.followsStatements {
+            clientTypes.formUnion(Self.followedClientTypes)
+            serverTypes.formUnion(Self.followedServerTypes)
+        }
+        clientTracker = MessageStreamTracker(maxMessageLength: configuration.maxMessageSize, inspecting: clientTypes,
+                                             validTypes: MessageStreamTracker.frontendTypes)
+        // Server messages are bounded by PostgreSQL itself (1 GB).
+        // CopyData and DataRow in runs: no state follows them one by one (`countReply` ignores
+        // both), so a run is one step and one send (pg_dump's COPY OUT through the proxy).
+        serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: serverTypes,
+                                             runs: [UInt8(ascii: "d"), UInt8(ascii: "D")])
+        if configuration.transactionPooling != nil {
+            for (name, value) in serverParameters { poolingParameterStatus(name: name, value: value) }
+        }
+    }
+
+    // MARK: - Queries
+
+    /// The one "reusable at rest" predicate: the server owes nothing (every message it was
+    /// sent has had its ReadyForQuery), it is outside a transaction block, both directions
+    /// stand at a message boundary, no client message waits for its classification, and
+    /// nothing made the server session unusable (the tripwire, the server closing). A
+    /// server connection is reused only from here, and only here is a session idle
+    /// (client_idle_timeout, buffer release); the shell adds only that its sockets' buffers
+    /// are empty.
+    package var isAtRest: Bool {
+        !statementInFlight && !unsynced && transactionStatus == .idle && serverTracker.isAtMessageBoundary && !serverUnusable
+            && !lifecycle.lostTrack
+    }
+
+    /// The server owes a reply: a message went up whose ReadyForQuery has not come back (a
+    /// pipeline counts every Query, FunctionCall and Sync; Syncs inside a copy-in do not, as
+    /// the server ignores them), a message is half sent, or one waits for its classification.
+    package var statementInFlight: Bool {
+        lifecycle.isAwaitingReplies || !clientTracker.isAtMessageBoundary || pendingClassification != nil
+    }
+
+    /// The client must not be read further (beyond a message still arriving): a message waits
+    /// for its classification, the gate holds as many pending refusals as it may, or as many
+    /// messages await their replies as this follows (``maxPendingOperations``).
+    package var isHoldingClientMessages: Bool {
+        pendingClassification != nil || gate?.isAtPendingBound == true
+            || lifecycle.pendingOperations >= Self.maxPendingOperations
+            // Transaction pooling's FIFO of completions owed (its runs of one kind are one entry).
+            || completions.count >= Self.maxPendingOperations
+    }
+
+    /// Messages awaiting their replies that a session may have in flight before its client is
+    /// no longer read (backpressure, never an error): each is a queue entry of some 50 bytes
+    /// for as little as a 5-byte Sync, so a client pipelining without reading its replies
+    /// cannot make the proxy hold more than about 3 MB for it.
+    package static let maxPendingOperations = 65_536
+
+    /// Ending the session now leaves a query running on the server: cancel it first, as a
+    /// careful client would (55.2.7 Canceling Requests in Progress).
+    package var needsCancelOnEnd: Bool { (statementInFlight || lifecycle.lostTrack) && backend != nil }
+
+    /// Statements finished so far.
+    package var statementCount: UInt64 { lifecycle.statementCount }
+
+    /// The events observed since the last call.
+    package mutating func takeEvents() -> [Event] {
+        guard !events.isEmpty else { return [] }
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
+
+    /// The session is ending: statements sent whose outcome never came, as
+    /// ``StatementLifecycle/Outcome/disconnected`` records (with those finished but not yet
+    /// released by a ReadyForQuery), when statements are followed.
+    package mutating func sessionEnded(now: Int64) -> [StatementLifecycle.Record] {
+        guard configuration.followsStatements else { return [] }
+        return lifecycle.sessionEnded(at: now)
+    }
+
+    /// The server connection is gone (closed by the server): nothing can be in flight on it.
+    package mutating func serverClosed() {
+        serverUnusable = true
+        backend = nil
+    }
+}

@@ -1,0 +1,357 @@
+/// Follows each statement of a session from the client message that starts it to its outcome,
+/// for the audit stream. Observe-only and pure: the shell feeds it the client's Query, Parse,
+/// Bind, Execute, Close, Sync and FunctionCall and the server's CommandComplete, ErrorResponse,
+/// EmptyQueryResponse, PortalSuspended and ReadyForQuery, with injected timestamps; it never
+/// changes what is forwarded.
+///
+/// The order of replies is the protocol's (PostgreSQL docs 55.2.2 Simple Query, 55.2.3 Extended
+/// Query): the server answers messages in the order it received them; a simple Query string
+/// runs its statements in order, each ending in CommandComplete (or EmptyQueryResponse), and an
+/// error ends the whole string; in the extended protocol an error makes the server discard every
+/// message up to the next Sync; each Sync and each Query or FunctionCall ends in one
+/// ReadyForQuery. Records are released at that ReadyForQuery, with its transaction status.
+package struct StatementLifecycle: Sendable {
+    package enum Outcome: Equatable, Sendable {
+        case ok
+        case failed(sqlState: String, message: String)
+        /// Refused by Portcullis's read-only gate (its stand-in's error was rewritten).
+        case refused(sqlState: String, message: String)
+        /// The session ended (client gone, server gone, shutdown) before the statement's
+        /// outcome arrived: it may or may not have run.
+        case disconnected
+    }
+
+    package enum Source: Equatable, Sendable {
+        case simpleQuery
+        case extendedQuery
+        case functionCall(oid: UInt32)
+    }
+
+    /// One finished statement.
+    package struct Record: Equatable, Sendable {
+        /// The whole Query string (one per statement of it), the Parse text, or empty for a FunctionCall.
+        package var text: String
+        /// Counted from 1 per session: one per Query string, Execute or FunctionCall.
+        package var statementID: UInt64
+        /// 1-based position of the statement inside its Query string (1 for the others).
+        package var substatementID: UInt64
+        package var source: Source
+        /// The CommandComplete tag ("INSERT 0 1", "SELECT 3"), nil when it did not complete.
+        package var tag: String?
+        package var outcome: Outcome
+        package var startedAt: Int64
+        package var finishedAt: Int64
+        /// ReadyForQuery's status byte after the statement: I, T or E.
+        package var transactionStatus: UInt8?
+        /// The Bind values of an extended-protocol statement as the audit record shows them
+        /// (nil for a simple query, or when parameters are not logged).
+        package var parameters: [String?]? = nil
+
+        /// Rows from the tag's last number (INSERT oid rows, SELECT rows, COPY rows …), for
+        /// the tags that report one (cmdtaglist.h: rowcount true).
+        package var rows: Int64? {
+            guard let tag, let last = tag.split(separator: " ").last, let value = Int64(last) else { return nil }
+            return value
+        }
+
+        /// The command without its counts ("INSERT 0 1" → "INSERT").
+        package var command: String? {
+            guard let tag else { return nil }
+            var words = tag.split(separator: " ")
+            while let last = words.last, words.count > 1, Int64(last) != nil { words.removeLast() }
+            return words.joined(separator: " ")
+        }
+    }
+
+    private enum Op: Sendable {
+        case query(text: String, statementID: UInt64, next: Int, failed: Bool, lastAt: Int64)
+        case parse(text: String)
+        case execute(text: String, parameters: [String?]?, startedAt: Int64)
+        case function(oid: UInt32, startedAt: Int64)
+        case sync
+        /// The client's CopyDone or CopyFail, queued before the server's CopyInResponse was seen.
+        case copyEnd
+    }
+
+    /// Bounds: named statements and portals kept (oldest names forgotten beyond it), texts kept.
+    package static let maxNames = 4096
+    package static let maxTextBytes = 1 << 20
+
+    private var ops: [Op] = []
+    private var statements: [String: String] = [:]
+    private var portals: [String: (text: String, parameters: [String?]?)] = [:]
+    private var finished: [Record] = []
+    private var nextStatementID: UInt64 = 1
+    /// After an extended-protocol error, client messages up to the next Sync are discarded by
+    /// the server: they are not queued here either.
+    /// CopyInResponse seen, the client's CopyDone/CopyFail not yet.
+    /// The server's CopyInResponse was seen and the server has not yet ended the copy: how many
+    /// Syncs the client sent in that window (the server ignores a Sync while in copy-in mode)
+    /// and whether the client already sent its CopyDone/CopyFail.
+    private var copyIn: (syncs: Int, clientEnded: Bool)?
+    /// The replies can no longer be matched to what the client sent: a copy-in ended with the
+    /// server's error while Syncs sent during the copy were outstanding. Whether the server saw
+    /// each of them in copy-in mode (ignored) or after the error (answered) depends on where in
+    /// the data the error happened, which the proxy cannot know (docs 55.2.6). From then on the
+    /// session is never at rest: its server connection is not reused, not released to a pool,
+    /// and a query is cancelled when the session ends.
+    package private(set) var lostTrack = false
+    private var discardingUntilSync = false
+    /// Records finished so far (for the disconnect event).
+    package private(set) var statementCount: UInt64 = 0
+
+    /// False: statements are counted, not kept (only the replies owed matter to the caller).
+    private let keepsRecords: Bool
+
+    package init(keepsRecords: Bool = true) {
+        self.keepsRecords = keepsRecords
+    }
+
+    /// A message was sent whose ReadyForQuery has not arrived: the server owes replies.
+    package var isAwaitingReplies: Bool { !ops.isEmpty }
+
+    /// Messages followed whose replies have not all arrived (the queue this keeps).
+    package var pendingOperations: Int { ops.count }
+
+    package static func bounded(_ text: String) -> String {
+        text.utf8.count <= maxTextBytes ? text : String(decoding: text.utf8.prefix(maxTextBytes), as: UTF8.self) + "…"
+    }
+
+    private mutating func takeStatementID() -> UInt64 {
+        defer { nextStatementID += 1 }
+        return nextStatementID
+    }
+
+    // MARK: Client messages
+
+    package mutating func queryReceived(_ text: String, at time: Int64) {
+        // After an extended-protocol error the server skips every message up to Sync, a
+        // Query too (postgres.c PostgresMain, ignore_till_sync).
+        guard !discardingUntilSync else { return }
+        ops.append(.query(text: Self.bounded(text), statementID: takeStatementID(), next: 1, failed: false, lastAt: time))
+    }
+
+    package mutating func parseReceived(name: String, text: String) {
+        guard !discardingUntilSync else { return }
+        let kept = Self.bounded(text)
+        if statements.count >= Self.maxNames, statements[name] == nil { statements.removeAll(keepingCapacity: true) }
+        statements[name] = kept
+        ops.append(.parse(text: kept))
+    }
+
+    /// `parameters`: the Bind values as the audit record shows them, when they are logged.
+    package mutating func bindReceived(portal: String, statement: String, parameters: [String?]? = nil) {
+        guard !discardingUntilSync else { return }
+        if portals.count >= Self.maxNames, portals[portal] == nil { portals.removeAll(keepingCapacity: true) }
+        portals[portal] = (statements[statement] ?? "", parameters)
+    }
+
+    package mutating func executeReceived(portal: String, at time: Int64) {
+        guard !discardingUntilSync else { return }
+        let bound = portals[portal]
+        ops.append(.execute(text: bound?.text ?? "", parameters: bound?.parameters, startedAt: time))
+    }
+
+    /// Close (`S` statement or `P` portal).
+    package mutating func closeReceived(isStatement: Bool, name: String) {
+        guard !discardingUntilSync else { return }
+        if isStatement { statements[name] = nil } else { portals[name] = nil }
+    }
+
+    package mutating func syncReceived() {
+        // In copy-in mode the server ignores Sync (docs 55.2.6 COPY Operations); libpq sends one
+        // right after the Execute of a COPY FROM STDIN and another after CopyDone/CopyFail.
+        if var window = copyIn, !window.clientEnded {
+            window.syncs += 1
+            copyIn = window
+            return
+        }
+        discardingUntilSync = false
+        ops.append(.sync)
+    }
+
+    /// The client's CopyDone or CopyFail.
+    package mutating func copyEndReceived() {
+        if var window = copyIn, !window.clientEnded {
+            window.clientEnded = true
+            copyIn = window
+        } else {
+            ops.append(.copyEnd)
+        }
+    }
+
+    /// The server's CopyInResponse for the operation at the head: the Syncs the client sent
+    /// after it and before its CopyDone/CopyFail reach the server in copy-in mode and are
+    /// ignored, so they are no batch ends.
+    package mutating func copyInStarted() {
+        var index = 1
+        var syncs = 0
+        while index < ops.count {
+            switch ops[index] {
+            case .sync:
+                ops.remove(at: index)
+                syncs += 1
+            case .copyEnd:
+                ops.remove(at: index)
+                copyIn = (syncs, true)
+                return
+            default: index += 1
+            }
+        }
+        copyIn = (syncs, false)
+    }
+
+    /// The server ended a copy-in: with its CommandComplete (the Syncs of the window were
+    /// ignored, as counted) or with an error (ambiguous when the window held Syncs: ``lostTrack``).
+    private mutating func copyInEnded(byError: Bool) {
+        guard let window = copyIn else { return }
+        if byError && window.syncs > 0 { lostTrack = true }
+        copyIn = nil
+    }
+
+    package mutating func functionCallReceived(oid: UInt32, at time: Int64) {
+        guard !discardingUntilSync else { return }
+        ops.append(.function(oid: oid, startedAt: time))
+    }
+
+    // MARK: Server messages
+
+    package mutating func commandCompleteReceived(tag: String, at time: Int64) {
+        copyInEnded(byError: false)
+        dropSucceededParses()
+        guard let head = ops.first else { return }
+        switch head {
+        case .query(let text, let id, let next, let failed, let lastAt):
+            finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: tag,
+                          outcome: .ok, startedAt: lastAt, finishedAt: time))
+            ops[0] = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time)
+        case .execute(let text, let parameters, let startedAt):
+            finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: tag,
+                          outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
+            ops.removeFirst()
+        case .parse, .function, .sync, .copyEnd:
+            break
+        }
+    }
+
+    package mutating func emptyQueryReceived(at time: Int64) {
+        dropSucceededParses()
+        guard let head = ops.first else { return }
+        switch head {
+        case .query(let text, let id, let next, let failed, _):
+            ops[0] = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time)
+        case .execute:
+            ops.removeFirst()
+        case .parse, .function, .sync, .copyEnd:
+            break
+        }
+    }
+
+    /// An Execute with a row limit stopped early; the portal's statement has not finished.
+    package mutating func portalSuspendedReceived() {
+        dropSucceededParses()
+        if case .execute? = ops.first { ops.removeFirst() }
+    }
+
+    /// An ErrorResponse (not a NoticeResponse). `refused`: the gate rewrote it into a refusal.
+    package mutating func errorReceived(sqlState: String, message: String, refused: Bool, at time: Int64) {
+        let outcome: Outcome = refused ? .refused(sqlState: sqlState, message: message)
+                                       : .failed(sqlState: sqlState, message: message)
+        copyInEnded(byError: true)
+        guard let head = ops.first else { return }
+        switch head {
+        case .query(let text, let id, let next, let failed, let lastAt):
+            if !failed {
+                finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: nil,
+                              outcome: outcome, startedAt: lastAt, finishedAt: time))
+            }
+            ops[0] = .query(text: text, statementID: id, next: next + 1, failed: true, lastAt: time)
+        case .function(let oid, let startedAt):
+            finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
+                          tag: nil, outcome: outcome, startedAt: startedAt, finishedAt: time))
+            ops[0] = .sync  // settled; its ReadyForQuery still ends it
+        case .sync, .copyEnd:
+            // An error at Sync itself (a failed COMMIT of an implicit transaction): nothing to
+            // attribute it to beyond the batch.
+            break
+        case .parse, .execute:
+            // Everything up to the next Sync is discarded by the server. The statement that
+            // failed is the first Execute of the batch (its Parse or Bind may be the one that
+            // failed), else the Parse that failed to prepare.
+            let end = ops.firstIndex { if case .sync = $0 { return true } else { return false } } ?? ops.count
+            var failedText: (String, [String?]?, Int64)?
+            for op in ops[..<end] {
+                if case .execute(let text, let parameters, let startedAt) = op { failedText = (text, parameters, startedAt); break }
+            }
+            if failedText == nil, case .parse(let text) = head { failedText = (text, nil, time) }
+            if let (text, parameters, startedAt) = failedText {
+                finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery,
+                              tag: nil, outcome: outcome, startedAt: startedAt, finishedAt: time, parameters: parameters))
+            }
+            if end == ops.count { discardingUntilSync = true }
+            ops.removeFirst(end)
+        }
+    }
+
+    /// Ends a Query, FunctionCall or Sync batch; returns the records it finished.
+    package mutating func readyForQueryReceived(status: UInt8, at time: Int64) -> [Record] {
+        // No ReadyForQuery comes while a copy-in is running.
+        copyIn = nil
+        ending: while let head = ops.first {
+            ops.removeFirst()
+            switch head {
+            case .query, .sync:
+                break ending
+            case .function(let oid, let startedAt):
+                finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
+                              tag: nil, outcome: .ok, startedAt: startedAt, finishedAt: time))
+                break ending
+            case .parse, .execute, .copyEnd:
+                continue ending
+            }
+        }
+        guard !finished.isEmpty else { return [] }
+        var out = finished
+        finished.removeAll()
+        for index in out.indices { out[index].transactionStatus = status }
+        return out
+    }
+
+    /// The session ended: every statement already sent whose outcome never arrived, recorded
+    /// as ``Outcome/disconnected`` (with records finished but not yet released by a
+    /// ReadyForQuery, which keep their outcome). Nothing is pending afterwards.
+    package mutating func sessionEnded(at time: Int64) -> [Record] {
+        for op in ops {
+            switch op {
+            case .query(let text, let id, let next, let failed, let lastAt):
+                // Statements of the string after the one running are reported as one: the
+                // server may not have reached them (an error ends the string).
+                if !failed {
+                    finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: nil,
+                                  outcome: .disconnected, startedAt: lastAt, finishedAt: time))
+                }
+            case .execute(let text, let parameters, let startedAt):
+                finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: nil,
+                              outcome: .disconnected, startedAt: startedAt, finishedAt: time, parameters: parameters))
+            case .function(let oid, let startedAt):
+                finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
+                              tag: nil, outcome: .disconnected, startedAt: startedAt, finishedAt: time))
+            case .parse, .sync, .copyEnd:
+                continue
+            }
+        }
+        ops.removeAll()
+        let out = finished
+        finished.removeAll()
+        return out
+    }
+
+    private mutating func dropSucceededParses() {
+        while case .parse? = ops.first { ops.removeFirst() }
+    }
+
+    private mutating func finish(_ record: Record) {
+        statementCount += 1
+        if keepsRecords { finished.append(record) }
+    }
+}

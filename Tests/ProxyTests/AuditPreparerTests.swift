@@ -1,0 +1,112 @@
+import XCTest
+import Audit
+import Policy
+@testable import Proxy
+
+/// The writer thread's preparation: class filter per session, pgAudit's log_relation and
+/// log_statement_once, parameters left as the session rendered them.
+final class AuditPreparerTests: XCTestCase {
+    let all = Set(["READ", "WRITE", "FUNCTION", "ROLE", "DDL", "MISC", "MISC_SET"])
+
+    func event(_ text: String, index: Int = 1, classes: Set<String>? = nil, logRelation: Bool = false, once: Bool = false,
+               parameters: AuditParameters = .notLogged) -> AuditEvent {
+        var statement = AuditStatement(statementID: 1, substatementID: UInt64(index), auditClass: "MISC", command: "???",
+                                       text: nil, parameters: parameters)
+        statement.preparation = AuditPreparation(fullText: text, index: index, textMode: .full, completedCommand: nil,
+                                                 classes: classes ?? all, logRelation: logRelation, logStatementOnce: once)
+        return AuditEvent(kind: .statement, timeMicroseconds: 0, statement: statement)
+    }
+
+    func testOneRecordPerRelationWithLogRelation() throws {
+        let preparer = AuditPreparer()
+        let sql = "SELECT * FROM a JOIN s.b USING (id) WHERE id IN (SELECT id FROM a)"
+        let records = preparer.prepare(event(sql, logRelation: true)).compactMap(\.statement)
+        XCTAssertEqual(records.map(\.objectName), ["a", "s.b"])
+        XCTAssertEqual(records.map(\.objectType), ["TABLE", "TABLE"])
+        XCTAssertTrue(records.allSatisfy { $0.auditClass == "READ" && $0.command == "SELECT" && $0.text == sql && $0.textLogged })
+        XCTAssertEqual(records.map(\.pgAuditLine), [
+            "AUDIT: SESSION,1,1,READ,SELECT,TABLE,a,\(sql),<not logged>",
+            "AUDIT: SESSION,1,1,READ,SELECT,TABLE,s.b,\(sql),<not logged>",
+        ])
+        // Without log_relation: one record naming both.
+        let single = preparer.prepare(event(sql)).compactMap(\.statement)
+        XCTAssertEqual(single.map(\.objectName), ["a,s.b"])
+    }
+
+    func testLogStatementOnceLeavesTheTextInTheFirstRecordOnly() throws {
+        let preparer = AuditPreparer()
+        let sql = "INSERT INTO a SELECT * FROM b"
+        let records = preparer.prepare(event(sql, logRelation: true, once: true, parameters: .none)).compactMap(\.statement)
+        XCTAssertEqual(records.map(\.pgAuditLine), [
+            "AUDIT: SESSION,1,1,WRITE,INSERT,TABLE,a,INSERT INTO a SELECT * FROM b,<none>",
+            "AUDIT: SESSION,1,1,WRITE,INSERT,TABLE,b,<previously logged>,<previously logged>",
+        ])
+    }
+
+    func testLogRelationDoesNotSplitDDLOrMisc() {
+        let preparer = AuditPreparer()
+        XCTAssertEqual(preparer.prepare(event("TRUNCATE a, b", logRelation: true)).count, 1)
+        XCTAssertEqual(preparer.prepare(event("CREATE VIEW v AS SELECT * FROM a, b", logRelation: true)).count, 1)
+    }
+
+    /// A Query string of one statement is not split again; its text is cut exactly as a split
+    /// would (blanks and the final semicolon off), and a multi-statement string still is split.
+    func testStatementTextWithAndWithoutSplitting() {
+        let preparer = AuditPreparer()
+        let cases: [(String, Int, String)] = [
+            ("SELECT 1", 1, "SELECT 1"),
+            ("  SELECT 1 ;  \n", 1, "SELECT 1"),
+            ("/* c */ SELECT 1;", 1, "/* c */ SELECT 1"),
+            ("SELECT 1; SELECT 'a;b';", 2, "SELECT 'a;b'"),
+            ("SELECT 1; SELECT 'a;b';", 1, "SELECT 1"),
+            ("SELEC 1", 1, "SELEC 1"),
+        ]
+        for (sql, index, expected) in cases {
+            let records = preparer.prepare(event(sql, index: index)).compactMap(\.statement)
+            XCTAssertEqual(records.map(\.text), [expected], sql)
+            XCTAssertEqual(AuditPreparer.statementText(sql, offsets: StatementSplitter.statementOffsets(sql), index: index), expected, sql)
+        }
+    }
+
+    /// Command and row count come from the CommandComplete tag on the writer thread, as the
+    /// lifecycle's record reads them.
+    func testCommandAndRowsFromTheTag() {
+        XCTAssertTrue(AuditPreparer.commandAndRows("SELECT 3") == ("SELECT", 3))
+        XCTAssertTrue(AuditPreparer.commandAndRows("INSERT 0 5") == ("INSERT", 5))
+        XCTAssertTrue(AuditPreparer.commandAndRows("CREATE TABLE") == ("CREATE TABLE", nil))
+        XCTAssertTrue(AuditPreparer.commandAndRows("") == ("", nil))
+        // Unparsable text: the class from the completed command, rows from its tag.
+        var statement = AuditStatement(statementID: 1, substatementID: 1, auditClass: "MISC", command: "???", text: nil)
+        statement.preparation = AuditPreparation(fullText: "SELEC 1", index: 1, textMode: .full, completedCommand: "UPDATE 7", classes: all)
+        let records = AuditPreparer().prepare(AuditEvent(kind: .statement, timeMicroseconds: 0, statement: statement)).compactMap(\.statement)
+        XCTAssertEqual(records.map(\.command), ["UPDATE"])
+        XCTAssertEqual(records.map(\.auditClass), ["WRITE"])
+        XCTAssertEqual(records.map(\.rows), [7])
+    }
+
+    func testSessionClassesFilter() {
+        let preparer = AuditPreparer()
+        XCTAssertEqual(preparer.prepare(event("SELECT 1", classes: ["WRITE", "DDL"])).count, 0)
+        XCTAssertEqual(preparer.prepare(event("DELETE FROM a", classes: ["WRITE", "DDL"])).count, 1)
+        XCTAssertEqual(preparer.prepare(event("SET work_mem = '1MB'", classes: ["MISC"])).count, 0)
+        XCTAssertEqual(preparer.prepare(event("SET work_mem = '1MB'", classes: ["MISC_SET"])).count, 1)
+    }
+
+    func testParametersAreWrittenAsPgAuditDoes() {
+        var statement = AuditStatement(statementID: 3, substatementID: 1, auditClass: "READ", command: "SELECT",
+                                       text: "SELECT $1, $2, $3", parameters: .values(["42", nil, "a,b"]))
+        XCTAssertEqual(statement.pgAuditLine, "AUDIT: SESSION,3,1,READ,SELECT,,,\"SELECT $1, $2, $3\",\"42,,\"\"a,b\"\"\"")
+        statement.parameters = .none
+        XCTAssertEqual(statement.pgAuditLine, "AUDIT: SESSION,3,1,READ,SELECT,,,\"SELECT $1, $2, $3\",<none>")
+    }
+
+    /// One statement naming 20,000 relations gives at most 101 records, not 20,000.
+    func testRelationRecordsAreBounded() {
+        let preparer = AuditPreparer()
+        let sql = "SELECT 1 FROM " + (0..<20_000).map { "t\($0)" }.joined(separator: ", ") + " WHERE false"
+        let records = preparer.prepare(event(sql, logRelation: true, once: true)).compactMap(\.statement)
+        XCTAssertEqual(records.count, AuditPreparer.maxRelationRecords + 1)
+        XCTAssertEqual(records.last?.objectName, "(19900 more relations)")
+        XCTAssertEqual(records.filter(\.textLogged).count, 1)
+    }
+}

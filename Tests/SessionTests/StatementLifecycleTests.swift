@@ -1,0 +1,254 @@
+import XCTest
+@testable import Session
+
+/// Message sequences as PostgreSQL 15 sends them (captured with a protocol trace of psql and
+/// pgbench -M extended), fed to the lifecycle with made-up timestamps.
+final class StatementLifecycleTests: XCTestCase {
+    typealias Record = StatementLifecycle.Record
+    let I = UInt8(ascii: "I"), T = UInt8(ascii: "T"), E = UInt8(ascii: "E")
+
+    func testSimpleQuery() {
+        var life = StatementLifecycle()
+        life.queryReceived("SELECT 1", at: 100)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 150)
+        let records = life.readyForQueryReceived(status: I, at: 160)
+        XCTAssertEqual(records, [Record(text: "SELECT 1", statementID: 1, substatementID: 1, source: .simpleQuery, tag: "SELECT 1",
+                                        outcome: .ok, startedAt: 100, finishedAt: 150, transactionStatus: I)])
+        XCTAssertEqual(records[0].rows, 1)
+        XCTAssertEqual(records[0].command, "SELECT")
+        XCTAssertEqual(life.statementCount, 1)
+    }
+
+    func testMultiStatementQueryWithErrorInTheMiddle() {
+        var life = StatementLifecycle()
+        let text = "BEGIN; INSERT INTO t VALUES (1); SELECT 1/0; SELECT 2"
+        life.queryReceived(text, at: 0)
+        life.commandCompleteReceived(tag: "BEGIN", at: 10)
+        life.commandCompleteReceived(tag: "INSERT 0 1", at: 20)
+        life.errorReceived(sqlState: "22012", message: "division by zero", refused: false, at: 30)
+        let records = life.readyForQueryReceived(status: E, at: 40)
+        XCTAssertEqual(records.map(\.substatementID), [1, 2, 3])
+        XCTAssertEqual(Set(records.map(\.statementID)), [1])
+        XCTAssertEqual(records.map(\.command), ["BEGIN", "INSERT", nil])
+        XCTAssertEqual(records[1].rows, 1)
+        XCTAssertEqual(records[2].outcome, .failed(sqlState: "22012", message: "division by zero"))
+        XCTAssertEqual(records[2].startedAt, 20)
+        XCTAssertTrue(records.allSatisfy { $0.transactionStatus == E && $0.text == text })
+        // The next query gets the next statement id.
+        life.queryReceived("ROLLBACK", at: 50)
+        life.commandCompleteReceived(tag: "ROLLBACK", at: 60)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 61).map(\.statementID), [2])
+    }
+
+    func testRefusedStatementOfAMultiStatementQuery() {
+        var life = StatementLifecycle()
+        life.queryReceived("SELECT 1; DELETE FROM t", at: 0)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 1)
+        life.errorReceived(sqlState: "25006", message: "cannot execute DELETE in a read-only transaction", refused: true, at: 2)
+        let records = life.readyForQueryReceived(status: I, at: 3)
+        XCTAssertEqual(records.map(\.outcome), [.ok, .refused(sqlState: "25006", message: "cannot execute DELETE in a read-only transaction")])
+        XCTAssertEqual(records.map(\.substatementID), [1, 2])
+    }
+
+    func testExtendedPipelineWithNamedAndUnnamedStatementsAndAnErrorMidPipeline() {
+        var life = StatementLifecycle()
+        // Batch 1: a named statement prepared once, executed twice; an unnamed one.
+        life.parseReceived(name: "s1", text: "SELECT $1::int")
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 10)
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 11)
+        life.parseReceived(name: "", text: "UPDATE t SET a = $1")
+        life.bindReceived(portal: "", statement: "")
+        life.executeReceived(portal: "", at: 12)
+        life.syncReceived()
+        // Batch 2, pipelined before batch 1's replies: an error in the middle, then more.
+        life.parseReceived(name: "", text: "SELECT 1/$1")
+        life.bindReceived(portal: "", statement: "")
+        life.executeReceived(portal: "", at: 13)
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 14)
+        life.syncReceived()
+        // Batch 3.
+        life.bindReceived(portal: "p", statement: "s1")
+        life.executeReceived(portal: "p", at: 15)
+        life.syncReceived()
+
+        life.commandCompleteReceived(tag: "SELECT 1", at: 20)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 21)
+        life.commandCompleteReceived(tag: "UPDATE 3", at: 22)
+        let first = life.readyForQueryReceived(status: I, at: 23)
+        XCTAssertEqual(first.map(\.text), ["SELECT $1::int", "SELECT $1::int", "UPDATE t SET a = $1"])
+        XCTAssertEqual(first.map(\.statementID), [1, 2, 3])
+        XCTAssertEqual(first.map(\.rows), [1, 1, 3])
+        XCTAssertEqual(first.map(\.startedAt), [10, 11, 12])
+
+        life.errorReceived(sqlState: "22012", message: "division by zero", refused: false, at: 30)
+        let second = life.readyForQueryReceived(status: I, at: 31)
+        XCTAssertEqual(second.count, 1, "the Execute after the error was discarded by the server")
+        XCTAssertEqual(second.first?.text, "SELECT 1/$1")
+        XCTAssertEqual(second.first?.outcome, .failed(sqlState: "22012", message: "division by zero"))
+
+        life.commandCompleteReceived(tag: "SELECT 1", at: 40)
+        let third = life.readyForQueryReceived(status: I, at: 41)
+        XCTAssertEqual(third.map(\.text), ["SELECT $1::int"])
+        XCTAssertEqual(third.map(\.statementID), [5])
+    }
+
+    func testParseErrorBeforeSyncArrives() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "", text: "SELEC 1")
+        life.errorReceived(sqlState: "42601", message: "syntax error at or near \"SELEC\"", refused: false, at: 5)
+        // Sent after the error but before Sync: the server discards these.
+        life.bindReceived(portal: "", statement: "")
+        life.executeReceived(portal: "", at: 6)
+        life.syncReceived()
+        let records = life.readyForQueryReceived(status: I, at: 7)
+        XCTAssertEqual(records.map(\.text), ["SELEC 1"])
+        XCTAssertEqual(records.first?.outcome, .failed(sqlState: "42601", message: "syntax error at or near \"SELEC\""))
+        // And the stream is in step afterwards.
+        life.queryReceived("SELECT 2", at: 8)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 9)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 10).map(\.text), ["SELECT 2"])
+    }
+
+    func testCopyFromAndTo() {
+        var life = StatementLifecycle()
+        life.queryReceived("COPY t FROM STDIN", at: 0)
+        // CopyInResponse, the client's CopyData and CopyDone are not the lifecycle's business.
+        // The client pipelines the next query; its replies come after the first ReadyForQuery.
+        life.queryReceived("COPY t TO STDOUT", at: 6)
+        life.commandCompleteReceived(tag: "COPY 1000", at: 5)
+        let first = life.readyForQueryReceived(status: I, at: 8)
+        XCTAssertEqual(first.map(\.rows), [1000])
+        XCTAssertEqual(first.map(\.text), ["COPY t FROM STDIN"])
+        life.commandCompleteReceived(tag: "COPY 1000", at: 7)
+        let second = life.readyForQueryReceived(status: I, at: 9)
+        XCTAssertEqual(second.map(\.text), ["COPY t TO STDOUT"])
+    }
+
+    func testFunctionCall() {
+        var life = StatementLifecycle()
+        life.functionCallReceived(oid: 764, at: 0)
+        XCTAssertEqual(life.readyForQueryReceived(status: T, at: 3),
+                       [Record(text: "", statementID: 1, substatementID: 1, source: .functionCall(oid: 764), tag: nil, outcome: .ok,
+                               startedAt: 0, finishedAt: 3, transactionStatus: T)])
+        life.functionCallReceived(oid: 765, at: 4)
+        life.errorReceived(sqlState: "42883", message: "function does not exist", refused: false, at: 5)
+        let failed = life.readyForQueryReceived(status: I, at: 6)
+        XCTAssertEqual(failed.map(\.outcome), [.failed(sqlState: "42883", message: "function does not exist")])
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 7), [])
+    }
+
+    func testEmptyQueries() {
+        var life = StatementLifecycle()
+        life.queryReceived("", at: 0)
+        life.emptyQueryReceived(at: 1)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 2), [])
+        life.queryReceived(";SELECT 1", at: 3)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 4)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 5).map(\.substatementID), [1])
+        life.parseReceived(name: "", text: "")
+        life.bindReceived(portal: "", statement: "")
+        life.executeReceived(portal: "", at: 6)
+        life.syncReceived()
+        life.emptyQueryReceived(at: 7)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 8), [])
+        XCTAssertEqual(life.statementCount, 1)
+    }
+
+    func testPortalSuspendedThenCompleted() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "", text: "SELECT * FROM big")
+        life.bindReceived(portal: "c", statement: "")
+        life.executeReceived(portal: "c", at: 0)
+        life.executeReceived(portal: "c", at: 1)
+        life.syncReceived()
+        life.portalSuspendedReceived()
+        life.commandCompleteReceived(tag: "SELECT 7", at: 2)
+        let records = life.readyForQueryReceived(status: I, at: 3)
+        XCTAssertEqual(records.map(\.text), ["SELECT * FROM big"])
+        XCTAssertEqual(records.map(\.rows), [7])
+    }
+
+    /// Extended-protocol COPY FROM STDIN as libpq sends it: Parse/Bind/Execute/Sync at once, then
+    /// CopyFail (or CopyDone) and a second Sync. The server ignores the first Sync (copy-in mode)
+    /// and answers only the second; later statements must still be matched to their own replies —
+    /// whether the proxy sees the CopyInResponse before or after the client's CopyFail.
+    func testExtendedCopyInIgnoresTheSyncSentDuringCopy() {
+        for copyEndFirst in [false, true] {
+            var life = StatementLifecycle()
+            life.parseReceived(name: "", text: "COPY t FROM STDIN")
+            life.bindReceived(portal: "", statement: "")
+            life.executeReceived(portal: "", at: 0)
+            life.syncReceived()
+            if copyEndFirst { life.copyEndReceived(); life.syncReceived(); life.copyInStarted() }
+            else { life.copyInStarted(); life.copyEndReceived(); life.syncReceived() }
+            life.errorReceived(sqlState: "57014", message: "COPY from stdin failed", refused: false, at: 10)
+            XCTAssertEqual(life.readyForQueryReceived(status: I, at: 11).map(\.outcome),
+                           [.failed(sqlState: "57014", message: "COPY from stdin failed")])
+            for (index, text) in ["SELECT 1", "SELECT 1/0", "SELECT 2"].enumerated() {
+                let t = Int64(100 * (index + 1))
+                life.parseReceived(name: "", text: text)
+                life.bindReceived(portal: "", statement: "")
+                life.executeReceived(portal: "", at: t)
+                life.syncReceived()
+                if index == 1 { life.errorReceived(sqlState: "22012", message: "division by zero", refused: false, at: t + 10) }
+                else { life.commandCompleteReceived(tag: "SELECT 1", at: t + 10) }
+                let records = life.readyForQueryReceived(status: I, at: t + 20)
+                XCTAssertEqual(records.map(\.text), [text], "copyEndFirst \(copyEndFirst): statement \(index) at its own ReadyForQuery")
+                XCTAssertEqual(records.first?.finishedAt, t + 10)
+            }
+            XCTAssertEqual(life.statementCount, 4)
+        }
+    }
+
+
+    func testBindParametersFollowTheirPortalToTheRecord() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "s", text: "SELECT $1, $2")
+        life.bindReceived(portal: "p", statement: "s", parameters: ["42", nil])
+        life.bindReceived(portal: "", statement: "s", parameters: ["7", "x"])
+        life.executeReceived(portal: "p", at: 1)
+        life.executeReceived(portal: "", at: 2)
+        life.syncReceived()
+        life.commandCompleteReceived(tag: "SELECT 1", at: 3)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 4)
+        let records = life.readyForQueryReceived(status: I, at: 5)
+        XCTAssertEqual(records.map(\.parameters), [["42", nil], ["7", "x"]])
+        // A simple query has none.
+        life.queryReceived("SELECT 1", at: 6)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 7)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 8).map(\.parameters), [nil])
+    }
+
+    /// A client that vanishes mid-statement: what was sent and never answered is recorded as
+    /// disconnected; what was answered but not yet released keeps its outcome.
+    func testSessionEndRecordsStatementsInFlightAsDisconnected() {
+        var life = StatementLifecycle()
+        life.queryReceived("SELECT 1; SELECT pg_sleep(60); SELECT 3", at: 0)
+        life.commandCompleteReceived(tag: "SELECT 1", at: 1)
+        life.parseReceived(name: "", text: "INSERT INTO t VALUES ($1)")
+        life.bindReceived(portal: "", statement: "", parameters: ["1"])
+        life.executeReceived(portal: "", at: 2)
+        life.syncReceived()
+        life.functionCallReceived(oid: 764, at: 3)
+        let records = life.sessionEnded(at: 10)
+        XCTAssertEqual(records.map(\.outcome), [.ok, .disconnected, .disconnected, .disconnected])
+        XCTAssertEqual(records.map(\.substatementID), [1, 2, 1, 1])
+        XCTAssertEqual(records.map(\.statementID), [1, 1, 2, 3])
+        XCTAssertEqual(records[2].text, "INSERT INTO t VALUES ($1)")
+        XCTAssertEqual(records[2].parameters, ["1"])
+        XCTAssertEqual(records[3].source, .functionCall(oid: 764))
+        XCTAssertEqual(life.statementCount, 4)
+        XCTAssertEqual(life.sessionEnded(at: 11), [])
+    }
+
+    func testSessionEndAfterAFailedStringRecordsNothingMore() {
+        var life = StatementLifecycle()
+        life.queryReceived("SELECT 1/0; SELECT 2", at: 0)
+        life.errorReceived(sqlState: "22012", message: "division by zero", refused: false, at: 1)
+        let records = life.sessionEnded(at: 2)
+        XCTAssertEqual(records.map(\.outcome), [.failed(sqlState: "22012", message: "division by zero")])
+    }
+}
