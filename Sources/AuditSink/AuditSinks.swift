@@ -55,7 +55,16 @@ public final class JournalSink: AuditSink {
         }
         let result = iovecs.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, Int32($0.count)) }
         if result < 0 { throw Errno(rawValue: -result) }
+        // sd_journal_sendv reports success when journald's socket does not exist ("fail
+        // silently if the journal is not available", journal-send.c): the entry is gone. That
+        // is the window while journald is restarted without a socket unit holding its socket.
+        // Looked at after the send, so an entry sent as the socket vanished is kept and sent
+        // again (at most once twice) rather than lost.
+        _ = try syscallValue { access(Self.socketPath, F_OK) }
     }
+
+    /// Where sd_journal_sendv sends (the default journal namespace).
+    static let socketPath = "/run/systemd/journal/socket"
 
     public func reopen() throws(Errno) {}
     public func sync() {}
