@@ -59,34 +59,7 @@ trap cleanup EXIT
 
 "$here/pg-cluster.sh" start "$pgdir" "$pg_port" "$certdir" >/dev/null
 bdir="$tmp/pgbouncer"
-install -d -o postgres -g postgres -m 0700 "$bdir"
-install -o postgres -g postgres -m 0600 "$certdir/server.crt" "$certdir/server.key" "$certdir/ca.crt" "$bdir/"
-printf '"app_rw" "app_rw_pw"\n' >"$bdir/userlist.txt"
-cat >"$bdir/pgbouncer.ini" <<INI
-[databases]
-app = host=localhost port=$pg_port dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-unix_socket_dir = $bdir
-pidfile = $bdir/pgbouncer.pid
-logfile = $bdir/pgbouncer.log
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = session
-max_client_conn = 300
-default_pool_size = 100
-client_tls_sslmode = require
-client_tls_cert_file = $bdir/server.crt
-client_tls_key_file = $bdir/server.key
-client_tls_ca_file = $bdir/ca.crt
-server_tls_sslmode = verify-full
-server_tls_ca_file = $bdir/ca.crt
-INI
-chown postgres:postgres "$bdir/userlist.txt" "$bdir/pgbouncer.ini"
-chmod 0600 "$bdir/userlist.txt"
-runuser -u postgres -- pgbouncer -d "$bdir/pgbouncer.ini"
-wait_ready "$bouncer_port" 20 || { echo "profile: pgbouncer did not start" >&2; exit 1; }
+"$here/pgbouncer-start.sh" "$bdir" "$pg_port" "$bouncer_port" 127.0.0.1 "$certdir" || { echo "profile: pgbouncer did not start" >&2; exit 1; }
 
 PORTCULLIS_EXTRA="pool_max_size = 100${PROFILE_PORTCULLIS_EXTRA:+$'\n'$PROFILE_PORTCULLIS_EXTRA}" \
   "$here/proxy-config.sh" "$tmp/portcullis.ini" "$pgdir" "$pg_port" "$proxy_port" "$certdir" >/dev/null

@@ -62,38 +62,8 @@ trap cleanup EXIT
 
 "$here/pg-cluster.sh" start "$pgdir" "$pg_port" "$certdir"
 
-# PgBouncer refuses to run as root; it runs as postgres from files postgres owns.
 bdir="$tmp/pgbouncer"
-install -d -o postgres -g postgres -m 0700 "$bdir"
-install -o postgres -g postgres -m 0600 "$certdir/server.crt" "$certdir/server.key" "$certdir/ca.crt" "$bdir/"
-cat >"$bdir/userlist.txt" <<'USERS'
-"app_rw" "app_rw_pw"
-USERS
-cat >"$bdir/pgbouncer.ini" <<INI
-[databases]
-app = host=localhost port=$pg_port dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1,::1
-listen_port = $bouncer_port
-unix_socket_dir = $bdir
-pidfile = $bdir/pgbouncer.pid
-logfile = $bdir/pgbouncer.log
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = session
-max_client_conn = 300
-default_pool_size = 100
-client_tls_sslmode = require
-client_tls_cert_file = $bdir/server.crt
-client_tls_key_file = $bdir/server.key
-client_tls_ca_file = $bdir/ca.crt
-server_tls_sslmode = verify-full
-server_tls_ca_file = $bdir/ca.crt
-INI
-chown postgres:postgres "$bdir/userlist.txt" "$bdir/pgbouncer.ini"
-chmod 0600 "$bdir/userlist.txt"
-runuser -u postgres -- pgbouncer -d "$bdir/pgbouncer.ini"
-wait_ready "$bouncer_port" 20 || { cat "$bdir/pgbouncer.log" >&2; echo "bench: pgbouncer did not start" >&2; exit 1; }
+"$here/pgbouncer-start.sh" "$bdir" "$pg_port" "$bouncer_port" "127.0.0.1,::1" "$certdir" || { echo "bench: pgbouncer did not start" >&2; exit 1; }
 
 # Portcullis, exactly as the integration tests run it: the binary with a generated config.
 proxy_note=""

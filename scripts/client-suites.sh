@@ -33,6 +33,8 @@ repo="$(cd "$here/.." && pwd)"
 portcullis="${PORTCULLIS_BIN:-$repo/.build/debug/portcullis}"
 cache="${SUITES_CACHE:-$repo/run/client-suites-cache}"
 certdir="$repo/certs-example/generated"
+# shellcheck source=scripts/superuser-proxy.sh
+. "$here/superuser-proxy.sh"
 port_base="${SUITES_PORT_BASE:-55600}"
 tx_pool="${TX_POOL_SIZE:-10}"
 test_timeout="${TEST_TIMEOUT:-120}"
@@ -163,41 +165,9 @@ run_mode() {
     -c 'CREATE DATABASE psycopg_test' -c 'CREATE DATABASE asyncpg_test'
   local port="$pg_port"
   if [ "$mode" != direct ]; then
-    local verifier pool_size=60
-    verifier="$(psql -X -A -t -h "$pgdir" -p "$pg_port" -U postgres -d postgres \
-                  -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")"
+    local pool_size=60
     [ "$mode" = transaction ] && pool_size="$tx_pool"
-    umask 077
-    cat >"$out/$mode.ini" <<INI
-[portcullis]
-listen_addresses = 127.0.0.1
-listen_port = $proxy_port
-host_auth_method = scram-sha-256
-local_auth_method = reject
-log_level = info
-pool_mode = $mode
-pool_max_size = $pool_size
-pool_wait_timeout = 60s
-
-[tls]
-client_tls = require
-client_tls_cert_file = $certdir/server.crt
-client_tls_key_file = $certdir/server.key
-
-[databases]
-* = host=127.0.0.1 port=$pg_port sslmode=verify-full sslrootcert=$certdir/ca.crt
-
-[identities]
-postgres = mode=read-write password='$verifier' server_user=postgres server_password='postgres_pw'
-INI
-    umask 022
-    "$portcullis" run --config "$out/$mode.ini" >"$out/$mode-portcullis.log" 2>&1 &
-    proxy_pid=$!
-    for _ in $(seq 100); do
-      PGPASSWORD=postgres_pw PGSSLMODE=verify-full PGSSLROOTCERT="$certdir/ca.crt" \
-        psql -X -q -h 127.0.0.1 -p "$proxy_port" -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1 && break
-      sleep 0.1
-    done
+    start_superuser_proxy "$out/$mode.ini" "$out/$mode-portcullis.log" "$mode" "$pgdir" "$pg_port" "$proxy_port" "$pool_size" 60s
     port="$proxy_port"
   fi
   for suite in "${suites[@]}"; do run_suite "$suite" "$mode" "$port"; done

@@ -29,6 +29,8 @@ pg_regress="$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress"
 portcullis="${PORTCULLIS_BIN:-$repo/.build/debug/portcullis}"
 cache="${PG_REGRESS_CACHE:-$repo/run/pg-regress-cache}"
 certdir="$repo/certs-example/generated"
+# shellcheck source=scripts/superuser-proxy.sh
+. "$here/superuser-proxy.sh"
 port_base="${PG_REGRESS_PORT_BASE:-55400}"
 tx_pool="${TX_POOL_SIZE:-8}"
 modes=("$@"); [ ${#modes[@]} -gt 0 ] || modes=(direct session transaction)
@@ -137,42 +139,9 @@ run_mode() {
   create_regression_db "$pg_port"
   local port="$pg_port"
   if [ "$mode" != direct ]; then
-    local verifier
-    verifier="$(psql -X -A -t -h "$pgdir" -p "$pg_port" -U postgres -d postgres \
-                  -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")"
     local pool_size=40
     [ "$mode" = transaction ] && pool_size="$tx_pool"
-    umask 077
-    cat >"$out/$mode.ini" <<INI
-[portcullis]
-listen_addresses = 127.0.0.1
-listen_port = $proxy_port
-host_auth_method = scram-sha-256
-local_auth_method = reject
-log_level = info
-pool_mode = $mode
-pool_max_size = $pool_size
-pool_wait_timeout = 120s
-
-[tls]
-client_tls = require
-client_tls_cert_file = $certdir/server.crt
-client_tls_key_file = $certdir/server.key
-
-[databases]
-* = host=127.0.0.1 port=$pg_port sslmode=verify-full sslrootcert=$certdir/ca.crt
-
-[identities]
-postgres = mode=read-write password='$verifier' server_user=postgres server_password='postgres_pw'
-INI
-    umask 022
-    "$portcullis" run --config "$out/$mode.ini" >"$out/$mode-portcullis.log" 2>&1 &
-    proxy_pid=$!
-    for _ in $(seq 100); do
-      PGPASSWORD=postgres_pw PGSSLMODE=verify-full PGSSLROOTCERT="$certdir/ca.crt" \
-        psql -X -q -h 127.0.0.1 -p "$proxy_port" -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1 && break
-      sleep 0.1
-    done
+    start_superuser_proxy "$out/$mode.ini" "$out/$mode-portcullis.log" "$mode" "$pgdir" "$pg_port" "$proxy_port" "$pool_size" 120s
     port="$proxy_port"
   fi
   rm -rf "$out/$mode"; mkdir -p "$out/$mode/results"; chown postgres "$out/$mode" "$out/$mode/results"

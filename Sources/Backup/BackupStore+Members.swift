@@ -12,7 +12,7 @@ extension BackupStore {
         guard BackupManifest.File.isValidName(name) else { throw BackupError("invalid file name \"\(name)\" from pg_dump") }
         let partial = memberDirectory(id) + ".partial"
         if !Files.exists(partial) { try Files.makeDirectory(partial) }
-        return try MemberFileWriter(path: "\(partial)/\(name).pcbk")
+        return try LocalWriter(member: "\(partial)/\(name).pcbk")
     }
 
     public func commitMembers(_ id: String) throws(BackupError) {
@@ -26,37 +26,5 @@ extension BackupStore {
     public func memberReader(for id: String, name: String) throws(BackupError) -> any BackupSource {
         guard BackupManifest.File.isValidName(name) else { throw BackupError("invalid file name \"\(name)\" in the manifest") }
         return try FileSource(path: "\(memberDirectory(id))/\(name).pcbk")
-    }
-}
-
-/// One member file inside `<id>.pcbd.partial/`: written, then fsynced and its size checked at
-/// `commit`; it becomes visible with its directory's rename (`commitMembers`).
-final class MemberFileWriter: BackupWriter {
-    private let path: String
-    private var fd: Int32
-
-    init(path: String) throws(BackupError) {
-        self.path = path
-        fd = try Files.create(path)
-    }
-
-    deinit { if fd >= 0 { closeDescriptor(fd) } }
-
-    func write(_ bytes: [UInt8]) throws(BackupError) {
-        try Files.writeAll(fd, bytes, path: path)
-    }
-
-    func commit(storedBytes: Int64) throws(BackupError) {
-        try Files.fsync(fd, path: path)
-        closeDescriptor(fd)
-        fd = -1
-        guard Files.size(path) == storedBytes else {
-            throw BackupError("\(path) holds \(Files.size(path) ?? -1) bytes, \(storedBytes) were written")
-        }
-    }
-
-    func abort() {
-        if fd >= 0 { closeDescriptor(fd); fd = -1 }
-        Files.remove(path)
     }
 }

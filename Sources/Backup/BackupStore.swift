@@ -158,40 +158,49 @@ public struct BackupStore: BackupStorage {
     }
 }
 
-/// `<id>.pcbk.partial`, then fsync, rename to `<id>.pcbk`, fsync the directory.
+/// A stored file, fsynced and its size checked at `commit`. Published: written as
+/// `<path>.partial`, renamed to `path` at commit and the directory fsynced (a custom-format
+/// backup's `<id>.pcbk`). Not published: written at `path` inside a directory that becomes
+/// visible with its own rename (a member of `<id>.pcbd.partial/`, `commitMembers`).
 final class LocalWriter: BackupWriter {
-    private let path: String
-    private let partial: String
-    private let directory: String
+    private let written: String
+    private let publish: (path: String, directory: String)?
     private var fd: Int32
 
     init(path: String, directory: String) throws(BackupError) {
-        self.path = path
-        partial = path + ".partial"
-        self.directory = directory
-        fd = try Files.create(partial)
+        written = path + ".partial"
+        publish = (path, directory)
+        fd = try Files.create(written)
+    }
+
+    init(member path: String) throws(BackupError) {
+        written = path
+        publish = nil
+        fd = try Files.create(path)
     }
 
     deinit { if fd >= 0 { closeDescriptor(fd) } }
 
     func write(_ bytes: [UInt8]) throws(BackupError) {
-        try Files.writeAll(fd, bytes, path: partial)
+        try Files.writeAll(fd, bytes, path: written)
     }
 
     func commit(storedBytes: Int64) throws(BackupError) {
-        try Files.fsync(fd, path: partial)
+        try Files.fsync(fd, path: written)
         closeDescriptor(fd)
         fd = -1
-        guard Files.size(partial) == storedBytes else {
-            throw BackupError("\(partial) holds \(Files.size(partial) ?? -1) bytes, \(storedBytes) were written")
+        guard Files.size(written) == storedBytes else {
+            throw BackupError("\(written) holds \(Files.size(written) ?? -1) bytes, \(storedBytes) were written")
         }
-        try Files.rename(partial, path)
-        try Files.fsyncDirectory(directory)
+        if let publish {
+            try Files.rename(written, publish.path)
+            try Files.fsyncDirectory(publish.directory)
+        }
     }
 
     func abort() {
         if fd >= 0 { closeDescriptor(fd); fd = -1 }
-        Files.remove(partial)
+        Files.remove(written)
     }
 }
 

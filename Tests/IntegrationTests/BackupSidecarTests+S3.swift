@@ -116,6 +116,21 @@ extension BackupSidecarTests {
                                                              String(count)], timeout: 300), "adding junk objects")
     }
 
+    /// moto with the test bucket made (in eu-central-1), and a scratch directory.
+    func motoWithBucket(_ h: Harness, scratch name: String) throws -> (MotoServer, String) {
+        let moto = try MotoServer(harness: h)
+        do {
+            let scratch = try h.makeDir(name)
+            try Data("<CreateBucketConfiguration><LocationConstraint>eu-central-1</LocationConstraint></CreateBucketConfiguration>".utf8)
+                .write(to: URL(fileURLWithPath: "\(scratch)/bucket.xml"))
+            try moto.http("PUT", "/\(Self.bucket)", bodyFile: "\(scratch)/bucket.xml")
+            return (moto, scratch)
+        } catch {
+            moto.stop()
+            throw error
+        }
+    }
+
     /// The S3 round trip, leftovers, a kill mid-upload, a failing pg_dump, prune, and the
     /// storage unreachable; the dump always through the proxy as the read-only identity.
     func testS3RoundTripLeftoversKillPruneUnreachable() throws {
@@ -126,12 +141,8 @@ extension BackupSidecarTests {
         // ~19 MB more of half-compressible text, so a backup spans several 5 MiB parts.
         _ = try cluster.query("CREATE TABLE public.bulk AS SELECT g, md5(g::text) || md5((g * 3)::text) AS t "
                               + "FROM generate_series(1, 300000) g", dbname: "bk_src")
-        let moto = try MotoServer(harness: h)
+        let (moto, scratch) = try motoWithBucket(h, scratch: "s3-scratch")
         defer { moto.stop() }
-        let scratch = try h.makeDir("s3-scratch")
-        try Data("<CreateBucketConfiguration><LocationConstraint>eu-central-1</LocationConstraint></CreateBucketConfiguration>".utf8)
-            .write(to: URL(fileURLWithPath: "\(scratch)/bucket.xml"))
-        try moto.http("PUT", "/\(Self.bucket)", bodyFile: "\(scratch)/bucket.xml")
 
         // Leftovers of earlier, interrupted runs: an incomplete upload and a .pcbk without manifest.
         let strayUpload = String(repeating: "ab", count: 16) + ".pcbk"

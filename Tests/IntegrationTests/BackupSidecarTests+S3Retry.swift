@@ -26,12 +26,8 @@ extension BackupSidecarTests {
         let h = try harness
         let cluster = h.cluster
         try makeSourceDatabase(cluster)
-        let moto = try MotoServer(harness: h)
+        let (moto, scratch) = try motoWithBucket(h, scratch: "s3-retry")
         defer { moto.stop() }
-        let scratch = try h.makeDir("s3-retry")
-        try Data("<CreateBucketConfiguration><LocationConstraint>eu-central-1</LocationConstraint></CreateBucketConfiguration>".utf8)
-            .write(to: URL(fileURLWithPath: "\(scratch)/bucket.xml"))
-        try moto.http("PUT", "/\(Self.bucket)", bodyFile: "\(scratch)/bucket.xml")
 
         // 1. Every kind of request fails transiently at first; the run still succeeds.
         let faults = "list=2:503,get=1:500,create=1:503,part=2:reset,complete=1:500,head=1:502,put=1:429"
@@ -124,12 +120,8 @@ extension BackupSidecarTests {
         let h = try harness
         let cluster = h.cluster
         try makeSourceDatabase(cluster)
-        let moto = try MotoServer(harness: h)
+        let (moto, scratch) = try motoWithBucket(h, scratch: "s3-virtual")
         defer { moto.stop() }
-        let scratch = try h.makeDir("s3-virtual")
-        try Data("<CreateBucketConfiguration><LocationConstraint>eu-central-1</LocationConstraint></CreateBucketConfiguration>".utf8)
-            .write(to: URL(fileURLWithPath: "\(scratch)/bucket.xml"))
-        try moto.http("PUT", "/\(Self.bucket)", bodyFile: "\(scratch)/bucket.xml")
         let (relay, port) = try startRelay(h, moto: moto, faults: "", dir: scratch)
         defer { relay.signal(SIGKILL) }
         let (proxy, _, _) = try startBackupProxy(h, extraBackupLines: s3Section(endpoint: "http://localhost:\(port)") + "\ns3_url_style = virtual")

@@ -26,15 +26,9 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
     private func startProxy(poolSize: Int = 2) throws -> ProxyProcess {
         if let proxy { return proxy }
         let h = try harness
-        let server = ProxyProcess.upstreamConninfo(h.cluster, certDir: h.certDir)
-        var options = ProxyProcess.Options(upstream: h.cluster)
-        let dir = try h.makeDir("txiso-hba")
-        try "host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
-            .write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
-        options.clientTLS = "allow"
-        options.extraSettings = ["workers = 1", "pool_max_size = \(poolSize)", "pool_wait_timeout = 30s", "hba_file = \(dir)/pg_hba.conf",
-                                 "pid_file = \(dir)/portcullis.pid"]
-        options.extraDatabases = ["txiso = \(server) dbname=app pool_mode=transaction"]
+        let options = try ProxyProcess.Options.transactionPooling(h, directory: "txiso-hba", poolSize: poolSize) { server in
+            ["txiso = \(server) dbname=app pool_mode=transaction"]
+        }
         try h.cluster.query("""
             DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tx_other') THEN CREATE ROLE tx_other NOLOGIN; END IF; END$$;
             GRANT tx_other TO app_rw;
@@ -316,14 +310,9 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
     /// server connections (a pool of one: sharing would make the read-only client wait).
     func testAReadWriteIdentityNeverSharesAReadOnlyPool() throws {
         let h = try harness
-        let server = ProxyProcess.upstreamConninfo(h.cluster, certDir: h.certDir)
-        var options = ProxyProcess.Options(upstream: h.cluster)
-        let dir = try h.makeDir("txiso-rwro")
-        try "host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
-        options.clientTLS = "allow"
-        options.extraSettings = ["workers = 1", "pool_max_size = 1", "pool_wait_timeout = 3s", "hba_file = \(dir)/pg_hba.conf",
-                                 "pid_file = \(dir)/portcullis.pid"]
-        options.extraDatabases = ["txiso = \(server) dbname=app pool_mode=transaction"]
+        var options = try ProxyProcess.Options.transactionPooling(h, directory: "txiso-rwro", poolSize: 1, waitTimeout: "3s") { server in
+            ["txiso = \(server) dbname=app pool_mode=transaction"]
+        }
         options.extraIdentities = ["txiso_rw_as_ro = mode=read-write server_user=app_ro server_password='app_ro_pw'"]
         let started = try ProxyProcess(harness: h, options: options)
         proxy = started

@@ -25,20 +25,10 @@ final class TransactionPoolingTests: IntegrationTestCase {
     private func startProxy() throws -> ProxyProcess {
         if let proxy { return proxy }
         let h = try harness
-        let server = ProxyProcess.upstreamConninfo(h.cluster, certDir: h.certDir)
-        var options = ProxyProcess.Options(upstream: h.cluster)
-        // Loopback trusted and TLS optional, so a raw wire client can log in too.
-        let dir = try h.makeDir("txpool-hba")
-        try "host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
-            .write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
-        options.clientTLS = "allow"
-        // One loop, so one pool of two server connections per (entry, role).
-        options.extraSettings = ["workers = 1", "pool_max_size = 2", "pool_wait_timeout = 30s", "hba_file = \(dir)/pg_hba.conf",
-                                 "pid_file = \(dir)/portcullis.pid"]
-        options.extraDatabases = [
-            "txn = \(server) dbname=app pool_mode=transaction",
-            "txref = \(server) dbname=app pool_mode=transaction transaction_pin=refuse",
-        ]
+        let options = try ProxyProcess.Options.transactionPooling(h, directory: "txpool-hba", poolSize: 2) { server in
+            ["txn = \(server) dbname=app pool_mode=transaction",
+             "txref = \(server) dbname=app pool_mode=transaction transaction_pin=refuse"]
+        }
         try h.cluster.query("""
             CREATE TABLE IF NOT EXISTS tx_items (id serial PRIMARY KEY, client int, n int);
             GRANT SELECT, INSERT ON tx_items TO app_rw; GRANT SELECT ON tx_items TO app_ro;

@@ -7,7 +7,7 @@ import EventLoop
 
 /// `password=auth_query` identities: the start-up machine asks the shell for the verifier,
 /// waits without reading, and then authenticates exactly as with a configured verifier.
-final class AuthQueryLoginTests: XCTestCase {
+final class AuthQueryLoginTests: XCTestCase, StartupMachineDriving {
     typealias Rules = ClientAuthenticationTests.FixedRules
     static let scram = SCRAMVerifier.make(password: "secret", salt: Array(repeating: 5, count: 16))
     let salt: [UInt8] = [1, 2, 3, 4]
@@ -35,26 +35,6 @@ final class AuthQueryLoginTests: XCTestCase {
                                      access: Rules(rule: ClientAuthRule(method: method, origin: "t")), md5Salt: salt)
         if tls { _ = m.tlsHandshakeCompleted(serverEndPoint: nil, direct: false, alpnPostgreSQL: false) }
         return m
-    }
-
-    func startup(_ user: String, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
-        var b = ByteBuffer()
-        StartupPacket(protocolMinor: 0, parameters: [.init(name: "user", value: user), .init(name: "database", value: "app")]).encode(into: &b)
-        return m.bytesReceived(&b)
-    }
-
-    func password(_ text: String, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
-        var b = ByteBuffer()
-        FrontendMessage.passwordMessage(text).encode(into: &b)
-        return m.bytesReceived(&b)
-    }
-
-    func messages(_ bytes: ByteBuffer) -> [BackendMessage] {
-        var copy = bytes
-        var out: [BackendMessage] = []
-        let decoder = FrameDecoder(maxMessageLength: 1 << 20)
-        while let frame = try? decoder.peekFrame(in: copy), let m = try? BackendMessage.decode(frame: frame, from: &copy) { out.append(m) }
-        return out
     }
 
     func refusal(_ action: ClientStartupMachine.Action) -> ErrorFields? {
@@ -113,17 +93,24 @@ final class AuthQueryLoginTests: XCTestCase {
         XCTAssertEqual(try attempt("nobody", lookup: false)?.message, "password authentication failed for user \"nobody\"")
     }
 
-    func testSCRAMWithTheLookedUpVerifierLogsIn() throws {
-        var m = try machine(.scramSHA256)
-        guard case .lookUpVerifier = startup("dora", &m) else { return XCTFail() }
-        guard case .sendBytes = m.verifierLookedUp(Self.scram.clientVerifier) else { return XCTFail() }
-        var client = SCRAMClient(username: "dora", password: "secret", channelBinding: .notSupported)
+    /// After the startup packet asked for a lookup: the verifier arrives, a SCRAM exchange with
+    /// password "secret" follows; the login the machine asks for, or nil if it asked for none.
+    func scramLogin(_ user: String, _ m: inout ClientStartupMachine) throws -> UpstreamRequest? {
+        guard case .sendBytes = m.verifierLookedUp(Self.scram.clientVerifier) else { return nil }
+        var client = SCRAMClient(username: user, password: "secret", channelBinding: .notSupported)
         var b = ByteBuffer()
         FrontendMessage.saslInitialResponse(mechanism: client.mechanism, data: client.clientFirstMessage()).encode(into: &b)
         guard case .sendBytes(let cont) = m.bytesReceived(&b),
-              case .authentication(.saslContinue(let serverFirst))? = messages(cont).first else { return XCTFail() }
+              case .authentication(.saslContinue(let serverFirst))? = messages(cont).first else { return nil }
         FrontendMessage.saslResponse(try client.serverFirstReceived(serverFirst)).encode(into: &b)
-        guard case .sendBytesThenConnect(_, let request) = m.bytesReceived(&b) else { return XCTFail("expected login") }
+        guard case .sendBytesThenConnect(_, let request) = m.bytesReceived(&b) else { return nil }
+        return request
+    }
+
+    func testSCRAMWithTheLookedUpVerifierLogsIn() throws {
+        var m = try machine(.scramSHA256)
+        guard case .lookUpVerifier = startup("dora", &m) else { return XCTFail() }
+        let request = try XCTUnwrap(try scramLogin("dora", &m), "expected login")
         XCTAssertEqual(request.serverUser, "dora")
     }
 
@@ -155,14 +142,7 @@ final class AuthQueryLoginTests: XCTestCase {
     func testSCRAMPassThroughKeysLogInUpstream() throws {
         var m = try machine(.scramSHA256)
         guard case .lookUpVerifier = startup("erin", &m) else { return XCTFail() }
-        guard case .sendBytes = m.verifierLookedUp(Self.scram.clientVerifier) else { return XCTFail() }
-        var client = SCRAMClient(username: "erin", password: "secret", channelBinding: .notSupported)
-        var b = ByteBuffer()
-        FrontendMessage.saslInitialResponse(mechanism: client.mechanism, data: client.clientFirstMessage()).encode(into: &b)
-        guard case .sendBytes(let cont) = m.bytesReceived(&b),
-              case .authentication(.saslContinue(let serverFirst))? = messages(cont).first else { return XCTFail() }
-        FrontendMessage.saslResponse(try client.serverFirstReceived(serverFirst)).encode(into: &b)
-        guard case .sendBytesThenConnect(_, let request) = m.bytesReceived(&b) else { return XCTFail("expected login") }
+        let request = try XCTUnwrap(try scramLogin("erin", &m), "expected login")
         XCTAssertEqual(request.serverUser, "erin")
         let secret = try XCTUnwrap(request.serverPassword)
         XCTAssertTrue(secret.isSCRAMPassThrough)

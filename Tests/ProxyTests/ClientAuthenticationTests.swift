@@ -7,7 +7,7 @@ import TLS
 
 /// Authentication methods chosen by a pg_hba.conf rule, with PostgreSQL's own messages
 /// (src/backend/libpq/auth.c).
-final class ClientAuthenticationTests: XCTestCase {
+final class ClientAuthenticationTests: XCTestCase, StartupMachineDriving {
     /// A fixed rule for every attempt and a map table, standing in for pg_hba/pg_ident.
     struct FixedRules: ClientAccessRules {
         var rule: ClientAuthRule?
@@ -48,26 +48,6 @@ final class ClientAuthenticationTests: XCTestCase {
             _ = m.tlsHandshakeCompleted(serverEndPoint: nil, direct: false, alpnPostgreSQL: false, peerCertificate: certificate)
         }
         return m
-    }
-
-    func startup(_ user: String, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
-        var b = ByteBuffer()
-        StartupPacket(protocolMinor: 0, parameters: [.init(name: "user", value: user), .init(name: "database", value: "app")]).encode(into: &b)
-        return m.bytesReceived(&b)
-    }
-
-    func password(_ text: String, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
-        var b = ByteBuffer()
-        FrontendMessage.passwordMessage(text).encode(into: &b)
-        return m.bytesReceived(&b)
-    }
-
-    func messages(_ bytes: ByteBuffer) -> [BackendMessage] {
-        var copy = bytes
-        var out: [BackendMessage] = []
-        let decoder = FrameDecoder(maxMessageLength: 1 << 20)
-        while let frame = try? decoder.peekFrame(in: copy), let m = try? BackendMessage.decode(frame: frame, from: &copy) { out.append(m) }
-        return out
     }
 
     func fatal(_ action: ClientStartupMachine.Action, file: StaticString = #filePath, line: UInt = #line) -> ErrorFields? {
