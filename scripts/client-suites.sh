@@ -54,7 +54,7 @@ KNOWN_TX_DIFFERENCES="${KNOWN_TX_DIFFERENCES:-}
   tests.pool.test_null_pool::test_broken_reconnect tests.pool.test_null_pool::test_active_close
   tests.pool.test_null_pool_async::test_its_no_pool_at_all tests.pool.test_null_pool_async::test_reset_broken
   tests.pool.test_null_pool_async::test_broken_reconnect tests.pool.test_null_pool_async::test_active_close
-  tests.test_listeners.TestListeners::test_listen_02 tests.test_listeners.TestListeners::test_listen_notletters
+  tests.test_listeners.TestListeners::test_listen_01 tests.test_listeners.TestListeners::test_listen_02 tests.test_listeners.TestListeners::test_listen_notletters
   tests.test_pool.TestPool::test_pool_min_size_restored_after_idle_connection_loss
   tests.test_prepared::test_dont_prepare tests.test_prepared::test_evict_lru_deallocate
   tests.test_prepared_async::test_evict_lru_deallocate
