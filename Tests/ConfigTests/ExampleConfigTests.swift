@@ -41,7 +41,7 @@ final class ExampleConfigTests: XCTestCase {
             "listen_addresses", "listen_port", "unix_socket_directories", "unix_socket_permissions",
             "unix_socket_group", "workers", "max_client_connections", "login_timeout", "client_idle_timeout",
             "shutdown_drain_timeout", "max_message_size", "outbound_buffer_limit", "local_auth_method",
-            "host_auth_method", "server_reset", "pool_max_size", "pool_min_idle", "pool_spare_linger", "pool_idle_timeout",
+            "host_auth_method", "server_reset", "pool_mode", "transaction_pin", "max_prepared_statements", "pool_max_size", "pool_min_idle", "pool_spare_linger", "pool_idle_timeout",
             "pool_max_lifetime", "pool_wait_timeout", "secret_key_file", "log_level",
             "hba_file", "ident_file", "service_user", "service_password", "catalog_refresh_interval",
             "client_tls", "client_tls_ca_file", "client_tls_min_protocol", "client_tls_max_protocol",
@@ -84,6 +84,9 @@ final class ExampleConfigTests: XCTestCase {
         XCTAssertEqual(general.localAuthMethod, defaults.localAuthMethod)
         XCTAssertEqual(general.hostAuthMethod, defaults.hostAuthMethod)
         XCTAssertEqual(general.serverReset, defaults.serverReset)
+        XCTAssertEqual(general.poolMode, defaults.poolMode)
+        XCTAssertEqual(general.transactionPin, defaults.transactionPin)
+        XCTAssertEqual(general.maxPreparedStatements, defaults.maxPreparedStatements)
         XCTAssertEqual(general.pool.maxSize, defaults.pool.maxSize)
         XCTAssertEqual(general.pool.minIdle, defaults.pool.minIdle)
         XCTAssertEqual(general.pool.spareLinger, defaults.pool.spareLinger)
