@@ -171,15 +171,7 @@ run_mode() {
     port="$proxy_port"
   fi
   for suite in "${suites[@]}"; do run_suite "$suite" "$mode" "$port"; done
-  if [ "$mode" != direct ]; then
-    if ! kill -0 "$proxy_pid" 2>/dev/null; then
-      log "$mode: PORTCULLIS EXITED during the run (see $out/$mode-portcullis.log)"
-      echo exited >"$out/$mode.proxy-exit"
-    fi
-    kill "$proxy_pid" 2>/dev/null || true
-    wait "$proxy_pid" 2>/dev/null || true
-    proxy_pid=""
-  fi
+  [ "$mode" = direct ] || stop_superuser_proxy "$mode"
   "$here/pg-cluster.sh" stop "$pgdir" >/dev/null
   pgdir=""
 }

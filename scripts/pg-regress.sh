@@ -157,15 +157,7 @@ run_mode() {
   # "test NAME ... ok 12 ms" / "     NAME ... FAILED 12 ms" (PostgreSQL 15's pg_regress output).
   sed -nE 's/^(test +| +)([A-Za-z0-9_]+) +\.\.\. +(ok|FAILED|failed \(ignored\)).*/\2 \3/p' \
     "$out/$mode.out" | sed 's/failed (ignored)/ignored/' >"$out/$mode.results"
-  if [ "$mode" != direct ]; then
-    if ! kill -0 "$proxy_pid" 2>/dev/null; then
-      log "$mode: PORTCULLIS EXITED during the run (see $out/$mode-portcullis.log)"
-      echo exited >"$out/$mode.proxy-exit"
-    fi
-    kill "$proxy_pid" 2>/dev/null || true
-    wait "$proxy_pid" 2>/dev/null || true
-    proxy_pid=""
-  fi
+  [ "$mode" = direct ] || stop_superuser_proxy "$mode"
   "$here/pg-cluster.sh" stop "$pgdir" >/dev/null
   pgdir=""
   log "$mode: $(grep -c ' ok$' "$out/$mode.results") ok, $(grep -c ' FAILED$' "$out/$mode.results") failed, $(cat "$out/$mode.seconds") s"

@@ -4,9 +4,11 @@
 # suites need it.
 #
 #   start_superuser_proxy CONFIG LOG MODE PGDIR PG_PORT PROXY_PORT POOL_SIZE WAIT_TIMEOUT
+#   stop_superuser_proxy MODE
 #
-# Uses $portcullis (the binary) and $certdir; sets proxy_pid; returns once a psql through the
-# proxy answers (or after 10 s, for the caller's own check of proxy_pid to report).
+# Uses $portcullis (the binary), $certdir, $out and the caller's log(); start sets proxy_pid
+# and returns once a psql through the proxy answers (or after 10 s: the stop reports a proxy
+# that is not running).
 start_superuser_proxy() {
   local config="$1" logfile="$2" mode="$3" pgdir="$4" pg_port="$5" proxy_port="$6" pool_size="$7" wait_timeout="$8"
   local verifier
@@ -43,4 +45,17 @@ INI
       psql -X -q -h 127.0.0.1 -p "$proxy_port" -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1 && break
     sleep 0.1
   done
+}
+
+# stop_superuser_proxy MODE: notes in $out/MODE.proxy-exit when the proxy had exited on its own
+# during the run (a crash the suites' results alone might not show), then stops it.
+stop_superuser_proxy() {
+  local mode="$1"
+  if ! kill -0 "$proxy_pid" 2>/dev/null; then
+    log "$mode: PORTCULLIS EXITED during the run (see $out/$mode-portcullis.log)"
+    echo exited >"$out/$mode.proxy-exit"
+  fi
+  kill "$proxy_pid" 2>/dev/null || true
+  wait "$proxy_pid" 2>/dev/null || true
+  proxy_pid=""
 }
