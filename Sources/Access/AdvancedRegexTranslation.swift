@@ -5,8 +5,9 @@
 /// anchors `\A \Z`, word boundaries `\m \M \y \Y` (to glibc's `\< \> \b \B`), the
 /// character escapes `\a \b \t \n \r \f \v \e`, `\B` (a backslash), a backslash before a
 /// non-alphanumeric character (that character), and a `{` not followed by a digit (a literal
-/// in ARE, a bound or an error in ERE). Back-references `\1`–`\9` stay. Refused, so that a
-/// pattern never silently means something else than in PostgreSQL (fail closed): anything
+/// in ARE, a bound or an error in ERE). Refused, so that a pattern never silently means
+/// something else than in PostgreSQL and never matches slowly (fail closed): back-references
+/// `\1`–`\9` (glibc backtracks on them, exponentially in the user name's length), anything
 /// starting with `(?` (non-capturing groups, lookaround, embedded options), a `***`
 /// director, non-greedy quantifiers, other alphanumeric escapes (`\x`, `\u`, `\c`, `\0`,
 /// ...), and a backslash inside a bracket expression (an escape in ARE, a literal in ERE).
@@ -31,7 +32,10 @@ enum AdvancedRegexTranslation {
                 if let replacement = escapeReplacements[next] {
                     output.append(contentsOf: Array(replacement.utf8))
                 } else if next >= UInt8(ascii: "1"), next <= UInt8(ascii: "9") {
-                    output.append(contentsOf: [current, next])  // a back-reference in both dialects
+                    // A back-reference in both dialects, but glibc matches it by backtracking:
+                    // `^(.*)(.*)(.*)(.*)\4\3\2\1$` takes seconds on a 24-byte user name, and
+                    // the user name is the client's to choose.
+                    return refuse("back-references are")
                 } else if isASCIIAlphanumeric(next) {
                     return refuse("the escape \\\(Character(Unicode.Scalar(next))) is")
                 } else if extendedSpecials.contains(next) {
