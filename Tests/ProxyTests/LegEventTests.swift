@@ -42,6 +42,14 @@ final class LegEventTests: XCTestCase {
         loop.run()
     }
 
+    /// A registered client leg on `fd` that reports to `recorder`.
+    private static func clientLeg(_ loop: EventLoop, _ fd: Int32, _ recorder: Recorder) -> Leg {
+        let leg = Leg(loop: loop, fd: fd, name: "client", connecting: false)
+        leg.owner = recorder
+        try? leg.register()
+        return leg
+    }
+
     func testAFailedWriteIsReportedOnceAfterTheBatchNeverFromInsideTheCall() throws {
         let (mine, peer) = try socketPair()
         closeDescriptor(peer)
@@ -49,10 +57,8 @@ final class LegEventTests: XCTestCase {
         var duringCalls: [String] = []
         var leg: Leg?
         try run { loop in
-            let created = Leg(loop: loop, fd: mine, name: "client", connecting: false)
+            let created = Self.clientLeg(loop, mine, recorder)
             leg = created
-            created.owner = recorder
-            try? created.register()
             created.send(ByteBuffer(bytes: Array("lost".utf8)))
             created.flush()  // EPIPE: recorded, not reported in here
             created.send(ByteBuffer(bytes: Array("after".utf8)))
@@ -71,10 +77,8 @@ final class LegEventTests: XCTestCase {
         var afterFlush: [String] = []
         var leg: Leg?
         try run { loop in
-            let created = Leg(loop: loop, fd: mine, name: "client", connecting: false)
+            let created = Self.clientLeg(loop, mine, recorder)
             leg = created
-            created.owner = recorder
-            try? created.register()
             created.send(ByteBuffer(bytes: Array("one".utf8)))
             created.flush()  // written at once, but `drained` waits for the batch to end
             afterFlush = recorder.log
@@ -98,10 +102,8 @@ final class LegEventTests: XCTestCase {
         let recorder = Recorder()
         var leg: Leg?
         try run { loop in
-            let created = Leg(loop: loop, fd: mine, name: "client", connecting: false)
+            let created = Self.clientLeg(loop, mine, recorder)
             leg = created
-            created.owner = recorder
-            try? created.register()
         }
         XCTAssertEqual(recorder.log, ["received:last words", "closed:eof"])
         leg?.close()

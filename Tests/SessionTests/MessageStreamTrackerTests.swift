@@ -3,6 +3,26 @@ import Wire
 @testable import Session
 
 final class MessageStreamTrackerTests: XCTestCase {
+    /// Takes every step the tracker can take on what `buffer` holds, as the shell does: the
+    /// bytes it forwards (or inspects, then forwards) are appended to `forwarded`.
+    private func drain(_ tracker: inout MessageStreamTracker, _ buffer: inout ByteBuffer,
+                       forwarded: inout [UInt8], inspected: inout [MessageFrame]) throws {
+        while true {
+            switch try tracker.nextStep(in: buffer) {
+            case .forward(let n):
+                XCTAssertLessThanOrEqual(n, buffer.readableBytes)
+                forwarded += buffer.readableBytesView.prefix(n)
+                buffer.moveReaderIndex(forwardBy: n)
+            case .inspect(let frame):
+                inspected.append(frame)
+                forwarded += buffer.readableBytesView.prefix(frame.totalLength)
+                buffer.moveReaderIndex(forwardBy: frame.totalLength)
+            case .needMoreBytes:
+                return
+            }
+        }
+    }
+
     func testStreamsLargeMessagesInPiecesAndHoldsInspectedOnesWhole() throws {
         var stream = ByteBuffer()
         BackendMessage.raw(type: UInt8(ascii: "D"), payload: Array(repeating: 1, count: 1000)).encode(into: &stream)
@@ -15,19 +35,7 @@ final class MessageStreamTrackerTests: XCTestCase {
         // Feed in 7-byte chunks: data rows go out as they arrive, 'Z' only once complete.
         for chunk in stride(from: 0, to: all.count, by: 7) {
             buffer.writeBytes(all[chunk..<min(chunk + 7, all.count)])
-            loop: while true {
-                switch try tracker.nextStep(in: buffer) {
-                case .forward(let n):
-                    forwarded += buffer.readableBytesView.prefix(n)
-                    buffer.moveReaderIndex(forwardBy: n)
-                case .inspect(let frame):
-                    inspected.append(frame)
-                    forwarded += buffer.readableBytesView.prefix(frame.totalLength)
-                    buffer.moveReaderIndex(forwardBy: frame.totalLength)
-                case .needMoreBytes:
-                    break loop
-                }
-            }
+            try drain(&tracker, &buffer, forwarded: &forwarded, inspected: &inspected)
         }
         XCTAssertEqual(forwarded, all, "bytes are forwarded unchanged and in order")
         XCTAssertEqual(inspected, [MessageFrame(type: UInt8(ascii: "Z"), length: 5)])
@@ -67,20 +75,7 @@ final class MessageStreamTrackerTests: XCTestCase {
             var inspected: [MessageFrame] = []
             for chunk in stride(from: 0, to: all.count, by: chunkSize) {
                 buffer.writeBytes(all[chunk..<min(chunk + chunkSize, all.count)])
-                loop: while true {
-                    switch try tracker.nextStep(in: buffer) {
-                    case .forward(let n):
-                        XCTAssertLessThanOrEqual(n, buffer.readableBytes)
-                        forwarded += buffer.readableBytesView.prefix(n)
-                        buffer.moveReaderIndex(forwardBy: n)
-                    case .inspect(let frame):
-                        inspected.append(frame)
-                        forwarded += buffer.readableBytesView.prefix(frame.totalLength)
-                        buffer.moveReaderIndex(forwardBy: frame.totalLength)
-                    case .needMoreBytes:
-                        break loop
-                    }
-                }
+                try drain(&tracker, &buffer, forwarded: &forwarded, inspected: &inspected)
             }
             XCTAssertEqual(forwarded, all, "chunks of \(chunkSize)")
             XCTAssertEqual(inspected, [MessageFrame(type: UInt8(ascii: "Z"), length: 5)])
