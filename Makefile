@@ -25,14 +25,17 @@ run:
 # systemd unit tests boot a container whose root is built once and cached), PostgreSQL's
 # regression suite through session and transaction mode (docs/TRANSACTION_POOLING.md, about
 # 3 minutes), then a short bounded run of every fuzz target (docs/FUZZING.md). Whatever the
-# outcome, leftovers of a killed test process are stopped afterwards.
+# outcome, leftovers of a killed test process are stopped afterwards, and the last lines
+# name every failed XCTest case (CI shows only the tail of the output).
 test: deps certs
 	swift build
 	scripts/start-journald.sh
 	scripts/systemd-container.sh build || echo "systemd container root not built: SystemdUnitTests will be skipped"
-	status=0; swift test || status=$$?; scripts/stop-test-clusters.sh; \
+	status=0; set -o pipefail; swift test 2>&1 | tee .build/swift-test.log || status=$$?; \
+	scripts/stop-test-clusters.sh; \
 	scripts/pg-regress.sh session transaction || status=1; \
-	scripts/fuzz.sh short || status=1; exit $$status
+	scripts/fuzz.sh short || status=1; \
+	scripts/test-summary.sh .build/swift-test.log $$status; exit $$status
 
 # PostgreSQL's regression suite directly, through session mode and through transaction mode.
 regress: deps certs
