@@ -14,10 +14,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-cd "$repo"
-certdir="$repo/certs-example/generated"
-bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
+source "$here/bench-common.sh"
 writer_bin="$(dirname "$bin")/portcullis-audit-bench"
 if [ "${BENCH_QUICK:-0}" != 0 ]; then seconds="${BENCH_AUDIT_SECONDS:-5}"; else seconds="${BENCH_AUDIT_SECONDS:-10}"; fi
 clients="${BENCH_AUDIT_CLIENTS:-16}"
@@ -30,7 +27,6 @@ echo
 if [ ! -x "$bin" ]; then echo "Not measured: no Portcullis binary at \`${bin#"$repo"/}\`."; exit 0; fi
 "$here/start-journald.sh" >&2 || { echo "Not measured: journald could not be started."; exit 0; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tmp="$(mktemp -d /tmp/portcullis-bench-audit.XXXXXX)"
 chmod 0755 "$tmp"
 pgdir="$tmp/pg"

@@ -19,10 +19,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-cd "$repo"
-certdir="$repo/certs-example/generated"
-bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
+source "$here/bench-common.sh"
 sizes="${BENCH_BACKUP_ROWS:-400000 2000000}"
 rounds="${BENCH_BACKUP_ROUNDS:-3}"
 hop="${BENCH_BACKUP_HOP:-internal}"
@@ -39,15 +36,6 @@ for tool in zstd openssl pg_dump pg_restore /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "## Backups"; echo; echo "Not measured: $tool is missing."; exit 0; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  local deadline=$((SECONDS + $2))
-  while [ $SECONDS -lt $deadline ]; do
-    if pg_isready -q -h 127.0.0.1 -p "$1" -t 2; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
 now() { date +%s.%N; }
 # Peak RSS in kB from a /usr/bin/time -v report: the largest single process of what it ran
 # and waited for (getrusage RUSAGE_CHILDREN), i.e. max over pg_dump/zstd/openssl for the

@@ -19,8 +19,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-cd "$repo"
+source "$here/bench-common.sh"
 seconds="${PROFILE_SECONDS:-10}"
 clients="${PROFILE_CLIENTS:-1 16}"
 rounds="${PROFILE_ROUNDS:-3}"
@@ -28,19 +27,8 @@ targets="${PROFILE_TARGETS:-pgbouncer portcullis}"
 protocol="${PROFILE_PROTOCOL:-simple}"
 perf_on="${PROFILE_PERF:-0}"
 outdir="${PROFILE_OUT:-/tmp/portcullis-profile}"
-certdir="$repo/certs-example/generated"
-bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
 mkdir -p "$outdir"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() {
-  local deadline=$((SECONDS + $2))
-  while [ $SECONDS -lt $deadline ]; do
-    if pg_isready -q -h 127.0.0.1 -p "$1" -t 2; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
 
 tmp="$(mktemp -d /tmp/portcullis-profile.XXXXXX)"
 chmod 0755 "$tmp"

@@ -20,10 +20,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-cd "$repo"
-certdir="$repo/certs-example/generated"
-bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
+source "$here/bench-common.sh"
 quick="${BENCH_QUICK:-0}"
 if [ "$quick" != 0 ]; then q_seconds=5; q_idle=1000; q_soak=2; else q_seconds=10; q_idle=10000; q_soak=30; fi
 seconds="${BENCH_SCALE_SECONDS:-$q_seconds}"
@@ -57,15 +54,6 @@ if [ "$fd_limit" -lt $((max_clients + 100)) ]; then
   log "open-file limit $fd_limit is below $((max_clients + 100)); figures above it will fail"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() { # port seconds
-  local deadline=$((SECONDS + $2))
-  # Without PGPASSWORD pg_isready stops at the password request: with it, libpq would log in
-  # and a pooler would open a server connection (Portcullis: a pool of its own, application_name
-  # pg_isready) that the counts below would then include.
-  while [ $SECONDS -lt $deadline ]; do env -u PGPASSWORD pg_isready -q -h 127.0.0.1 -p "$1" -t 2 && return 0; sleep 0.2; done
-  return 1
-}
 tmp="$(mktemp -d /tmp/portcullis-bench-scale.XXXXXX)"
 chmod 0755 "$tmp"
 pgdir="$tmp/pg"

@@ -12,8 +12,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-cd "$repo"
+source "$here/bench-common.sh"
 export PATH="$PATH:/opt/swift/usr/bin"
 seconds="${BENCH_SECONDS:-10}"
 scale="${BENCH_SCALE:-10}"
@@ -24,20 +23,6 @@ connect_only="${BENCH_CONNECT_ONLY:-0}"
 connect_rounds="${BENCH_CONNECT_ROUNDS:-1}"
 if [ "$connect_only" = 1 ]; then clients=""; connect_rounds="${BENCH_CONNECT_ROUNDS:-3}"; fi
 out="${BENCH_OUT:-$repo/docs/BENCHMARKS.md}"
-certdir="$repo/certs-example/generated"
-bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_ready() { # port seconds -> 0 when something accepts PostgreSQL connections there
-  local deadline=$((SECONDS + $2))
-  while [ $SECONDS -lt $deadline ]; do
-    if pg_isready -q -h 127.0.0.1 -p "$1" -t 2; then return 0; fi
-    sleep 0.2
-  done
-  return 1
-}
 
 tmp="$(mktemp -d /tmp/portcullis-bench.XXXXXX)"
 chmod 0755 "$tmp"

@@ -13,7 +13,7 @@
 /// dozen strings to retain on the event loop and again on the writer thread.
 public struct AuditSession: Sendable, Equatable {
     private final class Storage: @unchecked Sendable {
-        // Mutated only while uniquely referenced (``AuditSession/update(_:)``), never shared then.
+        // Mutated only while uniquely referenced (the `field:` subscript copies first), never shared then.
         var sessionID: UInt64
         var clientUser: String
         var mappedIdentity: String?
@@ -56,70 +56,35 @@ public struct AuditSession: Sendable, Equatable {
 
     private var storage: Storage
 
-    private mutating func update(_ change: (Storage) -> Void) {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        change(storage)
+    /// Copy-on-write access to one stored field.
+    private subscript<Value>(field field: ReferenceWritableKeyPath<Storage, Value>) -> Value {
+        get { storage[keyPath: field] }
+        set {
+            if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+            storage[keyPath: field] = newValue
+        }
     }
 
-    public var sessionID: UInt64 {
-        get { storage.sessionID }
-        set { update { $0.sessionID = newValue } }
-    }
+    public var sessionID: UInt64 { get { self[field: \.sessionID] } set { self[field: \.sessionID] = newValue } }
     /// The user name the client logged in as (startup packet `user`).
-    public var clientUser: String {
-        get { storage.clientUser }
-        set { update { $0.clientUser = newValue } }
-    }
+    public var clientUser: String { get { self[field: \.clientUser] } set { self[field: \.clientUser] = newValue } }
     /// The authenticated identity PostgreSQL would record for the login (its `authn_id`,
     /// docs 21.1 "log_connections": "identity=…"): the certificate's CN or DN for `cert` and
     /// `clientcert=verify-full`, the operating-system user for `peer`, the user name for
     /// password methods; nil for `trust`.
-    public var mappedIdentity: String? {
-        get { storage.mappedIdentity }
-        set { update { $0.mappedIdentity = newValue } }
-    }
+    public var mappedIdentity: String? { get { self[field: \.mappedIdentity] } set { self[field: \.mappedIdentity] = newValue } }
     /// The pg_ident.conf map that allowed `mappedIdentity` to log in as `clientUser`.
-    public var identMap: String? {
-        get { storage.identMap }
-        set { update { $0.identMap = newValue } }
-    }
-    public var certificateCN: String? {
-        get { storage.certificateCN }
-        set { update { $0.certificateCN = newValue } }
-    }
-    public var certificateDN: String? {
-        get { storage.certificateDN }
-        set { update { $0.certificateDN = newValue } }
-    }
+    public var identMap: String? { get { self[field: \.identMap] } set { self[field: \.identMap] = newValue } }
+    public var certificateCN: String? { get { self[field: \.certificateCN] } set { self[field: \.certificateCN] = newValue } }
+    public var certificateDN: String? { get { self[field: \.certificateDN] } set { self[field: \.certificateDN] = newValue } }
     /// The role the upstream connection uses (possibly shared by many identities).
-    public var serverUser: String? {
-        get { storage.serverUser }
-        set { update { $0.serverUser = newValue } }
-    }
-    public var database: String {
-        get { storage.database }
-        set { update { $0.database = newValue } }
-    }
-    public var clientAddress: String {
-        get { storage.clientAddress }
-        set { update { $0.clientAddress = newValue } }
-    }
-    public var clientPort: Int? {
-        get { storage.clientPort }
-        set { update { $0.clientPort = newValue } }
-    }
-    public var tlsVersion: String? {
-        get { storage.tlsVersion }
-        set { update { $0.tlsVersion = newValue } }
-    }
-    public var tlsCipher: String? {
-        get { storage.tlsCipher }
-        set { update { $0.tlsCipher = newValue } }
-    }
-    public var backendPID: Int32? {
-        get { storage.backendPID }
-        set { update { $0.backendPID = newValue } }
-    }
+    public var serverUser: String? { get { self[field: \.serverUser] } set { self[field: \.serverUser] = newValue } }
+    public var database: String { get { self[field: \.database] } set { self[field: \.database] = newValue } }
+    public var clientAddress: String { get { self[field: \.clientAddress] } set { self[field: \.clientAddress] = newValue } }
+    public var clientPort: Int? { get { self[field: \.clientPort] } set { self[field: \.clientPort] = newValue } }
+    public var tlsVersion: String? { get { self[field: \.tlsVersion] } set { self[field: \.tlsVersion] = newValue } }
+    public var tlsCipher: String? { get { self[field: \.tlsCipher] } set { self[field: \.tlsCipher] = newValue } }
+    public var backendPID: Int32? { get { self[field: \.backendPID] } set { self[field: \.backendPID] = newValue } }
 
     public init(sessionID: UInt64, clientUser: String, mappedIdentity: String? = nil, identMap: String? = nil, certificateCN: String? = nil,
                 certificateDN: String? = nil, serverUser: String? = nil, database: String, clientAddress: String,

@@ -209,17 +209,7 @@ final class BackupManifestTests: XCTestCase {
 }
 
 final class BackupConfigTests: XCTestCase {
-    private let base = """
-        [portcullis]
-        local_auth_method = trust
-        [tls]
-        client_tls = disable
-        [databases]
-        app = host=127.0.0.1 port=5432 sslmode=disable
-        [identities]
-        reader = mode=read-only server_user=r server_password=x
-        writer = mode=read-write server_user=w server_password=x
-        """
+    private let base = BackupTestConfig.ini(writer: true)
 
     func testBackupSectionParses() throws {
         let config = try ConfigLoader.parse(base + """

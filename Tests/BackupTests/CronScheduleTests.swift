@@ -65,20 +65,7 @@ final class CronScheduleTests: XCTestCase {
     }
 
     func testScheduleKeysInTheBackupSection() throws {
-        let base = """
-            [portcullis]
-            local_auth_method = trust
-            [tls]
-            client_tls = disable
-            [databases]
-            App = host=127.0.0.1 port=5432 sslmode=disable
-            [identities]
-            reader = mode=read-only server_user=r server_password=x
-            [backup]
-            directory = /b
-            identity = reader
-
-            """
+        let base = BackupTestConfig.ini(database: "App", backupDirectory: "/b") + "\n"
         let config = try ConfigLoader.parse(base + "schedule.App = 15 3 * * *\nprogress_interval = 10s", fileName: "t.ini")
         XCTAssertEqual(config.backup?.schedules["App"], try cron("15 3 * * *"), "the database name keeps its case")
         XCTAssertEqual(config.backup?.progressInterval, .seconds(10))

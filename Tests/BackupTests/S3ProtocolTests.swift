@@ -65,19 +65,7 @@ final class S3ProtocolTests: XCTestCase {
     }
 
     func testS3SettingsParse() throws {
-        let base = """
-            [portcullis]
-            local_auth_method = trust
-            [tls]
-            client_tls = disable
-            [databases]
-            app = host=127.0.0.1 port=5432 sslmode=disable
-            [identities]
-            reader = mode=read-only server_user=r server_password=x
-            [backup]
-            directory = /var/lib/portcullis
-            identity = reader
-            """
+        let base = BackupTestConfig.ini(backupDirectory: "/var/lib/portcullis")
         let config = try ConfigLoader.parse(base + """
 
             storage = s3

@@ -1,0 +1,23 @@
+# Sourced by the bench scripts after they set `here` (this folder): the repository root as the
+# working directory, the example certificates, the binary under test, and two helpers.
+# shellcheck shell=bash
+repo="$(cd "$here/.." && pwd)"
+cd "$repo"
+certdir="$repo/certs-example/generated"
+bin="${PORTCULLIS_BIN:-$repo/.build/release/portcullis}"
+
+# A free TCP port on 127.0.0.1 (the kernel's choice).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_ready PORT SECONDS: 0 once something accepts PostgreSQL connections on 127.0.0.1:PORT.
+# Without PGPASSWORD pg_isready stops at the password request: with it, libpq would log in
+# and a pooler would open a server connection (Portcullis: a pool of its own, application_name
+# pg_isready) that a benchmark's counts would then include.
+wait_ready() {
+  local deadline=$((SECONDS + $2))
+  while [ $SECONDS -lt $deadline ]; do
+    env -u PGPASSWORD pg_isready -q -h 127.0.0.1 -p "$1" -t 2 && return 0
+    sleep 0.2
+  done
+  return 1
+}
