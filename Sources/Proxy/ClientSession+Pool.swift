@@ -1,0 +1,88 @@
+import Auth
+import Session
+import Wire
+
+/// A session as the pool's user: a server connection granted or refused, and the end of a
+/// server connection the session holds (Sources/Proxy/PoolManager.swift).
+extension ClientSession: PoolUser, UpstreamLinkOwner {
+    func poolEvent(_ event: PoolEvent) {
+        switch event {
+        case .granted(let link): serverConnectionGranted(link)
+        case .refused(let fields): serverConnectionRefused(fields)
+        case .waitTimedOut(let fields, let exhaustion):
+            if !finished { auditPoolWaitTimedOut(exhaustion, fields) }
+            serverConnectionRefused(fields)
+        }
+    }
+
+    // The link's leg reports to the session itself once granted (``serverConnectionGranted``
+    // makes it the leg's owner). What still comes here is a report the link made while the
+    // pool held it and that arrives after the grant: the end of a server connection that
+    // went away between the pool's hand-over and this session taking it.
+    func linkEvent(_ link: UpstreamLink, _ event: UpstreamLinkEvent) {
+        switch event {
+        case .closed(let reason):
+            if link === self.link { serverLost(reason: reason) }
+        case .ready, .failed, .received, .drained:
+            break
+        }
+    }
+
+    private func serverConnectionGranted(_ link: UpstreamLink) {
+        pendingCheckout = nil
+        // Transaction pooling: a server connection for the next transaction.
+        if session != nil { return transactionServerGranted(link) }
+        guard !finished else { return pool.checkin(link, reusable: true) }
+        self.link = link
+        link.owner = self
+        var proxySecret = Crypto.randomBytes(4)
+        while shared.cancelRegistry.lookup(.init(processID: link.processID, secretKey: proxySecret)) != nil {
+            proxySecret = Crypto.randomBytes(4)
+        }
+        let key = CancelRegistry.Key(processID: link.processID, secretKey: proxySecret)
+        cancelKey = key
+        shared.cancelRegistry.insert(key, .init(target: link.target, runtime: runtime, serverSecretKey: link.secretKey))
+        if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
+        if let sessionConfiguration {
+            session = SessionMachine(sessionConfiguration, backendProcessID: link.processID, backendSecretKey: link.secretKey,
+                                     serverParameters: link.parameters)
+            // Transaction pooling: what the server has prepared for earlier clients.
+            if transactionPool != nil {
+                session?.serverAttached(processID: link.processID, secretKey: link.secretKey, statements: link.preparedStatements)
+            }
+        }
+        // The link steps out of the byte path: its leg reports to this session directly until
+        // the pool takes it back (``PoolManager/checkin(_:reusable:)``).
+        link.leg?.owner = self
+        auditBackendStarted(processID: link.processID)
+        logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
+        run(machine.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,
+                                  proxySecretKey: proxySecret))
+        client.readPaused = false
+        // Transaction pooling: a server another client changed the settings of goes back to
+        // the start-up values first (the client bytes wait for it).
+        if transactionPool != nil && link.appliedSettings != clientSettings { startSettingsExchange(.apply) }
+        // Anything the client pipelined while we connected goes up now.
+        forwardClientBytes()
+        forwardServerBytes()
+    }
+
+    private func serverConnectionRefused(_ fields: ErrorFields) {
+        pendingCheckout = nil
+        guard !finished else { return }
+        // Transaction pooling: no server connection for the next transaction.
+        if session != nil { return transactionServerRefused(fields) }
+        upstreamFailed(fields)
+    }
+
+    /// The server ended the session (FATAL, shutdown, pg_terminate_backend): its last
+    /// messages were forwarded; the client sees EOF as it would from PostgreSQL.
+    func serverLost(reason: String?) {
+        guard let link else { return }
+        self.link = nil
+        session?.serverClosed()
+        link.serverLegClosed()
+        pool.checkin(link, reusable: false)
+        finish(reason: reason.map { "server connection lost: \($0)" } ?? "server closed the connection", flushClient: true)
+    }
+}
