@@ -7,11 +7,13 @@ log="$1"; status="$2"
 if [ ! -f "$log" ]; then echo "test summary: no swift test log at $log"; exit 0; fi
 failed="$(grep -E "^Test Case '.*' failed" "$log" | sed -E "s/^Test Case '([^']*)' failed.*/\1/" | sort -u)"
 if [ -z "$failed" ]; then
-  if grep -qE "^Test Suite 'All tests' passed|Executed [0-9]+ tests, with 0 failures" "$log"; then
+  if grep -qE "^Test Suite 'All tests' passed" "$log"; then
     echo "test summary: every XCTest case passed (exit status $status)"
   else
-    echo "test summary: swift test did not finish normally; its last lines:"
-    tail -n 8 "$log"
+    # A crash ends the process mid-case: name the last case that started without ending.
+    last="$(grep -E "^Test Case '.*' started" "$log" | tail -n 1 | sed -E "s/^Test Case '([^']*)'.*/\1/")"
+    echo "test summary: swift test did not finish normally (last case started: ${last:-none}); its last lines:"
+    tail -n 8 "$log" | cut -c1-300
   fi
   exit 0
 fi
