@@ -18,8 +18,10 @@ FAULTS (optional, for the retry tests) makes the first N correctly signed reques
 fail before they reach the server: `kind=N:what,...`, kind one of create (CreateMultipartUpload),
 part (UploadPart), complete (CompleteMultipartUpload), list (either listing), get (an object),
 head, put (a whole object), delete; what an HTTP status (500, 503 answers S3's SlowDown, 429,
-403, 404 ...) or `reset` (the connection is reset without an answer). The log line says
-`FAULT <what>`.
+403, 404 ...), `reset` (the connection is reset without an answer) or `hold` (never answered
+nor forwarded: the connection stays open until the client goes away, so a test can kill a run
+while that request is provably in flight). N may be `S+N`: the first S requests of the kind
+pass, the N after them fail. The log line says `FAULT <what>`.
 """
 import hashlib
 import hmac
@@ -38,7 +40,8 @@ FAULTS = {}
 for spec in (sys.argv[5].split(",") if len(sys.argv) > 5 and sys.argv[5] else []):
     kind, _, rest = spec.partition("=")
     count, _, what = rest.partition(":")
-    FAULTS[kind] = [int(count), what]
+    skip, _, count = count.rpartition("+")
+    FAULTS[kind] = [int(skip or 0), int(count), what]
 FAULT_LOCK = threading.Lock()
 
 
@@ -57,10 +60,15 @@ def kind_of(method, target):
 def take_fault(method, target):
     with FAULT_LOCK:
         fault = FAULTS.get(kind_of(method, target))
-        if not fault or fault[0] <= 0:
+        if not fault:
             return None
-        fault[0] -= 1
-        return fault[1]
+        if fault[0] > 0:
+            fault[0] -= 1
+            return None
+        if fault[1] <= 0:
+            return None
+        fault[1] -= 1
+        return fault[2]
 
 ERROR_CODES = {500: "InternalError", 502: "BadGateway", 503: "SlowDown", 504: "GatewayTimeout", 429: "SlowDown",
                403: "AccessDenied", 404: "NoSuchKey"}
@@ -138,6 +146,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fault = take_fault(self.command, self.path)
         if fault:
             print(f"{self.command} {self.path}: FAULT {fault}", flush=True)
+            if fault == "hold":
+                # Until the client closes its end (or 10 minutes pass): then no answer at all.
+                self.connection.settimeout(600)
+                try:
+                    while self.connection.recv(4096):
+                        pass
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
             if fault == "reset":
                 # SO_LINGER 0: close() sends RST, the client sees the connection reset.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -83,7 +83,10 @@ final class AuditWriterTests: XCTestCase {
         writer.start()
         for i in 0..<200 { XCTAssertTrue(queue.submit(event(marker, i))) }
         writer.stop()
-        let records = try journal(marker)
+        // journald files what it receives after the send returns: wait for it, not for stop().
+        var records: [[String: Any]] = []
+        XCTAssertTrue(waitFor { records = (try? self.journal(marker)) ?? []; return records.count >= 200 },
+                      "\(records.count) of 200 in the journal")
         XCTAssertEqual(records.count, 200)
         let first = try XCTUnwrap(records.first { ($0["SESSION_ID"] as? String) == "7" })
         XCTAssertEqual(first["MESSAGE"] as? String,
@@ -120,7 +123,9 @@ final class AuditWriterTests: XCTestCase {
         XCTAssertLessThan(writer.writtenCount, 300)
         try startJournald()
         writer.stop()
-        XCTAssertEqual(Set(try journal(marker).compactMap { $0["SESSION_ID"] as? String }).count, 300)
+        let sessions = { Set(((try? self.journal(marker)) ?? []).compactMap { $0["SESSION_ID"] as? String }) }
+        XCTAssertTrue(waitFor { sessions().count >= 300 }, "\(sessions().count) of 300 in the journal")
+        XCTAssertEqual(sessions().count, 300)
         XCTAssertTrue(failures.withLock { $0.last?.hasSuffix("recovered") ?? false }, "\(failures.withLock { $0 })")
     }
 

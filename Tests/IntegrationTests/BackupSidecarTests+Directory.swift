@@ -54,7 +54,10 @@ extension BackupSidecarTests {
         XCTAssertEqual(entries.compactMap { $0["plaintext_bytes"] as? Int }.reduce(0, +), plaintext)
         let peak = try XCTUnwrap(manifest["peak_plaintext_on_disk"] as? Int)
         print("directory backup: \(plaintext) bytes of dump in \(names.count) files, peak plaintext on disk \(peak) bytes")
-        XCTAssertLessThan(peak, plaintext / 2, "pg_dump's files were consumed while written, never kept whole")
+        // Kept whole, the peak would be the whole dump. How far behind pg_dump's two jobs the
+        // follower falls depends on scheduling (a 2 MB partition can be written between two
+        // looks), so the bound leaves room for that, not for keeping the files.
+        XCTAssertLessThan(peak, plaintext * 3 / 4, "pg_dump's files were consumed while written, never kept whole")
         // Stored: one encrypted file per pg_dump file plus the index; no work directory left.
         let stored = try files("\(backupDir)/\(id).pcbd")
         XCTAssertEqual(stored, (names + ["portcullis_index"]).map { "\($0).pcbk" }.sorted())

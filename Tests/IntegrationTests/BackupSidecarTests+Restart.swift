@@ -17,15 +17,13 @@ extension BackupSidecarTests {
         let (proxy, dir, backupDir) = try startBackupProxy(h, upstream: upstream)
         let config = proxy.configPath
         let run = try BackgroundCommand(try binary, ["backup", "run", "--database", "bk_src", "--config", config], workDir: dir)
-        let inFlight = poll(timeout: 60, every: 0.01) {
-            let partial = ((try? files(backupDir)) ?? []).first { $0.hasSuffix(".pcbk.partial") }
-            let size = partial.flatMap { try? FileManager.default.attributesOfItem(atPath: "\(backupDir)/\($0)")[.size] as? Int } ?? 0
-            return size > 1 << 20 || !run.isRunning
-        }
-        XCTAssertTrue(inFlight && run.isRunning, "the restart comes while the dump is under way")
+        // pg_dump is paused mid-dump (SIGSTOP) so the restart provably comes while it is under way.
+        let dumper = pausedDumpInFlight(run, backupDirectory: backupDir)
+        XCTAssertNotNil(dumper, "the restart comes while the dump is under way")
         let restart = try runCommand("runuser", ["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "restart",
                                                  "-D", upstream.dir, "-m", "fast", "-w", "-l", "\(upstream.dir)/log/postgresql.log"],
                                      timeout: 60)
+        if let dumper { kill(dumper, SIGCONT) }
         XCTAssertEqual(restart.status, 0, "\(restart)")
         let result = try run.wait(timeout: 120)
         XCTAssertNotEqual(result.status, 0, "\(result)")

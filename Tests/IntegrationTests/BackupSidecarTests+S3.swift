@@ -157,7 +157,9 @@ extension BackupSidecarTests {
         // S3 does (moto does not) and refuses it otherwise (scripts/sigv4-proxy.py).
         let sigPort = try h.freePort()
         let verifier = try BackgroundCommand("/usr/bin/python3", ["\(h.repoRoot)/scripts/sigv4-proxy.py", String(sigPort),
-                                                                  String(moto.port), "AKIDEXAMPLE", Self.secret], workDir: scratch)
+                                                                  String(moto.port), "AKIDEXAMPLE", Self.secret,
+                                                                  // step 4: the second CompleteMultipartUpload is held
+                                                                  "complete=1+1:hold"], workDir: scratch)
         defer { verifier.signal(SIGKILL) }
         XCTAssertTrue(poll(timeout: 30, every: 0.2) {
             ((try? runCommand("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(sigPort)/"], timeout: 5))?.stdout ?? "") == "403"
@@ -207,14 +209,17 @@ extension BackupSidecarTests {
         assertSucceeded(try portcullis(["verify", id], config: config), "verify after undoing the flip")
 
         // 4. SIGKILL mid-upload: nothing new is good; the next run aborts the upload and succeeds.
+        // The relay holds this run's CompleteMultipartUpload (the fault above), so the kill
+        // comes with every part uploaded and the upload provably not completed.
         let killed = try BackgroundCommand(try binary, ["backup", "run", "--database", "bk_src", "--config", config], workDir: dir)
         let caught = poll(timeout: 120, every: 0.05) {
-            ((try? uploadsXML(moto)) ?? "").contains("<Upload>") || !killed.isRunning
+            verifier.stdoutText().contains(": FAULT hold") || !killed.isRunning
         }
+        XCTAssertTrue(caught && killed.isRunning, "the run is waiting on its CompleteMultipartUpload: \(verifier.stdoutText().suffix(2000))")
         killed.signal(SIGKILL)
         _ = try? killed.wait(timeout: 30)
         let inFlight = try uploadsXML(moto).contains("<Upload>")
-        XCTAssertTrue(caught && inFlight, "the run was killed with an upload in flight")
+        XCTAssertTrue(inFlight, "the run was killed with an upload in flight")
         let afterKill = try portcullis(["list"], config: config)
         XCTAssertEqual(afterKill.stdout.split(separator: "\n").filter { $0.hasSuffix("good") }.count, 1, "\(afterKill)")
         let second = try portcullis(["run", "--database", "bk_src"], config: config)
@@ -241,7 +246,7 @@ extension BackupSidecarTests {
 
         // Every request so far carried a valid signature; a wrong secret is refused.
         // (Its first line is the readiness probe above, unsigned on purpose.)
-        let checked = verifier.stdoutText().split(separator: "\n").filter { !$0.hasPrefix("GET /: ") }
+        let checked = verifier.stdoutText().split(separator: "\n").filter { !$0.hasPrefix("GET /: ") && !$0.hasSuffix(": FAULT hold") }
         XCTAssertGreaterThan(checked.count, 30, "the store's requests went through the checker")
         XCTAssertEqual(checked.filter { !$0.hasSuffix(": OK") }, [], "every request was signed correctly")
         XCTAssertTrue(checked.contains { $0.contains("?uploads=") } && checked.contains { $0.contains("prefix=pg%2F") }

@@ -45,6 +45,19 @@ extension BackupSidecarTests {
         kill(proxy.pid, SIGHUP)
         XCTAssertTrue(poll(timeout: 20) { proxy.stderrText.contains("backup schedules: bk_nosuch \"*/1 * * * *\", bk_src \"* * * * *\" (UTC)") },
                       proxy.stderrText.suffix(3000).description)
+        // The scheduled dump is paused for 2.5 s (SIGSTOP on its pg_dump) so it provably runs
+        // past a progress interval however fast the machine dumps it.
+        var dumper: pid_t?
+        XCTAssertTrue(poll(timeout: 150, every: 0.01) {
+            guard proxy.stderrText.contains("backup of bk_src started (schedule)") else { return false }
+            dumper = childProcesses(of: proxy.pid, executable: "pg_dump", argumentContaining: "bk_src").first
+            return dumper != nil
+        }, "the scheduled run's pg_dump: \(proxy.stderrText.suffix(3000))")
+        if let dumper {
+            kill(dumper, SIGSTOP)
+            usleep(2_500_000)
+            kill(dumper, SIGCONT)
+        }
         let scheduled = poll(timeout: 150, every: 0.5) {
             proxy.stderrText.contains("of bk_src: good") && proxy.stderrText.contains("(schedule)")
                 && proxy.stderrText.contains("backup of bk_nosuch failed (schedule)")
@@ -58,7 +71,8 @@ extension BackupSidecarTests {
                                      && ($0["reason"] as? String ?? "").contains("pg_dump exited") }
         }, "\(backupRecords(auditFile))")
         // Progress lines (progress_interval = 1s): bytes, rate, and an ETA against the dump
-        // size of the newest good backup (the CLI run's), marked "~".
+        // size of the newest good backup (the CLI run's), marked "~"; the pause above means the
+        // dump went on after at least one interval.
         let progress = proxy.stderrText.split(separator: "\n").filter { $0.contains("backup of bk_src: ") && $0.contains("/s") }
         XCTAssertFalse(progress.isEmpty, proxy.stderrText.suffix(3000).description)
         XCTAssertTrue(progress.contains { $0.contains(" of ~") && $0.contains("ETA") }, "\(progress)")

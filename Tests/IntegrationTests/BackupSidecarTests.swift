@@ -195,12 +195,16 @@ final class BackupSidecarTests: IntegrationTestCase {
         let config = proxy.configPath
         let bystander = try openBystander(proxy)
         let run = try BackgroundCommand(try binary, ["backup", "run", "--database", "bk_src", "--config", config], workDir: dir)
-        let terminated = poll(timeout: 60, every: 0.005) {
+        // Once the dump is under way its pg_dump is paused (SIGSTOP), so the COPY stays in
+        // flight however fast the machine is; its backend is terminated, then pg_dump resumes.
+        let dumper = try XCTUnwrap(pausedDumpInFlight(run, backupDirectory: backupDir), "the dump was caught under way")
+        let terminated = poll(timeout: 30, every: 0.05) {
             let killed = (try? h.cluster.query(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'bk_ro' AND datname = 'bk_src' "
                 + "AND state = 'active' AND query LIKE 'COPY %'")) ?? "0"
-            return killed != "0" || !run.isRunning
+            return killed != "0"
         }
+        kill(dumper, SIGCONT)
         let result = try run.wait(timeout: 60)
         XCTAssertTrue(terminated && result.status != 0, "the dump's backend was terminated mid-run: \(result)")
         XCTAssertTrue(result.stderr.contains("pg_dump exited with status"), "\(result)")
@@ -209,6 +213,24 @@ final class BackupSidecarTests: IntegrationTestCase {
         XCTAssertFalse(list.stdout.contains("good"), "\(list)")
         XCTAssertTrue(list.stdout.contains("failed"), "\(list)")
         try bystander()
+    }
+
+    /// Waits until `run` has stored more than 1 MiB of its dump, then pauses its pg_dump
+    /// (SIGSTOP; the caller sends SIGCONT) and returns that pg_dump's pid; nil if the run ended
+    /// first.
+    func pausedDumpInFlight(_ run: BackgroundCommand, backupDirectory: String) -> pid_t? {
+        var dumper: pid_t?
+        _ = poll(timeout: 60, every: 0.01) {
+            guard run.isRunning else { return true }
+            let partial = ((try? files(backupDirectory)) ?? []).first { $0.hasSuffix(".pcbk.partial") }
+            let size = partial.flatMap { try? FileManager.default.attributesOfItem(atPath: "\(backupDirectory)/\($0)")[.size] as? Int } ?? 0
+            guard size > 1 << 20, let pid = childProcesses(of: run.pid, executable: "pg_dump", argumentContaining: "bk_src").first
+            else { return false }
+            kill(pid, SIGSTOP)
+            dumper = pid
+            return true
+        }
+        return run.isRunning ? dumper : nil
     }
 
     func testBackupVerifyRestoreTamperFailPrune() throws {

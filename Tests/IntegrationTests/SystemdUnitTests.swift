@@ -82,8 +82,10 @@ final class SystemdUnitTests: IntegrationTestCase {
         XCTAssertEqual(started["ActiveState"], "active")
         XCTAssertEqual(started["SubState"], "running")
         XCTAssertEqual(started["User"], "portcullis")
-        XCTAssertTrue(notifications(try container.journal("portcullis.service")).contains { $0.contains("(READY=1") },
-                      "READY=1 never reached systemd")
+        // systemd logs the notification through journald, which may file it after `start` returns.
+        XCTAssertTrue(poll(timeout: 10) {
+            self.notifications((try? container.journal("portcullis.service")) ?? "").contains { $0.contains("(READY=1") }
+        }, "READY=1 never reached systemd")
         try assertServes(port: port, container)
 
         // `systemctl status` shows what the service last sent as STATUS=.
@@ -119,9 +121,15 @@ final class SystemdUnitTests: IntegrationTestCase {
         let before = notifications(try container.journal("portcullis.service")).count
         let reload = try container.run(["systemctl", "reload", "portcullis.service"])
         XCTAssertEqual(reload.status, 0, "\(reload)")
-        let afterReload = notifications(try container.journal("portcullis.service")).dropFirst(before)
-        let reloading = afterReload.firstIndex { $0.contains("RELOADING=1") }
-        let ready = afterReload.lastIndex { $0.contains("READY=1") }
+        var afterReload: ArraySlice<String> = []
+        var reloading: Int?, ready: Int?
+        _ = poll(timeout: 10) {
+            afterReload = self.notifications((try? container.journal("portcullis.service")) ?? "").dropFirst(before)
+            reloading = afterReload.firstIndex { $0.contains("RELOADING=1") }
+            ready = afterReload.lastIndex { $0.contains("READY=1") }
+            if let reloading, let ready { return reloading < ready }
+            return false
+        }
         XCTAssertNotNil(reloading, "\(afterReload)")
         XCTAssertNotNil(ready, "\(afterReload)")
         if let reloading, let ready { XCTAssertLessThan(reloading, ready) }

@@ -203,3 +203,21 @@ func poll(timeout: Double, every interval: Double = 0.1, _ condition: () throws 
     } while Date() < deadline
     return try condition()
 }
+
+/// Children of `parent` running `executable` (by /proc/PID/comm) whose command line contains
+/// `argumentContaining`: how a test finds the pg_dump a backup run spawned, to pause it.
+func childProcesses(of parent: pid_t, executable: String, argumentContaining: String) -> [pid_t] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { name -> pid_t? in
+        guard let pid = pid_t(name),
+              let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+              // "PID (comm) STATE PPID ...": comm may hold spaces, so split after its ")".
+              let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 1,
+              pid_t(fields[1]) == parent,
+              let comm = try? String(contentsOfFile: "/proc/\(name)/comm", encoding: .utf8),
+              comm.trimmingCharacters(in: .whitespacesAndNewlines) == executable,
+              let cmdline = FileManager.default.contents(atPath: "/proc/\(name)/cmdline"),
+              String(decoding: cmdline, as: UTF8.self).contains(argumentContaining) else { return nil }
+        return pid
+    }
+}
