@@ -91,7 +91,7 @@ final class ClientSession: LegOwner {
         self.sessionID = sessionID
         client = Leg(loop: loop, fd: fd, name: "client", connecting: false)
         let transport: ClientTransportKind = remote.isUnix ? .unixSocket : .tcp(remoteHost: remote.host)
-        machine = ClientStartupMachine(config: runtime.config, transport: transport, mockSeed: runtime.mockSeed,
+        machine = ClientStartupMachine(snapshot: runtime.snapshot, transport: transport, mockSeed: runtime.mockSeed,
                                        access: prestart?.access ?? runtime.accessFiles.rules,
                                        peerUser: prestart?.peerUser)
         if remote.isUnix, let internalPath = shared.internalSocketPath, Self.localSocketPath(fd) == internalPath {

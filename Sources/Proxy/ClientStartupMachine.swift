@@ -81,7 +81,10 @@ public struct ClientStartupMachine {
         case cleartext(ClientPasswordVerifier?)
     }
 
-    public let config: PortcullisConfig
+    /// The configuration, by reference: every session of one configuration generation shares
+    /// one copy (an inline copy cost each idle client over a kilobyte).
+    private let snapshot: ConfigSnapshot
+    public var config: PortcullisConfig { snapshot.value }
     public let transport: ClientTransportKind
     public private(set) var isTLS = false
     /// Our own certificate's tls-server-end-point hash, for SCRAM-SHA-256-PLUS.
@@ -110,7 +113,15 @@ public struct ClientStartupMachine {
     public init(config: PortcullisConfig, transport: ClientTransportKind, mockSeed: [UInt8],
                 access: (any ClientAccessRules)? = nil, md5Salt: [UInt8] = Crypto.randomBytes(4),
                 peerUser: String? = nil) {
-        self.config = config
+        self.init(snapshot: ConfigSnapshot(config), transport: transport, mockSeed: mockSeed, access: access,
+                  md5Salt: md5Salt, peerUser: peerUser)
+    }
+
+    public init(snapshot: ConfigSnapshot, transport: ClientTransportKind, mockSeed: [UInt8],
+                access: (any ClientAccessRules)? = nil, md5Salt: [UInt8] = Crypto.randomBytes(4),
+                peerUser: String? = nil) {
+        self.snapshot = snapshot
+        let config = snapshot.value
         self.peerUser = peerUser
         self.transport = transport
         self.mockSeed = mockSeed

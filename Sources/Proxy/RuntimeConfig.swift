@@ -7,6 +7,8 @@ import Logging
 /// new one; sessions keep the one they started with.
 public final class RuntimeConfig: Sendable {
     public let config: PortcullisConfig
+    /// The same configuration by reference, for what each session keeps of it.
+    public let snapshot: ConfigSnapshot
     public let serverTLS: TLSContext?
     /// Client-side TLS contexts per [databases] entry name.
     public let upstreamTLS: [String: TLSContext]
@@ -20,6 +22,7 @@ public final class RuntimeConfig: Sendable {
 
     public init(config: PortcullisConfig, mockSeed: [UInt8], logger: Logger, accessFiles: AccessFiles? = nil) throws(TLSError) {
         self.config = config
+        snapshot = ConfigSnapshot(config)
         self.accessFiles = accessFiles ?? AccessFiles(rules: MethodPerTransportRules(config.general), membership: nil)
         self.mockSeed = mockSeed
         self.logger = logger
@@ -57,4 +60,11 @@ public final class RuntimeConfig: Sendable {
     func upstreamContext(for target: DatabaseTarget) -> TLSContext? {
         upstreamTLS[target.tlsContextKey]
     }
+}
+
+/// An immutable configuration shared by reference: values that keep "the configuration" (a
+/// session's startup machine) hold this instead of an inline copy of ``PortcullisConfig``.
+public final class ConfigSnapshot: Sendable {
+    public let value: PortcullisConfig
+    public init(_ value: PortcullisConfig) { self.value = value }
 }
