@@ -5,7 +5,8 @@
 # all in one run against one throw-away cluster, and writes docs/BENCHMARKS.md.
 #
 # Environment: BENCH_SECONDS (default 10) per measurement, BENCH_SCALE (default 10),
-# BENCH_CLIENTS (default "1 16 64"), PORTCULLIS_BIN (default: the release build), BENCH_IDLE_CLIENTS (default 100),
+# BENCH_CLIENTS (default "1 16 64"), BENCH_PROTOCOLS (default "simple extended prepared": pgbench -M),
+# BENCH_ROUNDS (default 3: each cell's median of that many runs), PORTCULLIS_BIN (default: the release build), BENCH_IDLE_CLIENTS (default 100),
 # BENCH_OUT (default docs/BENCHMARKS.md), BENCH_BACKUP (default 1: also run scripts/bench-backup.sh),
 # BENCH_AUDIT (default 1: also run scripts/bench-audit.sh), BENCH_SCALE_RUN (default 1: also run
 # scripts/bench-scale.sh; BENCH_SOAK=0 skips its soak, BENCH_QUICK=1 makes it and bench-audit.sh short).
@@ -17,6 +18,8 @@ export PATH="$PATH:/opt/swift/usr/bin"
 seconds="${BENCH_SECONDS:-10}"
 scale="${BENCH_SCALE:-10}"
 clients="${BENCH_CLIENTS:-1 16 64}"
+protocols="${BENCH_PROTOCOLS:-simple extended prepared}"
+rounds="${BENCH_ROUNDS:-3}"
 # BENCH_CONNECT_ONLY=1: only the connection-setup table (BENCH_CONNECT_ROUNDS rounds, default 3,
 # targets interleaved, medians), printed to stdout; docs/BENCHMARKS.md is not written.
 connect_only="${BENCH_CONNECT_ONLY:-0}"
@@ -77,36 +80,48 @@ proxy_process() { case "$1" in pgbouncer) cat "$bdir/pgbouncer.pid" ;; portculli
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-declare -A tps lat cpu
+declare -A tps lat cpu all_tps all_lat all_cpu
 cell_errors=()
 targets=(direct pgbouncer portcullis)
 declare -A target_port=([direct]=$pg_port [pgbouncer]=$bouncer_port [portcullis]=$proxy_port)
-for target in "${targets[@]}"; do
-  for c in $clients; do
-    if [ "$target" = portcullis ] && [ -n "$proxy_note" ]; then
-      tps[$target,$c]="n/a"; lat[$target,$c]="n/a"; continue
-    fi
-    j=$(( c < 2 ? c : 2 ))
-    echo "bench: $target, $c clients, ${seconds}s"
-    log="$tmp/$target-$c.log"
-    ppid_="$(proxy_process "$target")"
-    before=""; [ -n "$ppid_" ] && before="$(cpu_ticks "$ppid_")"
-    if pgbench -n -S -T "$seconds" -c "$c" -j "$j" -p "${target_port[$target]}" >"$log" 2>&1; then
-      if [ -n "$before" ]; then
-        after="$(cpu_ticks "$ppid_")"
-        txns="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")"
-        cpu[$target,$c]="$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="${txns:-0}" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "n/a" }')"
-      fi
-      tps[$target,$c]="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log" | head -n1 | xargs printf '%.0f')"
-      lat[$target,$c]="$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log" | head -n1)"
-      failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")"
-      if [ "${failed:-0}" != 0 ]; then tps[$target,$c]="${tps[$target,$c]} ($failed failed)"; fi
-    else
-      tps[$target,$c]="error"; lat[$target,$c]="error"
-      cell_errors+=("$target, $c clients: $(grep -m 3 -E 'error|FATAL' "$log" | tr '\n' ' ')")
-    fi
+# The median of the numbers on stdin ("error" when there are none).
+median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "error"; else print v[int((NR + 1) / 2)] }'; }
+# Rounds outermost, so each cell's repetitions are spread over the run (and over whatever
+# else the machine is doing); within a round the targets alternate cell by cell.
+for round in $(seq 1 "$rounds"); do
+  for proto in $protocols; do
+    for c in $clients; do
+      for target in "${targets[@]}"; do
+        [ "$target" = portcullis ] && [ -n "$proxy_note" ] && continue
+        j=$(( c < 2 ? c : 2 ))
+        echo "bench: round $round, $proto, $target, $c clients, ${seconds}s"
+        log="$tmp/$target-$proto-$c-$round.log"
+        ppid_="$(proxy_process "$target")"
+        before=""; [ -n "$ppid_" ] && before="$(cpu_ticks "$ppid_")"
+        if pgbench -n -S -M "$proto" -T "$seconds" -c "$c" -j "$j" -p "${target_port[$target]}" >"$log" 2>&1; then
+          failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")"
+          if [ "${failed:-0}" != 0 ]; then cell_errors+=("$target, $proto, $c clients, round $round: $failed failed transactions"); continue; fi
+          if [ -n "$before" ]; then
+            after="$(cpu_ticks "$ppid_")"
+            txns="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")"
+            all_cpu[$target,$proto,$c]+=" $(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="${txns:-0}" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n }')"
+          fi
+          all_tps[$target,$proto,$c]+=" $(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log" | head -n1 | xargs printf '%.0f')"
+          all_lat[$target,$proto,$c]+=" $(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log" | head -n1)"
+        else
+          cell_errors+=("$target, $proto, $c clients, round $round: $(grep -m 3 -E 'error|FATAL' "$log" | tr '\n' ' ')")
+        fi
+      done
+    done
   done
 done
+for key in "${!all_tps[@]}"; do
+  tps[$key]="$(echo "${all_tps[$key]}" | median)"
+  lat[$key]="$(echo "${all_lat[$key]:-}" | median)"
+done
+for key in "${!all_cpu[@]}"; do cpu[$key]="$(echo "${all_cpu[$key]}" | median)"; done
+# Portcullis over PgBouncer for one cell (TPS or CPU), two decimals.
+ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # Read-only enforcement cost: the same pgbench -S through Portcullis as the read-write identity
 # (statements forwarded unjudged) and as the read-only identity (every statement classified).
@@ -152,7 +167,6 @@ if [ -z "$proxy_note" ]; then
     target_port[portcullis-nospare]=$spare_port
   fi
 fi
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "error"; else print v[int((NR + 1) / 2)] }'; }
 declare -A conn_all_tps conn_all_ms
 for round in $(seq 1 "$connect_rounds"); do
   for target in "${conn_targets[@]}"; do
@@ -227,21 +241,29 @@ mkdir -p "$(dirname "$out")"
   echo "numbers compare the paths with each other; they are not absolute capacity figures."
   echo "The cluster runs with fsync=off (scripts/pg-cluster.sh); -S is read-only anyway."
   echo
-  echo "Each cell: transactions per second (excluding connection setup) / average latency in ms."
-  echo "Every client connects once over TLS with sslmode=verify-full and SCRAM-SHA-256."
+  echo "Each cell: transactions per second (excluding connection setup) / average latency in ms, the median"
+  echo "of $rounds runs (rounds outermost, targets alternating within a round); the last column is"
+  echo "Portcullis' TPS over PgBouncer's. Every client connects once over TLS with sslmode=verify-full and SCRAM-SHA-256."
   echo
-  printf '| clients |'; for t in "${targets[@]}"; do printf ' %s |' "$t"; done; echo
-  printf '| ---: |'; for _ in "${targets[@]}"; do printf ' ---: |'; done; echo
-  for c in $clients; do
-    printf '| %s |' "$c"
-    for t in "${targets[@]}"; do printf ' %s / %s |' "${tps[$t,$c]}" "${lat[$t,$c]}"; done
-    echo
+  printf '| protocol | clients |'; for t in "${targets[@]}"; do printf ' %s |' "$t"; done; echo ' portcullis / pgbouncer |'
+  printf '| --- | ---: |'; for _ in "${targets[@]}"; do printf ' ---: |'; done; echo ' ---: |'
+  for proto in $protocols; do
+    for c in $clients; do
+      printf '| %s | %s |' "$proto" "$c"
+      for t in "${targets[@]}"; do printf ' %s / %s |' "${tps[$t,$proto,$c]:-n/a}" "${lat[$t,$proto,$c]:-n/a}"; done
+      printf ' %s |\n' "$(ratio "${tps[portcullis,$proto,$c]:-}" "${tps[pgbouncer,$proto,$c]:-}")"
+    done
   done
   echo
-  echo "Proxy CPU per transaction (µs, utime+stime of the proxy process from /proc over the run / transactions):"
+  echo "Proxy CPU per transaction (µs, utime+stime of the proxy process from /proc over each run / its transactions; medians):"
   echo
-  printf '| clients | pgbouncer | portcullis |\n| ---: | ---: | ---: |\n'
-  for c in $clients; do printf '| %s | %s | %s |\n' "$c" "${cpu[pgbouncer,$c]:-n/a}" "${cpu[portcullis,$c]:-n/a}"; done
+  printf '| protocol | clients | pgbouncer | portcullis | portcullis / pgbouncer |\n| --- | ---: | ---: | ---: | ---: |\n'
+  for proto in $protocols; do
+    for c in $clients; do
+      printf '| %s | %s | %s | %s | %s |\n' "$proto" "$c" "${cpu[pgbouncer,$proto,$c]:-n/a}" "${cpu[portcullis,$proto,$c]:-n/a}" \
+        "$(ratio "${cpu[portcullis,$proto,$c]:-}" "${cpu[pgbouncer,$proto,$c]:-}")"
+    done
+  done
   echo
   echo "Connection setup: \`pgbench -n -S -C -T $seconds -c 1\` (every transaction on a new TLS connection with SCRAM;"
   echo "portcullis: the default, one warm spare server connection per pool in use; portcullis-nospare: a second Portcullis with \`pool_min_idle = 0\`):"
@@ -309,7 +331,7 @@ mkdir -p "$(dirname "$out")"
   echo
   echo '```'
   echo "PGSSLMODE=verify-full PGSSLROOTCERT=certs-example/generated/ca.crt PGHOST=localhost PGUSER=app_rw PGDATABASE=app \\"
-  echo "  pgbench -n -S -T $seconds -c CLIENTS -j min(CLIENTS,2) -p PORT"
+  echo "  pgbench -n -S -M PROTOCOL -T $seconds -c CLIENTS -j min(CLIENTS,2) -p PORT"
   echo '```'
 } >"$out"
 # Sub-benchmarks append their own sections (each starts and stops what it needs).
