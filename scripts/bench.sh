@@ -207,7 +207,26 @@ fi
 # Resident memory per idle TLS client: N authenticated psql sessions that sit idle.
 idle_clients="${BENCH_IDLE_CLIENTS:-100}"
 declare -A idle_mem
+# Each measured on a fresh process warmed with one session: after the runs above, memory freed
+# by earlier sessions would be reused by these and hide their cost (it read 0.1 KiB per client).
+restart_fresh() {
+  case $1 in
+    pgbouncer)
+      kill -TERM "$(cat "$bdir/pgbouncer.pid")" 2>/dev/null || true
+      for _ in $(seq 1 100); do [ -f "$bdir/pgbouncer.pid" ] && kill -0 "$(cat "$bdir/pgbouncer.pid")" 2>/dev/null || break; sleep 0.1; done
+      "$here/pgbouncer-start.sh" "$bdir" "$pg_port" "$bouncer_port" "127.0.0.1,::1" "$certdir" >/dev/null || return 1 ;;
+    portcullis)
+      [ -n "$proxy_note" ] && return 1
+      kill -TERM "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null || true
+      "$bin" run --config "$tmp/portcullis.ini" 2>>"$tmp/portcullis.stderr" >/dev/null &
+      proxy_pid=$!
+      wait_ready "$proxy_port" 20 || return 1 ;;
+  esac
+  psql -X -q -p "${target_port[$1]}" -c "SELECT 1" >/dev/null 2>&1 || true
+  sleep 1
+}
 for target in pgbouncer portcullis; do
+  restart_fresh "$target" || { idle_mem[$target]="n/a"; continue; }
   ppid_="$(proxy_process "$target")"
   [ -n "$ppid_" ] && kill -0 "$ppid_" 2>/dev/null || { idle_mem[$target]="n/a"; continue; }
   base="$(rss_kib "$ppid_")"
