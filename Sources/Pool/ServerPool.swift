@@ -93,7 +93,7 @@ public struct ServerPool: Sendable {
     /// Idle connections, most recently used last (LIFO reuse keeps the hot ones warm and lets
     /// the cold ones reach idle_timeout, as PgBouncer's server_round_robin=0).
     private var idle: [ConnectionID] = []
-    private var waiters: [Waiter] = []
+    private var waiters = FIFOQueue<Waiter>()
     /// Connections being opened for a specific waiter, so a connect error reaches that waiter.
     private var openingFor: [ConnectionID: RequestID] = [:]
     private var nextConnection: UInt64
@@ -113,17 +113,33 @@ public struct ServerPool: Sendable {
     public var waiterCount: Int { waiters.count }
     public var isIdleAndEmpty: Bool { connections.isEmpty && waiters.isEmpty }
 
+    /// A connection idle this long is checked before it is handed out (``Action/handOver``):
+    /// its loop watches it for reading while idle, so anything the server sent or a close is
+    /// seen within a loop iteration, and only one that went idle a while ago is worth the
+    /// extra system call per checkout (PgBouncer's server_check_delay, 30 s, for its query).
+    public static let healthCheckAfterIdle: Duration = .seconds(1)
+
     // MARK: Events
 
     public mutating func checkoutRequested(_ request: RequestID, now: Duration) -> [Action] {
         if closed { return [.failRequest(request, .poolClosed)] }
         lastUse = now
         var actions: [Action] = []
-        expireIdle(now: now, into: &actions)
+        // Idle connections past their lifetime are closed here rather than handed out; the
+        // rest of the idle housekeeping (pool_idle_timeout, cold spares) is the sweeper's
+        // (``tick(now:)``), as PgBouncer's janitor: a walk over every idle connection at
+        // every checkout costs more than the checkout itself.
+        while let last = idle.last, pastLifetime(last, now: now) {
+            idle.removeLast()
+            connections[last] = nil
+            actions.append(.closeConnection(last))
+        }
         if let connection = idle.popLast() {
+            let check: Bool
+            if case .idle(let since)? = connections[connection]?.state { check = since + Self.healthCheckAfterIdle <= now } else { check = true }
             connections[connection]?.state = .checkedOut(request)
             connections[connection]?.unused = false
-            actions.append(.handOver(connection, to: request, check: true))
+            actions.append(.handOver(connection, to: request, check: check))
             topUpSpares(now: now, into: &actions)
             return actions
         }
@@ -211,7 +227,10 @@ public struct ServerPool: Sendable {
         guard connections[id] != nil else { return [] }
         lastUse = now
         guard closed || pastLifetime(id, now: now) || connections.count > settings.maxSize else {
-            return becameAvailable(id, now: now, check: true)
+            // Handed straight to a waiter without the health check: the session released it
+            // at rest a moment ago, as PgBouncer reuses a server released within
+            // server_check_delay unchecked. One it serves from idle later is checked.
+            return becameAvailable(id, now: now, check: false)
         }
         connections[id] = nil
         var actions: [Action] = [.closeConnection(id)]
@@ -223,8 +242,7 @@ public struct ServerPool: Sendable {
     /// Periodic housekeeping (one sweeper per loop): wait timeouts, idle timeouts, lifetimes, spares.
     public mutating func tick(now: Duration) -> [Action] {
         var actions: [Action] = []
-        let expired = waiters.filter { $0.deadline <= now }
-        waiters.removeAll { $0.deadline <= now }
+        let expired = waiters.removeAll { $0.deadline <= now }
         for waiter in expired { actions.append(.failRequest(waiter.id, .waitTimeout)) }
         expireIdle(now: now, into: &actions)
         topUpSpares(now: now, into: &actions)
@@ -253,7 +271,7 @@ public struct ServerPool: Sendable {
     /// Stop serving: close idle connections, fail waiters; checked-out ones close on return.
     public mutating func shutdown() -> [Action] {
         closed = true
-        var actions: [Action] = waiters.map { .failRequest($0.id, .poolClosed) }
+        var actions: [Action] = waiters.elements.map { .failRequest($0.id, .poolClosed) }
         waiters.removeAll()
         for id in idle {
             connections[id] = nil
@@ -282,8 +300,7 @@ public struct ServerPool: Sendable {
             connections[id] = nil
             return [.closeConnection(id)]
         }
-        if !waiters.isEmpty {
-            let waiter = waiters.removeFirst()
+        if let waiter = waiters.popFirst() {
             connections[id]?.state = .checkedOut(waiter.id)
             connections[id]?.unused = false
             return [.handOver(id, to: waiter.id, check: check)]
@@ -306,6 +323,8 @@ public struct ServerPool: Sendable {
             sparesBlockedUntil = nil
         }
         let wanted = sparesWanted(now: now)
+        // Enough idle ones without counting those opening (a walk over every connection).
+        guard idle.count - waiters.count < wanted else { return }
         while idle.count + openingCount - waiters.count < wanted && connections.count < settings.maxSize {
             actions.append(.openConnection(open(now: now)))
         }
@@ -319,7 +338,7 @@ public struct ServerPool: Sendable {
     /// for that spare to go, and succeeds.
     public func sparesWanted(now: Duration) -> Int {
         guard settings.minIdle > 0, let lastUse else { return 0 }
-        if !waiters.isEmpty || checkedOutCount > 0 || now < lastUse + settings.spareLinger { return settings.minIdle }
+        if !waiters.isEmpty || now < lastUse + settings.spareLinger || checkedOutCount > 0 { return settings.minIdle }
         return 0
     }
 
@@ -341,6 +360,8 @@ public struct ServerPool: Sendable {
         // unless past their lifetime. A cold pool closes its spares (connections no user has
         // had) at once; connections users gave back (server_reset = discard, transaction
         // pooling) stay until pool_idle_timeout as before.
+        // Runs at every checkout: nothing idle (clients waiting, the busy case) costs nothing.
+        guard !idle.isEmpty else { return }
         var kept: [ConnectionID] = []
         let wanted = sparesWanted(now: now)
         var surplus = idle.count - wanted

@@ -10,6 +10,13 @@ public final class CancelRegistry: Sendable {
     public struct Key: Hashable, Sendable {
         public var processID: Int32
         public var secretKey: [UInt8]
+
+        /// The secret's bytes in one call (the synthesized hash feeds the hasher a byte at a
+        /// time): keys are hashed twice per transaction in transaction pooling.
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(processID)
+            secretKey.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     public struct Entry: Sendable {
@@ -24,8 +31,39 @@ public final class CancelRegistry: Sendable {
         public var detached = false
     }
 
+    /// One session's key: what it stands for now. The session holds it and moves it at each
+    /// transaction (transaction pooling) under its own lock, so attaching and releasing a
+    /// server takes neither the registry's lock nor a lookup; a CancelRequest reads it through
+    /// the registry.
+    final class Binding: Sendable {
+        struct Current {
+            var serverSecretKey: [UInt8]
+            var backendProcessID: Int32?
+            var detached = false
+        }
+
+        let key: Key
+        let target: DatabaseTarget
+        let runtime: RuntimeConfig
+        fileprivate let current: Mutex<Current>
+
+        fileprivate init(key: Key, target: DatabaseTarget, runtime: RuntimeConfig, serverSecretKey: [UInt8]) {
+            self.key = key
+            self.target = target
+            self.runtime = runtime
+            current = Mutex(Current(serverSecretKey: serverSecretKey))
+        }
+
+        /// What a cancel forwarded now would use.
+        var entry: Entry {
+            let now = current.withLock { $0 }
+            return Entry(target: target, runtime: runtime, serverSecretKey: now.serverSecretKey,
+                         backendProcessID: now.backendProcessID, detached: now.detached)
+        }
+    }
+
     private struct State {
-        var entries: [Key: Entry] = [:]
+        var entries: [Key: Binding] = [:]
         /// Cancel requests forwarded and not yet finished, per backend process ID. PostgreSQL
         /// cancels whatever that backend runs when the signal lands (postmaster.c
         /// processCancelRequest), so a server connection with one in flight must not be
@@ -34,52 +72,69 @@ public final class CancelRegistry: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The sum of ``State/cancelsInFlight``, raised inside the binding's lock by
+    /// ``beginCancel(_:)``: a release that finds it zero after moving its binding knows no
+    /// cancel can be on its way to the backend it left, without taking the registry's lock.
+    private let inFlightTotal = Atomic<Int>(0)
 
     public init() {}
 
-    func insert(_ key: Key, _ entry: Entry) {
-        state.withLock { $0.entries[key] = entry }
+    /// A new session's key (the caller made sure it is unused: ``contains(_:)``).
+    func insert(_ key: Key, target: DatabaseTarget, runtime: RuntimeConfig, serverSecretKey: [UInt8]) -> Binding {
+        let binding = Binding(key: key, target: target, runtime: runtime, serverSecretKey: serverSecretKey)
+        state.withLock { $0.entries[key] = binding }
+        return binding
+    }
+
+    func contains(_ key: Key) -> Bool {
+        state.withLock { $0.entries[key] != nil }
     }
 
     /// Transaction pooling: the key now stands for this backend (nil: none, between
     /// transactions). Returns whether a cancel request for the backend it stood for is still
     /// on its way (then that server connection must not serve anyone else).
     @discardableResult
-    func attach(_ key: Key, backend: (processID: Int32, secretKey: [UInt8])?) -> Bool {
-        state.withLock { state in
-            guard var entry = state.entries[key] else { return false }
-            let previous = entry.backendProcessID ?? key.processID
+    func attach(_ binding: Binding, backend: (processID: Int32, secretKey: [UInt8])?) -> Bool {
+        let previous = binding.current.withLock { current in
+            let previous = current.backendProcessID ?? binding.key.processID
             if let backend {
-                entry.backendProcessID = backend.processID
-                entry.serverSecretKey = backend.secretKey
+                current.backendProcessID = backend.processID
+                current.serverSecretKey = backend.secretKey
             }
-            entry.detached = backend == nil
-            state.entries[key] = entry
-            return backend == nil && state.cancelsInFlight[previous, default: 0] > 0
+            current.detached = backend == nil
+            return previous
         }
+        // A cancel that read the binding before it moved raised the total inside that same
+        // lock, so it is seen here; one that reads it after finds it detached.
+        guard backend == nil, inFlightTotal.load(ordering: .sequentiallyConsistent) > 0 else { return false }
+        return cancelIsInFlight(backendProcessID: previous)
     }
 
     /// The session ends. Returns whether a cancel request for its backend is still on its way.
     @discardableResult
-    func remove(_ key: Key) -> Bool {
+    func remove(_ binding: Binding) -> Bool {
         state.withLock { state in
-            guard let entry = state.entries.removeValue(forKey: key) else { return false }
-            return state.cancelsInFlight[entry.backendProcessID ?? key.processID, default: 0] > 0
+            guard state.entries[binding.key] === binding else { return false }
+            state.entries[binding.key] = nil
+            let backend = binding.current.withLock { $0.backendProcessID } ?? binding.key.processID
+            return state.cancelsInFlight[backend, default: 0] > 0
         }
     }
 
-    func lookup(_ key: Key) -> Entry? {
-        state.withLock { $0.entries[key] }
-    }
-
     /// A CancelRequest: the entry (nil: unknown key) and, unless it is detached, the backend
-    /// to cancel, counted in flight — in the same lock as ``attach(_:backend:)`` and
-    /// ``remove(_:)`` read it — until ``cancelFinished(backendProcessID:)``.
+    /// to cancel, counted in flight — while the binding cannot move (``attach(_:backend:)``)
+    /// and in the lock ``remove(_:)`` reads it in — until ``cancelFinished(backendProcessID:)``.
     func beginCancel(_ key: Key) -> (entry: Entry, backendProcessID: Int32?)? {
         state.withLock { state in
-            guard let entry = state.entries[key] else { return nil }
-            guard !entry.detached else { return (entry, nil) }
-            let backend = entry.backendProcessID ?? key.processID
+            guard let binding = state.entries[key] else { return nil }
+            let current = binding.current.withLock { current in
+                if !current.detached { inFlightTotal.add(1, ordering: .sequentiallyConsistent) }
+                return current
+            }
+            let entry = Entry(target: binding.target, runtime: binding.runtime, serverSecretKey: current.serverSecretKey,
+                              backendProcessID: current.backendProcessID, detached: current.detached)
+            guard !current.detached else { return (entry, nil) }
+            let backend = current.backendProcessID ?? key.processID
             state.cancelsInFlight[backend, default: 0] += 1
             return (entry, backend)
         }
@@ -89,12 +144,14 @@ public final class CancelRegistry: Sendable {
     /// the backend, or the forwarding failed or timed out).
     func cancelFinished(backendProcessID: Int32) {
         state.withLock { state in
-            let left = state.cancelsInFlight[backendProcessID, default: 0] - 1
-            state.cancelsInFlight[backendProcessID] = left > 0 ? left : nil
+            guard let count = state.cancelsInFlight[backendProcessID] else { return }
+            state.cancelsInFlight[backendProcessID] = count > 1 ? count - 1 : nil
+            inFlightTotal.subtract(1, ordering: .sequentiallyConsistent)
         }
     }
 
     func cancelIsInFlight(backendProcessID: Int32) -> Bool {
-        state.withLock { $0.cancelsInFlight[backendProcessID, default: 0] > 0 }
+        guard inFlightTotal.load(ordering: .sequentiallyConsistent) > 0 else { return false }
+        return state.withLock { $0.cancelsInFlight[backendProcessID, default: 0] > 0 }
     }
 }

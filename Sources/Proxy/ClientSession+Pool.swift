@@ -36,12 +36,11 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         self.link = link
         link.owner = self
         var proxySecret = Crypto.randomBytes(4)
-        while shared.cancelRegistry.lookup(.init(processID: link.processID, secretKey: proxySecret)) != nil {
+        while shared.cancelRegistry.contains(.init(processID: link.processID, secretKey: proxySecret)) {
             proxySecret = Crypto.randomBytes(4)
         }
         let key = CancelRegistry.Key(processID: link.processID, secretKey: proxySecret)
-        cancelKey = key
-        shared.cancelRegistry.insert(key, .init(target: link.target, runtime: runtime, serverSecretKey: link.secretKey))
+        cancelBinding = shared.cancelRegistry.insert(key, target: link.target, runtime: runtime, serverSecretKey: link.secretKey)
         if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
         if let sessionConfiguration {
             session = SessionMachine(sessionConfiguration, backendProcessID: link.processID, backendSecretKey: link.secretKey,

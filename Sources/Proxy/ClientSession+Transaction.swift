@@ -3,11 +3,18 @@ import Config
 import Wire
 import Synchronization
 
-/// `pool_mode = transaction`: what a checkout for the next transaction asks for.
-struct TransactionPoolRequest {
+/// `pool_mode = transaction`: what a checkout for the next transaction asks for. A class:
+/// read at every checkout, where a struct would be copied (target and all) each time.
+final class TransactionPoolRequest {
     let spec: UpstreamSpec
     let target: DatabaseTarget
     let password: Secret?
+
+    init(spec: UpstreamSpec, target: DatabaseTarget, password: Secret?) {
+        self.spec = spec
+        self.target = target
+        self.password = password
+    }
 }
 
 /// Transaction pooling's shell. The client keeps what it was given at start-up — the first
@@ -42,7 +49,7 @@ extension ClientSession {
         // The link steps out of the byte path again, as at the first grant.
         link.leg?.owner = self
         session?.serverAttached(processID: link.processID, secretKey: link.secretKey, statements: link.preparedStatements)
-        if let cancelKey { shared.cancelRegistry.attach(cancelKey, backend: (link.processID, link.secretKey)) }
+        if let cancelBinding { shared.cancelRegistry.attach(cancelBinding, backend: (link.processID, link.secretKey)) }
         logger.debug("server connection attached", metadata: ["backend_pid": "\(link.processID)"])
         client.readPaused = false
         // Its settings first, if this server has others (ClientSession+Settings.swift).
@@ -63,13 +70,14 @@ extension ClientSession {
 
     /// After the server's replies: at rest and unpinned, the server connection goes back.
     func releaseServerIfDone() {
+        // In place (SessionMachine+InPlace.swift): a plain read copies the whole machine.
         guard transactionPool != nil, let link, !finished, classifying == nil, client.inbound.readableBytes == 0,
-              let session, !session.isPinned, isAtRest else { return }
+              session?.inPlace({ $0.isPinned }) == false, isAtRest else { return }
         // Settings may have changed in that transaction: read them before letting go.
-        if session.needsSettingsCapture { return startSettingsExchange(.capture) }
+        if session?.inPlace({ $0.needsSettingsCapture }) == true { return startSettingsExchange(.capture) }
         self.link = nil
         if let statements = self.session?.serverDetached() { link.preparedStatements = statements }
-        let cancelInFlight = cancelKey.map { shared.cancelRegistry.attach($0, backend: nil) } ?? false
+        let cancelInFlight = cancelBinding.map { shared.cancelRegistry.attach($0, backend: nil) } ?? false
         link.leg?.readPaused = false
         if cancelInFlight || shared.cancelRegistry.cancelIsInFlight(backendProcessID: link.processID) {
             // The client's CancelRequest has not reached PostgreSQL yet: handed on, the server

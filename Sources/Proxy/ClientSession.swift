@@ -66,7 +66,7 @@ final class ClientSession: LegOwner {
     var loginTimer: TimerID?
     /// An `auth_query` lookup in flight (ClientSession+AuthQuery.swift).
     var verifierTicket: UInt64?
-    var cancelKey: CancelRegistry.Key?
+    var cancelBinding: CancelRegistry.Binding?
     private var closeAfterFlush = false
     private(set) var lastClientActivity = MonotonicInstant(nanoseconds: 0)
     /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer.
@@ -277,7 +277,7 @@ final class ClientSession: LegOwner {
     func updateClientReadPause() {
         guard !finished else { return }
         let limit = runtime.config.general.outboundBufferLimit
-        let waiting = session?.holdsClientMessagesInPlace() == true
+        let waiting = session?.inPlace { $0.isHoldingClientMessages } == true
         client.readPaused = (server?.outbound.readableBytes ?? 0) > limit || (waiting && client.inbound.readableBytes > limit)
             || auditBlocked
     }
@@ -447,15 +447,14 @@ final class ClientSession: LegOwner {
         abandonClassification()
         if let verifierTicket { pool.lookups.cancel(verifierTicket); self.verifierTicket = nil }
         var cancelInFlight = false
-        if let cancelKey {
+        if let cancelBinding {
             // A client that vanishes mid-query would leave its backend working until the
             // server notices the closed socket: cancel the query first, as a careful client would.
-            if session?.needsCancelOnEnd == true, let backend = session?.backend, let entry = shared.cancelRegistry.lookup(cancelKey),
-               !(link?.leg?.isClosed ?? true) {
-                CancelForwarder.start(loop: loop, entry: entry, processID: backend.processID, logger: logger, lookups: pool.lookups)
+            if session?.needsCancelOnEnd == true, let backend = session?.backend, !(link?.leg?.isClosed ?? true) {
+                CancelForwarder.start(loop: loop, entry: cancelBinding.entry, processID: backend.processID, logger: logger, lookups: pool.lookups)
             }
-            if shared.cancelRegistry.remove(cancelKey) { cancelInFlight = true }
-            self.cancelKey = nil
+            if shared.cancelRegistry.remove(cancelBinding) { cancelInFlight = true }
+            self.cancelBinding = nil
         }
         if let (request, spec) = pendingCheckout {
             pool.cancelCheckout(request, spec: spec)
@@ -467,9 +466,9 @@ final class ClientSession: LegOwner {
             link.leg?.readPaused = false
             self.link = nil
             // Transaction pooling: at rest and unpinned, nothing of this client's is on it.
-            if transactionPool != nil && reusable && session?.isPinned == false {
+            if transactionPool != nil && reusable && session?.inPlace({ $0.isPinned }) == false {
                 // Settings changed and not read back: the next user resets them all.
-                if session?.needsSettingsCapture == true { link.appliedSettings = nil }
+                if session?.inPlace({ $0.needsSettingsCapture }) == true { link.appliedSettings = nil }
                 if let statements = session?.serverDetached() { link.preparedStatements = statements }
                 pool.release(link)
             } else {
@@ -499,14 +498,13 @@ extension ClientSession {
     /// proxy and server is delivered: the one reuse decision, taken when the session returns
     /// its server connection.
     var isAtRest: Bool {
-        guard machine.isEstablished, let session else { return false }
-        guard settingsExchange == nil else { return false }
+        // In place (SessionMachine+InPlace.swift): a plain read copies the whole machine.
+        guard machine.isEstablished, session?.inPlace({ $0.isAtRest }) == true, settingsExchange == nil else { return false }
         guard let server else {
             // Transaction pooling between transactions.
-            return transactionPool != nil && link == nil && pendingCheckout == nil && session.isAtRest
-                && client.inbound.readableBytes == 0
+            return transactionPool != nil && link == nil && pendingCheckout == nil && client.inbound.readableBytes == 0
         }
-        return session.isAtRest && server.outbound.readableBytes == 0 && server.inbound.readableBytes == 0
+        return server.outbound.readableBytes == 0 && server.inbound.readableBytes == 0
     }
 
     /// At rest, and the client has been sent everything (client_idle_timeout, buffer release).

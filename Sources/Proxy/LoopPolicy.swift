@@ -39,9 +39,10 @@ final class LoopPolicy {
     /// The cached classification of `sql` with `catalog` applied, or a ticket whose answer
     /// `completion` gets later (on this loop, never from inside this call). A cached Query
     /// that keeps statements before a refused one still goes to a thread: finding where its
-    /// statements start is a parse.
+    /// statements start is a parse. `completion` is made only on a miss: a hit (nearly every
+    /// statement) allocates no closure.
     func classify(sql: String, catalog: CatalogSnapshot, isQuery: Bool,
-                  completion: @escaping (ClassificationDone) -> Void) -> Lookup {
+                  completion: @autoclosure () -> ((ClassificationDone) -> Void)) -> Lookup {
         let small = sql.utf8.count <= Self.cachedTextLimit
         var known: ClassificationResult?
         if small, let cached = classifier.cachedResult(sql: sql) {
@@ -53,7 +54,7 @@ final class LoopPolicy {
         nextTicket += 1
         let job = ClassifierPool.Job(ticket: ticket, sql: sql, keyed: small, catalog: catalog, known: known,
                                      isQuery: isQuery, mailbox: mailbox)
-        waiting[ticket] = completion
+        waiting[ticket] = completion()
         (small ? pool : largeStatementPool).submit(job)
         return .pending(ticket: ticket)
     }

@@ -27,8 +27,10 @@ extension PoolManager {
     /// reported once, not per waiter, until no one waits any more (PgBouncer shows the same
     /// state as `cl_waiting` in SHOW POOLS).
     func noteWaiting(_ entry: Entry, spec: UpstreamSpec) {
+        // Checked first: while an episode lasts (every checkout of a busy pool) nothing else is read.
+        guard !entry.exhausted else { return }
         let state = entry.state
-        guard !entry.exhausted, state.connectionCount >= state.settings.maxSize, state.openingCount < state.waiterCount else { return }
+        guard state.connectionCount >= state.settings.maxSize, state.openingCount < state.waiterCount else { return }
         entry.exhausted = true
         let exhaustion = Self.exhaustion(entry, spec: spec)
         logger.warning("pool \(exhaustion.pool) is at pool_max_size (\(exhaustion.maxSize)): clients wait for a server connection")

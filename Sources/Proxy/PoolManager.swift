@@ -155,8 +155,10 @@ final class PoolManager: UpstreamLinkOwner {
     /// The pool holding this link: the current one for its spec, or a retired one; nil when
     /// no pool knows it any more (it was closed).
     private func entry(for link: UpstreamLink) -> Entry? {
-        if let entry = entries[link.spec], entry.links[link.id] != nil { return entry }
-        return retired.first { $0.links[link.id] != nil }
+        // The pool that opened it (a link never moves between pools; a reload retires the
+        // whole pool), read from the link: no hashing of its spec at every release.
+        guard let entry = link.poolEntry, entry.links[link.id] != nil else { return nil }
+        return entry
     }
 
     private func forgetEmptyRetired() {
@@ -223,6 +225,7 @@ final class PoolManager: UpstreamLinkOwner {
                 let link = UpstreamLink(id: id, spec: spec, target: entry.target, password: entry.password, loop: loop, runtime: runtime,
                                         lookups: lookups)
                 link.owner = self
+                link.poolEntry = entry
                 entry.links[id] = link
                 link.start()
             case .handOver(let id, let request, let check):

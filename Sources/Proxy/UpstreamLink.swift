@@ -51,17 +51,16 @@ struct UpstreamSpec: Hashable {
             && a.transactionPooled == b.transactionPooled && a.readOnly == b.readOnly && a.credentials == b.credentials
     }
 
+    /// A subset of what `==` compares (equal specs hash alike): the pool looks a spec up at
+    /// every checkout and release in transaction pooling, and a loop holds few pools, so the
+    /// credential digest (a SHA-256, fed in one call) and the entry name separate them well
+    /// enough without hashing every startup parameter each time.
     func hash(into hasher: inout Hasher) {
         hasher.combine(transactionPooled)
         hasher.combine(readOnly)
-        hasher.combine(credentials)
+        credentials.withUnsafeBytes { hasher.combine(bytes: $0) }
         hasher.combine(databaseEntry)
-        hasher.combine(dbname)
-        hasher.combine(serverUser)
-        for p in parameters {
-            hasher.combine(p.name)
-            hasher.combine(p.value)
-        }
+        hasher.combine(parameters.count)
     }
 }
 
@@ -118,6 +117,9 @@ final class UpstreamLink: LegOwner {
     /// Transaction pooling: the session-level settings a client left here (nil: unknown, so
     /// the next client resets them all); empty for the start-up values.
     var appliedSettings: [String: String]? = [:]
+    /// The pool that opened it (``PoolManager``): it holds this link in its `links` while the
+    /// link is its own, and the link leads back to it without a lookup by spec.
+    var poolEntry: PoolManager.Entry?
     private(set) var processID: Int32 = 0
     private(set) var secretKey: [UInt8] = []
     private var connectTimer: TimerID?

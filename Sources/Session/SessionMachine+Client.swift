@@ -224,7 +224,9 @@ extension SessionMachine {
     /// Decoded from a copy of this frame only: decoding moves a reader index, and doing that on
     /// a copy of the whole buffer would duplicate all of it.
     static func decode(_ frame: MessageFrame, in buffer: ByteBuffer) throws(WireError) -> FrontendMessage {
-        var bytes = ByteBuffer(bytes: buffer.readableBytesView.prefix(frame.totalLength))
+        // A copy of the buffer value shares its storage: decoding reads the frame's bytes in
+        // place (FrameDecoder.takePayload takes exactly `frame.totalLength`).
+        var bytes = buffer
         return try FrontendMessage.decode(frame: frame, from: &bytes)
     }
 

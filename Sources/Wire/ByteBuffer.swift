@@ -204,9 +204,17 @@ public struct ByteBuffer: Sendable, Equatable {
         if storage.count > 64 * 1024 { storage = [] }
     }
 
-    /// A copy of the next `length` readable bytes as their own buffer, consuming them.
+    /// The next `length` readable bytes as their own buffer, consuming them. The slice shares
+    /// this buffer's storage (copy-on-write: either side's next write copies), so decoding a
+    /// message costs no copy of its payload; hold a slice only while decoding, or the next
+    /// write to this buffer pays for the copy.
     public mutating func readSlice(length: Int) -> ByteBuffer? {
-        guard let bytes = readBytes(length: length) else { return nil }
-        return ByteBuffer(bytes: bytes)
+        guard length >= 0, readableBytes >= length else { return nil }
+        var slice = ByteBuffer()
+        slice.storage = storage
+        slice.readerIndex = readerIndex
+        slice.writerIndex = readerIndex + length
+        readerIndex += length
+        return slice
     }
 }

@@ -22,7 +22,7 @@ final class ServerPoolReleaseTests: XCTestCase {
         XCTAssertEqual(pool.connectionReleased(conn(2), now: t0), [])
         XCTAssertEqual(pool.connectionReleased(conn(1), now: t0), [])
         XCTAssertEqual(pool.idleCount, 2)
-        XCTAssertEqual(pool.checkoutRequested(req(3), now: t0), [.handOver(conn(1), to: req(3), check: true)])
+        XCTAssertEqual(pool.checkoutRequested(req(3), now: t0), [.handOver(conn(1), to: req(3), check: false)])
     }
 
     func testReleasedConnectionServesTheFirstWaiter() {
@@ -31,7 +31,25 @@ final class ServerPoolReleaseTests: XCTestCase {
         _ = pool.connectionOpened(conn(1), now: t0)
         XCTAssertEqual(pool.checkoutRequested(req(2), now: t0), [])
         XCTAssertEqual(pool.checkoutRequested(req(3), now: t0), [])
-        XCTAssertEqual(pool.connectionReleased(conn(1), now: t0), [.handOver(conn(1), to: req(2), check: true)])
+        XCTAssertEqual(pool.connectionReleased(conn(1), now: t0), [.handOver(conn(1), to: req(2), check: false)])
+        XCTAssertEqual(pool.connectionReleased(conn(1), now: t0), [.handOver(conn(1), to: req(3), check: false)])
+        XCTAssertEqual(pool.connectionReleased(conn(1), now: t0), [])
+        XCTAssertEqual(pool.idleCount, 1)
+    }
+
+    /// A thousand clients on one connection are served in the order they asked, each once,
+    /// with cancelled waiters skipped (the queue drops its consumed prefix as it goes).
+    func testManyWaitersAreServedInOrder() {
+        var pool = P(settings: settings(max: 1))
+        _ = pool.checkoutRequested(req(1), now: t0)
+        _ = pool.connectionOpened(conn(1), now: t0)
+        for n in 2...1000 { XCTAssertEqual(pool.checkoutRequested(req(UInt64(n)), now: t0), []) }
+        for n in stride(from: 10, through: 1000, by: 10) { _ = pool.checkoutCancelled(req(UInt64(n))) }
+        var served: [UInt64] = []
+        while case .handOver(_, let request, _)? = pool.connectionReleased(conn(1), now: t0).first { served.append(request.rawValue) }
+        XCTAssertEqual(served, (2...1000).map { UInt64($0) }.filter { $0 % 10 != 0 })
+        XCTAssertEqual(pool.waiterCount, 0)
+        XCTAssertEqual(pool.idleCount, 1)
     }
 
     func testReleasePastLifetimeOrAfterShutdownCloses() {

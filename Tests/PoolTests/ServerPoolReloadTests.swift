@@ -27,7 +27,7 @@ final class ServerPoolReloadTests: XCTestCase {
         XCTAssertEqual(pool.connectionReturned(conn(3), reusable: true, now: t0), [.resetConnection(conn(3))])
         // A checkout while the one connection is busy waits: the new limit holds.
         _ = pool.connectionResetCompleted(conn(3), success: true, now: t0)
-        XCTAssertEqual(pool.checkoutRequested(req(4), now: t0), [.handOver(conn(3), to: req(4), check: true)])
+        XCTAssertEqual(pool.checkoutRequested(req(4), now: t0), [.handOver(conn(3), to: req(4), check: false)])
         XCTAssertEqual(pool.checkoutRequested(req(5), now: t0), [])
         XCTAssertEqual(pool.waiterCount, 1)
     }

@@ -25,7 +25,12 @@ final class ServerPoolTests: XCTestCase {
         XCTAssertEqual(pool.connectionReturned(conn(1), reusable: true, now: t0), [.resetConnection(conn(1))])
         XCTAssertEqual(pool.connectionResetCompleted(conn(1), success: true, now: t0), [])
         XCTAssertEqual(pool.idleCount, 1)
-        XCTAssertEqual(pool.checkoutRequested(req(2), now: t0), [.handOver(conn(1), to: req(2), check: true)])
+        XCTAssertEqual(pool.checkoutRequested(req(2), now: t0), [.handOver(conn(1), to: req(2), check: false)],
+                       "idle a moment: the loop would have seen the server close it")
+        _ = pool.connectionReturned(conn(1), reusable: true, now: t0)
+        _ = pool.connectionResetCompleted(conn(1), success: true, now: t0 + .milliseconds(1))
+        XCTAssertEqual(pool.checkoutRequested(req(3), now: t0 + .milliseconds(1) + P.healthCheckAfterIdle),
+                       [.handOver(conn(1), to: req(3), check: true)], "idle a while: checked")
     }
 
     func testNotReusableOrClosePolicyClosesAndNeverReuses() {
