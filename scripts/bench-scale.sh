@@ -176,7 +176,7 @@ start_proxy
 
 # 1. pgbench -S with many clients, alternating PgBouncer and Portcullis (which goes first
 # alternates too), a sampler recording the most server connections seen during each run.
-declare -A tps cpu peak
+declare -A tps cpu pgcpu peak
 errors=()
 targets=(pgbouncer portcullis)
 for round in $(seq 1 "$rounds"); do
@@ -188,14 +188,15 @@ for round in $(seq 1 "$rounds"); do
       out="$tmp/pgbench-$t-$c-$round.log"
       (while :; do pooler_conns "$pid"; sleep 1; done) >"$tmp/peak" 2>/dev/null &
       sampler=$!
-      before="$(cpu_ticks "$pid")"
+      before="$(cpu_ticks "$pid")"; pg_before="$(cluster_ticks "$pgdir")"
       if pgbench -n -S -T $((seconds + c / 25)) -c "$c" -j 2 -p "$(pooler_port "$t")" >"$out" 2>&1; then
-        after="$(cpu_ticks "$pid")"
+        after="$(cpu_ticks "$pid")"; pg_after="$(cluster_ticks "$pgdir")"
         txns="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")"
         tps[$t,$c,$round]="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$out" | head -n1 | xargs printf '%.0f')"
         cpu[$t,$c,$round]="$(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="${txns:-0}" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "n/a" }')"
+        pgcpu[$t,$c,$round]="$(awk -v t=$((pg_after - pg_before)) -v hz="$clk_tck" -v n="${txns:-0}" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "n/a" }')"
       else
-        tps[$t,$c,$round]="error"; cpu[$t,$c,$round]="error"
+        tps[$t,$c,$round]="error"; cpu[$t,$c,$round]="error"; pgcpu[$t,$c,$round]="error"
         errors+=("$t, $c clients, round $round: $(grep -m 2 -E 'error|FATAL' "$out" | tr '\n' ' ')")
       fi
       kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
@@ -209,21 +210,22 @@ echo
 echo "\`pgbench -n -S -T $seconds+CLIENTS/25 -c CLIENTS -j 2\` (scale $scale; connecting 1,000 TLS clients takes seconds and counts against \`-T\`, not against TPS) through PgBouncer (\`pool_mode = transaction\`,"
 echo "\`default_pool_size = $server_total\`) and Portcullis (\`pool_mode = transaction\`, \`workers = $workers\`,"
 echo "\`pool_max_size = $pool_per_loop\` per event loop), $rounds rounds alternating the two; medians."
-echo "CPU: the pooler process's utime+stime over the run / transactions. Server connections: the most"
+echo "CPU: the pooler process's utime+stime over the run / transactions; PostgreSQL: the cluster's (postmaster, backends,"
+echo "exited ones included) the same way. Server connections: the most"
 echo "\`app_rw\` backends in \`pg_stat_activity\` connected from the pooler process (\`ss -tnp\`) seen during the runs, sampled every second."
 echo
-echo "| clients | PgBouncer TPS | Portcullis TPS | Portcullis / PgBouncer | PgBouncer CPU µs/txn | Portcullis CPU µs/txn | server connections (B / P) |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| clients | PgBouncer TPS | Portcullis TPS | Portcullis / PgBouncer | PgBouncer CPU µs/txn | Portcullis CPU µs/txn | PostgreSQL CPU µs/txn (B / P) | server connections (B / P) |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for c in $clients_list; do
   declare -A med=()
   for t in "${targets[@]}"; do
-    tl=(); cl=(); pl=()
-    for r in $(seq 1 "$rounds"); do tl+=("${tps[$t,$c,$r]}"); cl+=("${cpu[$t,$c,$r]}"); pl+=("${peak[$t,$c,$r]:-}"); done
-    med[$t,tps]="$(median "${tl[@]}")"; med[$t,cpu]="$(median "${cl[@]}")"; med[$t,peak]="$(maxof "${pl[@]}")"
+    tl=(); cl=(); gl=(); pl=()
+    for r in $(seq 1 "$rounds"); do tl+=("${tps[$t,$c,$r]}"); cl+=("${cpu[$t,$c,$r]}"); gl+=("${pgcpu[$t,$c,$r]}"); pl+=("${peak[$t,$c,$r]:-}"); done
+    med[$t,tps]="$(median "${tl[@]}")"; med[$t,cpu]="$(median "${cl[@]}")"; med[$t,pg]="$(median "${gl[@]}")"; med[$t,peak]="$(maxof "${pl[@]}")"
   done
   ratio="$(awk -v a="${med[portcullis,tps]}" -v b="${med[pgbouncer,tps]}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }')"
-  printf '| %s | %s | %s | %s | %s | %s | %s / %s |\n' "$c" "${med[pgbouncer,tps]}" "${med[portcullis,tps]}" "$ratio" \
-    "${med[pgbouncer,cpu]}" "${med[portcullis,cpu]}" "${med[pgbouncer,peak]:-?}" "${med[portcullis,peak]:-?}"
+  printf '| %s | %s | %s | %s | %s | %s | %s / %s | %s / %s |\n' "$c" "${med[pgbouncer,tps]}" "${med[portcullis,tps]}" "$ratio" \
+    "${med[pgbouncer,cpu]}" "${med[portcullis,cpu]}" "${med[pgbouncer,pg]}" "${med[portcullis,pg]}" "${med[pgbouncer,peak]:-?}" "${med[portcullis,peak]:-?}"
 done
 echo
 echo "TPS per round:"
