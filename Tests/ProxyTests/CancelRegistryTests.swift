@@ -9,19 +9,7 @@ import XCTest
 /// transaction through the session's own binding), and a cancel request on its way keeps the
 /// server connection it was meant for from serving anyone else.
 final class CancelRegistryTests: XCTestCase {
-    private func runtime() throws -> RuntimeConfig {
-        let config = try ConfigLoader.parse("""
-        [portcullis]
-        local_auth_method = trust
-        [tls]
-        client_tls = disable
-        [databases]
-        app = host=127.0.0.1 port=5432 dbname=app user=app sslmode=disable
-        [identities]
-        rw = mode=read-write
-        """, fileName: "test.ini")
-        return try RuntimeConfig(config: config, mockSeed: [1], logger: Logger(label: "test"))
-    }
+    private func runtime() throws -> RuntimeConfig { try RuntimeConfig.oneDatabase() }
 
     private func key(_ pid: Int32, _ secret: UInt8) -> CancelRegistry.Key { .init(processID: pid, secretKey: [secret, 2, 3, 4]) }
 

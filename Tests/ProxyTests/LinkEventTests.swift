@@ -55,17 +55,7 @@ final class LinkEventTests: XCTestCase {
     /// directory that does not exist (the connect fails at once, inside the link's own
     /// deferred start).
     private func runtime(port: UInt16, host: String = "127.0.0.1") throws -> RuntimeConfig {
-        let config = try ConfigLoader.parse("""
-        [portcullis]
-        local_auth_method = trust
-        [tls]
-        client_tls = disable
-        [databases]
-        app = host=\(host) port=\(port) dbname=app user=app sslmode=disable
-        [identities]
-        rw = mode=read-write
-        """, fileName: "test.ini")
-        return try RuntimeConfig(config: config, mockSeed: [1], logger: Logger(label: "test"))
+        try RuntimeConfig.oneDatabase(port: port, host: host)
     }
 
     /// Runs `body` as deferred work on a fresh loop (as a session's code runs), then the loop
