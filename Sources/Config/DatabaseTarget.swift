@@ -1,6 +1,6 @@
 /// One [databases] entry: where and how to reach the upstream PostgreSQL server. The fields
 /// are libpq connection parameters (PostgreSQL 34.1.2 Parameter Key Words).
-public struct DatabaseTarget: Sendable {
+public struct DatabaseTarget: Sendable, Equatable {
     /// The database name clients ask for (`*` for the fallback entry).
     public var name: String
     /// The [databases] key this target came from: `name`, or `*` when

@@ -31,6 +31,19 @@ public final class CancelRegistry: Sendable {
         public var detached = false
     }
 
+    /// Where a cancel for a session's server goes, and under which configuration (its TLS
+    /// contexts). Shared: transaction pooling's idle clients of one pool hold one between them
+    /// (``TransactionPoolRequest``), not a copy of the target each.
+    final class Destination: Sendable {
+        let target: DatabaseTarget
+        let runtime: RuntimeConfig
+
+        init(target: DatabaseTarget, runtime: RuntimeConfig) {
+            self.target = target
+            self.runtime = runtime
+        }
+    }
+
     /// One session's key: what it stands for now. The session holds it and moves it at each
     /// transaction (transaction pooling) under its own lock, so attaching and releasing a
     /// server takes neither the registry's lock nor a lookup; a CancelRequest reads it through
@@ -43,21 +56,19 @@ public final class CancelRegistry: Sendable {
         }
 
         let key: Key
-        let target: DatabaseTarget
-        let runtime: RuntimeConfig
+        let destination: Destination
         fileprivate let current: Mutex<Current>
 
-        fileprivate init(key: Key, target: DatabaseTarget, runtime: RuntimeConfig, serverSecretKey: [UInt8]) {
+        fileprivate init(key: Key, destination: Destination, serverSecretKey: [UInt8]) {
             self.key = key
-            self.target = target
-            self.runtime = runtime
+            self.destination = destination
             current = Mutex(Current(serverSecretKey: serverSecretKey))
         }
 
         /// What a cancel forwarded now would use.
         var entry: Entry {
             let now = current.withLock { $0 }
-            return Entry(target: target, runtime: runtime, serverSecretKey: now.serverSecretKey,
+            return Entry(target: destination.target, runtime: destination.runtime, serverSecretKey: now.serverSecretKey,
                          backendProcessID: now.backendProcessID, detached: now.detached)
         }
     }
@@ -80,8 +91,8 @@ public final class CancelRegistry: Sendable {
     public init() {}
 
     /// A new session's key (the caller made sure it is unused: ``contains(_:)``).
-    func insert(_ key: Key, target: DatabaseTarget, runtime: RuntimeConfig, serverSecretKey: [UInt8]) -> Binding {
-        let binding = Binding(key: key, target: target, runtime: runtime, serverSecretKey: serverSecretKey)
+    func insert(_ key: Key, destination: Destination, serverSecretKey: [UInt8]) -> Binding {
+        let binding = Binding(key: key, destination: destination, serverSecretKey: serverSecretKey)
         state.withLock { $0.entries[key] = binding }
         return binding
     }
@@ -131,7 +142,7 @@ public final class CancelRegistry: Sendable {
                 if !current.detached { inFlightTotal.add(1, ordering: .sequentiallyConsistent) }
                 return current
             }
-            let entry = Entry(target: binding.target, runtime: binding.runtime, serverSecretKey: current.serverSecretKey,
+            let entry = Entry(target: binding.destination.target, runtime: binding.destination.runtime, serverSecretKey: current.serverSecretKey,
                               backendProcessID: current.backendProcessID, detached: current.detached)
             guard !current.detached else { return (entry, nil) }
             let backend = current.backendProcessID ?? key.processID

@@ -77,6 +77,7 @@ extension ClientSession {
     /// Called by the loop when the session is made, before `start`.
     func enableAudit(_ loopAudit: LoopAudit) {
         let settings = runtime.config.general.audit
+        guard let remote = startup?.remote else { return }
         audit = SessionAudit(loopAudit: loopAudit,
                              info: AuditSession(sessionID: sessionID, clientUser: "", database: "",
                                                 clientAddress: remote.isUnix ? "[local]" : remote.host,
@@ -151,8 +152,8 @@ extension ClientSession {
         audit.info.clientUser = request.clientUser
         audit.info.database = request.databaseName
         audit.info.serverUser = request.serverUser
-        audit.info.certificateCN = clientCertificate?.commonName
-        audit.info.certificateDN = clientCertificate?.distinguishedName
+        audit.info.certificateCN = startup?.clientCertificate?.commonName
+        audit.info.certificateDN = startup?.clientCertificate?.distinguishedName
         if let tls = client.tls {
             audit.info.tlsVersion = tls.protocolVersion
             audit.info.tlsCipher = tls.cipherName
@@ -180,8 +181,8 @@ extension ClientSession {
         guard let audit else { return }
         audit.info.clientUser = failure.user
         audit.info.database = failure.database
-        audit.info.certificateCN = clientCertificate?.commonName
-        audit.info.certificateDN = clientCertificate?.distinguishedName
+        audit.info.certificateCN = startup?.clientCertificate?.commonName
+        audit.info.certificateDN = startup?.clientCertificate?.distinguishedName
         emitAudit(.authenticationFailed, priority: .warning,
                   details: [AuditDetail("AUTH_METHOD", failure.method ?? "none"), AuditDetail("HBA_LINE", failure.ruleOrigin ?? "none"),
                             AuditDetail("SQLSTATE", failure.sqlState), AuditDetail("REASON", failure.message)],

@@ -34,7 +34,7 @@ extension ClientSession {
             deliverVerifierLater(nil)
             return
         }
-        verifierTicket = pool.lookups.run({ () -> Result<ClientPasswordVerifier?, AdminError> in
+        startup?.verifierTicket = pool.lookups.run({ () -> Result<ClientPasswordVerifier?, AdminError> in
             let started = MonotonicInstant.now()
             defer { cache.endLookup() }
             do throws(AdminError) {

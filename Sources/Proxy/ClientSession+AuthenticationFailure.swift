@@ -14,7 +14,7 @@ extension ClientSession {
         auditAuthenticationFailed(failure)
         let delay: Duration
         if let cap = runtime.config.general.authFailureDelay,
-           let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix) {
+           let remote = startup?.remote, let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix) {
             delay = shared.authFailures.failed(address: address, at: loop.now(), cap: cap)
         } else {
             delay = .zero

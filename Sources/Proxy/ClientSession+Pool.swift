@@ -40,9 +40,12 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
             proxySecret = Crypto.randomBytes(4)
         }
         let key = CancelRegistry.Key(processID: link.processID, secretKey: proxySecret)
-        cancelBinding = shared.cancelRegistry.insert(key, target: link.target, runtime: runtime, serverSecretKey: link.secretKey)
-        if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
-        if let sessionConfiguration {
+        // Transaction pooling's clients share their pool's destination; in session mode the
+        // session has its server connection to itself anyway.
+        let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: link.target, runtime: runtime)
+        cancelBinding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: link.secretKey)
+        if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
+        if let sessionConfiguration = startup?.sessionConfiguration {
             session = SessionMachine(sessionConfiguration, backendProcessID: link.processID, backendSecretKey: link.secretKey,
                                      serverParameters: link.parameters)
             // Transaction pooling: what the server has prepared for earlier clients.
@@ -55,8 +58,10 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         link.leg?.owner = self
         auditBackendStarted(processID: link.processID)
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
-        run(machine.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,
-                                  proxySecretKey: proxySecret))
+        runStartup { $0.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,
+                                      proxySecretKey: proxySecret) }
+        // Start-up is over: an idle established client keeps none of its state.
+        if isEstablished { dropStartup() }
         client.readPaused = false
         // Transaction pooling: a server another client changed the settings of goes back to
         // the start-up values first (the client bytes wait for it).

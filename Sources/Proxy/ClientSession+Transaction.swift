@@ -4,16 +4,20 @@ import Wire
 import Synchronization
 
 /// `pool_mode = transaction`: what a checkout for the next transaction asks for. A class:
-/// read at every checkout, where a struct would be copied (target and all) each time.
+/// read at every checkout, where a struct would be copied (target and all) each time, and
+/// shared by every client of the same spec (``PoolManager/transactionRequest(_:target:password:)``).
 final class TransactionPoolRequest {
     let spec: UpstreamSpec
     let target: DatabaseTarget
     let password: Secret?
+    /// Where its clients' cancel requests go (the clients' runtime: its TLS contexts).
+    let cancelDestination: CancelRegistry.Destination
 
-    init(spec: UpstreamSpec, target: DatabaseTarget, password: Secret?) {
+    init(spec: UpstreamSpec, target: DatabaseTarget, password: Secret?, runtime: RuntimeConfig) {
         self.spec = spec
         self.target = target
         self.password = password
+        cancelDestination = CancelRegistry.Destination(target: target, runtime: runtime)
     }
 }
 
@@ -36,7 +40,7 @@ extension ClientSession {
                 return finish(reason: nil, flushClient: false)
             }
             logger.debug("waiting for a server connection")
-            pendingCheckout = (pool.checkout(request.spec, target: request.target, password: request.password, user: self), request.spec)
+            pendingCheckout = pool.checkout(request.spec, target: request.target, password: request.password, user: self)
         }
         // While it waits, what the client sends beyond the usual bound stays in its socket.
         client.readPaused = client.inbound.readableBytes > runtime.config.general.outboundBufferLimit

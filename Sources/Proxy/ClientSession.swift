@@ -36,7 +36,6 @@ final class ClientSession: LegOwner {
     let runtime: RuntimeConfig
     let shared: ProxyShared
     let client: Leg
-    let remote: SocketAddress
     let sessionID: UInt64
     let pool: PoolManager
     let policy: LoopPolicy
@@ -44,14 +43,16 @@ final class ClientSession: LegOwner {
     /// statement lifecycle, catalog changes, cancel key, reuse at rest): set once the server
     /// session is ready; this class runs its actions.
     var session: SessionMachine?
-    /// What the session machine will be made with, decided at authentication.
-    var sessionConfiguration: SessionMachine.Configuration?
     /// A read-only statement being classified off the loop; client messages wait behind it.
     var classifying: PendingClassification?
     /// The [databases] entry the session is connected through (for its catalog snapshot).
     private(set) var databaseEntry = ""
     var link: UpstreamLink?
-    var pendingCheckout: (ServerPool.RequestID, UpstreamSpec)?
+    /// A checkout asked for and not yet answered; its spec is ``checkoutSpec``.
+    var pendingCheckout: ServerPool.RequestID?
+    /// What checkouts ask for: transaction pooling's shared request, else (session mode, whose
+    /// one checkout is part of start-up) the spec start-up made.
+    var checkoutSpec: UpstreamSpec? { transactionPool?.spec ?? startup?.upstreamSpec }
     /// `pool_mode = transaction`: what a new checkout asks for (ClientSession+Transaction.swift).
     var transactionPool: TransactionPoolRequest?
     /// Transaction pooling: the proxy's own settings query under way (ClientSession+Settings.swift).
@@ -59,26 +60,23 @@ final class ClientSession: LegOwner {
     /// Transaction pooling: the client's session-level settings, as last read from a server.
     var clientSettings: [String: String] = [:]
     var server: Leg? { link?.leg }
-    var machine: ClientStartupMachine
-    private var directTLS = false
+    /// Start-up's state while it runs; nil once the session is established.
+    var startup: StartupPhase?
     /// The audit stream's per-session state; nil when `audit = off` (ClientSession+Audit.swift).
     var audit: SessionAudit?
-    var loginTimer: TimerID?
-    /// An `auth_query` lookup in flight (ClientSession+AuthQuery.swift).
-    var verifierTicket: UInt64?
     var cancelBinding: CancelRegistry.Binding?
     private var closeAfterFlush = false
     private(set) var lastClientActivity = MonotonicInstant(nanoseconds: 0)
     /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer.
-    private(set) var clientCertificate: PeerCertificateSubject?
     private(set) var finished = false
-    private(set) var logger: Logger
-    var onFinish: ((ClientSession) -> Void)?
-    /// The client has authenticated (its upstream connection is being made).
-    var onAuthenticated: ((ClientSession) -> Void)?
+    /// The session's log context (SessionLogger.swift): its fields are added per line.
+    private(set) var logger: SessionLogger
+    /// The loop that made the session (LoopWorker), told when it authenticates and ends.
+    weak var host: (any SessionHost)?
     /// Refused statements of a read-only session: logged a few times, then counted.
     var refusalLog = RepeatedLogLimiter.refusedStatements
-    var isEstablished: Bool { machine.isEstablished }
+    /// Established: the start-up machine handed over (and has been dropped).
+    var isEstablished: Bool { startup?.machine.isEstablished ?? true }
 
     init(loop: EventLoop, fd: Int32, remote: SocketAddress, runtime: RuntimeConfig, shared: ProxyShared, pool: PoolManager,
          policy: LoopPolicy, sessionID: UInt64, prestart: SessionPrestart? = nil) {
@@ -87,21 +85,19 @@ final class ClientSession: LegOwner {
         self.policy = policy
         self.runtime = runtime
         self.shared = shared
-        self.remote = remote
         self.sessionID = sessionID
         client = Leg(loop: loop, fd: fd, name: "client", connecting: false)
         let transport: ClientTransportKind = remote.isUnix ? .unixSocket : .tcp(remoteHost: remote.host)
-        machine = ClientStartupMachine(snapshot: runtime.snapshot, transport: transport, mockSeed: runtime.mockSeed,
-                                       access: prestart?.access ?? runtime.accessFiles.rules,
-                                       peerUser: prestart?.peerUser)
+        var machine = ClientStartupMachine(snapshot: runtime.snapshot, transport: transport, mockSeed: runtime.mockSeed,
+                                           access: prestart?.access ?? runtime.accessFiles.rules,
+                                           peerUser: prestart?.peerUser)
         if remote.isUnix, let internalPath = shared.internalSocketPath, Self.localSocketPath(fd) == internalPath {
             // The identity as currently configured; with [backup] gone nobody is admitted
             // (no user name is empty: the startup machine refuses an empty one first).
             machine.onlyUser = runtime.config.backup?.identity ?? ""
         }
-        logger = runtime.logger
-        logger[metadataKey: "session"] = "\(sessionID)"
-        logger[metadataKey: "client"] = "\(remote)"
+        startup = StartupPhase(machine, remote: remote)
+        logger = SessionLogger(base: runtime.logger, session: sessionID, client: "\(remote)")
     }
 
     /// The path of the listening socket an accepted Unix-domain connection came in on
@@ -128,17 +124,23 @@ final class ClientSession: LegOwner {
 
     func start() throws(Errno) {
         client.owner = self
-        client.peekFirstByte = machine.acceptsDirectTLS
+        client.peekFirstByte = startup?.machine.acceptsDirectTLS ?? false
         try client.register()
         auditConnected()
-        loginTimer = loop.scheduleTimer(at: loop.now() + runtime.config.general.loginTimeout) { [weak self] in
+        startup?.loginTimer = loop.scheduleTimer(at: loop.now() + runtime.config.general.loginTimeout) { [weak self] in
             guard let self else { return }
-            self.loginTimer = nil
-            self.run(self.machine.loginTimedOut())
+            self.startup?.loginTimer = nil
+            self.runStartup { $0.loginTimedOut() }
         }
     }
 
     // MARK: - Client startup actions
+
+    /// One step of the start-up machine, and its action run; nothing once established.
+    func runStartup(_ step: (inout ClientStartupMachine) -> ClientStartupMachine.Action) {
+        guard let startup else { return }
+        run(step(&startup.machine))
+    }
 
     func run(_ action: ClientStartupMachine.Action) {
         switch action {
@@ -173,9 +175,9 @@ final class ClientSession: LegOwner {
 
     /// The `auth_query` answer, on the loop, never inside the call that asked for it.
     func verifierArrived(_ verifier: ClientPasswordVerifier?) {
-        verifierTicket = nil
+        startup?.verifierTicket = nil
         guard !finished else { return }
-        run(machine.verifierLookedUp(verifier))
+        runStartup { $0.verifierLookedUp(verifier) }
         processClientStartupBytes()
     }
 
@@ -185,7 +187,7 @@ final class ClientSession: LegOwner {
             return
         }
         do {
-            directTLS = direct
+            startup?.directTLS = direct
             client.startTLS(try TLSConnection(serverContext: context, fd: client.fd, direct: direct))
         } catch {
             finish(reason: error.message, flushClient: false)
@@ -193,13 +195,13 @@ final class ClientSession: LegOwner {
     }
 
     private func processClientStartupBytes() {
-        while !finished && !machine.isEstablished {
+        while !finished, let startup, !startup.machine.isEstablished {
             let before = client.inbound.readableBytes
-            let action = machine.bytesReceived(&client.inbound)
+            let action = startup.machine.bytesReceived(&client.inbound)
             let consumed = before != client.inbound.readableBytes
             if case .none = action, !consumed { break }
             run(action)
-            if machine.isAwaitingUpstream {
+            if startup.machine.isAwaitingUpstream {
                 // Whatever the client pipelines now waits in the socket, not in our memory.
                 client.readPaused = true
                 break
@@ -211,16 +213,16 @@ final class ClientSession: LegOwner {
 
     private func connectUpstream(_ request: UpstreamRequest) {
         let target = request.database
-        logger[metadataKey: "user"] = "\(request.clientUser)"
-        logger[metadataKey: "database"] = "\(request.databaseName)"
-        onAuthenticated?(self)
+        logger.user = request.clientUser
+        logger.database = request.databaseName
+        if let remote = startup?.remote { host?.sessionAuthenticated(self, remote: remote) }
         databaseEntry = CatalogStore.key(entry: request.database.entryName, database: request.databaseName)
         if request.database.fromWildcard && request.mode == .readOnly {
             shared.catalogs.noteWildcardDatabase(request.databaseName)
         }
         auditAuthenticated(request)
         let general = runtime.config.general
-        sessionConfiguration = SessionMachine.Configuration(
+        let sessionConfiguration = SessionMachine.Configuration(
             maxMessageSize: general.maxMessageSize,
             readOnly: request.mode == .readOnly
                 ? .init(identity: request.clientUser, maxStatementSize: general.readOnlyMaxStatementSize, tokens: Self.refusalToken)
@@ -232,18 +234,20 @@ final class ClientSession: LegOwner {
                 : nil)
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters,
-                                transactionPooled: sessionConfiguration?.transactionPooling != nil, readOnly: request.mode == .readOnly,
+                                transactionPooled: sessionConfiguration.transactionPooling != nil, readOnly: request.mode == .readOnly,
                                 credentials: UpstreamSpec.credentialDigest(target: target, password: request.serverPassword))
-        if sessionConfiguration?.transactionPooling != nil {
-            transactionPool = TransactionPoolRequest(spec: spec, target: target, password: request.serverPassword)
+        startup?.sessionConfiguration = sessionConfiguration
+        if sessionConfiguration.transactionPooling != nil {
+            transactionPool = pool.transactionRequest(spec, target: target, password: request.serverPassword, runtime: runtime)
         }
         // Granted or refused after this batch, never from inside this call.
-        pendingCheckout = (pool.checkout(spec, target: target, password: request.serverPassword, user: self), spec)
+        startup?.upstreamSpec = spec
+        pendingCheckout = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
     }
 
     func upstreamFailed(_ fields: ErrorFields) {
         logger.warning("upstream connection failed: \(fields.message ?? "")")
-        run(machine.upstreamFailed(fields))
+        runStartup { $0.upstreamFailed(fields) }
     }
 
     // MARK: - Forwarding (session established)
@@ -380,7 +384,7 @@ final class ClientSession: LegOwner {
         // server connection serves nobody else (releaseServerIfDone, finish). The client's
         // connection closes only then too: the backend has been signalled, as when PostgreSQL
         // closes a cancel connection, and the client's next query cannot be the one cancelled.
-        CancelForwarder.start(loop: loop, entry: found.entry, processID: backend, logger: logger,
+        CancelForwarder.start(loop: loop, entry: found.entry, processID: backend, logger: logger.materialized,
                               lookups: pool.lookups, registry: shared.cancelRegistry) { [weak self] in
             guard let self, !self.finished else { return }
             self.finish(reason: nil, flushClient: false)
@@ -391,13 +395,15 @@ final class ClientSession: LegOwner {
 
     func legHandshakeCompleted(_ leg: Leg) {
         if leg === client, let tls = leg.tls {
-            clientCertificate = tls.verifiedPeerSubject
+            let clientCertificate = tls.verifiedPeerSubject
+            startup?.clientCertificate = clientCertificate
             if let subject = clientCertificate {
-                logger[metadataKey: "client_cn"] = "\(subject.commonName)"
+                logger.clientCN = subject.commonName
             }
-            run(machine.tlsHandshakeCompleted(serverEndPoint: tls.serverEndPointHash, direct: directTLS,
-                                              alpnPostgreSQL: tls.negotiatedPostgreSQLALPN,
-                                              peerCertificate: clientCertificate))
+            let direct = startup?.directTLS ?? false
+            runStartup { $0.tlsHandshakeCompleted(serverEndPoint: tls.serverEndPointHash, direct: direct,
+                                                 alpnPostgreSQL: tls.negotiatedPostgreSQLALPN,
+                                                 peerCertificate: clientCertificate) }
             if client.inbound.readableBytes > 0 { processClientStartupBytes() }
         }
     }
@@ -411,7 +417,7 @@ final class ClientSession: LegOwner {
 
     func legPeekedFirstByte(_ leg: Leg, byte: UInt8) {
         // 0x16 is a TLS handshake record: PostgreSQL 17's direct TLS (sslnegotiation=direct).
-        if leg === client && byte == 0x16 { run(machine.directTLSDetected()) }
+        if leg === client && byte == 0x16 { runStartup { $0.directTLSDetected() } }
     }
 
     // Once the server session is established its leg reports here too: the UpstreamLink that
@@ -420,7 +426,7 @@ final class ClientSession: LegOwner {
     func legReceivedBytes(_ leg: Leg) {
         guard leg === client else { return forwardServerBytes() }
         lastClientActivity = loop.batchNow
-        if machine.isEstablished { forwardClientBytes() } else { processClientStartupBytes() }
+        if isEstablished { forwardClientBytes() } else { processClientStartupBytes() }
     }
 
     func legDrained(_ leg: Leg) {
@@ -443,21 +449,21 @@ final class ClientSession: LegOwner {
         takeSessionEvents()
         auditDisconnected()
         refusalLog.logSummary(to: logger, at: loop.now())
-        if let loginTimer { loop.cancelTimer(loginTimer); self.loginTimer = nil }
+        if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
         abandonClassification()
-        if let verifierTicket { pool.lookups.cancel(verifierTicket); self.verifierTicket = nil }
+        if let verifierTicket = startup?.verifierTicket { pool.lookups.cancel(verifierTicket); startup?.verifierTicket = nil }
         var cancelInFlight = false
         if let cancelBinding {
             // A client that vanishes mid-query would leave its backend working until the
             // server notices the closed socket: cancel the query first, as a careful client would.
             if session?.needsCancelOnEnd == true, let backend = session?.backend, !(link?.leg?.isClosed ?? true) {
-                CancelForwarder.start(loop: loop, entry: cancelBinding.entry, processID: backend.processID, logger: logger, lookups: pool.lookups)
+                CancelForwarder.start(loop: loop, entry: cancelBinding.entry, processID: backend.processID, logger: logger.materialized, lookups: pool.lookups)
             }
             if shared.cancelRegistry.remove(cancelBinding) { cancelInFlight = true }
             self.cancelBinding = nil
         }
-        if let (request, spec) = pendingCheckout {
-            pool.cancelCheckout(request, spec: spec)
+        if let request = pendingCheckout {
+            if let spec = checkoutSpec { pool.cancelCheckout(request, spec: spec) }
             pendingCheckout = nil
         }
         if let link {
@@ -488,7 +494,7 @@ final class ClientSession: LegOwner {
         client.close()
         if !finished {
             finished = true
-            onFinish?(self)
+            host?.sessionFinished(self)
         }
     }
 }
@@ -499,7 +505,7 @@ extension ClientSession {
     /// its server connection.
     var isAtRest: Bool {
         // In place (SessionMachine+InPlace.swift): a plain read copies the whole machine.
-        guard machine.isEstablished, session?.inPlace({ $0.isAtRest }) == true, settingsExchange == nil else { return false }
+        guard isEstablished, session?.inPlace({ $0.isAtRest }) == true, settingsExchange == nil else { return false }
         guard let server else {
             // Transaction pooling between transactions.
             return transactionPool != nil && link == nil && pendingCheckout == nil && client.inbound.readableBytes == 0

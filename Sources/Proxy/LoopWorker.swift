@@ -40,7 +40,7 @@ final class ConnectionCounter: Sendable {
 }
 
 /// Everything one event loop owns: its listeners and its sessions.
-final class LoopWorker {
+final class LoopWorker: SessionHost {
     let loop: EventLoop
     private(set) var runtime: RuntimeConfig
     let shared: ProxyShared
@@ -311,15 +311,8 @@ final class LoopWorker {
         let session = ClientSession(loop: loop, fd: fd, remote: remote, runtime: runtime, shared: shared, pool: pool,
                                     policy: policy, sessionID: nextSessionID, prestart: prestart)
         nextSessionID += 1
-        session.onFinish = { [unowned self] session in self.sessionFinished(session) }
+        session.host = self
         if let audit { session.enableAudit(audit) }
-        let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix)
-        // Authenticated: no longer counted as a connection in start-up, and the address's
-        // failed-login history is forgiven.
-        session.onAuthenticated = { [unowned self] session in
-            self.startupSlots.removeValue(forKey: ObjectIdentifier(session))?.release()
-            if let address, self.runtime.config.general.authFailureDelay != nil { self.shared.authFailures.succeeded(address: address) }
-        }
         do {
             try session.start()
             sessions[ObjectIdentifier(session)] = session
@@ -330,7 +323,17 @@ final class LoopWorker {
         }
     }
 
-    private func sessionFinished(_ session: ClientSession) {
+    /// Authenticated: no longer counted as a connection in start-up, and the address's
+    /// failed-login history is forgiven.
+    func sessionAuthenticated(_ session: ClientSession, remote: SocketAddress) {
+        startupSlots.removeValue(forKey: ObjectIdentifier(session))?.release()
+        if runtime.config.general.authFailureDelay != nil,
+           let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix) {
+            shared.authFailures.succeeded(address: address)
+        }
+    }
+
+    func sessionFinished(_ session: ClientSession) {
         guard sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
         startupSlots.removeValue(forKey: ObjectIdentifier(session))?.release()
         counter.value.subtract(1, ordering: .relaxed)

@@ -48,6 +48,10 @@ final class PoolManager: UpstreamLinkOwner {
     private let loop: EventLoop
     var runtime: RuntimeConfig
     private var entries: [UpstreamSpec: Entry] = [:]
+    /// Transaction pooling: one request per spec, shared by all its clients (an idle client
+    /// holds a reference, not its own copy of spec, target and password). Forgotten with the
+    /// spec's pool; clients that hold one keep it.
+    private var transactionRequests: [UpstreamSpec: TransactionPoolRequest] = [:]
     /// Pools whose [databases] entry a reload removed: they serve no checkout; idle connections
     /// closed at once, checked-out ones close when returned; forgotten once empty.
     private var retired: [Entry] = []
@@ -108,6 +112,20 @@ final class PoolManager: UpstreamLinkOwner {
         return request
     }
 
+    /// Transaction pooling: what a client of `spec` asks for at each checkout — the request
+    /// another client of the same spec, target, password and configuration already holds,
+    /// else a new one.
+    func transactionRequest(_ spec: UpstreamSpec, target: DatabaseTarget, password: Secret?,
+                            runtime: RuntimeConfig) -> TransactionPoolRequest {
+        if let known = transactionRequests[spec], known.target == target, known.password == password,
+           known.cancelDestination.runtime === runtime {
+            return known
+        }
+        let request = TransactionPoolRequest(spec: spec, target: target, password: password, runtime: runtime)
+        transactionRequests[spec] = request
+        return request
+    }
+
     func cancelCheckout(_ request: ServerPool.RequestID, spec: UpstreamSpec) {
         guard let entry = entries[spec] else { return }
         entry.users[request] = nil
@@ -133,6 +151,7 @@ final class PoolManager: UpstreamLinkOwner {
             let modeChanged = (current?.poolMode ?? newRuntime.config.general.poolMode) != (before?.poolMode ?? old.config.general.poolMode)
             if current?.entryName != entry.target.entryName || !Self.sameServer(current, before) || modeChanged {
                 entries[spec] = nil
+                transactionRequests[spec] = nil
                 retired.append(entry)
                 perform(entry.state.shutdown(), entry: entry, spec: spec)
                 logger.info("database entry \"\(spec.databaseEntry)\" was removed or changed: its server connections close as they are released")
@@ -197,7 +216,10 @@ final class PoolManager: UpstreamLinkOwner {
     func tick() {
         for (spec, entry) in entries {
             perform(entry.state.tick(now: now), entry: entry, spec: spec)
-            if entry.state.isIdleAndEmpty { entries[spec] = nil }
+            if entry.state.isIdleAndEmpty {
+                entries[spec] = nil
+                transactionRequests[spec] = nil
+            }
         }
         for entry in retired { perform(entry.state.tick(now: now), entry: entry, spec: nil) }
         forgetEmptyRetired()

@@ -62,7 +62,7 @@ extension RepeatedLogLimiter {
     static let refusedStatements = RepeatedLogLimiter(burst: 10, interval: .seconds(60))
 
     /// One refused statement of a read-only session.
-    mutating func log(to logger: Logger, at now: MonotonicInstant) {
+    mutating func log(to logger: SessionLogger, at now: MonotonicInstant) {
         switch occurred(at: now) {
         case .log:
             logger.notice("statement refused for read-only identity")
@@ -74,7 +74,7 @@ extension RepeatedLogLimiter {
     }
 
     /// At the end of the session: the count of refusals not logged yet.
-    mutating func logSummary(to logger: Logger, at now: MonotonicInstant) {
+    mutating func logSummary(to logger: SessionLogger, at now: MonotonicInstant) {
         if case .summary(let suppressed, let total) = finish(at: now) {
             logger.notice("\(suppressed) more statement(s) refused for read-only identity (\(total) in this session)")
         }

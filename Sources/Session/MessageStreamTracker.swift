@@ -21,16 +21,8 @@ public struct MessageStreamTracker: Sendable {
     public static let frontendTypes: Set<UInt8> = Set("QFXBCDEHPSdcf".utf8)
 
     private let decoder: FrameDecoder
-    /// The types held whole, as a table indexed by type (asked at every message boundary).
-    private let inspectedTypes: MessageTypeTable
-    /// When set, any other type fails at once, from its first byte (a table indexed by type:
-    /// checked at every message boundary, so no hashing).
-    private let validTypes: MessageTypeTable?
-    /// Types whose complete messages, one after another, go out as one `.forward` (a table
-    /// indexed by type). For the server's CopyData and DataRow: nothing looks at them one by
-    /// one, and a COPY OUT of a table (pg_dump) or a large result is millions of ~100-byte
-    /// messages, each of which otherwise costs a step of the session machine and a send.
-    private let runTypes: MessageTypeTable
+    /// Which types are held whole, valid, or forwarded in runs (``MessageTypeTables``).
+    private let tables: MessageTypeTables
     /// Bytes of the current message still to be forwarded (0 = at a message boundary).
     private var remainingInMessage = 0
     public private(set) var lastMessageType: UInt8 = 0
@@ -40,9 +32,7 @@ public struct MessageStreamTracker: Sendable {
     /// is inspected, nor with `validTypes`, whose check is per message).
     public init(maxMessageLength: Int, inspecting types: Set<UInt8>, validTypes: Set<UInt8>? = nil, runs: Set<UInt8> = []) {
         decoder = FrameDecoder(maxMessageLength: maxMessageLength)
-        inspectedTypes = MessageTypeTable { types.contains($0) }
-        self.validTypes = validTypes.map { valid in MessageTypeTable { valid.contains($0) } }
-        runTypes = MessageTypeTable { validTypes == nil && runs.contains($0) && !types.contains($0) }
+        tables = MessageTypeTables.shared(inspecting: types, validTypes: validTypes, runs: runs)
     }
 
     public var isAtMessageBoundary: Bool { remainingInMessage == 0 }
@@ -59,17 +49,17 @@ public struct MessageStreamTracker: Sendable {
         }
         // As PostgreSQL: an unknown type is a FATAL "invalid frontend message type N" (08P01)
         // as soon as its first byte is read, without waiting for the length it declares.
-        if let validTypes, let type = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), !validTypes[type] {
+        if let validTypes = tables.valid, let type = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), !validTypes[type] {
             throw .unknownMessageType(type)
         }
         guard let frame = try decoder.peekFrame(in: buffer) else { return .needMoreBytes }
         lastMessageType = frame.type
-        if inspectedTypes[frame.type] {
+        if tables.inspected[frame.type] {
             return available >= frame.totalLength ? .inspect(frame) : .needMoreBytes
         }
         let n = min(frame.totalLength, available)
         remainingInMessage = frame.totalLength - n
-        if remainingInMessage == 0 && runTypes[frame.type] {
+        if remainingInMessage == 0 && tables.runs[frame.type] {
             return .forward(n + completeRun(of: frame.type, in: buffer, from: buffer.readerIndex + n, available: available - n))
         }
         return .forward(n)

@@ -17,7 +17,7 @@ final class CancelRegistryTests: XCTestCase {
         let registry = CancelRegistry()
         let runtime = try runtime()
         let target = DatabaseTarget(name: "app", host: "127.0.0.1")
-        let binding = registry.insert(key(100, 1), target: target, runtime: runtime, serverSecretKey: [9, 9, 9, 9])
+        let binding = registry.insert(key(100, 1), destination: .init(target: target, runtime: runtime), serverSecretKey: [9, 9, 9, 9])
         XCTAssertTrue(registry.contains(key(100, 1)))
         XCTAssertFalse(registry.contains(key(100, 2)), "the secret is part of the key")
 
@@ -54,7 +54,7 @@ final class CancelRegistryTests: XCTestCase {
 
     func testRemoveReportsACancelStillOnItsWay() throws {
         let registry = CancelRegistry()
-        let binding = registry.insert(key(300, 1), target: DatabaseTarget(name: "app", host: "127.0.0.1"), runtime: try runtime(),
+        let binding = registry.insert(key(300, 1), destination: .init(target: DatabaseTarget(name: "app", host: "127.0.0.1"), runtime: try runtime()),
                                       serverSecretKey: [1, 1, 1, 1])
         XCTAssertEqual(registry.beginCancel(key(300, 1))?.backendProcessID, 300)
         XCTAssertTrue(registry.remove(binding))
@@ -70,7 +70,7 @@ final class CancelRegistryTests: XCTestCase {
     /// binding, the release reports it (the server connection is then closed, not reused).
     func testReleaseRacingACancelNeverMissesIt() throws {
         let registry = CancelRegistry()
-        let binding = registry.insert(key(400, 1), target: DatabaseTarget(name: "app", host: "127.0.0.1"), runtime: try runtime(),
+        let binding = registry.insert(key(400, 1), destination: .init(target: DatabaseTarget(name: "app", host: "127.0.0.1"), runtime: try runtime()),
                                       serverSecretKey: [1, 1, 1, 1])
         let cancelKey = key(400, 1)
         let rounds = 20_000
