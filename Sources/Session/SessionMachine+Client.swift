@@ -43,7 +43,7 @@ extension SessionMachine {
         case .inspect(let frame) where frame.type == Self.terminate:
             return .releaseServer(consume: frame.totalLength)
         case .inspect(let frame):
-            let gated = gate != nil && ReadOnlyGate.inspectedClientTypes.contains(frame.type)
+            let gated = gateStorage != nil && ReadOnlyGate.inspectedClientTypes.contains(frame.type)
             // Transaction pooling classifies every Query and Parse text (pins).
             let pooled = configuration.transactionPooling != nil
                 && (frame.type == UInt8(ascii: "Q") || frame.type == UInt8(ascii: "P"))
@@ -116,10 +116,12 @@ extension SessionMachine {
             // The catalog's verdict on parameter types is the read-only gate's alone.
             if configuration.readOnly == nil { parameterTypesRefusal = nil }
         }
-        let judged = gate?.clientMessageReceived(message, textIsUTF8: textIsUTF8 || configuration.readOnly == nil,
-                                                 classification: classification,
-                                                 statementOffsets: statementOffsets,
-                                                 parameterTypesRefusal: parameterTypesRefusal)
+        let textCounts = textIsUTF8 || configuration.readOnly == nil
+        let judged = withGate {
+            $0.clientMessageReceived(message, textIsUTF8: textCounts,
+                                     classification: classification, statementOffsets: statementOffsets,
+                                     parameterTypesRefusal: parameterTypesRefusal)
+        }
         let allowed = if case .replace = judged { false } else { true }
         if configuration.transactionPooling != nil, case .query = message {
             poolingQuerySent(allowed: allowed)

@@ -89,7 +89,7 @@ extension SessionMachine {
             return .forwardToClient(frame.totalLength)
         }
         if configuration.transactionPooling != nil { completionsAfterError() }
-        let replacement = gate?.serverErrorReceived(fields)
+        let replacement = withGate { $0.serverErrorReceived(fields) } ?? nil
         let sent = replacement ?? fields
         lifecycle.errorReceived(sqlState: sent.sqlState ?? "XX000", message: sent.message ?? "", refused: replacement != nil, at: now)
         guard let replacement else { return .forwardToClient(frame.totalLength) }
@@ -101,7 +101,7 @@ extension SessionMachine {
     /// ReadyForQuery: the server is idle again until the client sends more (docs 55.2.2: one
     /// per Query, FunctionCall and Sync).
     private mutating func readyForQuery(_ statusByte: UInt8?, now: Int64) {
-        gate?.readyForQueryReceived()
+        withGate { $0.readyForQueryReceived() }
         if let statusByte, let status = TransactionStatus(rawValue: statusByte) { transactionStatus = status }
         // DDL counts once its transaction is over (committed or not: a refresh is cheap).
         if ranCatalogChange && transactionStatus == .idle {

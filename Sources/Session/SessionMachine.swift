@@ -156,15 +156,32 @@ package struct SessionMachine {
         package var messageLength: Int
     }
 
-    struct PendingClassification {
+    /// A class, made per classified statement: 72 bytes inline in every session otherwise,
+    /// idle or not (docs/PERFORMANCE.md, "Idle clients").
+    final class PendingClassification {
         let frame: MessageFrame
         let message: FrontendMessage
+
+        init(frame: MessageFrame, message: FrontendMessage) {
+            self.frame = frame
+            self.message = message
+        }
+    }
+
+    /// The read-only gate out of line: most sessions have none, and inline it would be 66
+    /// bytes in each of them. Copied before a mutation when shared (``withGate(_:)``), so a
+    /// copy of the machine stays a value.
+    final class GateStorage {
+        var gate: ReadOnlyGate
+        init(_ gate: ReadOnlyGate) { self.gate = gate }
     }
 
     package let configuration: Configuration
     var clientTracker: MessageStreamTracker
     var serverTracker: MessageStreamTracker
-    package internal(set) var gate: ReadOnlyGate?
+    var gateStorage: GateStorage?
+    /// Read-only identities, and `transaction_pin = refuse`: what refuses statements.
+    package var gate: ReadOnlyGate? { gateStorage?.gate }
     var tripwire = ReadOnlyTripwire()
     package internal(set) var lifecycle: StatementLifecycle
     /// The last ReadyForQuery's status.
@@ -224,7 +241,7 @@ package struct SessionMachine {
         // sessions: errors for the gate and ParameterStatus for the tripwire.
         var serverTypes: Set<UInt8> = [UInt8(ascii: "Z")]
         if let readOnly = configuration.readOnly {
-            gate = ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens)
+            gateStorage = GateStorage(ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens))
             clientTypes.formUnion(ReadOnlyGate.inspectedClientTypes)
             serverTypes.formUnion([UInt8(ascii: "E"), UInt8(ascii: "S")])
             _ = tripwire.startupParametersReceived(serverParameters)
@@ -244,9 +261,9 @@ package struct SessionMachine {
             // A fast-path FunctionCall pins unless it is a large-object function (by OID).
             clientTypes.insert(UInt8(ascii: "F"))
             serverTypes.formUnion([UInt8(ascii: "1"), UInt8(ascii: "3"), UInt8(ascii: "E")])
-            if pooling.refusesPinning && gate == nil {
+            if pooling.refusesPinning && gateStorage == nil {
                 // A gate that refuses only what cannot move between servers.
-                gate = ReadOnlyGate(identity: "", tokens: pooling.tokens, judgesFunctionCalls: false)
+                gateStorage = GateStorage(ReadOnlyGate(identity: "", tokens: pooling.tokens, judgesFunctionCalls: false))
                 clientTypes.formUnion(ReadOnlyGate.inspectedClientTypes)
                 serverTypes.insert(UInt8(ascii: "E"))
             }
@@ -265,6 +282,14 @@ package struct SessionMachine {
         if configuration.transactionPooling != nil {
             for (name, value) in serverParameters { poolingParameterStatus(name: name, value: value) }
         }
+    }
+
+    /// Runs `body` on the gate in place (nil without one), copying it first if another copy of
+    /// the machine shares it.
+    mutating func withGate<Result>(_ body: (inout ReadOnlyGate) -> Result) -> Result? {
+        guard gateStorage != nil else { return nil }
+        if !isKnownUniquelyReferenced(&gateStorage) { gateStorage = gateStorage.map { GateStorage($0.gate) } }
+        return gateStorage.map { body(&$0.gate) }
     }
 
     // MARK: - Queries
@@ -292,7 +317,7 @@ package struct SessionMachine {
     /// for its classification, the gate holds as many pending refusals as it may, or as many
     /// messages await their replies as this follows (``maxPendingOperations``).
     package var isHoldingClientMessages: Bool {
-        pendingClassification != nil || gate?.isAtPendingBound == true
+        pendingClassification != nil || gateStorage?.gate.isAtPendingBound == true
             || lifecycle.pendingOperations >= Self.maxPendingOperations
             // Transaction pooling's FIFO of completions owed (its runs of one kind are one entry).
             || completions.count >= Self.maxPendingOperations

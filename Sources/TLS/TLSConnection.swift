@@ -102,7 +102,7 @@ public final class TLSConnection {
     /// Freeing and allocating them for every record costs a busy connection two malloc/free
     /// pairs of about 17 KiB per message it relays.
     public var keepsBuffers: Bool = false {
-        didSet { if keepsBuffers != oldValue || !keepsBuffers { pc_ssl_keep_buffers(ssl, keepsBuffers ? 1 : 0) } }
+        didSet { if keepsBuffers != oldValue { pc_ssl_keep_buffers(ssl, keepsBuffers ? 1 : 0) } }
     }
 
     /// Best-effort close_notify; never blocks.
