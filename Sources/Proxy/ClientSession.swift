@@ -48,11 +48,8 @@ final class ClientSession: LegOwner {
     /// The [databases] entry the session is connected through (for its catalog snapshot).
     private(set) var databaseEntry = ""
     var link: UpstreamLink?
-    /// A checkout asked for and not yet answered; its spec is ``checkoutSpec``.
+    /// A checkout asked for and not yet answered.
     var pendingCheckout: ServerPool.RequestID?
-    /// What checkouts ask for: transaction pooling's shared request, else (session mode, whose
-    /// one checkout is part of start-up) the spec start-up made.
-    var checkoutSpec: UpstreamSpec? { transactionPool?.spec ?? startup?.upstreamSpec }
     /// `pool_mode = transaction`: what a new checkout asks for (ClientSession+Transaction.swift).
     var transactionPool: TransactionPoolRequest?
     /// Transaction pooling: the proxy's own settings query under way (ClientSession+Settings.swift).
@@ -241,7 +238,6 @@ final class ClientSession: LegOwner {
             transactionPool = pool.transactionRequest(spec, target: target, password: request.serverPassword, runtime: runtime)
         }
         // Granted or refused after this batch, never from inside this call.
-        startup?.upstreamSpec = spec
         pendingCheckout = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
     }
 
@@ -463,7 +459,7 @@ final class ClientSession: LegOwner {
             self.cancelBinding = nil
         }
         if let request = pendingCheckout {
-            if let spec = checkoutSpec { pool.cancelCheckout(request, spec: spec) }
+            pool.cancelCheckout(request)
             pendingCheckout = nil
         }
         if let link {

@@ -126,8 +126,10 @@ final class PoolManager: UpstreamLinkOwner {
         return request
     }
 
-    func cancelCheckout(_ request: ServerPool.RequestID, spec: UpstreamSpec) {
-        guard let entry = entries[spec] else { return }
+    /// Withdraws a checkout not answered yet. Found by its request ID among the loop's few
+    /// pools, so the caller keeps no spec for it (an idle client holds none).
+    func cancelCheckout(_ request: ServerPool.RequestID) {
+        guard let (spec, entry) = entries.first(where: { $0.value.users[request] != nil }) else { return }
         entry.users[request] = nil
         perform(entry.state.checkoutCancelled(request), entry: entry, spec: spec)
     }

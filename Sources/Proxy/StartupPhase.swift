@@ -21,8 +21,6 @@ final class StartupPhase {
     let remote: SocketAddress
     /// What the session machine will be made with, decided at authentication.
     var sessionConfiguration: SessionMachine.Configuration?
-    /// What the first checkout asked the pool for (to withdraw it if the client leaves first).
-    var upstreamSpec: UpstreamSpec?
     /// The client began with TLS itself (PostgreSQL 17's `sslnegotiation=direct`).
     var directTLS = false
     /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer

@@ -144,7 +144,7 @@ final class LinkEventTests: XCTestCase {
             let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [])
             let request = manager.checkout(spec, target: target, password: nil, user: user)
             // Runs in the batch in which the link connects and fails, after it.
-            loop.execute(afterCurrentBatch: { manager.cancelCheckout(request, spec: spec) })
+            loop.execute(afterCurrentBatch: { manager.cancelCheckout(request) })
         }
         XCTAssertEqual(user.log, [], "a user that cancelled is not answered")
         XCTAssertNotNil(pool)
