@@ -26,9 +26,12 @@ wait_ready() {
 # own and those of the children it reaped (cutime, cstime), plus every live child's. A backend
 # that exits between two readings is counted once, in its parent's cumulative times.
 cluster_ticks() {
-  local pm
+  local pm live
   pm="$(head -n1 "$1/postmaster.pid" 2>/dev/null)" || { echo 0; return; }
+  # Backends come and go while /proc is read: a stat file that vanished after the glob is
+  # skipped (awk alone stops at it, and under pipefail that ended a whole make bench).
   # The command name in field 2 may contain spaces: fields are counted after its ")".
-  awk -v pm="$pm" '{ sub(/^.*\) /, ""); if ($2 == pm) t += $12 + $13 } END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null |
-    { read -r live; echo $((live + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat"))); }
+  live="$( { cat /proc/[0-9]*/stat 2>/dev/null || true; } |
+    awk -v pm="$pm" '{ sub(/^.*\) /, ""); if ($2 == pm) t += $12 + $13 } END { print t + 0 }')"
+  echo $((live + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")))
 }

@@ -18,6 +18,8 @@
 # event loops; pool_max_size = 20 / workers, since pools are per loop), BENCH_SCALE_IDLE
 # (10000), BENCH_SOAK=0 skips the soak, BENCH_SOAK_MINUTES (30), BENCH_SOAK_CLIENTS (16).
 set -euo pipefail
+# A failed step says which (make bench only reports that the scale benchmark failed).
+trap 'echo "bench-scale: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/bench-common.sh"
@@ -79,6 +81,8 @@ cleanup() {
   set +e
   [ -n "$idle_pid" ] && kill -KILL "$idle_pid" 2>/dev/null
   [ -n "$bench_pid" ] && kill -TERM "$bench_pid" 2>/dev/null
+  # The server-connection sampler of a run cut short would otherwise outlive the script.
+  [ -n "${sampler:-}" ] && kill "$sampler" 2>/dev/null
   stop_bouncer; stop_proxy
   "$here/pg-cluster.sh" stop "$pgdir" >/dev/null
   rm -rf "$tmp"
