@@ -22,13 +22,15 @@ final class TransactionPoolingTests: IntegrationTestCase {
         proxy = nil
     }
 
-    private func startProxy() throws -> ProxyProcess {
+    /// `extraSettings`: more `[portcullis]` lines for this test's proxy.
+    private func startProxy(extraSettings: [String] = []) throws -> ProxyProcess {
         if let proxy { return proxy }
         let h = try harness
-        let options = try ProxyProcess.Options.transactionPooling(h, directory: "txpool-hba", poolSize: 2) { server in
+        var options = try ProxyProcess.Options.transactionPooling(h, directory: "txpool-hba", poolSize: 2) { server in
             ["txn = \(server) dbname=app pool_mode=transaction",
              "txref = \(server) dbname=app pool_mode=transaction transaction_pin=refuse"]
         }
+        options.extraSettings += extraSettings
         try h.cluster.query("""
             CREATE TABLE IF NOT EXISTS tx_items (id serial PRIMARY KEY, client int, n int);
             GRANT SELECT, INSERT ON tx_items TO app_rw; GRANT SELECT ON tx_items TO app_ro;
@@ -310,7 +312,11 @@ final class TransactionPoolingTests: IntegrationTestCase {
     /// Close: transaction mode (moved to another server between batches) must answer exactly
     /// as session mode, which passes PostgreSQL's bytes through unchanged.
     func testPipelinedNamedStatementsAnswerAsInSessionMode() throws {
-        let proxy = try startProxy()
+        // No warm spare: idle server connections are handed out last released first, so the
+        // other client's BEGIN takes exactly the server this client used last. With a spare
+        // that became ready after that release, the BEGIN took the spare and the client stayed
+        // on its server (seen once in CI: "the client ran on" one backend).
+        let proxy = try startProxy(extraSettings: ["pool_min_idle = 0"])
         func close(_ name: String) -> [UInt8] { WireClient.frame("C", [UInt8(ascii: "S")] + Array(name.utf8) + [0]) }
         let batches: [([UInt8], Int)] = [
             (WireClient.parse("SELECT 1", name: "s1") + WireClient.parse("SELEC 2", name: "s2") + WireClient.bind(statement: "s1")
