@@ -95,6 +95,37 @@ public struct DatabaseTarget: Sendable, Equatable {
         self.applicationName = applicationName
     }
 
+    /// How a target reaches its server, apart from whom it logs in as (`dbname`, `user`, the
+    /// client certificate): where a reload can move an entry while the sessions that logged in
+    /// through it stay who they are.
+    public struct Route: Hashable, Sendable {
+        public var host: String
+        public var hostaddr: String?
+        public var port: UInt16
+        public var sslMode: UpstreamSSLMode
+        public var sslRootCert: String?
+        public var sslSNI: Bool
+        public var applicationName: String?
+    }
+
+    /// Setting it moves the target to another server's route and keeps everything else
+    /// (transaction pooling after a reload, ``PoolManager``).
+    public var route: Route {
+        get {
+            Route(host: host, hostaddr: hostaddr, port: port, sslMode: sslMode, sslRootCert: sslRootCert, sslSNI: sslSNI,
+                  applicationName: applicationName)
+        }
+        set {
+            host = newValue.host
+            hostaddr = newValue.hostaddr
+            port = newValue.port
+            sslMode = newValue.sslMode
+            sslRootCert = newValue.sslRootCert
+            sslSNI = newValue.sslSNI
+            applicationName = newValue.applicationName
+        }
+    }
+
     /// True when `host` names a Unix-socket directory rather than a TCP host (libpq's rule:
     /// a host beginning with a slash).
     public var isUnixSocket: Bool {

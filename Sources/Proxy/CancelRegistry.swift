@@ -50,25 +50,26 @@ public final class CancelRegistry: Sendable {
     /// the registry.
     final class Binding: Sendable {
         struct Current {
+            /// Moves with the backend: after a reload moved a transaction-pooled client's
+            /// entry, its next servers are the new host's.
+            var destination: Destination
             var serverSecretKey: [UInt8]
             var backendProcessID: Int32?
             var detached = false
         }
 
         let key: Key
-        let destination: Destination
         fileprivate let current: Mutex<Current>
 
         fileprivate init(key: Key, destination: Destination, serverSecretKey: [UInt8]) {
             self.key = key
-            self.destination = destination
-            current = Mutex(Current(serverSecretKey: serverSecretKey))
+            current = Mutex(Current(destination: destination, serverSecretKey: serverSecretKey))
         }
 
         /// What a cancel forwarded now would use.
         var entry: Entry {
             let now = current.withLock { $0 }
-            return Entry(target: destination.target, runtime: destination.runtime, serverSecretKey: now.serverSecretKey,
+            return Entry(target: now.destination.target, runtime: now.destination.runtime, serverSecretKey: now.serverSecretKey,
                          backendProcessID: now.backendProcessID, detached: now.detached)
         }
     }
@@ -102,15 +103,17 @@ public final class CancelRegistry: Sendable {
     }
 
     /// Transaction pooling: the key now stands for this backend (nil: none, between
-    /// transactions). Returns whether a cancel request for the backend it stood for is still
-    /// on its way (then that server connection must not serve anyone else).
+    /// transactions), reached through `destination` (nil: the same as before). Returns whether
+    /// a cancel request for the backend it stood for is still on its way (then that server
+    /// connection must not serve anyone else).
     @discardableResult
-    func attach(_ binding: Binding, backend: (processID: Int32, secretKey: [UInt8])?) -> Bool {
+    func attach(_ binding: Binding, backend: (processID: Int32, secretKey: [UInt8])?, destination: Destination? = nil) -> Bool {
         let previous = binding.current.withLock { current in
             let previous = current.backendProcessID ?? binding.key.processID
             if let backend {
                 current.backendProcessID = backend.processID
                 current.serverSecretKey = backend.secretKey
+                if let destination, destination !== current.destination { current.destination = destination }
             }
             current.detached = backend == nil
             return previous
@@ -142,7 +145,7 @@ public final class CancelRegistry: Sendable {
                 if !current.detached { inFlightTotal.add(1, ordering: .sequentiallyConsistent) }
                 return current
             }
-            let entry = Entry(target: binding.destination.target, runtime: binding.destination.runtime, serverSecretKey: current.serverSecretKey,
+            let entry = Entry(target: current.destination.target, runtime: current.destination.runtime, serverSecretKey: current.serverSecretKey,
                               backendProcessID: current.backendProcessID, detached: current.detached)
             guard !current.detached else { return (entry, nil) }
             let backend = current.backendProcessID ?? key.processID

@@ -32,13 +32,16 @@ extension ClientSession {
     /// Client bytes arrived while no server connection is attached: ask the pool for one
     /// (granted after the batch, ``transactionServerGranted(_:)``). A Terminate needs none.
     func acquireServer() {
-        guard let request = transactionPool, link == nil, !finished,
+        guard let known = transactionPool, link == nil, !finished,
               let first = client.inbound.readableBytesView.first else { return }
         if pendingCheckout == nil {
             if first == UInt8(ascii: "X") {
                 // The client leaves between transactions: nothing to tell any server.
                 return finish(reason: nil, flushClient: false)
             }
+            // After a reload: where the entry points now (PoolManager.currentTransactionRequest).
+            guard let request = pool.currentTransactionRequest(known) else { return entryWithdrawn(known) }
+            transactionPool = request
             logger.debug("waiting for a server connection")
             pendingCheckout = pool.checkout(request.spec, target: request.target, password: request.password, user: self)
         }
@@ -53,13 +56,26 @@ extension ClientSession {
         // The link steps out of the byte path again, as at the first grant.
         link.leg?.owner = self
         session?.serverAttached(processID: link.processID, secretKey: link.secretKey, statements: link.preparedStatements)
-        if let cancelBinding { shared.cancelRegistry.attach(cancelBinding, backend: (link.processID, link.secretKey)) }
+        if let cancelBinding {
+            shared.cancelRegistry.attach(cancelBinding, backend: (link.processID, link.secretKey), destination: transactionPool?.cancelDestination)
+        }
         logger.debug("server connection attached", metadata: ["backend_pid": "\(link.processID)"])
         client.readPaused = false
         // Its settings first, if this server has others (ClientSession+Settings.swift).
         if link.appliedSettings != clientSettings { return startSettingsExchange(.apply) }
         forwardClientBytes()
         forwardServerBytes()
+    }
+
+    /// A reload removed the client's [databases] entry, or another entry now serves its
+    /// database: no server of its own generation is left to run its next transaction. Ended
+    /// as PostgreSQL ends a session an administrator terminates (57P01).
+    private func entryWithdrawn(_ request: TransactionPoolRequest) {
+        let fields = ErrorFields.error(
+            sqlState: SQLState.adminShutdown,
+            message: "terminating connection because a reload removed or replaced the [databases] entry for database \"\(request.target.name)\"",
+            severity: "FATAL")
+        transactionServerRefused(fields)
     }
 
     /// No server connection for the next transaction (pool_wait_timeout, connect failure):

@@ -230,7 +230,7 @@ final class ClientSession: LegOwner {
                         maxPreparedStatements: general.maxPreparedStatements)
                 : nil)
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
-                                serverUser: request.serverUser, parameters: request.parameters,
+                                serverUser: request.serverUser, parameters: request.parameters, route: target.route,
                                 transactionPooled: sessionConfiguration.transactionPooling != nil, readOnly: request.mode == .readOnly,
                                 credentials: UpstreamSpec.credentialDigest(target: target, password: request.serverPassword))
         startup?.sessionConfiguration = sessionConfiguration

@@ -126,6 +126,24 @@ final class PoolManager: UpstreamLinkOwner {
         return request
     }
 
+    /// Transaction pooling: what a client that logged in under `request` asks for now. After a
+    /// reload, its entry's server as the configuration has it now: a client keeps its server
+    /// user, database, credentials and startup parameters, and its next transactions go where
+    /// the entry points (PgBouncer reconnects a changed entry's clients to the new host the same
+    /// way; its FAQ's failover recipe). nil when the entry is gone or another entry (`*`, a new
+    /// exact one) now serves the client's database: the session cannot go on.
+    func currentTransactionRequest(_ request: TransactionPoolRequest) -> TransactionPoolRequest? {
+        if request.cancelDestination.runtime === runtime { return request }
+        guard let current = runtime.config.database(named: request.target.name),
+              current.entryName == request.target.entryName else { return nil }
+        var target = request.target
+        target.route = current.route
+        target.connectTimeout = current.connectTimeout
+        var spec = request.spec
+        spec.route = current.route
+        return transactionRequest(spec, target: target, password: request.password, runtime: runtime)
+    }
+
     /// Withdraws a checkout not answered yet. Found by its request ID among the loop's few
     /// pools, so the caller keeps no spec for it (an idle client holds none).
     func cancelCheckout(_ request: ServerPool.RequestID) {
@@ -168,9 +186,7 @@ final class PoolManager: UpstreamLinkOwner {
     /// password is left out: sessions already authenticated stay valid, as in PostgreSQL).
     static func sameServer(_ a: DatabaseTarget?, _ b: DatabaseTarget?) -> Bool {
         guard let a, let b else { return a == nil && b == nil }
-        return a.host == b.host && a.hostaddr == b.hostaddr && a.port == b.port && a.dbname == b.dbname && a.user == b.user
-            && a.sslMode == b.sslMode && a.sslRootCert == b.sslRootCert && a.sslCert == b.sslCert && a.sslKey == b.sslKey
-            && a.sslSNI == b.sslSNI && a.applicationName == b.applicationName
+        return a.route == b.route && a.dbname == b.dbname && a.user == b.user && a.sslCert == b.sslCert && a.sslKey == b.sslKey
     }
 
     /// The pool holding this link: the current one for its spec, or a retired one; nil when

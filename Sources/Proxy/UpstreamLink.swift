@@ -14,6 +14,9 @@ struct UpstreamSpec: Hashable {
     var dbname: String
     var serverUser: String
     var parameters: [StartupParameter]
+    /// Where its connections go. Two generations of one entry (a reload moved it to another
+    /// host) never share a pool, whichever configuration a client's request came from.
+    var route: DatabaseTarget.Route
     /// Transaction pooling hands connections on without a reset: such connections never
     /// serve a session-mode client (not even while a reload changes an entry's pool_mode).
     var transactionPooled = false
@@ -48,7 +51,7 @@ struct UpstreamSpec: Hashable {
 
     static func == (a: UpstreamSpec, b: UpstreamSpec) -> Bool {
         a.databaseEntry == b.databaseEntry && a.dbname == b.dbname && a.serverUser == b.serverUser && a.parameters == b.parameters
-            && a.transactionPooled == b.transactionPooled && a.readOnly == b.readOnly && a.credentials == b.credentials
+            && a.route == b.route && a.transactionPooled == b.transactionPooled && a.readOnly == b.readOnly && a.credentials == b.credentials
     }
 
     /// A subset of what `==` compares (equal specs hash alike): the pool looks a spec up at

@@ -430,6 +430,51 @@ final class TransactionPoolingTests: IntegrationTestCase {
         XCTAssertEqual(a.execute(prepared: "s1", values: []).first?.rows, [["42"]])
     }
 
+    // MARK: Reload
+
+    /// Rewrites the `[databases]` line starting with `entry =` and has the running proxy
+    /// reload it.
+    private func reloadEntry(_ proxy: ProxyProcess, _ entry: String, _ edit: (String) -> String) throws {
+        let text = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
+        let edited = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("\(entry) =") ? edit(String(line)) : String(line)
+        }.joined(separator: "\n")
+        XCTAssertNotEqual(edited, text)
+        try writePrivateConfig(edited, to: proxy.configPath)
+        assertSucceeded(try runCommand(ProxyProcess.binaryPath(repoRoot: try harness.repoRoot),
+                                       ["reload", "--config", proxy.configPath, "--timeout", "30"], timeout: 60), "portcullis reload")
+    }
+
+    /// PgBouncer's failover recipe: write the new host into the entry and reload. A client
+    /// that logged in before runs its next transactions on the new server, and no server
+    /// connection of the old route serves anyone again — not even one the old client's pool
+    /// would have re-opened for it under the old target. The same PostgreSQL reached over ::1
+    /// stands in for the new host: `inet_client_addr()` tells which route a server connection
+    /// took. An entry removed by a reload ends its clients at their next statement (57P01).
+    func testAReloadThatMovesTheEntryMovesItsClientsNextTransactions() throws {
+        let proxy = try startProxy()
+        let route = "SELECT host(inet_client_addr())"
+        let a = try connect(proxy)
+        XCTAssertEqual(try value(a, route), "127.0.0.1")
+        XCTAssertEqual(a.run("SET work_mem = '13MB'", protocol: .simple).filter(\.isError), [])
+        try reloadEntry(proxy, "txn") { $0.replacingOccurrences(of: "host=127.0.0.1", with: "host=127.0.0.1 hostaddr=::1") }
+
+        XCTAssertEqual(try value(a, route), "::1", "the client already there follows its entry")
+        let b = try connect(proxy)
+        for _ in 0..<3 {
+            XCTAssertEqual(try value(b, route), "::1", "a new client never gets a connection of the old route")
+            XCTAssertEqual(try value(a, route), "::1")
+        }
+        XCTAssertEqual(try value(a, "SHOW work_mem"), "13MB", "its settings came along")
+        XCTAssertEqual(try value(b, "SHOW work_mem"), "4MB")
+
+        try reloadEntry(proxy, "txn") { _ in "" }
+        let ended = a.run("SELECT 1", protocol: .simple)
+        XCTAssertEqual(ended.first?.sqlState, "57P01", "\(ended)")
+        XCTAssertTrue(ended.first?.message?.contains("a reload removed or replaced the [databases] entry for database \"txn\"") ?? false,
+                      "\(ended)")
+    }
+
     func testSessionModeStaysTheDefault() throws {
         let proxy = try startProxy()
         let a = try connect(proxy, dbname: "app")

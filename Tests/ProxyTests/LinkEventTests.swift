@@ -79,7 +79,7 @@ final class LinkEventTests: XCTestCase {
         var link: UpstreamLink?
         try run { loop in
             let lookups = LoopLookups(mailbox: loop.mailbox)
-            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [])
+            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [], route: target.route)
             let created = UpstreamLink(id: .init(rawValue: 1), spec: spec, target: target, password: nil, loop: loop, runtime: runtime,
                                        lookups: lookups)
             link = created
@@ -98,7 +98,7 @@ final class LinkEventTests: XCTestCase {
         let recorder = LinkRecorder()
         var link: UpstreamLink?
         try run { loop in
-            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [])
+            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [], route: target.route)
             let created = UpstreamLink(id: .init(rawValue: 1), spec: spec, target: target, password: nil, loop: loop, runtime: runtime,
                                        lookups: LoopLookups(mailbox: loop.mailbox))
             link = created
@@ -121,7 +121,7 @@ final class LinkEventTests: XCTestCase {
         try run { loop in
             let manager = PoolManager(loop: loop, runtime: runtime, logger: Logger(label: "test"))
             pool = manager
-            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [])
+            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [], route: target.route)
             manager.checkout(spec, target: target, password: nil, user: user)
             duringCall = user.log
         }
@@ -141,7 +141,7 @@ final class LinkEventTests: XCTestCase {
         try run { loop in
             let manager = PoolManager(loop: loop, runtime: runtime, logger: Logger(label: "test"))
             pool = manager
-            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [])
+            let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app", parameters: [], route: target.route)
             let request = manager.checkout(spec, target: target, password: nil, user: user)
             // Runs in the batch in which the link connects and fails, after it.
             loop.execute(afterCurrentBatch: { manager.cancelCheckout(request) })

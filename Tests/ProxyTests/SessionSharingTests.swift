@@ -15,7 +15,7 @@ final class SessionSharingTests: XCTestCase {
         let target = try XCTUnwrap(runtime.config.database(named: "app"))
         let loop = try EventLoop(index: 0)
         let pool = PoolManager(loop: loop, runtime: runtime, logger: Logger(label: "test"))
-        let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app_rw", parameters: [],
+        let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app_rw", parameters: [], route: target.route,
                                 transactionPooled: true)
         func request(_ spec: UpstreamSpec = spec, _ target: DatabaseTarget = target, password: String = "pw-a",
                      _ configuration: RuntimeConfig? = nil) -> TransactionPoolRequest {
@@ -47,6 +47,53 @@ final class SessionSharingTests: XCTestCase {
         let readOnlyRequest = request(readOnly, moved, password: "pw-b", reloaded)
         XCTAssertFalse(readOnlyRequest === otherConfiguration, "another spec never shares a request")
         XCTAssertTrue(readOnlyRequest.spec.readOnly)
+    }
+
+    /// A reload that moves an entry to another host: a client that logged in before it asks
+    /// for the new host's pool (never one re-created with the old target under a shared spec),
+    /// keeping its own user, database and password; a removed entry leaves it nothing.
+    func testAfterAReloadAClientsRequestFollowsItsEntryToTheNewServer() throws {
+        let before = try RuntimeConfig.oneDatabase(host: "192.0.2.1")
+        let moved = try RuntimeConfig.oneDatabase(port: 6543, host: "192.0.2.2")
+        let target = try XCTUnwrap(before.config.database(named: "app"))
+        let loop = try EventLoop(index: 0)
+        let pool = PoolManager(loop: loop, runtime: before, logger: Logger(label: "test"))
+        let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app_rw", parameters: [], route: target.route,
+                                transactionPooled: true)
+        let old = pool.transactionRequest(spec, target: target, password: Secret("pw"), runtime: before)
+        XCTAssertTrue(pool.currentTransactionRequest(old) === old, "no reload: the request stands")
+
+        pool.reloaded(moved)
+        let current = try XCTUnwrap(pool.currentTransactionRequest(old))
+        XCTAssertEqual(current.target.host, "192.0.2.2")
+        XCTAssertEqual(current.target.port, 6543)
+        XCTAssertEqual(current.spec.route, current.target.route)
+        XCTAssertNotEqual(current.spec, old.spec, "the old server's pool is never the new one's")
+        XCTAssertEqual(current.spec.serverUser, "app_rw")
+        XCTAssertEqual(current.spec.credentials, old.spec.credentials)
+        XCTAssertEqual(current.password, Secret("pw"))
+        XCTAssertEqual(current.cancelDestination.target.host, "192.0.2.2", "cancels go to the new server")
+        XCTAssertTrue(current.cancelDestination.runtime === moved)
+        XCTAssertTrue(pool.currentTransactionRequest(current) === current)
+
+        let newcomer = try XCTUnwrap(moved.config.database(named: "app"))
+        var newSpec = spec
+        newSpec.route = newcomer.route
+        XCTAssertTrue(pool.transactionRequest(newSpec, target: current.target, password: Secret("pw"), runtime: moved) === current,
+                      "a client logging in after the reload shares the moved client's pool")
+
+        let emptied = try RuntimeConfig(config: ConfigLoader.parse("""
+            [portcullis]
+            local_auth_method = trust
+            [tls]
+            client_tls = disable
+            [databases]
+            other = host=192.0.2.3 dbname=other user=app sslmode=disable
+            [identities]
+            rw = mode=read-write
+            """, fileName: "test.ini"), mockSeed: [1], logger: Logger(label: "test"))
+        pool.reloaded(emptied)
+        XCTAssertNil(pool.currentTransactionRequest(current), "the entry is gone: no server for the client's next transaction")
     }
 
     func testTheSessionLoggerWritesItsFieldsWithEachLineAndTheCallsOwnWin() throws {

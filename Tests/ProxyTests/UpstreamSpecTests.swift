@@ -6,7 +6,7 @@ import Config
 /// with one identity's certificate or password never serve an identity without them.
 final class UpstreamSpecTests: XCTestCase {
     func spec(_ target: DatabaseTarget, _ password: Secret?) -> UpstreamSpec {
-        UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "agent", parameters: [], readOnly: true,
+        UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "agent", parameters: [], route: target.route, readOnly: true,
                      credentials: UpstreamSpec.credentialDigest(target: target, password: password))
     }
 
