@@ -105,15 +105,12 @@ public struct DatabaseTarget: Sendable, Equatable {
         public var sslMode: UpstreamSSLMode
         public var sslRootCert: String?
         public var sslSNI: Bool
-        public var applicationName: String?
     }
 
-    /// Setting it moves the target to another server's route and keeps everything else
-    /// (transaction pooling after a reload, ``PoolManager``).
+    /// Setting it moves the target to another server's route and keeps everything else.
     public var route: Route {
         get {
-            Route(host: host, hostaddr: hostaddr, port: port, sslMode: sslMode, sslRootCert: sslRootCert, sslSNI: sslSNI,
-                  applicationName: applicationName)
+            Route(host: host, hostaddr: hostaddr, port: port, sslMode: sslMode, sslRootCert: sslRootCert, sslSNI: sslSNI)
         }
         set {
             host = newValue.host
@@ -122,7 +119,6 @@ public struct DatabaseTarget: Sendable, Equatable {
             sslMode = newValue.sslMode
             sslRootCert = newValue.sslRootCert
             sslSNI = newValue.sslSNI
-            applicationName = newValue.applicationName
         }
     }
 

@@ -9,13 +9,18 @@ import Synchronization
 public final class CancelRegistry: Sendable {
     public struct Key: Hashable, Sendable {
         public var processID: Int32
-        public var secretKey: [UInt8]
+        /// The secret inline: the keys we issue have four bytes (BackendKeyData in protocol
+        /// 3.0), and an array of four would cost every session a 48-byte allocation. A secret
+        /// of any other length, which we never issue, becomes a value no issued key has.
+        private let secret: UInt64
 
-        /// The secret's bytes in one call (the synthesized hash feeds the hasher a byte at a
-        /// time): keys are hashed twice per transaction in transaction pooling.
-        public func hash(into hasher: inout Hasher) {
-            hasher.combine(processID)
-            secretKey.withUnsafeBytes { hasher.combine(bytes: $0) }
+        public init(processID: Int32, secretKey: [UInt8]) {
+            self.processID = processID
+            guard secretKey.count == 4 else {
+                secret = 1 << 32
+                return
+            }
+            secret = secretKey.reduce(0) { $0 << 8 | UInt64($1) }
         }
     }
 

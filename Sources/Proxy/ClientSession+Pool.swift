@@ -12,6 +12,13 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         case .waitTimedOut(let fields, let exhaustion):
             if !finished { auditPoolWaitTimedOut(exhaustion, fields) }
             serverConnectionRefused(fields)
+        case .withdrawn:
+            pendingCheckout = nil
+            guard !finished else { return }
+            // Established (transaction pooling): the next checkout finds where its entry
+            // points now. Still logging in: the login's first checkout again.
+            if session != nil { return acquireServer() }
+            if let request = startup?.upstreamRequest { checkOutFirstServer(request) }
         }
     }
 
@@ -42,7 +49,7 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         let key = CancelRegistry.Key(processID: link.processID, secretKey: proxySecret)
         // Transaction pooling's clients share their pool's destination; in session mode the
         // session has its server connection to itself anyway.
-        let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: link.target, runtime: runtime)
+        let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: link.target, runtime: pool.runtime)
         cancelBinding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: link.secretKey)
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
         if let sessionConfiguration = startup?.sessionConfiguration {

@@ -40,7 +40,9 @@ extension ClientSession {
                 return finish(reason: nil, flushClient: false)
             }
             // After a reload: where the entry points now (PoolManager.currentTransactionRequest).
-            guard let request = pool.currentTransactionRequest(known) else { return entryWithdrawn(known) }
+            guard let request = pool.currentTransactionRequest(known, database: logger.database ?? "", user: logger.user ?? "") else {
+                return transactionServerRefused(Self.entryWithdrawnError(database: logger.database ?? ""))
+            }
             transactionPool = request
             logger.debug("waiting for a server connection")
             pendingCheckout = pool.checkout(request.spec, target: request.target, password: request.password, user: self)
@@ -65,17 +67,6 @@ extension ClientSession {
         if link.appliedSettings != clientSettings { return startSettingsExchange(.apply) }
         forwardClientBytes()
         forwardServerBytes()
-    }
-
-    /// A reload removed the client's [databases] entry, or another entry now serves its
-    /// database: no server of its own generation is left to run its next transaction. Ended
-    /// as PostgreSQL ends a session an administrator terminates (57P01).
-    private func entryWithdrawn(_ request: TransactionPoolRequest) {
-        let fields = ErrorFields.error(
-            sqlState: SQLState.adminShutdown,
-            message: "terminating connection because a reload removed or replaced the [databases] entry for database \"\(request.target.name)\"",
-            severity: "FATAL")
-        transactionServerRefused(fields)
     }
 
     /// No server connection for the next transaction (pool_wait_timeout, connect failure):

@@ -70,8 +70,9 @@ final class ClientSession: LegOwner {
     private(set) var logger: SessionLogger
     /// The loop that made the session (LoopWorker), told when it authenticates and ends.
     weak var host: (any SessionHost)?
-    /// Refused statements of a read-only session: logged a few times, then counted.
-    var refusalLog = RepeatedLogLimiter.refusedStatements
+    /// Refused statements of a read-only session: logged a few times, then counted. Made at
+    /// the first refusal: inline it would be 49 bytes in every session, idle or not.
+    var refusalLog: RefusalLog?
     /// Established: the start-up machine handed over (and has been dropped).
     var isEstablished: Bool { startup?.machine.isEstablished ?? true }
 
@@ -209,7 +210,6 @@ final class ClientSession: LegOwner {
     // MARK: - Upstream
 
     private func connectUpstream(_ request: UpstreamRequest) {
-        let target = request.database
         logger.user = request.clientUser
         logger.database = request.databaseName
         if let remote = startup?.remote { host?.sessionAuthenticated(self, remote: remote) }
@@ -218,8 +218,25 @@ final class ClientSession: LegOwner {
             shared.catalogs.noteWildcardDatabase(request.databaseName)
         }
         auditAuthenticated(request)
+        startup?.upstreamRequest = request
+        checkOutFirstServer(request)
+    }
+
+    /// The login's server connection: asked for once authenticated, and again if a reload
+    /// retired the pool while the client waited (``PoolEvent/withdrawn``).
+    func checkOutFirstServer(_ request: UpstreamRequest) {
+        var target = request.database
+        if runtime !== pool.runtime {
+            // A reload landed while the client logged in: its server connection comes from the
+            // configuration now in force, as the same login or not at all.
+            let login = ServerLogin(target: target, serverUser: request.serverUser, serverPassword: request.serverPassword)
+            guard let current = pool.currentTarget(of: login, database: request.databaseName, user: request.clientUser) else {
+                return runStartup { $0.upstreamFailed(Self.entryWithdrawnError(database: request.databaseName)) }
+            }
+            target = current
+        }
         let general = runtime.config.general
-        let sessionConfiguration = SessionMachine.Configuration(
+        let sessionConfiguration = pool.sharedSessionConfiguration(SessionMachine.Configuration(
             maxMessageSize: general.maxMessageSize,
             readOnly: request.mode == .readOnly
                 ? .init(identity: request.clientUser, maxStatementSize: general.readOnlyMaxStatementSize, tokens: Self.refusalToken)
@@ -228,17 +245,26 @@ final class ClientSession: LegOwner {
             transactionPooling: (target.poolMode ?? general.poolMode) == .transaction
                 ? .init(refusesPinning: (target.transactionPin ?? general.transactionPin) == .refuse, tokens: Self.refusalToken,
                         maxPreparedStatements: general.maxPreparedStatements)
-                : nil)
+                : nil))
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters, route: target.route,
                                 transactionPooled: sessionConfiguration.transactionPooling != nil, readOnly: request.mode == .readOnly,
                                 credentials: UpstreamSpec.credentialDigest(target: target, password: request.serverPassword))
         startup?.sessionConfiguration = sessionConfiguration
-        if sessionConfiguration.transactionPooling != nil {
-            transactionPool = pool.transactionRequest(spec, target: target, password: request.serverPassword, runtime: runtime)
-        }
+        // The pool's configuration (its TLS contexts): the one the target was resolved under.
+        transactionPool = sessionConfiguration.transactionPooling == nil ? nil
+            : pool.transactionRequest(spec, target: target, password: request.serverPassword, runtime: pool.runtime)
         // Granted or refused after this batch, never from inside this call.
         pendingCheckout = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
+    }
+
+    /// A reload removed or replaced the session's [databases] entry, or changed its login
+    /// (server user, database, password, certificate): no server of its own is left. Ended as
+    /// PostgreSQL ends a session an administrator terminates (57P01).
+    static func entryWithdrawnError(database: String) -> ErrorFields {
+        .error(sqlState: SQLState.adminShutdown,
+               message: "terminating connection because a reload removed or changed the [databases] entry for database \"\(database)\"",
+               severity: "FATAL")
     }
 
     func upstreamFailed(_ fields: ErrorFields) {
@@ -309,7 +335,9 @@ final class ClientSession: LegOwner {
             client.inbound.moveReaderIndex(forwardBy: count)
             audit?.bytesIn += count
         case .replaceToServer(let consumed, let bytes):
-            refusalLog.log(to: logger, at: loop.now())
+            let log = refusalLog ?? RefusalLog()
+            refusalLog = log
+            log.limiter.log(to: logger, at: loop.now())
             server.send(bytes)
             client.inbound.moveReaderIndex(forwardBy: consumed)
             audit?.bytesIn += consumed
@@ -444,7 +472,7 @@ final class ClientSession: LegOwner {
         if let reason { logger.info("session closed: \(reason)") }
         takeSessionEvents()
         auditDisconnected()
-        refusalLog.logSummary(to: logger, at: loop.now())
+        refusalLog?.limiter.logSummary(to: logger, at: loop.now())
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
         abandonClassification()
         if let verifierTicket = startup?.verifierTicket { pool.lookups.cancel(verifierTicket); startup?.verifierTicket = nil }

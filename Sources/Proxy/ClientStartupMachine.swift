@@ -388,17 +388,11 @@ public struct ClientStartupMachine {
 
     mutating func authenticated(_ login: PendingLogin, preamble: ByteBuffer) -> Action {
         authenticatedUser = login.user
-        guard let target = config.database(named: login.database) else {
+        guard let server = ServerLogin.resolve(config, database: login.database, user: login.user, passThrough: passThrough) else {
             state = .closed
             return .sendAndClose(preamble + Self.fatal(SQLState.undefinedDatabase, "database \"\(login.database)\" does not exist"))
         }
         let identity = config.identities[login.user]
-        let serverUser = identity?.serverUser ?? target.user ?? login.user
-        var serverPassword = identity?.serverPassword ?? target.password
-        if serverPassword == nil, identity?.passwordFromAuthQuery == true, serverUser == login.user {
-            // The verifier was the upstream role's own: the client's proof logs in as it.
-            serverPassword = passThrough
-        }
         var parameters = login.packet.parameters.filter { p in
             p.name != "user" && p.name != "database" && p.name != "replication" && !p.name.hasPrefix("_pq_.")
         }
@@ -422,14 +416,13 @@ public struct ClientStartupMachine {
             parameters.append(StartupParameter(name: "standard_conforming_strings", value: "on"))
             parameters.append(StartupParameter(name: "default_transaction_read_only", value: "on"))
         }
-        if let applicationName = target.applicationName, !parameters.contains(where: { $0.name == "application_name" }) {
+        if let applicationName = server.target.applicationName, !parameters.contains(where: { $0.name == "application_name" }) {
             parameters.append(StartupParameter(name: "application_name", value: applicationName))
         }
         state = .awaitingUpstream(login)
-        let upstreamTarget = identity.map { target.connecting(as: $0) } ?? target
         let request = UpstreamRequest(
-            database: upstreamTarget, databaseName: login.database, clientUser: login.user,
-            serverUser: serverUser, serverPassword: serverPassword, mode: mode, parameters: parameters,
+            database: server.target, databaseName: login.database, clientUser: login.user,
+            serverUser: server.serverUser, serverPassword: server.serverPassword, mode: mode, parameters: parameters,
             authMethod: AuthenticationFailure.methodName(login.rule.method), ruleOrigin: login.rule.origin,
             authenticatedIdentity: authenticatedIdentity(login), identMap: login.rule.mapName)
         if preamble.readableBytes > 0 {

@@ -2,6 +2,7 @@ import EventLoop
 import Wire
 import Config
 import Pool
+import Session
 import Logging
 import Glibc
 
@@ -15,6 +16,9 @@ enum PoolEvent {
     case refused(ErrorFields)
     /// No connection became free within pool_wait_timeout (the pool was at pool_max_size).
     case waitTimedOut(ErrorFields, PoolExhaustion)
+    /// A reload retired the pool while the user waited: nothing was granted; the user asks
+    /// again under the configuration now in force.
+    case withdrawn
 }
 
 /// Someone waiting for a server connection: a client session or an internal user (backups).
@@ -52,6 +56,11 @@ final class PoolManager: UpstreamLinkOwner {
     /// holds a reference, not its own copy of spec, target and password). Forgotten with the
     /// spec's pool; clients that hold one keep it.
     private var transactionRequests: [UpstreamSpec: TransactionPoolRequest] = [:]
+    /// Session configurations, one per identity and mode (``sharedSessionConfiguration(_:)``).
+    private var sessionConfigurations: [SessionMachine.Configuration.Key: SessionMachine.Configuration] = [:]
+    /// Bound on that table: forgotten whole beyond it (sessions keep theirs), so logins of
+    /// ever new user names (pg_ident maps, auth_query) cannot grow it without end.
+    static let sessionConfigurationLimit = 1024
     /// Pools whose [databases] entry a reload removed: they serve no checkout; idle connections
     /// closed at once, checked-out ones close when returned; forgotten once empty.
     private var retired: [Entry] = []
@@ -126,22 +135,40 @@ final class PoolManager: UpstreamLinkOwner {
         return request
     }
 
-    /// Transaction pooling: what a client that logged in under `request` asks for now. After a
-    /// reload, its entry's server as the configuration has it now: a client keeps its server
-    /// user, database, credentials and startup parameters, and its next transactions go where
-    /// the entry points (PgBouncer reconnects a changed entry's clients to the new host the same
-    /// way; its FAQ's failover recipe). nil when the entry is gone or another entry (`*`, a new
-    /// exact one) now serves the client's database: the session cannot go on.
-    func currentTransactionRequest(_ request: TransactionPoolRequest) -> TransactionPoolRequest? {
+    /// After a reload: where a session that logged in as `login` (the login of `user` to
+    /// `database` under an older configuration) goes now — the target the configuration in
+    /// force gives that login, when it is the same login (``ServerLogin/isSameLogin(as:)``):
+    /// the session's next server connection follows its entry to a new host, as PgBouncer's
+    /// clients follow a changed entry after RELOAD (its FAQ's failover recipe). nil when the
+    /// entry is gone, another entry (`*`, a new exact one) now serves the database, or the
+    /// login itself changed (server user, database, password, client certificate): the session
+    /// cannot carry on as it logged in, and its credentials go nowhere new.
+    func currentTarget(of login: ServerLogin, database: String, user: String) -> DatabaseTarget? {
+        guard let now = ServerLogin.resolve(runtime.config, database: database, user: user, passThrough: login.serverPassword),
+              login.isSameLogin(as: now) else { return nil }
+        return now.target
+    }
+
+    /// Transaction pooling: what a client that logged in under `request` asks for now — the
+    /// request itself, or after a reload the one for ``currentTarget(of:database:user:)``
+    /// (nil: the session cannot go on).
+    func currentTransactionRequest(_ request: TransactionPoolRequest, database: String, user: String) -> TransactionPoolRequest? {
         if request.cancelDestination.runtime === runtime { return request }
-        guard let current = runtime.config.database(named: request.target.name),
-              current.entryName == request.target.entryName else { return nil }
-        var target = request.target
-        target.route = current.route
-        target.connectTimeout = current.connectTimeout
+        let login = ServerLogin(target: request.target, serverUser: request.spec.serverUser, serverPassword: request.password)
+        guard let target = currentTarget(of: login, database: database, user: user) else { return nil }
         var spec = request.spec
-        spec.route = current.route
+        spec.route = target.route
         return transactionRequest(spec, target: target, password: request.password, runtime: runtime)
+    }
+
+    /// The loop's instance equal to `configuration` (made by the caller, dropped when one is
+    /// known): idle sessions of one identity and mode hold one between them, not 104 bytes each.
+    func sharedSessionConfiguration(_ configuration: SessionMachine.Configuration) -> SessionMachine.Configuration {
+        let key = configuration.key
+        if let known = sessionConfigurations[key] { return known }
+        if sessionConfigurations.count >= Self.sessionConfigurationLimit { sessionConfigurations.removeAll() }
+        sessionConfigurations[key] = configuration
+        return configuration
     }
 
     /// Withdraws a checkout not answered yet. Found by its request ID among the loop's few
@@ -169,10 +196,18 @@ final class PoolManager: UpstreamLinkOwner {
             // Transaction mode hands connections on without a reset: a change of pool_mode
             // starts a new generation too.
             let modeChanged = (current?.poolMode ?? newRuntime.config.general.poolMode) != (before?.poolMode ?? old.config.general.poolMode)
-            if current?.entryName != entry.target.entryName || !Self.sameServer(current, before) || modeChanged {
+            // A pool of a route the entry no longer has (opened for a login that raced an
+            // earlier reload) goes too.
+            if current?.entryName != entry.target.entryName || !Self.sameServer(current, before) || modeChanged
+                || current?.route != spec.route {
                 entries[spec] = nil
                 transactionRequests[spec] = nil
                 retired.append(entry)
+                // Its waiters ask again, under the configuration now in force (a failover is
+                // when clients wait: ending them would be the wrong answer).
+                let waiting = entry.users
+                entry.users = [:]
+                for user in waiting.values { loop.execute(afterCurrentBatch: { user.poolEvent(.withdrawn) }) }
                 perform(entry.state.shutdown(), entry: entry, spec: spec)
                 logger.info("database entry \"\(spec.databaseEntry)\" was removed or changed: its server connections close as they are released")
             } else if entry.state.settings != fresh {
@@ -187,6 +222,7 @@ final class PoolManager: UpstreamLinkOwner {
     static func sameServer(_ a: DatabaseTarget?, _ b: DatabaseTarget?) -> Bool {
         guard let a, let b else { return a == nil && b == nil }
         return a.route == b.route && a.dbname == b.dbname && a.user == b.user && a.sslCert == b.sslCert && a.sslKey == b.sslKey
+            && a.applicationName == b.applicationName
     }
 
     /// The pool holding this link: the current one for its spec, or a retired one; nil when

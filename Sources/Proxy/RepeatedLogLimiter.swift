@@ -56,6 +56,11 @@ public struct RepeatedLogLimiter: Sendable, Equatable {
     }
 }
 
+/// A session's limiter for refused statements, out of line (``ClientSession/refusalLog``).
+final class RefusalLog {
+    var limiter = RepeatedLogLimiter.refusedStatements
+}
+
 extension RepeatedLogLimiter {
     /// "statement refused for read-only identity": 10 lines per session, then one summary a
     /// minute and one at the end of the session.

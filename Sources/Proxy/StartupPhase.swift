@@ -19,6 +19,9 @@ final class StartupPhase {
     /// The client's address (pg_hba.conf, the audit's connect event, auth_failure_delay); the
     /// log lines keep it as text (``SessionLogger``).
     let remote: SocketAddress
+    /// The authenticated login, kept until its first server connection is granted (asked for
+    /// again if a reload withdraws the checkout).
+    var upstreamRequest: UpstreamRequest?
     /// What the session machine will be made with, decided at authentication.
     var sessionConfiguration: SessionMachine.Configuration?
     /// The client began with TLS itself (PostgreSQL 17's `sslnegotiation=direct`).

@@ -72,18 +72,41 @@ package struct SessionMachine {
         }
     }
 
-    package struct Configuration {
+    /// Immutable, and a class: sessions of one identity and mode share one instance (the shell
+    /// interns them, ``Key``), where inline it was 104 bytes in every session, idle or not
+    /// (docs/PERFORMANCE.md, "Idle clients").
+    package final class Configuration {
         /// `max_message_size`: the longest client message accepted (08P01 beyond it).
-        package var maxMessageSize: Int
+        package let maxMessageSize: Int
         /// Set for read-only identities.
-        package var readOnly: ReadOnlySettings?
+        package let readOnly: ReadOnlySettings?
         /// Follow every statement to its outcome (``Event/statementFinished(_:)``): the audit
         /// stream's source. Off, Bind/Execute/Close and most replies are not held back at all.
-        package var followsStatements: Bool
+        package let followsStatements: Bool
         /// Keep each Bind's values with its statement's record (``StatementLifecycle/Record/parameters``).
-        package var parameterLogging: ParameterLogging?
+        package let parameterLogging: ParameterLogging?
         /// Set in transaction pooling: the server connection may change between transactions.
-        package var transactionPooling: TransactionPooling?
+        package let transactionPooling: TransactionPooling?
+
+        /// Everything a configuration holds but its token sources, which a shell gives every
+        /// session alike: two configurations with the same key behave the same.
+        package struct Key: Hashable {
+            let maxMessageSize: Int
+            let readOnlyIdentity: String?
+            let maxStatementSize: Int?
+            let followsStatements: Bool
+            let parameterLogMaxSize: Int?
+            let transactionPooling: Bool
+            let refusesPinning: Bool
+            let maxPreparedStatements: Int
+        }
+
+        package var key: Key {
+            Key(maxMessageSize: maxMessageSize, readOnlyIdentity: readOnly?.identity, maxStatementSize: readOnly?.maxStatementSize,
+                followsStatements: followsStatements, parameterLogMaxSize: parameterLogging?.maxSize,
+                transactionPooling: transactionPooling != nil, refusesPinning: transactionPooling?.refusesPinning ?? false,
+                maxPreparedStatements: transactionPooling?.maxPreparedStatements ?? 0)
+        }
 
         package init(maxMessageSize: Int, readOnly: ReadOnlySettings?, followsStatements: Bool,
                      parameterLogging: ParameterLogging? = nil, transactionPooling: TransactionPooling? = nil) {

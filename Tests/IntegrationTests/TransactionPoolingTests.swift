@@ -468,10 +468,38 @@ final class TransactionPoolingTests: IntegrationTestCase {
         XCTAssertEqual(try value(a, "SHOW work_mem"), "13MB", "its settings came along")
         XCTAssertEqual(try value(b, "SHOW work_mem"), "4MB")
 
+        // A client waiting for a server when the entry moves back asks again, under the new
+        // configuration, rather than being ended: a and b hold both server connections of the
+        // pool (pool_max_size = 2) in open transactions, c's login waits (a login in
+        // transaction mode takes a server connection, for its real ParameterStatus).
+        XCTAssertEqual(a.run("BEGIN", protocol: .simple).filter(\.isError), [])
+        XCTAssertEqual(b.run("BEGIN", protocol: .simple).filter(\.isError), [])
+        XCTAssertEqual(try value(a, route), "::1")
+        XCTAssertEqual(try value(b, route), "::1")
+        let waitLine = "is at pool_max_size (2): clients wait for a server connection"
+        let waitsBefore = proxy.stderrText.components(separatedBy: waitLine).count
+        let group = DispatchGroup()
+        nonisolated(unsafe) var waited: [PQOutcome] = []
+        nonisolated(unsafe) var loginError: Error?
+        let conninfo = proxy.endpoint.conninfo(user: "app_rw", dbname: "txn",
+                                               extra: "password=\(Endpoint.passwords["app_rw"] ?? "") application_name=\(Self.tag)")
+        DispatchQueue.global().async(group: group) {
+            do { waited = try LibPQSession(conninfo: conninfo).run(route, protocol: .simple) } catch { loginError = error }
+        }
+        XCTAssertTrue(poll(timeout: 20) { proxy.stderrText.components(separatedBy: waitLine).count > waitsBefore }, "c waits")
+        try reloadEntry(proxy, "txn") { $0.replacingOccurrences(of: " hostaddr=::1", with: "") }
+        XCTAssertEqual(group.wait(timeout: .now() + 20), .success)
+        XCTAssertNil(loginError)
+        XCTAssertEqual(waited.first?.rows, [["127.0.0.1"]], "the waiting client went to the new route: \(waited)")
+        XCTAssertEqual(a.run("COMMIT", protocol: .simple).filter(\.isError), [])
+        XCTAssertEqual(b.run("COMMIT", protocol: .simple).filter(\.isError), [])
+        XCTAssertEqual(try value(a, route), "127.0.0.1")
+        XCTAssertEqual(try value(b, route), "127.0.0.1")
+
         try reloadEntry(proxy, "txn") { _ in "" }
         let ended = a.run("SELECT 1", protocol: .simple)
         XCTAssertEqual(ended.first?.sqlState, "57P01", "\(ended)")
-        XCTAssertTrue(ended.first?.message?.contains("a reload removed or replaced the [databases] entry for database \"txn\"") ?? false,
+        XCTAssertTrue(ended.first?.message?.contains("a reload removed or changed the [databases] entry for database \"txn\"") ?? false,
                       "\(ended)")
     }
 

@@ -21,6 +21,15 @@ final class CancelRegistryTests: XCTestCase {
         XCTAssertTrue(registry.contains(key(100, 1)))
         XCTAssertFalse(registry.contains(key(100, 2)), "the secret is part of the key")
 
+        // The secret inline: each byte and its place count; a secret of another length
+        // (never issued) matches nothing.
+        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [4, 3, 2, 1])))
+        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [1, 2, 3])))
+        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [0, 1, 2, 3, 4])))
+        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [])))
+        XCTAssertNil(registry.beginCancel(.init(processID: 100, secretKey: [1, 2, 3, 4, 0])))
+        XCTAssertNotEqual(CancelRegistry.Key(processID: 1, secretKey: [1, 2, 3]), CancelRegistry.Key(processID: 1, secretKey: [0, 1, 2, 3]))
+
         // Session mode (never attached): the key's own process.
         let first = try XCTUnwrap(registry.beginCancel(key(100, 1)))
         XCTAssertEqual(first.backendProcessID, 100)
@@ -38,6 +47,20 @@ final class CancelRegistryTests: XCTestCase {
         let moved = try XCTUnwrap(registry.beginCancel(key(100, 1)))
         XCTAssertEqual(moved.backendProcessID, 200)
         XCTAssertEqual(moved.entry.serverSecretKey, [7, 7, 7, 7])
+        XCTAssertEqual(moved.entry.target.host, "127.0.0.1", "no destination given: the one it had")
+        registry.cancelFinished(backendProcessID: 200)
+
+        // After a reload moved the entry: the next server's destination comes with it.
+        var elsewhere = target
+        elsewhere.host = "192.0.2.9"
+        XCTAssertFalse(registry.attach(binding, backend: (processID: 300, secretKey: [6, 6, 6, 6]),
+                                       destination: .init(target: elsewhere, runtime: runtime)))
+        let relocated = try XCTUnwrap(registry.beginCancel(key(100, 1)))
+        XCTAssertEqual(relocated.backendProcessID, 300)
+        XCTAssertEqual(relocated.entry.target.host, "192.0.2.9")
+        registry.cancelFinished(backendProcessID: 300)
+        XCTAssertFalse(registry.attach(binding, backend: (processID: 200, secretKey: [7, 7, 7, 7])))
+        XCTAssertEqual(try XCTUnwrap(registry.beginCancel(key(100, 1))).backendProcessID, 200)
         XCTAssertEqual(binding.entry.backendProcessID, 200)
 
         // Released while that cancel is on its way: the caller must not hand the server on.

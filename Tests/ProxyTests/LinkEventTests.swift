@@ -32,6 +32,7 @@ final class LinkEventTests: XCTestCase {
             case .granted: log.append("granted")
             case .refused(let fields): log.append("refused:\(fields.sqlState ?? "")")
             case .waitTimedOut(let fields, _): log.append("timedOut:\(fields.sqlState ?? "")")
+            case .withdrawn: log.append("withdrawn")
             }
         }
     }

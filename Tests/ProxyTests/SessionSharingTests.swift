@@ -3,6 +3,7 @@ import Config
 import EventLoop
 import Logging
 @testable import Proxy
+@testable import Session
 
 /// What idle sessions share or keep instead of their own copies (docs/PERFORMANCE.md, "Idle
 /// clients"): transaction pooling's checkout request, shared only where everything a checkout
@@ -49,51 +50,100 @@ final class SessionSharingTests: XCTestCase {
         XCTAssertTrue(readOnlyRequest.spec.readOnly)
     }
 
-    /// A reload that moves an entry to another host: a client that logged in before it asks
-    /// for the new host's pool (never one re-created with the old target under a shared spec),
-    /// keeping its own user, database and password; a removed entry leaves it nothing.
-    func testAfterAReloadAClientsRequestFollowsItsEntryToTheNewServer() throws {
-        let before = try RuntimeConfig.oneDatabase(host: "192.0.2.1")
-        let moved = try RuntimeConfig.oneDatabase(port: 6543, host: "192.0.2.2")
-        let target = try XCTUnwrap(before.config.database(named: "app"))
-        let loop = try EventLoop(index: 0)
-        let pool = PoolManager(loop: loop, runtime: before, logger: Logger(label: "test"))
-        let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: "app_rw", parameters: [], route: target.route,
-                                transactionPooled: true)
-        let old = pool.transactionRequest(spec, target: target, password: Secret("pw"), runtime: before)
-        XCTAssertTrue(pool.currentTransactionRequest(old) === old, "no reload: the request stands")
-
-        pool.reloaded(moved)
-        let current = try XCTUnwrap(pool.currentTransactionRequest(old))
-        XCTAssertEqual(current.target.host, "192.0.2.2")
-        XCTAssertEqual(current.target.port, 6543)
-        XCTAssertEqual(current.spec.route, current.target.route)
-        XCTAssertNotEqual(current.spec, old.spec, "the old server's pool is never the new one's")
-        XCTAssertEqual(current.spec.serverUser, "app_rw")
-        XCTAssertEqual(current.spec.credentials, old.spec.credentials)
-        XCTAssertEqual(current.password, Secret("pw"))
-        XCTAssertEqual(current.cancelDestination.target.host, "192.0.2.2", "cancels go to the new server")
-        XCTAssertTrue(current.cancelDestination.runtime === moved)
-        XCTAssertTrue(pool.currentTransactionRequest(current) === current)
-
-        let newcomer = try XCTUnwrap(moved.config.database(named: "app"))
-        var newSpec = spec
-        newSpec.route = newcomer.route
-        XCTAssertTrue(pool.transactionRequest(newSpec, target: current.target, password: Secret("pw"), runtime: moved) === current,
-                      "a client logging in after the reload shares the moved client's pool")
-
-        let emptied = try RuntimeConfig(config: ConfigLoader.parse("""
+    private static func runtime(_ databases: String, identities: String = "rw = mode=read-write") throws -> RuntimeConfig {
+        try RuntimeConfig(config: ConfigLoader.parse("""
             [portcullis]
             local_auth_method = trust
             [tls]
             client_tls = disable
             [databases]
-            other = host=192.0.2.3 dbname=other user=app sslmode=disable
+            \(databases)
             [identities]
-            rw = mode=read-write
+            \(identities)
             """, fileName: "test.ini"), mockSeed: [1], logger: Logger(label: "test"))
-        pool.reloaded(emptied)
-        XCTAssertNil(pool.currentTransactionRequest(current), "the entry is gone: no server for the client's next transaction")
+    }
+
+    /// A reload that moves an entry to another host: a client that logged in before it asks
+    /// for the new host's pool (never one re-created with the old target under a shared spec),
+    /// keeping its own user, database and password; when the reload also changed the login
+    /// (password, server user, database) or removed the entry, it gets nothing: its
+    /// credentials go to no server the configuration no longer gives them to.
+    func testAfterAReloadAClientsRequestFollowsItsEntryToTheNewServerAsTheSameLoginOnly() throws {
+        let before = try Self.runtime("app = host=192.0.2.1 dbname=app user=app password=pw sslmode=disable")
+        let login = try XCTUnwrap(ServerLogin.resolve(before.config, database: "app", user: "rw", passThrough: nil))
+        XCTAssertEqual(login.serverUser, "app")
+        XCTAssertEqual(login.serverPassword, Secret("pw"))
+        let loop = try EventLoop(index: 0)
+        let pool = PoolManager(loop: loop, runtime: before, logger: Logger(label: "test"))
+        let spec = UpstreamSpec(databaseEntry: "app", dbname: "app", serverUser: login.serverUser, parameters: [], route: login.target.route,
+                                transactionPooled: true,
+                                credentials: UpstreamSpec.credentialDigest(target: login.target, password: login.serverPassword))
+        let old = pool.transactionRequest(spec, target: login.target, password: login.serverPassword, runtime: before)
+        func current(_ request: TransactionPoolRequest) -> TransactionPoolRequest? {
+            pool.currentTransactionRequest(request, database: "app", user: "rw")
+        }
+        XCTAssertTrue(current(old) === old, "no reload: the request stands")
+
+        let moved = try Self.runtime("app = host=192.0.2.2 port=6543 dbname=app user=app password=pw sslmode=disable")
+        pool.reloaded(moved)
+        let followed = try XCTUnwrap(current(old))
+        XCTAssertEqual(followed.target.host, "192.0.2.2")
+        XCTAssertEqual(followed.target.port, 6543)
+        XCTAssertEqual(followed.spec.route, followed.target.route)
+        XCTAssertNotEqual(followed.spec, old.spec, "the old server's pool is never the new one's")
+        XCTAssertEqual(followed.spec.serverUser, "app")
+        XCTAssertEqual(followed.spec.credentials, old.spec.credentials)
+        XCTAssertEqual(followed.password, Secret("pw"))
+        XCTAssertEqual(followed.cancelDestination.target.host, "192.0.2.2", "cancels go to the new server")
+        XCTAssertTrue(followed.cancelDestination.runtime === moved)
+        XCTAssertTrue(current(followed) === followed)
+        let newcomer = try XCTUnwrap(ServerLogin.resolve(moved.config, database: "app", user: "rw", passThrough: nil))
+        var newSpec = spec
+        newSpec.route = newcomer.target.route
+        XCTAssertTrue(pool.transactionRequest(newSpec, target: newcomer.target, password: newcomer.serverPassword, runtime: moved) === followed,
+                      "a client logging in after the reload shares the moved client's pool")
+
+        for changed in ["app = host=192.0.2.3 dbname=app user=app password=rotated sslmode=disable",
+                        "app = host=192.0.2.3 dbname=app user=other password=pw sslmode=disable",
+                        "app = host=192.0.2.3 dbname=other user=app password=pw sslmode=disable",
+                        "other = host=192.0.2.3 dbname=app user=app password=pw sslmode=disable",
+                        "* = host=192.0.2.3 dbname=app user=app password=pw sslmode=disable"] {
+            pool.reloaded(try Self.runtime(changed))
+            XCTAssertNil(current(followed), "not the same login any more: \(changed)")
+        }
+        pool.reloaded(try Self.runtime("app = host=192.0.2.3 dbname=app user=app sslmode=disable",
+                                       identities: "rw = mode=read-write server_password=pw"))
+        XCTAssertEqual(current(followed)?.target.host, "192.0.2.3", "the same password, now the identity's: the same login")
+        pool.reloaded(try Self.runtime("app = host=192.0.2.4 dbname=app user=app sslmode=disable",
+                                       identities: "rw = mode=read-write server_password=other"))
+        XCTAssertNil(current(followed), "the identity's password changed")
+    }
+
+    /// One session configuration per identity and mode: never one of another identity (the
+    /// read-only gate names it in refusals), nor a read-write one for a read-only identity.
+    func testSessionConfigurationsAreSharedOnlyBySessionsOfTheSameIdentityAndMode() throws {
+        let loop = try EventLoop(index: 0)
+        let pool = PoolManager(loop: loop, runtime: try RuntimeConfig.oneDatabase(), logger: Logger(label: "test"))
+        func make(readOnly identity: String? = nil, pooled: Bool = false, refuses: Bool = false, audit: Bool = false) -> SessionMachine.Configuration {
+            pool.sharedSessionConfiguration(SessionMachine.Configuration(
+                maxMessageSize: 1 << 20,
+                readOnly: identity.map { .init(identity: $0, maxStatementSize: 1 << 16, tokens: { "t" }) },
+                followsStatements: audit,
+                transactionPooling: pooled ? .init(refusesPinning: refuses, tokens: { "t" }) : nil))
+        }
+        let readWrite = make()
+        XCTAssertTrue(make() === readWrite)
+        let agent = make(readOnly: "agent")
+        XCTAssertTrue(make(readOnly: "agent") === agent)
+        XCTAssertFalse(agent === readWrite, "a read-only identity never gets a read-write configuration")
+        XCTAssertFalse(make(readOnly: "other") === agent, "nor another identity's")
+        XCTAssertEqual(make(readOnly: "other").readOnly?.identity, "other")
+        XCTAssertFalse(make(pooled: true) === readWrite)
+        XCTAssertFalse(make(pooled: true, refuses: true) === make(pooled: true))
+        XCTAssertFalse(make(audit: true) === readWrite)
+
+        for n in 0..<PoolManager.sessionConfigurationLimit { _ = make(readOnly: "user\(n)") }
+        XCTAssertFalse(make() === readWrite, "beyond the bound the table starts again (sessions keep theirs)")
     }
 
     func testTheSessionLoggerWritesItsFieldsWithEachLineAndTheCallsOwnWin() throws {
