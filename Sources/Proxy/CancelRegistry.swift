@@ -10,18 +10,23 @@ public final class CancelRegistry: Sendable {
     public struct Key: Hashable, Sendable {
         public var processID: Int32
         /// The secret inline: the keys we issue have four bytes (BackendKeyData in protocol
-        /// 3.0), and an array of four would cost every session a 48-byte allocation. A secret
-        /// of any other length, which we never issue, becomes a value no issued key has.
-        private let secret: UInt64
+        /// 3.0), and an array of four would cost every session a 48-byte allocation.
+        public var secret: UInt32
 
-        public init(processID: Int32, secretKey: [UInt8]) {
+        public init(processID: Int32, secret: UInt32) {
             self.processID = processID
-            guard secretKey.count == 4 else {
-                secret = 1 << 32
-                return
-            }
-            secret = secretKey.reduce(0) { $0 << 8 | UInt64($1) }
+            self.secret = secret
         }
+
+        /// A key as a CancelRequest carries it; nil for a secret of any other length, which
+        /// we never issue (so no session has it).
+        public init?(processID: Int32, secretKey: [UInt8]) {
+            guard secretKey.count == 4 else { return nil }
+            self.init(processID: processID, secret: secretKey.reduce(0) { $0 << 8 | UInt32($1) })
+        }
+
+        /// The secret as BackendKeyData sends it (network byte order).
+        public var secretBytes: [UInt8] { withUnsafeBytes(of: secret.bigEndian, Array.init) }
     }
 
     public struct Entry: Sendable {

@@ -42,11 +42,8 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         guard !finished else { return pool.checkin(link, reusable: true) }
         self.link = link
         link.owner = self
-        var proxySecret = Crypto.randomBytes(4)
-        while shared.cancelRegistry.contains(.init(processID: link.processID, secretKey: proxySecret)) {
-            proxySecret = Crypto.randomBytes(4)
-        }
-        let key = CancelRegistry.Key(processID: link.processID, secretKey: proxySecret)
+        var key = CancelRegistry.Key(processID: link.processID, secret: Self.randomSecret())
+        while shared.cancelRegistry.contains(key) { key.secret = Self.randomSecret() }
         // Transaction pooling's clients share their pool's destination; in session mode the
         // session has its server connection to itself anyway.
         let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: link.target, runtime: pool.runtime)
@@ -66,7 +63,7 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         auditBackendStarted(processID: link.processID)
         logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
         runStartup { $0.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,
-                                      proxySecretKey: proxySecret) }
+                                      proxySecretKey: key.secretBytes) }
         // Start-up is over: an idle established client keeps none of its state.
         if isEstablished { dropStartup() }
         client.readPaused = false
@@ -76,6 +73,12 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         // Anything the client pipelined while we connected goes up now.
         forwardClientBytes()
         forwardServerBytes()
+    }
+
+    /// A cancel key's secret: 32 random bits from OpenSSL's generator, as PostgreSQL's own
+    /// (postmaster.c, pg_strong_random).
+    private static func randomSecret() -> UInt32 {
+        Crypto.randomBytes(4).reduce(0) { $0 << 8 | UInt32($1) }
     }
 
     private func serverConnectionRefused(_ fields: ErrorFields) {

@@ -395,7 +395,7 @@ final class ClientSession: LegOwner {
     // MARK: - Cancel (55.2.7 Canceling Requests in Progress)
 
     private func forwardCancel(processID: Int32, secretKey: [UInt8]) {
-        let found = shared.cancelRegistry.beginCancel(.init(processID: processID, secretKey: secretKey))
+        let found = CancelRegistry.Key(processID: processID, secretKey: secretKey).flatMap { shared.cancelRegistry.beginCancel($0) }
         auditCancelRequest(processID: processID, known: found != nil)
         guard let found else {
             // As PostgreSQL: an unknown key is ignored without a reply.

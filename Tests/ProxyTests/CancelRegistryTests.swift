@@ -11,7 +11,9 @@ import XCTest
 final class CancelRegistryTests: XCTestCase {
     private func runtime() throws -> RuntimeConfig { try RuntimeConfig.oneDatabase() }
 
-    private func key(_ pid: Int32, _ secret: UInt8) -> CancelRegistry.Key { .init(processID: pid, secretKey: [secret, 2, 3, 4]) }
+    private func key(_ pid: Int32, _ secret: UInt8) -> CancelRegistry.Key {
+        .init(processID: pid, secret: UInt32(secret) << 24 | 0x02_03_04)
+    }
 
     func testKeyFollowsTheAttachedBackendAndIsIgnoredBetweenTransactions() throws {
         let registry = CancelRegistry()
@@ -23,12 +25,12 @@ final class CancelRegistryTests: XCTestCase {
 
         // The secret inline: each byte and its place count; a secret of another length
         // (never issued) matches nothing.
-        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [4, 3, 2, 1])))
-        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [1, 2, 3])))
-        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [0, 1, 2, 3, 4])))
-        XCTAssertFalse(registry.contains(.init(processID: 100, secretKey: [])))
-        XCTAssertNil(registry.beginCancel(.init(processID: 100, secretKey: [1, 2, 3, 4, 0])))
-        XCTAssertNotEqual(CancelRegistry.Key(processID: 1, secretKey: [1, 2, 3]), CancelRegistry.Key(processID: 1, secretKey: [0, 1, 2, 3]))
+        XCTAssertEqual(CancelRegistry.Key(processID: 100, secretKey: [1, 2, 3, 4]), key(100, 1), "as a CancelRequest carries it")
+        XCTAssertEqual(key(100, 1).secretBytes, [1, 2, 3, 4], "as BackendKeyData sends it")
+        XCTAssertFalse(registry.contains(try XCTUnwrap(CancelRegistry.Key(processID: 100, secretKey: [4, 3, 2, 1]))))
+        XCTAssertNil(CancelRegistry.Key(processID: 100, secretKey: [1, 2, 3]), "a secret of another length names no session")
+        XCTAssertNil(CancelRegistry.Key(processID: 100, secretKey: [1, 2, 3, 4, 0]))
+        XCTAssertNil(CancelRegistry.Key(processID: 100, secretKey: []))
 
         // Session mode (never attached): the key's own process.
         let first = try XCTUnwrap(registry.beginCancel(key(100, 1)))
