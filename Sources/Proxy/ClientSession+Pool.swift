@@ -46,7 +46,7 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         while shared.cancelRegistry.contains(key) { key.secret = Self.randomSecret() }
         // Transaction pooling's clients share their pool's destination; in session mode the
         // session has its server connection to itself anyway.
-        let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: link.target, runtime: pool.runtime)
+        let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: link.target, runtime: link.runtime)
         cancelBinding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: link.secretKey)
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
         if let sessionConfiguration = startup?.sessionConfiguration {

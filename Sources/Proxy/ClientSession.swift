@@ -229,13 +229,16 @@ final class ClientSession: LegOwner {
         if runtime !== pool.runtime {
             // A reload landed while the client logged in: its server connection comes from the
             // configuration now in force, as the same login or not at all.
-            let login = ServerLogin(target: target, serverUser: request.serverUser, serverPassword: request.serverPassword)
+            let login = ServerLogin(target: target, serverUser: request.serverUser, serverPassword: request.serverPassword,
+                                    mode: request.mode)
             guard let current = pool.currentTarget(of: login, database: request.databaseName, user: request.clientUser) else {
-                return runStartup { $0.upstreamFailed(Self.entryWithdrawnError(database: request.databaseName)) }
+                return upstreamFailed(Self.entryWithdrawnError(database: request.databaseName))
             }
             target = current
         }
-        let general = runtime.config.general
+        // The pool's configuration, the one the target comes from (the session's own unless a
+        // reload landed during the login).
+        let general = pool.runtime.config.general
         let sessionConfiguration = pool.sharedSessionConfiguration(SessionMachine.Configuration(
             maxMessageSize: general.maxMessageSize,
             readOnly: request.mode == .readOnly

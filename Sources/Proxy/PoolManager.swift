@@ -141,10 +141,13 @@ final class PoolManager: UpstreamLinkOwner {
     /// the session's next server connection follows its entry to a new host, as PgBouncer's
     /// clients follow a changed entry after RELOAD (its FAQ's failover recipe). nil when the
     /// entry is gone, another entry (`*`, a new exact one) now serves the database, or the
-    /// login itself changed (server user, database, password, client certificate): the session
-    /// cannot carry on as it logged in, and its credentials go nowhere new.
+    /// login itself changed (server user, database, password, client certificate, identity
+    /// mode): the session cannot carry on as it logged in, and its credentials go nowhere new.
     func currentTarget(of login: ServerLogin, database: String, user: String) -> DatabaseTarget? {
-        guard let now = ServerLogin.resolve(runtime.config, database: database, user: user, passThrough: login.serverPassword),
+        // Only keys from the client's own SCRAM proof stand in for a password the configuration
+        // does not name; a configured password it dropped does not.
+        let passThrough = login.serverPassword?.revealSCRAMKeys() != nil ? login.serverPassword : nil
+        guard let now = ServerLogin.resolve(runtime.config, database: database, user: user, passThrough: passThrough),
               login.isSameLogin(as: now) else { return nil }
         return now.target
     }
@@ -154,7 +157,8 @@ final class PoolManager: UpstreamLinkOwner {
     /// (nil: the session cannot go on).
     func currentTransactionRequest(_ request: TransactionPoolRequest, database: String, user: String) -> TransactionPoolRequest? {
         if request.cancelDestination.runtime === runtime { return request }
-        let login = ServerLogin(target: request.target, serverUser: request.spec.serverUser, serverPassword: request.password)
+        let login = ServerLogin(target: request.target, serverUser: request.spec.serverUser, serverPassword: request.password,
+                                mode: request.spec.readOnly ? .readOnly : .readWrite)
         guard let target = currentTarget(of: login, database: database, user: user) else { return nil }
         var spec = request.spec
         spec.route = target.route

@@ -9,6 +9,8 @@ struct ServerLogin {
     var target: DatabaseTarget
     var serverUser: String
     var serverPassword: Secret?
+    /// The identity's mode (read-only without an identity, as at authentication).
+    var mode: IdentityMode
 
     /// nil: no entry serves `database` (PostgreSQL's 3D000). `passThrough`: the SCRAM keys of
     /// the client's own proof, used when the identity's verifier came from auth_query and no
@@ -22,15 +24,17 @@ struct ServerLogin {
             serverPassword = passThrough
         }
         return ServerLogin(target: identity.map { target.connecting(as: $0) } ?? target, serverUser: serverUser,
-                           serverPassword: serverPassword)
+                           serverPassword: serverPassword, mode: identity?.mode ?? .readOnly)
     }
 
     /// Whether a session that logged in as `self` can go on as `now`: the same entry, server
-    /// user, database, password and client certificate — only the way to the server (host,
-    /// port, TLS settings, connect_timeout) may have changed. Its credentials never go to a
-    /// server the configuration no longer gives them to.
+    /// user, database, password, client certificate and identity mode — only the way to the
+    /// server (host, port, TLS settings, connect_timeout) may have changed. Its credentials
+    /// never go to a server the configuration no longer gives them to, and an identity a
+    /// reload made read-only gets no new server connection as read-write.
     func isSameLogin(as now: ServerLogin) -> Bool {
-        target.entryName == now.target.entryName && serverUser == now.serverUser && serverPassword == now.serverPassword
+        mode == now.mode && target.entryName == now.target.entryName && serverUser == now.serverUser
+            && serverPassword == now.serverPassword
             && target.dbname == now.target.dbname && target.sslCert == now.target.sslCert && target.sslKey == now.target.sslKey
             && target.certificateIdentity == now.target.certificateIdentity
     }

@@ -103,7 +103,8 @@ final class UpstreamLink: LegOwner {
     let spec: UpstreamSpec
     let target: DatabaseTarget
     private let loop: EventLoop
-    private let runtime: RuntimeConfig
+    /// The configuration it was opened under (its TLS contexts; cancels for its backend use them).
+    let runtime: RuntimeConfig
     private var machine: UpstreamStartupMachine
     private var addresses: [SocketAddress] = []
     private(set) var leg: Leg?

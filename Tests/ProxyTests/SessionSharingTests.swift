@@ -50,10 +50,12 @@ final class SessionSharingTests: XCTestCase {
         XCTAssertTrue(readOnlyRequest.spec.readOnly)
     }
 
-    private static func runtime(_ databases: String, identities: String = "rw = mode=read-write") throws -> RuntimeConfig {
+    private static func runtime(_ databases: String, identities: String = "rw = mode=read-write",
+                                general: String = "") throws -> RuntimeConfig {
         try RuntimeConfig(config: ConfigLoader.parse("""
             [portcullis]
             local_auth_method = trust
+            \(general)
             [tls]
             client_tls = disable
             [databases]
@@ -117,6 +119,26 @@ final class SessionSharingTests: XCTestCase {
         pool.reloaded(try Self.runtime("app = host=192.0.2.4 dbname=app user=app sslmode=disable",
                                        identities: "rw = mode=read-write server_password=other"))
         XCTAssertNil(current(followed), "the identity's password changed")
+        pool.reloaded(try Self.runtime("app = host=192.0.2.4 dbname=app user=app password=pw sslmode=disable",
+                                       identities: "rw = mode=read-only"))
+        XCTAssertNil(current(followed), "the identity is read-only now: no new read-write server connection")
+    }
+
+    /// A configured password the reload dropped does not come back as "pass-through": only
+    /// keys from the client's own SCRAM proof stand in for a password the configuration does
+    /// not name.
+    func testADroppedPasswordIsNotPassedThrough() throws {
+        let before = try Self.runtime("app = host=192.0.2.1 dbname=app sslmode=disable",
+                                      identities: "rw = mode=read-write server_password=pw")
+        let login = try XCTUnwrap(ServerLogin.resolve(before.config, database: "app", user: "rw", passThrough: nil))
+        XCTAssertEqual(login.serverUser, "rw")
+        XCTAssertEqual(login.serverPassword, Secret("pw"))
+        let pool = PoolManager(loop: try EventLoop(index: 0), runtime: before, logger: Logger(label: "test"))
+        XCTAssertEqual(pool.currentTarget(of: login, database: "app", user: "rw")?.host, "192.0.2.1")
+        pool.reloaded(try Self.runtime("app = host=192.0.2.2 dbname=app sslmode=disable",
+                                       identities: "rw = mode=read-write password=auth_query",
+                                       general: "auth_user = pgbouncer_auth\nauth_password = x"))
+        XCTAssertNil(pool.currentTarget(of: login, database: "app", user: "rw"))
     }
 
     /// One session configuration per identity and mode: never one of another identity (the
