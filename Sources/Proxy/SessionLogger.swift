@@ -15,6 +15,9 @@ struct SessionLogger {
     let base: Logger
     let session: UInt64
     let client: String
+    /// The login's user and database, set once at authentication (`connectUpstream`); also
+    /// the one place the session keeps them, read again when a reload makes a transaction-mode
+    /// session resolve its login anew (``PoolManager/currentTransactionRequest(_:database:user:)``).
     var user: String?
     var database: String?
     var clientCN: String?
