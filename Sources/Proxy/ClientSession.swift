@@ -262,11 +262,12 @@ final class ClientSession: LegOwner {
     }
 
     /// A reload removed or replaced the session's [databases] entry, or changed its login
-    /// (server user, database, password, certificate): no server of its own is left. Ended as
+    /// (server user, database, password, certificate, identity mode): no server of its own is
+    /// left. The message names both places a DBA would look, the entry and the identity. Ended as
     /// PostgreSQL ends a session an administrator terminates (57P01).
     static func entryWithdrawnError(database: String) -> ErrorFields {
         .error(sqlState: SQLState.adminShutdown,
-               message: "terminating connection because a reload removed or changed the [databases] entry for database \"\(database)\"",
+               message: "terminating connection because a reload removed or changed the [databases] entry or the identity of this login to database \"\(database)\"",
                severity: "FATAL")
     }
 

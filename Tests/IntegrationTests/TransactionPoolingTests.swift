@@ -499,7 +499,7 @@ final class TransactionPoolingTests: IntegrationTestCase {
         try reloadEntry(proxy, "txn") { _ in "" }
         let ended = a.run("SELECT 1", protocol: .simple)
         XCTAssertEqual(ended.first?.sqlState, "57P01", "\(ended)")
-        XCTAssertTrue(ended.first?.message?.contains("a reload removed or changed the [databases] entry for database \"txn\"") ?? false,
+        XCTAssertTrue(ended.first?.message?.contains("a reload removed or changed the [databases] entry or the identity of this login to database \"txn\"") ?? false,
                       "\(ended)")
     }
 
