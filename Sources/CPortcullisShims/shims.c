@@ -111,6 +111,10 @@ void pc_ssl_ctx_set_hardening_options(SSL_CTX *ctx, int server) {
     uint64_t ops = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET;
     if (server) ops |= SSL_OP_CIPHER_SERVER_PREFERENCE;
     SSL_CTX_set_options(ctx, ops);
+    // No TLS 1.3 session tickets, as PostgreSQL's be-secure-openssl.c: the session cache is off,
+    // so a ticket could never resume anything, yet OpenSSL would make and send two per
+    // handshake (a new session, its encryption, two records) — work on every client connect.
+    if (server) SSL_CTX_set_num_tickets(ctx, 0);
 }
 
 static const unsigned char pg_alpn[] = "\x0apostgresql";

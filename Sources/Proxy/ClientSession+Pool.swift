@@ -42,34 +42,56 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         guard !finished else { return pool.checkin(link, reusable: true) }
         self.link = link
         link.owner = self
-        var key = CancelRegistry.Key(processID: link.processID, secret: Self.randomSecret())
+        completeLogin(ServerLoginValues(link), attached: link)
+    }
+
+    /// Transaction pooling: the login is answered from a server session its pool already has
+    /// (``PoolManager/loginValues(_:)``); the client starts as it is between transactions, with
+    /// no server attached, and its first statement asks the pool for one.
+    func loginAnsweredFromPool(_ values: ServerLoginValues) {
+        guard !finished, session == nil, link == nil else { return }
+        completeLogin(values, attached: nil)
+    }
+
+    /// The end of the login: the server's start-up values go to the client with a cancel key
+    /// of the proxy's own. `link`: the server connection the login was granted (nil: answered
+    /// from the pool).
+    private func completeLogin(_ values: ServerLoginValues, attached link: UpstreamLink?) {
+        var key = CancelRegistry.Key(processID: values.processID, secret: Self.randomSecret())
         while shared.cancelRegistry.contains(key) { key.secret = Self.randomSecret() }
         // Transaction pooling's clients share their pool's destination; in session mode the
         // session has its server connection to itself anyway.
-        let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: link.target, runtime: link.runtime)
-        cancelBinding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: link.secretKey)
+        let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: values.target, runtime: values.runtime)
+        let binding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: values.secretKey)
+        cancelBinding = binding
+        // No server runs anything for it yet: a cancel before its first transaction goes nowhere.
+        if link == nil { _ = shared.cancelRegistry.attach(binding, backend: nil) }
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
         if let sessionConfiguration = startup?.sessionConfiguration {
-            session = SessionMachine(sessionConfiguration, backendProcessID: link.processID, backendSecretKey: link.secretKey,
-                                     serverParameters: link.parameters)
-            // Transaction pooling: what the server has prepared for earlier clients.
+            session = SessionMachine(sessionConfiguration, backendProcessID: values.processID, backendSecretKey: values.secretKey,
+                                     serverParameters: values.parameters)
             if transactionPool != nil {
-                session?.serverAttached(processID: link.processID, secretKey: link.secretKey, statements: link.preparedStatements)
+                if let link {
+                    // What the server has prepared for earlier clients.
+                    session?.serverAttached(processID: link.processID, secretKey: link.secretKey, statements: link.preparedStatements)
+                } else {
+                    _ = session?.serverDetached()
+                }
             }
         }
         // The link steps out of the byte path: its leg reports to this session directly until
         // the pool takes it back (``PoolManager/checkin(_:reusable:)``).
-        link.leg?.owner = self
-        auditBackendStarted(processID: link.processID)
-        logger.info("connection authorized", metadata: ["backend_pid": "\(link.processID)"])
-        runStartup { $0.upstreamReady(parameters: link.parameters, notices: link.startupNotices, processID: link.processID,
+        link?.leg?.owner = self
+        auditBackendStarted(processID: values.processID)
+        logger.info("connection authorized", metadata: ["backend_pid": "\(values.processID)"])
+        runStartup { $0.upstreamReady(parameters: values.parameters, notices: values.notices, processID: values.processID,
                                       proxySecretKey: key.secretBytes) }
         // Start-up is over: an idle established client keeps none of its state.
         if isEstablished { dropStartup() }
         client.readPaused = false
         // Transaction pooling: a server another client changed the settings of goes back to
         // the start-up values first (the client bytes wait for it).
-        if transactionPool != nil && link.appliedSettings != clientSettings { startSettingsExchange(.apply) }
+        if let link, transactionPool != nil && link.appliedSettings != clientSettings { startSettingsExchange(.apply) }
         // Anything the client pipelined while we connected goes up now.
         forwardClientBytes()
         forwardServerBytes()

@@ -257,6 +257,11 @@ final class ClientSession: LegOwner {
         // The pool's configuration (its TLS contexts): the one the target was resolved under.
         transactionPool = sessionConfiguration.transactionPooling == nil ? nil
             : pool.transactionRequest(spec, target: target, password: request.serverPassword, runtime: pool.runtime)
+        // Transaction pooling: answered from a server session the pool has, when it has one.
+        // After this batch, as a grant, never from inside this call.
+        if let transactionPool, let values = pool.loginValues(transactionPool.spec) {
+            return loop.execute(afterCurrentBatch: { self.loginAnsweredFromPool(values) })
+        }
         // Granted or refused after this batch, never from inside this call.
         pendingCheckout = pool.checkout(spec, target: target, password: request.serverPassword, user: self)
     }

@@ -121,6 +121,20 @@ final class PoolManager: UpstreamLinkOwner {
         return request
     }
 
+    /// Transaction pooling: the start-up values of a server session `spec`'s pool already has,
+    /// idle or serving another client, for a login to be answered from (nil: the pool has none
+    /// yet, so the login takes a connection of its own). PgBouncer answers a transaction-mode
+    /// login from its pool's values the same way; the backend PID a client sees is no more
+    /// its own here than after its first transaction (docs/TRANSACTION_POOLING.md), and the
+    /// values are the server's for this very server user, database and start-up packet, as
+    /// the pool is one per ``UpstreamSpec``. So a login never waits behind busy transactions
+    /// for a connection it would hand back at once, nor opens one only to learn them.
+    func loginValues(_ spec: UpstreamSpec) -> ServerLoginValues? {
+        guard let entry = entries[spec] else { return nil }
+        for link in entry.links.values where link.hasStarted { return ServerLoginValues(link) }
+        return nil
+    }
+
     /// Transaction pooling: what a client of `spec` asks for at each checkout — the request
     /// another client of the same spec, target, password and configuration already holds,
     /// else a new one.

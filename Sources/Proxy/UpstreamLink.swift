@@ -97,6 +97,26 @@ protocol UpstreamLinkOwner: AnyObject {
 /// then a ready connection whose owner forwards bytes over `leg`. A client session that is
 /// granted the link takes the leg's events itself (it becomes the leg's owner) (the link steps out of the byte path) until
 /// it checks the link back in; while the pool holds it (opening, idle, resetting) the link
+/// What a login shows its client of the server session it was given, or that its pool
+/// answered it from (``PoolManager/loginValues(_:)``): copied, so the link may go meanwhile.
+struct ServerLoginValues {
+    let processID: Int32
+    let secretKey: [UInt8]
+    let parameters: [(String, String)]
+    let notices: [StartupNotice]
+    let target: DatabaseTarget
+    let runtime: RuntimeConfig
+
+    init(_ link: UpstreamLink) {
+        processID = link.processID
+        secretKey = link.secretKey
+        parameters = link.parameters
+        notices = link.startupNotices
+        target = link.target
+        runtime = link.runtime
+    }
+}
+
 /// reports to its owner.
 final class UpstreamLink: LegOwner {
     let id: ServerPool.ConnectionID
@@ -126,6 +146,8 @@ final class UpstreamLink: LegOwner {
     var poolEntry: PoolManager.Entry?
     private(set) var processID: Int32 = 0
     private(set) var secretKey: [UInt8] = []
+    /// The server's start-up is over (its values are known) and the connection is not closed.
+    var hasStarted: Bool { processID != 0 && leg != nil && !parameters.isEmpty }
     private var connectTimer: TimerID?
     private let lookups: LoopLookups
     /// A host-name resolution on a lookup thread, until it answers.

@@ -40,7 +40,8 @@ extension SessionMachine {
                 return .forwardToClient(frame.totalLength)
             }
             if configuration.transactionPooling != nil { poolingParameterStatus(name: name, value: value) }
-            if configuration.readOnly != nil, case .breached(let reason) = tripwire.parameterStatusReceived(name: name, value: value) {
+            if configuration.readOnly != nil,
+               case .breached(let reason)? = withGateStorage({ $0.tripwire.parameterStatusReceived(name: name, value: value) }) {
                 // Nothing more goes up; the server connection is closed, never reused.
                 serverUnusable = true
                 events.append(.readOnlyBreached(reason))

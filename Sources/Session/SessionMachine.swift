@@ -196,7 +196,13 @@ package struct SessionMachine {
     /// copy of the machine stays a value.
     final class GateStorage {
         var gate: ReadOnlyGate
-        init(_ gate: ReadOnlyGate) { self.gate = gate }
+        /// Read-only identities only (they always have a gate): 32 bytes that sessions without
+        /// one need not carry.
+        var tripwire: ReadOnlyTripwire
+        init(_ gate: ReadOnlyGate, tripwire: ReadOnlyTripwire = ReadOnlyTripwire()) {
+            self.gate = gate
+            self.tripwire = tripwire
+        }
     }
 
     package let configuration: Configuration
@@ -205,7 +211,6 @@ package struct SessionMachine {
     var gateStorage: GateStorage?
     /// Read-only identities, and `transaction_pin = refuse`: what refuses statements.
     package var gate: ReadOnlyGate? { gateStorage?.gate }
-    var tripwire = ReadOnlyTripwire()
     package internal(set) var lifecycle: StatementLifecycle
     /// The last ReadyForQuery's status.
     package internal(set) var transactionStatus: TransactionStatus = .idle
@@ -264,10 +269,11 @@ package struct SessionMachine {
         // sessions: errors for the gate and ParameterStatus for the tripwire.
         var serverTypes: Set<UInt8> = [UInt8(ascii: "Z")]
         if let readOnly = configuration.readOnly {
-            gateStorage = GateStorage(ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens))
+            var tripwire = ReadOnlyTripwire()
+            _ = tripwire.startupParametersReceived(serverParameters)
+            gateStorage = GateStorage(ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens), tripwire: tripwire)
             clientTypes.formUnion(ReadOnlyGate.inspectedClientTypes)
             serverTypes.formUnion([UInt8(ascii: "E"), UInt8(ascii: "S")])
-            _ = tripwire.startupParametersReceived(serverParameters)
         } else {
             serverTypes.insert(UInt8(ascii: "C"))
         }
@@ -310,9 +316,14 @@ package struct SessionMachine {
     /// Runs `body` on the gate in place (nil without one), copying it first if another copy of
     /// the machine shares it.
     mutating func withGate<Result>(_ body: (inout ReadOnlyGate) -> Result) -> Result? {
+        withGateStorage { body(&$0.gate) }
+    }
+
+    /// The gate's storage, copied first when another copy of the machine shares it.
+    mutating func withGateStorage<Result>(_ body: (GateStorage) -> Result) -> Result? {
         guard gateStorage != nil else { return nil }
-        if !isKnownUniquelyReferenced(&gateStorage) { gateStorage = gateStorage.map { GateStorage($0.gate) } }
-        return gateStorage.map { body(&$0.gate) }
+        if !isKnownUniquelyReferenced(&gateStorage) { gateStorage = gateStorage.map { GateStorage($0.gate, tripwire: $0.tripwire) } }
+        return gateStorage.map(body)
     }
 
     // MARK: - Queries

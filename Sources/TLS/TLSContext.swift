@@ -33,7 +33,8 @@ public final class TLSContext: @unchecked Sendable {
     deinit { SSL_CTX_free(context) }
 
     /// The client-facing context, configured as PostgreSQL's be-secure-openssl.c does:
-    /// no compression, no renegotiation, no session cache, server cipher preference.
+    /// no compression, no renegotiation, no session cache and no session tickets, server cipher
+    /// preference.
     /// With `caFile` a client certificate is requested and, if presented, must verify (ssl_ca_file).
     public static func server(
         certificateFile: String,

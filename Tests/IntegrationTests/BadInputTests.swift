@@ -118,6 +118,27 @@ final class BadInputTests: IntegrationTestCase {
         try assertProxyStillServes()
     }
 
+    /// No TLS 1.3 session tickets, as PostgreSQL sends none: the session cache is off, so a ticket
+    /// could resume nothing and would only cost every connect a new session and two records.
+    /// The tickets would come before the server's first reply, so once the authentication request
+    /// has been read every handshake message the server sent is in the trace.
+    func testHandshakeSendsNoSessionTickets() throws {
+        let proxy = try XCTUnwrap(proxy)
+        let dir = try harness.makeDir("no-tickets")
+        let startup = Array("user\0app_rw\0database\0app\0\0".utf8)
+        try Data(bigEndian(UInt32(8 + startup.count)) + bigEndian(196_608) + startup)
+            .write(to: URL(fileURLWithPath: "\(dir)/startup.bin"))
+        let trace = "\(dir)/trace.txt", reply = "\(dir)/reply.bin"
+        let result = try runCommand("openssl", ["s_client", "-starttls", "postgres", "-connect", "127.0.0.1:\(proxy.port)",
+                                                "-CAfile", try harness.caFile, "-tls1_3", "-quiet", "-msg", "-msgfile", trace],
+                                    stdinFile: "\(dir)/startup.bin", stdoutFile: reply, timeout: 30)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: reply)).first, UInt8(ascii: "R"),
+                       "control: the login should have reached the authentication request: \(result)")
+        let messages = try String(contentsOfFile: trace, encoding: .utf8)
+        XCTAssertTrue(messages.contains("Finished"), "control: the trace should show the handshake: \(messages)")
+        XCTAssertFalse(messages.contains("NewSessionTicket"), messages)
+    }
+
     /// 500 connections that never speak are closed by login_timeout (2 s here) while an
     /// authenticated session spanning the timeout keeps working.
     func testSilentConnectionsAreClosedByLoginTimeout() throws {

@@ -123,6 +123,31 @@ final class TransactionPoolingTests: IntegrationTestCase {
         try assertServerBackends(atMost: 2)
     }
 
+    /// A login is answered from a server session the pool already has, as PgBouncer answers
+    /// it: with both server connections inside other clients' transactions, a new client still
+    /// logs in (it used to wait for one of them for as long as pool_wait_timeout), sees one of
+    /// the pool's backend PIDs and the server's own settings, and its first statement waits for
+    /// a server like any other.
+    func testALoginDoesNotWaitForAServerConnection() throws {
+        let proxy = try startProxy()
+        let a = try connect(proxy), b = try connect(proxy)
+        XCTAssertTrue(a.run("BEGIN; SELECT 1", protocol: .simple).allSatisfy { !$0.isError })
+        XCTAssertTrue(b.run("BEGIN; SELECT 1", protocol: .simple).allSatisfy { !$0.isError })
+        let held = [try value(a, "SELECT pg_backend_pid()::text"), try value(b, "SELECT pg_backend_pid()::text")]
+        XCTAssertEqual(Set(held).count, 2, "a and b hold both server connections")
+
+        let c = try LibPQSession(conninfo: proxy.endpoint.conninfo(
+            dbname: "txn", extra: "password=\(Endpoint.passwords["app_rw"] ?? "") application_name=\(Self.tag)"))
+        XCTAssertTrue(c.isConnected)
+        XCTAssertTrue(held.contains("\(c.announcedBackendPID)"), "BackendKeyData names one of the pool's backends: \(c.announcedBackendPID)")
+        try assertServerBackends(atMost: 2)
+
+        XCTAssertTrue(a.run("COMMIT", protocol: .simple).allSatisfy { !$0.isError })
+        XCTAssertEqual(try value(c, "SELECT current_setting('application_name')"), Self.tag)
+        XCTAssertTrue(b.run("COMMIT", protocol: .simple).allSatisfy { !$0.isError })
+        try assertServerBackends(atMost: 2)
+    }
+
     func testTheBackendChangesBetweenTransactions() throws {
         let proxy = try startProxy()
         let a = try connect(proxy), b = try connect(proxy)
