@@ -9,15 +9,25 @@ import Wire
 /// the parse tree (``SessionStateEffects``): a statement that then fails leaves the session
 /// pinned needlessly, never unpinned wrongly. It is released only on the server's word: the
 /// CommandComplete tag of DISCARD ALL, DEALLOCATE ALL or DISCARD TEMP (src/backend/tcop/cmdtag.h),
-/// and only the state pinned *before* that statement was sent.
+/// and only the state pinned *before* that statement was sent — and only once the transaction
+/// it ran in is over and was not rolled back: DISCARD TEMP runs inside a transaction block, and
+/// a ROLLBACK brings the temporary tables it dropped back (found in review:
+/// `BEGIN; DISCARD TEMP; ROLLBACK` unpinned a client whose temporary table then shadowed the
+/// next client's). A release is dropped, the state staying pinned, when an error or a ROLLBACK
+/// (also the tag of ROLLBACK TO SAVEPOINT and of a COMMIT of a failed transaction) or a
+/// PREPARE TRANSACTION comes after it; it takes effect at the next ReadyForQuery outside a
+/// transaction block.
 extension SessionMachine {
     struct PendingRelease {
         /// The CommandComplete tag that confirms it ran.
         let tag: String
-        /// What it removes once it ran.
-        let releases: SessionStateEffects
+        /// What it removes once it ran (once confirmed: less what portals bound before it may
+        /// still create).
+        var releases: SessionStateEffects
         /// Pins taken after it was sent (and by its own message): they stay.
         var laterPins: SessionStateEffects
+        /// Its CommandComplete came; it waits for its transaction to end without a rollback.
+        var confirmed = false
     }
 
     /// Releases awaited at once; more are not tracked (their state simply stays pinned).
@@ -62,7 +72,15 @@ extension SessionMachine {
     mutating func poolingJudged(_ message: FrontendMessage, textIsUTF8: Bool,
                                 classification: ClassificationResult?) -> (ClassificationResult?, SessionStateEffects) {
         guard let pooling = configuration.transactionPooling else { return (classification, []) }
+        // Only a statement text leaves state behind here: a Sync (or a FunctionCall, judged by
+        // ``poolingFunctionCall(_:in:)``) that reaches the gate has none (found in review:
+        // every Sync of a read-only or `transaction_pin = refuse` session pinned it as an
+        // unclassified statement, so extended-protocol clients held their servers for good).
         let readOnly = configuration.readOnly != nil
+        switch message {
+        case .query, .parse: break
+        default: return (readOnly ? classification : Self.nothingRefused, [])
+        }
         var effects: SessionStateEffects = []
         if let classification, textIsUTF8 {
             // A syntax error runs nowhere; a text over the classifier's budget may still run.
@@ -165,21 +183,39 @@ extension SessionMachine {
         case "LISTEN": notePins(.listen)
         case "PREPARE": notePins(.preparedStatement)
         case "LOAD": notePins(.load)
+        // Undone, or left to be committed or rolled back later: what it released comes back.
+        case "ROLLBACK", "PREPARE TRANSACTION": dropConfirmedReleases()
         default:
-            guard let index = pendingReleases.firstIndex(where: { $0.tag == tag }) else { return }
-            let release = pendingReleases[index]
-            // Replies come in order: releases sent before this one that never confirmed failed.
-            pendingReleases.removeSubrange(...index)
-            let wasPinned = isPinned
+            guard let index = pendingReleases.firstIndex(where: { !$0.confirmed && $0.tag == tag }) else { return }
+            var release = pendingReleases[index]
             // A portal bound before it may still run (portals last until their transaction ends).
-            pins.subtract(release.releases.subtracting(release.laterPins).subtracting(portalPins))
-            if wasPinned && !isPinned { events.append(.unpinned) }
+            release.releases = release.releases.subtracting(release.laterPins).subtracting(portalPins)
+            release.laterPins = []
+            release.confirmed = true
+            // Replies come in order: releases sent before this one that never confirmed failed.
+            pendingReleases = pendingReleases[..<index].filter(\.confirmed) + [release] + pendingReleases[(index + 1)...]
         }
     }
 
-    /// ReadyForQuery with nothing else owed: releases never confirmed failed.
+    /// An ErrorResponse: the transaction (or the implicit one of a Query or of a batch up to
+    /// Sync) will not commit what ran in it — or, after a ROLLBACK TO SAVEPOINT, perhaps it
+    /// will; either way its releases are not trusted.
+    mutating func dropConfirmedReleases() {
+        pendingReleases.removeAll(where: \.confirmed)
+    }
+
+    /// ReadyForQuery: outside a transaction block, the releases its transaction confirmed take
+    /// effect; with nothing else owed, releases never confirmed failed.
     mutating func poolingReadyForQuery() {
-        if !lifecycle.isAwaitingReplies { pendingReleases.removeAll() }
+        if transactionStatus == .idle, pendingReleases.contains(where: \.confirmed) {
+            let wasPinned = isPinned
+            for release in pendingReleases where release.confirmed { pins.subtract(release.releases.subtracting(release.laterPins)) }
+            pendingReleases.removeAll(where: \.confirmed)
+            if wasPinned && !isPinned { events.append(.unpinned) }
+        }
+        // A failed transaction block rolls back whatever it confirmed.
+        if transactionStatus == .failed { dropConfirmedReleases() }
+        if !lifecycle.isAwaitingReplies { pendingReleases.removeAll(where: { !$0.confirmed }) }
         // Outside a transaction block the portals are gone (holdable cursors pin on their own).
         if transactionStatus == .idle { portalPins = [] }
         completionsAfterReadyForQuery()

@@ -22,13 +22,18 @@ import Wire
 /// completion is whose; after an ErrorResponse the server skips everything up to Sync, so the
 /// entries before the next ReadyForQuery marker are dropped.
 extension SessionMachine {
+    /// What a prepared statement keeps of its text's effects (``PreparedStatement/pins``).
+    static let keptWithStatements = pinnable.union(changesSettings)
+
     package struct PreparedStatement: Equatable, Sendable {
         package let query: String
         package let parameterTypes: [Int32]
-        /// What running it pins (``SessionMachine/pinnable``), read from its text when it was
-        /// parsed: noted again at each Bind, since it does again what it did (found in review:
-        /// a `CREATE TEMP TABLE` prepared, unpinned by DISCARD TEMP — which keeps prepared
-        /// statements — and then executed left a temporary table on a shared server).
+        /// What running it pins (``SessionMachine/pinnable``) and whether it changes settings
+        /// (``SessionMachine/changesSettings``), read from its text when it was parsed: noted
+        /// again at each Bind, since it does again what it did (found in review: a
+        /// `CREATE TEMP TABLE` prepared, unpinned by DISCARD TEMP — which keeps prepared
+        /// statements — and then executed left a temporary table on a shared server; and a
+        /// `set_config(…, false)` bound again in a later transaction left its setting there).
         package var pins: SessionStateEffects = []
     }
 
@@ -140,6 +145,7 @@ extension SessionMachine {
             if let statement = name.isEmpty ? clientUnnamed : clientStatements[name] {
                 notePins(statement.pins)
                 portalPins.formUnion(statement.pins.intersection(Self.pinnable))
+                if !statement.pins.isDisjoint(with: Self.changesSettings) { settingsDirty = true }
             }
         case UInt8(ascii: "D"), UInt8(ascii: "C"):
             guard payload.first == FrontendMessage.DescribeTarget.statement.rawValue else {
@@ -219,7 +225,7 @@ extension SessionMachine {
             pushCompletion(.client)
             return
         }
-        let statement = PreparedStatement(query: query, parameterTypes: types, pins: pins.intersection(Self.pinnable))
+        let statement = PreparedStatement(query: query, parameterTypes: types, pins: pins.intersection(Self.keptWithStatements))
         clientUnnamed = statement
         serverStatements.unnamed = .statement(statement)
         pushCompletion(.clientParse(""))
@@ -269,7 +275,7 @@ extension SessionMachine {
             pushCompletion(.injected)
             serverStatements.byName[name] = nil
             if allowed {
-                let statement = PreparedStatement(query: query, parameterTypes: types, pins: pins.intersection(Self.pinnable))
+                let statement = PreparedStatement(query: query, parameterTypes: types, pins: pins.intersection(Self.keptWithStatements))
                 if clientStatements.count < pooling.maxPreparedStatements {
                     makeRoomOnServer(except: name, into: &out)
                     clientStatements[name] = statement

@@ -89,7 +89,10 @@ extension SessionMachine {
         guard case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &bytes) else {
             return .forwardToClient(frame.totalLength)
         }
-        if configuration.transactionPooling != nil { completionsAfterError() }
+        if configuration.transactionPooling != nil {
+            completionsAfterError()
+            dropConfirmedReleases()
+        }
         let replacement = withGate { $0.serverErrorReceived(fields) } ?? nil
         let sent = replacement ?? fields
         lifecycle.errorReceived(sqlState: sent.sqlState ?? "XX000", message: sent.message ?? "", refused: replacement != nil, at: now)

@@ -477,4 +477,67 @@ extension TransactionPoolingIsolationTests {
         XCTAssertEqual(try value(b, "SELECT current_user"), "app_rw")
         XCTAssertTrue(proxy.isAlive)
     }
+
+    /// A statement prepared in one transaction and bound again in a later one does again what
+    /// its text does: a `set_config(…, false)` there changes the session's settings as much as
+    /// the first time (drivers with statement caches, asyncpg's, send only Bind/Execute/Sync
+    /// for it), so the settings are read back before the server goes to the next client.
+    func testASettingChangedByAPreparedStatementBoundAgainDoesNotLeak() throws {
+        let h = try harness
+        let setTimeout = "SELECT set_config('statement_timeout', '1234', false)"
+        // PostgreSQL alone: bound again after a RESET, the statement sets it again.
+        let direct = try WireClient(cluster: h.cluster, user: "app_rw")
+        XCTAssertTrue(direct.socket.send(WireClient.parse(setTimeout, name: "txiso_st") + WireClient.sync
+            + WireClient.query("RESET statement_timeout") + WireClient.bind(statement: "txiso_st") + WireClient.execute()
+            + WireClient.sync + WireClient.query("SHOW statement_timeout")))
+        let alone = try direct.collect(readyForQuery: 4, timeout: 20)
+        XCTAssertTrue(Self.texts(alone).contains("1234ms"), Self.texts(alone))
+
+        let proxy = try startProxy()
+        let a = try wireClient(proxy)
+        XCTAssertTrue(a.socket.send(WireClient.parse(setTimeout, name: "txiso_st") + WireClient.bind(statement: "txiso_st")
+            + WireClient.execute() + WireClient.sync))
+        XCTAssertEqual(Self.types(try a.collect(readyForQuery: 1, timeout: 20)), "12DCZ")
+        XCTAssertTrue(a.socket.send(WireClient.query("RESET statement_timeout")))
+        XCTAssertEqual(Self.types(try a.collect(readyForQuery: 1, timeout: 20)), "CZ")
+        XCTAssertTrue(a.socket.send(WireClient.bind(statement: "txiso_st") + WireClient.execute() + WireClient.sync))
+        let again = try a.collect(readyForQuery: 1, timeout: 20)
+        XCTAssertEqual(Self.types(again), "2DCZ", Self.texts(again))
+        let b = try connect(proxy)
+        XCTAssertEqual(try value(b, "SHOW statement_timeout"), "0")
+        // And the setting is a's own: it follows a to its next server.
+        XCTAssertTrue(a.socket.send(WireClient.query("SHOW statement_timeout")))
+        XCTAssertTrue(Self.texts(try a.collect(readyForQuery: 1, timeout: 20)).contains("1234ms"))
+        XCTAssertTrue(proxy.isAlive)
+    }
+
+    /// DISCARD TEMP runs inside a transaction block, and rolled back with it the temporary
+    /// tables it dropped are there again: a release seen in a transaction that did not commit
+    /// must not unpin, or a's table shadows b's.
+    func testADiscardTempRolledBackKeepsTheClientPinned() throws {
+        let h = try harness
+        _ = try startProxy()  // txiso_items
+        // PostgreSQL alone: the temporary table survives BEGIN; DISCARD TEMP; ROLLBACK.
+        let direct = try WireClient(cluster: h.cluster, user: "app_rw")
+        XCTAssertTrue(direct.socket.send(WireClient.query("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner")
+            + WireClient.query("BEGIN; DISCARD TEMP; ROLLBACK") + WireClient.query("SELECT owner FROM txiso_items")))
+        XCTAssertTrue(Self.texts(try direct.collect(readyForQuery: 3, timeout: 20)).contains("attacker"))
+
+        for undo in ["BEGIN; DISCARD TEMP; ROLLBACK", "BEGIN; SAVEPOINT s; DISCARD TEMP; ROLLBACK TO s; COMMIT",
+                     "DISCARD TEMP; SELECT 1/0"] {
+            try assertNoLeak("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner", undo,
+                             probe: "SELECT owner FROM txiso_items ORDER BY id", expected: "real", mayFail: true)
+            proxy?.stop()
+            proxy = nil
+        }
+        // Committed, it releases: on a pool of one, b gets the server a no longer holds (pinned,
+        // b would wait out pool_wait_timeout) and sees no temporary table there.
+        let proxy = try startProxy(poolSize: 1)
+        let a = try connect(proxy)
+        XCTAssertEqual(a.run("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner", protocol: .simple)
+            .filter(\.isError), [])
+        XCTAssertEqual(a.run("BEGIN; DISCARD TEMP; COMMIT", protocol: .simple).filter(\.isError), [])
+        let b = try connect(proxy)
+        XCTAssertEqual(try value(b, "SELECT owner FROM txiso_items ORDER BY id"), "real")
+    }
 }

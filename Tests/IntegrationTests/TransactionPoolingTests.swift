@@ -148,6 +148,22 @@ final class TransactionPoolingTests: IntegrationTestCase {
         try assertServerBackends(atMost: 2)
     }
 
+    /// The extended protocol's Sync carries no statement: a read-only identity's, or any under
+    /// `transaction_pin = refuse`, pins nothing. Three clients taking turns on two server
+    /// connections would otherwise hold both after the first two statements, and the third
+    /// would wait out pool_wait_timeout.
+    func testExtendedProtocolStatementsPinNothingUnderAGate() throws {
+        let proxy = try startProxy()
+        for (user, dbname) in [("app_ro", "txn"), ("app_rw", "txref")] {
+            let clients = try (0..<3).map { _ in try connect(proxy, user: user, dbname: dbname) }
+            for (index, client) in clients.enumerated() {
+                let outcomes = client.run("SELECT \(index) + 1", protocol: .extended)
+                XCTAssertEqual(outcomes.first?.rows.first?.first ?? nil, "\(index + 1)", "\(user)@\(dbname) client \(index): \(outcomes)")
+            }
+            try assertServerBackends(atMost: 2, user)
+        }
+    }
+
     func testTheBackendChangesBetweenTransactions() throws {
         let proxy = try startProxy()
         let a = try connect(proxy), b = try connect(proxy)
