@@ -64,6 +64,80 @@ final class SessionMachinePoolingTests: XCTestCase {
         XCTAssertEqual(h.machine.pins, .advisoryLock)
     }
 
+    /// Found in review: DISCARD TEMP runs inside a transaction block, and a rollback brings the
+    /// temporary tables back. A release counts at the ReadyForQuery that ends its transaction
+    /// outside a block, and is dropped after an error, a ROLLBACK (of the block or to a
+    /// savepoint) or PREPARE TRANSACTION.
+    func testAReleaseCountsOnlyOnceItsTransactionCommits() {
+        let undone: [(String, [BackendMessage])] = [
+            ("BEGIN; DISCARD TEMP; ROLLBACK", [complete("BEGIN"), complete("DISCARD TEMP"), complete("ROLLBACK"), ready]),
+            ("BEGIN; SAVEPOINT s; DISCARD TEMP; ROLLBACK TO s; COMMIT",
+             [complete("BEGIN"), complete("SAVEPOINT"), complete("DISCARD TEMP"), complete("ROLLBACK"), complete("COMMIT"), ready]),
+            ("DISCARD TEMP; SELECT 1/0", [complete("DISCARD TEMP"), H.error("22012", "division by zero"), ready]),
+            ("BEGIN; DISCARD TEMP; PREPARE TRANSACTION 'x'",
+             [complete("BEGIN"), complete("DISCARD TEMP"), complete("PREPARE TRANSACTION"), ready]),
+        ]
+        for (sql, replies) in undone {
+            let h = pooled()
+            h.client(.query("CREATE TEMP TABLE t (x int)"))
+            h.server(complete("CREATE TABLE"), ready)
+            h.client(.query(sql))
+            for reply in replies { h.server(reply) }
+            XCTAssertEqual(h.machine.pins, .temporaryObject, sql)
+        }
+        // Over several Query messages: nothing until the COMMIT's ReadyForQuery outside the block.
+        let h = pooled()
+        h.client(.query("CREATE TEMP TABLE t (x int)"))
+        h.server(complete("CREATE TABLE"), ready)
+        h.client(.query("BEGIN"))
+        h.server(complete("BEGIN"), readyInTransaction)
+        h.client(.query("DISCARD TEMP"))
+        h.server(complete("DISCARD TEMP"), readyInTransaction)
+        XCTAssertTrue(h.machine.isPinned, "not before its transaction commits")
+        h.events = []
+        h.client(.query("COMMIT"))
+        h.server(complete("COMMIT"), ready)
+        XCTAssertFalse(h.machine.isPinned)
+        XCTAssertEqual(h.events, [.unpinned])
+        // And a temporary table made after the release, in the same transaction, stays pinned.
+        h.client(.query("CREATE TEMP TABLE u (x int)"))
+        h.server(complete("CREATE TABLE"), ready)
+        h.client(.query("BEGIN; DISCARD TEMP; CREATE TEMP TABLE v (x int); COMMIT"))
+        h.server(complete("BEGIN"), complete("DISCARD TEMP"), complete("CREATE TABLE"), complete("COMMIT"), ready)
+        XCTAssertEqual(h.machine.pins, .temporaryObject)
+    }
+
+    /// Found in review: a Sync reaches the gate of a read-only (or `refuse`) session without
+    /// any text, and was judged an unclassified statement, pinning every extended-protocol client.
+    func testASyncPinsNothingUnderAGate() {
+        for h in [pooled(readOnly: true), pooled(refuse: true)] {
+            h.client(.parse(name: "", query: "SELECT 1", parameterTypes: []), H.bind(),
+                     .execute(portal: "", maxRows: 0), .sync)
+            h.server(.parseComplete, .bindComplete, complete("SELECT 1"), ready)
+            XCTAssertFalse(h.machine.isPinned, "\(h.machine.pins)")
+        }
+    }
+
+    /// Found in review: a prepared `set_config(…, false)` bound again in a later transaction
+    /// changes the setting again, so it must be read back before the server goes.
+    func testABoundStatementThatChangesSettingsHasThemReadBack() {
+        let h = pooled()
+        // A named Parse goes up behind a Close of the name (another client's may be there).
+        h.client(.parse(name: "s", query: "SELECT set_config('statement_timeout', '1234', false)", parameterTypes: []), .sync)
+        h.server(.closeComplete, .parseComplete, ready)
+        XCTAssertTrue(h.machine.needsSettingsCapture)
+        h.machine.settingsCaptured()
+        h.client(H.bind(statement: "s"), .execute(portal: "", maxRows: 0), .sync)
+        XCTAssertTrue(h.machine.needsSettingsCapture, "bound again, it sets it again")
+        h.server(.bindComplete, complete("SELECT 1"), ready)
+        // A statement that changes none does not.
+        h.client(.parse(name: "q", query: "SELECT 1", parameterTypes: []), .sync)
+        h.server(.closeComplete, .parseComplete, ready)
+        h.machine.settingsCaptured()
+        h.client(H.bind(statement: "q"), .execute(portal: "", maxRows: 0), .sync)
+        XCTAssertFalse(h.machine.needsSettingsCapture)
+    }
+
     /// Found in review: with standard_conforming_strings off, or an SJIS-like client_encoding,
     /// the server runs statements the classifier read as part of a string (or as a syntax
     /// error): the session stays on its server for good, from the server's report on.
