@@ -71,9 +71,9 @@ public final class CancelRegistry: Sendable {
         let key: Key
         fileprivate let current: Mutex<Current>
 
-        fileprivate init(key: Key, destination: Destination, serverSecretKey: [UInt8]) {
+        fileprivate init(key: Key, destination: Destination, serverSecretKey: [UInt8], detached: Bool) {
             self.key = key
-            current = Mutex(Current(destination: destination, serverSecretKey: serverSecretKey))
+            current = Mutex(Current(destination: destination, serverSecretKey: serverSecretKey, detached: detached))
         }
 
         /// What a cancel forwarded now would use.
@@ -102,8 +102,10 @@ public final class CancelRegistry: Sendable {
     public init() {}
 
     /// A new session's key (the caller made sure it is unused: ``contains(_:)``).
-    func insert(_ key: Key, destination: Destination, serverSecretKey: [UInt8]) -> Binding {
-        let binding = Binding(key: key, destination: destination, serverSecretKey: serverSecretKey)
+    /// `detached`: no server runs anything for the session yet (a transaction-mode login
+    /// answered from its pool), so a cancel goes nowhere from the first moment.
+    func insert(_ key: Key, destination: Destination, serverSecretKey: [UInt8], detached: Bool = false) -> Binding {
+        let binding = Binding(key: key, destination: destination, serverSecretKey: serverSecretKey, detached: detached)
         state.withLock { $0.entries[key] = binding }
         return binding
     }

@@ -62,10 +62,10 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         // Transaction pooling's clients share their pool's destination; in session mode the
         // session has its server connection to itself anyway.
         let destination = transactionPool?.cancelDestination ?? CancelRegistry.Destination(target: values.target, runtime: values.runtime)
-        let binding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: values.secretKey)
-        cancelBinding = binding
-        // No server runs anything for it yet: a cancel before its first transaction goes nowhere.
-        if link == nil { _ = shared.cancelRegistry.attach(binding, backend: nil) }
+        // Answered from the pool, no server runs anything for it yet: a cancel before its first
+        // transaction goes nowhere.
+        cancelBinding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: values.secretKey,
+                                                     detached: link == nil)
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
         if let sessionConfiguration = startup?.sessionConfiguration {
             session = SessionMachine(sessionConfiguration, backendProcessID: values.processID, backendSecretKey: values.secretKey,

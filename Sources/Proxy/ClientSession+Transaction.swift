@@ -53,6 +53,14 @@ extension ClientSession {
 
     func transactionServerGranted(_ link: UpstreamLink) {
         guard !finished, self.link == nil else { return pool.release(link) }
+        // Its start-up values, read as the login's were (a pool's connections may differ).
+        let verdict = link.startupVerdict ?? SessionMachine.startupVerdict(of: link.parameters, readOnly: link.spec.readOnly)
+        link.startupVerdict = verdict
+        if let breach = verdict.breach {
+            pool.release(link)
+            return transactionServerRefused(ReadOnlyTripwire.errorFields(for: breach, identity: logger.user ?? ""))
+        }
+        session?.attachedServerJudged(verdict)
         self.link = link
         link.owner = self
         // The link steps out of the byte path again, as at the first grant.

@@ -93,10 +93,6 @@ protocol UpstreamLinkOwner: AnyObject {
     func linkEvent(_ link: UpstreamLink, _ event: UpstreamLinkEvent)
 }
 
-/// One server connection: connect, TLS, authenticate (the pure UpstreamStartupMachine decides),
-/// then a ready connection whose owner forwards bytes over `leg`. A client session that is
-/// granted the link takes the leg's events itself (it becomes the leg's owner) (the link steps out of the byte path) until
-/// it checks the link back in; while the pool holds it (opening, idle, resetting) the link
 /// What a login shows its client of the server session it was given, or that its pool
 /// answered it from (``PoolManager/loginValues(_:)``): copied, so the link may go meanwhile.
 struct ServerLoginValues {
@@ -117,6 +113,10 @@ struct ServerLoginValues {
     }
 }
 
+/// One server connection: connect, TLS, authenticate (the pure UpstreamStartupMachine decides),
+/// then a ready connection whose owner forwards bytes over `leg`. A client session that is
+/// granted the link takes the leg's events itself (it becomes the leg's owner) (the link steps out of the byte path) until
+/// it checks the link back in; while the pool holds it (opening, idle, resetting) the link
 /// reports to its owner.
 final class UpstreamLink: LegOwner {
     let id: ServerPool.ConnectionID
@@ -136,6 +136,9 @@ final class UpstreamLink: LegOwner {
     var parameters: [(String, String)] = []
     /// Notices of the server's start-up, for the client that gets this connection.
     private(set) var startupNotices: [StartupNotice] = []
+    /// Transaction pooling: what its start-up values mean for the sessions attached to it,
+    /// judged at its first attach (``SessionMachine/startupVerdict(of:readOnly:)``).
+    var startupVerdict: SessionMachine.StartupVerdict?
     /// Transaction pooling: the named statements clients prepared here (a reset forgets them).
     var preparedStatements = SessionMachine.ServerStatements()
     /// Transaction pooling: the session-level settings a client left here (nil: unknown, so

@@ -9,14 +9,16 @@ import Wire
 /// the parse tree (``SessionStateEffects``): a statement that then fails leaves the session
 /// pinned needlessly, never unpinned wrongly. It is released only on the server's word: the
 /// CommandComplete tag of DISCARD ALL, DEALLOCATE ALL or DISCARD TEMP (src/backend/tcop/cmdtag.h),
-/// and only the state pinned *before* that statement was sent — and only once the transaction
-/// it ran in is over and was not rolled back: DISCARD TEMP runs inside a transaction block, and
-/// a ROLLBACK brings the temporary tables it dropped back (found in review:
-/// `BEGIN; DISCARD TEMP; ROLLBACK` unpinned a client whose temporary table then shadowed the
-/// next client's). A release is dropped, the state staying pinned, when an error or a ROLLBACK
-/// (also the tag of ROLLBACK TO SAVEPOINT and of a COMMIT of a failed transaction) or a
-/// PREPARE TRANSACTION comes after it; it takes effect at the next ReadyForQuery outside a
-/// transaction block.
+/// and only the state pinned *before* that statement was sent. DISCARD ALL commits at once (it
+/// cannot run in a transaction block) and DEALLOCATE ALL is not undone by a rollback, so theirs
+/// count at their CommandComplete. DISCARD TEMP's counts only once the transaction it ran in is
+/// over and was not rolled back: it runs inside a transaction block, and a rollback brings the
+/// temporary tables it dropped back (found in review: `BEGIN; DISCARD TEMP; ROLLBACK` unpinned a
+/// client whose temporary table then shadowed the next client's). It is dropped, the state
+/// staying pinned, when an error, a ROLLBACK (also the tag of ROLLBACK TO SAVEPOINT and of a
+/// COMMIT of a failed transaction), a PREPARE TRANSACTION or a CALL (a procedure may roll the
+/// transaction back, PostgreSQL 11+) comes after it; it takes effect at the next ReadyForQuery
+/// outside a transaction block.
 extension SessionMachine {
     struct PendingRelease {
         /// The CommandComplete tag that confirms it ran.
@@ -32,6 +34,9 @@ extension SessionMachine {
 
     /// Releases awaited at once; more are not tracked (their state simply stays pinned).
     static let maxPendingReleases = 16
+    /// The one release a rollback undoes (the others: DISCARD ALL commits at once, DEALLOCATE ALL
+    /// is not transactional).
+    static let transactionalRelease = "DISCARD TEMP"
 
     /// Everything the session machine pins on. Session-level settings do not pin: they move
     /// with the client (``SettingsExchange``).
@@ -158,6 +163,44 @@ extension SessionMachine {
         }
     }
 
+    /// What the start-up values of a server connection mean for the sessions attached to it
+    /// (``startupVerdict(of:readOnly:)``): judged once per connection, the same for every
+    /// session of its pool.
+    package struct StartupVerdict: Equatable, Sendable {
+        /// It lexes statement text as the classifier does not (``SessionStateEffects/divergentLexing``).
+        package var divergentLexing = false
+        /// Why a read-only session cannot run on it (``ReadOnlyTripwire``), if it cannot.
+        package var breach: String?
+    }
+
+    /// The start-up values of a server connection attached for a transaction, read as a login's
+    /// are (``init(_:backendProcessID:backendSecretKey:serverParameters:)``): a pool's
+    /// connections may have started under different role or database defaults
+    /// (`ALTER ROLE … SET client_encoding` between two backend starts), and a login is answered
+    /// from one of them while its statements run on others (found in review).
+    package static func startupVerdict(of parameters: [(String, String)], readOnly: Bool) -> StartupVerdict {
+        var verdict = StartupVerdict()
+        for (name, value) in parameters {
+            switch name.lowercased() {
+            case "standard_conforming_strings" where value.lowercased() != "on": verdict.divergentLexing = true
+            case "client_encoding" where ClientEncodingPolicy.isUnsafe(value): verdict.divergentLexing = true
+            default: break
+            }
+        }
+        if readOnly {
+            var tripwire = ReadOnlyTripwire()
+            if case .breached(let reason) = tripwire.startupParametersReceived(parameters) { verdict.breach = reason }
+        }
+        return verdict
+    }
+
+    /// Transaction pooling: the attached server connection's ``StartupVerdict`` (the shell
+    /// judged it once for the connection). A connection that lexes differently keeps the
+    /// session for good, as one that starts doing so (``poolingParameterStatus(name:value:)``).
+    package mutating func attachedServerJudged(_ verdict: StartupVerdict) {
+        if verdict.divergentLexing { notePins(.divergentLexing) }
+    }
+
     /// The large-object functions libpq calls by fast path (lo_open, lo_close, loread, lowrite,
     /// lo_lseek(64), lo_creat, lo_create, lo_tell(64), lo_unlink, lo_truncate(64); OIDs fixed in
     /// src/include/catalog/pg_proc.dat): their descriptors close with the transaction (docs
@@ -184,15 +227,23 @@ extension SessionMachine {
         case "PREPARE": notePins(.preparedStatement)
         case "LOAD": notePins(.load)
         // Undone, or left to be committed or rolled back later: what it released comes back.
-        case "ROLLBACK", "PREPARE TRANSACTION": dropConfirmedReleases()
+        case "ROLLBACK", "PREPARE TRANSACTION", "CALL": dropConfirmedReleases()
         default:
             guard let index = pendingReleases.firstIndex(where: { !$0.confirmed && $0.tag == tag }) else { return }
             var release = pendingReleases[index]
             // A portal bound before it may still run (portals last until their transaction ends).
             release.releases = release.releases.subtracting(release.laterPins).subtracting(portalPins)
             release.laterPins = []
-            release.confirmed = true
             // Replies come in order: releases sent before this one that never confirmed failed.
+            let rest = pendingReleases[..<index].filter(\.confirmed) + pendingReleases[(index + 1)...]
+            guard release.tag == Self.transactionalRelease else {
+                pendingReleases = Array(rest)
+                let wasPinned = isPinned
+                pins.subtract(release.releases)
+                if wasPinned && !isPinned { events.append(.unpinned) }
+                return
+            }
+            release.confirmed = true
             pendingReleases = pendingReleases[..<index].filter(\.confirmed) + [release] + pendingReleases[(index + 1)...]
         }
     }

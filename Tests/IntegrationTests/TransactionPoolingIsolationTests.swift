@@ -530,6 +530,27 @@ extension TransactionPoolingIsolationTests {
             proxy?.stop()
             proxy = nil
         }
+        // A procedure that rolls back (PostgreSQL 11+) in a pipeline's implicit transaction brings
+        // the table back with no ROLLBACK tag and no error: its CALL drops the release too.
+        _ = try h.cluster.query("CREATE OR REPLACE PROCEDURE public.txiso_rollback() LANGUAGE plpgsql AS $$BEGIN ROLLBACK; END$$;"
+            + " GRANT EXECUTE ON PROCEDURE public.txiso_rollback() TO app_rw", dbname: "app")
+        let pipeline = WireClient.parse("DISCARD TEMP") + WireClient.bind() + WireClient.execute()
+            + WireClient.parse("CALL public.txiso_rollback()") + WireClient.bind() + WireClient.execute() + WireClient.sync
+        let directAgain = try WireClient(cluster: h.cluster, user: "app_rw")
+        XCTAssertTrue(directAgain.socket.send(WireClient.query("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner")
+            + pipeline + WireClient.query("SELECT owner FROM txiso_items")))
+        let called = try directAgain.collect(readyForQuery: 3, timeout: 20)
+        XCTAssertTrue(Self.texts(called).contains("attacker"), "PostgreSQL alone: the table is back: \(Self.texts(called))")
+        let caller = try wireClient(try startProxy())
+        XCTAssertTrue(caller.socket.send(WireClient.query("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner")))
+        XCTAssertEqual(Self.types(try caller.collect(readyForQuery: 1, timeout: 20)), "CZ")
+        XCTAssertTrue(caller.socket.send(pipeline))
+        let ran = try caller.collect(readyForQuery: 1, timeout: 20)
+        XCTAssertEqual(Self.types(ran), "12C12CZ", Self.texts(ran))
+        XCTAssertEqual(try value(try connect(try startProxy()), "SELECT owner FROM txiso_items ORDER BY id"), "real")
+        proxy?.stop()
+        proxy = nil
+
         // Committed, it releases: on a pool of one, b gets the server a no longer holds (pinned,
         // b would wait out pool_wait_timeout) and sees no temporary table there.
         let proxy = try startProxy(poolSize: 1)

@@ -76,6 +76,8 @@ final class SessionMachinePoolingTests: XCTestCase {
             ("DISCARD TEMP; SELECT 1/0", [complete("DISCARD TEMP"), H.error("22012", "division by zero"), ready]),
             ("BEGIN; DISCARD TEMP; PREPARE TRANSACTION 'x'",
              [complete("BEGIN"), complete("DISCARD TEMP"), complete("PREPARE TRANSACTION"), ready]),
+            // A procedure may roll the transaction back (a pipeline's implicit one: no block).
+            ("DISCARD TEMP; CALL rolls_back()", [complete("DISCARD TEMP"), complete("CALL"), ready]),
         ]
         for (sql, replies) in undone {
             let h = pooled()
@@ -105,6 +107,36 @@ final class SessionMachinePoolingTests: XCTestCase {
         h.client(.query("BEGIN; DISCARD TEMP; CREATE TEMP TABLE v (x int); COMMIT"))
         h.server(complete("BEGIN"), complete("DISCARD TEMP"), complete("CREATE TABLE"), complete("COMMIT"), ready)
         XCTAssertEqual(h.machine.pins, .temporaryObject)
+    }
+
+    /// DISCARD ALL commits at once and DEALLOCATE ALL is not undone by a rollback: their
+    /// releases count at their CommandComplete, whatever fails after them.
+    func testNonTransactionalReleasesCountAtOnce() {
+        let h = pooled()
+        h.client(.query("CREATE TEMP TABLE t (x int)"))
+        h.server(complete("CREATE TABLE"), ready)
+        h.client(.query("DISCARD ALL"), .query("SELECT 1/0"))
+        h.server(complete("DISCARD ALL"), ready, H.error("22012", "division by zero"), ready)
+        XCTAssertFalse(h.machine.isPinned, "\(h.machine.pins)")
+        h.client(.query("PREPARE p AS SELECT 1"))
+        h.server(complete("PREPARE"), ready)
+        h.client(.query("BEGIN; DEALLOCATE ALL; ROLLBACK"))
+        h.server(complete("BEGIN"), complete("DEALLOCATE ALL"), complete("ROLLBACK"), ready)
+        XCTAssertFalse(h.machine.isPinned, "\(h.machine.pins)")
+    }
+
+    /// A pool's connections may have started under other defaults than the one a login was
+    /// answered from: each attached connection's start-up values are read as a login's.
+    func testAnAttachedServersStartupValuesAreJudged() {
+        let safe = [("client_encoding", "UTF8"), ("standard_conforming_strings", "on"), ("default_transaction_read_only", "on")]
+        XCTAssertEqual(SessionMachine.startupVerdict(of: safe, readOnly: true), .init())
+        let sjis = [("client_encoding", "SJIS"), ("standard_conforming_strings", "on"), ("default_transaction_read_only", "on")]
+        XCTAssertTrue(SessionMachine.startupVerdict(of: sjis, readOnly: false).divergentLexing)
+        XCTAssertNil(SessionMachine.startupVerdict(of: sjis, readOnly: false).breach)
+        XCTAssertNotNil(SessionMachine.startupVerdict(of: sjis, readOnly: true).breach)
+        let h = pooled()
+        h.machine.attachedServerJudged(SessionMachine.startupVerdict(of: sjis, readOnly: false))
+        XCTAssertEqual(h.machine.pins, .divergentLexing)
     }
 
     /// Found in review: a Sync reaches the gate of a read-only (or `refuse`) session without
