@@ -281,7 +281,7 @@ for t in "${targets[@]}"; do
   loaded="$(rss_kib "$pid")"
   idle[$t,ok]=$ok; idle[$t,failed]=$failed; idle[$t,secs]=$secs
   idle[$t,base]=$base; idle[$t,loaded]=$loaded
-  idle[$t,per]="$(awk -v a="$base" -v b="$loaded" -v n="$ok" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print "n/a" }')"
+  idle[$t,per]="$(awk -v a="$base" -v b="$loaded" -v n="$ok" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "n/a" }')"
   idle[$t,servers]="$(server_conns)"
   if [ "${idle[$t,servers]:-0}" -gt "$server_total" ]; then # over the limit: say which, for the record
     idle[$t,over]="$(psql -X -A -t -F ' ' -h "$pgdir" -p "$pg_port" -U postgres -d postgres -c "SELECT application_name,

@@ -50,6 +50,11 @@ final class ClientSession: LegOwner {
     var link: UpstreamLink?
     /// A checkout asked for and not yet answered.
     var pendingCheckout: ServerPool.RequestID?
+    // The two flags sit in the bytes the optional request ID (9 bytes) leaves before the next
+    // eight-byte field: stored properties are laid out in declaration order.
+    private var closeAfterFlush = false
+    /// The session has ended: its legs are closing, and nothing more is done for it.
+    private(set) var finished = false
     /// `pool_mode = transaction`: what a new checkout asks for (ClientSession+Transaction.swift).
     var transactionPool: TransactionPoolRequest?
     /// Transaction pooling: the proxy's own settings query under way (ClientSession+Settings.swift).
@@ -62,10 +67,7 @@ final class ClientSession: LegOwner {
     /// The audit stream's per-session state; nil when `audit = off` (ClientSession+Audit.swift).
     var audit: SessionAudit?
     var cancelBinding: CancelRegistry.Binding?
-    private var closeAfterFlush = false
     private(set) var lastClientActivity = MonotonicInstant(nanoseconds: 0)
-    /// The verified client certificate's subject (CN and RFC 2253 DN), for the access layer.
-    private(set) var finished = false
     /// The session's log context (SessionLogger.swift): its fields are added per line.
     private(set) var logger: SessionLogger
     /// The loop that made the session (LoopWorker), told when it authenticates and ends.

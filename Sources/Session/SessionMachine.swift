@@ -206,34 +206,40 @@ package struct SessionMachine {
     }
 
     package let configuration: Configuration
+    // Stored properties in this order: the one-byte and four-byte ones fill the bytes a
+    // tracker (25 bytes) leaves before the next eight-byte field (Swift lays fields out in
+    // declaration order); 24 bytes less in every session (docs/PERFORMANCE.md, idle clients).
     var clientTracker: MessageStreamTracker
-    var serverTracker: MessageStreamTracker
-    var gateStorage: GateStorage?
-    /// Read-only identities, and `transaction_pin = refuse`: what refuses statements.
-    package var gate: ReadOnlyGate? { gateStorage?.gate }
-    package internal(set) var lifecycle: StatementLifecycle
     /// The last ReadyForQuery's status.
     package internal(set) var transactionStatus: TransactionStatus = .idle
     /// The server session must not be reused whatever it answers next (the tripwire fired).
     var serverUnusable = false
     /// A statement in the current transaction changed the catalog (CommandComplete tag).
     var ranCatalogChange = false
+    /// Transaction pooling: what ties the session to its current server connection.
+    package internal(set) var pins: SessionStateEffects = []
+    var serverTracker: MessageStreamTracker
+    /// Extended-protocol messages (Parse, Bind, Describe, Execute, Close, Flush) went up since
+    /// the last Sync: the server holds unsynced work, so the session is not at rest.
+    var unsynced = false
+    /// Transaction pooling: a statement that can change session settings was sent since they
+    /// were last read from the server.
+    var settingsDirty = false
+    /// Transaction pooling: the pins of the statements bound since the transaction began (their
+    /// portals may still run, whatever a DISCARD TEMP meanwhile released).
+    var portalPins: SessionStateEffects = []
+    var gateStorage: GateStorage?
+    /// Read-only identities, and `transaction_pin = refuse`: what refuses statements.
+    package var gate: ReadOnlyGate? { gateStorage?.gate }
+    package internal(set) var lifecycle: StatementLifecycle
     var pendingClassification: PendingClassification?
     package internal(set) var events: [Event] = []
     /// The backend's real key (BackendKeyData), for cancelling its queries; in transaction
     /// pooling the backend currently attached, nil between transactions.
     package internal(set) var backend: (processID: Int32, secretKey: [UInt8])?
-    /// Extended-protocol messages (Parse, Bind, Describe, Execute, Close, Flush) went up since
-    /// the last Sync: the server holds unsynced work, so the session is not at rest.
-    var unsynced = false
-    /// Transaction pooling: what ties the session to its current server connection.
-    package internal(set) var pins: SessionStateEffects = []
     /// Transaction pooling: statements sent that would release state (DISCARD ALL, …), with
     /// the pins taken after them (SessionMachine+Pooling.swift).
     var pendingReleases: [PendingRelease] = []
-    /// Transaction pooling: a statement that can change session settings was sent since they
-    /// were last read from the server.
-    var settingsDirty = false
     /// Transaction pooling: the client's named prepared statements, and what the attached
     /// server has prepared (SessionMachine+PreparedStatements.swift).
     package internal(set) var clientStatements: [String: PreparedStatement] = [:]
@@ -241,9 +247,6 @@ package struct SessionMachine {
     /// this session (the last Parse of "" since the last Query, Close of it, or failure).
     package internal(set) var clientUnnamed: PreparedStatement?
     var serverStatements = ServerStatements()
-    /// Transaction pooling: the pins of the statements bound since the transaction began (their
-    /// portals may still run, whatever a DISCARD TEMP meanwhile released).
-    var portalPins: SessionStateEffects = []
     /// Parse/Close completions and ReadyForQuery markers owed, in order (run-length encoded).
     var completions: [(kind: Completion, count: Int)] = []
 
