@@ -334,6 +334,12 @@ extension TransactionPoolingIsolationTests {
         try WireClient(port: proxy.port, user: "app_rw", database: "txiso", parameters: [("application_name", Self.tag)])
     }
 
+    /// Sends `bytes` and reads what comes back up to the next ReadyForQuery.
+    private func exchange(_ client: WireClient, _ bytes: [UInt8]) throws -> [WireClient.Message] {
+        XCTAssertTrue(client.socket.send(bytes))
+        return try client.collect(readyForQuery: 1, timeout: 20)
+    }
+
     private static func types(_ messages: [WireClient.Message]) -> String {
         String(decoding: messages.map(\.type), as: UTF8.self)
     }
@@ -436,12 +442,9 @@ extension TransactionPoolingIsolationTests {
 
         let proxy = try startProxy()
         let a = try wireClient(proxy)
-        XCTAssertTrue(a.socket.send(WireClient.parse(create, name: "txiso_t") + WireClient.sync))
-        XCTAssertEqual(Self.types(try a.collect(readyForQuery: 1, timeout: 20)), "1Z")
-        XCTAssertTrue(a.socket.send(WireClient.query("DISCARD TEMP")))
-        XCTAssertEqual(Self.types(try a.collect(readyForQuery: 1, timeout: 20)), "CZ")
-        XCTAssertTrue(a.socket.send(WireClient.bind(statement: "txiso_t") + WireClient.execute() + WireClient.sync))
-        let created = try a.collect(readyForQuery: 1, timeout: 20)
+        XCTAssertEqual(Self.types(try exchange(a, WireClient.parse(create, name: "txiso_t") + WireClient.sync)), "1Z")
+        XCTAssertEqual(Self.types(try exchange(a, WireClient.query("DISCARD TEMP"))), "CZ")
+        let created = try exchange(a, WireClient.bind(statement: "txiso_t") + WireClient.execute() + WireClient.sync)
         XCTAssertEqual(Self.types(created), "2CZ", Self.texts(created))
         let b = try connect(proxy)
         XCTAssertEqual(try value(b, "SELECT owner FROM txiso_items ORDER BY id"), "real")
@@ -495,19 +498,15 @@ extension TransactionPoolingIsolationTests {
 
         let proxy = try startProxy()
         let a = try wireClient(proxy)
-        XCTAssertTrue(a.socket.send(WireClient.parse(setTimeout, name: "txiso_st") + WireClient.bind(statement: "txiso_st")
-            + WireClient.execute() + WireClient.sync))
-        XCTAssertEqual(Self.types(try a.collect(readyForQuery: 1, timeout: 20)), "12DCZ")
-        XCTAssertTrue(a.socket.send(WireClient.query("RESET statement_timeout")))
-        XCTAssertEqual(Self.types(try a.collect(readyForQuery: 1, timeout: 20)), "CZ")
-        XCTAssertTrue(a.socket.send(WireClient.bind(statement: "txiso_st") + WireClient.execute() + WireClient.sync))
-        let again = try a.collect(readyForQuery: 1, timeout: 20)
+        XCTAssertEqual(Self.types(try exchange(a, WireClient.parse(setTimeout, name: "txiso_st") + WireClient.bind(statement: "txiso_st")
+            + WireClient.execute() + WireClient.sync)), "12DCZ")
+        XCTAssertEqual(Self.types(try exchange(a, WireClient.query("RESET statement_timeout"))), "CZ")
+        let again = try exchange(a, WireClient.bind(statement: "txiso_st") + WireClient.execute() + WireClient.sync)
         XCTAssertEqual(Self.types(again), "2DCZ", Self.texts(again))
         let b = try connect(proxy)
         XCTAssertEqual(try value(b, "SHOW statement_timeout"), "0")
         // And the setting is a's own: it follows a to its next server.
-        XCTAssertTrue(a.socket.send(WireClient.query("SHOW statement_timeout")))
-        XCTAssertTrue(Self.texts(try a.collect(readyForQuery: 1, timeout: 20)).contains("1234ms"))
+        XCTAssertTrue(Self.texts(try exchange(a, WireClient.query("SHOW statement_timeout"))).contains("1234ms"))
         XCTAssertTrue(proxy.isAlive)
     }
 
@@ -542,10 +541,9 @@ extension TransactionPoolingIsolationTests {
         let called = try directAgain.collect(readyForQuery: 3, timeout: 20)
         XCTAssertTrue(Self.texts(called).contains("attacker"), "PostgreSQL alone: the table is back: \(Self.texts(called))")
         let caller = try wireClient(try startProxy())
-        XCTAssertTrue(caller.socket.send(WireClient.query("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner")))
-        XCTAssertEqual(Self.types(try caller.collect(readyForQuery: 1, timeout: 20)), "CZ")
-        XCTAssertTrue(caller.socket.send(pipeline))
-        let ran = try caller.collect(readyForQuery: 1, timeout: 20)
+        XCTAssertEqual(Self.types(try exchange(caller, WireClient.query("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner"))),
+                       "CZ")
+        let ran = try exchange(caller, pipeline)
         XCTAssertEqual(Self.types(ran), "12C12CZ", Self.texts(ran))
         XCTAssertEqual(try value(try connect(try startProxy()), "SELECT owner FROM txiso_items ORDER BY id"), "real")
         proxy?.stop()
