@@ -60,7 +60,7 @@ extension ClientSession {
             pool.release(link)
             return transactionServerRefused(ReadOnlyTripwire.errorFields(for: breach, identity: logger.user ?? ""))
         }
-        session?.attachedServerJudged(verdict)
+        if verdict.divergentLexing { session?.attachedServerJudged(verdict) }
         self.link = link
         link.owner = self
         // The link steps out of the byte path again, as at the first grant.

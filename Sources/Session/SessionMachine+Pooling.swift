@@ -153,13 +153,15 @@ extension SessionMachine {
     /// server reports both settings on every change (GUC_REPORT), before the ReadyForQuery of
     /// the statement that changed them, so before the connection could go back to the pool.
     mutating func poolingParameterStatus(name: String, value: String) {
+        if Self.lexesDifferently(name: name, value: value) { notePins(.divergentLexing) }
+    }
+
+    /// A setting's value with which the server reads statement text as the classifier does not.
+    static func lexesDifferently(name: String, value: String) -> Bool {
         switch name.lowercased() {
-        case "standard_conforming_strings" where value.lowercased() != "on":
-            notePins(.divergentLexing)
-        case "client_encoding" where ClientEncodingPolicy.isUnsafe(value):
-            notePins(.divergentLexing)
-        default:
-            break
+        case "standard_conforming_strings": value.lowercased() != "on"
+        case "client_encoding": ClientEncodingPolicy.isUnsafe(value)
+        default: false
         }
     }
 
@@ -180,13 +182,7 @@ extension SessionMachine {
     /// from one of them while its statements run on others (found in review).
     package static func startupVerdict(of parameters: [(String, String)], readOnly: Bool) -> StartupVerdict {
         var verdict = StartupVerdict()
-        for (name, value) in parameters {
-            switch name.lowercased() {
-            case "standard_conforming_strings" where value.lowercased() != "on": verdict.divergentLexing = true
-            case "client_encoding" where ClientEncodingPolicy.isUnsafe(value): verdict.divergentLexing = true
-            default: break
-            }
-        }
+        verdict.divergentLexing = parameters.contains { Self.lexesDifferently(name: $0.0, value: $0.1) }
         if readOnly {
             var tripwire = ReadOnlyTripwire()
             if case .breached(let reason) = tripwire.startupParametersReceived(parameters) { verdict.breach = reason }
@@ -235,16 +231,16 @@ extension SessionMachine {
             release.releases = release.releases.subtracting(release.laterPins).subtracting(portalPins)
             release.laterPins = []
             // Replies come in order: releases sent before this one that never confirmed failed.
-            let rest = pendingReleases[..<index].filter(\.confirmed) + pendingReleases[(index + 1)...]
-            guard release.tag == Self.transactionalRelease else {
-                pendingReleases = Array(rest)
+            var kept = pendingReleases[..<index].filter(\.confirmed)
+            if release.tag == Self.transactionalRelease {
+                release.confirmed = true
+                kept.append(release)
+            } else {
                 let wasPinned = isPinned
                 pins.subtract(release.releases)
                 if wasPinned && !isPinned { events.append(.unpinned) }
-                return
             }
-            release.confirmed = true
-            pendingReleases = pendingReleases[..<index].filter(\.confirmed) + [release] + pendingReleases[(index + 1)...]
+            pendingReleases = kept + pendingReleases[(index + 1)...]
         }
     }
 
