@@ -23,12 +23,13 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
     /// `poolSize` 2 for the leaks: unpinned, `b` gets the connection `a` released last (the pool
     /// hands them out LIFO, and two clients taking turns never need a second); pinned, `b`
     /// gets a second one. 1 when `b` must wait for `a`'s.
-    private func startProxy(poolSize: Int = 2) throws -> ProxyProcess {
+    private func startProxy(poolSize: Int = 2, extraSettings: [String] = []) throws -> ProxyProcess {
         if let proxy { return proxy }
         let h = try harness
-        let options = try ProxyProcess.Options.transactionPooling(h, directory: "txiso-hba", poolSize: poolSize) { server in
+        var options = try ProxyProcess.Options.transactionPooling(h, directory: "txiso-hba", poolSize: poolSize) { server in
             ["txiso = \(server) dbname=app pool_mode=transaction"]
         }
+        options.extraSettings += extraSettings
         try h.cluster.query("""
             DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tx_other') THEN CREATE ROLE tx_other NOLOGIN; END IF; END$$;
             GRANT tx_other TO app_rw;
@@ -115,6 +116,37 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
     func testClientEncodingSJISCannotHideASetRole() throws {
         try assertNoLeak("SET client_encoding = 'SJIS'", "SELECT E'\u{101}\\'; SET ROLE tx_other; --'",
                          probe: "SELECT current_user", expected: "app_rw", mayFail: true)
+    }
+
+    /// The same text on a server connection that *started* with SJIS (a role default set after
+    /// the pool's first connection): a's login is answered from that first connection's values,
+    /// so only the attached connection's own start-up values show what it lexes. c holds the
+    /// first connection; a's statement opens a second, SJIS one; b, on a pool of three, gets
+    /// that second one unless a is pinned to it.
+    func testAServerThatStartedWithSJISCannotHideASetRole() throws {
+        let h = try harness
+        let trick = "SELECT E'\u{101}\\'; SET ROLE tx_other; --'"
+        proxy?.stop()
+        proxy = nil
+        // No spare: it would open before the role default changes, and a would get it.
+        let proxy = try startProxy(poolSize: 3, extraSettings: ["pool_min_idle = 0"])
+        let c = try wireClient(proxy)
+        XCTAssertEqual(Self.types(try exchange(c, WireClient.query("BEGIN; SELECT 1"))), "CTDCZ")
+        _ = try h.cluster.query("ALTER ROLE app_rw IN DATABASE app SET client_encoding = 'SJIS'", dbname: "app")
+        defer { _ = try? h.cluster.query("ALTER ROLE app_rw IN DATABASE app RESET client_encoding", dbname: "app") }
+        // PostgreSQL alone: a new backend starts in SJIS and runs the hidden SET ROLE.
+        let direct = try WireClient(cluster: h.cluster, user: "app_rw")
+        XCTAssertTrue(direct.socket.send(WireClient.query(trick) + WireClient.query("SELECT current_user")))
+        XCTAssertTrue(Self.texts(try direct.collect(readyForQuery: 2, timeout: 20)).contains("tx_other"))
+
+        let a = try wireClient(proxy)
+        _ = try exchange(a, WireClient.query(trick))
+        let b = try wireClient(proxy)
+        let seen = try exchange(b, WireClient.query("SELECT current_user"))
+        XCTAssertTrue(Self.texts(seen).contains("app_rw"), Self.texts(seen))
+        XCTAssertFalse(Self.texts(seen).contains("tx_other"), Self.texts(seen))
+        XCTAssertEqual(Self.types(try exchange(c, WireClient.query("COMMIT"))), "CZ")
+        XCTAssertTrue(proxy.isAlive)
     }
 
     /// a's CancelRequest is looked up while a's query runs, but reaches PostgreSQL over a new
