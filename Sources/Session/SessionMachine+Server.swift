@@ -76,7 +76,7 @@ extension SessionMachine {
         switch type {
         case UInt8(ascii: "C"): lifecycle.commandCompleteReceived(tag: "", at: now)
         case UInt8(ascii: "I"): lifecycle.emptyQueryReceived(at: now)
-        case UInt8(ascii: "s"): lifecycle.portalSuspendedReceived()
+        case UInt8(ascii: "s"): lifecycle.portalSuspendedReceived(at: now)
         case UInt8(ascii: "G"): lifecycle.copyInStarted()
         case UInt8(ascii: "E"): lifecycle.errorReceived(sqlState: "", message: "", refused: false, at: now)
         default: break

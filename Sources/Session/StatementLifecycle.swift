@@ -66,20 +66,35 @@ package struct StatementLifecycle: Sendable {
     private enum Op: Sendable {
         case query(text: String, statementID: UInt64, next: Int, failed: Bool, lastAt: Int64)
         case parse(text: String)
-        case execute(text: String, parameters: [String?]?, startedAt: Int64)
+        /// `portal` and `instance` (the Bind's `order`) name the portal as bound when the Execute
+        /// was sent: the client may bind the name anew before the server answers. `continuation`:
+        /// an earlier Execute of the same portal was suspended and recorded.
+        case execute(portal: String, instance: UInt64, text: String, parameters: [String?]?, startedAt: Int64, continuation: Bool)
         case function(oid: UInt32, startedAt: Int64)
         case sync
         /// The client's CopyDone or CopyFail, queued before the server's CopyInResponse was seen.
         case copyEnd
     }
 
-    /// Bounds: named statements and portals kept (oldest names forgotten beyond it), texts kept.
+    /// Bounds: named statements and portals kept (the oldest name forgotten beyond it), texts kept.
     package static let maxNames = 4096
     package static let maxTextBytes = 1 << 20
 
+    /// A bound portal: its statement's text and values, and whether an Execute of it already
+    /// stopped at its row limit (PortalSuspended) and was recorded then.
+    private struct Portal: Sendable {
+        var text: String
+        var parameters: [String?]?
+        var recorded = false
+        var order: UInt64
+    }
+
     private var ops: [Op] = []
-    private var statements: [String: String] = [:]
-    private var portals: [String: (text: String, parameters: [String?]?)] = [:]
+    /// Named statements' texts, with the order they were defined in (for forgetting the oldest).
+    private var statements: [String: (text: String, order: UInt64)] = [:]
+    private var portals: [String: Portal] = [:]
+    /// Counts definitions of statements and portals, for their `order`.
+    private var definitions: UInt64 = 0
     private var finished: [Record] = []
     private var nextStatementID: UInt64 = 1
     /// After an extended-protocol error, client messages up to the next Sync are discarded by
@@ -134,22 +149,31 @@ package struct StatementLifecycle: Sendable {
     package mutating func parseReceived(name: String, text: String) {
         guard !discardingUntilSync else { return }
         let kept = Self.bounded(text)
-        if statements.count >= Self.maxNames, statements[name] == nil { statements.removeAll(keepingCapacity: true) }
-        statements[name] = kept
+        if statements.count >= Self.maxNames, statements[name] == nil,
+           let oldest = statements.min(by: { $0.value.order < $1.value.order })?.key {
+            statements[oldest] = nil
+        }
+        definitions += 1
+        statements[name] = (kept, definitions)
         ops.append(.parse(text: kept))
     }
 
     /// `parameters`: the Bind values as the audit record shows them, when they are logged.
     package mutating func bindReceived(portal: String, statement: String, parameters: [String?]? = nil) {
         guard !discardingUntilSync else { return }
-        if portals.count >= Self.maxNames, portals[portal] == nil { portals.removeAll(keepingCapacity: true) }
-        portals[portal] = (statements[statement] ?? "", parameters)
+        if portals.count >= Self.maxNames, portals[portal] == nil,
+           let oldest = portals.min(by: { $0.value.order < $1.value.order })?.key {
+            portals[oldest] = nil
+        }
+        definitions += 1
+        portals[portal] = Portal(text: statements[statement]?.text ?? "", parameters: parameters, order: definitions)
     }
 
     package mutating func executeReceived(portal: String, at time: Int64) {
         guard !discardingUntilSync else { return }
         let bound = portals[portal]
-        ops.append(.execute(text: bound?.text ?? "", parameters: bound?.parameters, startedAt: time))
+        ops.append(.execute(portal: portal, instance: bound?.order ?? 0, text: bound?.text ?? "", parameters: bound?.parameters,
+                            startedAt: time, continuation: bound?.recorded ?? false))
     }
 
     /// Close (`S` statement or `P` portal).
@@ -225,9 +249,12 @@ package struct StatementLifecycle: Sendable {
             finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: tag,
                           outcome: .ok, startedAt: lastAt, finishedAt: time))
             ops[0] = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time)
-        case .execute(let text, let parameters, let startedAt):
-            finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: tag,
-                          outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
+        case .execute(_, _, let text, let parameters, let startedAt, let continuation):
+            // A portal recorded when an earlier Execute of it was suspended is not recorded again.
+            if !continuation {
+                finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: tag,
+                              outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
+            }
             ops.removeFirst()
         case .parse, .function, .sync, .copyEnd:
             break
@@ -248,9 +275,25 @@ package struct StatementLifecycle: Sendable {
     }
 
     /// An Execute with a row limit stopped early; the portal's statement has not finished.
-    package mutating func portalSuspendedReceived() {
+    /// It is recorded now, once, as pgAudit logs a statement when its executor starts: the
+    /// client may never fetch the rest (a write with RETURNING has already run whole), and the
+    /// portal may live until its transaction ends. The record has no command tag, so no row
+    /// count; later Executes of the portal add no record unless they fail.
+    package mutating func portalSuspendedReceived(at time: Int64) {
         dropSucceededParses()
-        if case .execute? = ops.first { ops.removeFirst() }
+        guard case .execute(let portal, let instance, let text, let parameters, let startedAt, let continuation)? = ops.first else { return }
+        ops.removeFirst()
+        guard !continuation else { return }
+        // The Executes of this portal already sent, and those the client sends later while the
+        // name still means it, continue it.
+        for index in ops.indices {
+            if case .execute(let name, instance, let text, let parameters, let startedAt, false) = ops[index], name == portal {
+                ops[index] = .execute(portal: name, instance: instance, text: text, parameters: parameters, startedAt: startedAt, continuation: true)
+            }
+        }
+        if portals[portal]?.order == instance { portals[portal]?.recorded = true }
+        finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: nil,
+                      outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
     }
 
     /// An ErrorResponse (not a NoticeResponse). `refused`: the gate rewrote it into a refusal.
@@ -281,7 +324,7 @@ package struct StatementLifecycle: Sendable {
             let end = ops.firstIndex { if case .sync = $0 { return true } else { return false } } ?? ops.count
             var failedText: (String, [String?]?, Int64)?
             for op in ops[..<end] {
-                if case .execute(let text, let parameters, let startedAt) = op { failedText = (text, parameters, startedAt); break }
+                if case .execute(_, _, let text, let parameters, let startedAt, _) = op { failedText = (text, parameters, startedAt); break }
             }
             if failedText == nil, case .parse(let text) = head { failedText = (text, nil, time) }
             if let (text, parameters, startedAt) = failedText {
@@ -330,7 +373,8 @@ package struct StatementLifecycle: Sendable {
                     finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: nil,
                                   outcome: .disconnected, startedAt: lastAt, finishedAt: time))
                 }
-            case .execute(let text, let parameters, let startedAt):
+            case .execute(_, _, let text, let parameters, let startedAt, let continuation):
+                if continuation { continue }
                 finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: nil,
                               outcome: .disconnected, startedAt: startedAt, finishedAt: time, parameters: parameters))
             case .function(let oid, let startedAt):

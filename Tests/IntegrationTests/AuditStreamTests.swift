@@ -12,11 +12,12 @@ final class AuditStreamTests: IntegrationTestCase {
         if result.status != 0 { throw XCTSkip("no journald: \(result.stderr)") }
     }
 
-    private func auditProxy(_ settings: [String]) throws -> (ProxyProcess, String) {
+    private func auditProxy(_ settings: [String], clientTLS: String = "require") throws -> (ProxyProcess, String) {
         let harness = try harness
         let dir = try harness.makeDir("audit")
         let file = "\(dir)/audit.json"
         var options = ProxyProcess.Options(upstream: harness.cluster)
+        options.clientTLS = clientTLS
         options.extraSettings = ["audit = on"] + settings.map { $0.replacingOccurrences(of: "@FILE@", with: file) }
         return (try ProxyProcess(harness: harness, options: options), file)
     }
@@ -148,6 +149,42 @@ final class AuditStreamTests: IntegrationTestCase {
             XCTAssertNotNil(disconnect.flatMap { field($0, "duration_us") }, sink)
             XCTAssertEqual(disconnect.flatMap { field($0, "statements") }, "1", sink)
         }
+    }
+
+    /// An Execute with a row limit that stops early (PortalSuspended) is recorded, once, even
+    /// when the client never fetches the rest: a write with RETURNING has already run whole.
+    func testARowLimitedPortalIsRecordedEvenWhenNeverFetchedToTheEnd() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let table = marker("portal")
+        let dir = try harness.makeDir("audit-portal")
+        try "host all all 127.0.0.1/32 trust\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@", "hba_file = \(dir)/pg_hba.conf"], clientTLS: "allow")
+        _ = try harness.cluster.superuserPsql("CREATE TABLE \(table) (a int); GRANT ALL ON \(table) TO app_rw", dbname: "app")
+        let client = try WireClient(port: proxy.port, user: "app_rw")
+        XCTAssertTrue(client.socket.send(WireClient.query("BEGIN")
+            + WireClient.parse("INSERT INTO \(table) SELECT g FROM generate_series(1, 1000) g RETURNING a")
+            + WireClient.bind() + WireClient.execute(maxRows: 1) + WireClient.sync + WireClient.query("COMMIT")
+            + WireClient.parse("SELECT g AS \(table)_read FROM generate_series(1, 100) g")
+            + WireClient.bind() + WireClient.execute(maxRows: 99) + WireClient.sync))
+        let replies = try client.collect(readyForQuery: 4, timeout: 20)
+        XCTAssertEqual(replies.filter { $0.type == UInt8(ascii: "s") }.count, 2, "both Executes were suspended")
+        XCTAssertEqual(try harness.cluster.query("SELECT count(*) FROM \(table)", dbname: "app"), "1000",
+                       "the write ran whole and was committed")
+        XCTAssertTrue(client.socket.send(WireClient.frame("X", [])))
+        _ = try harness.cluster.superuserPsql("DROP TABLE IF EXISTS \(table)", dbname: "app")
+        proxy.stop()
+
+        let records = try jsonRecords(file)
+        let insert = statements(records, key: { $0 }, containing: "INSERT INTO \(table)")
+        XCTAssertEqual(insert.count, 1, "\(records)")
+        XCTAssertEqual(insert.first?["audit_class"] as? String, "WRITE")
+        XCTAssertEqual(insert.first?["audit_command"] as? String, "INSERT")
+        XCTAssertEqual(insert.first?["outcome"] as? String, "ok")
+        let read = statements(records, key: { $0 }, containing: "\(table)_read")
+        XCTAssertEqual(read.count, 1, "\(records)")
+        XCTAssertEqual(read.first?["audit_class"] as? String, "READ")
+        let disconnect = records.last { $0["audit_event"] as? String == "disconnect" && $0["db_user"] as? String == "app_rw" }
+        XCTAssertEqual(disconnect?["statements"] as? Int, 4, "BEGIN, INSERT, COMMIT, SELECT")
     }
 
     func testAuthenticationFailureIsRecordedWithoutThePassword() throws {

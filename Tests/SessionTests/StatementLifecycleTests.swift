@@ -157,18 +157,91 @@ final class StatementLifecycleTests: XCTestCase {
         XCTAssertEqual(life.statementCount, 1)
     }
 
-    func testPortalSuspendedThenCompleted() {
+    /// A portal fetched in pieces is recorded once, when its first Execute is suspended (its
+    /// statement has started; a write with RETURNING has run whole): later Executes of it add
+    /// nothing, whether they complete it or the client never fetches the rest.
+    func testPortalSuspendedIsRecordedOnceWhenItStops() {
         var life = StatementLifecycle()
         life.parseReceived(name: "", text: "SELECT * FROM big")
         life.bindReceived(portal: "c", statement: "")
         life.executeReceived(portal: "c", at: 0)
         life.executeReceived(portal: "c", at: 1)
         life.syncReceived()
-        life.portalSuspendedReceived()
+        life.portalSuspendedReceived(at: 1)
         life.commandCompleteReceived(tag: "SELECT 7", at: 2)
         let records = life.readyForQueryReceived(status: I, at: 3)
         XCTAssertEqual(records.map(\.text), ["SELECT * FROM big"])
-        XCTAssertEqual(records.map(\.rows), [7])
+        XCTAssertEqual(records.map(\.startedAt), [0])
+        XCTAssertEqual(records.map(\.tag), [nil], "rows of one piece are not the statement's")
+
+        // Never fetched to the end: recorded at its Sync all the same.
+        life.parseReceived(name: "w", text: "INSERT INTO t SELECT g FROM generate_series(1, 1000) g RETURNING g")
+        life.bindReceived(portal: "", statement: "w")
+        life.executeReceived(portal: "", at: 10)
+        life.syncReceived()
+        life.portalSuspendedReceived(at: 11)
+        XCTAssertEqual(life.readyForQueryReceived(status: T, at: 12).map(\.text),
+                       ["INSERT INTO t SELECT g FROM generate_series(1, 1000) g RETURNING g"])
+        // A later Execute of it that fails is recorded: that is a new outcome.
+        life.executeReceived(portal: "", at: 13)
+        life.syncReceived()
+        life.errorReceived(sqlState: "22012", message: "division by zero", refused: false, at: 14)
+        XCTAssertEqual(life.readyForQueryReceived(status: E, at: 15).map(\.outcome), [.failed(sqlState: "22012", message: "division by zero")])
+        // A session that ends with a suspended portal's Execute in flight adds no second record.
+        life.bindReceived(portal: "p", statement: "w")
+        life.executeReceived(portal: "p", at: 20)
+        life.syncReceived()
+        life.portalSuspendedReceived(at: 21)
+        XCTAssertEqual(life.readyForQueryReceived(status: T, at: 22).count, 1)
+        life.executeReceived(portal: "p", at: 23)
+        XCTAssertEqual(life.sessionEnded(at: 24), [])
+        XCTAssertEqual(life.statementCount, 4)
+    }
+
+    /// Pipelined: the client binds the unnamed portal anew before the server suspended the
+    /// first one. The new portal is a statement of its own.
+    func testASuspendedPortalDoesNotSilenceTheNextOneBoundUnderItsName() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "", text: "INSERT INTO t SELECT 1 RETURNING 1")
+        life.bindReceived(portal: "", statement: "")
+        life.executeReceived(portal: "", at: 0)
+        life.syncReceived()
+        life.parseReceived(name: "", text: "SELECT 2")
+        life.bindReceived(portal: "", statement: "")
+        life.executeReceived(portal: "", at: 1)
+        life.executeReceived(portal: "", at: 2)
+        life.syncReceived()
+        life.portalSuspendedReceived(at: 3)
+        XCTAssertEqual(life.readyForQueryReceived(status: T, at: 4).map(\.text), ["INSERT INTO t SELECT 1 RETURNING 1"])
+        life.portalSuspendedReceived(at: 5)
+        life.commandCompleteReceived(tag: "SELECT 0", at: 6)
+        XCTAssertEqual(life.readyForQueryReceived(status: T, at: 7).map(\.text), ["SELECT 2"],
+                       "recorded once, at its suspension; its second Execute continues it")
+        XCTAssertEqual(life.statementCount, 2)
+    }
+
+    /// Beyond `maxNames` names only the oldest is forgotten, not every one.
+    func testOnlyTheOldestNameIsForgotten() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "evil", text: "DELETE FROM victim")
+        for index in 0..<StatementLifecycle.maxNames { life.parseReceived(name: "s\(index)", text: "SELECT \(index)") }
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 0)
+        life.bindReceived(portal: "", statement: "evil")
+        life.executeReceived(portal: "", at: 1)
+        life.syncReceived()
+        life.commandCompleteReceived(tag: "SELECT 1", at: 2)
+        life.commandCompleteReceived(tag: "DELETE 0", at: 3)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 4).map(\.text), ["SELECT 1", ""],
+                       "the oldest, evil, is the one forgotten; s1 is kept")
+        // Redefining a name makes it the newest.
+        life.parseReceived(name: "s0", text: "SELECT 'again'")
+        life.parseReceived(name: "new", text: "SELECT 'new'")
+        life.bindReceived(portal: "", statement: "s0")
+        life.executeReceived(portal: "", at: 5)
+        life.syncReceived()
+        life.commandCompleteReceived(tag: "SELECT 1", at: 6)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 7).map(\.text), ["SELECT 'again'"])
     }
 
     /// Extended-protocol COPY FROM STDIN as libpq sends it: Parse/Bind/Execute/Sync at once, then

@@ -72,6 +72,8 @@ final class WireClient {
     /// Describe of a prepared statement.
     static func describe(statement: String) -> [UInt8] { frame("D", [UInt8(ascii: "S")] + Array(statement.utf8) + [0]) }
     static func execute() -> [UInt8] { frame("E", [0, 0, 0, 0, 0]) }
+    /// Execute of the unnamed portal that stops after `maxRows` rows (PortalSuspended).
+    static func execute(maxRows: UInt32) -> [UInt8] { frame("E", [0] + int32(maxRows)) }
     static let sync = frame("S", [])
 
     /// The next whole message, or nil when the peer closed; throws on timeout.
