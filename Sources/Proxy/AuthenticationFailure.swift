@@ -15,9 +15,14 @@ public struct AuthenticationFailure: Sendable, Equatable {
     public var sqlState: String
     /// The FATAL message the client gets.
     public var message: String
+    /// The client proved who it is, and the login was refused for what it asked for (a
+    /// database that does not exist, a start-up setting a read-only identity may not make),
+    /// as PostgreSQL refuses them after authentication (postinit.c InitPostgres,
+    /// process_startup_options): no auth_failure_delay, and logged as a refused login.
+    public var afterAuthentication: Bool
 
     public init(remoteHost: String, user: String, database: String, method: String?, ruleOrigin: String?,
-                sqlState: String, message: String) {
+                sqlState: String, message: String, afterAuthentication: Bool = false) {
         self.remoteHost = remoteHost
         self.user = user
         self.database = database
@@ -25,6 +30,7 @@ public struct AuthenticationFailure: Sendable, Equatable {
         self.ruleOrigin = ruleOrigin
         self.sqlState = sqlState
         self.message = message
+        self.afterAuthentication = afterAuthentication
     }
 
     /// pg_hba.conf spelling (docs 21.1).
@@ -43,7 +49,7 @@ public struct AuthenticationFailure: Sendable, Equatable {
     /// The log line: the client's FATAL, then where the rule came from, as PostgreSQL's DETAIL.
     public var logMessage: String {
         let matched = ruleOrigin.map { "connection matched \($0)" } ?? "no matching pg_hba.conf entry"
-        return "authentication failed: \(message); \(matched)"
+        return "\(afterAuthentication ? "login refused" : "authentication failed"): \(message); \(matched)"
     }
 
     /// The same facts as separate fields, for log processors.

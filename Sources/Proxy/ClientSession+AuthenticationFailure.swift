@@ -13,7 +13,7 @@ extension ClientSession {
         logger.warning("\(failure.logMessage)", metadata: metadata)
         auditAuthenticationFailed(failure)
         let delay: Duration
-        if let cap = runtime.config.general.authFailureDelay,
+        if !failure.afterAuthentication, let cap = runtime.config.general.authFailureDelay,
            let remote = startup?.remote, let address = StartupAddressKey.key(forHost: remote.host, isUnix: remote.isUnix) {
             delay = shared.authFailures.failed(address: address, at: loop.now(), cap: cap)
         } else {

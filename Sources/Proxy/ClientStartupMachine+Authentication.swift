@@ -193,13 +193,22 @@ extension ClientStartupMachine {
     /// Ends the login with a FATAL error; the shell logs the failure (without anything the
     /// client sent as a secret) and may delay the answer (auth_failure_delay).
     mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String,
-                         user: String, database: String, rule: ClientAuthRule?) -> Action {
+                         user: String, database: String, rule: ClientAuthRule?,
+                         hint: String? = nil, afterAuthentication: Bool = false) -> Action {
         state = .closed
         let failure = AuthenticationFailure(
             remoteHost: remoteHostForMessages, user: user, database: database,
             method: rule.map { AuthenticationFailure.methodName($0.method) }, ruleOrigin: rule?.origin,
-            sqlState: sqlState, message: message)
-        return .refuseAuthentication(preamble + Self.fatal(sqlState, message), failure)
+            sqlState: sqlState, message: message, afterAuthentication: afterAuthentication)
+        return .refuseAuthentication(preamble + Self.fatal(sqlState, message, hint: hint), failure)
+    }
+
+    /// Ends an authenticated login with a FATAL error for what it asked for; logged and
+    /// audited as a refused login, with no auth_failure_delay.
+    mutating func refuseAfterAuthentication(_ preamble: ByteBuffer, _ sqlState: String, _ message: String, hint: String?,
+                                            login: PendingLogin) -> Action {
+        refuse(preamble, sqlState, message, user: login.user, database: login.database, rule: login.rule,
+               hint: hint, afterAuthentication: true)
     }
 
     var remoteAddress: String? {

@@ -389,8 +389,8 @@ public struct ClientStartupMachine {
     mutating func authenticated(_ login: PendingLogin, preamble: ByteBuffer) -> Action {
         authenticatedUser = login.user
         guard let server = ServerLogin.resolve(config, database: login.database, user: login.user, passThrough: passThrough) else {
-            state = .closed
-            return .sendAndClose(preamble + Self.fatal(SQLState.undefinedDatabase, "database \"\(login.database)\" does not exist"))
+            return refuseAfterAuthentication(preamble, SQLState.undefinedDatabase, "database \"\(login.database)\" does not exist",
+                                             hint: nil, login: login)
         }
         let identity = config.identities[login.user]
         var parameters = login.packet.parameters.filter { p in
@@ -403,9 +403,8 @@ public struct ClientStartupMachine {
             // go upstream as separate parameters (StartupSettingsPolicy).
             switch StartupSettingsPolicy.judge(parameters.map { ($0.name, $0.value) }) {
             case .refused(let refusal):
-                state = .closed
-                return .sendAndClose(preamble + Self.fatal(refusal.sqlState, refusal.message,
-                    hint: "\"\(login.user)\" is a read-only identity."))
+                return refuseAfterAuthentication(preamble, refusal.sqlState, refusal.message,
+                                                 hint: "\"\(login.user)\" is a read-only identity.", login: login)
             case .accepted(let accepted):
                 parameters = accepted.map { StartupParameter(name: $0.name, value: $0.value) }
             }

@@ -202,6 +202,30 @@ final class AuditStreamTests: IntegrationTestCase {
         XCTAssertFalse(((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains(wrong))
     }
 
+    /// Logins refused after the client proved who it is — a database that does not exist, a
+    /// read-only identity asking for a way out in `options` — are refused logins in the stream
+    /// too, with what was refused and why.
+    func testLoginsRefusedAfterAuthenticationAreRecorded() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@"])
+        let escape = try runPsql(conninfo: proxy.endpoint.conninfo(user: "app_ro", extra: "options='-c default_transaction_read_only=off'"),
+                                 sql: "SELECT 1", env: proxy.endpoint.env(user: "app_ro"))
+        XCTAssertNotEqual(escape.status, 0)
+        XCTAssertTrue(escape.stderr.contains("is a read-only identity"), escape.stderr)
+        let missing = try runPsql(conninfo: proxy.endpoint.conninfo(user: "app_rw", dbname: "no_such_db_audit"),
+                                  sql: "SELECT 1", env: proxy.endpoint.env(user: "app_rw"))
+        XCTAssertTrue(missing.stderr.contains("database \"no_such_db_audit\" does not exist"), missing.stderr)
+        proxy.stop()
+        let failures = try jsonRecords(file).filter { ($0["audit_event"] as? String) == "authentication_failed" }
+        let readOnly = failures.first { $0["db_user"] as? String == "app_ro" }
+        XCTAssertEqual(readOnly?["sqlstate"] as? String, "42501", "\(failures)")
+        XCTAssertEqual(readOnly?["auth_method"] as? String, "scram-sha-256")
+        XCTAssertTrue((readOnly?["message"] as? String)?.hasPrefix("login refused: ") == true, "\(failures)")
+        let database = failures.first { $0["db_name"] as? String == "no_such_db_audit" }
+        XCTAssertEqual(database?["sqlstate"] as? String, "3D000", "\(failures)")
+        XCTAssertEqual(database?["db_user"] as? String, "app_rw")
+    }
+
     func testStatementTextModesNormalizedAndNone() throws {
         try requireProxyTarget("the audit stream is a proxy feature")
         let literal = marker("literal")
