@@ -16,14 +16,24 @@ extension CatalogSnapshot {
     ///   function of the cast's own), a domain whose constraint calls a function that is not a
     ///   read-safe built-in or uses a user-defined operator (domain constraints run on every
     ///   coercion to the domain, src/backend/executor/execExprInterp.c
-    ///   ExecEvalConstraintCheck) — and, recursively, domains over, arrays of, ranges and
+    ///   ExecEvalConstraintCheck), a range type whose `subtype_diff` or `canonical` function is
+    ///   not built in (the planner calls `subtype_diff` to estimate `&&`, `<@` and the like
+    ///   against a range column's statistics, src/backend/utils/adt/rangetypes_selfuncs.c
+    ///   get_position; the statement names neither) — and, recursively, the element type of
+    ///   such an array type (`ARRAY['x'::t]::text` reaches a cast from `t[]` without naming
+    ///   it), and domains over, arrays of, ranges and
     ///   multiranges over, and composite (row) types with a column of, such a type, since
     ///   coercing those coerces their parts (record_in, domain_in, populate_record);
     /// - `relation`: tables, views, materialized views and foreign tables with a column of a
     ///   flagged type: its values reach implicit casts and domain checks without the type
     ///   being named (`lower(col)`, `jsonb_populate_record(t, ...)`, UNION with a literal);
     /// - `cast`: a cast with such a function between two built-in types (superuser only);
-    ///   it may be applied to any expression, so the snapshot refuses every statement.
+    ///   it may be applied to any expression, so the snapshot refuses every statement. Likewise
+    ///   a support function or operator outside the built-in catalog in a btree or hash operator
+    ///   family of a built-in type that has a default operator class (superuser only): sorting,
+    ///   grouping, DISTINCT, UNION, merge and hash joins and the planner's derived clauses call
+    ///   them for any expression of that type (src/backend/utils/cache/typcache.c
+    ///   lookup_type_cache; src/backend/optimizer/path/equivclass.c).
     public static let objectsQuery: String = #"""
         WITH RECURSIVE
           safe_function(proname) AS (SELECT unnest(ARRAY[\#(safeFunctionList)]::text[])),
@@ -83,7 +93,32 @@ extension CatalogSnapshot {
             SELECT g.rngmultitypid, g.rngtypid, 'it is the multirange of' FROM pg_range g WHERE g.rngtypid >= 16384
             UNION ALL
             SELECT k.typid, k.ref, format('its constraint %s coerces to', k.conname) FROM check_ref k
-             WHERE k.field = 'resulttype' AND k.ref >= 16384 AND k.ref <> k.typid),
+             WHERE k.field = 'resulttype' AND k.ref >= 16384 AND k.ref <> k.typid
+            UNION ALL
+            SELECT t.typelem, t.oid, 'its array type is' FROM pg_type t
+             WHERE t.oid >= 16384 AND t.typelem >= 16384 AND t.typsubscript = 'array_subscript_handler'::regproc),
+          -- Operator families of built-in types with a default btree or hash operator class
+          -- that hold user code: one support function or operator is enough.
+          family_code(reason) AS (
+            SELECT format('operator family %s of access method %s has support function %s',
+                          f.opfname, m.amname, a.amproc::regprocedure)
+              FROM pg_amproc a JOIN pg_opfamily f ON f.oid = a.amprocfamily JOIN pg_am m ON m.oid = f.opfmethod
+             WHERE m.amname IN ('btree', 'hash') AND a.amproc NOT IN (SELECT oid FROM safe_proc)
+               AND (a.amproc >= 16384 OR a.amproc IN (SELECT p.oid FROM pg_proc p
+                                                       WHERE p.pronamespace NOT IN (SELECT oid FROM system_namespace)))
+               AND (a.amproclefttype < 16384 OR a.amprocrighttype < 16384)
+               AND EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid AND c.opcdefault AND c.opcintype < 16384)
+               AND a.amproc NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_proc'::regclass)
+            UNION ALL
+            SELECT format('operator family %s of access method %s has operator %s',
+                          f.opfname, m.amname, o.amopopr::regoperator)
+              FROM pg_amop o JOIN pg_opfamily f ON f.oid = o.amopfamily JOIN pg_am m ON m.oid = f.opfmethod
+              JOIN pg_operator op ON op.oid = o.amopopr
+             WHERE m.amname IN ('btree', 'hash')
+               AND (op.oid >= 16384 OR op.oprnamespace NOT IN (SELECT oid FROM system_namespace))
+               AND (o.amoplefttype < 16384 OR o.amoprighttype < 16384)
+               AND EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid AND c.opcdefault AND c.opcintype < 16384)
+               AND op.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_operator'::regclass)),
           -- depth bounds the walk: ALTER DOMAIN can make two domains' constraints coerce to
           -- each other, a cycle the ever-longer reasons would never leave.
           flagged(oid, reason, depth) AS (
@@ -99,6 +134,13 @@ extension CatalogSnapshot {
               FROM check_ref r JOIN pg_operator o ON o.oid = r.ref
              WHERE r.field = 'opno' AND (o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace))
                AND o.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_operator'::regclass)
+            UNION
+            SELECT g.rngtypid, format('its %s function %s is not built in', x.role, x.proc::regprocedure), 0
+              FROM pg_range g
+              CROSS JOIN LATERAL (VALUES ('subtype_diff', g.rngsubdiff::oid), ('canonical', g.rngcanonical::oid)) x(role, proc)
+             WHERE x.proc <> 0 AND x.proc NOT IN (SELECT oid FROM safe_proc)
+               AND (x.proc >= 16384 OR x.proc IN (SELECT p.oid FROM pg_proc p
+                                                   WHERE p.pronamespace NOT IN (SELECT oid FROM system_namespace)))
             UNION
             SELECT e.outer_type, format('%s %s; %s', e.phrase, f.oid::regtype, f.reason), f.depth + 1
               FROM flagged f JOIN contains e ON e.inner_type = f.oid
@@ -129,5 +171,7 @@ extension CatalogSnapshot {
         UNION ALL
         SELECT 'cast', c.oid, '', '', c.reason, NULL
           FROM code_cast c WHERE c.castsource < 16384 AND c.casttarget < 16384
+        UNION ALL
+        SELECT 'cast', 0, '', '', f.reason, NULL FROM family_code f
         """#
 }

@@ -47,7 +47,15 @@ final class OverloadAttackTests: IntegrationTestCase {
         CREATE TABLE plain (a integer, name text);
         INSERT INTO plain VALUES (1, 'x');
         CREATE FUNCTION public.shout(plain) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('attribute notation')::text $$;
-        GRANT SELECT ON plain, moods TO app_ro;
+        CREATE FUNCTION rng_diff(integer, integer) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$
+          BEGIN PERFORM public.hit('range subtype_diff'); RETURN ($1 - $2)::float8; END $$;
+        CREATE TYPE evilrange AS RANGE (subtype = integer, subtype_diff = rng_diff);
+        CREATE TABLE ranges (r evilrange);
+        INSERT INTO ranges SELECT evilrange(g, g + 10) FROM generate_series(1, 1000) g;
+        CREATE TYPE feeling AS ENUM ('ok');
+        CREATE FUNCTION feelings_text(feeling[]) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('cast feeling[] to text')::text $$;
+        CREATE CAST (feeling[] AS text) WITH FUNCTION feelings_text(feeling[]);
+        GRANT SELECT ON plain, moods, ranges TO app_ro;
         ALTER DATABASE overload SET search_path = public, pg_catalog;
         """
 
@@ -66,6 +74,9 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT m::text FROM moods", "a user-defined cast from a column's type"),
         ("SELECT 'happy'::mood::text", "a user-defined cast named by its type"),
         ("SELECT p.shout FROM plain p", "attribute notation: p.shout is shout(p)"),
+        ("SELECT count(*) FROM ranges WHERE r && '[10,20]'",
+         "the planner estimates && with the range type's subtype_diff (the column has statistics); nothing names it"),
+        ("SELECT ARRAY['ok'::feeling]::text", "a user-defined cast from feeling[], an array type the text never spells"),
     ]
 
     private var cluster: Cluster { get throws { try harness.cluster } }
@@ -85,6 +96,9 @@ final class OverloadAttackTests: IntegrationTestCase {
         _ = try admin.rows("DROP DATABASE IF EXISTS \(Self.database) WITH (FORCE)")
         _ = try admin.rows("CREATE DATABASE \(Self.database)")
         _ = try superuser().rows(Self.setupSQL)
+        // Statistics for the range column (ANALYZE itself calls subtype_diff, so after the
+        // setup committed `hits`; autovacuum has nothing left to analyze afterwards).
+        _ = try superuser().rows("ANALYZE ranges")
     }
 
     /// app_ro straight to PostgreSQL in read-only mode: what the proxy adds to the startup packet.
@@ -162,6 +176,59 @@ final class OverloadAttackTests: IntegrationTestCase {
             XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")
         }
         XCTAssertEqual(try hits(owner), afterDirect)
+    }
+
+    /// A superuser adds a default btree operator class for a built-in type whose comparison
+    /// runs user code: sorting, DISTINCT and grouping of any value of that type call it, with
+    /// no name in the statement. The snapshot then refuses every statement in that database.
+    func testAUserOperatorClassForABuiltInTypeRefusesEverything() throws {
+        try createDatabase()
+        let owner = try superuser()
+        _ = try owner.rows("""
+            CREATE FUNCTION pt_cmp(a point, b point) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$
+              BEGIN PERFORM public.hit('btree support of point'); RETURN CASE WHEN a[0] < b[0] THEN -1 WHEN a[0] > b[0] THEN 1 ELSE 0 END; END $$;
+            CREATE FUNCTION pt_lt(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT public.pt_cmp($1, $2) < 0';
+            CREATE FUNCTION pt_le(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT public.pt_cmp($1, $2) <= 0';
+            CREATE FUNCTION pt_eq(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT public.pt_cmp($1, $2) = 0';
+            CREATE FUNCTION pt_ge(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT public.pt_cmp($1, $2) >= 0';
+            CREATE FUNCTION pt_gt(point, point) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT public.pt_cmp($1, $2) > 0';
+            CREATE OPERATOR #<# (LEFTARG = point, RIGHTARG = point, FUNCTION = pt_lt);
+            CREATE OPERATOR #<=# (LEFTARG = point, RIGHTARG = point, FUNCTION = pt_le);
+            CREATE OPERATOR #=# (LEFTARG = point, RIGHTARG = point, FUNCTION = pt_eq);
+            CREATE OPERATOR #>=# (LEFTARG = point, RIGHTARG = point, FUNCTION = pt_ge);
+            CREATE OPERATOR #># (LEFTARG = point, RIGHTARG = point, FUNCTION = pt_gt);
+            CREATE OPERATOR CLASS point_ops DEFAULT FOR TYPE point USING btree AS
+              OPERATOR 1 #<#, OPERATOR 2 #<=#, OPERATOR 3 #=#, OPERATOR 4 #>=#, OPERATOR 5 #>#, FUNCTION 1 pt_cmp(point, point);
+            CREATE TABLE pts (p point);
+            INSERT INTO pts VALUES (point(2, 2)), (point(1, 1));
+            GRANT SELECT ON pts TO app_ro;
+            """)
+        let attacks = ["SELECT p FROM pts ORDER BY p", "SELECT DISTINCT p FROM pts", "SELECT 1 FROM generate_series(1, 3) g ORDER BY point(g, -g)"]
+        for attack in attacks {
+            let before = try hits(owner)
+            XCTAssertFalse(try directReadOnly().run(attack, protocol: .simple).contains(where: \.isError), attack)
+            XCTAssertGreaterThan(try hits(owner), before, "\(attack) did not write against PostgreSQL alone")
+        }
+
+        try requireProxyTarget("the proxy's refusal")
+        var options = ProxyProcess.Options(upstream: try cluster)
+        options.extraDatabaseNames = [Self.database]
+        let proxy = try ProxyProcess(harness: try harness, options: options)
+        defer { proxy.stop() }
+        let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
+                                                                             extra: "password=app_ro_pw")) }
+        XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+            try readOnly().run("SELECT 'happy'::mood", protocol: .simple).first?.isError == true
+        }, "the snapshot was not loaded")
+        let before = try hits(owner)
+        for queryProtocol in QueryProtocol.allCases {
+            for attack in attacks {
+                let outcome = try readOnly().run(attack, protocol: queryProtocol)
+                XCTAssertTrue(outcome.first(where: \.isError)?.message?.contains("operator family point_ops of access method btree") == true,
+                              "[\(queryProtocol)] \(attack): \(outcome)")
+            }
+        }
+        XCTAssertEqual(try hits(owner), before, "the operator class's code ran through Portcullis")
     }
 
     /// Objects planted after start-up are known once DDL through the proxy refreshes the
