@@ -22,6 +22,10 @@ public enum CatalogSnapshotLoader {
         // A catalog that makes the queries run away (they are bounded, but the server may be
         // slow) fails this load; the previous snapshot stays in force.
         try connection.execute("SET statement_timeout = '120s'")
+        // Names arrive as UTF-8 whatever the database's encoding, as the gate compares them.
+        try connection.execute("SET client_encoding = 'UTF8'")
+        let serverEncoding = try connection.rows("SELECT current_setting('server_encoding')", columns: 1,
+                                                 what: "server encoding query").first?.first ?? nil
         for (setting, names) in [("portcullis.readable_foreign_servers", readableForeignServers),
                                  ("portcullis.trusted_extensions", trustedExtensions)] where !names.isEmpty {
             let json = "[" + names.map(jsonString).joined(separator: ",") + "]"
@@ -43,7 +47,7 @@ public enum CatalogSnapshotLoader {
             objects.append(CatalogSnapshot.ObjectRow(kind: kind, oid: oid, schema: value[2] ?? "", name: value[3] ?? "",
                                                      detail: value[4] ?? "", relkind: value[5]))
         }
-        return CatalogSnapshot(rows: rows, objects: objects)
+        return CatalogSnapshot(rows: rows, objects: objects, serverEncoding: serverEncoding)
     }
 }
 

@@ -26,6 +26,7 @@ extension CatalogSnapshot {
         if let global = globalRefusal { return global }
         // LOCK runs no query (and pg_dump locks every table it dumps).
         guard statement.commandTag != "LOCK TABLE" else { return nil }
+        if let refusal = nonASCIINameRefusal(for: statement) { return refusal }
         for object in statement.objects {
             if let relation = restriction(for: object), !(relation.byColumnType && statement.copiesStoredRows) {
                 return Self.refusal(relation)
@@ -36,6 +37,23 @@ extension CatalogSnapshot {
             if let refusal = userObjectRefusal(for: lookup) { return refusal }
         }
         return nil
+    }
+}
+
+extension CatalogSnapshot {
+    /// In a database whose encoding is not UTF8, a name with a non-ASCII character may not be
+    /// the name the gate matched: the server converts the UTF-8 text to its encoding before it
+    /// parses, then truncates identifiers to 63 bytes of *that* encoding and, in single-byte
+    /// encodings, down-cases non-ASCII letters of unquoted names by the locale
+    /// (src/backend/parser/scansup.c truncate_identifier, downcase_identifier); libpg_query
+    /// does both in UTF-8. ASCII names read the same in every server encoding.
+    func nonASCIINameRefusal(for statement: StatementClassification) -> Refusal? {
+        guard let encoding = nonUTF8ServerEncoding else { return nil }
+        let names = statement.objects.flatMap { [$0.name, $0.schema ?? ""] } + statement.lookups.flatMap { [$0.name, $0.schema ?? ""] }
+        guard let name = names.first(where: { $0.utf8.contains { $0 >= 0x80 } }) else { return nil }
+        return Refusal(sqlState: "25006",
+                       message: "the name \"\(name)\" is not allowed for a read-only identity: it is not ASCII, and this database's encoding is \(encoding), in which PostgreSQL may read it as another name",
+                       isPostgreSQLText: false)
     }
 }
 

@@ -66,12 +66,16 @@ public struct CatalogSnapshot: Sendable, Equatable {
     /// Functions, operators and types outside the built-in catalog that name resolution could
     /// pick (``UserObjects``, built from the rows of ``objectsQuery``).
     let userObjects: UserObjects
+    /// The database's encoding when it is not UTF8 (nil for UTF8): then identifiers with
+    /// non-ASCII characters are refused (``nonASCIINameRefusal(for:)``).
+    let nonUTF8ServerEncoding: String?
 
     public static let empty = CatalogSnapshot(rows: [])
 
     /// - Parameter objects: the rows of ``objectsQuery`` (user functions, operators, flagged
     ///   types, relations whose columns have flagged types, casts between built-in types).
-    public init(rows: [Row], objects: [ObjectRow] = []) {
+    /// - Parameter serverEncoding: the database's `server_encoding`.
+    public init(rows: [Row], objects: [ObjectRow] = [], serverEncoding: String? = nil) {
         var byName: [String: [RestrictedRelation]] = [:]
         for row in rows {
             let relation = RestrictedRelation(schema: row.schema, name: row.name,
@@ -87,9 +91,10 @@ public struct CatalogSnapshot: Sendable, Equatable {
         }
         self.byName = byName
         userObjects = UserObjects(rows: objects)
+        nonUTF8ServerEncoding = serverEncoding.flatMap { ClientEncodingPolicy.isReadOnlyAllowed($0) ? nil : $0 }
     }
 
-    var isEmpty: Bool { byName.isEmpty && userObjects.isEmpty }
+    var isEmpty: Bool { byName.isEmpty && userObjects.isEmpty && nonUTF8ServerEncoding == nil }
 
     public var restrictedRelations: [RestrictedRelation] {
         byName.values.flatMap { $0 }.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }
@@ -97,6 +102,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
 
     public static func == (lhs: CatalogSnapshot, rhs: CatalogSnapshot) -> Bool {
         Set(lhs.restrictedRelations) == Set(rhs.restrictedRelations) && lhs.userObjects == rhs.userObjects
+            && lhs.nonUTF8ServerEncoding == rhs.nonUTF8ServerEncoding
     }
 
     /// The flagged relation `object` may denote, or nil. Conservative: the session's

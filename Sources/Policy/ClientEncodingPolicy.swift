@@ -27,6 +27,17 @@ public enum ClientEncodingPolicy {
         unsafeEncodingKeys.contains(cleanedName(name))
     }
 
+    /// True when `name` is UTF8 (`UTF8`, `utf-8`, `Unicode`; encnames.c), the only client
+    /// encoding a read-only identity may use. Keeping the syntax bytes is not enough for the
+    /// gate: it matches identifiers against the catalog as UTF-8, so in LATIN1 the bytes of
+    /// `"Ã©vil"` would name a view the gate reads as `"évil"` (the server converts from
+    /// client_encoding before it parses, pg_client_to_server). Sessions of read-only identities
+    /// start with `client_encoding=UTF8` unless the client asks for it itself.
+    public static func isReadOnlyAllowed(_ name: String) -> Bool {
+        let key = cleanedName(name)
+        return key == "utf8" || key == "unicode"
+    }
+
     /// PostgreSQL's `clean_encoding_name` (encnames.c): keep letters and digits, lower-cased.
     /// Non-ASCII bytes are dropped as well: the C library might count some as alphanumeric,
     /// but no alias contains one, so keeping them could only turn a match into a non-match.

@@ -71,7 +71,7 @@ enum SettingPolicy {
                 return "search_path with pg_catalog after another schema"
             }
         case "client_encoding":
-            if ClientEncodingPolicy.isUnsafe(value) { return "client encoding \"\(value)\"" }
+            if !ClientEncodingPolicy.isReadOnlyAllowed(value) { return "client encoding \"\(value)\"" }
         default:
             break
         }

@@ -74,6 +74,23 @@ public enum StartupSettingsPolicy {
         return .accepted(all)
     }
 
+    /// The accepted settings with what every read-only session starts with, placed last so
+    /// they win over role and database defaults (PGC_S_CLIENT outranks them):
+    /// `default_transaction_read_only=on` (so RESET ALL and DISCARD ALL return to read-only),
+    /// `standard_conforming_strings=on` (libpg_query lexes with it on; ReadOnlyTripwire), and
+    /// `client_encoding=UTF8` unless the client chose it itself (the gate reads text as UTF-8;
+    /// without it the session would get the database's encoding;
+    /// ``ClientEncodingPolicy/isReadOnlyAllowed(_:)``; any other choice was refused).
+    public static func withPinnedSettings(_ accepted: [Parameter]) -> [Parameter] {
+        var pinned = accepted
+        pinned.append(Parameter(name: "standard_conforming_strings", value: "on"))
+        pinned.append(Parameter(name: "default_transaction_read_only", value: "on"))
+        if !accepted.contains(where: { SettingPolicy.asciiLowercased($0.name) == "client_encoding" }) {
+            pinned.append(Parameter(name: "client_encoding", value: "UTF8"))
+        }
+        return pinned
+    }
+
     /// The first setting or switch the parameters may not set, or nil.
     public static func protectedSetting(in parameters: [(name: String, value: String)]) -> String? {
         if case .refused(let refusal) = judge(parameters) { return refusal.subject }

@@ -55,7 +55,7 @@ extension TreeScan {
                 decision.refuse(.policy("set_config('client_encoding') with a non-constant value"))
                 return
             }
-            if ClientEncodingPolicy.isUnsafe(text) {
+            if !ClientEncodingPolicy.isReadOnlyAllowed(text) {
                 decision.refuse(.policy("client encoding \"\(text)\""))
             }
         default:

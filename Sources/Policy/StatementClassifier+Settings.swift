@@ -34,7 +34,7 @@ extension StatementClassifier {
                 decision.dependsOnLiterals = true
                 for index in 0..<stmt.n_args {
                     if case .string(let encoding) = NodeValue.constant(stmt.args[index]),
-                       ClientEncodingPolicy.isUnsafe(encoding) {
+                       !ClientEncodingPolicy.isReadOnlyAllowed(encoding) {
                         decision.refuse(.policy("client encoding \"\(encoding)\""))
                     }
                 }

@@ -406,14 +406,8 @@ public struct ClientStartupMachine {
                 return refuseAfterAuthentication(preamble, refusal.sqlState, refusal.message,
                                                  hint: "\"\(login.user)\" is a read-only identity.", login: login)
             case .accepted(let accepted):
-                parameters = accepted.map { StartupParameter(name: $0.name, value: $0.value) }
+                parameters = StartupSettingsPolicy.withPinnedSettings(accepted).map { StartupParameter(name: $0.name, value: $0.value) }
             }
-            // Sessions of read-only identities start read-only, so RESET ALL and DISCARD ALL
-            // return to read-only.
-            // Pinned, placed last so they win over role and database defaults: libpg_query lexes
-            // with standard_conforming_strings on (ReadOnlyTripwire).
-            parameters.append(StartupParameter(name: "standard_conforming_strings", value: "on"))
-            parameters.append(StartupParameter(name: "default_transaction_read_only", value: "on"))
         }
         if let applicationName = server.target.applicationName, !parameters.contains(where: { $0.name == "application_name" }) {
             parameters.append(StartupParameter(name: "application_name", value: applicationName))

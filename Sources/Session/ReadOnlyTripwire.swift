@@ -14,10 +14,9 @@ import Wire
 /// - `default_transaction_read_only` must be `on`: the proxy puts it in the start-up packet, so
 ///   `off` means something turned read-only mode off (a function with `set_config`, a stale
 ///   catalog snapshot, a rule the gate missed).
-/// - `client_encoding` must be one the classifier lexes as the server does: every encoding in
-///   which bytes below 0x80 are always ASCII (``ClientEncodingPolicy``). A role or database
-///   default of SJIS, BIG5, GBK, … (`ALTER ROLE … SET client_encoding`) is caught here at
-///   start-up, before the first statement.
+/// - `client_encoding` must be UTF8, the encoding the classifier reads text in
+///   (``ClientEncodingPolicy/isReadOnlyAllowed(_:)``): the proxy asks for it at start-up, so any
+///   other value means something changed it.
 /// - `standard_conforming_strings` must be `on`: libpg_query lexes `'…\'` as PostgreSQL does
 ///   with it on (src/backend/parser/scan.l, the `xq`/`xe` states); with it off a backslash
 ///   would hide a quote from the classifier.
@@ -56,8 +55,8 @@ package struct ReadOnlyTripwire {
         case "default_transaction_read_only":
             return value == "on" ? .holds : .breached("the server reported default_transaction_read_only = \(value)")
         case "client_encoding":
-            return ClientEncodingPolicy.isUnsafe(value)
-                ? .breached("the server reported client_encoding = \(value), which Portcullis cannot read safely") : .holds
+            return ClientEncodingPolicy.isReadOnlyAllowed(value)
+                ? .holds : .breached("the server reported client_encoding = \(value); read-only identities must use UTF8")
         case "standard_conforming_strings":
             return value == "on" ? .holds : .breached("the server reported standard_conforming_strings = \(value)")
         case "session_authorization":

@@ -101,10 +101,30 @@ final class ClientStartupMachineTests: XCTestCase {
         var b = startup([("user", "bob"), ("database", "app"), ("options", "-c search_path=public")])
         guard case .connectUpstream(let request) = m.bytesReceived(&b) else { return XCTFail() }
         XCTAssertEqual(request.mode, .readOnly)
-        XCTAssertEqual(request.parameters.last, StartupParameter(name: "default_transaction_read_only", value: "on"))
+        XCTAssertEqual(request.parameters.suffix(3), [StartupParameter(name: "standard_conforming_strings", value: "on"),
+                                                      StartupParameter(name: "default_transaction_read_only", value: "on"),
+                                                      StartupParameter(name: "client_encoding", value: "UTF8")],
+                       "no client_encoding asked for: UTF8, not the database's")
         // The accepted `options` settings go upstream as parameters, not as the client's text.
         XCTAssertEqual(request.parameters.first, StartupParameter(name: "search_path", value: "public"))
         XCTAssertFalse(request.parameters.contains { $0.name == "options" })
+    }
+
+    /// A read-only identity reads in UTF8 only: another encoding, however it is asked for, is
+    /// refused; UTF8 asked for in any spelling is kept and not pinned again.
+    func testReadOnlyIdentityUsesUTF8Only() throws {
+        for parameters in [[("client_encoding", "LATIN1")], [("options", "-c client_encoding=latin1")], [("CLIENT_ENCODING", "euc_jp")]] {
+            var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+            var b = startup([("user", "bob"), ("database", "app")] + parameters)
+            guard case .refuseAuthentication(let bytes, let failure) = m.bytesReceived(&b) else { return XCTFail("\(parameters)") }
+            XCTAssertEqual(failure.sqlState, "42501", "\(parameters)")
+            XCTAssertTrue(failure.afterAuthentication)
+            XCTAssertTrue(String(decoding: bytes.readableBytesView, as: UTF8.self).contains("is a read-only identity"))
+        }
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = startup([("user", "bob"), ("database", "app"), ("client_encoding", "utf-8")])
+        guard case .connectUpstream(let request) = m.bytesReceived(&b) else { return XCTFail() }
+        XCTAssertEqual(request.parameters.filter { $0.name.lowercased() == "client_encoding" }.map(\.value), ["utf-8"])
     }
 
     func testReadOnlyIdentityCannotLeaveReadOnlyThroughTheStartupPacket() throws {
