@@ -141,8 +141,19 @@ extension CatalogSnapshot {
         return nil
     }
 
-    /// Set when no statement may run: a cast between built-in types calls code.
+    /// Set when no statement may run: the catalog has not been read, or a cast between
+    /// built-in types calls code.
     var globalRefusal: Refusal? {
+        if let unloaded {
+            let why: String
+            switch unloaded {
+            case .pending: why = "it has not been read yet"
+            case .failed: why = "reading it failed (the proxy's log says why)"
+            }
+            return Refusal(sqlState: "25006",
+                           message: "statements are not allowed for a read-only identity until Portcullis has read this database's catalog: \(why)",
+                           isPostgreSQLText: false)
+        }
         guard let reason = userObjects.casts.first else { return nil }
         return Refusal(sqlState: "25006",
                        message: "statements are not allowed for a read-only identity in this database: \(reason), and PostgreSQL may apply it to any expression of that type",

@@ -69,13 +69,33 @@ public struct CatalogSnapshot: Sendable, Equatable {
     /// The database's encoding when it is not UTF8 (nil for UTF8): then identifiers with
     /// non-ASCII characters are refused (``nonASCIINameRefusal(for:)``).
     let nonUTF8ServerEncoding: String?
+    /// Not read yet: no load of this database's catalog has succeeded. Such a snapshot refuses
+    /// every statement (fail closed): what the catalog holds is unknown.
+    public let unloaded: Unloaded?
+
+    public enum Unloaded: Sendable, Equatable {
+        /// No load has finished yet (start-up, or a database first reached through `*`).
+        case pending
+        /// Every load so far failed; the text is the last error.
+        case failed(String)
+    }
 
     public static let empty = CatalogSnapshot(rows: [])
+
+    /// The stand-in while a database's catalog has not been read (``unloaded``).
+    public static func unloaded(_ state: Unloaded) -> CatalogSnapshot {
+        CatalogSnapshot(rows: [], objects: [], serverEncoding: nil, unloaded: state)
+    }
 
     /// - Parameter objects: the rows of ``objectsQuery`` (user functions, operators, flagged
     ///   types, relations whose columns have flagged types, casts between built-in types).
     /// - Parameter serverEncoding: the database's `server_encoding`.
     public init(rows: [Row], objects: [ObjectRow] = [], serverEncoding: String? = nil) {
+        self.init(rows: rows, objects: objects, serverEncoding: serverEncoding, unloaded: nil)
+    }
+
+    private init(rows: [Row], objects: [ObjectRow], serverEncoding: String?, unloaded: Unloaded?) {
+        self.unloaded = unloaded
         var byName: [String: [RestrictedRelation]] = [:]
         for row in rows {
             let relation = RestrictedRelation(schema: row.schema, name: row.name,
@@ -94,7 +114,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
         nonUTF8ServerEncoding = serverEncoding.flatMap { ClientEncodingPolicy.isReadOnlyAllowed($0) ? nil : $0 }
     }
 
-    var isEmpty: Bool { byName.isEmpty && userObjects.isEmpty && nonUTF8ServerEncoding == nil }
+    var isEmpty: Bool { byName.isEmpty && userObjects.isEmpty && nonUTF8ServerEncoding == nil && unloaded == nil }
 
     public var restrictedRelations: [RestrictedRelation] {
         byName.values.flatMap { $0 }.sorted { ($0.schema, $0.name) < ($1.schema, $1.name) }
@@ -102,7 +122,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
 
     public static func == (lhs: CatalogSnapshot, rhs: CatalogSnapshot) -> Bool {
         Set(lhs.restrictedRelations) == Set(rhs.restrictedRelations) && lhs.userObjects == rhs.userObjects
-            && lhs.nonUTF8ServerEncoding == rhs.nonUTF8ServerEncoding
+            && lhs.nonUTF8ServerEncoding == rhs.nonUTF8ServerEncoding && lhs.unloaded == rhs.unloaded
     }
 
     /// The flagged relation `object` may denote, or nil. Conservative: the session's

@@ -14,6 +14,8 @@ import Synchronization
 public final class CatalogStore: Sendable {
     private struct State {
         var snapshots: [String: CatalogSnapshot] = [:]
+        /// Entries whose every load so far failed: the last error.
+        var failures: [String: String] = [:]
         var refreshHandler: (@Sendable () -> Void)?
         /// Databases reached through the wildcard entry `*`, whose names are learnt from sessions.
         var wildcardDatabases: Set<String> = []
@@ -51,14 +53,28 @@ public final class CatalogStore: Sendable {
         handler?()
     }
 
-    /// The snapshot for a database entry; empty (names unchecked, the text-level policy and
-    /// PostgreSQL's read-only mode still apply) until the first successful load.
+    /// The snapshot for a database entry; until the first successful load, an unloaded one
+    /// that refuses every statement of a read-only identity (fail closed: the catalog could
+    /// hold anything). Sessions wait a little for a pending first load
+    /// (``ClientSession/classify(_:server:catalogDeadline:)``).
     public func snapshot(for entry: String) -> CatalogSnapshot {
-        state.withLock { $0.snapshots[entry] } ?? .empty
+        state.withLock { state in
+            if let snapshot = state.snapshots[entry] { return snapshot }
+            return .unloaded(state.failures[entry].map { .failed($0) } ?? .pending)
+        }
     }
 
     func store(_ snapshot: CatalogSnapshot, for entry: String) {
-        state.withLock { $0.snapshots[entry] = snapshot }
+        state.withLock {
+            $0.snapshots[entry] = snapshot
+            $0.failures[entry] = nil
+        }
+    }
+
+    /// A load failed: remembered only while no load of the entry ever succeeded (a previous
+    /// snapshot stays in force otherwise).
+    func loadFailed(_ error: String, for entry: String) {
+        state.withLock { if $0.snapshots[entry] == nil { $0.failures[entry] = error } }
     }
 }
 
@@ -132,7 +148,7 @@ final class CatalogRefresher: Sendable {
         }
         for (key, target) in targets {
             guard let (user, password) = Self.credentials(for: target, in: config) else {
-                logger.warning("no credentials to read the catalog of database \"\(key)\" (set service_user): views and policies there are not checked for read-only identities")
+                // No read-only identity and no user for it: nothing here is gated.
                 continue
             }
             do {
@@ -143,21 +159,23 @@ final class CatalogRefresher: Sendable {
                 logger.debug("catalog snapshot loaded", metadata: ["database": "\(key)",
                                                                    "restricted_relations": "\(snapshot.restrictedRelations.count)"])
             } catch {
-                // The previous snapshot (if any) stays in force.
+                // The previous snapshot (if any) stays in force; without one, read-only
+                // statements there are refused.
                 logger.error("could not refresh the catalog snapshot of database \"\(key)\": \(error)")
+                store.loadFailed("\(error)", for: key)
             }
         }
     }
 
     /// service_user, else the upstream role of the first read-only identity that has a
-    /// password, else the entry's own user.
+    /// password, else of the first read-only identity (its upstream login may need none: a
+    /// client certificate, trust), else the entry's own user.
     static func credentials(for target: DatabaseTarget, in config: PortcullisConfig) -> (String, String?)? {
         if let user = config.general.serviceUser {
             return (user, config.general.servicePassword?.reveal())
         }
-        let readOnly = config.identities.values.sorted { $0.name < $1.name }.first {
-            $0.mode == .readOnly && ($0.serverPassword ?? target.password) != nil
-        }
+        let readOnlyIdentities = config.identities.values.sorted { $0.name < $1.name }.filter { $0.mode == .readOnly }
+        let readOnly = readOnlyIdentities.first { ($0.serverPassword ?? target.password) != nil } ?? readOnlyIdentities.first
         if let identity = readOnly {
             return (identity.serverUser ?? target.user ?? identity.name, (identity.serverPassword ?? target.password)?.reveal())
         }

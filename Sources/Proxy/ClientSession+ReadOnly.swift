@@ -17,6 +17,9 @@ extension ClientSession {
         let timer: TimerID
     }
 
+    /// The ticket of a wait for the catalog (classifier tickets start at 1).
+    static let catalogWaitTicket: UInt64 = 0
+
     /// A fresh 128-bit token per refusal (``ReadOnlyGate``).
     static func refusalToken() -> String {
         Crypto.randomBytes(16).map { byte in
@@ -27,8 +30,29 @@ extension ClientSession {
 
     /// ``SessionMachine/Action/classify(_:)``: a cache hit is judged at once (and the action
     /// that follows run); a miss waits for a classifier thread. False when the session waits.
-    func classify(_ request: SessionMachine.ClassificationRequest, server: Leg) -> Bool {
+    ///
+    /// A read-only session whose database's catalog has not been read yet (start-up, a
+    /// database first reached through `*`) waits for it, up to `readonly_classify_timeout`
+    /// (`catalogDeadline`), looking again every 50 ms; after that the unloaded snapshot refuses
+    /// the statement. The loop never waits.
+    func classify(_ request: SessionMachine.ClassificationRequest, server: Leg, catalogDeadline: MonotonicInstant? = nil) -> Bool {
         let catalog = shared.catalogs.snapshot(for: databaseEntry)
+        if catalog.unloaded == .pending, session?.configuration.readOnly != nil {
+            let deadline = catalogDeadline ?? loop.now() + runtime.config.general.readOnlyClassifyTimeout
+            if loop.now() < deadline {
+                let next = min(deadline, loop.now() + .milliseconds(50))
+                let timer = loop.scheduleTimer(at: next) { [weak self] in
+                    guard let self, let pending = self.classifying, pending.ticket == Self.catalogWaitTicket, !self.finished,
+                          let server = self.server else { return }
+                    self.classifying = nil
+                    _ = self.classify(request, server: server, catalogDeadline: deadline)
+                    if self.classifying == nil { self.forwardClientBytes() }
+                }
+                classifying = PendingClassification(ticket: Self.catalogWaitTicket, timer: timer)
+                updateClientReadPause()
+                return false
+            }
+        }
         // A parameter declared with a flagged type's OID (a user cast, a domain CHECK calling
         // code) coerces through it although the text names no type.
         let typed = request.parameterTypes.isEmpty ? nil : catalog.refusal(forParameterTypes: request.parameterTypes)

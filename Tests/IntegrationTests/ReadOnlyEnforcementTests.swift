@@ -274,11 +274,27 @@ final class ReadOnlyEnforcementTests: IntegrationTestCase {
         defer { proxy.stop() }
         let conninfo = proxy.endpoint.conninfo(user: "app_ro", dbname: "wild")
         let env = proxy.endpoint.env(user: "app_ro")
-        let refused = try poll(timeout: 10, every: 0.1) {
-            try runPsql(conninfo: conninfo, sql: "SELECT x FROM wild_view", env: env).stderr
-                .contains("reading view \"public.wild_view\" is not allowed for a read-only identity")
-        }
-        XCTAssertTrue(refused, "the wildcard database's snapshot is read after its first session")
+        // The first statement of the first session already waits for the snapshot (it is not
+        // judged without one).
+        let first = try runPsql(conninfo: conninfo, sql: "SELECT x FROM wild_view", env: env)
+        XCTAssertTrue(first.stderr.contains("reading view \"public.wild_view\" is not allowed for a read-only identity"), "\(first)")
+    }
+
+    /// A catalog that could not be read refuses every statement of a read-only identity (it
+    /// could hold anything); read-write identities are not judged and keep working.
+    func testAnUnreadableCatalogRefusesReadOnlyStatements() throws {
+        try requireProxyTarget("catalog snapshots are the proxy's")
+        let h = try harness
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraSettings = ["service_user = app_ro", "service_password = not_the_password", "catalog_refresh_interval = 1h"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        let readOnly = try runPsql(conninfo: proxy.endpoint.conninfo(user: "app_ro"), sql: "SELECT 1", env: proxy.endpoint.env(user: "app_ro"))
+        XCTAssertTrue(readOnly.stderr.contains("statements are not allowed for a read-only identity until Portcullis has read this database's catalog: reading it failed"),
+                      "\(readOnly)")
+        XCTAssertFalse(readOnly.stderr.contains("not_the_password"))
+        assertSucceeded(try runPsql(conninfo: proxy.endpoint.conninfo(user: "app_rw"), sql: "SELECT 1", env: proxy.endpoint.env(user: "app_rw")),
+                        "read-write")
     }
 
     /// Read-write identities are not judged: their statements reach the server unchanged.
