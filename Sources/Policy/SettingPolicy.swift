@@ -52,9 +52,7 @@ enum SettingPolicy {
     }
 
     static func parsesAsTrue(_ value: String) -> Bool {
-        let lowered = asciiLowercased(value)
-        guard !lowered.isEmpty, !value.utf8.contains(where: { $0 >= 0x80 }) else { return false }
-        return "true".hasPrefix(lowered) || "yes".hasPrefix(lowered) || lowered == "on" || lowered == "1"
+        PostgresBool.parse(value) == true
     }
 
     /// Why a read-only identity may not give `name` the text value `value` (set_config, a

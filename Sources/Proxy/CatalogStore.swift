@@ -148,7 +148,9 @@ final class CatalogRefresher: Sendable {
         }
         for (key, target) in targets {
             guard let (user, password) = Self.credentials(for: target, in: config) else {
-                // No read-only identity and no user for it: nothing here is gated.
+                // No read-only identity and no user for it: nothing here is gated, but fail
+                // closed all the same.
+                store.loadFailed("no role to read the catalog with (set service_user)", for: key)
                 continue
             }
             do {

@@ -111,17 +111,24 @@ extension ClientStartupMachine {
             return refuse(ByteBuffer(), error.sqlState, error.message, login: login)
         }
         guard frame.type == UInt8(ascii: "p") else {
+            let message = "expected password response, got message type \(frame.type)"
             if frame.type == UInt8(ascii: "X") {
+                // libpq's way of giving up to ask for a password: answered as PostgreSQL
+                // answers it, but no failed login (no backoff, no audit event).
                 state = .closed
-                return .closeSilently(reason: "client terminated during authentication")
+                return .sendAndClose(Self.fatal(SQLState.protocolViolation, message))
             }
-            return refuse(ByteBuffer(), SQLState.protocolViolation, "expected password response, got message type \(frame.type)", login: login)
+            return refuse(ByteBuffer(), SQLState.protocolViolation, message, login: login)
         }
         let response: String
         do {
             response = try FrontendMessage.decodePasswordMessage(frame: frame, from: &buffer)
         } catch {
             return refuse(ByteBuffer(), SQLState.protocolViolation, "invalid password packet size", login: login)
+        }
+        // auth.c recv_password_packet: libpq never sends one, other clients might.
+        guard !response.isEmpty else {
+            return refuse(ByteBuffer(), SQLState.invalidPassword, "empty password returned by client", login: login)
         }
         let accepted: Bool
         switch exchange {
@@ -205,10 +212,13 @@ extension ClientStartupMachine {
 
     /// Ends an authenticated login with a FATAL error for what it asked for; logged and
     /// audited as a refused login, with no auth_failure_delay.
+    /// As PostgreSQL, whose InitPostgres errors follow AuthenticationOk.
     mutating func refuseAfterAuthentication(_ preamble: ByteBuffer, _ sqlState: String, _ message: String, hint: String?,
                                             login: PendingLogin) -> Action {
-        refuse(preamble, sqlState, message, user: login.user, database: login.database, rule: login.rule,
-               hint: hint, afterAuthentication: true)
+        var preamble = preamble
+        BackendMessage.authentication(.ok).encode(into: &preamble)
+        return refuse(preamble, sqlState, message, user: login.user, database: login.database, rule: login.rule,
+                      hint: hint, afterAuthentication: true)
     }
 
     var remoteAddress: String? {

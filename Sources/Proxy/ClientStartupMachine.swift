@@ -99,6 +99,9 @@ public struct ClientStartupMachine {
     public let peerUser: String?
     var state: State = .awaitingStartup
     private var answeredGSS = false
+    /// An SSLRequest was answered `N`: another one is no SSLRequest any more for PostgreSQL
+    /// (ProcessStartupPacket's ssl_done), but a startup packet of version 1234.5679.
+    private var answeredSSL = false
     public private(set) var authenticatedUser: String?
     /// The `auth_query` answer once it came: `.some(nil)` means "no verifier" (the mock exchange).
     var lookedUpVerifier: ClientPasswordVerifier??
@@ -246,7 +249,10 @@ public struct ClientStartupMachine {
                             message: "role \"\(login.user)\" does not exist", severity: "FATAL")
         }
         state = .closed
+        // The client's own authentication succeeded: as PostgreSQL, whose InitPostgres errors
+        // come after AuthenticationOk.
         var out = ByteBuffer()
+        BackendMessage.authentication(.ok).encode(into: &out)
         BackendMessage.errorResponse(fields).encode(into: &out)
         return .sendAndClose(out)
     }
@@ -260,15 +266,32 @@ public struct ClientStartupMachine {
             message = decoded
         } catch {
             state = .closed
-            return .sendAndClose(Self.fatal(error.sqlState, error.message))
+            switch error {
+            case .startupPacketTooSmall, .startupPacketTooLarge, .invalidCancelRequestLength:
+                // COMMERROR in ProcessStartupPacket: logged, nothing sent.
+                return .closeSilently(reason: error.message)
+            case .unsupportedProtocol(let major, _) where major < 3:
+                // FrontendProtocol is already the client's, so the FATAL goes out in the old
+                // protocol's form: 'E', "FATAL:  <text>\n", NUL (elog.c send_message_to_frontend).
+                var out = ByteBuffer(bytes: [UInt8(ascii: "E")])
+                out.writeBytes(Array("FATAL:  \(error.message)\n".utf8) + [0])
+                return .sendAndClose(out)
+            default:
+                return .sendAndClose(Self.fatal(error.sqlState, error.message))
+            }
         }
         switch message {
         case .sslRequest:
-            if isTLS {
+            if isTLS || answeredSSL {
                 state = .closed
                 return .sendAndClose(Self.fatal(SQLState.featureNotSupported, "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0"))
             }
             guard case .tcp = transport, config.tls.mode != .disable else {
+                answeredSSL = true
+                if buffer.readableBytes > 0 {
+                    state = .closed
+                    return .sendAndClose(ByteBuffer(bytes: [UInt8(ascii: "N")]) + Self.unencryptedDataFatal("received unencrypted data after SSL request"))
+                }
                 return .sendBytes(ByteBuffer(bytes: [UInt8(ascii: "N")]))
             }
             // CVE-2021-23214: bytes sent before the handshake completes were not protected by
@@ -287,7 +310,8 @@ public struct ClientStartupMachine {
             answeredGSS = true
             if buffer.readableBytes > 0 {
                 state = .closed
-                return .closeSilently(reason: "received unencrypted data after GSSAPI encryption request")
+                return .sendAndClose(ByteBuffer(bytes: [UInt8(ascii: "N")])
+                                     + Self.unencryptedDataFatal("received unencrypted data after GSSAPI encryption request"))
             }
             return .sendBytes(ByteBuffer(bytes: [UInt8(ascii: "N")]))
         case .cancelRequest(let processID, let secretKey):
@@ -302,17 +326,26 @@ public struct ClientStartupMachine {
         var preamble = ByteBuffer()
         if packet.protocolMinor > 0 || !packet.unrecognizedProtocolOptions.isEmpty {
             // PostgreSQL answers a newer minor version or unknown _pq_ options with
-            // NegotiateProtocolVersion and carries on with 3.0 (55.2.1).
-            BackendMessage.negotiateProtocolVersion(newestMinorVersion: 0, unrecognizedOptions: packet.unrecognizedProtocolOptions).encode(into: &preamble)
+            // NegotiateProtocolVersion and carries on with 3.0 (55.2.1). PostgreSQL 15 puts its
+            // PG_PROTOCOL_LATEST there, the whole version 3.0 (SendNegotiateProtocolVersion).
+            BackendMessage.negotiateProtocolVersion(newestMinorVersion: 0x0003_0000, unrecognizedOptions: packet.unrecognizedProtocolOptions).encode(into: &preamble)
         }
         guard let user = packet.user, !user.isEmpty else {
             state = .closed
             return .sendAndClose(preamble + Self.fatal(SQLState.invalidAuthorizationSpecification, "no PostgreSQL user name specified in startup packet"))
         }
         let database = packet.database ?? user
-        if let replication = packet["replication"], replication.lowercased() != "false", replication.lowercased() != "off", replication != "0", replication.lowercased() != "no" {
-            state = .closed
-            return .sendAndClose(preamble + Self.fatal(SQLState.featureNotSupported, "replication connections are not supported by this proxy"))
+        if let replication = packet["replication"] {
+            // ProcessStartupPacket: "database" or a boolean (parse_bool), else FATAL.
+            guard replication == "database" || PostgresBool.parse(replication) != nil else {
+                state = .closed
+                return .sendAndClose(Self.fatal(SQLState.invalidParameterValue, "invalid value for parameter \"replication\": \"\(replication)\"",
+                                                hint: "Valid values are: \"false\", 0, \"true\", 1, \"database\"."))
+            }
+            if replication == "database" || PostgresBool.parse(replication) == true {
+                state = .closed
+                return .sendAndClose(preamble + Self.fatal(SQLState.featureNotSupported, "replication connections are not supported by this proxy"))
+            }
         }
         // The internal endpoint admits the backup identity only. Anyone else gets what
         // PostgreSQL answers when no pg_hba.conf line matches (hba.c: implicit reject), before
@@ -347,11 +380,13 @@ public struct ClientStartupMachine {
         }
         guard buffer.readableBytes >= frame.totalLength else { return .none }
         guard frame.type == UInt8(ascii: "p") else {
+            let message = "expected SASL response, got message type \(frame.type)"
             if frame.type == UInt8(ascii: "X") {
+                // As for a password (passwordBytesReceived): PostgreSQL's answer, no failed login.
                 state = .closed
-                return .closeSilently(reason: "client terminated during authentication")
+                return .sendAndClose(Self.fatal(SQLState.protocolViolation, message))
             }
-            return refuse(ByteBuffer(), SQLState.protocolViolation, "expected SASL response, got message type \(frame.type)", login: login)
+            return refuse(ByteBuffer(), SQLState.protocolViolation, message, login: login)
         }
         let action: SCRAMServerAction
         do {
@@ -436,6 +471,16 @@ public struct ClientStartupMachine {
         case .scramSHA256, .md5, .password: return login.user
         case .trust, .reject: return nil
         }
+    }
+
+    /// ProcessStartupPacket's answer to bytes that came with an SSLRequest or GSSENCRequest
+    /// before its answer (CVE-2021-23214): they could have been injected.
+    static func unencryptedDataFatal(_ message: String) -> ByteBuffer {
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(.error(sqlState: SQLState.protocolViolation, message: message,
+                                            detail: "This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.",
+                                            severity: "FATAL")).encode(into: &out)
+        return out
     }
 
     static func fatal(_ sqlState: String, _ message: String, hint: String? = nil) -> ByteBuffer {

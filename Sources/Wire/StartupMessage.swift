@@ -82,18 +82,24 @@ public struct StartupPacket: Equatable, Sendable {
 
 /// Decodes the first message (src/backend/postmaster/postmaster.c ProcessStartupPacket).
 public enum StartupDecoder {
-    /// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
+    /// PostgreSQL's MAX_STARTUP_PACKET_LENGTH: the longest packet, not counting its length word.
     public static let maxStartupPacketLength = 10_000
-    /// CancelRequest in protocol 3.2 carries up to 256 bytes of secret key.
-    static let maxCancelKeyLength = 256
+    /// NAMEDATALEN - 1: PostgreSQL truncates the user and database names to this many bytes
+    /// before anything looks them up ("This avoids lookup failures when overlength names are
+    /// given").
+    public static let maxNameBytes = 63
 
     /// Returns nil (cursor untouched) until the whole packet is there; the length is checked
-    /// before anything is read or allocated, and exactly the packet is consumed.
+    /// before anything is read or allocated, and exactly the packet is consumed. As
+    /// ProcessStartupPacket: a length outside 8 … 10,004 bytes (length word included) and a
+    /// CancelRequest of another length than 16 are errors PostgreSQL only logs (COMMERROR: the
+    /// client gets nothing); an SSLRequest or GSSENCRequest is recognised by its code whatever
+    /// its length.
     public static func decode(_ buffer: inout ByteBuffer) throws(WireError) -> StartupMessage? {
         guard let rawLength = buffer.getInteger(at: buffer.readerIndex, as: Int32.self) else { return nil }
         let length = Int(rawLength)
         guard length >= 8 else { throw .startupPacketTooSmall(length) }
-        guard length <= maxStartupPacketLength else { throw .startupPacketTooLarge(length) }
+        guard length - 4 <= maxStartupPacketLength else { throw .startupPacketTooLarge(length) }
         guard buffer.readableBytes >= length else { return nil }
         var packet = buffer
         packet.moveReaderIndex(forwardBy: 4)
@@ -102,12 +108,9 @@ public enum StartupDecoder {
         let message: StartupMessage
         switch code {
         case StartupMessage.sslRequestCode, StartupMessage.gssEncRequestCode:
-            guard bodyLength == 0 else { throw .invalidStartupPacket("invalid length of startup packet") }
             message = code == StartupMessage.sslRequestCode ? .sslRequest : .gssEncRequest
         case StartupMessage.cancelRequestCode:
-            guard bodyLength >= 8, bodyLength - 4 <= maxCancelKeyLength else {
-                throw .invalidStartupPacket("invalid length of cancel request packet")
-            }
+            guard bodyLength == 8 else { throw .invalidCancelRequestLength(length) }
             let processID = packet.readInteger(as: Int32.self)!
             let key = packet.readBytes(length: bodyLength - 4)!
             message = .cancelRequest(processID: processID, secretKey: key)
@@ -122,28 +125,29 @@ public enum StartupDecoder {
         return message
     }
 
+    /// The name/value pairs, read as ProcessStartupPacket reads them: strings end at a NUL or
+    /// at the end of the packet (it appends a zero byte), a NUL where a name starts ends the
+    /// list, a name whose value would start past the end ends it too, and then the scan must
+    /// stand on the packet's last byte — so `user\0bob\0d` is accepted, `d` read as the
+    /// terminator. `user` and `database` are cut to 63 bytes.
     private static func parseParameters(_ body: [UInt8], major: UInt16, minor: UInt16) throws(WireError) -> StartupPacket {
-        // The list is name\0value\0 pairs ended by one more \0, which must be the last byte.
-        guard body.last == 0 else {
-            throw .invalidStartupPacket("invalid startup packet layout: expected terminator as last byte")
-        }
         var parameters: [StartupParameter] = []
-        var index = 0
-        func cString() -> String? {
-            guard let nul = body[index...].firstIndex(of: 0) else { return nil }
-            let s = String(decoding: body[index..<nul], as: UTF8.self)
-            index = nul + 1
-            return s
+        func cStringEnd(from start: Int) -> Int { body[start...].firstIndex(of: 0) ?? body.count }
+        var offset = 0
+        while offset < body.count {
+            let nameEnd = cStringEnd(from: offset)
+            if nameEnd == offset { break }
+            let valueStart = nameEnd + 1
+            if valueStart >= body.count { break }
+            let valueEnd = cStringEnd(from: valueStart)
+            let name = body[offset..<nameEnd]
+            var value = body[valueStart..<valueEnd]
+            if name.elementsEqual("user".utf8) || name.elementsEqual("database".utf8) { value = value.prefix(maxNameBytes) }
+            parameters.append(StartupParameter(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+            offset = valueEnd + 1
         }
-        let layoutError = WireError.invalidStartupPacket("invalid startup packet layout: expected terminator as last byte")
-        while true {
-            guard index < body.count else { throw layoutError }
-            if body[index] == 0 {
-                guard index == body.count - 1 else { throw layoutError }
-                break
-            }
-            guard let name = cString(), let value = cString() else { throw layoutError }
-            parameters.append(StartupParameter(name: name, value: value))
+        guard offset == body.count - 1 else {
+            throw .invalidStartupPacket("invalid startup packet layout: expected terminator as last byte")
         }
         return StartupPacket(protocolMajor: major, protocolMinor: minor, parameters: parameters)
     }

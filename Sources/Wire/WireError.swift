@@ -3,6 +3,8 @@
 public enum WireError: Error, Equatable, Sendable {
     case startupPacketTooLarge(Int)
     case startupPacketTooSmall(Int)
+    /// A CancelRequest of another length than PostgreSQL 15's 16 bytes.
+    case invalidCancelRequestLength(Int)
     case invalidStartupPacket(String)
     case unsupportedProtocol(major: UInt16, minor: UInt16)
     case messageTooLarge(type: UInt8, length: Int)
@@ -12,7 +14,7 @@ public enum WireError: Error, Equatable, Sendable {
 
     public var sqlState: String {
         switch self {
-        case .startupPacketTooLarge, .startupPacketTooSmall, .invalidStartupPacket, .invalidLength,
+        case .startupPacketTooLarge, .startupPacketTooSmall, .invalidCancelRequestLength, .invalidStartupPacket, .invalidLength,
              .malformedMessage, .unknownMessageType:
             SQLState.protocolViolation
         case .unsupportedProtocol:
@@ -26,6 +28,8 @@ public enum WireError: Error, Equatable, Sendable {
         switch self {
         case .startupPacketTooLarge, .startupPacketTooSmall:
             "invalid length of startup packet"
+        case .invalidCancelRequestLength:
+            "invalid length of cancel request packet"
         case .invalidStartupPacket(let reason):
             reason
         case .unsupportedProtocol(let major, let minor):

@@ -99,6 +99,45 @@ final class OracleTests: IntegrationTestCase {
         try assertSameAnswer([startup(minor: 0, [("database", "app")])], "startup without a user")
     }
 
+    /// Byte for byte: NegotiateProtocolVersion carries PostgreSQL 15's PG_PROTOCOL_LATEST
+    /// (3.0); protocol 2.0 gets the old protocol's error; impossible lengths and a short
+    /// CancelRequest get nothing at all; an SSLRequest is an SSLRequest whatever its length.
+    func testRawAnswersAreByteForByteTheServers() throws {
+        try requireProxyTarget("compares Portcullis with PostgreSQL")
+        func raw(_ port: Int, _ packet: [UInt8]) throws -> [UInt8] {
+            let socket = try RawSocket(port: port)
+            _ = socket.send(packet)
+            return socket.readUntilClosed(timeout: 10).bytes
+        }
+        var two = startup(minor: 0, [("user", "app_rw")])
+        two[4] = 0; two[5] = 2
+        let cases: [(String, [UInt8], (([UInt8]) -> [UInt8]))] = [
+            ("NegotiateProtocolVersion", startup(minor: 5, [("user", "app_rw"), ("_pq_.x", "1")]), { Array($0.prefix(19)) }),
+            ("protocol 2.0", two, { $0 }),
+            ("length 4", [0, 0, 0, 4], { $0 }),
+            ("length 10,005", [0, 0, 0x27, 0x15] + [UInt8](repeating: 0, count: 10_001), { $0 }),
+            ("CancelRequest of 12 bytes", [0, 0, 0, 12, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1], { $0 }),
+            ("SSLRequest of 16 bytes", [0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2f, 0, 0, 0, 0, 0, 0, 0, 0], { Array($0.prefix(1)) }),
+        ]
+        for (what, packet, relevant) in cases {
+            let direct = relevant(try raw(try harness.cluster.port, packet))
+            XCTAssertEqual(relevant(try raw(try endpoint.port, packet)), direct, what)
+        }
+    }
+
+    /// Packets PostgreSQL reads in its own way: a last name with no room for its value counts
+    /// as the terminator; `replication` is a boolean in any spelling parse_bool accepts, and
+    /// anything else is its own FATAL.
+    func testStartupPacketReadingMatchesTheServer() throws {
+        var quirk = startup(minor: 0, [("user", "app_rw"), ("database", "app")])
+        quirk[quirk.count - 1] = UInt8(ascii: "d")
+        try assertSameAnswer([quirk], "a final name with no value", compareText: false)
+        for value in ["f", "of", "xyz"] {
+            try assertSameAnswer([startup(minor: 0, [("user", "app_rw"), ("replication", value)])], "replication=\(value)",
+                                 compareText: value == "xyz")
+        }
+    }
+
     /// Protocol 4.0: PostgreSQL answers with a protocol-3 ErrorResponse (0A000).
     func testUnsupportedMajorProtocolVersion() throws {
         var packet = startup(minor: 0, [("user", "app_rw")])

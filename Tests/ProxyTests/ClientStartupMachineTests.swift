@@ -169,7 +169,8 @@ final class ClientStartupMachineTests: XCTestCase {
         var b = startup([("user", "alice"), ("database", "app"), ("_pq_.feature", "1")], minor: 2)
         guard case .sendBytesThenConnect(var bytes, _) = m.bytesReceived(&b) else { return XCTFail() }
         let frame = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: bytes)!
-        XCTAssertEqual(try BackendMessage.decode(frame: frame, from: &bytes), .negotiateProtocolVersion(newestMinorVersion: 0, unrecognizedOptions: ["_pq_.feature"]))
+        XCTAssertEqual(try BackendMessage.decode(frame: frame, from: &bytes), .negotiateProtocolVersion(newestMinorVersion: 0x0003_0000, unrecognizedOptions: ["_pq_.feature"]),
+                       "PostgreSQL 15 sends PG_PROTOCOL_LATEST, 3.0")
     }
 
     func testSCRAMLoginOverTLSAndWrongPassword() throws {
@@ -238,10 +239,54 @@ final class ClientStartupMachineTests: XCTestCase {
         XCTAssertEqual(errorFields(m.bytesReceived(&b))?.message, "database \"other\" does not exist")
     }
 
-    func testGarbageStartupGetsProtocolViolation() throws {
+    /// A length PostgreSQL refuses is only logged (COMMERROR): the client gets nothing.
+    func testImpossibleLengthsCloseSilently() throws {
+        for bytes: [UInt8] in [[0x7f, 0xff, 0xff, 0xff, 1, 2, 3], [0, 0, 0, 4], [0, 0, 0, 12, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1]] {
+            var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
+            var b = ByteBuffer(bytes: bytes)
+            guard case .closeSilently = m.bytesReceived(&b) else { return XCTFail("\(bytes)") }
+        }
+    }
+
+    /// Protocol 2.0 gets its FATAL in the old protocol's form, as PostgreSQL 15 sends it.
+    func testProtocolTwoGetsAnOldStyleError() throws {
         var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "127.0.0.1"), mockSeed: [1])
-        var b = ByteBuffer(bytes: [0x7f, 0xff, 0xff, 0xff, 1, 2, 3])
-        XCTAssertEqual(errorFields(m.bytesReceived(&b))?.sqlState, "08P01")
+        var b = ByteBuffer()
+        b.writeInteger(Int32(9)); b.writeInteger(UInt32(2 << 16)); b.writeInteger(UInt8(0))
+        guard case .sendAndClose(let out) = m.bytesReceived(&b) else { return XCTFail() }
+        XCTAssertEqual(Array(out.readableBytesView),
+                       [UInt8(ascii: "E")] + Array("FATAL:  unsupported frontend protocol 2.0: server supports 3.0 to 3.0\n".utf8) + [0])
+    }
+
+    /// After an SSLRequest answered N: bytes that came with it get N and a FATAL, and a second
+    /// SSLRequest is read as a startup packet of version 1234.5679 (ProcessStartupPacket).
+    func testSSLRequestAnsweredNoAsPostgreSQLDoes() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = ByteBuffer(bytes: [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f] + Array(startup([("user", "alice")]).readableBytesView))
+        guard case .sendAndClose(var out) = m.bytesReceived(&b) else { return XCTFail() }
+        XCTAssertEqual(out.readInteger(as: UInt8.self), UInt8(ascii: "N"))
+        XCTAssertEqual(errorFields(.sendAndClose(out))?.message, "received unencrypted data after SSL request")
+
+        m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        b = ByteBuffer(bytes: [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        guard case .sendBytes = m.bytesReceived(&b) else { return XCTFail() }
+        b = ByteBuffer(bytes: [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        XCTAssertEqual(errorFields(m.bytesReceived(&b))?.message, "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0")
+    }
+
+    /// `replication` is read with parse_bool: false in any spelling is a normal session, a
+    /// value it cannot read is PostgreSQL's FATAL.
+    func testReplicationParameterIsReadAsABoolean() throws {
+        for value in ["f", "FA", "n", "of", "0", "no"] {
+            var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+            var b = startup([("user", "alice"), ("database", "app"), ("replication", value)])
+            guard case .connectUpstream = m.bytesReceived(&b) else { return XCTFail(value) }
+        }
+        var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
+        var b = startup([("user", "alice"), ("replication", "xyz")])
+        let fields = errorFields(m.bytesReceived(&b))
+        XCTAssertEqual(fields?.sqlState, "22023")
+        XCTAssertEqual(fields?.message, "invalid value for parameter \"replication\": \"xyz\"")
     }
 }
 

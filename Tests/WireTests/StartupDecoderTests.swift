@@ -68,10 +68,40 @@ final class StartupDecoderTests: XCTestCase {
             XCTAssertEqual((error as? WireError)?.sqlState, "08P01")
             XCTAssertEqual((error as? WireError)?.message, "invalid length of startup packet")
         }
-        var small = ByteBuffer(bytes: [0, 0, 0, 4])
+        var small = ByteBuffer(bytes: [0, 0, 0, 7])
         XCTAssertThrowsError(try StartupDecoder.decode(&small))
-        var limit = ByteBuffer(bytes: [0, 0, 0x27, 0x11]) // 10001
+        // MAX_STARTUP_PACKET_LENGTH counts the packet without its length word: 10,004 is the most.
+        var limit = ByteBuffer(bytes: [0, 0, 0x27, 0x15]) // 10005
         XCTAssertThrowsError(try StartupDecoder.decode(&limit))
+        var longest = ByteBuffer(bytes: [0, 0, 0x27, 0x14]) // 10004: waits for the rest
+        XCTAssertNil(try StartupDecoder.decode(&longest))
+    }
+
+    /// ProcessStartupPacket's reading, checked against PostgreSQL 15.18: a name with no room
+    /// for a value ends the list and counts as the terminator when it is the last byte; names
+    /// are cut to 63 bytes; SSLRequest by its code whatever its length; CancelRequest only at 16.
+    func testPostgreSQLsReadingOfOddPackets() throws {
+        var body = Array("user\0bob\0database\0app\0d".utf8)
+        var b = ByteBuffer()
+        b.writeInteger(Int32(8 + body.count)); b.writeInteger(UInt32(196_608)); b.writeBytes(body)
+        guard case .startup(let packet) = try StartupDecoder.decode(&b) else { return XCTFail() }
+        XCTAssertEqual(packet.user, "bob")
+        XCTAssertEqual(packet.database, "app")
+
+        body = Array("user\0\(String(repeating: "a", count: 70))\0database\0\(String(repeating: "d", count: 64))\0\0".utf8)
+        b = ByteBuffer()
+        b.writeInteger(Int32(8 + body.count)); b.writeInteger(UInt32(196_608)); b.writeBytes(body)
+        guard case .startup(let long) = try StartupDecoder.decode(&b) else { return XCTFail() }
+        XCTAssertEqual(long.user, String(repeating: "a", count: 63))
+        XCTAssertEqual(long.database, String(repeating: "d", count: 63))
+
+        var ssl = ByteBuffer(bytes: [0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2f, 1, 2, 3, 4, 5, 6, 7, 8, 0x51])
+        XCTAssertEqual(try StartupDecoder.decode(&ssl), .sslRequest)
+        XCTAssertEqual(ssl.readableBytes, 1, "exactly the packet is consumed")
+        var cancel = ByteBuffer(bytes: [0, 0, 0, 12, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0x30, 0x39])
+        XCTAssertThrowsError(try StartupDecoder.decode(&cancel)) { error in
+            XCTAssertEqual(error as? WireError, .invalidCancelRequestLength(12))
+        }
     }
 
     func testLayoutErrors() {

@@ -397,6 +397,8 @@ final class InProcessProxy: Sendable {
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) } }
         port = UInt16(bigEndian: address.sin_port)
         let shared = ProxyShared()
+        // The fake server answers no catalog query: its catalog holds nothing to check.
+        shared.catalogs.store(.empty, for: "app")
         let (counter, mailboxes) = (self.counter, self.mailboxes)
         let loads = LoopLoads(count: 1)
         let started = LoopThread.start(name: "shell-test-loop") {
