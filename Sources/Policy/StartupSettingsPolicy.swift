@@ -31,6 +31,10 @@ public enum StartupSettingsPolicy {
         public let message: String
         /// The setting or switch refused, for the hint and the log.
         public let subject: String
+        /// Refused by the read-only rules, not an error PostgreSQL itself raises for the packet.
+        public var byPolicy = true
+        /// PostgreSQL's own hint, for its own errors.
+        public var hint: String? = nil
     }
 
     /// Names ProcessStartupPacket (src/backend/postmaster/postmaster.c) reads as something
@@ -44,7 +48,10 @@ public enum StartupSettingsPolicy {
         if let options = parameters.last(where: { $0.name == "options" }) {
             switch StartupOptions.decode(options.value) {
             case .failure(let error):
-                return .refused(Refusal(sqlState: error.sqlState, message: error.message, subject: "options"))
+                // process_postgres_switches's hint for a word getopt cannot read; none for a
+                // switch without its value (postgres.c).
+                let hint = error.message.hasPrefix("invalid command-line argument") ? "Try \"postgres --help\" for more information." : nil
+                return .refused(Refusal(sqlState: error.sqlState, message: error.message, subject: "options", byPolicy: false, hint: hint))
             case .success(let items):
                 for item in items {
                     switch item {
@@ -57,7 +64,7 @@ public enum StartupSettingsPolicy {
                         let lowered = SettingPolicy.asciiLowercased(name)
                         if name.isEmpty || packetFields.contains(lowered) || lowered.hasPrefix("_pq_.") {
                             return .refused(Refusal(sqlState: "42704",
-                                message: "unrecognized configuration parameter \"\(name)\"", subject: name))
+                                message: "unrecognized configuration parameter \"\(name)\"", subject: name, byPolicy: false))
                         }
                         fromOptions.append(Parameter(name: name, value: value))
                     }

@@ -439,7 +439,8 @@ public struct ClientStartupMachine {
             switch StartupSettingsPolicy.judge(parameters.map { ($0.name, $0.value) }) {
             case .refused(let refusal):
                 return refuseAfterAuthentication(preamble, refusal.sqlState, refusal.message,
-                                                 hint: "\"\(login.user)\" is a read-only identity.", login: login)
+                                                 hint: refusal.byPolicy ? "\"\(login.user)\" is a read-only identity." : refusal.hint,
+                                                 login: login)
             case .accepted(let accepted):
                 parameters = StartupSettingsPolicy.withPinnedSettings(accepted).map { StartupParameter(name: $0.name, value: $0.value) }
             }
