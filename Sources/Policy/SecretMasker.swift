@@ -13,7 +13,10 @@ import CPgQuery
 ///   (``secretWords``);
 /// - any constant that holds a connection string with a password (`password=…` key/value form,
 ///   or a `postgresql://user:secret@…` URI), as passed to dblink_connect, dblink,
-///   dblink_exec or CREATE SUBSCRIPTION … CONNECTION.
+///   dblink_exec or CREATE SUBSCRIPTION … CONNECTION;
+/// - any constant that holds SQL text with a `PASSWORD '…'` clause: the body of a DO block or
+///   a function, or a statement passed to dblink_exec or EXECUTE, whose password the scanner
+///   sees only as part of one constant.
 ///
 /// pgAudit itself only truncates CREATE/ALTER ROLE after the word "password"; this covers
 /// more, and keeps the rest of the statement readable.
@@ -45,7 +48,7 @@ public enum SecretMasker {
                 if back(1)?.kind == PG_QUERY__TOKEN__ASCII_44, let name = back(2), name.kind == PG_QUERY__TOKEN__SCONST,
                    back(3)?.kind == PG_QUERY__TOKEN__ASCII_40, let function = back(4),
                    text(function).lowercased() == "set_config", looksSecret(text(name)) { return true }
-                return holdsConnectionPassword(text(token))
+                return holdsConnectionPassword(text(token)) || holdsPasswordClause(innerText(text(token)))
             }()
             if isSecret { secret.append(token) }
         }
@@ -80,7 +83,8 @@ public enum SecretMasker {
         }
         return values.map { value in
             guard let value else { return nil }
-            return secretBearing || holdsConnectionPassword(Substring(value)) ? redactedValue : value
+            return secretBearing || holdsConnectionPassword(Substring(value)) || holdsPasswordClause(Substring(value))
+                ? redactedValue : value
         }
     }
 
@@ -100,6 +104,35 @@ public enum SecretMasker {
         if let scheme = lower.firstRange(of: "://") {
             let authority = lower[scheme.upperBound...].prefix { $0 != "/" && $0 != "?" }
             if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { return true }
+        }
+        return false
+    }
+
+    /// The word PASSWORD followed by a quoted value, in text that is itself SQL (a body, a
+    /// statement in a string): `PASSWORD '…'` (also quoted once more, `''…''`), `E'…'`,
+    /// `U&'…'`, `$$…$$`. `PASSWORD %L` (a format() placeholder) and `password=` (a connection
+    /// string, ``holdsConnectionPassword(_:)``) are not this.
+    /// A constant's text without its own delimiters (`'…'`, `E'…'`, `U&'…'`, `$tag$…$tag$`), so
+    /// its closing quote is not read as the quote after a PASSWORD (`'app.password'`).
+    static func innerText(_ constant: Substring) -> Substring {
+        if constant.first == "$", let tagEnd = constant.dropFirst().firstIndex(of: "$") {
+            let tag = constant[...tagEnd]
+            let body = constant[constant.index(after: tagEnd)...]
+            return body.hasSuffix(tag) ? body.dropLast(tag.count) : body
+        }
+        guard let open = constant.firstIndex(of: "'"), let close = constant.lastIndex(of: "'"), open < close else { return constant }
+        return constant[constant.index(after: open)..<close]
+    }
+
+    static func holdsPasswordClause(_ literal: Substring) -> Bool {
+        let lower = literal.lowercased()
+        var searchFrom = lower.startIndex
+        while let range = lower[searchFrom...].firstRange(of: "password") {
+            searchFrom = range.upperBound
+            let rest = lower[range.upperBound...].drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\u{0C}" }
+            guard let next = rest.first else { continue }
+            if next == "'" || next == "$" { return true }
+            if next == "e" || next == "u", let after = rest.dropFirst().first, after == "'" || after == "&" { return true }
         }
         return false
     }

@@ -46,6 +46,23 @@ final class SecretMaskerTests: XCTestCase {
         assertMasked("SELECT 'my password is long'", "SELECT 'my password is long'")
     }
 
+    /// SQL inside a constant — a DO or function body, a statement for dblink_exec — with a
+    /// PASSWORD clause: the whole constant goes (found in review: all three reached the stream).
+    func testPasswordsInsideBodiesAndStatementStrings() {
+        assertMasked("DO $$BEGIN EXECUTE 'ALTER ROLE r PASSWORD ''dopw'''; END$$", "DO '<redacted>'")
+        assertMasked("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $f$ ALTER ROLE r PASSWORD 'fnpw' $f$",
+                     "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS '<redacted>'")
+        assertMasked("SELECT dblink_exec('dbname=app', 'ALTER ROLE r PASSWORD ''dblpw''')",
+                     "SELECT dblink_exec('dbname=app', '<redacted>')")
+        assertMasked("DO $$BEGIN EXECUTE 'ALTER ROLE r PASSWORD E''x'''; END$$", "DO '<redacted>'")
+        assertMasked("DO $body$BEGIN EXECUTE $q$ALTER ROLE r ENCRYPTED PASSWORD $p$x$p$ $q$; END$body$", "DO '<redacted>'")
+        assertMasked("SELECT 'app.password', 'the password'", "SELECT 'app.password', 'the password'")
+        // A placeholder is no password; the bodies stay readable.
+        assertMasked("DO $$BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', 'r', pw); END$$",
+                     "DO $$BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', 'r', pw); END$$")
+        XCTAssertEqual(SecretMasker.maskParameters(["ALTER ROLE r PASSWORD 'p'"], sql: "SELECT $1"), ["<redacted>"])
+    }
+
     func testCommentsAndUnterminatedText() {
         assertMasked("-- PASSWORD 'x'\nSELECT 1", "-- PASSWORD 'x'\nSELECT 1")
         assertMasked("CREATE ROLE a PASSWORD 'unterminated", "<unparsable statement redacted>")
