@@ -249,7 +249,7 @@ final class ClientSession: LegOwner {
             followsStatements: audit != nil, parameterLogging: auditParameterLogging,
             transactionPooling: (target.poolMode ?? general.poolMode) == .transaction
                 ? .init(refusesPinning: (target.transactionPin ?? general.transactionPin) == .refuse, tokens: Self.refusalToken,
-                        maxPreparedStatements: general.maxPreparedStatements)
+                        maxPreparedStatements: general.maxPreparedStatements, maxClassifiedSize: general.readOnlyMaxStatementSize)
                 : nil))
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters, route: target.route,

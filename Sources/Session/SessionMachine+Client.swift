@@ -76,8 +76,9 @@ extension SessionMachine {
     private mutating func gateClientMessage(_ frame: MessageFrame, in buffer: ByteBuffer) -> Action {
         let isQuery = frame.type == UInt8(ascii: "Q")
         let isText = isQuery || frame.type == UInt8(ascii: "P")
-        let limit = configuration.readOnly?.maxStatementSize ?? Int.max
-        if isText && frame.totalLength - 5 > limit {
+        let limit = configuration.readOnly?.maxStatementSize ?? configuration.transactionPooling?.maxClassifiedSize ?? Int.max
+        let tooLong = isText && frame.totalLength - 5 > limit
+        if tooLong && configuration.readOnly != nil {
             // Refused unread: no copy, no UTF-8 check, no parse of a text this long.
             let message: FrontendMessage = isQuery
                 ? .query("") : .parse(name: Self.statementName(frame, in: buffer), query: "", parameterTypes: [])
@@ -93,6 +94,12 @@ extension SessionMachine {
             } catch {
                 return .close(reason: error.message, error: .error(sqlState: error.sqlState, message: error.message, severity: "FATAL"))
             }
+        }
+        if tooLong {
+            // A read-write identity's text in transaction pooling: forwarded (and kept, for a
+            // named statement) but not parsed; it counts as unclassified.
+            return verdict(for: message, frame, textIsUTF8: true,
+                           classification: ReadOnlyGate.refusing(Self.statementTooLong(frame.totalLength - 5, limit: limit)))
         }
         let textIsUTF8 = Self.textIsUTF8(frame, in: buffer)
         guard textIsUTF8, let sql = ReadOnlyGate.sqlText(of: message) else {

@@ -64,11 +64,19 @@ package struct SessionMachine {
         /// prepared on whichever server it gets); a new name beyond it pins. 0: every named
         /// statement pins.
         package var maxPreparedStatements: Int
+        /// `readonly_max_statement_size` for every identity here: a longer Query or Parse text is
+        /// not classified (its parse tree costs ~150 bytes per byte of text on a classifier
+        /// thread; found in review: one 60 MB Query of a read-write identity took the proxy to
+        /// 9.3 GB). It counts as unclassified: it pins, or is refused under `transaction_pin =
+        /// refuse`.
+        package var maxClassifiedSize: Int
 
-        package init(refusesPinning: Bool, tokens: @escaping () -> String, maxPreparedStatements: Int = 200) {
+        package init(refusesPinning: Bool, tokens: @escaping () -> String, maxPreparedStatements: Int = 200,
+                     maxClassifiedSize: Int = 1024 * 1024) {
             self.refusesPinning = refusesPinning
             self.tokens = tokens
             self.maxPreparedStatements = maxPreparedStatements
+            self.maxClassifiedSize = maxClassifiedSize
         }
     }
 
@@ -99,13 +107,15 @@ package struct SessionMachine {
             let transactionPooling: Bool
             let refusesPinning: Bool
             let maxPreparedStatements: Int
+            let maxClassifiedSize: Int
         }
 
         package var key: Key {
             Key(maxMessageSize: maxMessageSize, readOnlyIdentity: readOnly?.identity, maxStatementSize: readOnly?.maxStatementSize,
                 followsStatements: followsStatements, parameterLogMaxSize: parameterLogging?.maxSize,
                 transactionPooling: transactionPooling != nil, refusesPinning: transactionPooling?.refusesPinning ?? false,
-                maxPreparedStatements: transactionPooling?.maxPreparedStatements ?? 0)
+                maxPreparedStatements: transactionPooling?.maxPreparedStatements ?? 0,
+                maxClassifiedSize: transactionPooling?.maxClassifiedSize ?? 0)
         }
 
         package init(maxMessageSize: Int, readOnly: ReadOnlySettings?, followsStatements: Bool,

@@ -198,6 +198,20 @@ final class SessionMachinePoolingTests: XCTestCase {
 
     /// Found in review: set_config('role', …) called by OID over the fast path left the role
     /// on the server for the next client.
+    /// A read-write identity's text longer than readonly_max_statement_size is not sent to a
+    /// classifier (found in review: a 60 MB Query took the proxy to 9.3 GB); it goes to the
+    /// server whole, named statements keep it, and it pins as unclassified.
+    func testATextOverTheLimitIsForwardedUnparsedAndPins() {
+        let h = SessionHarness(followsStatements: false,
+                               pooling: .init(refusesPinning: false, tokens: { "t" }, maxClassifiedSize: 64))
+        let long = "SELECT 1 WHERE 1 IN (" + Array(repeating: "1", count: 40).joined(separator: ",") + ")"
+        h.client(.parse(name: "big", query: long, parameterTypes: []), .sync)
+        XCTAssertTrue(h.requests.isEmpty, "nothing was classified")
+        XCTAssertTrue(h.sentToServer().contains(.parse(name: "big", query: long, parameterTypes: [])), "the whole text went")
+        XCTAssertTrue(h.machine.isPinned)
+        XCTAssertEqual(h.events, [.pinned(["unclassified statement"])])
+    }
+
     func testAFastPathFunctionCallPinsUnlessItIsALargeObjectFunction() {
         let h = pooled()
         h.client(.functionCall(.init(functionOID: 954, argumentFormats: [], arguments: [], resultFormat: 0)))
