@@ -66,6 +66,7 @@ public struct CachingStatementClassifier: Sendable {
 
     /// The literal-free text of `sql`, or nil when libpg_query cannot scan it.
     static func normalized(_ sql: String) -> String? {
+        guard LexerCost.isBounded(sql) else { return nil }
         let result = pg_query_normalize(sql)
         defer { pg_query_free_normalize_result(result) }
         guard result.error == nil, let text = result.normalized_query else { return nil }
@@ -97,6 +98,10 @@ extension CachingStatementClassifier {
     /// Classifies `sql` as ``classify(sql:)`` does on a miss, without touching any cache.
     /// - Parameter keyed: compute the cache keys (skip for texts too large to cache).
     public static func classifyMiss(sql: String, keyed: Bool) -> Miss {
+        // Before pg_query_normalize, which lexes too (``LexerCost``).
+        if let refusal = LexerCost.refusal(for: sql) {
+            return Miss(result: ClassificationResult(statements: [], syntaxError: refusal), normalizedKey: nil, fastKey: nil, cacheable: false)
+        }
         let classifier = StatementClassifier()
         guard keyed, let key = normalized(sql) else {
             return Miss(result: classifier.classify(sql: sql), normalizedKey: nil, fastKey: nil, cacheable: false)

@@ -65,6 +65,8 @@ public enum ClassifierBudget {
     /// nil when `sql` may be handed to libpg_query's recursive entry points on this thread, else
     /// the whole-text refusal. Texts too short to reach the limit skip the lexer.
     static func nestingRefusal(for sql: String) -> Refusal? {
+        // The lexer itself first (NestingBound and the syntax check below both run it).
+        if let refusal = LexerCost.refusal(for: sql) { return refusal }
         let limit = nestingLimitOnCurrentThread()
         if NestingBound.ceiling(byteCount: sql.utf8.count) <= limit { return nil }
         if let bound = NestingBound.of(sql), bound <= limit { return nil }

@@ -144,6 +144,8 @@ public enum SecretMasker {
     }
 
     static func scan(_ sql: String) -> [Token]? {
+        // A text the lexer would take quadratic time on is redacted whole (``LexerCost``).
+        guard LexerCost.isBounded(sql) else { return nil }
         let result = pg_query_scan(sql)
         defer { pg_query_free_scan_result(result) }
         guard result.error == nil else { return nil }

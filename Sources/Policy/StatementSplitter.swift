@@ -9,6 +9,7 @@ import CPgQuery
 public enum StatementSplitter {
     /// The byte offset at which each statement starts, or nil when the text does not parse.
     public static func statementOffsets(_ sql: String) -> [Int]? {
+        guard LexerCost.isBounded(sql) else { return nil }
         let result = pg_query_split_with_parser(sql)
         defer { pg_query_free_split_result(result) }
         guard result.error == nil else { return nil }

@@ -173,6 +173,7 @@ final class AuditPreparer: @unchecked Sendable {
     }
 
     static func normalized(_ sql: String) -> String? {
+        guard LexerCost.isBounded(sql) else { return nil }
         let result = pg_query_normalize(sql)
         defer { pg_query_free_normalize_result(result) }
         guard result.error == nil, let text = result.normalized_query else { return nil }

@@ -101,6 +101,18 @@ final class ClassifierPool: @unchecked Sendable {
         sem_post(available)
     }
 
+    /// Drops a job that has not started (its asker gave up: timed out, or gone), so an abandoned
+    /// statement does not take a thread later. A job already running cannot be stopped.
+    /// Tickets are per loop: the mailbox tells the loops apart.
+    func cancel(ticket: UInt64, mailbox: LoopMailbox) {
+        queue.withLock { state in
+            for index in state.head..<state.jobs.count where state.jobs[index]?.ticket == ticket && state.jobs[index]?.mailbox === mailbox {
+                state.jobs[index] = nil
+                return
+            }
+        }
+    }
+
     private func next() -> Job {
         while true {
             waitForSemaphore(available)

@@ -59,9 +59,11 @@ final class LoopPolicy {
         return .pending(ticket: ticket)
     }
 
-    /// The asker no longer wants the answer.
+    /// The asker no longer wants the answer; a job still queued is dropped.
     func cancel(_ ticket: UInt64) {
-        waiting[ticket] = nil
+        guard waiting.removeValue(forKey: ticket) != nil else { return }
+        pool.cancel(ticket: ticket, mailbox: mailbox)
+        largeStatementPool.cancel(ticket: ticket, mailbox: mailbox)
     }
 
     /// An answer from a classifier thread, through the mailbox.

@@ -275,6 +275,26 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         }
     }
 
+    /// PostgreSQL's lexer is quadratic on runs of operator characters (nested comment starts,
+    /// `+-+-…`). Found in review: three such statements from one read-only client held both
+    /// classifier threads for minutes, so every other client's new statements timed out (57014).
+    /// Now they are refused before any lexing, and another client's statement nobody sent before
+    /// (a cache miss) is classified and runs.
+    func testQuadraticLexerInputCannotStarveOtherClients() throws {
+        let h = try harness
+        let proxy = try ProxyProcess(harness: h, options: .init(upstream: h.cluster))
+        defer { proxy.stop() }
+        let conninfo = proxy.endpoint.conninfo(user: "app_ro", extra: "password=app_ro_pw")
+        let attacks = ["SELECT n /*" + String(repeating: "/*", count: 15_000) + String(repeating: "*/", count: 15_000) + "*/",
+                       "SELECT 1 " + String(repeating: "+-", count: 20_000) + " 1"]
+        for attack in attacks + attacks {
+            let outcome = try LibPQSession(conninfo: conninfo).run(attack, protocol: .simple)
+            XCTAssertEqual(outcome.first?.sqlState, "54001", "\(outcome.first?.message ?? "")")
+        }
+        let victim = try LibPQSession(conninfo: conninfo).run("SELECT 'never sent before \(marker("lexer"))' AS fresh", protocol: .extended)
+        XCTAssertFalse(victim.contains(where: \.isError), "\(victim)")
+    }
+
     /// postgres.c SocketBackend: an unknown message type after login is FATAL 08P01 "invalid
     /// frontend message type N" at once, even when it declares a long length. Shown first
     /// against PostgreSQL itself (over its Unix socket, trust), then through the proxy.
