@@ -71,6 +71,11 @@ public final class CatalogStore: Sendable {
         }
     }
 
+    /// Some entry has never been read: the refresher tries again soon.
+    var hasFailures: Bool {
+        state.withLock { !$0.failures.isEmpty }
+    }
+
     /// A load failed: remembered only while no load of the entry ever succeeded (a previous
     /// snapshot stays in force otherwise).
     func loadFailed(_ error: String, for entry: String) {
@@ -107,6 +112,8 @@ final class CatalogRefresher: Sendable {
         LoopThread.detach(thread)
     }
 
+    static let retryAfterFailure: Duration = .seconds(2)
+
     /// After a reload: refresh now rather than at the next interval.
     func refreshSoon() {
         var one: UInt64 = 1
@@ -116,7 +123,10 @@ final class CatalogRefresher: Sendable {
     /// Until `catalog_refresh_interval` has passed or a refresh was requested (the request is
     /// consumed).
     private func waitForNextRound() {
-        let interval = currentConfig().general.catalogRefreshInterval
+        // A database whose catalog was never read refuses read-only statements: try it again
+        // within seconds (it may just have been created, or the server restarted).
+        let interval = store.hasFailures ? min(Self.retryAfterFailure, currentConfig().general.catalogRefreshInterval)
+                                         : currentConfig().general.catalogRefreshInterval
         let deadline = MonotonicInstant.now() + interval
         while true {
             let remaining = deadline.duration(since: MonotonicInstant.now())

@@ -31,13 +31,13 @@ extension ClientSession {
     /// ``SessionMachine/Action/classify(_:)``: a cache hit is judged at once (and the action
     /// that follows run); a miss waits for a classifier thread. False when the session waits.
     ///
-    /// A read-only session whose database's catalog has not been read yet (start-up, a
-    /// database first reached through `*`) waits for it, up to `readonly_classify_timeout`
-    /// (`catalogDeadline`), looking again every 50 ms; after that the unloaded snapshot refuses
-    /// the statement. The loop never waits.
+    /// A read-only session whose database's catalog has not been read (start-up, a database
+    /// first reached through `*`, or every load so far failed: the refresher tries again within
+    /// 2 s) waits for it, up to `readonly_classify_timeout` (`catalogDeadline`), looking again
+    /// every 50 ms; after that the unloaded snapshot refuses the statement. The loop never waits.
     func classify(_ request: SessionMachine.ClassificationRequest, server: Leg, catalogDeadline: MonotonicInstant? = nil) -> Bool {
         let catalog = shared.catalogs.snapshot(for: databaseEntry)
-        if catalog.unloaded == .pending, session?.configuration.readOnly != nil {
+        if catalog.unloaded != nil, session?.configuration.readOnly != nil {
             let deadline = catalogDeadline ?? loop.now() + runtime.config.general.readOnlyClassifyTimeout
             if loop.now() < deadline {
                 let next = min(deadline, loop.now() + .milliseconds(50))

@@ -173,8 +173,9 @@ final class HardeningIntegrationTests: IntegrationTestCase {
 
         let password = "Wr0ng-\(marker("pw"))"
         XCTAssertThrowsError(try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw", extra: "hostaddr=127.0.0.1 password='\(password)'")))
-        // A user name that tries to forge a log line and clear the terminal.
-        let evil = "evil\n2026-01-01T00:00:00+0000 critical portcullis: FATAL forged\u{1B}[2J"
+        // A user name that tries to forge a log line and clear the terminal (within the 63 bytes
+        // PostgreSQL keeps of a user name).
+        let evil = "evil\u{1B}[2J\n2026-01-01T00:00:00+0000 critical portcullis: x"
         XCTAssertThrowsError(try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "x", extra: "user='\(evil)' hostaddr=127.0.0.1 password='\(password)'")))
 
         var lines: [Substring] = []
@@ -192,7 +193,7 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         XCTAssertFalse(log.contains(password), "the password must never be logged")
         XCTAssertFalse(log.contains("\u{1B}"), "no raw escape character reaches the log")
         XCTAssertFalse(log.split(separator: "\n").contains { $0.hasPrefix("2026-01-01T00:00:00") }, "no forged line")
-        XCTAssertTrue(log.contains("evil\\n2026-01-01T00:00:00+0000 critical portcullis: FATAL forged\\x1B[2J"), log.suffix(2000).description)
+        XCTAssertTrue(log.contains("evil\\x1B[2J\\n2026-01-01T00:00:00+0000 critical portcullis: x"), log.suffix(2000).description)
     }
 
     /// 1000 refused statements from one read-only session: at most 10 lines and the summaries,

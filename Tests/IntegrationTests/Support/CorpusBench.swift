@@ -44,10 +44,12 @@ final class CorpusBench {
     }
 
     /// app_ro straight to PostgreSQL, read-only by default: the oracle for reads.
+    /// PostgreSQL alone, started as the proxy starts a read-only session upstream
+    /// (StartupSettingsPolicy.withPinnedSettings): read-only, and in UTF8.
     func directReadOnlySession() throws -> LibPQSession {
         let direct = Endpoint(port: harness.cluster.port, caFile: harness.caFile, proxyPID: nil)
         return try LibPQSession(conninfo: conninfo(direct, user: "app_ro", dbname: CorpusFixture.database,
-                                                   extra: "options='-c statement_timeout=20s -c default_transaction_read_only=on'"))
+                                                   extra: "client_encoding=UTF8 options='-c statement_timeout=20s -c default_transaction_read_only=on'"))
     }
 
     /// app_rw (a read-write identity) on the endpoint under test, database `corpus`.

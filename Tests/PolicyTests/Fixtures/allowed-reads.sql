@@ -172,17 +172,9 @@ SELECT set_config(s.name, '64MB', false) FROM pg_settings AS s WHERE s.name = 'w
 -- ----
 SET client_encoding = 'UTF8'
 -- ----
-SET NAMES 'LATIN1'
--- ----
-set client_encoding to 'EUC_JP'
--- ----
-set client_encoding = 'euc-kr'
--- ----
 set client_encoding to default
 -- ----
 reset client_encoding
--- ----
-select set_config('client_encoding', 'WIN1252', false)
 
 -- ----
 select lo_get(1234)

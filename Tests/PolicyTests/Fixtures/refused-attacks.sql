@@ -461,6 +461,14 @@ SELECT set_config(lower(name), 'off', false) FROM pg_settings WHERE name = 'work
 -- ----
 SET client_encoding = 'SJIS'
 -- ----
+SET NAMES 'LATIN1'
+-- ----
+set client_encoding to 'EUC_JP'
+-- ----
+set client_encoding = 'euc-kr'
+-- ----
+select set_config('client_encoding', 'WIN1252', false)
+-- ----
 SET client_encoding TO sjis
 -- ----
 set names 'big5'
