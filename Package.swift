@@ -99,7 +99,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "SessionTests", dependencies: ["Session", "Wire", "Policy", "Proxy"], swiftSettings: strict),
         .testTarget(name: "BackupFormatTests", dependencies: ["BackupFormat"], swiftSettings: strict),
-        .testTarget(name: "BackupTests", dependencies: ["Backup", "Config"], swiftSettings: strict),
+        .testTarget(name: "BackupTests", dependencies: ["Backup", "BackupFormat", "Config"], swiftSettings: strict),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "AuditSink", "EventLoop"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery"], swiftSettings: strict),
     ]

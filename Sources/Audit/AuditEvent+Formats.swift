@@ -281,6 +281,8 @@ extension AuditEvent {
     static let numericFields: Set<String> = [
         "SESSION_ID", "CLIENT_PORT", "BACKEND_PID", "AUDIT_STATEMENT_ID", "AUDIT_SUBSTATEMENT_ID", "DURATION_US", "ROWS",
         "BYTES_IN", "BYTES_OUT", "STATEMENTS", "DROPPED", "MAX_SIZE", "WAITING",
+        // `backup` events (found in review: they came out as strings in the JSON lines).
+        "DURATION_S", "DUMP_BYTES", "STORED_BYTES",
     ]
 
     static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {

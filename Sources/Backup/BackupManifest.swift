@@ -1,3 +1,5 @@
+import BackupFormat
+
 /// What `<id>.json` next to `<id>.pcbk` records about one backup (docs/BACKUP.md). A backup is
 /// *good* only when its manifest says `status: "good"` and the stored file exists: the
 /// manifest is written (atomically) only after the stored file was fsynced and renamed.
@@ -38,6 +40,11 @@ public struct BackupManifest: Equatable, Sendable {
     public var peakPlaintextOnDisk: Int64 = 0
     /// Why a failed backup failed (pg_dump's stderr, trimmed); empty when good.
     public var error: String = ""
+    /// HMAC-SHA256 (hex) of the manifest's text without this field, under a key derived from
+    /// the master key `key_id` names (``sealed(with:)``). Anyone who can write to the store but
+    /// has no key could otherwise relabel a backup (another database, a later date, `good`) and
+    /// make `backup prune` delete the real ones (found in review).
+    public var mac: String = ""
 
     /// One file of a directory-format backup: pg_dump's name for it, its sizes, and the
     /// SHA-256 of its stored (encrypted) form.
@@ -77,6 +84,36 @@ public struct BackupManifest: Equatable, Sendable {
     /// (one per large object, ~170 bytes each), so this allows some 190 000 of them.
     public static let sizeLimit = 32 << 20
 
+    /// This manifest with its MAC under `key` (which must be the one `keyID` names).
+    public func sealed(with key: BackupKey) -> BackupManifest {
+        var sealed = self
+        sealed.mac = ""
+        sealed.mac = Self.hexString(key.manifestMAC(Array(sealed.encoded().utf8)))
+        return sealed
+    }
+
+    /// True when `mac` is right under the key of `keys` whose id is `keyID`.
+    public func isAuthentic(keys: [BackupKey]) -> Bool {
+        guard !mac.isEmpty, let key = keys.first(where: { Self.hexString($0.keyID) == keyID }) else { return false }
+        let expected = sealed(with: key).mac
+        return expected.utf8.count == mac.utf8.count
+            && zip(expected.utf8, mac.utf8).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    /// `isAuthentic`, or the error saying why not.
+    public func authenticate(keys: [BackupKey]) throws(BackupError) {
+        guard keys.contains(where: { Self.hexString($0.keyID) == keyID }) else {
+            throw BackupError("backup \(id) was made with another key (key id \(keyID)); give that secret_key_file with --old-key")
+        }
+        guard isAuthentic(keys: keys) else {
+            throw BackupError("the manifest of backup \(id) is not authentic: it was altered" + (mac.isEmpty ? " (it has no MAC)" : ""))
+        }
+    }
+
+    static func hexString(_ bytes: [UInt8]) -> String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
     /// A JSON object, one key per line (stable order, so manifests diff well).
     public func encoded() -> String {
         let fields: [(String, JSONValue)] = [
@@ -106,6 +143,7 @@ public struct BackupManifest: Equatable, Sendable {
             }
             lines.append("  \"files\": [" + (files.isEmpty ? "]" : "\n" + files.joined(separator: ",\n") + "\n  ]"))
         }
+        if !mac.isEmpty { lines.append("  \"mac\": " + JSON.quote(mac)) }
         return "{\n" + lines.joined(separator: ",\n") + "\n}\n"
     }
 
@@ -135,6 +173,7 @@ public struct BackupManifest: Equatable, Sendable {
         manifest.serverVersion = try string("server_version")
         manifest.keyID = try string("key_id")
         manifest.error = try string("error")
+        if object["mac"] != nil { manifest.mac = try string("mac") }
         guard manifest.format == "custom" || manifest.format == "directory" else {
             throw BackupError("manifest: unknown format \"\(manifest.format)\"")
         }

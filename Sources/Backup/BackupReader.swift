@@ -108,6 +108,7 @@ public enum BackupReader {
     public static func verify(store: any BackupStorage, id: String, keys: [BackupKey], pgBinDir: String?,
                               progress: ((ProgressReport) -> Void)? = nil) throws(BackupError) -> VerifyResult {
         let manifest = try store.goodManifest(id)
+        try manifest.authenticate(keys: keys)
         if manifest.format == "directory" {
             return try DirectoryReader.verify(store: store, manifest: manifest, keys: keys, pgBinDir: pgBinDir, progress: progress)
         }
@@ -144,6 +145,7 @@ public enum BackupReader {
                                jobs: Int? = nil,
                                progress: ((ProgressReport) -> Void)? = nil) throws(BackupError) -> BackupManifest {
         let manifest = try store.goodManifest(id)
+        try manifest.authenticate(keys: keys)
         if manifest.format == "directory" {
             try DirectoryReader.restore(store: store, manifest: manifest, keys: keys, target: target, pgBinDir: pgBinDir,
                                         jobs: jobs ?? Int(manifest.jobs), progress: progress)
@@ -201,7 +203,9 @@ public enum BackupPruner {
     /// `backup prune`: deletes what `RetentionPolicy.prune` names, under the store's lock, and
     /// cleans `.partial` leftovers. `database`: only that database's backups (the daemon's
     /// prune after a scheduled backup); nil = every database. Returns the ids deleted.
-    public static func prune(store: any BackupStorage, policy: RetentionPolicy, now: Int64,
+    /// Manifests that are not authentic under `keys` neither count nor go: what they say
+    /// (database, date, status) cannot be believed, and deleting on their word is the attack.
+    public static func prune(store: any BackupStorage, policy: RetentionPolicy, now: Int64, keys: [BackupKey],
                              database: String? = nil) throws(BackupError) -> [String] {
         let lockFD = try store.lock()
         defer { closeDescriptor(lockFD) }
@@ -210,7 +214,8 @@ public enum BackupPruner {
         let stored = try store.storedIDs()
         // Only manifests whose file exists count as good: a good manifest without its file
         // must not be what keeps "the last good backup" alive.
-        let present = manifests.filter { database == nil || $0.database == database }.map { manifest -> BackupManifest in
+        let present = manifests.filter { $0.isAuthentic(keys: keys) && (database == nil || $0.database == database) }
+            .map { manifest -> BackupManifest in
             var checked = manifest
             if checked.status == .good && !stored.contains(manifest.id) { checked.status = .failed }
             return checked

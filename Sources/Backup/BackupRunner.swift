@@ -127,6 +127,7 @@ public enum BackupRunner {
             try sink.commit(storedBytes: manifest.storedBytes)
             manifest.sha256 = totals.sha256
             manifest.endedAt = unixSeconds()
+            manifest = manifest.sealed(with: key)
             try store.writeManifest(manifest)
             progress?(ProgressReport(bytes: manifest.plaintextBytes, elapsedNanoseconds: monotonicNanoseconds() - started))
             return manifest
@@ -145,7 +146,7 @@ public enum BackupRunner {
             failed.error = String(error.description.prefix(4000))
             // Best effort: on a full disk or with the storage unreachable even this may fail;
             // nothing is listed as good anyway.
-            try? store.writeManifest(failed)
+            try? store.writeManifest(failed.sealed(with: key))
             throw error
         }
     }

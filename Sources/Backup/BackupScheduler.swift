@@ -147,7 +147,7 @@ public final class BackupScheduler: @unchecked Sendable {
     private func pruneAfterSchedule(database: String, options: BackupDatabaseOptions, setup: BackupSetup) {
         let policy = RetentionPolicy(keepLast: options.keepLast, keepWithinSeconds: options.keepWithin.map { $0.components.seconds })
         do {
-            let deleted = try BackupPruner.prune(store: setup.store, policy: policy, now: clock(), database: database)
+            let deleted = try BackupPruner.prune(store: setup.store, policy: policy, now: clock(), keys: [setup.key], database: database)
             log(false, "backup prune of \(database) (schedule): \(deleted.count) backup record(s) deleted"
                 + (deleted.isEmpty ? "" : ": " + deleted.joined(separator: ", ")))
         } catch {

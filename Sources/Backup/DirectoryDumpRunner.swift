@@ -136,6 +136,7 @@ enum DirectoryDumpRunner {
             manifest.sha256 = index.sha256
             try store.commitMembers(id)
             manifest.endedAt = unixSeconds()
+            manifest = manifest.sealed(with: key)
             try store.writeManifest(manifest)
             progress?(ProgressReport(bytes: manifest.plaintextBytes, elapsedNanoseconds: monotonicNanoseconds() - started))
             return manifest
@@ -149,7 +150,7 @@ enum DirectoryDumpRunner {
             failed.storedBytes = 0
             failed.files = []
             failed.error = String(error.description.prefix(4000))
-            try? store.writeManifest(failed)
+            try? store.writeManifest(failed.sealed(with: key))
             throw error
         }
     }

@@ -152,9 +152,12 @@ extension BackupCommand {
                 printError(error.description)
                 throw ExitCode(1)
             }
+            // A manifest that is not authentic under the current key says nothing reliable (made
+            // before a key rotation, or altered): listed, but as what it is.
             let rows = [["id", "database", "start", "size", "status"]] + listing.manifests.map {
                 [$0.id, $0.database, formatTime($0.startedAt), ProgressReport.size($0.storedBytes),
-                 $0.status == .good && !stored.contains($0.id) ? "good-but-file-missing" : $0.status.rawValue]
+                 !$0.isAuthentic(keys: [context.key]) ? "not-authentic"
+                    : $0.status == .good && !stored.contains($0.id) ? "good-but-file-missing" : $0.status.rawValue]
             }
             let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {
@@ -238,7 +241,7 @@ extension BackupCommand {
             let within = context.settings.keepWithin.map { $0.components.seconds }
             let policy = RetentionPolicy(keepLast: context.settings.keepLast, keepWithinSeconds: within)
             do {
-                let deleted = try BackupPruner.prune(store: context.store, policy: policy, now: Int64(time(nil)))
+                let deleted = try BackupPruner.prune(store: context.store, policy: policy, now: Int64(time(nil)), keys: [context.key])
                 for id in deleted { print("deleted \(id)") }
                 print("\(deleted.count) backup record(s) deleted")
             } catch {

@@ -60,6 +60,14 @@ public struct BackupKey: Sendable {
         self.material = material
         keyID = Array(BackupCrypto.hmacSHA256(key: material, data: Array("portcullis backup key id".utf8)).prefix(16))
     }
+
+    /// HMAC-SHA256 of a manifest's text under a key of its own, derived from this one: a
+    /// manifest says what a stored file is (which database, when, whether it is good), and
+    /// retention acts on that, so it is authenticated like the file itself.
+    public func manifestMAC(_ text: [UInt8]) -> [UInt8] {
+        let macKey = BackupCrypto.hmacSHA256(key: material, data: Array("portcullis backup manifest mac".utf8))
+        return BackupCrypto.hmacSHA256(key: macKey, data: text)
+    }
 }
 
 enum BackupCrypto {

@@ -10,6 +10,15 @@ final class AuditFormatTests: XCTestCase {
                                        serverUser: "app_ro", database: "app", clientAddress: "127.0.0.1", clientPort: 51234,
                                        tlsVersion: "TLSv1.3", tlsCipher: "TLS_AES_256_GCM_SHA384", backendPID: 4711)
 
+    /// The `backup` event's sizes and duration are JSON numbers, as AUDIT.md says of numbers.
+    func testBackupEventNumbersAreJSONNumbers() {
+        let event = AuditEvent(kind: .backup, timeMicroseconds: 0,
+                               details: [AuditDetail("DURATION_S", "3"), AuditDetail("DUMP_BYTES", "10033478"),
+                                         AuditDetail("STORED_BYTES", "4294730"), AuditDetail("BACKUP_ID", "0123")],
+                               summary: "backup")
+        XCTAssertTrue(event.jsonLine.contains(#""duration_s":3,"dump_bytes":10033478,"stored_bytes":4294730,"backup_id":"0123""#), event.jsonLine)
+    }
+
     func testPgAuditLinesAsPgAuditWritesThem() {
         // pgaudit.out: AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.test,select * from test,<not logged>
         XCTAssertEqual(AuditStatement(statementID: 1, substatementID: 1, auditClass: "READ", command: "SELECT",

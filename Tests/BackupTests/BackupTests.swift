@@ -1,12 +1,17 @@
 import Foundation
 import Glibc
 import Config
+import BackupFormat
 import XCTest
 @testable import Backup
 
 final class BackupManifestTests: XCTestCase {
+    private let key = BackupKey(material: [UInt8](repeating: 7, count: 32))
+
     private func manifest(_ id: String, database: String = "app", started: Int64, status: BackupManifest.Status = .good) -> BackupManifest {
-        BackupManifest(id: id, database: database, startedAt: started, endedAt: started + 5, status: status)
+        var manifest = BackupManifest(id: id, database: database, startedAt: started, endedAt: started + 5, status: status)
+        manifest.keyID = key.keyID.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        return manifest
     }
 
     private func id(_ n: Int) -> String {
@@ -98,20 +103,44 @@ final class BackupManifestTests: XCTestCase {
         for database in ["a", "b"] {
             for started in [Int64(100), 200, 300] {
                 n += 1
-                let backup = manifest(id(n), database: database, started: started)
+                let backup = manifest(id(n), database: database, started: started).sealed(with: key)
                 try store.writeManifest(backup)
                 XCTAssertTrue(FileManager.default.createFile(atPath: "\(dir)/\(backup.id).pcbk", contents: Data([1])))
             }
         }
-        let deleted = try BackupPruner.prune(store: store, policy: RetentionPolicy(keepLast: 1), now: 1000, database: "a")
+        // A relabelled copy (database "a", a later date) nobody with the key sealed: neither
+        // kept as the newest nor deleted.
+        var forged = manifest(id(99), database: "a", started: 900).sealed(with: key)
+        forged.startedAt = 950
+        try store.writeManifest(forged)
+        XCTAssertTrue(FileManager.default.createFile(atPath: "\(dir)/\(forged.id).pcbk", contents: Data([1])))
+        let deleted = try BackupPruner.prune(store: store, policy: RetentionPolicy(keepLast: 1), now: 1000, keys: [key], database: "a")
         XCTAssertEqual(Set(deleted), Set([id(1), id(2)]))
         let left = try store.manifests().manifests.map(\.id)
-        XCTAssertEqual(Set(left), Set([id(3), id(4), id(5), id(6)]))
+        XCTAssertEqual(Set(left), Set([id(3), id(4), id(5), id(6), id(99)]))
         // An age nobody meets still keeps the newest good one.
-        XCTAssertEqual(Set(try BackupPruner.prune(store: store, policy: RetentionPolicy(keepWithinSeconds: 1), now: 1000, database: "b")),
+        XCTAssertEqual(Set(try BackupPruner.prune(store: store, policy: RetentionPolicy(keepWithinSeconds: 1), now: 1000, keys: [key], database: "b")),
                        Set([id(4), id(5)]))
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] { unlink("\(dir)/\(name)") }
         rmdir(dir)
+    }
+
+    /// Every field is covered by the MAC: a changed database, date or status, a MAC from another
+    /// key, and a missing MAC are all not authentic.
+    func testManifestMACCoversEveryField() throws {
+        let sealed = manifest(id(1), started: 1).sealed(with: key)
+        let decoded = try BackupManifest.decode(sealed.encoded())
+        XCTAssertTrue(decoded.isAuthentic(keys: [key]))
+        var altered = decoded; altered.database = "other"
+        XCTAssertFalse(altered.isAuthentic(keys: [key]))
+        altered = decoded; altered.startedAt += 1
+        XCTAssertFalse(altered.isAuthentic(keys: [key]))
+        altered = decoded; altered.status = .failed
+        XCTAssertFalse(altered.isAuthentic(keys: [key]))
+        altered = decoded; altered.mac = ""
+        XCTAssertFalse(altered.isAuthentic(keys: [key]))
+        XCTAssertFalse(decoded.isAuthentic(keys: [BackupKey(material: [UInt8](repeating: 8, count: 32))]))
+        XCTAssertThrowsError(try altered.authenticate(keys: [key]))
     }
 
     func testManifestDecodeRefusesDamage() {

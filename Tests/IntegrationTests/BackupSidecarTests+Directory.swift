@@ -135,8 +135,8 @@ extension BackupSidecarTests {
         try pristine.prefix(lastChunk).write(to: URL(fileURLWithPath: victim))
         try expectFailure("a truncated file", ["truncated"])
         try pristine.write(to: URL(fileURLWithPath: victim))
-        // (d) A file removed from the store and from the (unauthenticated) manifest: the
-        // authenticated index still lists it.
+        // (d) A file removed from the store and from the manifest: the manifest's MAC no longer
+        // matches (and the authenticated index inside the backup still lists it).
         let manifestPath = "\(backupDir)/\(id).json"
         let manifestText = try String(contentsOfFile: manifestPath, encoding: .utf8)
         let edited = manifestText.split(separator: "\n", omittingEmptySubsequences: false)
@@ -144,7 +144,7 @@ extension BackupSidecarTests {
         XCTAssertNotEqual(edited, manifestText)
         try edited.write(toFile: manifestPath, atomically: true, encoding: .utf8)
         try FileManager.default.removeItem(atPath: otherPath)
-        try expectFailure("a file dropped with its manifest entry", ["does not match the backup's authenticated index"])
+        try expectFailure("a file dropped with its manifest entry", ["is not authentic", "does not match the backup's authenticated index"])
         try manifestText.write(toFile: manifestPath, atomically: true, encoding: .utf8)
         try otherBytes.write(to: URL(fileURLWithPath: otherPath))
         assertSucceeded(try portcullis(["verify", id], config: config), "verify after undoing the tampering")

@@ -327,6 +327,19 @@ final class BackupSidecarTests: IntegrationTestCase {
         try pristine.write(to: URL(fileURLWithPath: dataPath))
         assertSucceeded(try portcullis(["verify", id], config: config), "verify after undoing the flip")
 
+        // A relabelled manifest (another database, a later start: what retention acts on) is
+        // not authentic: verify refuses it and list says so (found in review: it verified as
+        // good, and prune deleted the real backups in its favour).
+        let manifestPath = "\(backupDir)/\(id).json"
+        try manifestText.replacingOccurrences(of: "\"database\": \"bk_src\"", with: "\"database\": \"bk_other\"")
+            .write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        let relabelled = try portcullis(["verify", id], config: config)
+        XCTAssertNotEqual(relabelled.status, 0, "\(relabelled)")
+        XCTAssertTrue(relabelled.stderr.contains("is not authentic"), "\(relabelled)")
+        XCTAssertTrue(try portcullis(["list"], config: config).stdout.contains("not-authentic"))
+        try manifestText.write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        assertSucceeded(try portcullis(["verify", id], config: config), "verify with the manifest as written")
+
         // 4. pg_dump fails (the upstream database does not exist): no good backup, no partial.
         let failing = try portcullis(["run", "--database", "bk_nosuch"], config: config)
         XCTAssertNotEqual(failing.status, 0, "\(failing)")
