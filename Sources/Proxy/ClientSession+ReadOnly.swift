@@ -36,8 +36,11 @@ extension ClientSession {
     /// 2 s) waits for it, up to `readonly_classify_timeout` (`catalogDeadline`), looking again
     /// every 50 ms; after that the unloaded snapshot refuses the statement. The loop never waits.
     func classify(_ request: SessionMachine.ClassificationRequest, server: Leg, catalogDeadline: MonotonicInstant? = nil) -> Bool {
-        let catalog = shared.catalogs.snapshot(for: databaseEntry)
-        if catalog.unloaded != nil, session?.configuration.readOnly != nil {
+        // The catalog judges read-only identities only; a read-write identity's text (transaction
+        // pooling) is classified for its pins, which no catalog refusal may disturb.
+        let readOnly = session?.configuration.readOnly != nil
+        let catalog = readOnly ? shared.catalogs.snapshot(for: databaseEntry) : .empty
+        if catalog.unloaded != nil, readOnly {
             let deadline = catalogDeadline ?? loop.now() + runtime.config.general.readOnlyClassifyTimeout
             if loop.now() < deadline {
                 let next = min(deadline, loop.now() + .milliseconds(50))

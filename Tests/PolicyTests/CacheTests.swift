@@ -76,7 +76,8 @@ import Testing
         var cache = CachingStatementClassifier()
         #expect(cache.classify(sql: "set client_encoding = 'UTF8'").isAllowedForReadOnly)
         #expect(!cache.classify(sql: "set client_encoding = 'SJIS'").isAllowedForReadOnly)
-        #expect(cache.classify(sql: "set names 'LATIN1'").isAllowedForReadOnly)
+        #expect(!cache.classify(sql: "set names 'LATIN1'").isAllowedForReadOnly, "UTF8 only: names are matched as UTF-8")
+        #expect(cache.classify(sql: "set names 'utf-8'").isAllowedForReadOnly)
         #expect(!cache.classify(sql: "set names 'GBK'").isAllowedForReadOnly)
     }
 

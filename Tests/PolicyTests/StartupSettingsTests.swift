@@ -13,8 +13,9 @@ import Testing
 
     static let cases: [Case] = [
         Case(parameters: [("client_encoding", "UTF8")], refused: nil),
-        Case(parameters: [("client_encoding", "LATIN1"), ("application_name", "psql")], refused: nil),
-        Case(parameters: [("client_encoding", "EUC_JP")], refused: nil),
+        Case(parameters: [("client_encoding", "UTF8"), ("application_name", "psql")], refused: nil),
+        Case(parameters: [("client_encoding", "LATIN1")], refused: "client_encoding"),
+        Case(parameters: [("client_encoding", "EUC_JP")], refused: "client_encoding"),
         Case(parameters: [("options", "-c client_encoding=UTF8")], refused: nil),
         Case(parameters: [("client_encoding", "SJIS")], refused: "client_encoding"),
         Case(parameters: [("client_encoding", "Shift_JIS")], refused: "client_encoding"),
@@ -95,5 +96,16 @@ import Testing
                       "EUC_JIS_2004", "MULE_INTERNAL", "SQL_ASCII", "WIN1252", "KOI8R", "WIN866", ""])
     func safeEncodings(name: String) {
         #expect(!ClientEncodingPolicy.isUnsafe(name))
+    }
+
+    /// A read-only identity reads in UTF8 only, in every spelling encnames.c has for it.
+    @Test(arguments: ["UTF8", "utf8", "UTF-8", "Unicode", "utf_8"])
+    func readOnlyEncodings(name: String) {
+        #expect(ClientEncodingPolicy.isReadOnlyAllowed(name))
+    }
+
+    @Test(arguments: ["LATIN1", "SQL_ASCII", "EUC_JP", "WIN1252", "SJIS", ""])
+    func encodingsReadOnlyIdentitiesMayNotUse(name: String) {
+        #expect(!ClientEncodingPolicy.isReadOnlyAllowed(name))
     }
 }
