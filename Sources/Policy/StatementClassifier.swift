@@ -27,8 +27,19 @@ public struct StatementClassifier: Sendable {
             return (ClassificationResult(statements: [], syntaxError: refusal), false)
         case .parsed(let parsed):
             var dependsOnLiterals = false
+            var afterTransactionEnd: String?
             let statements = parsed.statements.map { node in
-                let decision = decide(node)
+                var decision = decide(node)
+                // A statement after one that ends the transaction, in the same Query string,
+                // starts a new transaction whose read-only mode comes from
+                // default_transaction_read_only as the previous statements left it — before the
+                // server reports it (ParameterStatus comes with ReadyForQuery), so before the
+                // tripwire could see code the gate missed turn it off. Each transaction of a
+                // read-only identity starts in its own Query.
+                if let ended = afterTransactionEnd {
+                    decision.refuse(.policy("a statement after \(ended) in the same query string"))
+                }
+                if Self.endsTransaction(decision.tag) { afterTransactionEnd = decision.tag }
                 let session = SessionStateEffects.of(node)
                 dependsOnLiterals = dependsOnLiterals || decision.dependsOnLiterals || session.readLiterals
                 return StatementClassification(commandTag: decision.tag, auditClass: decision.auditClass,
@@ -40,6 +51,16 @@ public struct StatementClassifier: Sendable {
                 (ClassificationResult(statements: statements, syntaxError: nil), dependsOnLiterals)
             }
         }
+    }
+}
+
+extension StatementClassifier {
+    /// Command tags of statements after which the server starts a new transaction
+    /// (xact.c: COMMIT, END, ROLLBACK, ABORT; PREPARE TRANSACTION and the prepared-transaction
+    /// commands end the current one too). ROLLBACK TO SAVEPOINT has the tag ROLLBACK as well:
+    /// refusing after it too costs nothing real.
+    static func endsTransaction(_ tag: String) -> Bool {
+        tag == "COMMIT" || tag == "ROLLBACK" || tag == "PREPARE TRANSACTION" || tag == "COMMIT PREPARED" || tag == "ROLLBACK PREPARED"
     }
 }
 

@@ -179,6 +179,18 @@ import Testing
         #expect(!result.isAllowedForReadOnly)
     }
 
+    /// A new transaction in the same Query string could start read-write before the tripwire
+    /// sees a default_transaction_read_only turned off: each starts in its own Query.
+    @Test func statementsAfterATransactionEndInOneStringAreRefused() {
+        for sql in ["SELECT 1; COMMIT; SELECT 2", "BEGIN; SELECT 1; END; SELECT 2", "SELECT 1; ABORT; BEGIN",
+                    "BEGIN; SELECT 1; ROLLBACK; SELECT 2"] {
+            let result = StatementClassifier().classify(sql: sql)
+            #expect(result.statements.last?.refusal?.message.contains("in the same query string") == true, "\(sql)")
+            #expect(result.statements.dropLast().allSatisfy { $0.refusal == nil }, "\(sql)")
+        }
+        #expect(StatementClassifier().classify(sql: "BEGIN; SELECT 1; COMMIT").isAllowedForReadOnly)
+    }
+
     @Test func syntaxErrorIsRefusedWithTheParsersTextAndCursor() {
         let result = StatementClassifier().classify(sql: "SELECT * FORM t")
         #expect(result.statements.isEmpty)

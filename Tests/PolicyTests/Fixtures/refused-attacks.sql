@@ -553,3 +553,7 @@ SET standard_conforming_strings = off
 select pg_catalog.set_config('standard_conforming_strings', 'off', false)
 -- ----
 set session standard_conforming_strings to default
+-- ----
+SELECT 1; COMMIT; SELECT 2
+-- ----
+begin; select 1; end; begin read only; select 2
