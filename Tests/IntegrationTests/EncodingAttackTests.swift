@@ -16,21 +16,6 @@ final class EncodingAttackTests: IntegrationTestCase {
     static let utf8Database = "encattack"
     static let latin1Database = "encattack_l1"
 
-    static func setupSQL(database: String) -> String {
-        """
-        CREATE EXTENSION dblink;
-        CREATE TABLE hits (what text);
-        CREATE FUNCTION public.hit(what text) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
-          SET search_path = pg_catalog, public AS $$
-        BEGIN
-          PERFORM dblink_exec(format('host=%s port=%s dbname=\(database) user=postgres client_encoding=UTF8',
-                                     current_setting('unix_socket_directories'), current_setting('port')),
-                              format('INSERT INTO public.hits VALUES (%L)', what));
-          RETURN true;
-        END $$;
-        """
-    }
-
     static let latin1Name = String(repeating: "é", count: 40)
 
     private var cluster: Cluster { get throws { try harness.cluster } }
@@ -49,7 +34,7 @@ final class EncodingAttackTests: IntegrationTestCase {
         for (database, encoding) in [(Self.utf8Database, "UTF8"), (Self.latin1Database, "LATIN1")] {
             _ = try admin.rows("DROP DATABASE IF EXISTS \(database) WITH (FORCE)")
             _ = try admin.rows("CREATE DATABASE \(database) TEMPLATE template0 ENCODING '\(encoding)' LC_COLLATE 'C' LC_CTYPE 'C'")
-            _ = try superuser(database).rows(Self.setupSQL(database: database))
+            _ = try superuser(database).rows(DblinkHit.setupSQL(database: database))
         }
         _ = try superuser(Self.utf8Database).rows("""
             CREATE VIEW "Ã©vil" AS SELECT public.hit('latin1 client') AS x;

@@ -12,21 +12,10 @@ import XCTest
 final class OverloadAttackTests: IntegrationTestCase {
     static let database = "overload"
 
-    /// Every planted object, as the superuser. `hit(what)` is the effect: an INSERT committed on
-    /// a loopback dblink connection as the superuser (SECURITY DEFINER, so dblink needs no
-    /// password). The database's default search_path puts public before pg_catalog, as a role
-    /// or database default the proxy never sees could.
-    static let setupSQL = """
-        CREATE EXTENSION dblink;
-        CREATE TABLE hits (what text);
-        CREATE FUNCTION public.hit(what text) RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
-          SET search_path = pg_catalog, public AS $$
-        BEGIN
-          PERFORM dblink_exec(format('host=%s port=%s dbname=overload user=postgres',
-                                     current_setting('unix_socket_directories'), current_setting('port')),
-                              format('INSERT INTO public.hits VALUES (%L)', what));
-          RETURN true;
-        END $$;
+    /// Every planted object, as the superuser; `hit(what)` (``DblinkHit``) is the effect. The
+    /// database's default search_path puts public before pg_catalog, as a role or database
+    /// default the proxy never sees could.
+    static let setupSQL = DblinkHit.setupSQL(database: database) + """
         CREATE FUNCTION public.lower(integer) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('lower(integer)')::text $$;
         CREATE FUNCTION public.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('lower(text)')::text $$;
         CREATE FUNCTION sum_step(text, text) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('sum(text)')::text $$;
@@ -101,6 +90,16 @@ final class OverloadAttackTests: IntegrationTestCase {
         _ = try superuser().rows("ANALYZE ranges")
     }
 
+    /// A proxy in front of the attack database, and a way to open its read-only sessions.
+    private func startProxy(_ settings: [String] = []) throws -> (ProxyProcess, () throws -> LibPQSession) {
+        var options = ProxyProcess.Options(upstream: try cluster)
+        options.extraDatabaseNames = [Self.database]
+        options.extraSettings = settings
+        let proxy = try ProxyProcess(harness: try harness, options: options)
+        return (proxy, { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
+                                                                            extra: "password=app_ro_pw")) })
+    }
+
     /// app_ro straight to PostgreSQL in read-only mode: what the proxy adds to the startup packet.
     private func directReadOnly() throws -> LibPQSession {
         let direct = Endpoint(port: try cluster.port, caFile: try harness.caFile, proxyPID: nil)
@@ -127,12 +126,8 @@ final class OverloadAttackTests: IntegrationTestCase {
 
         // 2. Through Portcullis: refused, no effect.
         try requireProxyTarget("the proxy's refusal")
-        var options = ProxyProcess.Options(upstream: try cluster)
-        options.extraDatabaseNames = [Self.database]
-        let proxy = try ProxyProcess(harness: try harness, options: options)
+        let (proxy, readOnly) = try startProxy()
         defer { proxy.stop() }
-        let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
-                                                                             extra: "password=app_ro_pw")) }
         // The snapshot is loaded at start-up; wait for it with a probe that runs no user code
         // (enum input calls no cast).
         let known = try poll(timeout: 20, every: 0.2) {
@@ -211,12 +206,8 @@ final class OverloadAttackTests: IntegrationTestCase {
         }
 
         try requireProxyTarget("the proxy's refusal")
-        var options = ProxyProcess.Options(upstream: try cluster)
-        options.extraDatabaseNames = [Self.database]
-        let proxy = try ProxyProcess(harness: try harness, options: options)
+        let (proxy, readOnly) = try startProxy()
         defer { proxy.stop() }
-        let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
-                                                                             extra: "password=app_ro_pw")) }
         XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
             try readOnly().run("SELECT 'happy'::mood", protocol: .simple).first?.isError == true
         }, "the snapshot was not loaded")
@@ -237,13 +228,8 @@ final class OverloadAttackTests: IntegrationTestCase {
         try requireProxyTarget("catalog snapshots are the proxy's")
         try createDatabase()
         _ = try superuser().rows("GRANT CREATE ON SCHEMA public TO app_rw; GRANT EXECUTE ON FUNCTION public.hit(text) TO app_rw")
-        var options = ProxyProcess.Options(upstream: try cluster)
-        options.extraDatabaseNames = [Self.database]
-        options.extraSettings = ["catalog_refresh_interval = 1h"]
-        let proxy = try ProxyProcess(harness: try harness, options: options)
+        let (proxy, readOnly) = try startProxy(["catalog_refresh_interval = 1h"])
         defer { proxy.stop() }
-        let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
-                                                                             extra: "password=app_ro_pw")) }
         XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
             try readOnly().run("SELECT 'happy'::mood", protocol: .simple).first?.isError == true
         }, "the snapshot was not loaded")
@@ -272,13 +258,8 @@ final class OverloadAttackTests: IntegrationTestCase {
         try createDatabase()
         let owner = try superuser()
         for (interval, refresh) in [("1h", "SIGHUP"), ("1s", "interval")] {
-            var options = ProxyProcess.Options(upstream: try cluster)
-            options.extraDatabaseNames = [Self.database]
-            options.extraSettings = ["catalog_refresh_interval = \(interval)"]
-            let proxy = try ProxyProcess(harness: try harness, options: options)
+            let (proxy, readOnly) = try startProxy(["catalog_refresh_interval = \(interval)"])
             defer { proxy.stop() }
-            let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
-                                                                                 extra: "password=app_ro_pw")) }
             XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
                 try readOnly().run("SELECT 'happy'::mood", protocol: .simple).first?.isError == true
             }, "the snapshot was not loaded")
