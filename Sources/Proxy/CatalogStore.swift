@@ -76,6 +76,15 @@ public final class CatalogStore: Sendable {
         state.withLock { !$0.failures.isEmpty }
     }
 
+    func hasFailed(_ entry: String) -> Bool {
+        state.withLock { $0.failures[entry] != nil }
+    }
+
+    /// Entries no longer configured are not retried.
+    func forgetFailures(except entries: Set<String>) {
+        state.withLock { $0.failures = $0.failures.filter { entries.contains($0.key) } }
+    }
+
     /// A load failed: remembered only while no load of the entry ever succeeded (a previous
     /// snapshot stays in force otherwise).
     func loadFailed(_ error: String, for entry: String) {
@@ -104,9 +113,10 @@ final class CatalogRefresher: Sendable {
 
     func start() {
         let thread = LoopThread.start(name: "portcullis-catalog") { [self] in
+            var full = true
             while true {
-                refreshAll()
-                waitForNextRound()
+                refreshAll(onlyFailed: !full)
+                full = waitForNextRound()
             }
         }
         LoopThread.detach(thread)
@@ -121,28 +131,30 @@ final class CatalogRefresher: Sendable {
     }
 
     /// Until `catalog_refresh_interval` has passed or a refresh was requested (the request is
-    /// consumed).
-    private func waitForNextRound() {
-        // A database whose catalog was never read refuses read-only statements: try it again
-        // within seconds (it may just have been created, or the server restarted).
-        let interval = store.hasFailures ? min(Self.retryAfterFailure, currentConfig().general.catalogRefreshInterval)
-                                         : currentConfig().general.catalogRefreshInterval
-        let deadline = MonotonicInstant.now() + interval
+    /// consumed): true, a full round is due. A database whose catalog was never read refuses
+    /// read-only statements, so while there is one the wait ends after `retryAfterFailure` with
+    /// false: only the failed ones are tried again (it may just have been created, or the
+    /// server restarted), the others keep their interval.
+    private func waitForNextRound() -> Bool {
+        let interval = currentConfig().general.catalogRefreshInterval
+        let retry = store.hasFailures && Self.retryAfterFailure < interval
+        let deadline = MonotonicInstant.now() + (retry ? Self.retryAfterFailure : interval)
         while true {
             let remaining = deadline.duration(since: MonotonicInstant.now())
-            guard remaining > .zero else { return }
+            guard remaining > .zero else { return !retry }
             let milliseconds = Int32(clamping: remaining.millisecondsClamped + 1)
             var entry = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
-            guard case .processed(let ready)? = try? syscall(blocking: true, { poll(&entry, 1, milliseconds) }) else { return }
+            guard case .processed(let ready)? = try? syscall(blocking: true, { poll(&entry, 1, milliseconds) }) else { return true }
             if ready > 0 {
                 var counter: UInt64 = 0
                 _ = try? syscall { read(wakeFD, &counter, 8) }
-                return
+                return true
             }
         }
     }
 
-    private func refreshAll() {
+    /// `onlyFailed`: the databases whose catalog was never read, not the others.
+    private func refreshAll(onlyFailed: Bool = false) {
         let config = currentConfig()
         var targets: [(key: String, target: DatabaseTarget)] = []
         for target in config.databases.values.sorted(by: { $0.name < $1.name }) {
@@ -156,7 +168,8 @@ final class CatalogRefresher: Sendable {
                 targets.append((target.name, target))
             }
         }
-        for (key, target) in targets {
+        if !onlyFailed { store.forgetFailures(except: Set(targets.map(\.key))) }
+        for (key, target) in targets where !onlyFailed || store.hasFailed(key) {
             guard let (user, password) = Self.credentials(for: target, in: config) else {
                 // No read-only identity and no user for it: nothing here is gated, but fail
                 // closed all the same.

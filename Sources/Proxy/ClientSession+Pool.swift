@@ -67,6 +67,12 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         cancelBinding = shared.cancelRegistry.insert(key, destination: destination, serverSecretKey: values.secretKey,
                                                      detached: link == nil)
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
+        // A database reached through `*` is read once a read-only login to it succeeded — not
+        // at the request, so names of databases that do not exist are never kept (found in
+        // review: each made every refresh round longer, and they were retried every 2 s).
+        if let request = startup?.upstreamRequest, request.database.fromWildcard && request.mode == .readOnly {
+            shared.catalogs.noteWildcardDatabase(request.databaseName)
+        }
         if let sessionConfiguration = startup?.sessionConfiguration {
             session = SessionMachine(sessionConfiguration, backendProcessID: values.processID, backendSecretKey: values.secretKey,
                                      serverParameters: values.parameters)

@@ -216,9 +216,6 @@ final class ClientSession: LegOwner {
         logger.database = request.databaseName
         if let remote = startup?.remote { host?.sessionAuthenticated(self, remote: remote) }
         databaseEntry = CatalogStore.key(entry: request.database.entryName, database: request.databaseName)
-        if request.database.fromWildcard && request.mode == .readOnly {
-            shared.catalogs.noteWildcardDatabase(request.databaseName)
-        }
         auditAuthenticated(request)
         startup?.upstreamRequest = request
         checkOutFirstServer(request)
