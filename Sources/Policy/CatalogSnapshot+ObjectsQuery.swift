@@ -26,7 +26,12 @@ extension CatalogSnapshot {
     ///   coercing those coerces their parts (record_in, domain_in, populate_record);
     /// - `relation`: tables, views, materialized views and foreign tables with a column of a
     ///   flagged type: its values reach implicit casts and domain checks without the type
-    ///   being named (`lower(col)`, `jsonb_populate_record(t, ...)`, UNION with a literal);
+    ///   being named (`lower(col)`, `jsonb_populate_record(t, ...)`, UNION with a literal); with
+    ///   an index or partition key whose operator class holds code that is not a read-safe
+    ///   built-in (an index scan or partition pruning calls it); and, recursively, the views
+    ///   that read such a relation and the parents it is read with (a view that only filters on
+    ///   a range column still has the planner call its `subtype_diff`). Range types whose
+    ///   subtype operator class holds such code are flagged types themselves;
     /// - `cast`: a cast with such a function between two built-in types (superuser only);
     ///   it may be applied to any expression, so the snapshot refuses every statement. Likewise
     ///   a support function or operator outside the built-in catalog in a btree or hash operator
@@ -97,28 +102,46 @@ extension CatalogSnapshot {
             UNION ALL
             SELECT t.typelem, t.oid, 'its array type is' FROM pg_type t
              WHERE t.oid >= 16384 AND t.typelem >= 16384 AND t.typsubscript = 'array_subscript_handler'::regproc),
-          -- Operator families of built-in types with a default btree or hash operator class
-          -- that hold user code: one support function or operator is enough.
-          family_code(reason) AS (
-            SELECT format('operator family %s of access method %s has support function %s',
-                          f.opfname, m.amname, a.amproc::regprocedure)
+          -- Operator families holding code that is not a read-safe built-in, of any access
+          -- method: one support function or operator is enough (index scans, partition
+          -- pruning, sorting and hashing call them).
+          code_family(oid, reason) AS (
+            SELECT a.amprocfamily, format('operator family %s of access method %s has support function %s',
+                                          f.opfname, m.amname, a.amproc::regprocedure)
               FROM pg_amproc a JOIN pg_opfamily f ON f.oid = a.amprocfamily JOIN pg_am m ON m.oid = f.opfmethod
-             WHERE m.amname IN ('btree', 'hash') AND a.amproc NOT IN (SELECT oid FROM safe_proc)
+             WHERE a.amproc NOT IN (SELECT oid FROM safe_proc)
                AND (a.amproc >= 16384 OR a.amproc IN (SELECT p.oid FROM pg_proc p
                                                        WHERE p.pronamespace NOT IN (SELECT oid FROM system_namespace)))
-               AND (a.amproclefttype < 16384 OR a.amprocrighttype < 16384)
-               AND EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid AND c.opcdefault AND c.opcintype < 16384)
                AND a.amproc NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_proc'::regclass)
             UNION ALL
-            SELECT format('operator family %s of access method %s has operator %s',
-                          f.opfname, m.amname, o.amopopr::regoperator)
+            SELECT o.amopfamily, format('operator family %s of access method %s has operator %s',
+                                        f.opfname, m.amname, o.amopopr::regoperator)
               FROM pg_amop o JOIN pg_opfamily f ON f.oid = o.amopfamily JOIN pg_am m ON m.oid = f.opfmethod
               JOIN pg_operator op ON op.oid = o.amopopr
-             WHERE m.amname IN ('btree', 'hash')
-               AND (op.oid >= 16384 OR op.oprnamespace NOT IN (SELECT oid FROM system_namespace))
-               AND (o.amoplefttype < 16384 OR o.amoprighttype < 16384)
-               AND EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid AND c.opcdefault AND c.opcintype < 16384)
+             WHERE (op.oid >= 16384 OR op.oprnamespace NOT IN (SELECT oid FROM system_namespace))
                AND op.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_operator'::regclass)),
+          -- Such a family with a default btree or hash operator class for a built-in type:
+          -- sorting, grouping, joins and derived clauses may call it for any value of the type.
+          family_code(reason) AS (
+            SELECT c.reason FROM code_family c JOIN pg_opfamily f ON f.oid = c.oid JOIN pg_am m ON m.oid = f.opfmethod
+             WHERE m.amname IN ('btree', 'hash')
+               AND EXISTS (SELECT 1 FROM pg_opclass k WHERE k.opcfamily = f.oid AND k.opcdefault AND k.opcintype < 16384)),
+          -- Relations whose indexes or partition key use an operator class of such a family:
+          -- a read may scan the index or prune partitions with it, naming nothing.
+          opclass_relation(oid, reason) AS (
+            SELECT i.indrelid, format('its index %s uses operator class %s: %s', ic.relname, k.opcname, c.reason)
+              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+              CROSS JOIN LATERAL unnest(i.indclass::oid[]) u(opc)
+              JOIN pg_opclass k ON k.oid = u.opc JOIN code_family c ON c.oid = k.opcfamily
+            UNION ALL
+            SELECT p.partrelid, format('its partition key uses operator class %s: %s', k.opcname, c.reason)
+              FROM pg_partitioned_table p CROSS JOIN LATERAL unnest(p.partclass::oid[]) u(opc)
+              JOIN pg_opclass k ON k.oid = u.opc JOIN code_family c ON c.oid = k.opcfamily),
+          -- What a view's query reads (its rule's `:relid`s), for carrying relation flags.
+          view_reads(view, rel) AS (
+            SELECT DISTINCT w.ev_class, m[1]::oid
+              FROM pg_rewrite w CROSS JOIN LATERAL regexp_matches(w.ev_action::text, ':relid (\d+)', 'g') m
+             WHERE w.ev_type = '1' AND w.ev_class >= 16384),
           -- depth bounds the walk: ALTER DOMAIN can make two domains' constraints coerce to
           -- each other, a cycle the ever-longer reasons would never leave.
           flagged(oid, reason, depth) AS (
@@ -142,12 +165,30 @@ extension CatalogSnapshot {
                AND (x.proc >= 16384 OR x.proc IN (SELECT p.oid FROM pg_proc p
                                                    WHERE p.pronamespace NOT IN (SELECT oid FROM system_namespace)))
             UNION
+            SELECT g.rngtypid, format('its subtype operator class %s: %s', k.opcname, c.reason), 0
+              FROM pg_range g JOIN pg_opclass k ON k.oid = g.rngsubopc JOIN code_family c ON c.oid = k.opcfamily
+            UNION
             SELECT e.outer_type, format('%s %s; %s', e.phrase, f.oid::regtype, f.reason), f.depth + 1
               FROM flagged f JOIN contains e ON e.inner_type = f.oid
              WHERE f.depth < 16
           ),
           flagged_type AS (
-            SELECT DISTINCT ON (f.oid) f.oid, f.reason FROM flagged f ORDER BY f.oid, length(f.reason), f.reason)
+            SELECT DISTINCT ON (f.oid) f.oid, f.reason FROM flagged f ORDER BY f.oid, length(f.reason), f.reason),
+          -- Relations with a column of a flagged type or an index or partition key above, and
+          -- what reads them: the views over them and the parents of partitions and children
+          -- (read with their parent). Views and inheritance have no cycles; depth bounds it all.
+          relation_edge(outer_rel, inner_rel, phrase) AS (
+            SELECT v.view, v.rel, 'it reads' FROM view_reads v WHERE v.view <> v.rel
+            UNION ALL
+            SELECT i.inhparent, i.inhrelid, 'it is read with its partition or child' FROM pg_inherits i),
+          flagged_relation(oid, reason, depth) AS (
+            SELECT c.oid, f.reason, 0 FROM flagged_type f JOIN pg_class c ON c.reltype = f.oid
+            UNION
+            SELECT r.oid, r.reason, 0 FROM opclass_relation r
+            UNION
+            SELECT e.outer_rel, format('%s %s; %s', e.phrase, r.oid::regclass, r.reason), r.depth + 1
+              FROM flagged_relation r JOIN relation_edge e ON e.inner_rel = r.oid
+             WHERE r.depth < 16)
         SELECT 'function', p.oid, n.nspname, p.proname,
                format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -166,7 +207,8 @@ extension CatalogSnapshot {
           FROM flagged_type f JOIN pg_type t ON t.oid = f.oid JOIN pg_namespace n ON n.oid = t.typnamespace
         UNION ALL
         SELECT 'relation', c.oid, n.nspname, c.relname, f.reason, c.relkind::text
-          FROM flagged_type f JOIN pg_class c ON c.reltype = f.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+          FROM (SELECT DISTINCT ON (r.oid) r.oid, r.reason FROM flagged_relation r ORDER BY r.oid, length(r.reason), r.reason) f
+          JOIN pg_class c ON c.oid = f.oid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
         UNION ALL
         SELECT 'cast', c.oid, '', '', c.reason, NULL

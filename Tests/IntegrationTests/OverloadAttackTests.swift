@@ -48,6 +48,25 @@ final class OverloadAttackTests: IntegrationTestCase {
         ALTER DATABASE overload SET search_path = public, pg_catalog;
         """
 
+    /// Objects whose creation already calls their code (an index build sorts, a range
+    /// constructor compares its bounds): made once `hits` is committed.
+    static let codeRunningSetupSQL = """
+        CREATE FUNCTION evil_cmp(a integer, b integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$
+          BEGIN PERFORM public.hit('btree support of a non-default class'); RETURN btint4cmp(a, b); END $$;
+        CREATE OPERATOR CLASS int4_evil_ops FOR TYPE integer USING btree AS
+          OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 evil_cmp(integer, integer);
+        CREATE TABLE indexed (x integer);
+        INSERT INTO indexed SELECT generate_series(1, 1000);
+        CREATE INDEX indexed_x ON indexed (x int4_evil_ops);
+        CREATE TYPE opcrange AS RANGE (subtype = integer, subtype_opclass = int4_evil_ops);
+        CREATE TABLE opcranges (id integer, r opcrange);
+        INSERT INTO opcranges SELECT g, opcrange(g, g + 1) FROM generate_series(1, 20) g;
+        CREATE VIEW range_filter AS SELECT count(*) AS n FROM ranges WHERE r && '[10,20]';
+        GRANT SELECT ON indexed, opcranges, range_filter TO app_ro;
+        ANALYZE ranges;
+        ANALYZE indexed;
+        """
+
     /// (attack, why PostgreSQL picks user code).
     static let attacks: [(sql: String, why: String)] = [
         ("SELECT lower(1)", "public.lower(integer) is the only exact match, whatever the search path"),
@@ -66,6 +85,9 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT count(*) FROM ranges WHERE r && '[10,20]'",
          "the planner estimates && with the range type's subtype_diff (the column has statistics); nothing names it"),
         ("SELECT ARRAY['ok'::feeling]::text", "a user-defined cast from feeling[], an array type the text never spells"),
+        ("SELECT x FROM indexed WHERE x = 5", "an index scan compares with the index's operator class support function"),
+        ("SELECT id FROM opcranges ORDER BY r", "sorting ranges compares their bounds with the subtype operator class"),
+        ("SELECT n FROM range_filter", "the view filters on a range column: planning it calls subtype_diff; the view names neither"),
     ]
 
     private var cluster: Cluster { get throws { try harness.cluster } }
@@ -85,9 +107,9 @@ final class OverloadAttackTests: IntegrationTestCase {
         _ = try admin.rows("DROP DATABASE IF EXISTS \(Self.database) WITH (FORCE)")
         _ = try admin.rows("CREATE DATABASE \(Self.database)")
         _ = try superuser().rows(Self.setupSQL)
-        // Statistics for the range column (ANALYZE itself calls subtype_diff, so after the
-        // setup committed `hits`; autovacuum has nothing left to analyze afterwards).
-        _ = try superuser().rows("ANALYZE ranges")
+        // After the setup committed `hits` (ANALYZE calls subtype_diff; autovacuum has nothing
+        // left to analyze afterwards).
+        _ = try superuser().rows(Self.codeRunningSetupSQL)
     }
 
     /// A proxy in front of the attack database, and a way to open its read-only sessions.
