@@ -80,6 +80,10 @@ public final class CatalogStore: Sendable {
         state.withLock { $0.failures[entry] != nil }
     }
 
+    func lastFailure(_ entry: String) -> String? {
+        state.withLock { $0.failures[entry] }
+    }
+
     /// Entries no longer configured are not retried.
     func forgetFailures(except entries: Set<String>) {
         state.withLock { $0.failures = $0.failures.filter { entries.contains($0.key) } }
@@ -185,8 +189,10 @@ final class CatalogRefresher: Sendable {
                                                                    "restricted_relations": "\(snapshot.restrictedRelations.count)"])
             } catch {
                 // The previous snapshot (if any) stays in force; without one, read-only
-                // statements there are refused.
-                logger.error("could not refresh the catalog snapshot of database \"\(key)\": \(error)")
+                // statements there are refused. Retries every 2 s log only a new error.
+                if !onlyFailed || store.lastFailure(key) != "\(error)" {
+                    logger.error("could not refresh the catalog snapshot of database \"\(key)\": \(error)")
+                }
                 store.loadFailed("\(error)", for: key)
             }
         }
