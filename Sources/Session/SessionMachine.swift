@@ -67,8 +67,7 @@ package struct SessionMachine {
         /// `readonly_max_statement_size` for every identity here: a longer Query or Parse text is
         /// not classified (its parse tree costs ~150 bytes per byte of text on a classifier
         /// thread; found in review: one 60 MB Query of a read-write identity took the proxy to
-        /// 9.3 GB). It counts as unclassified: it pins, or is refused under `transaction_pin =
-        /// refuse`.
+        /// 9.3 GB). It counts as unclassified, as a text over the classifier's budget does.
         package var maxClassifiedSize: Int
 
         package init(refusesPinning: Bool, tokens: @escaping () -> String, maxPreparedStatements: Int = 200,
