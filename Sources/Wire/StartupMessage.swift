@@ -125,6 +125,23 @@ public enum StartupDecoder {
         return message
     }
 
+    /// At most ``maxNameBytes`` bytes of `name`, cut before a character that would cross the
+    /// limit. PostgreSQL cuts the bytes, possibly inside a character; such a name is not valid
+    /// UTF-8 and names no role or database of a UTF8 server, and the string here (already
+    /// decoded, bytes that are not UTF-8 replaced) stays the same when encoded and read again.
+    static func truncatedName(_ name: String) -> String {
+        guard name.utf8.count > maxNameBytes else { return name }
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in name.unicodeScalars {
+            let size = String(scalar).utf8.count
+            if bytes + size > maxNameBytes { break }
+            bytes += size
+            kept.append(scalar)
+        }
+        return String(kept)
+    }
+
     /// The name/value pairs, read as ProcessStartupPacket reads them: strings end at a NUL or
     /// at the end of the packet (it appends a zero byte), a NUL where a name starts ends the
     /// list, a name whose value would start past the end ends it too, and then the scan must
@@ -141,9 +158,9 @@ public enum StartupDecoder {
             if valueStart >= body.count { break }
             let valueEnd = cStringEnd(from: valueStart)
             let name = body[offset..<nameEnd]
-            var value = body[valueStart..<valueEnd]
-            if name.elementsEqual("user".utf8) || name.elementsEqual("database".utf8) { value = value.prefix(maxNameBytes) }
-            parameters.append(StartupParameter(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+            var value = String(decoding: body[valueStart..<valueEnd], as: UTF8.self)
+            if name.elementsEqual("user".utf8) || name.elementsEqual("database".utf8) { value = Self.truncatedName(value) }
+            parameters.append(StartupParameter(name: String(decoding: name, as: UTF8.self), value: value))
             offset = valueEnd + 1
         }
         guard offset == body.count - 1 else {

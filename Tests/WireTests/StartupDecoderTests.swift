@@ -95,6 +95,17 @@ final class StartupDecoderTests: XCTestCase {
         XCTAssertEqual(long.user, String(repeating: "a", count: 63))
         XCTAssertEqual(long.database, String(repeating: "d", count: 63))
 
+        // Bytes that are not UTF-8 become U+FFFD (3 bytes each): the cut is made on the decoded
+        // name, so it reads the same when encoded again (found by the startup fuzzer).
+        body = Array("user\0u\0database\0".utf8) + [UInt8](repeating: 0xFF, count: 40) + Array("app\0\0".utf8)
+        b = ByteBuffer()
+        b.writeInteger(Int32(8 + body.count)); b.writeInteger(UInt32(196_608)); b.writeBytes(body)
+        guard case .startup(let lossy)? = try StartupDecoder.decode(&b) else { return XCTFail() }
+        XCTAssertLessThanOrEqual(lossy.database?.utf8.count ?? 99, 63)
+        var again = ByteBuffer()
+        StartupMessage.startup(lossy).encode(into: &again)
+        XCTAssertEqual(try StartupDecoder.decode(&again), .startup(lossy))
+
         var ssl = ByteBuffer(bytes: [0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2f, 1, 2, 3, 4, 5, 6, 7, 8, 0x51])
         XCTAssertEqual(try StartupDecoder.decode(&ssl), .sslRequest)
         XCTAssertEqual(ssl.readableBytes, 1, "exactly the packet is consumed")
