@@ -64,8 +64,9 @@ public struct CachingStatementClassifier: Sendable {
         fastEntries[mask.key] = result
     }
 
-    /// The literal-free text of `sql`, or nil when libpg_query cannot scan it.
-    static func normalized(_ sql: String) -> String? {
+    /// The literal-free text of `sql` (`pg_query_normalize`: each literal replaced by `$n`), or
+    /// nil when libpg_query cannot scan it or ``LexerCost`` keeps the text from its lexer.
+    public static func normalized(_ sql: String) -> String? {
         guard LexerCost.isBounded(sql) else { return nil }
         let result = pg_query_normalize(sql)
         defer { pg_query_free_normalize_result(result) }

@@ -1,6 +1,5 @@
 import Audit
 import Policy
-import CPgQuery
 
 /// Finishes statement records on the audit writer thread, so no parse runs on an event loop:
 /// cuts each statement out of its Query string (libpg_query's split, as PostgreSQL's raw
@@ -71,7 +70,7 @@ final class AuditPreparer: @unchecked Sendable {
             case .full:
                 statement.text = Self.masked(piece)
             case .normalized:
-                statement.text = Self.masked(Self.normalized(piece) ?? piece)
+                statement.text = Self.masked(CachingStatementClassifier.normalized(piece) ?? piece)
             }
             statement.textLogged = true
             // Parameters are data the text does not show: masked as the text is (a password
@@ -170,14 +169,6 @@ final class AuditPreparer: @unchecked Sendable {
     static func masked(_ sql: String) -> String {
         guard sql.utf8.contains(where: { $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "$") }) else { return sql }
         return SecretMasker.mask(sql)
-    }
-
-    static func normalized(_ sql: String) -> String? {
-        guard LexerCost.isBounded(sql) else { return nil }
-        let result = pg_query_normalize(sql)
-        defer { pg_query_free_normalize_result(result) }
-        guard result.error == nil, let text = result.normalized_query else { return nil }
-        return String(cString: text)
     }
 
     /// The class for a statement libpg_query could not classify (its text too long to keep,
