@@ -3,7 +3,9 @@
 # the server's own verifier, TLS verify-full to the server) in one pool mode, as the client
 # suites need it.
 #
-#   start_superuser_proxy CONFIG LOG MODE PGDIR PG_PORT PROXY_PORT POOL_SIZE WAIT_TIMEOUT
+#   start_superuser_proxy CONFIG LOG MODE PGDIR PG_PORT PROXY_PORT POOL_SIZE WAIT_TIMEOUT [EXTRA]
+#
+# EXTRA: more lines for the [portcullis] section (settings that differ from the defaults).
 #   stop_superuser_proxy MODE
 #
 # Uses $portcullis (the binary), $certdir, $out and the caller's log(); start sets proxy_pid
@@ -11,6 +13,7 @@
 # that is not running).
 start_superuser_proxy() {
   local config="$1" logfile="$2" mode="$3" pgdir="$4" pg_port="$5" proxy_port="$6" pool_size="$7" wait_timeout="$8"
+  local extra="${9:-}"
   local verifier
   verifier="$(psql -X -A -t -h "$pgdir" -p "$pg_port" -U postgres -d postgres \
                 -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")"
@@ -25,6 +28,7 @@ log_level = info
 pool_mode = $mode
 pool_max_size = $pool_size
 pool_wait_timeout = $wait_timeout
+$extra
 
 [tls]
 client_tls = require
