@@ -106,6 +106,29 @@ func runDepthProbe() {
         row(name, n: n, sql: build(n), beyond: build(n + 1))
     }
     for (name, sql) in others { row(name, n: nil, sql: sql, beyond: nil) }
+    // The everyday lane's worst case: each chain as long as fits in
+    // ClassifierBudget.everydayTextLimit (texts that size share threads with everyone's misses).
+    let everyday = ClassifierBudget.everydayTextLimit
+    print("\nwithin the everyday text limit (\(everyday) bytes):\n")
+    print("| shape | n | bound | text bytes | outcome | classify ms |")
+    print("| --- | ---: | ---: | ---: | --- | ---: |")
+    for (name, build) in chains {
+        if let only, !name.contains(only) { continue }
+        var n = 1
+        while build(n * 2).utf8.count <= everyday { n *= 2 }
+        var step = n / 2
+        while step > 0 { if build(n + step).utf8.count <= everyday { n += step }; step /= 2 }
+        let sql = build(n)
+        nonisolated(unsafe) var result: ClassificationResult?
+        nonisolated(unsafe) var time = 0.0
+        _ = stackUsed(stackSize: ClassifierBudget.threadStackSize) {
+            // Best of three: the figure is the work, not this machine's noise.
+            time = (0..<3).map { _ in milliseconds { result = StatementClassifier().classify(sql: sql) } }.min() ?? 0
+        }
+        let outcome = result?.firstRefusal.map { "\($0.sqlState)" } ?? "allowed"
+        let bound = ClassifierBudget.nestingBound(of: sql).map(String.init) ?? "-"
+        print("| \(name) | \(n) | \(bound) | \(sql.utf8.count) | \(outcome) | \(oneDecimal(time)) |")
+    }
     let inList = "select 1 from t where a in (1" + String(repeating: ",1", count: 1_000_000) + ")"
     let lexing = milliseconds { _ = ClassifierBudget.nestingBound(of: inList) }
     print("\nnesting bound of the 1 000 000-element IN list (\(inList.utf8.count) bytes): \(oneDecimal(lexing)) ms")

@@ -44,6 +44,14 @@ public enum ClassifierBudget {
     /// build, most of it in libpg_query and protobuf-c). Larger trees are refused with 54000.
     public static let maxParseTreeBytes = 16 << 20
 
+    /// Texts up to this size are everyday statements: classified on their own threads, apart
+    /// from longer ones. Under it nothing nests deep enough to cost much (``NestingBound``'s
+    /// ceiling for 8 kB is about 8 100 levels, PostgreSQL's own limit for `1+1+…`): the
+    /// costliest shapes take tens of milliseconds in a release build, where a 64 kB chain at
+    /// the nesting limit takes over a second (protobuf-c's pack moves each nested message once
+    /// per level above it: quadratic in depth). `portcullis-classifier-bench depth` measures both.
+    public static let everydayTextLimit = 8 * 1024
+
     /// The nesting limit for a thread with `stackBytes` of stack left.
     public static func nestingLimit(stackBytes: Int) -> Int {
         max(0, (stackBytes - stackReserve) / stackBytesPerLevel)

@@ -22,9 +22,10 @@ struct ClassificationDone: Sendable {
 /// judged here, never on a loop, so a large or pathological statement stalls only the session
 /// that sent it (which waits for its answer) and never the loop's other sessions.
 ///
-/// Two pools run: one for texts small enough to cache, one for larger ones, so a few large
-/// statements (seconds each, within `readonly_max_statement_size`) can only delay other large
-/// statements, never the everyday misses of everyone else.
+/// Two pools run: one for everyday texts (up to ``ClassifierBudget/everydayTextLimit``, 8 kB),
+/// one for longer ones, so large or deep statements (a second or more each, well within
+/// `readonly_max_statement_size`) can only delay other long statements, never the everyday
+/// misses of everyone else.
 ///
 /// A few threads with a large stack (``ClassifierBudget/threadStackSize``), started on first
 /// use and living as long as the process. The queue is unbounded in count but bounded in
@@ -67,7 +68,7 @@ final class ClassifierPool: @unchecked Sendable {
     static let trimThreshold = 8 * 1024
     /// Texts shorter than this cannot nest deep enough to use much stack (``NestingBound``'s
     /// ceiling: 8 120 bytes stay under the limit of even a small thread).
-    static let deepTextThreshold = 8 * 1024
+    static let deepTextThreshold = ClassifierBudget.everydayTextLimit
     private let queue = Mutex<(jobs: [Job?], head: Int, started: Bool)>(([], 0, false))
     /// Counts queued jobs; the threads sleep on it. (Synchronization has no condition variable.)
     private let available: UnsafeMutablePointer<sem_t>

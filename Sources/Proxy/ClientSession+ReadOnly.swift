@@ -69,6 +69,7 @@ extension ClientSession {
         let wantsOffsets = request.isQuery
             && (configuration?.readOnly != nil || configuration?.transactionPooling?.refusesPinning == true)
         let lookup = policy.classify(sql: request.sql, catalog: catalog, isQuery: wantsOffsets,
+                                     costly: classifierShare.isExhausted(at: loop.now()),
                                      completion: { [weak self] done in self?.classificationArrived(done, bytes: bytes, typed: typed) })
         switch lookup {
         case .hit(let result):
@@ -87,6 +88,7 @@ extension ClientSession {
     private func classificationArrived(_ done: ClassificationDone, bytes: Int, typed: Refusal?) {
         guard let pending = classifying, pending.ticket == done.ticket, !finished else { return }
         loop.cancelTimer(pending.timer)
+        classifierShare.used(done.elapsed, at: loop.now())
         logger.debug("statement of \(bytes) bytes classified in \(done.elapsed.millisecondsClamped) ms")
         resume(classification: done.result, statementOffsets: done.statementOffsets, typed: typed)
     }

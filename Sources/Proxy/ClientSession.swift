@@ -17,7 +17,7 @@ public final class ProxyShared: Sendable {
     public let startupLimits = StartupLimiter()
     public let authFailures = AuthFailureTracker()
     /// Classifier threads for read-only statements the loops' caches do not know: texts up to
-    /// ``LoopPolicy/cachedTextLimit``, and longer ones apart.
+    /// ``ClassifierBudget/everydayTextLimit``, and longer ones apart.
     let classifiers = ClassifierPool(name: "cls")
     let largeStatementClassifiers = ClassifierPool(name: "big", threadCount: 2)
     /// The internal backup endpoint's socket path as bound at start, nil when there is none.
@@ -45,6 +45,8 @@ final class ClientSession: LegOwner {
     var session: SessionMachine?
     /// A read-only statement being classified off the loop; client messages wait behind it.
     var classifying: PendingClassification?
+    /// This session's recent use of the everyday classifier threads.
+    var classifierShare = ClassifierShare()
     /// The [databases] entry the session is connected through (for its catalog snapshot).
     private(set) var databaseEntry = ""
     var link: UpstreamLink?

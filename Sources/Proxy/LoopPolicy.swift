@@ -40,8 +40,9 @@ final class LoopPolicy {
     /// `completion` gets later (on this loop, never from inside this call). A cached Query
     /// that keeps statements before a refused one still goes to a thread: finding where its
     /// statements start is a parse. `completion` is made only on a miss: a hit (nearly every
-    /// statement) allocates no closure.
-    func classify(sql: String, catalog: CatalogSnapshot, isQuery: Bool,
+    /// statement) allocates no closure. `costly`: the asker has used its share of the everyday
+    /// threads lately (``ClassifierShare``), so its miss goes to the long-statement threads.
+    func classify(sql: String, catalog: CatalogSnapshot, isQuery: Bool, costly: Bool = false,
                   completion: @autoclosure () -> ((ClassificationDone) -> Void)) -> Lookup {
         let small = sql.utf8.count <= Self.cachedTextLimit
         var known: ClassificationResult?
@@ -55,7 +56,10 @@ final class LoopPolicy {
         let job = ClassifierPool.Job(ticket: ticket, sql: sql, keyed: small, catalog: catalog, known: known,
                                      isQuery: isQuery, mailbox: mailbox)
         waiting[ticket] = completion()
-        (small ? pool : largeStatementPool).submit(job)
+        // By size, not by cacheability: a 64 kB text can nest deep enough to hold a thread for
+        // over a second, an everyday one cannot (ClassifierBudget.everydayTextLimit).
+        let everyday = sql.utf8.count <= ClassifierBudget.everydayTextLimit && !costly
+        (everyday ? pool : largeStatementPool).submit(job)
         return .pending(ticket: ticket)
     }
 

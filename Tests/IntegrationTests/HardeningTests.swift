@@ -296,6 +296,35 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         XCTAssertFalse(victim.contains(where: \.isError), "\(victim)")
     }
 
+    /// A 60 kB chain of `1+1+…` is a legal read that takes seconds to classify (protobuf-c's
+    /// pack is quadratic in depth). Found in review: six clients looping on such texts queued
+    /// ahead of everyone's misses on the everyday classifier threads, and other clients' new
+    /// statements timed out (57014 after readonly_classify_timeout, 5 s). Long texts now go to
+    /// their own threads, and another client's fresh statements run meanwhile.
+    func testCostlyStatementsCannotDelayOtherClientsMisses() throws {
+        let h = try harness
+        let proxy = try ProxyProcess(harness: h, options: .init(upstream: h.cluster))
+        defer { proxy.stop() }
+        let conninfo = proxy.endpoint.conninfo(user: "app_ro", extra: "password=app_ro_pw")
+        let attackers = 6
+        nonisolated(unsafe) let sessions = try (0..<attackers).map { _ in try LibPQSession(conninfo: conninfo) }
+        let victim = try LibPQSession(conninfo: conninfo)
+        let chain = "SELECT 1" + String(repeating: "+1", count: 30_000)
+        let group = DispatchGroup()
+        for index in 0..<attackers {
+            DispatchQueue.global().async(group: group) {
+                // A different alias each time: a different cache key, so every one is a miss.
+                for round in 0..<2 { _ = sessions[index].run("\(chain) AS a\(index)_\(round)", protocol: .simple) }
+            }
+        }
+        defer { group.wait() }
+        Thread.sleep(forTimeInterval: 0.5) // the attackers' texts are queued first
+        for round in 0..<3 {
+            let outcome = victim.run("SELECT 'fresh \(marker("costly"))_\(round)' AS fresh", protocol: .extended)
+            XCTAssertFalse(outcome.contains(where: \.isError), "round \(round): \(outcome)")
+        }
+    }
+
     /// postgres.c SocketBackend: an unknown message type after login is FATAL 08P01 "invalid
     /// frontend message type N" at once, even when it declares a long length. Shown first
     /// against PostgreSQL itself (over its Unix socket, trust), then through the proxy.
