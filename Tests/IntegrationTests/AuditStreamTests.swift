@@ -439,7 +439,7 @@ final class AuditStreamTests: IntegrationTestCase {
         _ = try? killed.wait(timeout: 10)
         // The proxy writes the disconnect when it notices the client is gone; stopping it
         // (SIGTERM) flushes the writer either way.
-        _ = try poll(timeout: 10) { ((try? self.jsonRecords(file)) ?? []).contains { "\($0["message"] ?? "")".contains("\(table)_sleep") } }
+        _ = poll(timeout: 10) { ((try? self.jsonRecords(file)) ?? []).contains { "\($0["message"] ?? "")".contains("\(table)_sleep") } }
         proxy.stop()
 
         let records = try jsonRecords(file).filter { ($0["audit_event"] as? String) == "statement" }

@@ -36,15 +36,15 @@ final class LifecycleTests: IntegrationTestCase {
                                            workDir: try harness.makeDir("drain"), interactiveStdin: true)
         defer { client.signal(SIGKILL) }
         client.send("SELECT 'before';\n")
-        XCTAssertTrue(try poll(timeout: 20) { client.stdoutText().contains("before") })
+        XCTAssertTrue(poll(timeout: 20) { client.stdoutText().contains("before") })
         kill(proxy.pid, SIGTERM)
         // Listeners close at once: a new client is refused while the old session still works.
         XCTAssertTrue(try poll(timeout: 5) {
             try runPsql(conninfo: endpoint.conninfo(), sql: "SELECT 1", env: endpoint.env(), timeout: 10).status != 0
         })
         client.send("SELECT 'during';\n")
-        XCTAssertTrue(try poll(timeout: 5) { client.stdoutText().contains("during") }, "the session runs on during the drain")
-        XCTAssertTrue(try poll(timeout: 15) { !proxy.isAlive }, "proxy exits after the drain timeout")
+        XCTAssertTrue(poll(timeout: 5) { client.stdoutText().contains("during") }, "the session runs on during the drain")
+        XCTAssertTrue(poll(timeout: 15) { !proxy.isAlive }, "proxy exits after the drain timeout")
         // psql reads the server's FATAL when it next talks to it.
         client.send("SELECT 'after';\n")
         client.closeStdin()

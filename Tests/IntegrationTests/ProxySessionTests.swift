@@ -143,7 +143,7 @@ final class ProxySessionTests: IntegrationTestCase {
                                            workDir: try harness.makeDir("restart"), interactiveStdin: true)
         defer { client.signal(SIGKILL) }
         client.send("SELECT 'before';\n")
-        XCTAssertTrue(try poll(timeout: 20) { client.stdoutText().contains("before") })
+        XCTAssertTrue(poll(timeout: 20) { client.stdoutText().contains("before") })
         let restart = try runCommand("runuser", ["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "restart",
                                                  "-D", upstream.dir, "-m", "fast", "-w", "-l", "\(upstream.dir)/log/postgresql.log"],
                                      timeout: 60)
@@ -165,12 +165,12 @@ final class ProxySessionTests: IntegrationTestCase {
         let good = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
         try writePrivateConfig((good + "\nbogus_key = 1\n"), to: proxy.configPath)
         kill(proxy.pid, SIGHUP)
-        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("contains errors") }, proxy.stderrText)
+        XCTAssertTrue(poll(timeout: 10) { proxy.stderrText.contains("contains errors") }, proxy.stderrText)
         XCTAssertTrue(proxy.stderrText.contains("bogus_key"), "the error names what is wrong")
         assertSucceeded(try psql(proxy.endpoint, "SELECT 1"), "still serving with the old settings")
         try writePrivateConfig(good.replacingOccurrences(of: "login_timeout = 60s", with: "login_timeout = 30s"), to: proxy.configPath)
         kill(proxy.pid, SIGHUP)
-        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("reloading configuration files") })
+        XCTAssertTrue(poll(timeout: 10) { proxy.stderrText.contains("reloading configuration files") })
         assertSucceeded(try psql(proxy.endpoint, "SELECT 1"), "serving after a good reload")
         XCTAssertTrue(proxy.isAlive)
     }
@@ -184,7 +184,7 @@ final class ProxySessionTests: IntegrationTestCase {
                                            workDir: try harness.makeDir("reload-cert"), interactiveStdin: true)
         defer { client.signal(SIGKILL) }
         client.send("SELECT 'before';\n")
-        XCTAssertTrue(try poll(timeout: 20) { client.stdoutText().contains("before") })
+        XCTAssertTrue(poll(timeout: 20) { client.stdoutText().contains("before") })
 
         let config = try String(contentsOfFile: proxy.configPath, encoding: .utf8)
         try writePrivateConfig(config.replacingOccurrences(of: "/server.crt", with: "/wrong-host.crt")
@@ -196,7 +196,7 @@ final class ProxySessionTests: IntegrationTestCase {
         }
         XCTAssertTrue(refused, "new clients should get the reloaded (wrong-host) certificate")
         client.send("SELECT 'after';\n")
-        XCTAssertTrue(try poll(timeout: 10) { client.stdoutText().contains("after") }, "the running session was dropped")
+        XCTAssertTrue(poll(timeout: 10) { client.stdoutText().contains("after") }, "the running session was dropped")
         client.closeStdin()
         assertSucceeded(try client.wait(timeout: 10), "running session across the reload")
     }

@@ -98,7 +98,7 @@ final class ReadOnlyWallTests: IntegrationTestCase {
         let proxy = try proxy(cluster, settings: ["catalog_refresh_interval = 1h"], logLevel: "debug")
         defer { proxy.stop() }
         // The start-up snapshot must be taken before the view exists, or it would know the view.
-        let loaded = try poll(timeout: 20) {
+        let loaded = poll(timeout: 20) {
             proxy.stderrText.split(separator: "\n").contains { $0.contains("catalog snapshot loaded") && $0.contains("database=wall") }
         }
         XCTAssertTrue(loaded, "the catalog snapshot of wall was loaded: \(proxy.stderrText)")

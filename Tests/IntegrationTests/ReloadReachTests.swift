@@ -155,7 +155,7 @@ final class ReloadReachTests: IntegrationTestCase {
         // A plain SIGHUP: the process itself says why in <pid_file>.status.
         kill(proxy.pid, SIGHUP)
         var status = ""
-        let reported = try poll(timeout: 20) {
+        let reported = poll(timeout: 20) {
             status = (try? String(contentsOfFile: "\(pidFile).status", encoding: .utf8)) ?? ""
             return status.contains("outcome = partial")
         }

@@ -72,7 +72,7 @@ final class SlowResolverTests: IntegrationTestCase {
         let took = Date().timeIntervalSince(started)
         XCTAssertNotEqual(result.status, 0, "\(result)")
         XCTAssertLessThan(took, 3.5, "closed at login_timeout, before the 4 s lookup answered")
-        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("did not finish within login_timeout") }, proxy.stderrText.suffix(2000).description)
+        XCTAssertTrue(poll(timeout: 10) { proxy.stderrText.contains("did not finish within login_timeout") }, proxy.stderrText.suffix(2000).description)
     }
 
     /// Runs psql with `arguments` (a connect that waits 2 s on its lookups) while `probe` makes

@@ -146,13 +146,13 @@ final class SystemdContainer {
         // systemd logs every sd_notify message it receives at debug level ("Got notification
         // message from PID N (READY=1, ...)"): the journal then shows what reached it.
         commands += ["systemctl daemon-reload", "systemd-analyze log-level debug"]
-        try shell(commands.joined(separator: "\n"))
+        _ = try shell(commands.joined(separator: "\n"))
     }
 
     /// Replaces the installed configuration (for reload tests).
     func replaceConfig(_ config: String) throws {
         try writePrivateConfig(config, to: "\(stage)/portcullis.ini.new")
-        try shell("install -m 0640 -o root -g portcullis /stage/portcullis.ini.new /etc/portcullis/portcullis.ini")
+        _ = try shell("install -m 0640 -o root -g portcullis /stage/portcullis.ini.new /etc/portcullis/portcullis.ini")
     }
 }
 

@@ -214,11 +214,11 @@ final class TransactionPoolingTests: IntegrationTestCase {
             XCTAssertEqual(try value(a, "SELECT count(*)::text FROM scratch"), "2", "round \(round)")
             XCTAssertEqual(try value(a, "SELECT pg_backend_pid()::text"), pinned)
         }
-        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("pinned to its server connection") && proxy.stderrText.contains("temporary object") },
+        XCTAssertTrue(poll(timeout: 10) { proxy.stderrText.contains("pinned to its server connection") && proxy.stderrText.contains("temporary object") },
                       "the pin is logged:\n\(proxy.stderrText.suffix(2000))")
         // DISCARD ALL removes it: the session is free to move again.
         XCTAssertEqual(a.run("DISCARD ALL", protocol: .simple).filter(\.isError), [])
-        XCTAssertTrue(try poll(timeout: 10) { proxy.stderrText.contains("no longer pinned") })
+        XCTAssertTrue(poll(timeout: 10) { proxy.stderrText.contains("no longer pinned") })
     }
 
     func testSessionStateOfEveryKindPins() throws {

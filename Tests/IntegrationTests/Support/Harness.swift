@@ -41,6 +41,7 @@ struct Cluster: Sendable {
     }
 
     /// `superuserPsql` that must succeed; returns trimmed stdout.
+    @discardableResult
     func query(_ sql: String, dbname: String = "postgres") throws -> String {
         let result = try superuserPsql(sql, dbname: dbname)
         guard result.status == 0 else { throw CommandError(description: "superuser query failed: \(sql)\n\(result)") }
