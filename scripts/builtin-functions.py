@@ -11,6 +11,10 @@ rule that decided it):
   event-trigger / handler result (PostgreSQL refuses to call those outside their context).
   Ignored when deciding a name.
 - refuse/<category>: the explicit deny lists below, checked first.
+- refuse/input-by-type-oid: type input functions taking the type as an OID argument
+  (`domain_in(cstring, oid, integer)`, `record_in`, `array_in`, `range_in`, ...): called
+  directly they build a value of any type — a domain whose CHECK calls user code, a composite
+  with such a column — without the statement naming the type.
 - allow/volatile-reviewed: a VOLATILE function on REVIEWED_VOLATILE.
 - refuse/volatile: any other VOLATILE function (may write, signal, sleep, lock, or change
   session state).
@@ -99,10 +103,12 @@ SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), p.provol
 """
 
 
-def decide(name, volatility, kind, secdef, result, internal_arg):
+def decide(name, args, volatility, kind, secdef, result, internal_arg):
     for category, names in DENY.items():
         if name in names:
             return "refuse", category
+    if args.startswith("cstring, oid"):
+        return "refuse", "input-by-type-oid"
     if internal_arg or result in UNREACHABLE_RESULTS:
         return "unreachable", "internal-or-handler"
     if kind == "p":
@@ -123,7 +129,7 @@ def main():
     lines = []
     for row in out.splitlines():
         name, args, volatility, parallel, kind, secdef, result, internal_arg, description = row.split("\t")
-        decision, category = decide(name, volatility, kind, secdef, result, internal_arg == "t")
+        decision, category = decide(name, args, volatility, kind, secdef, result, internal_arg == "t")
         lines.append("\t".join([name, args, volatility, parallel, kind, decision, category, description]))
     for text in lines:
         assert '"""' not in text and "\\" not in text.replace("\\\\", ""), text

@@ -67,21 +67,21 @@ anycompatiblearray_in	cstring	i	s	f	allow	immutable	I/O
 anycompatiblearray_out	anycompatiblearray	s	s	f	allow	stable	I/O
 anycompatiblearray_recv	internal	s	s	f	unreachable	internal-or-handler	I/O
 anycompatiblearray_send	anycompatiblearray	s	s	f	allow	stable	I/O
-anycompatiblemultirange_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+anycompatiblemultirange_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 anycompatiblemultirange_out	anycompatiblemultirange	s	s	f	allow	stable	I/O
 anycompatiblenonarray_in	cstring	i	s	f	allow	immutable	I/O
 anycompatiblenonarray_out	anycompatiblenonarray	i	s	f	allow	immutable	I/O
-anycompatiblerange_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+anycompatiblerange_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 anycompatiblerange_out	anycompatiblerange	s	s	f	allow	stable	I/O
 anyelement_in	cstring	i	s	f	allow	immutable	I/O
 anyelement_out	anyelement	i	s	f	allow	immutable	I/O
 anyenum_in	cstring	i	s	f	allow	immutable	I/O
 anyenum_out	anyenum	s	s	f	allow	stable	I/O
-anymultirange_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+anymultirange_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 anymultirange_out	anymultirange	s	s	f	allow	stable	I/O
 anynonarray_in	cstring	i	s	f	allow	immutable	I/O
 anynonarray_out	anynonarray	i	s	f	allow	immutable	I/O
-anyrange_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+anyrange_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 anyrange_out	anyrange	s	s	f	allow	stable	I/O
 anytextcat	anynonarray, text	s	s	f	allow	stable	implementation of || operator
 area	box	i	s	f	allow	immutable	box area
@@ -103,7 +103,7 @@ array_fill	anyelement, integer[]	i	s	f	allow	immutable	array constructor with va
 array_fill	anyelement, integer[], integer[]	i	s	f	allow	immutable	array constructor with value
 array_ge	anyarray, anyarray	i	s	f	allow	immutable	implementation of >= operator
 array_gt	anyarray, anyarray	i	s	f	allow	immutable	implementation of > operator
-array_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+array_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 array_larger	anyarray, anyarray	i	s	f	allow	immutable	larger of two
 array_le	anyarray, anyarray	i	s	f	allow	immutable	implementation of <= operator
 array_length	anyarray, integer	i	s	f	allow	immutable	array length
@@ -180,7 +180,7 @@ bit_and	integer	i	s	a	allow	immutable	bitwise-and integer aggregate
 bit_and	smallint	i	s	a	allow	immutable	bitwise-and smallint aggregate
 bit_count	bit	i	s	f	allow	immutable	number of set bits
 bit_count	bytea	i	s	f	allow	immutable	number of set bits
-bit_in	cstring, oid, integer	i	s	f	allow	immutable	I/O
+bit_in	cstring, oid, integer	i	s	f	refuse	input-by-type-oid	I/O
 bit_length	bit	i	s	f	allow	immutable	length in bits
 bit_length	bytea	i	s	f	allow	immutable	length in bits
 bit_length	text	i	s	f	allow	immutable	length in bits
@@ -285,7 +285,7 @@ bpchariclike	character, text	i	s	f	allow	immutable	implementation of ~~* operato
 bpcharicnlike	character, text	i	s	f	allow	immutable	implementation of !~~* operator
 bpcharicregexeq	character, text	i	s	f	allow	immutable	implementation of ~* operator
 bpcharicregexne	character, text	i	s	f	allow	immutable	implementation of !~* operator
-bpcharin	cstring, oid, integer	i	s	f	allow	immutable	I/O
+bpcharin	cstring, oid, integer	i	s	f	refuse	input-by-type-oid	I/O
 bpcharle	character, character	i	s	f	allow	immutable	implementation of <= operator
 bpcharlike	character, text	i	s	f	allow	immutable	implementation of ~~ operator
 bpcharlt	character, character	i	s	f	allow	immutable	implementation of < operator
@@ -634,7 +634,7 @@ dist_sp	lseg, point	i	s	f	allow	immutable	implementation of <-> operator
 div	numeric, numeric	i	s	f	allow	immutable	trunc(x/y)
 dlog1	double precision	i	s	f	allow	immutable	natural logarithm
 dlog10	double precision	i	s	f	allow	immutable	base 10 logarithm
-domain_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+domain_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 domain_recv	internal, oid, integer	s	s	f	unreachable	internal-or-handler	I/O
 dpow	double precision, double precision	i	s	f	allow	immutable	implementation of ^ operator
 dround	double precision	i	s	f	allow	immutable	round to nearest integer
@@ -654,7 +654,7 @@ enum_eq	anyenum, anyenum	i	s	f	allow	immutable	implementation of = operator
 enum_first	anyenum	s	s	f	allow	stable	first value of the input enum type
 enum_ge	anyenum, anyenum	i	s	f	allow	immutable	implementation of >= operator
 enum_gt	anyenum, anyenum	i	s	f	allow	immutable	implementation of > operator
-enum_in	cstring, oid	s	s	f	allow	stable	I/O
+enum_in	cstring, oid	s	s	f	refuse	input-by-type-oid	I/O
 enum_larger	anyenum, anyenum	i	s	f	allow	immutable	larger of two
 enum_last	anyenum	s	s	f	allow	stable	last value of the input enum type
 enum_le	anyenum, anyenum	i	s	f	allow	immutable	implementation of <= operator
@@ -1301,7 +1301,7 @@ interval_ge	interval, interval	i	s	f	allow	immutable	implementation of >= operat
 interval_gt	interval, interval	i	s	f	allow	immutable	implementation of > operator
 interval_hash	interval	i	s	f	allow	immutable	hash
 interval_hash_extended	interval, bigint	i	s	f	allow	immutable	hash
-interval_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+interval_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 interval_larger	interval, interval	i	s	f	allow	immutable	larger of two
 interval_le	interval, interval	i	s	f	allow	immutable	implementation of <= operator
 interval_lt	interval, interval	i	s	f	allow	immutable	implementation of < operator
@@ -1710,7 +1710,7 @@ multirange_ge	anymultirange, anymultirange	i	s	f	allow	immutable	implementation 
 multirange_gist_compress	internal	i	s	f	unreachable	internal-or-handler	GiST support
 multirange_gist_consistent	internal, anymultirange, smallint, oid, internal	i	s	f	unreachable	internal-or-handler	GiST support
 multirange_gt	anymultirange, anymultirange	i	s	f	allow	immutable	implementation of > operator
-multirange_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+multirange_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 multirange_intersect	anymultirange, anymultirange	i	s	f	allow	immutable	implementation of * operator
 multirange_intersect_agg_transfn	anymultirange, anymultirange	i	s	f	allow	immutable	range aggregate by intersecting
 multirange_le	anymultirange, anymultirange	i	s	f	allow	immutable	implementation of <= operator
@@ -1820,7 +1820,7 @@ numeric_eq	numeric, numeric	i	s	f	allow	immutable	implementation of = operator
 numeric_exp	numeric	i	s	f	allow	immutable	natural exponential (e^x)
 numeric_ge	numeric, numeric	i	s	f	allow	immutable	implementation of >= operator
 numeric_gt	numeric, numeric	i	s	f	allow	immutable	implementation of > operator
-numeric_in	cstring, oid, integer	i	s	f	allow	immutable	I/O
+numeric_in	cstring, oid, integer	i	s	f	refuse	input-by-type-oid	I/O
 numeric_inc	numeric	i	s	f	allow	immutable	increment by one
 numeric_larger	numeric, numeric	i	s	f	allow	immutable	larger of two
 numeric_le	numeric, numeric	i	s	f	allow	immutable	implementation of <= operator
@@ -2475,7 +2475,7 @@ range_gist_picksplit	internal, internal	i	s	f	unreachable	internal-or-handler	Gi
 range_gist_same	anyrange, anyrange, internal	i	s	f	unreachable	internal-or-handler	GiST support
 range_gist_union	internal, internal	i	s	f	unreachable	internal-or-handler	GiST support
 range_gt	anyrange, anyrange	i	s	f	allow	immutable	implementation of > operator
-range_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+range_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 range_intersect	anyrange, anyrange	i	s	f	allow	immutable	implementation of * operator
 range_intersect_agg	anymultirange	i	s	a	allow	immutable	range aggregate by intersecting
 range_intersect_agg	anyrange	i	s	a	allow	immutable	range aggregate by intersecting
@@ -2511,7 +2511,7 @@ record_image_gt	record, record	i	s	f	allow	immutable	implementation of *> operat
 record_image_le	record, record	i	s	f	allow	immutable	implementation of *<= operator
 record_image_lt	record, record	i	s	f	allow	immutable	implementation of *< operator
 record_image_ne	record, record	i	s	f	allow	immutable	implementation of *<> operator
-record_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+record_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 record_le	record, record	i	s	f	allow	immutable	implementation of <= operator
 record_lt	record, record	i	s	f	allow	immutable	implementation of < operator
 record_ne	record, record	i	s	f	allow	immutable	implementation of <> operator
@@ -2827,7 +2827,7 @@ time_ge	time without time zone, time without time zone	i	s	f	allow	immutable	imp
 time_gt	time without time zone, time without time zone	i	s	f	allow	immutable	implementation of > operator
 time_hash	time without time zone	i	s	f	allow	immutable	hash
 time_hash_extended	time without time zone, bigint	i	s	f	allow	immutable	hash
-time_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+time_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 time_larger	time without time zone, time without time zone	i	s	f	allow	immutable	larger of two
 time_le	time without time zone, time without time zone	i	s	f	allow	immutable	implementation of <= operator
 time_lt	time without time zone, time without time zone	i	s	f	allow	immutable	implementation of < operator
@@ -2860,7 +2860,7 @@ timestamp_gt_date	timestamp without time zone, date	i	s	f	allow	immutable	implem
 timestamp_gt_timestamptz	timestamp without time zone, timestamp with time zone	s	s	f	allow	stable	implementation of > operator
 timestamp_hash	timestamp without time zone	i	s	f	allow	immutable	hash
 timestamp_hash_extended	timestamp without time zone, bigint	i	s	f	allow	immutable	hash
-timestamp_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+timestamp_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 timestamp_larger	timestamp without time zone, timestamp without time zone	i	s	f	allow	immutable	larger of two
 timestamp_le	timestamp without time zone, timestamp without time zone	i	s	f	allow	immutable	implementation of <= operator
 timestamp_le_date	timestamp without time zone, date	i	s	f	allow	immutable	implementation of <= operator
@@ -2899,7 +2899,7 @@ timestamptz_ge_timestamp	timestamp with time zone, timestamp without time zone	s
 timestamptz_gt	timestamp with time zone, timestamp with time zone	i	s	f	allow	immutable	implementation of > operator
 timestamptz_gt_date	timestamp with time zone, date	s	s	f	allow	stable	implementation of > operator
 timestamptz_gt_timestamp	timestamp with time zone, timestamp without time zone	s	s	f	allow	stable	implementation of > operator
-timestamptz_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+timestamptz_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 timestamptz_larger	timestamp with time zone, timestamp with time zone	i	s	f	allow	immutable	larger of two
 timestamptz_le	timestamp with time zone, timestamp with time zone	i	s	f	allow	immutable	implementation of <= operator
 timestamptz_le_date	timestamp with time zone, date	s	s	f	allow	stable	implementation of <= operator
@@ -2930,7 +2930,7 @@ timetz_ge	time with time zone, time with time zone	i	s	f	allow	immutable	impleme
 timetz_gt	time with time zone, time with time zone	i	s	f	allow	immutable	implementation of > operator
 timetz_hash	time with time zone	i	s	f	allow	immutable	hash
 timetz_hash_extended	time with time zone, bigint	i	s	f	allow	immutable	hash
-timetz_in	cstring, oid, integer	s	s	f	allow	stable	I/O
+timetz_in	cstring, oid, integer	s	s	f	refuse	input-by-type-oid	I/O
 timetz_larger	time with time zone, time with time zone	i	s	f	allow	immutable	larger of two
 timetz_le	time with time zone, time with time zone	i	s	f	allow	immutable	implementation of <= operator
 timetz_lt	time with time zone, time with time zone	i	s	f	allow	immutable	implementation of < operator
@@ -3158,7 +3158,7 @@ var_samp	numeric	i	s	a	allow	immutable	sample variance of numeric input values (
 var_samp	real	i	s	a	allow	immutable	sample variance of float4 input values (square of the sample standard deviation)
 var_samp	smallint	i	s	a	allow	immutable	sample variance of smallint input values (square of the sample standard deviation)
 varbit	bit varying, integer, boolean	i	s	f	allow	immutable	adjust varbit() to typmod length
-varbit_in	cstring, oid, integer	i	s	f	allow	immutable	I/O
+varbit_in	cstring, oid, integer	i	s	f	refuse	input-by-type-oid	I/O
 varbit_out	bit varying	i	s	f	allow	immutable	I/O
 varbit_recv	internal, oid, integer	i	s	f	unreachable	internal-or-handler	I/O
 varbit_send	bit varying	i	s	f	allow	immutable	I/O
@@ -3175,7 +3175,7 @@ varbittypmodout	integer	i	s	f	allow	immutable	I/O typmod
 varchar	character varying, integer, boolean	i	s	f	allow	immutable	adjust varchar() to typmod length
 varchar	name	i	s	f	allow	immutable	convert name to varchar
 varchar_support	internal	i	s	f	unreachable	internal-or-handler	planner support for varchar length coercion
-varcharin	cstring, oid, integer	i	s	f	allow	immutable	I/O
+varcharin	cstring, oid, integer	i	s	f	refuse	input-by-type-oid	I/O
 varcharout	character varying	i	s	f	allow	immutable	I/O
 varcharrecv	internal, oid, integer	s	s	f	unreachable	internal-or-handler	I/O
 varcharsend	character varying	s	s	f	allow	stable	I/O

@@ -1,18 +1,21 @@
 /// A first-in first-out queue whose `popFirst` is O(1): a pool's waiters (a thousand clients
-/// on twenty server connections) are served from the front at every release, where
-/// `Array.removeFirst` would move every other waiter each time. The consumed prefix is
+/// on twenty server connections) are served from the front at every release, and a session's
+/// audit events held back by a full queue are submitted from the front, where
+/// `Array.removeFirst` would move every other element each time (quadratic, on a loop). The consumed prefix is
 /// dropped once it is half the storage, so the memory stays proportional to the waiters.
-struct FIFOQueue<Element> {
+public struct FIFOQueue<Element> {
     private var storage: [Element] = []
     private var head = 0
 
-    var isEmpty: Bool { head == storage.count }
-    var count: Int { storage.count - head }
-    var first: Element? { isEmpty ? nil : storage[head] }
+    public init() {}
 
-    mutating func append(_ element: Element) { storage.append(element) }
+    public var isEmpty: Bool { head == storage.count }
+    public var count: Int { storage.count - head }
+    public var first: Element? { isEmpty ? nil : storage[head] }
 
-    mutating func popFirst() -> Element? {
+    public mutating func append(_ element: Element) { storage.append(element) }
+
+    public mutating func popFirst() -> Element? {
         guard !isEmpty else { return nil }
         let element = storage[head]
         head += 1
@@ -28,7 +31,7 @@ struct FIFOQueue<Element> {
 
     /// Removes the elements that match, keeping the others in order; returns those removed.
     @discardableResult
-    mutating func removeAll(where matches: (Element) -> Bool) -> [Element] {
+    public mutating func removeAll(where matches: (Element) -> Bool) -> [Element] {
         var kept: [Element] = []
         var removed: [Element] = []
         for element in storage[head...] {
@@ -41,12 +44,12 @@ struct FIFOQueue<Element> {
         return removed
     }
 
-    mutating func removeAll() {
+    public mutating func removeAll() {
         storage.removeAll()
         head = 0
     }
 
-    var elements: ArraySlice<Element> { storage[head...] }
+    public var elements: ArraySlice<Element> { storage[head...] }
 }
 
 extension FIFOQueue: Sendable where Element: Sendable {}

@@ -1,5 +1,6 @@
 import Audit
 import Policy
+import Session
 
 /// Finishes statement records on the audit writer thread, so no parse runs on an event loop:
 /// cuts each statement out of its Query string (libpg_query's split, as PostgreSQL's raw
@@ -147,7 +148,10 @@ final class AuditPreparer: @unchecked Sendable {
 
     /// The `index`-th (1-based) statement of `text`, without surrounding blanks and its `;`.
     static func statementText(_ text: String, offsets: [Int]?, index: Int) -> String {
-        guard let offsets, offsets.indices.contains(index - 1) else { return text }
+        // Never the whole string again for each of its statements: a Query of 100,000
+        // statements would write its text 100,000 times (and scan it as often for secrets).
+        guard let offsets else { return index <= 1 ? text : Self.unsplitText }
+        guard offsets.indices.contains(index - 1) else { return Self.notKeptText }
         // The whole string with nothing to trim (a client's usual one statement): itself, no copy.
         if offsets.count == 1, let first = text.utf8.first, let last = text.utf8.last,
            !Self.isBlank(first), !Self.isBlank(last), last != UInt8(ascii: ";") {
@@ -166,6 +170,13 @@ final class AuditPreparer: @unchecked Sendable {
 
     /// ``SecretMasker/mask(_:)``, skipped for text without a quote or dollar sign: every secret
     /// it redacts is a string constant ('…', E'…', U&'…', $$…$$), which needs one of them.
+    /// The text of a statement after the first of a Query string that could not be split (the
+    /// record of statement 1 carries the whole string).
+    static let unsplitText = "<not split: the whole query string is in substatement 1>"
+    /// The text of a statement beyond what the session keeps of a long Query string
+    /// (``StatementLifecycle/maxTextBytes``).
+    static let notKeptText = "<not kept: beyond the first \(StatementLifecycle.maxTextBytes) bytes of the query string>"
+
     static func masked(_ sql: String) -> String {
         guard sql.utf8.contains(where: { $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "$") }) else { return sql }
         return SecretMasker.mask(sql)

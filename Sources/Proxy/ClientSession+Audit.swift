@@ -4,6 +4,7 @@ import AuditSink
 import Config
 import EventLoop
 import Glibc
+import Pool
 import Wire
 
 /// Posted to a loop when the audit writer made room in a queue that had been full.
@@ -50,7 +51,10 @@ final class SessionAudit {
     var bytesIn = 0
     var bytesOut = 0
     /// Events that found the queue full (backpressure): submitted first when there is room.
-    var overflow: [AuditEvent] = []
+    /// Bounded by what one read from each leg can produce: while it is not empty neither the
+    /// client nor the server is read (``ClientSession/updateServerReadPause()``), so a Query of
+    /// a million statements cannot pile up a million events here.
+    var overflow = FIFOQueue<AuditEvent>()
     var ended = false
 
     init(loopAudit: LoopAudit, info: AuditSession, settings: AuditSettings, connectedAt: MonotonicInstant) {
@@ -117,9 +121,10 @@ extension ClientSession {
                 audit.loopAudit.wait(self)
                 return
             }
-            audit.overflow.removeFirst()
+            _ = audit.overflow.popFirst()
         }
         guard !finished else { return }
+        updateServerReadPause()
         updateClientReadPause()
         if client.inbound.readableBytes > 0 { forwardClientBytes() }
     }
@@ -218,7 +223,7 @@ extension ClientSession {
         audit.loopAudit.forget(self)
         // Events still waiting for room are handed over regardless of the bound: the session
         // is gone, so nothing can wait for them any more.
-        for event in audit.overflow {
+        for event in audit.overflow.elements {
             switch audit.loopAudit.policy {
             case .drop: audit.loopAudit.queue.submitOrDrop(event)
             case .backpressure: audit.loopAudit.queue.submitBeyondBound(event)

@@ -318,6 +318,13 @@ final class ClientSession: LegOwner {
             || auditBlocked
     }
 
+    /// Backpressure on the server: stop reading it while the client is not taking our bytes, or
+    /// while audit events wait for room in a full queue (each CommandComplete of a long
+    /// multi-statement Query is an event: reading on would pile them up here without bound).
+    func updateServerReadPause() {
+        server?.readPaused = client.outbound.readableBytes > runtime.config.general.outboundBufferLimit || auditBlocked
+    }
+
     func forwardServerBytes() {
         if settingsExchange != nil { return continueSettingsExchange() }
         guard let server, session != nil, !finished else { return }
@@ -329,7 +336,7 @@ final class ClientSession: LegOwner {
         if finished { return }
         server.inbound.discardReadBytes()
         server.releaseLargeBuffers()
-        server.readPaused = client.outbound.readableBytes > runtime.config.general.outboundBufferLimit
+        updateServerReadPause()
         // Replies may have resolved what the client's next messages waited for (pending
         // refusals, the bound on messages awaiting replies).
         if classifying == nil && client.inbound.readableBytes > 0 { forwardClientBytes() }
@@ -466,7 +473,7 @@ final class ClientSession: LegOwner {
     func legDrained(_ leg: Leg) {
         guard leg === client else { return updateClientReadPause() }
         if closeAfterFlush { finish(reason: nil, flushClient: false); return }
-        server?.readPaused = false
+        updateServerReadPause()
     }
 
     func legClosed(_ leg: Leg, reason: String?) {

@@ -275,6 +275,44 @@ final class AuditStreamTests: IntegrationTestCase {
         XCTAssertFalse(try jsonRecords(file).contains { ($0["audit_event"] as? String) == "audit_dropped" })
     }
 
+    /// Found in review: one simple Query of 150,000 statements makes 150,000 statement events;
+    /// past the queue they waited in the session's own list, which was drained from the front
+    /// with Array.removeFirst — quadratic, on the loop thread: the loop (and with it every
+    /// other session on it, and the listener on loop 0) froze for minutes, and the list grew
+    /// without bound since the server was still read. Now the list is a FIFO queue and a
+    /// session with events waiting reads neither leg. Every event still arrives.
+    func testAQueryOfManyStatementsNeitherStallsTheLoopNorLosesEvents() throws {
+        try requireProxyTarget("the audit stream is a proxy feature")
+        let (proxy, file) = try auditProxy(["audit_sinks = json:@FILE@", "audit_queue_full = backpressure", "workers = 1"])
+        defer { proxy.stop() }
+        let count = 100_000
+        let attack = String(repeating: "SELECT 1;", count: count)
+        let conninfo = proxy.endpoint.conninfo(user: "app_rw", extra: "password=app_rw_pw")
+        nonisolated(unsafe) let attacker = try LibPQSession(conninfo: conninfo)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var errors: [PQOutcome] = []
+        DispatchQueue.global().async {
+            errors = attacker.run(attack, protocol: .simple).filter(\.isError)
+            done.signal()
+        }
+        defer { done.wait() }
+        Thread.sleep(forTimeInterval: 1) // the server is answering the statements
+        // Another client on the same (only) loop logs in and is answered meanwhile (before,
+        // the loop was busy for minutes: connect_timeout ran out).
+        let victim = try LibPQSession(conninfo: conninfo + " connect_timeout=10")
+        XCTAssertEqual(try victim.rows("SELECT 'alive'"), [["alive"]])
+        XCTAssertEqual(done.wait(timeout: .now() + 120), .success, "the Query finishes")
+        XCTAssertEqual(errors, [])
+        // Counted by grep (reading 100,000 records here in a debug build would take longer than
+        // writing them); the victim's one statement record counts too.
+        func recordedCount() -> Int {
+            let result = try? runCommand("/bin/grep", ["-c", "-F", "\"audit_event\":\"statement\"", file], environment: [:], timeout: 30)
+            return Int(result?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        }
+        XCTAssertTrue(poll(timeout: 120) { recordedCount() > count }, "every statement is recorded: \(recordedCount())")
+        done.signal()  // for the deferred wait
+    }
+
     /// A sink that stops taking records (a FIFO nobody reads: the writer thread blocks in
     /// write): in backpressure mode the clients stall — nothing is lost, the proxy stays up —
     /// and finish once the sink takes records again; in drop mode they run on and the drops
