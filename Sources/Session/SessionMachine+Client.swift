@@ -66,7 +66,7 @@ extension SessionMachine {
                                      parameterTypesRefusal: Refusal? = nil) -> Action {
         guard let pending = pendingClassification else { return .wait }
         pendingClassification = nil
-        return verdict(for: pending.message, pending.frame, textIsUTF8: true, classification: result,
+        return verdict(for: pending.message, pending.frame, rawParse: pending.rawParse, textIsUTF8: true, classification: result,
                        statementOffsets: statementOffsets, parameterTypesRefusal: parameterTypesRefusal)
     }
 
@@ -80,17 +80,25 @@ extension SessionMachine {
         let tooLong = isText && frame.totalLength - 5 > limit
         if tooLong && configuration.readOnly != nil {
             // Refused unread: no copy, no UTF-8 check, no parse of a text this long.
+            let name = Self.statementNameBytes(frame, in: buffer)
             let message: FrontendMessage = isQuery
-                ? .query("") : .parse(name: Self.statementName(frame, in: buffer), query: "", parameterTypes: [])
-            return verdict(for: message, frame, textIsUTF8: true,
+                ? .query("") : .parse(name: String(decoding: name, as: UTF8.self), query: "", parameterTypes: [])
+            return verdict(for: message, frame, rawParse: isQuery ? nil : FrontendMessage.RawParse(name: name, query: [], parameterTypes: []),
+                           textIsUTF8: true,
                            classification: ReadOnlyGate.refusing(Self.statementTooLong(frame.totalLength - 5, limit: limit)))
         }
         let message: FrontendMessage
+        // Transaction pooling forwards, keeps and prepares again a Parse's own bytes.
+        var rawParse: FrontendMessage.RawParse?
         if frame.type == UInt8(ascii: "S") {
             message = .sync
         } else {
             do {
                 message = try Self.decode(frame, in: buffer)
+                if configuration.transactionPooling != nil && frame.type == UInt8(ascii: "P") {
+                    var bytes = buffer
+                    rawParse = try FrontendMessage.RawParse.decode(frame: frame, from: &bytes)
+                }
             } catch {
                 return .close(reason: error.message, error: .error(sqlState: error.sqlState, message: error.message, severity: "FATAL"))
             }
@@ -98,21 +106,21 @@ extension SessionMachine {
         if tooLong {
             // A read-write identity's text in transaction pooling: forwarded (and kept, for a
             // named statement) but not parsed; it counts as unclassified.
-            return verdict(for: message, frame, textIsUTF8: true,
+            return verdict(for: message, frame, rawParse: rawParse, textIsUTF8: true,
                            classification: ReadOnlyGate.refusing(Self.statementTooLong(frame.totalLength - 5, limit: limit)))
         }
         let textIsUTF8 = Self.textIsUTF8(frame, in: buffer)
         guard textIsUTF8, let sql = ReadOnlyGate.sqlText(of: message) else {
-            return verdict(for: message, frame, textIsUTF8: textIsUTF8, classification: nil)
+            return verdict(for: message, frame, rawParse: rawParse, textIsUTF8: textIsUTF8, classification: nil)
         }
         var parameterTypes: [Int32] = []
         if case .parse(_, _, let types) = message { parameterTypes = types }
-        pendingClassification = PendingClassification(frame: frame, message: message)
+        pendingClassification = PendingClassification(frame: frame, message: message, rawParse: rawParse)
         return .classify(ClassificationRequest(sql: sql, isQuery: isQuery, parameterTypes: parameterTypes,
                                                messageLength: frame.totalLength))
     }
 
-    private mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, textIsUTF8: Bool,
+    private mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, rawParse: FrontendMessage.RawParse?, textIsUTF8: Bool,
                                   classification: ClassificationResult?, statementOffsets: [Int]? = nil,
                                   parameterTypesRefusal: Refusal? = nil) -> Action {
         var classification = classification
@@ -133,16 +141,17 @@ extension SessionMachine {
         if configuration.transactionPooling != nil, case .query = message {
             poolingQuerySent(allowed: allowed)
         }
-        if configuration.transactionPooling != nil, case .parse(let name, _, _) = message {
-            // Statements follow the client (SessionMachine+PreparedStatements.swift).
-            guard !name.isEmpty else {
-                poolingUnnamedParse(message, allowed: allowed, pins: statementPins)
+        if configuration.transactionPooling != nil, case .parse = message, let rawParse {
+            // Statements follow the client (SessionMachine+PreparedStatements.swift), as the
+            // bytes it sent: the decoded message's Strings are UTF-8 read lossily.
+            guard !rawParse.name.isEmpty else {
+                poolingUnnamedParse(rawParse, allowed: allowed, pins: statementPins)
                 if case .replace(let bytes) = judged { return .replaceToServer(consume: frame.totalLength, bytes: bytes) }
                 return .forwardToServer(frame.totalLength)
             }
             var sent = ByteBuffer()
-            if case .replace(let bytes) = judged { sent = bytes } else { message.encode(into: &sent) }
-            return poolingParse(message, sent: sent, allowed: allowed, pins: statementPins, consume: frame.totalLength)
+            if case .replace(let bytes) = judged { sent = bytes } else { rawParse.encode(into: &sent) }
+            return poolingParse(rawParse, sent: sent, allowed: allowed, pins: statementPins, consume: frame.totalLength)
         }
         guard let verdict = judged else {
             return .forwardToServer(frame.totalLength)
@@ -252,10 +261,10 @@ extension SessionMachine {
         }
     }
 
-    /// A Parse's statement name (up to its NUL), without decoding the rest.
-    static func statementName(_ frame: MessageFrame, in buffer: ByteBuffer) -> String {
+    /// A Parse's statement name (up to its NUL) as sent, without decoding the rest.
+    static func statementNameBytes(_ frame: MessageFrame, in buffer: ByteBuffer) -> [UInt8] {
         let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
-        return String(decoding: payload.prefix { $0 != 0 }, as: UTF8.self)
+        return Array(payload.prefix { $0 != 0 })
     }
 
     /// Query and Parse text must be valid UTF-8: it is classified as UTF-8, so any other

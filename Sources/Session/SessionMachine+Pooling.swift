@@ -55,7 +55,7 @@ extension SessionMachine {
     /// statement; the client's, if any, is parsed again before its next use.
     package mutating func settingsCaptured() {
         settingsDirty = false
-        if serverStatements.unnamed != .none { serverStatements.unnamed = .unknown }
+        changeConfirmed { if $0.server.unnamed != .none { $0.server.unnamed = .unknown } }
     }
 
     /// Transaction pooling: the session keeps its server connection whatever its state.
@@ -270,8 +270,9 @@ extension SessionMachine {
 
     /// Extended-protocol messages since the last Sync keep the session busy (``unsynced``).
     mutating func noteSync(_ type: UInt8) {
-        if configuration.transactionPooling != nil && (type == UInt8(ascii: "Q") || type == UInt8(ascii: "F") || type == UInt8(ascii: "S")) {
-            pushCompletion(.readyForQuery)
+        // A Query's marker is pushed with what it does to the unnamed statement (``poolingQuerySent(allowed:)``).
+        if configuration.transactionPooling != nil && (type == UInt8(ascii: "F") || type == UInt8(ascii: "S")) {
+            pushCompletion(.readyForQuery(query: nil))
         }
         switch type {
         case UInt8(ascii: "S"): unsynced = false
@@ -285,18 +286,22 @@ extension SessionMachine {
     /// `statements`: what that server has prepared (kept with its link).
     package mutating func serverAttached(processID: Int32, secretKey: [UInt8], statements: ServerStatements = ServerStatements()) {
         backend = (processID, secretKey)
-        serverStatements = statements
-        // What the link recorded may be gone (the proxy's settings queries destroy it) or be
-        // another client's: parsed again, or closed, before the client's next use.
-        if serverStatements.unnamed != .none { serverStatements.unnamed = .unknown }
         completions.removeAll()
+        changeConfirmed { tracking in
+            tracking.server = statements
+            // What the link recorded may be gone (the proxy's settings queries destroy it) or be
+            // another client's: parsed again, or closed, before the client's next use.
+            if tracking.server.unnamed != .none { tracking.server.unnamed = .unknown }
+        }
     }
 
     /// Transaction pooling: the server connection goes back to the pool (at rest, unpinned);
     /// returns what it has prepared, for its link to keep.
     package mutating func serverDetached() -> ServerStatements {
         backend = nil
-        defer { serverStatements = ServerStatements() }
-        return serverStatements
+        // At rest nothing is owed: the answers confirmed everything sent.
+        let left = confirmedStatements.server
+        changeConfirmed { $0.server = ServerStatements() }
+        return left
     }
 }

@@ -193,10 +193,13 @@ package struct SessionMachine {
     final class PendingClassification {
         let frame: MessageFrame
         let message: FrontendMessage
+        /// Transaction pooling: a Parse as its bytes (``FrontendMessage/RawParse``).
+        let rawParse: FrontendMessage.RawParse?
 
-        init(frame: MessageFrame, message: FrontendMessage) {
+        init(frame: MessageFrame, message: FrontendMessage, rawParse: FrontendMessage.RawParse? = nil) {
             self.frame = frame
             self.message = message
+            self.rawParse = rawParse
         }
     }
 
@@ -249,13 +252,11 @@ package struct SessionMachine {
     /// Transaction pooling: statements sent that would release state (DISCARD ALL, …), with
     /// the pins taken after them (SessionMachine+Pooling.swift).
     var pendingReleases: [PendingRelease] = []
-    /// Transaction pooling: the client's named prepared statements, and what the attached
-    /// server has prepared (SessionMachine+PreparedStatements.swift).
-    package internal(set) var clientStatements: [String: PreparedStatement] = [:]
-    /// Transaction pooling: the client's unnamed statement, as PostgreSQL would hold it for
-    /// this session (the last Parse of "" since the last Query, Close of it, or failure).
-    package internal(set) var clientUnnamed: PreparedStatement?
-    var serverStatements = ServerStatements()
+    /// Transaction pooling: the client's prepared statements and what the attached server has
+    /// prepared, once everything sent is answered as expected (the view the next message is
+    /// planned from), and as the answers so far have it (SessionMachine+StatementTracking.swift).
+    var statements = StatementTracking()
+    var confirmedStatements = StatementTracking()
     /// Parse/Close completions and ReadyForQuery markers owed, in order (run-length encoded).
     var completions: [(kind: Completion, count: Int)] = []
 
@@ -366,7 +367,7 @@ package struct SessionMachine {
         pendingClassification != nil || gateStorage?.gate.isAtPendingBound == true
             || lifecycle.pendingOperations >= Self.maxPendingOperations
             // Transaction pooling's FIFO of completions owed (its runs of one kind are one entry).
-            || completions.count >= Self.maxPendingOperations
+            || completions.count >= Self.maxPendingCompletions
     }
 
     /// Messages awaiting their replies that a session may have in flight before its client is

@@ -161,16 +161,28 @@ public struct ByteBuffer: Sendable, Equatable {
 
     /// Reads up to (and consumes) a NUL terminator; nil when there is none.
     public mutating func readCString() -> String? {
-        // memchr: a generic firstIndex(of:) costs ~50 ns a byte in a debug build.
-        let start = readerIndex, count = writerIndex - readerIndex
-        let found: Int? = storage.withUnsafeBytes { raw in
-            guard count > 0, let base = raw.baseAddress, let hit = memchr(base + start, 0, count) else { return nil }
-            return UnsafeRawPointer(hit) - base
-        }
-        guard let nul = found else { return nil }
+        guard let nul = nextNUL() else { return nil }
         let s = String(decoding: storage[readerIndex..<nul], as: UTF8.self)
         readerIndex = nul + 1
         return s
+    }
+
+    /// ``readCString()`` without decoding: the bytes before the NUL exactly as they are.
+    public mutating func readCStringBytes() -> [UInt8]? {
+        guard let nul = nextNUL() else { return nil }
+        let bytes = Array(storage[readerIndex..<nul])
+        readerIndex = nul + 1
+        return bytes
+    }
+
+    /// Where the next NUL is, from the reader index.
+    private func nextNUL() -> Int? {
+        // memchr: a generic firstIndex(of:) costs ~50 ns a byte in a debug build.
+        let start = readerIndex, count = writerIndex - readerIndex
+        return storage.withUnsafeBytes { raw in
+            guard count > 0, let base = raw.baseAddress, let hit = memchr(base + start, 0, count) else { return nil }
+            return UnsafeRawPointer(hit) - base
+        }
     }
 
     public mutating func moveReaderIndex(forwardBy count: Int) {

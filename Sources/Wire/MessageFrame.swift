@@ -59,6 +59,12 @@ struct PayloadReader {
         guard let s = buffer.readCString() else { throw .malformedMessage(type: type, reason: "missing string terminator") }
         return s
     }
+    /// A string's bytes as sent, without its NUL (not decoded: names and texts are in the
+    /// client's encoding, which need not be UTF-8).
+    mutating func cStringBytes() throws(WireError) -> [UInt8] {
+        guard let bytes = buffer.readCStringBytes() else { throw .malformedMessage(type: type, reason: "missing string terminator") }
+        return bytes
+    }
     mutating func bytes(_ n: Int) throws(WireError) -> [UInt8] {
         guard n >= 0, let b = buffer.readBytes(length: n) else { throw .malformedMessage(type: type, reason: "message too short") }
         return b
