@@ -75,10 +75,19 @@ extension CatalogSnapshot {
               FROM pg_cast c
              WHERE c.oid >= 16384 AND c.castmethod = 'f' AND c.castfunc NOT IN (SELECT oid FROM safe_proc)
                AND c.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_cast'::regclass)),
+          -- What a domain constraint's tree calls or coerces to: a constant's type and the
+          -- column types of a function or XMLTABLE in FROM are types a value is built as,
+          -- a row comparison's operators come as a list.
           check_ref(typid, conname, field, ref) AS (
-            SELECT k.contypid, k.conname, m[1], m[2]::oid
+            SELECT k.contypid, k.conname, CASE WHEN m[1] = 'consttype' THEN 'resulttype' ELSE m[1] END, m[2]::oid
               FROM pg_constraint k
-              CROSS JOIN LATERAL regexp_matches(k.conbin::text, ':(funcid|opno|resulttype) (\d+)', 'g') m
+              CROSS JOIN LATERAL regexp_matches(k.conbin::text, ':(funcid|opno|resulttype|consttype) (\d+)', 'g') m
+             WHERE k.contypid <> 0 AND k.conbin IS NOT NULL
+            UNION ALL
+            SELECT k.contypid, k.conname, CASE WHEN m[1] = 'opnos' THEN 'opno' ELSE 'resulttype' END, o::oid
+              FROM pg_constraint k
+              CROSS JOIN LATERAL regexp_matches(k.conbin::text, ':(opnos|funccoltypes|coltypes) \(o ([0-9 ]+)\)', 'g') m
+              CROSS JOIN LATERAL regexp_split_to_table(m[2], ' ') o
              WHERE k.contypid <> 0 AND k.conbin IS NOT NULL),
           -- Which user type contains which: one scan of each catalog, joined to the worktable
           -- below by hash (a LATERAL per flagged type would rescan pg_attribute each time).

@@ -6,7 +6,7 @@ extension CatalogSnapshot {
     /// the recursive plan's estimates are large enough to trigger JIT compilation, which costs
     /// more than the query.
     ///
-    /// Columns: schema, relation, relkind, cause ("function" / "foreign table"), detail,
+    /// Columns: schema, relation, relkind, cause ("function" / "foreign table" / "shadow"), detail,
     /// via schema, via relation, via relkind (NULL when the cause is the relation's own).
     ///
     /// Why node trees and not pg_depend for functions: dependencies on pinned (built-in)
@@ -15,7 +15,10 @@ extension CatalogSnapshot {
     /// view rules (pg_rewrite.ev_action), policies (pg_policy.polqual/polwithcheck) and domain
     /// constraints (pg_constraint.conbin) name every function (`:funcid`, `:aggfnoid`,
     /// `:winfnoid`, `:tsmhandler`), operator (`:opno`, `:eqop`, `:sortop`, `:opnos`), relation
-    /// (`:relid`) and coerced-to type (`:resulttype`) they use (src/backend/nodes/outfuncs.c);
+    /// (`:relid`) and coerced-to or constructed type (`:resulttype`, `:consttype`,
+    /// `:funccoltypes`, `:coltypes`) they use (src/backend/nodes/outfuncs.c); tables add the
+    /// trees the planner folds when it reads them (index expressions and predicates,
+    /// extended-statistics expressions, CHECK constraints);
     /// literals are stored as bytes, so no literal can forge such a field. Operators and
     /// relations in pg_catalog and information_schema are trusted built-ins and not followed.
     /// A function counts as safe only when it is in pg_catalog and on the allow-list.
@@ -36,7 +39,7 @@ extension CatalogSnapshot {
                 SELECT CASE
                          WHEN ref.field = 'relid' THEN 'relation'
                          WHEN ref.field IN ('opno', 'eqop', 'sortop', 'opnos') THEN 'operator'
-                         WHEN ref.field = 'resulttype' THEN 'type'
+                         WHEN ref.field IN ('resulttype', 'consttype', 'funccoltypes', 'coltypes') THEN 'type'
                          ELSE 'function'
                        END AS kind,
                        ref.oid, tree.via
@@ -56,15 +59,37 @@ extension CatalogSnapshot {
                         SELECT k.conbin::text, r.via
                           FROM pg_constraint k
                          WHERE r.kind = 'type' AND k.contypid = r.oid AND k.conbin IS NOT NULL
+                        UNION ALL
+                        -- What the planner folds when a statement reads the table, running any
+                        -- immutable function with constant arguments: index expressions and
+                        -- partial-index predicates (src/backend/optimizer/util/plancat.c,
+                        -- get_relation_info), extended-statistics expressions
+                        -- (get_relation_statistics) and CHECK constraints (constraint
+                        -- exclusion, relation_excluded_by_constraints; on by default for
+                        -- inheritance children)
+                        SELECT concat(x.indexprs::text, ' ', x.indpred::text), r.oid
+                          FROM pg_index x
+                         WHERE r.kind = 'relation' AND x.indrelid = r.oid
+                           AND (x.indexprs IS NOT NULL OR x.indpred IS NOT NULL)
+                        UNION ALL
+                        SELECT s.stxexprs::text, r.oid
+                          FROM pg_statistic_ext s
+                         WHERE r.kind = 'relation' AND s.stxrelid = r.oid AND s.stxexprs IS NOT NULL
+                        UNION ALL
+                        SELECT k.conbin::text, r.oid
+                          FROM pg_constraint k
+                         WHERE r.kind = 'relation' AND k.conrelid = r.oid AND k.contype = 'c' AND k.conbin IS NOT NULL
                        ) tree
                   CROSS JOIN LATERAL (
                         SELECT m[1] AS field, m[2]::oid AS oid
                           FROM regexp_matches(tree.text,
-                                 ':(relid|funcid|aggfnoid|winfnoid|tsmhandler|opno|eqop|sortop|resulttype) (\d+)', 'g') m
+                                 ':(relid|funcid|aggfnoid|winfnoid|tsmhandler|opno|eqop|sortop|resulttype|consttype) (\d+)', 'g') m
                         UNION ALL
-                        SELECT 'opnos', o::oid
-                          FROM regexp_matches(tree.text, ':opnos \(o ([0-9 ]+)\)', 'g') m,
-                               regexp_split_to_table(m[1], ' ') o
+                        -- lists: a row comparison's operators; the column types of a function
+                        -- or XMLTABLE in FROM (values are built as those types)
+                        SELECT m[1], o::oid
+                          FROM regexp_matches(tree.text, ':(opnos|funccoltypes|coltypes) \(o ([0-9 ]+)\)', 'g') m,
+                               regexp_split_to_table(m[2], ' ') o
                        ) ref
                 UNION ALL
                 -- inheritance children and partitions, read with their parent
@@ -81,6 +106,17 @@ extension CatalogSnapshot {
                 SELECT 'type', t.typbasetype, r.via
                   FROM pg_type t
                  WHERE r.kind = 'type' AND t.oid = r.oid AND t.typtype = 'd'
+                UNION ALL
+                -- a user composite type's columns and a user array type's elements: building
+                -- the value coerces them (record_in, jsonb_populate_record)
+                SELECT 'type', a.atttypid, r.via
+                  FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+                 WHERE r.kind = 'type' AND t.oid = r.oid AND t.oid >= 16384 AND t.typrelid <> 0
+                   AND a.attnum > 0 AND NOT a.attisdropped
+                UNION ALL
+                SELECT 'type', t.typelem, r.via
+                  FROM pg_type t
+                 WHERE r.kind = 'type' AND t.oid = r.oid AND t.oid >= 16384 AND t.typelem <> 0
               ) e
           ),
           culprit(root, via, cause, detail, rank) AS (
@@ -100,6 +136,16 @@ extension CatalogSnapshot {
                   WHERE ft.ftrelid = f.oid
                     AND s.srvname IN (SELECT jsonb_array_elements_text(coalesce(
                           nullif(current_setting('portcullis.readable_foreign_servers', true), ''), '[]')::jsonb)))
+            UNION ALL
+            -- Named like a relation of pg_catalog: the gate reads an unqualified name such as
+            -- pg_settings (pg_dump's set_config(name, …) FROM pg_settings) as the catalog's,
+            -- which it is not once a role or database default search_path puts pg_catalog
+            -- after this relation's schema.
+            SELECT r.root, r.root, 'shadow', format('pg_catalog.%I', c.relname), 3
+              FROM reach r JOIN pg_class c ON c.oid = r.root
+             WHERE r.kind = 'relation' AND r.oid = r.root
+               AND EXISTS (SELECT 1 FROM pg_class s
+                            WHERE s.relname = c.relname AND s.relnamespace = 'pg_catalog'::regnamespace)
           )
         SELECT DISTINCT ON (c.oid)
                n.nspname, c.relname, c.relkind::text, k.cause, k.detail,

@@ -155,10 +155,13 @@ public struct CatalogSnapshot: Sendable, Equatable {
     }
 
     static func reason(_ row: Row) -> String {
+        if row.cause == "shadow" {
+            return "it has the name of the system relation \(row.detail), which an unqualified name is taken to mean"
+        }
         let what = row.cause == "function" ? "calls function \(row.detail)" : "reads foreign table \(row.detail)"
         guard let viaName = row.viaName else {
             if row.cause == "function" && (row.relkind == "r" || row.relkind == "p") {
-                return "its row-level security policy calls function \(row.detail)"
+                return "its row-level security policy, an index, extended statistics or a CHECK constraint on it calls function \(row.detail)"
             }
             if row.cause == "foreign table" && row.relkind == "f" {
                 return "it is a foreign table; reading it runs a query on another server (its server is not listed in readable_foreign_servers)"
@@ -169,7 +172,7 @@ public struct CatalogSnapshot: Sendable, Equatable {
         switch row.viaRelkind {
         case "r", "p":
             if row.cause == "function" {
-                return "it reads \(kindName(row.viaRelkind ?? "r")) \(via), whose row-level security policy calls function \(row.detail)"
+                return "it reads \(kindName(row.viaRelkind ?? "r")) \(via), whose row-level security policy, an index, extended statistics or a CHECK constraint calls function \(row.detail)"
             }
             return "it reads \(kindName(row.viaRelkind ?? "r")) \(via), which \(what)"
         default:

@@ -149,7 +149,13 @@ extension StatementClassifier {
             analyze = NodeValue.defElemBoolean(defElem.pointee.arg) ?? true
         }
         guard let query = explain.pointee.query else { return allowed("EXPLAIN", .read) }
-        if analyze {
+        // Planning a write folds what the statement never names: the target's column defaults
+        // and generated-column expressions (src/backend/rewrite/rewriteHandler.c, build_column_default),
+        // calling any immutable function among them. So a plain EXPLAIN of a write is judged as
+        // the write (PostgreSQL allows it in a read-only transaction: its executor never starts).
+        let explainsWrite = [PG_QUERY__NODE__NODE_INSERT_STMT, PG_QUERY__NODE__NODE_UPDATE_STMT,
+                             PG_QUERY__NODE__NODE_DELETE_STMT, PG_QUERY__NODE__NODE_MERGE_STMT].contains(query.pointee.node_case)
+        if analyze || explainsWrite {
             var decision = wrapping("EXPLAIN", query, auditClass: nil)
             decision.dependsOnLiterals = decision.dependsOnLiterals || dependsOnLiterals
             return decision

@@ -72,7 +72,7 @@ import Testing
         #expect(reasons["public.v_calls_f"] == "it calls function public.f()")
         #expect(reasons["public.v_on_v"] == "it reads view public.v_calls_f, which calls function public.f()")
         #expect(reasons["public.v_on_rls"]
-                == "it reads table public.rls_t, whose row-level security policy calls function public.f()")
+                == "it reads table public.rls_t, whose row-level security policy, an index, extended statistics or a CHECK constraint calls function public.f()")
         #expect(reasons["public.v_on_ft"] == "it reads foreign table public.ft")
         #expect(reasons["public.v_nextval"] == "it calls function pg_catalog.nextval(regclass)")
         #expect(reasons["public.v_dom"] == "it calls function public.g(x integer)")
@@ -104,6 +104,58 @@ import Testing
                 + "it reads view public.v_calls_f, which calls function public.f()")
         #expect(classifier.classify(sql: "select * from v_on_plain join v_builtins using (n)", catalog: snapshot)
             .isAllowedForReadOnly)
+    }
+}
+
+/// Found in review (round 3): user code the planner runs when a statement reads a table, and
+/// types a view builds values of without a cast: each relation below ran a planted function
+/// for `SELECT … FROM` it, against PostgreSQL 15 (Tests/IntegrationTests/OverloadAttackTests
+/// shows the writes); and a relation named like a pg_catalog one.
+@Suite(.serialized) struct CatalogLiveFoldTests {
+    static let schema = """
+        create function imm(int) returns int language sql immutable as 'select $1';
+        create domain posint as int check (imm(value) > 0);
+        create table idx_expr (x int);
+        create index on idx_expr ((x + imm(1)));
+        create table idx_pred (x int);
+        create index on idx_pred (x) where x > imm(2);
+        create table stat_expr (x int);
+        create statistics stat_expr_s on (x + imm(3)), x from stat_expr;
+        create table chk_parent (x int);
+        create table chk_child (check (x > imm(4))) inherits (chk_parent);
+        create view v_on_idx as select count(*) from idx_expr;
+        create type dcomp as (a posint);
+        create view v_coldef as select r.a::int as a from jsonb_to_record('{"a":1}') as r(a posint);
+        create view v_typednull as select jsonb_populate_record(null::dcomp, '{"a":3}') is not null as ok;
+        create view pg_settings as select 'x'::text as name;
+        create table idx_plain (x int, y text);
+        create index on idx_plain ((x + 1)) where x > 0;
+        create index on idx_plain (lower(y));
+        create statistics idx_plain_s on (x * 2), x from idx_plain;
+        create table chk_plain (x int check (x > 0 and x < abs(-100)));
+        create view v_plain_null as select null::int as x, '{"a":1}'::jsonb as j;
+        """
+
+    @Test func snapshotFlagsWhatThePlannerFoldsAndTypesViewsBuild() throws {
+        let cluster = try LiveCluster.start()
+        defer { cluster.stop() }
+        _ = try cluster.psql(database: "postgres", sql: "create database foldtest")
+        _ = try cluster.psql(database: "foldtest", sql: Self.schema)
+        let snapshot = CatalogSnapshot(rows: try cluster.rows(database: "foldtest", sql: CatalogSnapshot.query))
+        #expect(Set(snapshot.restrictedRelations.map(\.qualifiedName)) == [
+            "public.idx_expr", "public.idx_pred", "public.stat_expr", "public.chk_child", "public.chk_parent",
+            "public.v_on_idx", "public.v_coldef", "public.v_typednull", "public.pg_settings",
+        ])
+        let reasons = Dictionary(uniqueKeysWithValues: snapshot.restrictedRelations.map { ($0.qualifiedName, $0.reason) })
+        #expect(reasons["public.pg_settings"] == "it has the name of the system relation pg_catalog.pg_settings, which an unqualified name is taken to mean")
+        #expect(reasons["public.v_typednull"] == "it calls function public.imm(integer)")
+
+        // pg_dump's pinned set_config: refused while pg_settings may not be the catalog's.
+        var classifier = CachingStatementClassifier()
+        let pinned = "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'"
+        #expect(classifier.classify(sql: pinned, catalog: .empty).isAllowedForReadOnly)
+        #expect(!classifier.classify(sql: pinned, catalog: snapshot).isAllowedForReadOnly)
+        #expect(classifier.classify(sql: "SELECT name FROM pg_catalog.pg_settings", catalog: snapshot).isAllowedForReadOnly)
     }
 }
 

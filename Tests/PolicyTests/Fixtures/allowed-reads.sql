@@ -110,10 +110,6 @@ EXPLAIN SELECT * FROM t
 -- ----
 explain (costs off, format json) select * from t where a = 1
 -- ----
-EXPLAIN INSERT INTO t VALUES (1)
--- ----
-explain (analyze false) delete from t
--- ----
 explain analyze select count(*) from t
 -- ----
 PREPARE q AS SELECT * FROM t WHERE a = $1

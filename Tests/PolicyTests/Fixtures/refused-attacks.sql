@@ -557,3 +557,15 @@ set session standard_conforming_strings to default
 SELECT 1; COMMIT; SELECT 2
 -- ----
 begin; select 1; end; begin read only; select 2
+-- ----
+EXPLAIN INSERT INTO t VALUES (1)
+-- ----
+explain (analyze false) delete from t
+-- ----
+EXPLAIN (COSTS OFF) UPDATE t SET a = 1
+-- ----
+select domain_in('2', 'd'::regtype, -1)
+-- ----
+select pg_catalog.record_in('(1)', 16385, -1)
+-- ----
+select array_in('{1}', 16390, -1)
