@@ -362,6 +362,9 @@ final class ClientSession: LegOwner {
             server.send(bytes)
             client.inbound.moveReaderIndex(forwardBy: consumed)
             audit?.bytesIn += consumed
+        case .discardFromClient(let count):
+            client.inbound.moveReaderIndex(forwardBy: count)
+            audit?.bytesIn += count
         case .forwardToClient(let count):
             client.send(server.inbound.readableBytesView.prefix(count))
             server.inbound.moveReaderIndex(forwardBy: count)

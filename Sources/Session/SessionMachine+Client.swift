@@ -34,6 +34,10 @@ extension SessionMachine {
         switch step {
         case .needMoreBytes:
             return .wait
+        case .skip(let count):
+            return .discardFromClient(count)
+        case .oversized(let frame):
+            return refuseOversized(frame, in: buffer, now: now)
         case .forward(let count):
             if startsMessage {
                 countMessage(clientTracker.lastMessageType, now: now)
@@ -72,21 +76,47 @@ extension SessionMachine {
 
     // MARK: Read-only gate
 
+    /// A read-only session's Query or Parse whose header declares a text over
+    /// `readonly_max_statement_size`: refused at once, its stand-in sent, and its bytes dropped
+    /// as they arrive (``MessageStreamTracker/Step/oversized(_:)``), never held whole.
+    private mutating func refuseOversized(_ frame: MessageFrame, in buffer: ByteBuffer, now: Int64) -> Action {
+        let isQuery = frame.type == UInt8(ascii: "Q")
+        let limit = configuration.readOnly?.maxStatementSize ?? .max
+        let refusal = Self.statementTooLong(frame.totalLength - 5, limit: limit)
+        // The statement's name when it has arrived (the text is never read).
+        var name = ""
+        if !isQuery {
+            let arrived = buffer.readableBytesView.dropFirst(5).prefix(64)
+            if let nul = arrived.firstIndex(of: 0) { name = String(decoding: arrived[..<nul], as: UTF8.self) }
+        }
+        let message: FrontendMessage = isQuery ? .query("") : .parse(name: name, query: "", parameterTypes: [])
+        if configuration.followsStatements {
+            let text = "<statement of \(frame.totalLength - 5) bytes, refused unread>"
+            if isQuery { lifecycle.queryReceived(text, at: now) } else { lifecycle.parseReceived(name: name, text: text) }
+        } else {
+            countMessage(frame.type, now: now)
+        }
+        let consumed = min(buffer.readableBytes, frame.totalLength)
+        clientTracker.skipRest(of: frame, consumed: consumed)
+        switch verdict(for: message, frame, rawParse: nil, textIsUTF8: true, classification: ReadOnlyGate.refusing(refusal)) {
+        case .replaceToServer(_, let bytes): return .replaceToServer(consume: consumed, bytes: bytes)
+        case .rewriteToServer(_, let bytes): return .replaceToServer(consume: consumed, bytes: bytes)
+        case .forwardToServer, .discardFromClient, .forwardToClient, .replaceToClient, .classify, .releaseServer, .wait:
+            // A refusal always has its stand-in; nothing of this message may reach the server.
+            return .close(reason: "statement too long", error: .error(sqlState: refusal.sqlState, message: refusal.message, severity: "FATAL"))
+        case .close(let reason, let error):
+            return .close(reason: reason, error: error)
+        }
+    }
+
     /// A Query, Parse, FunctionCall or Sync of a read-only session, whole at the front.
     private mutating func gateClientMessage(_ frame: MessageFrame, in buffer: ByteBuffer) -> Action {
         let isQuery = frame.type == UInt8(ascii: "Q")
         let isText = isQuery || frame.type == UInt8(ascii: "P")
         let limit = configuration.readOnly?.maxStatementSize ?? configuration.transactionPooling?.maxClassifiedSize ?? Int.max
+        // A read-only session's text over its limit never gets here: refused from its header
+        // (``refuseOversized``).
         let tooLong = isText && frame.totalLength - 5 > limit
-        if tooLong && configuration.readOnly != nil {
-            // Refused unread: no copy, no UTF-8 check, no parse of a text this long.
-            let name = Self.statementNameBytes(frame, in: buffer)
-            let message: FrontendMessage = isQuery
-                ? .query("") : .parse(name: String(decoding: name, as: UTF8.self), query: "", parameterTypes: [])
-            return verdict(for: message, frame, rawParse: isQuery ? nil : FrontendMessage.RawParse(name: name, query: [], parameterTypes: []),
-                           textIsUTF8: true,
-                           classification: ReadOnlyGate.refusing(Self.statementTooLong(frame.totalLength - 5, limit: limit)))
-        }
         let message: FrontendMessage
         // Transaction pooling forwards, keeps and prepares again a Parse's own bytes.
         var rawParse: FrontendMessage.RawParse?

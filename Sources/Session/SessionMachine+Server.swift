@@ -16,6 +16,9 @@ extension SessionMachine {
         switch step {
         case .needMoreBytes:
             return .wait
+        case .oversized, .skip:
+            // The server tracker limits no type (only a read-only client's texts are).
+            return .close(reason: "invalid message from server", error: nil)
         case .forward(let count):
             if startsMessage { countReply(serverTracker.lastMessageType, now: now) }
             return .forwardToClient(count)

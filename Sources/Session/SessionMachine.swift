@@ -138,6 +138,9 @@ package struct SessionMachine {
         /// its place: the same message with what transaction pooling slips in before it (a
         /// Close and Parse that prepare the client's named statement on this server).
         case rewriteToServer(consume: Int, bytes: ByteBuffer)
+        /// Drop this many bytes from the front of the client's buffer: the rest of a message
+        /// already answered (a read-only statement over the size limit, refused from its header).
+        case discardFromClient(Int)
         /// Pass this many bytes from the front of the server's buffer to the client.
         case forwardToClient(Int)
         /// Consume one whole server message and send `bytes` to the client in its place: the
@@ -314,8 +317,12 @@ package struct SessionMachine {
             clientTypes.formUnion(Self.followedClientTypes)
             serverTypes.formUnion(Self.followedServerTypes)
         }
+        // A read-only session's Query or Parse over readonly_max_statement_size is refused from
+        // its header, not held whole first (up to max_message_size per client).
         clientTracker = MessageStreamTracker(maxMessageLength: configuration.maxMessageSize, inspecting: clientTypes,
-                                             validTypes: MessageStreamTracker.frontendTypes)
+                                             validTypes: MessageStreamTracker.frontendTypes,
+                                             limitedTypes: configuration.readOnly == nil ? [] : [UInt8(ascii: "Q"), UInt8(ascii: "P")],
+                                             maxHeldBody: configuration.readOnly?.maxStatementSize ?? .max)
         // Server messages are bounded by PostgreSQL itself (1 GB).
         // CopyData and DataRow in runs: no state follows them one by one (`countReply` ignores
         // both), so a run is one step and one send (pg_dump's COPY OUT through the proxy).

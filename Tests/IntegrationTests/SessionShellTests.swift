@@ -253,6 +253,32 @@ final class SessionShellTests: IntegrationTestCase {
         }
     }
 
+    /// Found in review: a read-only Query over readonly_max_statement_size was held whole (up
+    /// to max_message_size, 64 MB) before it was refused, so ten clients sending 60 MB and
+    /// stalling held 700 MB. Now it is refused from its header: the error comes back while
+    /// most of the message has not even been sent, and the rest is dropped as it arrives.
+    func testAnOversizedReadOnlyQueryIsRefusedFromItsHeader() throws {
+        let proxy = try startProxy([])
+        let client = try WireClient(port: proxy.port, user: "app_ro")
+        let declared = 60 << 20
+        let header: [UInt8] = [UInt8(ascii: "Q")] + withUnsafeBytes(of: UInt32(declared + 4).bigEndian, Array.init)
+        client.socket.send(header + [UInt8](repeating: UInt8(ascii: " "), count: 1 << 20))
+        let refused = try client.collect(readyForQuery: 1, timeout: 20)
+        XCTAssertEqual(refused.first { $0.type == UInt8(ascii: "E") }?.fields["C"], "54000", "\(refused)")
+        // The other 59 MB (ending in the text's NUL), then the next statement.
+        let rest = declared - (1 << 20)
+        for offset in stride(from: 0, to: rest, by: 4 << 20) {
+            let count = min(4 << 20, rest - offset)
+            var chunk = [UInt8](repeating: UInt8(ascii: " "), count: count)
+            if offset + count == rest { chunk[count - 1] = 0 }
+            client.socket.send(chunk)
+        }
+        client.socket.send(WireClient.query("SELECT 'next'"))
+        let next = try client.collect(readyForQuery: 1, timeout: 60)
+        XCTAssertNil(next.first { $0.type == UInt8(ascii: "E") }, "\(next)")
+        XCTAssertEqual(next.filter { $0.type == UInt8(ascii: "D") }.count, 1, "the next statement runs")
+    }
+
     /// Over its time budget a statement is refused as PostgreSQL's statement_timeout refuses it;
     /// the classifier thread's late answer is dropped and the session goes on.
     func testClassificationTimeBudget() throws {

@@ -17,9 +17,47 @@ final class MessageStreamTrackerTests: XCTestCase {
                 inspected.append(frame)
                 forwarded += buffer.readableBytesView.prefix(frame.totalLength)
                 buffer.moveReaderIndex(forwardBy: frame.totalLength)
+            case .oversized(let frame):
+                // Answered from the header: what has arrived is consumed, the rest skipped.
+                inspected.append(frame)
+                let consumed = min(buffer.readableBytes, frame.totalLength)
+                buffer.moveReaderIndex(forwardBy: consumed)
+                tracker.skipRest(of: frame, consumed: consumed)
+            case .skip(let n):
+                XCTAssertLessThanOrEqual(n, buffer.readableBytes)
+                buffer.moveReaderIndex(forwardBy: n)
             case .needMoreBytes:
                 return
             }
+        }
+    }
+
+    /// A limited type longer than the bound is reported from its 5-byte header, once, never
+    /// held: fed one byte at a time and all at once, the next message is inspected as usual.
+    func testAnOversizedLimitedMessageIsReportedFromItsHeaderAndSkipped() throws {
+        var stream = ByteBuffer()
+        FrontendMessage.query(String(repeating: "x", count: 5000)).encode(into: &stream)
+        FrontendMessage.query("SELECT 1").encode(into: &stream)
+        let all = Array(stream.readableBytesView)
+        for chunkSize in [1, all.count] {
+            var tracker = MessageStreamTracker(maxMessageLength: 1 << 20, inspecting: [UInt8(ascii: "Q")],
+                                               limitedTypes: [UInt8(ascii: "Q")], maxHeldBody: 1000)
+            var buffer = ByteBuffer()
+            var forwarded: [UInt8] = []
+            var inspected: [MessageFrame] = []
+            var fed = 0
+            var firstReportAt: Int?
+            for chunk in stride(from: 0, to: all.count, by: chunkSize) {
+                buffer.writeBytes(all[chunk..<min(chunk + chunkSize, all.count)])
+                fed = min(chunk + chunkSize, all.count)
+                try drain(&tracker, &buffer, forwarded: &forwarded, inspected: &inspected)
+                if firstReportAt == nil && !inspected.isEmpty { firstReportAt = fed }
+                XCTAssertLessThanOrEqual(buffer.readableBytes, 5 + 13, "nothing of the long message is held")
+            }
+            XCTAssertEqual(inspected.map(\.totalLength), [5005 + 1, 14], "chunks of \(chunkSize)")
+            if chunkSize == 1 { XCTAssertEqual(firstReportAt, 5, "reported from its header") }
+            XCTAssertEqual(forwarded, Array(all.suffix(14)), "only the second message is forwarded")
+            XCTAssertTrue(tracker.isAtMessageBoundary)
         }
     }
 

@@ -108,6 +108,8 @@ final class SessionHarness {
         case .replaceToServer(let consumed, let bytes), .rewriteToServer(let consumed, let bytes):
             toServer.writeBytes(bytes.readableBytesView)
             fromClient.moveReaderIndex(forwardBy: consumed)
+        case .discardFromClient(let count):
+            fromClient.moveReaderIndex(forwardBy: count)
         case .forwardToClient(let count):
             toClient.writeBytes(fromServer.readableBytesView.prefix(count))
             fromServer.moveReaderIndex(forwardBy: count)
