@@ -25,6 +25,8 @@ extension ConfigBuilder {
             config.general.maxStartupConnections = try SettingValue.integer(value, in: 0...1_000_000)
         case "max_startup_connections_per_address":
             config.general.maxStartupConnectionsPerAddress = try SettingValue.integer(value, in: 0...1_000_000)
+        case "max_identity_connections":
+            config.general.maxIdentityConnections = try SettingValue.integer(value, in: 0...1_000_000)
         case "startup_first_byte_timeout":
             config.general.startupFirstByteTimeout = try optionalDuration(value)
         case "auth_failure_delay":

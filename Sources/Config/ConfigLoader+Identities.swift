@@ -1,7 +1,7 @@
 /// The [identities] section: who may log in through Portcullis, with what verifier, and as
 /// which upstream role. Values use the same libpq keyword/value syntax as [databases].
 extension ConfigBuilder {
-    static let identityKeywords = ["mode", "password", "server_user", "server_password", "server_sslcert", "server_sslkey", "audit_statement_text", "audit_classes"]
+    static let identityKeywords = ["mode", "password", "server_user", "server_password", "server_sslcert", "server_sslkey", "audit_statement_text", "audit_classes", "max_connections"]
 
     mutating func applyIdentity(_ entry: IniDocument.Entry) {
         let name = entry.key
@@ -46,6 +46,8 @@ extension ConfigBuilder {
                     identity.auditStatementText = try SettingValue.choice(value, of: AuditSettings.TextMode.self)
                 case "audit_classes":
                     identity.auditClasses = try Self.auditClasses(value)
+                case "max_connections":
+                    identity.maxConnections = try SettingValue.integer(value, in: 0...1_000_000)
                 default:
                     throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
                         + Self.identityKeywords.joined(separator: ", "))

@@ -100,6 +100,9 @@ public struct GeneralSettings: Sendable {
     /// Connections that have not finished authentication from one client address (TCP only);
     /// 0 = no per-address limit.
     public var maxStartupConnectionsPerAddress: Int = 50
+    /// Logged-in sessions per identity (client user), all loops together, unless the identity
+    /// sets its own `max_connections`; 0 = no limit. PostgreSQL's role CONNECTION LIMIT.
+    public var maxIdentityConnections: Int = 0
     /// How long a new connection may stay silent before its first byte; nil = `loginTimeout`.
     public var startupFirstByteTimeout: Duration? = .seconds(5)
     /// Upper bound of the per-address delay of failed-login responses; nil = off.

@@ -16,6 +16,7 @@ public final class ProxyShared: Sendable {
     public let catalogs = CatalogStore()
     public let startupLimits = StartupLimiter()
     public let authFailures = AuthFailureTracker()
+    public let identityConnections = IdentityConnections()
     /// Classifier threads for read-only statements the loops' caches do not know: texts up to
     /// ``ClassifierBudget/everydayTextLimit``, and longer ones apart.
     let classifiers = ClassifierPool(name: "cls")
@@ -47,6 +48,8 @@ final class ClientSession: LegOwner {
     var classifying: PendingClassification?
     /// This session's recent use of the everyday classifier threads.
     var classifierShare = ClassifierShare()
+    /// The identity whose connection slot this session holds (``IdentityConnections``).
+    var identitySlot: String?
     /// The [databases] entry the session is connected through (for its catalog snapshot).
     private(set) var databaseEntry = ""
     var link: UpstreamLink?
@@ -216,6 +219,16 @@ final class ClientSession: LegOwner {
     private func connectUpstream(_ request: UpstreamRequest) {
         logger.user = request.clientUser
         logger.database = request.databaseName
+        let general = runtime.config.general
+        let limit: Int? = if let identity = runtime.config.identities[request.clientUser] {
+            identity.connectionLimit(general)
+        } else {
+            general.maxIdentityConnections > 0 ? general.maxIdentityConnections : nil
+        }
+        guard shared.identityConnections.reserve(request.clientUser, limit: limit) else {
+            return runStartup { $0.connectionLimitReached() }
+        }
+        identitySlot = request.clientUser
         if let remote = startup?.remote { host?.sessionAuthenticated(self, remote: remote) }
         databaseEntry = CatalogStore.key(entry: request.database.entryName, database: request.databaseName)
         auditAuthenticated(request)
@@ -490,6 +503,10 @@ final class ClientSession: LegOwner {
     /// Ends the session. With `flushClient`, pending bytes to the client are written first.
     func finish(reason: String?, flushClient: Bool) {
         if let reason { logger.info("session closed: \(reason)") }
+        if let identitySlot {
+            shared.identityConnections.release(identitySlot)
+            self.identitySlot = nil
+        }
         takeSessionEvents()
         auditDisconnected()
         refusalLog?.limiter.logSummary(to: logger, at: loop.now())

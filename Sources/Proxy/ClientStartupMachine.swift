@@ -421,6 +421,15 @@ public struct ClientStartupMachine {
 
     // MARK: - After authentication
 
+    /// The identity already has as many sessions as its `max_connections` (or
+    /// `max_identity_connections`) allows: PostgreSQL's role CONNECTION LIMIT refusal, after
+    /// AuthenticationOk (postinit.c, InitializeSessionUserId).
+    public mutating func connectionLimitReached() -> Action {
+        guard case .awaitingUpstream(let login) = state else { return .none }
+        return refuseAfterAuthentication(ByteBuffer(), SQLState.tooManyConnections,
+                                         "too many connections for role \"\(login.user)\"", hint: nil, login: login)
+    }
+
     mutating func authenticated(_ login: PendingLogin, preamble: ByteBuffer) -> Action {
         authenticatedUser = login.user
         guard let server = ServerLogin.resolve(config, database: login.database, user: login.user, passThrough: passThrough) else {

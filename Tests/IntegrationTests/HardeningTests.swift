@@ -325,6 +325,44 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         }
     }
 
+    /// Found in review: one identity could take every max_client_connections slot. An
+    /// identity's max_connections bounds its sessions as PostgreSQL's role CONNECTION LIMIT
+    /// does — the same FATAL, shown first against PostgreSQL itself — and another identity
+    /// still logs in; a slot comes back when a session ends.
+    func testAnIdentitysConnectionLimitRefusesAsPostgreSQLDoes() throws {
+        let h = try harness
+        let direct = Endpoint(port: h.cluster.port, caFile: h.caFile, proxyPID: nil)
+        func refusal(_ endpoint: Endpoint) -> String {
+            do {
+                _ = try LibPQSession(conninfo: endpoint.conninfo(user: "app_ro", extra: "password=app_ro_pw"))
+                return "connected"
+            } catch {
+                return "\(error)"
+            }
+        }
+        try h.cluster.query("ALTER ROLE app_ro CONNECTION LIMIT 2")
+        do {
+            let held = try (0..<2).map { _ in try LibPQSession(conninfo: direct.conninfo(user: "app_ro", extra: "password=app_ro_pw")) }
+            XCTAssertTrue(refusal(direct).contains("too many connections for role \"app_ro\""), refusal(direct))
+            _ = held
+        }
+        try h.cluster.query("ALTER ROLE app_ro CONNECTION LIMIT -1")
+
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraSettings = ["max_identity_connections = 2"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        var held = try (0..<2).map { _ in try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", extra: "password=app_ro_pw")) }
+        let refused = refusal(proxy.endpoint)
+        XCTAssertTrue(refused.contains("too many connections for role \"app_ro\""), refused)
+        // Another identity is not held back; a slot is free again once a session ends.
+        let other = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw", extra: "password=app_rw_pw"))
+        XCTAssertEqual(try other.rows("SELECT 1"), [["1"]])
+        held.removeLast()
+        XCTAssertTrue(poll(timeout: 10) { refusal(proxy.endpoint) == "connected" }, "a slot is free again")
+        XCTAssertTrue(poll(timeout: 10) { proxy.stderrText.contains("login refused: too many connections for role") })
+    }
+
     /// postgres.c SocketBackend: an unknown message type after login is FATAL 08P01 "invalid
     /// frontend message type N" at once, even when it declares a long length. Shown first
     /// against PostgreSQL itself (over its Unix socket, trust), then through the proxy.
