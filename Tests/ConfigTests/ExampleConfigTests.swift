@@ -46,7 +46,7 @@ final class ExampleConfigTests: XCTestCase {
             "hba_file", "ident_file", "service_user", "service_password", "catalog_refresh_interval",
             "client_tls", "client_tls_ca_file", "client_tls_min_protocol", "client_tls_max_protocol",
             "client_tls_ciphers", "client_tls_ciphersuites", "client_tls_direct", "alice",
-            "max_startup_connections", "max_startup_connections_per_address", "startup_first_byte_timeout",
+            "max_startup_connections", "max_startup_connections_per_address", "max_identity_connections", "startup_first_byte_timeout",
             "auth_failure_delay", "pid_file",
             "audit", "audit_sinks", "audit_json_fsync", "audit_queue_size", "audit_queue_full",
             "audit_statement_text", "audit_classes", "audit_journald_fields",
