@@ -79,6 +79,12 @@ extension CatalogSnapshot {
                         SELECT k.conbin::text, r.oid
                           FROM pg_constraint k
                          WHERE r.kind = 'relation' AND k.conrelid = r.oid AND k.contype = 'c' AND k.conbin IS NOT NULL
+                        UNION ALL
+                        -- partition key expressions, simplified when the key is built
+                        -- (src/backend/utils/cache/partcache.c, RelationBuildPartitionKey)
+                        SELECT p.partexprs::text, r.oid
+                          FROM pg_partitioned_table p
+                         WHERE r.kind = 'relation' AND p.partrelid = r.oid AND p.partexprs IS NOT NULL
                        ) tree
                   CROSS JOIN LATERAL (
                         SELECT m[1] AS field, m[2]::oid AS oid
@@ -138,7 +144,7 @@ extension CatalogSnapshot {
                           nullif(current_setting('portcullis.readable_foreign_servers', true), ''), '[]')::jsonb)))
             UNION ALL
             -- Named like a relation of pg_catalog: the gate reads an unqualified name such as
-            -- pg_settings (pg_dump's set_config(name, …) FROM pg_settings) as the catalog's,
+            -- pg_settings (pg_dump's set_config(name, ...) FROM pg_settings) as the catalog's,
             -- which it is not once a role or database default search_path puts pg_catalog
             -- after this relation's schema.
             SELECT r.root, r.root, 'shadow', format('pg_catalog.%I', c.relname), 3

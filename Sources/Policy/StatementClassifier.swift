@@ -175,6 +175,15 @@ struct TreeScan {
         }
     }
 
+    static func writeTag(_ nodeCase: PgQuery__Node__NodeCase) -> String {
+        switch nodeCase {
+        case PG_QUERY__NODE__NODE_INSERT_STMT: "INSERT"
+        case PG_QUERY__NODE__NODE_UPDATE_STMT: "UPDATE"
+        case PG_QUERY__NODE__NODE_DELETE_STMT: "DELETE"
+        default: "MERGE"
+        }
+    }
+
     mutating func visit(_ nodeCase: PgQuery__Node__NodeCase, _ message: UnsafeRawPointer) -> Bool {
         if message == skipping { return false }
         noteObjects(nodeCase, message)
@@ -182,8 +191,14 @@ struct TreeScan {
         case PG_QUERY__NODE__NODE_INSERT_STMT, PG_QUERY__NODE__NODE_UPDATE_STMT,
              PG_QUERY__NODE__NODE_DELETE_STMT, PG_QUERY__NODE__NODE_MERGE_STMT:
             // PostgreSQL names the outer statement: "cannot execute SELECT in a read-only
-            // transaction" for WITH x AS (INSERT ...) SELECT (ExecCheckXactReadOnly).
-            if !ignoresWrites { decision.refuse(.readOnly(decision.tag)) }
+            // transaction" for WITH x AS (INSERT ...) SELECT (ExecCheckXactReadOnly). Under a
+            // plain EXPLAIN too, wherever it is: planning the write folds its target's column
+            // defaults and ON CONFLICT's arbiter index expressions (found in review).
+            if ignoresWrites {
+                decision.refuse(.readOnly(Self.writeTag(nodeCase)))
+            } else {
+                decision.refuse(.readOnly(decision.tag))
+            }
         case PG_QUERY__NODE__NODE_SELECT_STMT:
             let select = message.assumingMemoryBound(to: PgQuery__SelectStmt.self)
             if message == rootSelect { pinnedSetConfigCalls = PinnedSettingName.calls(in: select) }

@@ -6,19 +6,24 @@ import EventLoop
 /// tens of milliseconds apiece) cannot make everyone else's misses queue behind them.
 ///
 /// A debt: each classification adds its thread time times ``multiplier`` and the debt drains
-/// in real time, so a session may use about 1/``multiplier`` of one thread before it is moved
-/// aside, and is back as soon as its debt is paid. Everyday sessions miss rarely and cheaply
-/// (well under a millisecond) and never reach it. A pure value; time is handed in.
+/// in real time; past ``allowanceNanoseconds`` of debt the session's misses are moved aside
+/// until it is paid down, so beyond a burst a session gets about 1/``multiplier`` of one
+/// thread. Everyday sessions miss rarely and cheaply (well under a millisecond: a hundred in a
+/// row stay under the allowance) and never reach it. A pure value; time is handed in.
 struct ClassifierShare: Equatable {
-    /// Ten: a tenth of one thread.
-    static let multiplier: Int64 = 10
+    /// Four: beyond its allowance a session may use about a quarter of one thread.
+    static let multiplier: Int64 = 4
+    /// Debt a session may owe and still use the everyday threads: a burst of ordinary misses
+    /// (an ORM preparing its statements, each well under a millisecond) stays below it; one
+    /// costly text (tens of milliseconds) goes over.
+    static let allowanceNanoseconds: Int64 = 200_000_000
 
     private var debtNanoseconds: Int64 = 0
     private var asOf: MonotonicInstant?
 
     /// Whether the session's misses should go to the long-statement threads at `now`.
     func isExhausted(at now: MonotonicInstant) -> Bool {
-        debt(at: now) > 0
+        debt(at: now) > Self.allowanceNanoseconds
     }
 
     /// A classification of this session took `elapsed` on a classifier thread.

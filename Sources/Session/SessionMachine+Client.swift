@@ -83,12 +83,21 @@ extension SessionMachine {
         let isQuery = frame.type == UInt8(ascii: "Q")
         let limit = configuration.readOnly?.maxStatementSize ?? .max
         let refusal = Self.statementTooLong(frame.totalLength - 5, limit: limit)
-        // The statement's name when it has arrived (the text is never read).
-        var name = ""
+        // A Parse's statement name first (the text is never read): whether it is the unnamed
+        // statement decides what the refusal does to the client's statements. Up to 64 bytes of
+        // it are waited for; a longer name is cut there (PostgreSQL keys names by 63 bytes).
+        var nameBytes: [UInt8] = []
         if !isQuery {
             let arrived = buffer.readableBytesView.dropFirst(5).prefix(64)
-            if let nul = arrived.firstIndex(of: 0) { name = String(decoding: arrived[..<nul], as: UTF8.self) }
+            if let nul = arrived.firstIndex(of: 0) {
+                nameBytes = Array(arrived[..<nul])
+            } else if arrived.count < 64 {
+                return .wait
+            } else {
+                nameBytes = Array(arrived)
+            }
         }
+        let name = String(decoding: nameBytes, as: UTF8.self)
         let message: FrontendMessage = isQuery ? .query("") : .parse(name: name, query: "", parameterTypes: [])
         if configuration.followsStatements {
             let text = "<statement of \(frame.totalLength - 5) bytes, refused unread>"
@@ -96,9 +105,11 @@ extension SessionMachine {
         } else {
             countMessage(frame.type, now: now)
         }
+        noteSync(frame.type)
         let consumed = min(buffer.readableBytes, frame.totalLength)
         clientTracker.skipRest(of: frame, consumed: consumed)
-        switch verdict(for: message, frame, rawParse: nil, textIsUTF8: true, classification: ReadOnlyGate.refusing(refusal)) {
+        let rawParse = isQuery ? nil : FrontendMessage.RawParse(name: nameBytes, query: [], parameterTypes: [])
+        switch verdict(for: message, frame, rawParse: rawParse, textIsUTF8: true, classification: ReadOnlyGate.refusing(refusal)) {
         case .replaceToServer(_, let bytes): return .replaceToServer(consume: consumed, bytes: bytes)
         case .rewriteToServer(_, let bytes): return .replaceToServer(consume: consumed, bytes: bytes)
         case .forwardToServer, .discardFromClient, .forwardToClient, .replaceToClient, .classify, .releaseServer, .wait:

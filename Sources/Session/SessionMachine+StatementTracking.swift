@@ -213,17 +213,11 @@ extension SessionMachine {
 
     /// Run-length encoded FIFO, so a long pipeline of Syncs is one entry.
     mutating func pushCompletion(_ kind: Completion) {
-        if let last = completions.indices.last, completions[last].kind == kind {
-            completions[last].count += 1
-        } else {
-            completions.append((kind, 1))
-        }
+        if !completions.incrementLast(ifKind: kind) { completions.append((kind, 1)) }
     }
 
     private mutating func popCompletion() -> Completion? {
-        guard let first = completions.first else { return nil }
-        if first.count == 1 { completions.removeFirst() } else { completions[0].count -= 1 }
-        return first.kind
+        completions.popOne()
     }
 
     /// ParseComplete or CloseComplete: true when it answers a message the proxy sent itself.
@@ -242,6 +236,7 @@ extension SessionMachine {
         var changed = false
         while let first = completions.first, case .completion(let change, _) = first.kind {
             completions.removeFirst()
+            // (An entry of several identical completions goes as a whole: none was answered.)
             if let change {
                 confirmedStatements.dropped(change)
                 changed = true
@@ -253,7 +248,7 @@ extension SessionMachine {
     /// The projection again: the confirmed view with every change still owed.
     mutating func reproject() {
         statements = confirmedStatements
-        for (kind, _) in completions {
+        for (kind, _) in completions.elements {
             switch kind {
             case .completion(let change?, _): statements.apply(change)
             case .readyForQuery(let query?): statements.queryRan(allowed: query)
@@ -267,7 +262,7 @@ extension SessionMachine {
         if case .readyForQuery(let query?)? = popCompletion() { confirmedStatements.queryRan(allowed: query) }
         // At rest nothing is owed: start afresh (Syncs a copy-in ignored left markers behind).
         guard !lifecycle.isAwaitingReplies else { return }
-        let lostTrack = completions.contains { if case .completion(_?, _) = $0.kind { true } else { false } }
+        let lostTrack = completions.elements.contains { if case .completion(_?, _) = $0.kind { true } else { false } }
         completions.removeAll()
         if lostTrack {
             // Changes never answered: the server may or may not have made them.
@@ -290,4 +285,54 @@ extension SessionMachine {
     package var clientPinnedStatements: Set<StatementName> { statements.clientPinned }
     /// Transaction pooling: the client's unnamed statement.
     package var clientUnnamed: PreparedStatement? { statements.clientUnnamed }
+}
+
+/// The completions owed, first in first out, with O(1) removal from the front: a client
+/// pipelining Parse and Sync alternately fills up to ``SessionMachine/maxPendingCompletions``
+/// entries, and `Array.removeFirst` would move all the others at each reply (found in review:
+/// quadratic, on the loop).
+struct CompletionQueue {
+    typealias Entry = (kind: SessionMachine.Completion, count: Int)
+    private var storage: [Entry] = []
+    private var head = 0
+
+    var first: Entry? { head < storage.count ? storage[head] : nil }
+    var count: Int { storage.count - head }
+    var isEmpty: Bool { head == storage.count }
+    var elements: ArraySlice<Entry> { storage[head...] }
+
+    mutating func append(_ entry: Entry) { storage.append(entry) }
+
+    /// Adds one to the last entry when it is of `kind`.
+    mutating func incrementLast(ifKind kind: SessionMachine.Completion) -> Bool {
+        guard head < storage.count, let last = storage.indices.last, storage[last].kind == kind else { return false }
+        storage[last].count += 1
+        return true
+    }
+
+    /// One completion from the front entry (the entry goes when its count reaches zero).
+    mutating func popOne() -> SessionMachine.Completion? {
+        guard head < storage.count else { return nil }
+        let kind = storage[head].kind
+        if storage[head].count > 1 { storage[head].count -= 1 } else { removeFirst() }
+        return kind
+    }
+
+    /// The whole front entry.
+    mutating func removeFirst() {
+        guard head < storage.count else { return }
+        head += 1
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 32 && head * 2 >= storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+    }
+
+    mutating func removeAll() {
+        storage.removeAll()
+        head = 0
+    }
 }

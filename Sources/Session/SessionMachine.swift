@@ -261,7 +261,7 @@ package struct SessionMachine {
     var statements = StatementTracking()
     var confirmedStatements = StatementTracking()
     /// Parse/Close completions and ReadyForQuery markers owed, in order (run-length encoded).
-    var completions: [(kind: Completion, count: Int)] = []
+    var completions = CompletionQueue()
 
     /// Terminate, always held whole: the client is leaving and it is not passed on.
     static let terminate = UInt8(ascii: "X")

@@ -123,6 +123,7 @@ import Testing
         create statistics stat_expr_s on (x + imm(3)), x from stat_expr;
         create table chk_parent (x int);
         create table chk_child (check (x > imm(4))) inherits (chk_parent);
+        create table part_expr (x int) partition by range ((x + imm(5)));
         create view v_on_idx as select count(*) from idx_expr;
         create type dcomp as (a posint);
         create view v_coldef as select r.a::int as a from jsonb_to_record('{"a":1}') as r(a posint);
@@ -136,6 +137,13 @@ import Testing
         create view v_plain_null as select null::int as x, '{"a":1}'::jsonb as j;
         """
 
+    /// The queries run in databases of any encoding, converted from the loader's UTF8: one
+    /// non-ASCII character in a comment (an ellipsis) made every LATIN1 database unreadable.
+    @Test func catalogQueriesAreASCII() {
+        #expect(CatalogSnapshot.query.utf8.allSatisfy { $0 < 0x80 })
+        #expect(CatalogSnapshot.objectsQuery.utf8.allSatisfy { $0 < 0x80 })
+    }
+
     @Test func snapshotFlagsWhatThePlannerFoldsAndTypesViewsBuild() throws {
         let cluster = try LiveCluster.start()
         defer { cluster.stop() }
@@ -143,7 +151,7 @@ import Testing
         _ = try cluster.psql(database: "foldtest", sql: Self.schema)
         let snapshot = CatalogSnapshot(rows: try cluster.rows(database: "foldtest", sql: CatalogSnapshot.query))
         #expect(Set(snapshot.restrictedRelations.map(\.qualifiedName)) == [
-            "public.idx_expr", "public.idx_pred", "public.stat_expr", "public.chk_child", "public.chk_parent",
+"public.idx_expr", "public.idx_pred", "public.stat_expr", "public.chk_child", "public.chk_parent", "public.part_expr",
             "public.v_on_idx", "public.v_coldef", "public.v_typednull", "public.pg_settings",
         ])
         let reasons = Dictionary(uniqueKeysWithValues: snapshot.restrictedRelations.map { ($0.qualifiedName, $0.reason) })

@@ -569,3 +569,7 @@ select domain_in('2', 'd'::regtype, -1)
 select pg_catalog.record_in('(1)', 16385, -1)
 -- ----
 select array_in('{1}', 16390, -1)
+-- ----
+EXPLAIN WITH w AS (INSERT INTO t DEFAULT VALUES RETURNING *) SELECT * FROM w
+-- ----
+explain select * from (select 1) s where exists (with d as (delete from t returning 1) select 1 from d)
