@@ -66,6 +66,10 @@ public struct SessionStateEffects: OptionSet, Sendable, Hashable {
     /// on itself with ALTER ROLE, or the startup packet). Pins even with `transaction_pin =
     /// refuse` (DDL is not refused); released by DISCARD TEMP or DISCARD ALL.
     public static let unqualifiedCreate = SessionStateEffects(rawValue: 1 << 21)
+    /// Transaction pooling: a session-level setting that cannot move with the client — its
+    /// value is too long to carry, or the proxy could not read the session's settings back
+    /// (SettingsExchange). Set by the session, never by the classifier; released by DISCARD ALL.
+    public static let unmovableSetting = SessionStateEffects(rawValue: 1 << 22)
     /// A Parse under a statement name (protocol-level named prepared statement): set by the
     /// session, never by the classifier.
     public static let namedProtocolStatement = SessionStateEffects(rawValue: 1 << 8)
@@ -108,6 +112,7 @@ public struct SessionStateEffects: OptionSet, Sendable, Hashable {
         if contains(.fastPathCall) { out.append("fast-path function call") }
         if contains(.unqualifiedCreate) { out.append("CREATE of an unqualified name (temporary if pg_temp leads the search_path)") }
         if contains(.divergentLexing) { out.append("standard_conforming_strings off or client_encoding read differently") }
+        if contains(.unmovableSetting) { out.append("session setting that cannot move (too long, or not readable)") }
         if contains(.namedProtocolStatement) { out.append("named prepared statement") }
         if contains(.unclassified) { out.append("unclassified statement") }
         return out

@@ -125,6 +125,8 @@ extension ClientSession: PoolUser, UpstreamLinkOwner {
         session?.serverClosed()
         link.serverLegClosed()
         pool.checkin(link, reusable: false)
+        // After the client's Terminate was passed on, the server closing is its answer.
+        if session?.inPlace({ $0.termination }) == .forwarded { return finish(reason: nil, flushClient: true) }
         finish(reason: reason.map { "server connection lost: \($0)" } ?? "server closed the connection", flushClient: true)
     }
 }

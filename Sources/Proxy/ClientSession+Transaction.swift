@@ -36,8 +36,9 @@ extension ClientSession {
               let first = client.inbound.readableBytesView.first else { return }
         if pendingCheckout == nil {
             if first == UInt8(ascii: "X") {
-                // The client leaves between transactions: nothing to tell any server.
-                return finish(reason: nil, flushClient: false)
+                // The client leaves between transactions: nothing to tell any server (what it
+                // was sent is still written).
+                return finish(reason: nil, flushClient: true)
             }
             // After a reload: where the entry points now (PoolManager.currentTransactionRequest).
             guard let request = pool.currentTransactionRequest(known, database: logger.database ?? "", user: logger.user ?? "") else {
@@ -66,13 +67,13 @@ extension ClientSession {
         // The link steps out of the byte path again, as at the first grant.
         link.leg?.owner = self
         session?.serverAttached(processID: link.processID, secretKey: link.secretKey, statements: link.preparedStatements)
-        if let cancelBinding {
-            shared.cancelRegistry.attach(cancelBinding, backend: (link.processID, link.secretKey), destination: transactionPool?.cancelDestination)
-        }
         logger.debug("server connection attached", metadata: ["backend_pid": "\(link.processID)"])
         client.readPaused = false
-        // Its settings first, if this server has others (ClientSession+Settings.swift).
+        // Its settings first, if this server has others (ClientSession+Settings.swift); the
+        // cancel key follows once the client's own statements go up.
         if link.appliedSettings != clientSettings { return startSettingsExchange(.apply) }
+        settingsApplyAttempts = 0
+        attachCancelBinding()
         forwardClientBytes()
         forwardServerBytes()
     }
@@ -91,6 +92,7 @@ extension ClientSession {
     func releaseServerIfDone() {
         // In place (SessionMachine+InPlace.swift): a plain read copies the whole machine.
         guard transactionPool != nil, let link, !finished, classifying == nil, client.inbound.readableBytes == 0,
+              session?.inPlace({ $0.termination }) == nil,
               session?.inPlace({ $0.isPinned }) == false, isAtRest else { return }
         // Settings may have changed in that transaction: read them before letting go.
         if session?.inPlace({ $0.needsSettingsCapture }) == true { return startSettingsExchange(.capture) }

@@ -66,6 +66,9 @@ final class ClientSession: LegOwner {
     var settingsExchange: SettingsExchange?
     /// Transaction pooling: the client's session-level settings, as last read from a server.
     var clientSettings: [String: String] = [:]
+    /// Transaction pooling: server connections that refused the client's settings in a row, or
+    /// captures that failed in a row (ClientSession+Settings.swift).
+    var settingsApplyAttempts: UInt8 = 0
     var server: Leg? { link?.leg }
     /// Start-up's state while it runs; nil once the session is established.
     var startup: StartupPhase?
@@ -328,7 +331,7 @@ final class ClientSession: LegOwner {
         let limit = runtime.config.general.outboundBufferLimit
         let waiting = session?.inPlace { $0.isHoldingClientMessages } == true
         client.readPaused = (server?.outbound.readableBytes ?? 0) > limit || (waiting && client.inbound.readableBytes > limit)
-            || auditBlocked
+            || auditBlocked || session?.inPlace({ $0.termination }) != nil
     }
 
     /// Backpressure on the server: stop reading it while the client is not taking our bytes, or
@@ -350,6 +353,8 @@ final class ClientSession: LegOwner {
         server.inbound.discardReadBytes()
         server.releaseLargeBuffers()
         updateServerReadPause()
+        // The client sent Terminate: nothing more of its goes up, the session only ends.
+        if session?.inPlace({ $0.termination }) != nil { return continueTermination() }
         // Replies may have resolved what the client's next messages waited for (pending
         // refusals, the bound on messages awaiting replies).
         if classifying == nil && client.inbound.readableBytes > 0 { forwardClientBytes() }
@@ -389,11 +394,21 @@ final class ClientSession: LegOwner {
         case .classify(let request):
             return classify(request, server: server)
         case .releaseServer(let consumed):
-            // Terminate: the client is leaving. The server connection goes back to the pool
-            // (which resets or closes it), so the Terminate is not passed on.
+            // Terminate with nothing owed: the client is leaving. The server connection goes
+            // back to the pool (which resets or closes it), so the Terminate is not passed on;
+            // replies still queued for the client are written first, as PostgreSQL sent them
+            // before it read the Terminate.
             client.inbound.moveReaderIndex(forwardBy: consumed)
             server.flush()
-            finish(reason: nil, flushClient: false)
+            finish(reason: nil, flushClient: true)
+            return false
+        case .terminate(let consumed):
+            // Terminate with replies owed (SessionMachine+Terminate.swift): nothing after it is
+            // read, as PostgreSQL reads nothing after it; the session ends once they came.
+            client.inbound.moveReaderIndex(forwardBy: consumed)
+            client.inbound.clear()
+            client.readPaused = true
+            continueTermination()
             return false
         case .close(let reason, let error):
             takeSessionEvents()
@@ -495,7 +510,27 @@ final class ClientSession: LegOwner {
     func legClosed(_ leg: Leg, reason: String?) {
         guard leg === client else { return serverLost(reason: reason) }
         if let reason { logger.info("client connection lost: \(reason)") }
+        if session?.inPlace({ $0.termination }) == .afterReplies, link != nil {
+            // The client sent Terminate and left: what it sent before runs to its end, as
+            // PostgreSQL would run it (its replies are dropped); the session ends with it.
+            logger.info("client gone after Terminate: waiting for the statements sent before it")
+            return
+        }
         finish(reason: nil, flushClient: false)
+    }
+
+    /// The client sent Terminate while replies were owed (SessionMachine+Terminate.swift):
+    /// pass it on, or end the session, when the machine says so.
+    func continueTermination() {
+        guard !finished, let step = session?.inPlace({ $0.terminationStep() }) else { return }
+        switch step {
+        case .waiting:
+            break
+        case .sendTerminate:
+            server?.send(ByteBuffer(bytes: SessionMachine.terminateMessage))
+        case .complete:
+            finish(reason: nil, flushClient: true)
+        }
     }
 
     // MARK: - Ending

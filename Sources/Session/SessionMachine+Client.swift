@@ -45,7 +45,7 @@ extension SessionMachine {
             }
             return .forwardToServer(count)
         case .inspect(let frame) where frame.type == Self.terminate:
-            return .releaseServer(consume: frame.totalLength)
+            return terminateReceived(frame)
         case .inspect(let frame):
             let gated = gateStorage != nil && ReadOnlyGate.inspectedClientTypes.contains(frame.type)
             // Transaction pooling classifies every Query and Parse text (pins).

@@ -40,7 +40,8 @@ extension SessionMachine {
 
     /// Everything the session machine pins on. Session-level settings do not pin: they move
     /// with the client (``SettingsExchange``).
-    package static let pinnable: SessionStateEffects = SessionStateEffects.pinning.union([.namedProtocolStatement, .unclassified, .divergentLexing, .fastPathCall])
+    package static let pinnable: SessionStateEffects = SessionStateEffects.pinning.union([.namedProtocolStatement, .unclassified, .divergentLexing, .fastPathCall,
+                                                                                         .unmovableSetting])
         .subtracting(.sessionSetting)
     /// What `transaction_pin = refuse` refuses.
     static let refusable = SessionStateEffects.pinning.subtracting([.sessionSetting, .unqualifiedCreate])
@@ -56,6 +57,14 @@ extension SessionMachine {
     package mutating func settingsCaptured() {
         settingsDirty = false
         changeConfirmed { if $0.server.unnamed != .none { $0.server.unnamed = .unknown } }
+    }
+
+    /// The client's settings cannot move with it (SettingsExchange: a value too long to carry,
+    /// or settings the proxy could not read back): the session keeps its server connection,
+    /// which holds them, until a DISCARD ALL. A capture that failed leaves them to be read
+    /// again then.
+    package mutating func settingsCannotMove() {
+        notePins(.unmovableSetting)
     }
 
     /// Transaction pooling: the session keeps its server connection whatever its state.

@@ -151,9 +151,14 @@ package struct SessionMachine {
         /// ``classified(_:statementOffsets:parameterTypesRefusal:)``. Nothing else from the
         /// client is looked at until then; the message stays in the buffer.
         case classify(ClassificationRequest)
-        /// Terminate: consume `consume` bytes; the client is leaving, the server connection
-        /// goes back to the pool (not passed on: the pool resets or closes it).
+        /// Terminate with nothing owed: consume `consume` bytes; the client is leaving, the
+        /// server connection goes back to the pool (not passed on: the pool resets or closes it).
         case releaseServer(consume: Int)
+        /// Terminate while the server still owes replies: consume `consume` bytes and read
+        /// nothing more from the client (PostgreSQL reads no further, postgres.c PostgresMain
+        /// case 'X'); what follows it is discarded. The session ends once everything before it
+        /// is answered (``terminationStep()``, SessionMachine+Terminate.swift).
+        case terminate(consume: Int)
         /// End the session: send `error` to the client (after what it was already sent), then
         /// close. The server connection is not reused.
         case close(reason: String, error: ErrorFields?)
@@ -240,6 +245,8 @@ package struct SessionMachine {
     /// Transaction pooling: a statement that can change session settings was sent since they
     /// were last read from the server.
     var settingsDirty = false
+    /// The client sent Terminate while replies were owed (SessionMachine+Terminate.swift).
+    package internal(set) var termination: Termination?
     /// Transaction pooling: the pins of the statements bound since the transaction began (their
     /// portals may still run, whatever a DISCARD TEMP meanwhile released).
     var portalPins: SessionStateEffects = []
@@ -371,7 +378,7 @@ package struct SessionMachine {
     /// for its classification, the gate holds as many pending refusals as it may, or as many
     /// messages await their replies as this follows (``maxPendingOperations``).
     package var isHoldingClientMessages: Bool {
-        pendingClassification != nil || gateStorage?.gate.isAtPendingBound == true
+        termination != nil || pendingClassification != nil || gateStorage?.gate.isAtPendingBound == true
             || lifecycle.pendingOperations >= Self.maxPendingOperations
             // Transaction pooling's FIFO of completions owed (its runs of one kind are one entry).
             || completions.count >= Self.maxPendingCompletions
@@ -385,7 +392,11 @@ package struct SessionMachine {
 
     /// Ending the session now leaves a query running on the server: cancel it first, as a
     /// careful client would (55.2.7 Canceling Requests in Progress).
-    package var needsCancelOnEnd: Bool { (statementInFlight || lifecycle.lostTrack) && backend != nil }
+    /// Not once the server has been sent the client's Terminate: it ends on its own after
+    /// answering what came before, as it would have for the client directly.
+    package var needsCancelOnEnd: Bool {
+        (statementInFlight || lifecycle.lostTrack) && backend != nil && termination != .forwarded
+    }
 
     /// Statements finished so far.
     package var statementCount: UInt64 { lifecycle.statementCount }

@@ -194,6 +194,10 @@ package struct StatementLifecycle: Sendable {
         ops.append(.sync)
     }
 
+    /// The server is in copy-in mode waiting for the client's data: its CopyInResponse came and
+    /// the client's CopyDone or CopyFail has not been sent.
+    package var awaitsCopyData: Bool { copyIn.map { !$0.clientEnded } ?? false }
+
     /// The client's CopyDone or CopyFail.
     package mutating func copyEndReceived() {
         if var window = copyIn, !window.clientEnded {

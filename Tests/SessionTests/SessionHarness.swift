@@ -128,6 +128,10 @@ final class SessionHarness {
             fromClient.moveReaderIndex(forwardBy: consumed)
             released = true
             return false
+        case .terminate(let consumed):
+            fromClient.moveReaderIndex(forwardBy: consumed)
+            fromClient.clear()
+            return false
         case .close(let reason, let error):
             closed = (reason, error)
             return false

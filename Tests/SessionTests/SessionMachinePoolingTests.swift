@@ -435,30 +435,3 @@ final class SessionMachinePoolingTests: XCTestCase {
         XCTAssertTrue(h.machine.isAtRest)
     }
 }
-
-/// The settings exchange's query text: values cannot break out of their quoting.
-final class SettingsExchangeTests: XCTestCase {
-    func testApplyQueryIsASCIIWithHexValues() {
-        XCTAssertEqual(SettingsExchange.applyQuery([:]), "RESET ALL")
-        let query = SettingsExchange.applyQuery(["work_mem": "8192", "search_path": "x'$pc$\\é"])
-        XCTAssertTrue(query.hasPrefix("RESET ALL; SELECT pg_catalog.set_config(pg_catalog.convert_from(pg_catalog.decode('7365617263685f70617468', 'hex'), 'UTF8')"), query)
-        XCTAssertTrue(query.utf8.allSatisfy { $0 < 0x80 }, query)
-        XCTAssertFalse(query.contains("$pc$"), query)
-        XCTAssertEqual(SettingsExchange.fromHex("78272470632424c3a9"), "x'$pc$$é")
-        XCTAssertNil(SettingsExchange.fromHex("7g"))
-    }
-
-    func testCaptureReadsNameSettingRows() {
-        var exchange = SettingsExchange(.capture)
-        var row: [UInt8] = [0, 2]
-        for column in ["776f726b5f6d656d", "38313932"] {
-            row += [0, 0, 0, UInt8(column.utf8.count)] + Array(column.utf8)
-        }
-        XCTAssertEqual(exchange.received(.raw(type: UInt8(ascii: "D"), payload: row)), .more)
-        XCTAssertEqual(exchange.received(.commandComplete(tag: "SELECT 1")), .more)
-        XCTAssertEqual(exchange.received(.readyForQuery(.idle)), .finished(["work_mem": "8192"]))
-        var failing = SettingsExchange(.apply)
-        _ = failing.received(.errorResponse(.error(sqlState: "22023", message: "invalid value")))
-        XCTAssertEqual(failing.received(.readyForQuery(.idle)), .failed("invalid value"))
-    }
-}

@@ -1,0 +1,90 @@
+import XCTest
+import Wire
+@testable import Session
+
+/// The settings exchange (transaction pooling): its query texts, and what it makes of
+/// PostgreSQL 15's replies — none of which may end the client's session.
+final class SettingsExchangeTests: XCTestCase {
+    private static func row(_ columns: [String?]) -> BackendMessage {
+        var payload: [UInt8] = [0, UInt8(columns.count)]
+        for column in columns {
+            guard let column else {
+                payload += [0xFF, 0xFF, 0xFF, 0xFF]
+                continue
+            }
+            let bytes = Array(column.utf8)
+            payload += [0, 0, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes
+        }
+        return .raw(type: UInt8(ascii: "D"), payload: payload)
+    }
+
+    private static func hex(_ text: String) -> String { text.utf8.map { String(format: "%02x", $0) }.joined() }
+
+    func testApplyIsOneASCIIQueryPerSettingWithTimeoutsLast() {
+        XCTAssertEqual(SettingsExchange.messages(.apply, settings: [:]), ["RESET ALL"])
+        let queries = SettingsExchange.messages(.apply, settings: ["work_mem": "8192", "statement_timeout": "1ms",
+                                                                  "search_path": "x'$pc$\\é", "lock_timeout": "1"])
+        XCTAssertEqual(queries.count, 5)
+        XCTAssertEqual(queries[0], "RESET ALL")
+        XCTAssertTrue(queries[1].hasPrefix("SELECT pg_catalog.set_config(pg_catalog.convert_from(pg_catalog.decode('7365617263685f70617468', 'hex'), 'UTF8')"), queries[1])
+        XCTAssertTrue(queries[3].contains(Self.hex("lock_timeout")) && queries[4].contains(Self.hex("statement_timeout")),
+                      "the client's timeouts come last: \(queries)")
+        for query in queries {
+            XCTAssertTrue(query.utf8.allSatisfy { $0 < 0x80 }, query)
+            XCTAssertFalse(query.contains("$pc$"), query)
+        }
+        XCTAssertEqual(SettingsExchange.fromHex("78272470632424c3a9"), "x'$pc$$é")
+        XCTAssertNil(SettingsExchange.fromHex("7g"))
+    }
+
+    /// BEGIN; the client's statement_timeout (read, then 0 for the block); the rows and the reset
+    /// value of statement_timeout; COMMIT — as PostgreSQL 15 answers it.
+    private func capture(statementTimeout: String, reset: String, rows: [(String, String?)]) -> SettingsExchange.Step {
+        var exchange = SettingsExchange(.capture)
+        var replies: [BackendMessage] = [.commandComplete(tag: "BEGIN"), Self.row([Self.hex(statementTimeout), "0"]),
+                                         .commandComplete(tag: "SELECT 1")]
+        replies += rows.map { Self.row([Self.hex($0.0), $0.1.map(Self.hex)]) }
+        replies += [Self.row(["", Self.hex(reset)]), .commandComplete(tag: "SELECT \(rows.count + 1)"),
+                    .commandComplete(tag: "COMMIT"), .readyForQuery(.idle),
+                    .noticeResponse(.error(sqlState: "25P01", message: "there is no transaction in progress")),
+                    .commandComplete(tag: "ROLLBACK"), .readyForQuery(.idle)]
+        var step = SettingsExchange.Step.more
+        for reply in replies { step = exchange.received(reply) }
+        return step
+    }
+
+    func testCaptureReadsRowsAndTheClientsStatementTimeout() {
+        XCTAssertEqual(capture(statementTimeout: "1ms", reset: "0", rows: [("work_mem", "8192")]),
+                       .finished(.init(settings: ["work_mem": "8192", "statement_timeout": "1ms"])))
+        XCTAssertEqual(capture(statementTimeout: "30s", reset: "30s", rows: []), .finished(.init()),
+                       "a statement_timeout at its reset value is not carried")
+    }
+
+    func testCaptureNamesValuesTooLongToCarry() {
+        XCTAssertEqual(capture(statementTimeout: "0", reset: "0", rows: [("work_mem", "8192"), ("my.huge", nil)]),
+                       .finished(.init(settings: ["work_mem": "8192"], tooLarge: ["my.huge"])))
+        XCTAssertTrue(SettingsExchange.captureQuery.contains("octet_length(setting) OPERATOR(pg_catalog.<=) \(SettingsExchange.maxCarriedValueBytes)"))
+    }
+
+    func testACaptureErrorFailsTheExchangeOnly() {
+        var exchange = SettingsExchange(.capture)
+        XCTAssertEqual(SettingsExchange.messages(.capture, settings: [:]).last, "ROLLBACK", "an aborted block is ended")
+        _ = exchange.received(.commandComplete(tag: "BEGIN"))
+        _ = exchange.received(.errorResponse(.error(sqlState: "57014", message: "canceling statement due to user request")))
+        XCTAssertEqual(exchange.received(.readyForQuery(.failed)), .more)
+        _ = exchange.received(.commandComplete(tag: "ROLLBACK"))
+        XCTAssertEqual(exchange.received(.readyForQuery(.idle)), .failed("canceling statement due to user request"))
+    }
+
+    func testARefusedSettingIsNamedAndTheOthersStillApply() {
+        var exchange = SettingsExchange(.apply, settings: ["temp_buffers": "2048", "work_mem": "8192"])
+        let replies: [BackendMessage] = [
+            .commandComplete(tag: "RESET"), .readyForQuery(.idle),
+            .errorResponse(.error(sqlState: "22023", message: "invalid value for parameter \"temp_buffers\": 2048")), .readyForQuery(.idle),
+            Self.row(["8MB"]), .commandComplete(tag: "SELECT 1"),
+        ]
+        for reply in replies { XCTAssertEqual(exchange.received(reply), .more) }
+        XCTAssertEqual(exchange.received(.readyForQuery(.idle)),
+                       .finished(.init(failed: ["temp_buffers": "invalid value for parameter \"temp_buffers\": 2048"])))
+    }
+}
