@@ -66,11 +66,17 @@ public struct StatementClassification: Sendable, Equatable {
     /// State the statement leaves on its server connection beyond its transaction, or
     /// removes from it (``SessionStateEffects``): what transaction pooling pins on.
     public let sessionEffects: SessionStateEffects
+    /// Prepared statements it names in SQL — PREPARE, EXECUTE (also under EXPLAIN or CREATE
+    /// TABLE AS), DEALLOCATE of one name — as PostgreSQL keys them (the identifier after
+    /// downcasing and truncation): SQL reaches protocol-level statements too (prepare.c keeps
+    /// both in one hash table), which transaction pooling must keep apart per client.
+    public let preparedStatementNames: [String]
 
     public var isAllowedForReadOnly: Bool { refusal == nil }
 
     public init(commandTag: String, auditClass: AuditClass, refusal: Refusal?, objects: [ObjectReference] = [],
-                lookups: [CatalogLookup] = [], copiesStoredRows: Bool = false, sessionEffects: SessionStateEffects = []) {
+                lookups: [CatalogLookup] = [], copiesStoredRows: Bool = false, sessionEffects: SessionStateEffects = [],
+                preparedStatementNames: [String] = []) {
         self.commandTag = commandTag
         self.auditClass = auditClass
         self.refusal = refusal
@@ -78,12 +84,14 @@ public struct StatementClassification: Sendable, Equatable {
         self.lookups = lookups
         self.copiesStoredRows = copiesStoredRows
         self.sessionEffects = sessionEffects
+        self.preparedStatementNames = preparedStatementNames
     }
 
     /// The same statement with another refusal (a catalog check's), objects kept.
     func refused(_ refusal: Refusal) -> StatementClassification {
         StatementClassification(commandTag: commandTag, auditClass: auditClass, refusal: refusal, objects: objects,
-                                lookups: lookups, copiesStoredRows: copiesStoredRows, sessionEffects: sessionEffects)
+                                lookups: lookups, copiesStoredRows: copiesStoredRows, sessionEffects: sessionEffects,
+                                preparedStatementNames: preparedStatementNames)
     }
 }
 

@@ -125,10 +125,22 @@ public struct SessionStateEffects: OptionSet, Sendable, Hashable {
 
     /// The effects of one raw statement, and whether a literal value decided them (such a
     /// classification must not be cached under a literal-blind key).
-    static func of(_ node: NodePointer) -> (effects: SessionStateEffects, readLiterals: Bool) {
+    /// Also the prepared statements it names (``StatementClassification/preparedStatementNames``).
+    static func of(_ node: NodePointer) -> (effects: SessionStateEffects, readLiterals: Bool, preparedStatementNames: [String]) {
         var (effects, readLiterals) = topLevel(node)
+        var names: [String] = []
         ParseTreeWalker.walk(UnsafeRawPointer(node)) { nodeCase, message in
             switch nodeCase {
+            case PG_QUERY__NODE__NODE_EXECUTE_STMT:
+                // EXECUTE, EXPLAIN EXECUTE, CREATE TABLE … AS EXECUTE (gram.y ExecuteStmt).
+                if let name = message.assumingMemoryBound(to: PgQuery__ExecuteStmt.self).pointee.name { names.append(String(cString: name)) }
+            case PG_QUERY__NODE__NODE_PREPARE_STMT:
+                if let name = message.assumingMemoryBound(to: PgQuery__PrepareStmt.self).pointee.name { names.append(String(cString: name)) }
+            case PG_QUERY__NODE__NODE_DEALLOCATE_STMT:
+                // DEALLOCATE ALL has no name.
+                if let name = message.assumingMemoryBound(to: PgQuery__DeallocateStmt.self).pointee.name, name.pointee != 0 {
+                    names.append(String(cString: name))
+                }
             case PG_QUERY__NODE__NODE_STRING:
                 // A name part (qualified names are String lists; string literals are A_Const).
                 let string = message.assumingMemoryBound(to: PgQuery__String.self)
@@ -154,7 +166,7 @@ public struct SessionStateEffects: OptionSet, Sendable, Hashable {
             }
             return true
         }
-        return (effects, readLiterals)
+        return (effects, readLiterals, names)
     }
 
     /// `pg_temp` (the session's temporary schema) or an explicit `pg_temp_N`; lower-cased, so a

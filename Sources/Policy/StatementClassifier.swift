@@ -45,7 +45,8 @@ public struct StatementClassifier: Sendable {
                 return StatementClassification(commandTag: decision.tag, auditClass: decision.auditClass,
                                                refusal: decision.refusal, objects: decision.objects,
                                                lookups: decision.lookups, copiesStoredRows: decision.copiesStoredRows,
-                                               sessionEffects: session.effects)
+                                               sessionEffects: session.effects,
+                                               preparedStatementNames: session.preparedStatementNames)
             }
             return withExtendedLifetime(parsed) {
                 (ClassificationResult(statements: statements, syntaxError: nil), dependsOnLiterals)

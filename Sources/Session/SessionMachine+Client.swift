@@ -164,6 +164,7 @@ extension SessionMachine {
     private mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, rawParse: FrontendMessage.RawParse?, textIsUTF8: Bool,
                                   classification: ClassificationResult?, statementOffsets: [Int]? = nil,
                                   parameterTypesRefusal: Refusal? = nil) -> Action {
+        let original = classification
         var classification = classification
         var parameterTypesRefusal = parameterTypesRefusal
         var statementPins: SessionStateEffects = []
@@ -179,8 +180,21 @@ extension SessionMachine {
                                      parameterTypesRefusal: parameterTypesRefusal)
         }
         let allowed = if case .replace = judged { false } else { true }
-        if configuration.transactionPooling != nil, case .query = message {
+        // Transaction pooling: prepared statements the text names in SQL, made the client's own
+        // on this server first (SessionMachine+SQLStatementNames.swift).
+        var prelude = ByteBuffer()
+        if configuration.transactionPooling != nil && allowed, let original {
+            var isParse = false
+            if case .parse = message { isParse = true }
+            sqlStatementReferences(original, isParse: isParse, into: &prelude)
+        }
+        if configuration.transactionPooling != nil, case .query(let text) = message {
             poolingQuerySent(allowed: allowed)
+            if prelude.readableBytes > 0, judged.map({ if case .forward = $0 { true } else { false } }) ?? true {
+                // Classified, so valid UTF-8: encoded again byte for byte.
+                FrontendMessage.query(text).encode(into: &prelude)
+                return .rewriteToServer(consume: frame.totalLength, bytes: prelude)
+            }
         }
         if configuration.transactionPooling != nil, case .parse = message, let rawParse {
             // Statements follow the client (SessionMachine+PreparedStatements.swift), as the
@@ -188,11 +202,15 @@ extension SessionMachine {
             guard !rawParse.name.isEmpty else {
                 poolingUnnamedParse(rawParse, allowed: allowed, pins: statementPins)
                 if case .replace(let bytes) = judged { return .replaceToServer(consume: frame.totalLength, bytes: bytes) }
+                guard prelude.readableBytes == 0 else {
+                    rawParse.encode(into: &prelude)
+                    return .rewriteToServer(consume: frame.totalLength, bytes: prelude)
+                }
                 return .forwardToServer(frame.totalLength)
             }
             var sent = ByteBuffer()
             if case .replace(let bytes) = judged { sent = bytes } else { rawParse.encode(into: &sent) }
-            return poolingParse(rawParse, sent: sent, allowed: allowed, pins: statementPins, consume: frame.totalLength)
+            return poolingParse(rawParse, sent: sent, allowed: allowed, pins: statementPins, consume: frame.totalLength, prelude: prelude)
         }
         guard let verdict = judged else {
             return .forwardToServer(frame.totalLength)

@@ -66,7 +66,7 @@ extension SessionMachine {
     }
 
     /// Encodes what the server needs before a message using statement `name`; false if nothing.
-    private mutating func prepareIfNeeded(_ name: StatementName, into out: inout ByteBuffer) -> Bool {
+    mutating func prepareIfNeeded(_ name: StatementName, into out: inout ByteBuffer) -> Bool {
         guard !name.isEmpty else { return prepareUnnamedIfNeeded(into: &out) }
         // A name that is not ASCII is never another client's on a shared server (it pins, and a
         // pinned server is reset before anyone else gets it); the client's own over the bound
@@ -81,7 +81,11 @@ extension SessionMachine {
             expect(.injectedParse(name, statement), injected: true)
             return true
         }
-        guard statements.server.byName[name] != nil || statements.server.uncertain else { return false }
+        // An uncertain server may hold anything, but not someone else's statement under a name
+        // this client prepared in SQL (its session is pinned: nobody else has had the server).
+        guard statements.server.byName[name] != nil || (statements.server.uncertain && !statements.clientSQL.contains(name)) else {
+            return false
+        }
         // Someone else's statement of that name: gone before this client can use it.
         FrontendMessage.encodeClose(.statement, name: name.bytes, into: &out)
         expect(.injectedClose(name), injected: true)
@@ -144,10 +148,11 @@ extension SessionMachine {
     /// A named Parse in transaction pooling, judged: `sent` is what goes up in its place (the
     /// client's own Parse, byte for byte, or the gate's stand-in); `allowed` when it is the
     /// client's; `pins`: what its text pins.
+    /// `prelude`: what its text's SQL references need first (``sqlStatementReferences(_:isParse:into:)``).
     mutating func poolingParse(_ parse: FrontendMessage.RawParse, sent: ByteBuffer, allowed: Bool, pins: SessionStateEffects,
-                               consume: Int) -> Action {
+                               consume: Int, prelude: ByteBuffer = ByteBuffer()) -> Action {
         let name = StatementName(parse.name)
-        var out = ByteBuffer()
+        var out = prelude
         var change: StatementChange?
         if statements.client[name] != nil || statements.clientPinned.contains(name) {
             // The client prepares a name it already has: the server must say 42P05, as
@@ -197,6 +202,7 @@ extension SessionMachine {
             changeConfirmed { tracking in
                 tracking.client.removeAll()
                 tracking.clientPinned.removeAll()
+                tracking.clientSQL.removeAll()
                 let unnamed = tracking.server.unnamed
                 tracking.server = ServerStatements()
                 tracking.server.unnamed = unnamed

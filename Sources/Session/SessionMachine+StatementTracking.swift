@@ -113,6 +113,9 @@ extension SessionMachine {
         /// under a name that is not ASCII): they exist on the server the session is pinned to,
         /// so nothing is slipped in before using them, and a Parse of one answers 42P05.
         var clientPinned: Set<StatementName> = []
+        /// Names the client prepared (or tried to) with SQL PREPARE: on its pinned server, never
+        /// closed as another client's (SessionMachine+SQLStatementNames.swift).
+        var clientSQL: Set<StatementName> = []
         /// The client's unnamed statement, as PostgreSQL would hold it for this session (the
         /// last Parse of "" since the last Query, Close of it, or failure).
         var clientUnnamed: PreparedStatement?

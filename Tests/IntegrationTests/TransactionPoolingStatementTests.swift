@@ -173,4 +173,43 @@ final class TransactionPoolingStatementTests: IntegrationTestCase {
         XCTAssertEqual(rows?.dropFirst(), [Self.row(Self.bytes("y")), Self.row(Self.bytes("t")), "E42P05"])
         XCTAssertTrue(proxy.isAlive)
     }
+
+    // MARK: Statements named in SQL
+
+    /// SQL reaches protocol-level statements (prepare.c: one hash table): `b`'s `EXECUTE s1`
+    /// ran the statement `a` had left on the shared server (PostgreSQL directly: 26000), and
+    /// `b`'s `DEALLOCATE s1` removed it.
+    func testSQLNeverReachesAnotherClientsStatement() throws {
+        let proxy = try startProxy()
+        let a = try client(proxy)
+        XCTAssertEqual(try answers(a, Self.parse(Self.bytes("s1"), Self.bytes("SELECT 'a'")) + WireClient.sync), ["1", "Z"])
+        quit(a)
+        let b = try client(proxy)
+        for sql in ["EXECUTE s1", "EXPLAIN EXECUTE s1", "DEALLOCATE s1", "CREATE TEMP TABLE from_s1 AS EXECUTE s1"] {
+            XCTAssertEqual(try answers(b, WireClient.query(sql)), ["E26000", "Z"], sql)
+        }
+        // A name another client left is free for b's own PREPARE.
+        let own = try answers(b, WireClient.query("PREPARE s1 AS SELECT 'b'; EXECUTE s1"))
+        XCTAssertEqual(own.filter { $0.hasPrefix("D") || $0.hasPrefix("E") }, [Self.row(Self.bytes("b"))], "\(own)")
+        XCTAssertTrue(proxy.isAlive)
+    }
+
+    /// A client's own protocol statement stays reachable by its SQL, as directly: EXECUTE runs
+    /// it on whichever server the client has, and after its DEALLOCATE a Bind answers 26000.
+    func testSQLReachesTheClientsOwnStatement() throws {
+        let proxy = try startProxy()
+        let a = try client(proxy)
+        XCTAssertEqual(try answers(a, Self.parse(Self.bytes("s2"), Self.bytes("SELECT 'own'")) + WireClient.sync), ["1", "Z"])
+        // Another client between: a's next transaction may land on a server without s2.
+        let other = try client(proxy)
+        XCTAssertEqual(try answers(other, WireClient.query("DEALLOCATE ALL")).last, "Z")
+        quit(other)
+        let executed = try answers(a, WireClient.query("EXECUTE s2"))
+        XCTAssertEqual(executed.filter { $0.hasPrefix("D") || $0.hasPrefix("E") }, [Self.row(Self.bytes("own"))], "\(executed)")
+        XCTAssertEqual(try answers(a, Self.parse(Self.bytes("s2"), Self.bytes("SELECT 'again'")) + WireClient.sync), ["E42P05", "Z"])
+        XCTAssertEqual(try answers(a, WireClient.query("DEALLOCATE s2")).filter { $0.hasPrefix("E") }, [])
+        XCTAssertEqual(try answers(a, Self.bind(Self.bytes("s2")) + WireClient.execute() + WireClient.sync), ["E26000", "Z"],
+                       "deallocated, as directly")
+        XCTAssertTrue(proxy.isAlive)
+    }
 }

@@ -1,0 +1,58 @@
+import Policy
+import Wire
+
+/// Transaction pooling: prepared statements named in SQL. PostgreSQL keeps SQL-level and
+/// protocol-level prepared statements in one hash table per session (prepare.c
+/// StorePreparedStatement / FetchPreparedStatement), so `EXECUTE s1`, `EXPLAIN EXECUTE s1`,
+/// `CREATE TABLE … AS EXECUTE s1`, `DEALLOCATE s1` and `PREPARE s1` reach a protocol-level
+/// statement of that name — on a shared server, another client's (found in review: client B's
+/// `EXECUTE s1` ran the statement client A had left there; PostgreSQL directly: 26000).
+///
+/// Before such a text goes up, each name it uses (``StatementClassification/preparedStatementNames``)
+/// is made what it is for this client in PostgreSQL, with the same Close and Parse the proxy
+/// slips in before a Bind (``prepareIfNeeded(_:into:)``): the client's own protocol statement is
+/// prepared on this server if it is not there (so its SQL EXECUTE runs it, and a PREPARE of the
+/// name answers 42P05, as directly); a name it never prepared that the server may hold for
+/// someone else is closed (so the server answers 26000, or a PREPARE succeeds). Names it
+/// prepared in SQL, or keeps on its pinned server, are left alone: they are on the server the
+/// session is pinned to.
+///
+/// A SQL DEALLOCATE of one of the client's protocol statements removes it where the proxy
+/// cannot see which (the CommandComplete tag names no statement): the statement stays on this
+/// server only and the session pins, so the server's answer is the truth from then on. In a
+/// Parse (run later, at Execute, perhaps many times) any such reference pins the session, so the
+/// names stay as they were made here.
+extension SessionMachine {
+    /// A Query or Parse text, allowed through: what its SQL references need first, into `out`.
+    mutating func sqlStatementReferences(_ classification: ClassificationResult, isParse: Bool, into out: inout ByteBuffer) {
+        var seen: Set<StatementName> = []
+        for statement in classification.statements {
+            for text in statement.preparedStatementNames {
+                let name = StatementName(Array(text.utf8))
+                guard !name.isEmpty else { continue }
+                if seen.insert(name).inserted { _ = prepareIfNeeded(name, into: &out) }
+                switch statement.commandTag {
+                case "PREPARE":
+                    statements.clientSQL.insert(name)
+                    confirmedStatements.clientSQL.insert(name)
+                case "DEALLOCATE":
+                    keepOnServerOnly(name)
+                default:
+                    break
+                }
+            }
+        }
+        if isParse && !seen.isEmpty { notePins(.preparedStatement) }
+    }
+
+    /// The client's kept protocol statement `name` is about to be deallocated in SQL: from now
+    /// on it exists, or not, on the pinned server only.
+    private mutating func keepOnServerOnly(_ name: StatementName) {
+        guard statements.client[name] != nil || confirmedStatements.client[name] != nil else { return }
+        statements.client[name] = nil
+        statements.clientPinned.insert(name)
+        confirmedStatements.client[name] = nil
+        confirmedStatements.clientPinned.insert(name)
+        notePins(.namedProtocolStatement)
+    }
+}

@@ -1,0 +1,69 @@
+import XCTest
+import Wire
+@testable import Session
+
+/// Transaction pooling: prepared statements named in SQL (SessionMachine+SQLStatementNames.swift).
+/// Found in review (2026-12-07): `EXECUTE s1` ran the statement another client had left on the
+/// shared server. Against PostgreSQL: IntegrationTests/TransactionPoolingStatementTests.
+final class SessionMachineSQLStatementNameTests: XCTestCase {
+    private func pooled() -> SessionHarness {
+        SessionHarness(readOnly: false, followsStatements: false, pooling: .init(refusesPinning: false, tokens: { "t" }))
+    }
+
+    /// The server set another client leaves after preparing `name`.
+    private func serverWith(_ name: String) -> SessionMachine.ServerStatements {
+        let other = pooled()
+        other.client(.parse(name: name, query: "SELECT 'other'", parameterTypes: []), .sync)
+        other.server(.closeComplete, .parseComplete, ready)
+        return other.machine.serverDetached()
+    }
+
+    func testAnotherClientsStatementIsClosedBeforeSQLNamesIt() {
+        for sql in ["EXECUTE s1", "EXPLAIN ANALYZE EXECUTE s1", "DEALLOCATE s1", "CREATE TABLE t AS EXECUTE s1",
+                    "PREPARE s1 AS SELECT 1", "SELECT 1; EXECUTE \"s1\""] {
+            let h = pooled()
+            h.machine.serverAttached(processID: 1, secretKey: [1, 2, 3, 4], statements: serverWith("s1"))
+            h.client(.query(sql))
+            XCTAssertEqual(h.sentToServer(), [.close(.statement, name: "s1"), .query(sql)], sql)
+            h.server(.closeComplete, complete("X"), ready)
+            XCTAssertEqual(h.sentToClient().map(\.typeByte), [UInt8(ascii: "C"), UInt8(ascii: "Z")], "the Close's reply is the proxy's: \(sql)")
+        }
+    }
+
+    func testTheClientsOwnStatementIsPreparedBeforeSQLNamesIt() {
+        let h = pooled()
+        h.client(.parse(name: "mine", query: "SELECT 'mine'", parameterTypes: []), .sync)
+        h.server(.closeComplete, .parseComplete, ready)
+        _ = h.machine.serverDetached()
+        h.machine.serverAttached(processID: 2, secretKey: [1, 2, 3, 4], statements: serverWith("mine"))
+        _ = h.sentToServer()
+        h.client(.query("EXECUTE mine"))
+        XCTAssertEqual(h.sentToServer(), [.close(.statement, name: "mine"), .parse(name: "mine", query: "SELECT 'mine'", parameterTypes: []),
+                                          .query("EXECUTE mine")])
+    }
+
+    func testASQLDeallocateOfTheClientsStatementLeavesItToThePinnedServer() {
+        let h = pooled()
+        h.client(.parse(name: "mine", query: "SELECT 'mine'", parameterTypes: []), .sync)
+        h.server(.closeComplete, .parseComplete, ready)
+        h.client(.query("DEALLOCATE mine"))
+        h.server(complete("DEALLOCATE"), ready)
+        XCTAssertTrue(h.machine.isPinned)
+        XCTAssertNil(h.machine.clientStatements["mine"])
+        _ = h.sentToServer()
+        h.client(.bind(.init(portal: "", statement: "mine", parameterFormats: [], parameters: [], resultFormats: [])))
+        XCTAssertEqual(h.sentToServer().count, 1, "nothing slipped in: the server answers 26000, as directly")
+    }
+
+    func testAStatementPreparedInSQLIsNeverClosedAsSomeoneElses() {
+        let h = pooled()
+        h.client(.query("PREPARE q AS SELECT 1"))
+        h.server(complete("PREPARE"), ready)
+        h.client(.query("DEALLOCATE other"))
+        h.server(complete("DEALLOCATE"), ready)
+        _ = h.sentToServer()
+        // The server is uncertain now; q is the client's own.
+        h.client(.query("EXECUTE q"))
+        XCTAssertEqual(h.sentToServer(), [.query("EXECUTE q")])
+    }
+}
