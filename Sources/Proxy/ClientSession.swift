@@ -519,20 +519,6 @@ final class ClientSession: LegOwner {
         finish(reason: nil, flushClient: false)
     }
 
-    /// The client sent Terminate while replies were owed (SessionMachine+Terminate.swift):
-    /// pass it on, or end the session, when the machine says so.
-    func continueTermination() {
-        guard !finished, let step = session?.inPlace({ $0.terminationStep() }) else { return }
-        switch step {
-        case .waiting:
-            break
-        case .sendTerminate:
-            server?.send(ByteBuffer(bytes: SessionMachine.terminateMessage))
-        case .complete:
-            finish(reason: nil, flushClient: true)
-        }
-    }
-
     // MARK: - Ending
 
     /// Ends the session. With `flushClient`, pending bytes to the client are written first.
