@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "TLS", dependencies: ["CPortcullisShims"], swiftSettings: strict),
         .target(name: "Auth", dependencies: ["CPortcullisShims", "EventLoop"], swiftSettings: strict),
         .target(name: "Config", dependencies: ["EventLoop"], swiftSettings: strict),
-        .target(name: "Pool", swiftSettings: strict),
+        .target(name: "Pool", dependencies: ["Wire"], swiftSettings: strict),
         // pg_hba.conf / pg_ident.conf as PostgreSQL 15–17 parse and apply them (pure, Glibc only).
         // Shares Config's file:line diagnostics (ConfigError) and file reader (FileSystemConfigFiles).
         .target(name: "Access", dependencies: ["Config"], swiftSettings: strict),

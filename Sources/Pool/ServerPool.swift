@@ -1,3 +1,5 @@
+import Wire
+
 /// Times are monotonic-clock readings expressed as a `Duration` since an arbitrary origin
 /// (the driver passes the event loop's clock), so the pool itself never reads a clock.
 ///

@@ -4,7 +4,6 @@ import AuditSink
 import Config
 import EventLoop
 import Glibc
-import Pool
 import Wire
 
 /// Posted to a loop when the audit writer made room in a queue that had been full.

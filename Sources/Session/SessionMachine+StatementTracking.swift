@@ -290,52 +290,35 @@ extension SessionMachine {
     package var clientUnnamed: PreparedStatement? { statements.clientUnnamed }
 }
 
-/// The completions owed, first in first out, with O(1) removal from the front: a client
-/// pipelining Parse and Sync alternately fills up to ``SessionMachine/maxPendingCompletions``
+/// The completions owed, first in first out (``FIFOQueue``: O(1) removal from the front): a
+/// client pipelining Parse and Sync alternately fills up to ``SessionMachine/maxPendingCompletions``
 /// entries, and `Array.removeFirst` would move all the others at each reply (found in review:
-/// quadratic, on the loop).
+/// quadratic, on the loop). Run-length encoded: each entry counts identical completions.
 struct CompletionQueue {
     typealias Entry = (kind: SessionMachine.Completion, count: Int)
-    private var storage: [Entry] = []
-    private var head = 0
+    private var queue = FIFOQueue<Entry>()
 
-    var first: Entry? { head < storage.count ? storage[head] : nil }
-    var count: Int { storage.count - head }
-    var isEmpty: Bool { head == storage.count }
-    var elements: ArraySlice<Entry> { storage[head...] }
+    var first: Entry? { queue.first }
+    var count: Int { queue.count }
+    var elements: ArraySlice<Entry> { queue.elements }
 
-    mutating func append(_ entry: Entry) { storage.append(entry) }
+    mutating func append(_ entry: Entry) { queue.append(entry) }
 
     /// Adds one to the last entry when it is of `kind`.
     mutating func incrementLast(ifKind kind: SessionMachine.Completion) -> Bool {
-        guard head < storage.count, let last = storage.indices.last, storage[last].kind == kind else { return false }
-        storage[last].count += 1
-        return true
+        guard let last = queue.elements.last, last.kind == kind else { return false }
+        return queue.updateLast { $0.count += 1 }
     }
 
     /// One completion from the front entry (the entry goes when its count reaches zero).
     mutating func popOne() -> SessionMachine.Completion? {
-        guard head < storage.count else { return nil }
-        let kind = storage[head].kind
-        if storage[head].count > 1 { storage[head].count -= 1 } else { removeFirst() }
-        return kind
+        guard let first = queue.first else { return nil }
+        if first.count > 1 { queue.updateFirst { $0.count -= 1 } } else { _ = queue.popFirst() }
+        return first.kind
     }
 
     /// The whole front entry.
-    mutating func removeFirst() {
-        guard head < storage.count else { return }
-        head += 1
-        if head == storage.count {
-            storage.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 32 && head * 2 >= storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
-    }
+    mutating func removeFirst() { _ = queue.popFirst() }
 
-    mutating func removeAll() {
-        storage.removeAll()
-        head = 0
-    }
+    mutating func removeAll() { queue.removeAll() }
 }

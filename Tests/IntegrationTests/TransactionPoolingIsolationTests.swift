@@ -6,17 +6,7 @@ import XCTest
 /// runs on the backend `a` released (or, when `a` is pinned, another) and must see none of
 /// it — neither another role, nor `a`'s temporary objects, nor `a`'s settings — and `a`'s
 /// cancel must not reach `b`'s query. Every case was shown to leak before its fix.
-final class TransactionPoolingIsolationTests: IntegrationTestCase {
-    private var proxy: ProxyProcess?
-
-    override func setUpWithError() throws {
-        try requireProxyTarget("transaction pooling is the proxy's")
-    }
-
-    override func tearDown() {
-        proxy?.stop()
-        proxy = nil
-    }
+final class TransactionPoolingIsolationTests: SharedProxyTestCase {
 
     static let tag = "txiso_it"
 
@@ -24,22 +14,21 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
     /// hands them out LIFO, and two clients taking turns never need a second); pinned, `b`
     /// gets a second one. 1 when `b` must wait for `a`'s.
     private func startProxy(poolSize: Int = 2, extraSettings: [String] = []) throws -> ProxyProcess {
-        if let proxy { return proxy }
-        let h = try harness
-        var options = try ProxyProcess.Options.transactionPooling(h, directory: "txiso-hba", poolSize: poolSize) { server in
-            ["txiso = \(server) dbname=app pool_mode=transaction"]
+        try sharedProxy {
+            let h = try harness
+            var options = try ProxyProcess.Options.transactionPooling(h, directory: "txiso-hba", poolSize: poolSize) { server in
+                ["txiso = \(server) dbname=app pool_mode=transaction"]
+            }
+            options.extraSettings += extraSettings
+            try h.cluster.query("""
+                DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tx_other') THEN CREATE ROLE tx_other NOLOGIN; END IF; END$$;
+                GRANT tx_other TO app_rw;
+                CREATE TABLE IF NOT EXISTS txiso_items (id int, owner text);
+                GRANT SELECT, INSERT ON txiso_items TO app_rw;
+                TRUNCATE txiso_items; INSERT INTO txiso_items VALUES (1, 'real');
+                """, dbname: "app")
+            return try ProxyProcess(harness: h, options: options)
         }
-        options.extraSettings += extraSettings
-        try h.cluster.query("""
-            DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tx_other') THEN CREATE ROLE tx_other NOLOGIN; END IF; END$$;
-            GRANT tx_other TO app_rw;
-            CREATE TABLE IF NOT EXISTS txiso_items (id int, owner text);
-            GRANT SELECT, INSERT ON txiso_items TO app_rw;
-            TRUNCATE txiso_items; INSERT INTO txiso_items VALUES (1, 'real');
-            """, dbname: "app")
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
-        return started
     }
 
     private func connect(_ proxy: ProxyProcess) throws -> LibPQSession {
@@ -126,8 +115,7 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
     func testAServerThatStartedWithSJISCannotHideASetRole() throws {
         let h = try harness
         let trick = "SELECT E'\u{101}\\'; SET ROLE tx_other; --'"
-        proxy?.stop()
-        proxy = nil
+        stopSharedProxy()
         // No spare: it would open before the role default changes, and a would get it.
         let proxy = try startProxy(poolSize: 3, extraSettings: ["pool_min_idle = 0"])
         let c = try wireClient(proxy)
@@ -211,10 +199,9 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
         var options = ProxyProcess.Options(upstream: h.cluster)
         options.extraSettings = ["workers = 1", "server_reset = discard", "pool_max_size = 1"]
         _ = try startProxy()
-        proxy?.stop()
+        stopSharedProxy()
         try h.cluster.query("GRANT tx_other TO app_rw", dbname: "app")
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
+        let started = try sharedProxy { try ProxyProcess(harness: h, options: options) }
         func session() throws -> LibPQSession {
             try LibPQSession(conninfo: started.endpoint.conninfo(user: "app_rw", dbname: "app",
                                                                  extra: "password=\(Endpoint.passwords["app_rw"] ?? "")"))
@@ -262,8 +249,7 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
         let h = try harness
         var options = ProxyProcess.Options(upstream: h.cluster)
         options.extraSettings = ["workers = 1", "server_reset = discard", "pool_max_size = 1", "pool_wait_timeout = 30s"]
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
+        let started = try sharedProxy { try ProxyProcess(harness: h, options: options) }
         let conninfo = started.endpoint.conninfo(user: "app_rw", dbname: "app", extra: "password=\(Endpoint.passwords["app_rw"] ?? "")")
         @Sendable func session() throws -> LibPQSession { try LibPQSession(conninfo: conninfo) }
         var bCancelled = 0
@@ -331,8 +317,7 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
             XCTAssertEqual(setup.run("ALTER ROLE app_rw SET search_path = pg_temp, public", protocol: .simple).filter(\.isError), [])
         }
         // A new proxy: its server connections start with the role's new default.
-        proxy?.stop()
-        proxy = nil
+        stopSharedProxy()
         try assertNoLeak("CREATE TABLE txiso_items (id int, owner text); INSERT INTO txiso_items VALUES (3, 'forged')",
                          probe: "SELECT owner FROM txiso_items ORDER BY id", expected: "real")
     }
@@ -346,8 +331,7 @@ final class TransactionPoolingIsolationTests: IntegrationTestCase {
             ["txiso = \(server) dbname=app pool_mode=transaction"]
         }
         options.extraIdentities = ["txiso_rw_as_ro = mode=read-write server_user=app_ro server_password='app_ro_pw'"]
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
+        let started = try sharedProxy { try ProxyProcess(harness: h, options: options) }
         let mimicked = [("application_name", Self.tag), ("standard_conforming_strings", "on"), ("default_transaction_read_only", "on")]
         let writer = try WireClient(port: started.port, user: "txiso_rw_as_ro", database: "txiso", parameters: mimicked)
         XCTAssertTrue(writer.socket.send(WireClient.query("BEGIN")))
@@ -558,8 +542,7 @@ extension TransactionPoolingIsolationTests {
                      "DISCARD TEMP; SELECT 1/0"] {
             try assertNoLeak("CREATE TEMP TABLE txiso_items AS SELECT 1 AS id, 'attacker'::text AS owner", undo,
                              probe: "SELECT owner FROM txiso_items ORDER BY id", expected: "real", mayFail: true)
-            proxy?.stop()
-            proxy = nil
+            stopSharedProxy()
         }
         // A procedure that rolls back (PostgreSQL 11+) in a pipeline's implicit transaction brings
         // the table back with no ROLLBACK tag and no error: its CALL drops the release too.
@@ -578,8 +561,7 @@ extension TransactionPoolingIsolationTests {
         let ran = try exchange(caller, pipeline)
         XCTAssertEqual(Self.types(ran), "12C12CZ", Self.texts(ran))
         XCTAssertEqual(try value(try connect(try startProxy()), "SELECT owner FROM txiso_items ORDER BY id"), "real")
-        proxy?.stop()
-        proxy = nil
+        stopSharedProxy()
 
         // Committed, it releases: on a pool of one, b gets the server a no longer holds (pinned,
         // b would wait out pool_wait_timeout) and sees no temporary table there.

@@ -5,28 +5,17 @@ import XCTest
 /// real PostgreSQL 15, from the review of 2026-12-07: each case below ended the client's session
 /// with FATAL 08006 where PostgreSQL directly just goes on. `txone` has one server connection,
 /// so consecutive transactions of different clients share it.
-final class TransactionPoolingSettingsTests: IntegrationTestCase {
-    private var proxy: ProxyProcess?
-
-    override func setUpWithError() throws {
-        try requireProxyTarget("transaction pooling is the proxy's")
-    }
-
-    override func tearDown() {
-        proxy?.stop()
-        proxy = nil
-    }
+final class TransactionPoolingSettingsTests: SharedProxyTestCase {
 
     private func startProxy() throws -> ProxyProcess {
-        if let proxy { return proxy }
-        let h = try harness
-        var options = try ProxyProcess.Options.transactionPooling(h, directory: "txset-hba", poolSize: 1, waitTimeout: "10s") { server in
-            ["txone = \(server) dbname=app pool_mode=transaction"]
+        try sharedProxy {
+            let h = try harness
+            var options = try ProxyProcess.Options.transactionPooling(h, directory: "txset-hba", poolSize: 1, waitTimeout: "10s") { server in
+                ["txone = \(server) dbname=app pool_mode=transaction"]
+            }
+            options.extraSettings += ["pool_min_idle = 0"]
+            return try ProxyProcess(harness: h, options: options)
         }
-        options.extraSettings += ["pool_min_idle = 0"]
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
-        return started
     }
 
     private func connect(_ proxy: ProxyProcess) throws -> LibPQSession {

@@ -9,28 +9,17 @@ import XCTest
 ///
 /// `txone` has one server connection (so the second client gets the first one's) and
 /// `max_prepared_statements = 2`; `app` is the same database in session mode.
-final class TransactionPoolingStatementTests: IntegrationTestCase {
-    private var proxy: ProxyProcess?
-
-    override func setUpWithError() throws {
-        try requireProxyTarget("transaction pooling is the proxy's")
-    }
-
-    override func tearDown() {
-        proxy?.stop()
-        proxy = nil
-    }
+final class TransactionPoolingStatementTests: SharedProxyTestCase {
 
     private func startProxy() throws -> ProxyProcess {
-        if let proxy { return proxy }
-        let h = try harness
-        var options = try ProxyProcess.Options.transactionPooling(h, directory: "txstmt-hba", poolSize: 1, waitTimeout: "10s") { server in
-            ["txone = \(server) dbname=app pool_mode=transaction"]
+        try sharedProxy {
+            let h = try harness
+            var options = try ProxyProcess.Options.transactionPooling(h, directory: "txstmt-hba", poolSize: 1, waitTimeout: "10s") { server in
+                ["txone = \(server) dbname=app pool_mode=transaction"]
+            }
+            options.extraSettings += ["pool_min_idle = 0", "max_prepared_statements = 2"]
+            return try ProxyProcess(harness: h, options: options)
         }
-        options.extraSettings += ["pool_min_idle = 0", "max_prepared_statements = 2"]
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
-        return started
     }
 
     private func client(_ proxy: ProxyProcess, _ database: String = "txone") throws -> WireClient {

@@ -9,31 +9,22 @@ import XCTest
 /// lost the row and every reply (SessionMachine+Terminate.swift).
 ///
 /// `txone` has one server connection in transaction mode; `app` is session mode.
-final class TransactionPoolingTerminateTests: IntegrationTestCase {
-    private var proxy: ProxyProcess?
+final class TransactionPoolingTerminateTests: SharedProxyTestCase {
+    override class var proxyRequirement: String { "the proxy's handling of Terminate" }
 
-    override func setUpWithError() throws {
-        try requireProxyTarget("the proxy's handling of Terminate")
-    }
-
-    override func tearDown() {
-        proxy?.stop()
-        proxy = nil
-    }
 
     private func startProxy() throws -> ProxyProcess {
-        if let proxy { return proxy }
-        let h = try harness
-        let options = try ProxyProcess.Options.transactionPooling(h, directory: "txterm-hba", poolSize: 1, waitTimeout: "10s") { server in
-            ["txone = \(server) dbname=app pool_mode=transaction"]
+        try sharedProxy {
+            let h = try harness
+            let options = try ProxyProcess.Options.transactionPooling(h, directory: "txterm-hba", poolSize: 1, waitTimeout: "10s") { server in
+                ["txone = \(server) dbname=app pool_mode=transaction"]
+            }
+            try h.cluster.query("""
+                CREATE TABLE IF NOT EXISTS terminate_rows (tag text);
+                GRANT SELECT, INSERT ON terminate_rows TO app_rw;
+                """, dbname: "app")
+            return try ProxyProcess(harness: h, options: options)
         }
-        try h.cluster.query("""
-            CREATE TABLE IF NOT EXISTS terminate_rows (tag text);
-            GRANT SELECT, INSERT ON terminate_rows TO app_rw;
-            """, dbname: "app")
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
-        return started
     }
 
     private func client(_ proxy: ProxyProcess, _ database: String) throws -> WireClient {

@@ -10,35 +10,24 @@ import XCTest
 ///
 /// The proxy serves `app` in session mode (the default) and two more entries on the same
 /// database in transaction mode: `txn` (pins) and `txref` (refuses).
-final class TransactionPoolingTests: IntegrationTestCase {
-    private var proxy: ProxyProcess?
-
-    override func setUpWithError() throws {
-        try requireProxyTarget("transaction pooling is the proxy's")
-    }
-
-    override func tearDown() {
-        proxy?.stop()
-        proxy = nil
-    }
+final class TransactionPoolingTests: SharedProxyTestCase {
 
     /// `extraSettings`: more `[portcullis]` lines for this test's proxy.
     private func startProxy(extraSettings: [String] = []) throws -> ProxyProcess {
-        if let proxy { return proxy }
-        let h = try harness
-        var options = try ProxyProcess.Options.transactionPooling(h, directory: "txpool-hba", poolSize: 2) { server in
-            ["txn = \(server) dbname=app pool_mode=transaction",
-             "txref = \(server) dbname=app pool_mode=transaction transaction_pin=refuse"]
+        try sharedProxy {
+            let h = try harness
+            var options = try ProxyProcess.Options.transactionPooling(h, directory: "txpool-hba", poolSize: 2) { server in
+                ["txn = \(server) dbname=app pool_mode=transaction",
+                 "txref = \(server) dbname=app pool_mode=transaction transaction_pin=refuse"]
+            }
+            options.extraSettings += extraSettings
+            try h.cluster.query("""
+                CREATE TABLE IF NOT EXISTS tx_items (id serial PRIMARY KEY, client int, n int);
+                GRANT SELECT, INSERT ON tx_items TO app_rw; GRANT SELECT ON tx_items TO app_ro;
+                GRANT USAGE ON SEQUENCE tx_items_id_seq TO app_rw;
+                """, dbname: "app")
+            return try ProxyProcess(harness: h, options: options)
         }
-        options.extraSettings += extraSettings
-        try h.cluster.query("""
-            CREATE TABLE IF NOT EXISTS tx_items (id serial PRIMARY KEY, client int, n int);
-            GRANT SELECT, INSERT ON tx_items TO app_rw; GRANT SELECT ON tx_items TO app_ro;
-            GRANT USAGE ON SEQUENCE tx_items_id_seq TO app_rw;
-            """, dbname: "app")
-        let started = try ProxyProcess(harness: h, options: options)
-        proxy = started
-        return started
     }
 
     private func connect(_ proxy: ProxyProcess, user: String = "app_rw", dbname: String = "txn") throws -> LibPQSession {

@@ -1,6 +1,7 @@
 /// A first-in first-out queue whose `popFirst` is O(1): a pool's waiters (a thousand clients
 /// on twenty server connections) are served from the front at every release, and a session's
-/// audit events held back by a full queue are submitted from the front, where
+/// audit events held back by a full queue are submitted from the front, and a session's owed
+/// completions (transaction pooling) are answered from the front, where
 /// `Array.removeFirst` would move every other element each time (quadratic, on a loop). The consumed prefix is
 /// dropped once it is half the storage, so the memory stays proportional to the waiters.
 public struct FIFOQueue<Element> {
@@ -50,6 +51,22 @@ public struct FIFOQueue<Element> {
     }
 
     public var elements: ArraySlice<Element> { storage[head...] }
+
+    /// Changes the first element in place; false when the queue is empty.
+    @discardableResult
+    public mutating func updateFirst(_ change: (inout Element) -> Void) -> Bool {
+        guard !isEmpty else { return false }
+        change(&storage[head])
+        return true
+    }
+
+    /// Changes the last element in place; false when the queue is empty.
+    @discardableResult
+    public mutating func updateLast(_ change: (inout Element) -> Void) -> Bool {
+        guard !isEmpty, let last = storage.indices.last else { return false }
+        change(&storage[last])
+        return true
+    }
 }
 
 extension FIFOQueue: Sendable where Element: Sendable {}
