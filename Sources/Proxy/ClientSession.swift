@@ -514,6 +514,9 @@ final class ClientSession: LegOwner {
             // The client sent Terminate and left: what it sent before runs to its end, as
             // PostgreSQL would run it (its replies are dropped); the session ends with it.
             logger.info("client gone after Terminate: waiting for the statements sent before it")
+            // Its replies go nowhere now: a server paused behind a full client buffer must be
+            // read again, or it would block in send and the session never end (found in review).
+            updateServerReadPause()
             return
         }
         finish(reason: nil, flushClient: false)

@@ -154,11 +154,12 @@ extension SessionMachine {
         let name = StatementName(parse.name)
         var out = prelude
         var change: StatementChange?
-        if statements.client[name] != nil || statements.clientPinned.contains(name) {
+        if statements.client[name] != nil || statements.clientPinned.contains(name) || statements.clientSQL.contains(name) {
             // The client prepares a name it already has: the server must say 42P05, as
             // PostgreSQL would (prepare.c StorePreparedStatement), so a kept statement is made
-            // present first; one on the pinned server only is there (found in review: a name
-            // prepared over the bound was closed first and replaced).
+            // present first; one on the pinned server only (over the bound, or prepared in SQL:
+            // the session is pinned) is there (found in review: a name prepared over the bound,
+            // or by SQL PREPARE, was closed first and replaced).
             _ = prepareIfNeeded(name, into: &out)
         } else if !name.isASCII {
             // Keyed by the server after conversion from the client encoding: it stays on this

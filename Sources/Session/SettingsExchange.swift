@@ -93,8 +93,9 @@ package struct SettingsExchange: Sendable {
     package static let maxCarriedValueBytes = 1 << 20
 
     /// Settings set last on restore: while they run, the client's own timeouts must not apply
-    /// to the proxy's other Queries.
-    static let timeouts: Set<String> = ["statement_timeout", "lock_timeout"]
+    /// to the proxy's other Queries, nor its `exit_on_error` turn a refused setting into the
+    /// end of the session (found in review).
+    static let timeouts: Set<String> = ["statement_timeout", "lock_timeout", "exit_on_error"]
 
     /// The texts of the Queries to send, in order.
     package static func messages(_ purpose: Purpose, settings: [String: String]) -> [String] {
@@ -120,13 +121,15 @@ package struct SettingsExchange: Sendable {
     /// be the client's if it put its own first (found in review: a capture that found no
     /// settings left the next client on a server with the first one's search_path).
     ///
-    /// Statements: BEGIN; the client's statement_timeout read and set to 0 for the block;
+    /// Statements: BEGIN (read committed: a client's default serializable read-only deferrable
+    /// would wait for a safe snapshot); the client's statement_timeout read and set to 0 for the
+    /// block, exit_on_error off for it;
     /// the rows (a value over the bound as NULL), and statement_timeout's reset value under the
     /// empty name (set_config returns it as current_setting shows it); COMMIT.
     package static let captureQuery = """
-        BEGIN; \
+        BEGIN ISOLATION LEVEL READ COMMITTED; \
         SELECT pg_catalog.encode(pg_catalog.convert_to(pg_catalog.current_setting('statement_timeout'), 'UTF8'), 'hex'), \
-        pg_catalog.set_config('statement_timeout', '0', true); \
+        pg_catalog.set_config('statement_timeout', '0', true), pg_catalog.set_config('exit_on_error', 'off', true); \
         SELECT pg_catalog.encode(pg_catalog.convert_to(name, 'UTF8'), 'hex'), \
         CASE WHEN pg_catalog.octet_length(setting) OPERATOR(pg_catalog.<=) \(maxCarriedValueBytes) \
         THEN pg_catalog.encode(pg_catalog.convert_to(setting, 'UTF8'), 'hex') END \
@@ -213,12 +216,14 @@ package struct SettingsExchange: Sendable {
 
     /// A capture DataRow: statement 1's (the client's statement_timeout), or statement 2's.
     private mutating func captureRow(_ payload: [UInt8]) {
-        guard let columns = Self.columns(payload), columns.count == 2 else { return }
+        guard let columns = Self.columns(payload) else { return }
         switch commandsCompleted {
         case 1:
+            // statement_timeout as the client had it, then what the two set_config calls return.
+            guard columns.count == 3 else { return }
             statementTimeout = columns[0].flatMap(Self.fromHex)
         case 2:
-            guard let name = columns[0].flatMap(Self.fromHex) else { return }
+            guard columns.count == 2, let name = columns[0].flatMap(Self.fromHex) else { return }
             guard let hex = columns[1] else { return tooLarge.append(name) }
             guard let value = Self.fromHex(hex) else { return }
             if name.isEmpty { statementTimeoutReset = value } else { rows[name] = value }

@@ -37,11 +37,11 @@ final class SettingsExchangeTests: XCTestCase {
         XCTAssertNil(SettingsExchange.fromHex("7g"))
     }
 
-    /// BEGIN; the client's statement_timeout (read, then 0 for the block); the rows and the reset
+    /// BEGIN; the client's statement_timeout (read, then 0 for the block, and exit_on_error off); the rows and the reset
     /// value of statement_timeout; COMMIT — as PostgreSQL 15 answers it.
     private func capture(statementTimeout: String, reset: String, rows: [(String, String?)]) -> SettingsExchange.Step {
         var exchange = SettingsExchange(.capture)
-        var replies: [BackendMessage] = [.commandComplete(tag: "BEGIN"), Self.row([Self.hex(statementTimeout), "0"]),
+        var replies: [BackendMessage] = [.commandComplete(tag: "BEGIN"), Self.row([Self.hex(statementTimeout), "0", "off"]),
                                          .commandComplete(tag: "SELECT 1")]
         replies += rows.map { Self.row([Self.hex($0.0), $0.1.map(Self.hex)]) }
         replies += [Self.row(["", Self.hex(reset)]), .commandComplete(tag: "SELECT \(rows.count + 1)"),
