@@ -74,6 +74,7 @@ package struct SettingsExchange: Sendable {
     private let order: [String]
     private var rows: [String: String] = [:]
     private var tooLarge: [String] = []
+    private var carriedBytes = 0
     /// Capture: `statement_timeout` as the client had it, and its reset value, both as
     /// current_setting shows them.
     private var statementTimeout: String?
@@ -91,6 +92,10 @@ package struct SettingsExchange: Sendable {
     /// The longest value carried (bytes): its hex travels in one DataRow, under the shell's frame
     /// limit, and the restore's Query holds it twice over. Longer ones pin the session.
     package static let maxCarriedValueBytes = 1 << 20
+    /// The most bytes of settings (names and values) carried in all: past it none are kept and
+    /// the session pins, so hundreds of 1 MB custom settings cannot grow the proxy's memory
+    /// (found in review: each later transaction would also build twice that in restore Queries).
+    package static let maxCarriedTotalBytes = 1 << 20
 
     /// Settings set last on restore: while they run, the client's own timeouts must not apply
     /// to the proxy's other Queries, nor its `exit_on_error` turn a refused setting into the
@@ -226,7 +231,14 @@ package struct SettingsExchange: Sendable {
             guard columns.count == 2, let name = columns[0].flatMap(Self.fromHex) else { return }
             guard let hex = columns[1] else { return tooLarge.append(name) }
             guard let value = Self.fromHex(hex) else { return }
-            if name.isEmpty { statementTimeoutReset = value } else { rows[name] = value }
+            if name.isEmpty { statementTimeoutReset = value; return }
+            carriedBytes += name.utf8.count + value.utf8.count
+            guard carriedBytes <= Self.maxCarriedTotalBytes else {
+                if !rows.isEmpty || tooLarge.isEmpty { tooLarge.append("(all settings: more than \(Self.maxCarriedTotalBytes) bytes)") }
+                rows.removeAll()
+                return
+            }
+            rows[name] = value
         default:
             break
         }

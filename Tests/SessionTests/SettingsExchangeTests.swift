@@ -13,7 +13,7 @@ final class SettingsExchangeTests: XCTestCase {
                 continue
             }
             let bytes = Array(column.utf8)
-            payload += [0, 0, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes
+            payload += withUnsafeBytes(of: UInt32(bytes.count).bigEndian, Array.init) + bytes
         }
         return .raw(type: UInt8(ascii: "D"), payload: payload)
     }
@@ -51,6 +51,17 @@ final class SettingsExchangeTests: XCTestCase {
         var step = SettingsExchange.Step.more
         for reply in replies { step = exchange.received(reply) }
         return step
+    }
+
+    /// Found in review: many custom settings of up to 1 MB each were all kept per session.
+    func testSettingsOverTheTotalBoundAreNotKeptAndPin() {
+        let big = String(repeating: "x", count: 600_000)
+        guard case .finished(let outcome) = capture(statementTimeout: "0", reset: "0",
+                                                   rows: [("myapp.a", big), ("myapp.b", big), ("myapp.c", big)]) else {
+            return XCTFail("the capture finishes")
+        }
+        XCTAssertEqual(outcome.settings, [:])
+        XCTAssertEqual(outcome.tooLarge, ["(all settings: more than \(SettingsExchange.maxCarriedTotalBytes) bytes)"])
     }
 
     func testCaptureReadsRowsAndTheClientsStatementTimeout() {
