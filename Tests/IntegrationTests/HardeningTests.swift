@@ -332,21 +332,26 @@ final class HardeningIntegrationTests: IntegrationTestCase {
     func testAnIdentitysConnectionLimitRefusesAsPostgreSQLDoes() throws {
         let h = try harness
         let direct = Endpoint(port: h.cluster.port, caFile: h.caFile, proxyPID: nil)
-        func refusal(_ endpoint: Endpoint) -> String {
+        func refusal(_ endpoint: Endpoint, user: String = "app_ro", password: String = "app_ro_pw") -> String {
             do {
-                _ = try LibPQSession(conninfo: endpoint.conninfo(user: "app_ro", extra: "password=app_ro_pw"))
+                _ = try LibPQSession(conninfo: endpoint.conninfo(user: user, extra: "password=\(password)"))
                 return "connected"
             } catch {
                 return "\(error)"
             }
         }
-        try h.cluster.query("ALTER ROLE app_ro CONNECTION LIMIT 2")
+        // PostgreSQL itself, with a role of this test's own (other tests' pools hold app_ro
+        // sessions, which a limit on app_ro would count, and refuse).
+        try h.cluster.query("DROP ROLE IF EXISTS it_connlimit; CREATE ROLE it_connlimit LOGIN PASSWORD 'it_connlimit_pw' CONNECTION LIMIT 2")
+        defer { _ = try? h.cluster.query("DROP ROLE IF EXISTS it_connlimit") }
         do {
-            let held = try (0..<2).map { _ in try LibPQSession(conninfo: direct.conninfo(user: "app_ro", extra: "password=app_ro_pw")) }
-            XCTAssertTrue(refusal(direct).contains("too many connections for role \"app_ro\""), refusal(direct))
+            let held = try (0..<2).map { _ in
+                try LibPQSession(conninfo: direct.conninfo(user: "it_connlimit", extra: "password=it_connlimit_pw"))
+            }
+            let refused = refusal(direct, user: "it_connlimit", password: "it_connlimit_pw")
+            XCTAssertTrue(refused.contains("too many connections for role \"it_connlimit\""), refused)
             _ = held
         }
-        try h.cluster.query("ALTER ROLE app_ro CONNECTION LIMIT -1")
 
         var options = ProxyProcess.Options(upstream: h.cluster)
         options.extraSettings = ["max_identity_connections = 2"]
