@@ -30,7 +30,13 @@ extension SessionMachine {
             for text in statement.preparedStatementNames {
                 let name = StatementName(Array(text.utf8))
                 guard !name.isEmpty else { continue }
-                if seen.insert(name).inserted { _ = prepareIfNeeded(name, into: &out) }
+                if seen.insert(name).inserted {
+                    if isParse {
+                        _ = prepareIfNeeded(name, into: &out)
+                    } else {
+                        queryReferenceNeeds(name, deallocating: statement.commandTag == "DEALLOCATE", into: &out)
+                    }
+                }
                 switch statement.commandTag {
                 case "PREPARE":
                     statements.clientSQL.insert(name)
@@ -43,6 +49,29 @@ extension SessionMachine {
             }
         }
         if isParse && !seen.isEmpty { notePins(.preparedStatement) }
+    }
+
+    /// Before a simple Query nothing slipped in may fail: after a failed message PostgreSQL skips
+    /// everything up to a Sync, the Query too, and none follows (postgres.c, ignore_till_sync) —
+    /// found in review: the client's kept statement parsed again before its `EXECUTE` hung the
+    /// session once it no longer parsed (a column dropped) or the transaction had failed. A Close
+    /// never fails (exec_close_message), so another client's statement of that name is closed as
+    /// before; the client's own is not prepared again for `EXECUTE` (it answers 26000 on a server
+    /// that lacks it: docs/ARCHITECTURE.md), and for `DEALLOCATE` (psycopg evicts its cache that
+    /// way) a `SELECT 1` is prepared under the name, which parses in any transaction that has not
+    /// failed — in a failed one the DEALLOCATE fails with 25P02, as directly.
+    private mutating func queryReferenceNeeds(_ name: StatementName, deallocating: Bool, into out: inout ByteBuffer) {
+        guard name.isASCII, !statements.clientPinned.contains(name) else { return }
+        let own = statements.client[name]
+        if let own, statements.server.byName[name] == own { return }
+        if statements.server.byName[name] != nil || (statements.server.uncertain && !statements.clientSQL.contains(name)) {
+            FrontendMessage.encodeClose(.statement, name: name.bytes, into: &out)
+            expect(.injectedClose(name), injected: true)
+        }
+        guard own != nil, deallocating, transactionStatus != .failed else { return }
+        let standIn = PreparedStatement(query: Array("SELECT 1".utf8), parameterTypes: [])
+        standIn.parse(name).encode(into: &out)
+        expect(.injectedParse(name, standIn), injected: true)
     }
 
     /// The client's kept protocol statement `name` is about to be deallocated in SQL: from now

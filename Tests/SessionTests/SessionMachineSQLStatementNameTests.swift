@@ -30,7 +30,11 @@ final class SessionMachineSQLStatementNameTests: XCTestCase {
         }
     }
 
-    func testTheClientsOwnStatementIsPreparedBeforeSQLNamesIt() {
+    /// Nothing that can fail is slipped in before a Query (no Sync follows it: a failed Parse
+    /// would make the server skip the Query, and the session hang — found in review). Another
+    /// client's statement of the name is closed; the client's own is not parsed again for an
+    /// EXECUTE, and a DEALLOCATE finds a `SELECT 1` under the name.
+    func testBeforeAQueryOnlyWhatCannotFailIsSlippedIn() {
         let h = pooled()
         h.client(.parse(name: "mine", query: "SELECT 'mine'", parameterTypes: []), .sync)
         h.server(.closeComplete, .parseComplete, ready)
@@ -38,8 +42,11 @@ final class SessionMachineSQLStatementNameTests: XCTestCase {
         h.machine.serverAttached(processID: 2, secretKey: [1, 2, 3, 4], statements: serverWith("mine"))
         _ = h.sentToServer()
         h.client(.query("EXECUTE mine"))
-        XCTAssertEqual(h.sentToServer(), [.close(.statement, name: "mine"), .parse(name: "mine", query: "SELECT 'mine'", parameterTypes: []),
-                                          .query("EXECUTE mine")])
+        XCTAssertEqual(h.sentToServer(), [.close(.statement, name: "mine"), .query("EXECUTE mine")])
+        h.server(.closeComplete, .errorResponse(.error(sqlState: "26000", message: "prepared statement \"mine\" does not exist")), ready)
+        _ = h.sentToClient()
+        h.client(.query("DEALLOCATE mine"))
+        XCTAssertEqual(h.sentToServer(), [.parse(name: "mine", query: "SELECT 1", parameterTypes: []), .query("DEALLOCATE mine")])
     }
 
     func testASQLDeallocateOfTheClientsStatementLeavesItToThePinnedServer() {
