@@ -183,10 +183,17 @@ extension SessionMachine {
         // Transaction pooling: prepared statements the text names in SQL, made the client's own
         // on this server first (SessionMachine+SQLStatementNames.swift).
         var prelude = ByteBuffer()
-        if configuration.transactionPooling != nil && allowed, let original {
-            var isParse = false
-            if case .parse = message { isParse = true }
-            sqlStatementReferences(original, isParse: isParse, into: &prelude)
+        if configuration.transactionPooling != nil && allowed {
+            if let original, original.syntaxError == nil {
+                var isParse = false
+                if case .parse = message { isParse = true }
+                sqlStatementReferences(original, isParse: isParse, into: &prelude)
+            } else if ReadOnlyGate.sqlText(of: message) != nil, rawParse != nil || textIsUTF8 {
+                // Not read (too long, too deep): it may name any statement in SQL. (A Query that
+                // is not UTF-8 cannot be sent again byte for byte behind the Closes: left as it
+                // is, docs/ARCHITECTURE.md.)
+                closeOtherClientsStatements(into: &prelude)
+            }
         }
         if configuration.transactionPooling != nil, case .query(let text) = message {
             poolingQuerySent(allowed: allowed)

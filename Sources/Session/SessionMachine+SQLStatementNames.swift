@@ -74,6 +74,21 @@ extension SessionMachine {
         expect(.injectedParse(name, standIn), injected: true)
     }
 
+    /// A text the classifier could not read (over the size bound, too deep, not UTF-8 in the
+    /// client's encoding) may name any statement in SQL (found in review: `EXECUTE s1` padded
+    /// past the bound ran another client's `s1`): every statement this server holds that is not
+    /// the client's is closed first. A server whose set is uncertain may hold names the proxy
+    /// does not know; those it cannot close (docs/ARCHITECTURE.md).
+    mutating func closeOtherClientsStatements(into out: inout ByteBuffer) {
+        let others = statements.server.byName.filter { name, statement in
+            statements.client[name] != statement && !statements.clientSQL.contains(name) && !statements.clientPinned.contains(name)
+        }
+        for name in others.keys.sorted(by: { $0.bytes.lexicographicallyPrecedes($1.bytes) }) {
+            FrontendMessage.encodeClose(.statement, name: name.bytes, into: &out)
+            expect(.injectedClose(name), injected: true)
+        }
+    }
+
     /// The client's kept protocol statement `name` is about to be deallocated in SQL: from now
     /// on it exists, or not, on the pinned server only.
     private mutating func keepOnServerOnly(_ name: StatementName) {
