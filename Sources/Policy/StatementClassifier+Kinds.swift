@@ -149,13 +149,13 @@ extension StatementClassifier {
             analyze = NodeValue.defElemBoolean(defElem.pointee.arg) ?? true
         }
         guard let query = explain.pointee.query else { return allowed("EXPLAIN", .read) }
-        // Planning a write folds what the statement never names: the target's column defaults
-        // and generated-column expressions (src/backend/rewrite/rewriteHandler.c, build_column_default),
-        // calling any immutable function among them. So a plain EXPLAIN of a write is judged as
-        // the write (PostgreSQL allows it in a read-only transaction: its executor never starts).
-        let explainsWrite = [PG_QUERY__NODE__NODE_INSERT_STMT, PG_QUERY__NODE__NODE_UPDATE_STMT,
-                             PG_QUERY__NODE__NODE_DELETE_STMT, PG_QUERY__NODE__NODE_MERGE_STMT].contains(query.pointee.node_case)
-        if analyze || explainsWrite {
+        // A plain EXPLAIN runs nothing, but planning a write folds what the statement never
+        // names (the target's column defaults and generated columns, rewriteHandler.c
+        // build_column_default; ON CONFLICT's arbiter index expressions), calling any immutable
+        // function among them: its scan refuses every write in it, at the top or nested in WITH
+        // (``TreeScan/visit(_:_:)``), though PostgreSQL allows them in a read-only transaction.
+        // Its audit class stays READ: nothing is executed.
+        if analyze {
             var decision = wrapping("EXPLAIN", query, auditClass: nil)
             decision.dependsOnLiterals = decision.dependsOnLiterals || dependsOnLiterals
             return decision

