@@ -21,8 +21,11 @@ import Wire
 ///   on (``TerminationStep/sendTerminate``): PostgreSQL runs what precedes it and exits, and the
 ///   session ends when the server closes the connection, which is never reused.
 ///
-/// The client may close its connection meanwhile: replies are then dropped, and the statements
-/// still run to their end, as PostgreSQL would run them (the shell, ClientSession.legClosed).
+/// The client may close its connection meanwhile: replies are then dropped. What was sent
+/// before the Terminate gets a few seconds to finish; a statement still running then is
+/// cancelled and its server connection closed (the shell, ClientSession+Terminate.swift,
+/// `scheduleTerminationDeadline`): PostgreSQL would run it to its end, but a client that left
+/// must not hold a pool slot for a long statement's whole run.
 extension SessionMachine {
     package enum Termination: Equatable, Sendable {
         /// The replies owed before the Terminate are awaited; it is not passed on.
