@@ -21,12 +21,6 @@ public struct IdentityConfig: Sendable {
     /// Overrides `max_identity_connections` for this identity (0 = no limit).
     public var maxConnections: Int?
 
-    /// The most sessions this identity may have at once under `general`; nil = no limit.
-    public func connectionLimit(_ general: GeneralSettings) -> Int? {
-        let limit = maxConnections ?? general.maxIdentityConnections
-        return limit > 0 ? limit : nil
-    }
-
     public init(
         name: String,
         mode: IdentityMode = .readOnly,

@@ -163,6 +163,13 @@ public struct GeneralSettings: Sendable {
         self.secretKeyFile = secretKeyFile
         self.logLevel = logLevel
     }
+
+    /// The most sessions an identity may have at once: its own `max_connections` (`override`)
+    /// if set, else `max_identity_connections`; nil = no limit (0 in either means none).
+    public func identityConnectionLimit(override: Int?) -> Int? {
+        let limit = override ?? maxIdentityConnections
+        return limit > 0 ? limit : nil
+    }
 }
 
 /// Client authentication method, named as in pg_hba.conf (PostgreSQL 21.1 The pg_hba.conf File).

@@ -222,12 +222,8 @@ final class ClientSession: LegOwner {
     private func connectUpstream(_ request: UpstreamRequest) {
         logger.user = request.clientUser
         logger.database = request.databaseName
-        let general = runtime.config.general
-        let limit: Int? = if let identity = runtime.config.identities[request.clientUser] {
-            identity.connectionLimit(general)
-        } else {
-            general.maxIdentityConnections > 0 ? general.maxIdentityConnections : nil
-        }
+        let limit = runtime.config.general.identityConnectionLimit(
+            override: runtime.config.identities[request.clientUser]?.maxConnections)
         guard shared.identityConnections.reserve(request.clientUser, limit: limit) else {
             return runStartup { $0.connectionLimitReached() }
         }
