@@ -35,6 +35,12 @@ final class WarmSpareTests: IntegrationTestCase {
         }, "no warm spare beside the client")
         let spareKept = try XCTUnwrap(spare)
         first = nil
+        // Connections go to the least-loaded event loop and each loop has its own pools, so the
+        // second client is connected only once the proxy has ended the first one's session
+        // (`server_reset = close` ends its backend with it): connected earlier, it would be
+        // handed to the other loop, whose pool has no spare.
+        XCTAssertTrue(try poll(timeout: 10) { try !backends(on: database, cluster).contains(firstPID) },
+                      "the first client's backend outlived it")
         let second = try LibPQSession(conninfo: conninfo)
         // The spare serves the next client, under its own real backend PID and parameters.
         XCTAssertEqual(second.announcedBackendPID, spareKept, "the second client was not given the spare")
