@@ -41,7 +41,8 @@ final class ClassifierPool: @unchecked Sendable {
         let catalog: CatalogSnapshot
         /// A cached classification (catalog applied): only the statement offsets are wanted.
         let known: ClassificationResult?
-        let isQuery: Bool
+        /// A Query under a refusing gate (``LoopPolicy/classify(sql:catalog:offsetsFor:costly:completion:)``).
+        let offsetsFor: StatementRefusals?
         let mailbox: LoopMailbox
     }
 
@@ -56,7 +57,8 @@ final class ClassifierPool: @unchecked Sendable {
             miss = classified
             result = job.catalog.applied(to: classified.result)
         }
-        let offsets = job.isQuery && ReadOnlyGate.keepsStatementsBefore(result) ? StatementSplitter.statementOffsets(job.sql) : nil
+        let offsets = job.offsetsFor.map { ReadOnlyGate.keepsStatementsBefore(result, refusing: $0) } == true
+            ? StatementSplitter.statementOffsets(job.sql) : nil
         return (result, miss, offsets)
     }
 

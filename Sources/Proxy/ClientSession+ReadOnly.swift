@@ -65,10 +65,9 @@ extension ClientSession {
         // refusal (read-only, or transaction_pin = refuse); a read-write identity's text in
         // transaction pooling is otherwise classified only for its pins, and a cached answer
         // must not send it to a thread for that.
-        let configuration = session?.configuration
-        let wantsOffsets = request.isQuery
-            && (configuration?.readOnly != nil || configuration?.transactionPooling?.refusesPinning == true)
-        let lookup = policy.classify(sql: request.sql, catalog: catalog, isQuery: wantsOffsets,
+        let refusing = session?.statementRefusals ?? .readOnly
+        let lookup = policy.classify(sql: request.sql, catalog: catalog,
+                                     offsetsFor: request.isQuery && refusing.refusesAny ? refusing : nil,
                                      costly: classifierShare.isExhausted(at: loop.now()),
                                      completion: { [weak self] done in self?.classificationArrived(done, bytes: bytes, typed: typed) })
         switch lookup {

@@ -42,19 +42,21 @@ final class LoopPolicy {
     /// statements start is a parse. `completion` is made only on a miss: a hit (nearly every
     /// statement) allocates no closure. `costly`: the asker has used its share of the everyday
     /// threads lately (``ClassifierShare``), so its miss goes to the long-statement threads.
-    func classify(sql: String, catalog: CatalogSnapshot, isQuery: Bool, costly: Bool = false,
+    /// `offsetsFor`: a Query under a refusing gate, whose statements' offsets are wanted when
+    /// the gate keeps those before a refused one; nil for anything else.
+    func classify(sql: String, catalog: CatalogSnapshot, offsetsFor refusing: StatementRefusals?, costly: Bool = false,
                   completion: @autoclosure () -> ((ClassificationDone) -> Void)) -> Lookup {
         let small = sql.utf8.count <= Self.cachedTextLimit
         var known: ClassificationResult?
         if small, let cached = classifier.cachedResult(sql: sql) {
             let result = catalog.applied(to: cached)
-            guard isQuery && ReadOnlyGate.keepsStatementsBefore(result) else { return .hit(result) }
+            guard let refusing, ReadOnlyGate.keepsStatementsBefore(result, refusing: refusing) else { return .hit(result) }
             known = result
         }
         let ticket = nextTicket
         nextTicket += 1
         let job = ClassifierPool.Job(ticket: ticket, sql: sql, keyed: small, catalog: catalog, known: known,
-                                     isQuery: isQuery, mailbox: mailbox)
+                                     offsetsFor: refusing, mailbox: mailbox)
         waiting[ticket] = completion()
         // By size, not by cacheability: a 64 kB text can nest deep enough to hold a thread for
         // over a second, an everyday one cannot (ClassifierBudget.everydayTextLimit).

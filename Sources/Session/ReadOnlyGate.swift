@@ -111,9 +111,11 @@ package struct ReadOnlyGate {
 
     /// Whether a Query with this classification keeps the allowed statements before its first
     /// refused one — and so needs ``StatementSplitter/statementOffsets(_:)`` of its text, a parse
-    /// the shell runs off the loop.
-    package static func keepsStatementsBefore(_ result: ClassificationResult) -> Bool {
-        guard result.syntaxError == nil, let index = result.statements.firstIndex(where: { !$0.isAllowedForReadOnly }) else {
+    /// the shell runs off the loop. `refusing`: what the session's gate refuses (default: a
+    /// read-only gate's).
+    package static func keepsStatementsBefore(_ result: ClassificationResult,
+                                              refusing: StatementRefusals = .readOnly) -> Bool {
+        guard result.syntaxError == nil, let index = result.statements.firstIndex(where: refusing.refuses) else {
             return false
         }
         return index > 0
@@ -290,5 +292,31 @@ package struct ReadOnlyGate {
             fields.fields.append(.init(code: UInt8(ascii: "P"), value: "\(position)"))
         }
         return fields
+    }
+}
+
+/// What a session's gate refuses of a Query's statements, so the shell knows whether it must
+/// locate them (``ReadOnlyGate/keepsStatementsBefore(_:refusing:)``).
+package struct StatementRefusals: Sendable, Equatable {
+    /// What read-only mode refuses.
+    package var readOnly: Bool
+    /// `transaction_pin = refuse`: statements that would pin (`PREPARE`, `LISTEN`, which
+    /// read-only mode allows; found in review: `SELECT 'a;b'; PREPARE …` was refused whole, its
+    /// statement offsets never asked for).
+    package var pins: Bool
+
+    package static let readOnly = StatementRefusals(readOnly: true, pins: false)
+
+    package init(readOnly: Bool, pins: Bool) {
+        self.readOnly = readOnly
+        self.pins = pins
+    }
+
+    /// Any refusals at all: a gate without them never needs offsets.
+    package var refusesAny: Bool { readOnly || pins }
+
+    func refuses(_ statement: StatementClassification) -> Bool {
+        (readOnly && !statement.isAllowedForReadOnly)
+            || (pins && !statement.sessionEffects.isDisjoint(with: SessionMachine.refusable))
     }
 }

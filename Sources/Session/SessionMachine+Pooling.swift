@@ -67,6 +67,12 @@ extension SessionMachine {
         notePins(.unmovableSetting)
     }
 
+    /// What this session's gate refuses of a Query's statements (read-only mode,
+    /// `transaction_pin = refuse`), so the shell knows when to locate them.
+    package var statementRefusals: StatementRefusals {
+        StatementRefusals(readOnly: configuration.readOnly != nil, pins: configuration.transactionPooling?.refusesPinning == true)
+    }
+
     /// Transaction pooling: the session keeps its server connection whatever its state.
     package var isPinned: Bool { !pins.isEmpty }
 

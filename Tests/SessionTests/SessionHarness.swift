@@ -91,7 +91,8 @@ final class SessionHarness {
         let request = requests.last
         let answer = result ?? request.map { classifier.classify(sql: $0.sql, catalog: .empty) } ?? ReadOnlyGate.refusing(ReadOnlyGate.unclassified)
         var offsets = statementOffsets
-        if offsets == nil, let request, request.isQuery, ReadOnlyGate.keepsStatementsBefore(answer) {
+        if offsets == nil, let request, request.isQuery,
+           ReadOnlyGate.keepsStatementsBefore(answer, refusing: machine.statementRefusals) {
             offsets = StatementSplitter.statementOffsets(request.sql)
         }
         if run(machine.classified(answer, statementOffsets: offsets)) { pumpClient() }
@@ -122,7 +123,9 @@ final class SessionHarness {
             var result = classifier.classify(sql: request.sql, catalog: .empty)
             if request.sql.contains("portcullis-test-timeout") { result = ReadOnlyGate.refusing(SessionMachine.classificationTimedOut) }
             var offsets: [Int]?
-            if request.isQuery && ReadOnlyGate.keepsStatementsBefore(result) { offsets = StatementSplitter.statementOffsets(request.sql) }
+            if request.isQuery && ReadOnlyGate.keepsStatementsBefore(result, refusing: machine.statementRefusals) {
+                offsets = StatementSplitter.statementOffsets(request.sql)
+            }
             return run(machine.classified(result, statementOffsets: offsets))
         case .releaseServer(let consumed):
             fromClient.moveReaderIndex(forwardBy: consumed)

@@ -274,6 +274,24 @@ final class SessionMachinePoolingTests: XCTestCase {
         XCTAssertEqual(h.sentToServer(), [.query("INSERT INTO t VALUES (1)")])
     }
 
+    /// Found in review: the offsets of a Query's statements were asked for only when read-only
+    /// mode refused one of them, so a refused pin after statements read-only mode allows
+    /// (`PREPARE`, `LISTEN`) replaced the whole string; and a read-write identity's write before
+    /// it counted as the first refused statement.
+    func testRefusePolicyKeepsTheStatementsBeforeTheRefusedOne() throws {
+        for (sql, kept) in [("SELECT 'a;b', $$x;y$$; PREPARE p AS SELECT 1", "SELECT 'a;b', $$x;y$$;"),
+                            ("INSERT INTO t VALUES (1); LISTEN c", "INSERT INTO t VALUES (1);")] {
+            let h = pooled(refuse: true)
+            h.client(.query(sql))
+            guard case .query(let sent)? = h.sentToServer().first else { return XCTFail("nothing sent for \(sql)") }
+            XCTAssertTrue(sent.hasPrefix(kept), "\(sql) → \(sent)")
+            XCTAssertFalse(sent.contains("PREPARE p") || sent.contains("LISTEN"), sent)
+        }
+        let writeThenPin = StatementClassifier().classify(sql: "INSERT INTO t VALUES (1); LISTEN c")
+        XCTAssertTrue(ReadOnlyGate.keepsStatementsBefore(writeThenPin, refusing: .init(readOnly: false, pins: true)))
+        XCTAssertFalse(ReadOnlyGate.keepsStatementsBefore(writeThenPin, refusing: .readOnly), "read-only refuses the INSERT first")
+    }
+
     // MARK: Named prepared statements
 
     func testANamedStatementIsPreparedOnAServerThatLacksIt() {
