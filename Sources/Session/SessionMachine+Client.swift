@@ -147,12 +147,12 @@ extension SessionMachine {
         if tooLong {
             // A read-write identity's text in transaction pooling: forwarded (and kept, for a
             // named statement) but not parsed; it counts as unclassified.
-            return verdict(for: message, frame, rawParse: rawParse, textIsUTF8: true,
+            return verdict(for: message, frame, rawParse: rawParse, sentFrom: buffer, textIsUTF8: true,
                            classification: ReadOnlyGate.refusing(Self.statementTooLong(frame.totalLength - 5, limit: limit)))
         }
         let textIsUTF8 = Self.textIsUTF8(frame, in: buffer)
         guard textIsUTF8, let sql = ReadOnlyGate.sqlText(of: message) else {
-            return verdict(for: message, frame, rawParse: rawParse, textIsUTF8: textIsUTF8, classification: nil)
+            return verdict(for: message, frame, rawParse: rawParse, sentFrom: buffer, textIsUTF8: textIsUTF8, classification: nil)
         }
         var parameterTypes: [Int32] = []
         if case .parse(_, _, let types) = message { parameterTypes = types }
@@ -161,7 +161,8 @@ extension SessionMachine {
                                                messageLength: frame.totalLength))
     }
 
-    private mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, rawParse: FrontendMessage.RawParse?, textIsUTF8: Bool,
+    private mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, rawParse: FrontendMessage.RawParse?,
+                                  sentFrom buffer: ByteBuffer? = nil, textIsUTF8: Bool,
                                   classification: ClassificationResult?, statementOffsets: [Int]? = nil,
                                   parameterTypesRefusal: Refusal? = nil) -> Action {
         let original = classification
@@ -188,18 +189,22 @@ extension SessionMachine {
                 var isParse = false
                 if case .parse = message { isParse = true }
                 sqlStatementReferences(original, isParse: isParse, into: &prelude)
-            } else if ReadOnlyGate.sqlText(of: message) != nil, rawParse != nil || textIsUTF8 {
-                // Not read (too long, too deep): it may name any statement in SQL. (A Query that
-                // is not UTF-8 cannot be sent again byte for byte behind the Closes: left as it
-                // is, docs/ARCHITECTURE.md.)
+            } else if ReadOnlyGate.sqlText(of: message) != nil {
+                // Not read (too long, too deep, not UTF-8): it may name any statement in SQL.
                 closeOtherClientsStatements(into: &prelude)
             }
         }
         if configuration.transactionPooling != nil, case .query(let text) = message {
             poolingQuerySent(allowed: allowed)
             if prelude.readableBytes > 0, judged.map({ if case .forward = $0 { true } else { false } }) ?? true {
-                // Classified, so valid UTF-8: encoded again byte for byte.
-                FrontendMessage.query(text).encode(into: &prelude)
+                if let buffer {
+                    // Not classified (too long, not UTF-8: a LATIN1 client's text): its own bytes,
+                    // which the decoded String holds only lossily.
+                    prelude.writeBytes(buffer.readableBytesView.prefix(frame.totalLength))
+                } else {
+                    // Classified, so valid UTF-8: encoded again byte for byte.
+                    FrontendMessage.query(text).encode(into: &prelude)
+                }
                 return .rewriteToServer(consume: frame.totalLength, bytes: prelude)
             }
         }
