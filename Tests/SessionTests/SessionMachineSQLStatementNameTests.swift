@@ -73,4 +73,22 @@ final class SessionMachineSQLStatementNameTests: XCTestCase {
         h.client(.query("EXECUTE q"))
         XCTAssertEqual(h.sentToServer(), [.query("EXECUTE q")])
     }
+
+    /// A text the classifier cannot read may name any statement in SQL: every statement the
+    /// server holds for other clients is closed first. A LATIN1 client's Query that is not
+    /// UTF-8 was let through unguarded (it could not be re-encoded byte for byte); it now goes
+    /// behind the Closes as its own bytes.
+    func testAQueryThatIsNotUTF8GoesBehindTheClosesAsItsOwnBytes() {
+        let h = pooled()
+        h.machine.serverAttached(processID: 1, secretKey: [1, 2, 3, 4], statements: serverWith("s1"))
+        let text: [UInt8] = Array("EXECUTE s1 -- caf".utf8) + [0xE9]
+        var query: [UInt8] = [UInt8(ascii: "Q")]
+        let length = UInt32(4 + text.count + 1)
+        query += withUnsafeBytes(of: length.bigEndian, Array.init) + text + [0]
+        h.clientBytes(query)
+        let sent = Array(h.toServer.readableBytesView)
+        var close = ByteBuffer()
+        FrontendMessage.encodeClose(.statement, name: Array("s1".utf8), into: &close)
+        XCTAssertEqual(sent, Array(close.readableBytesView) + query, "the other client's s1 is closed, then the bytes the client sent")
+    }
 }
