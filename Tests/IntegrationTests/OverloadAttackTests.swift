@@ -50,7 +50,13 @@ final class OverloadAttackTests: IntegrationTestCase {
         CREATE VIEW coldef_view AS SELECT r.a::int AS a FROM jsonb_to_record('{"a":1}') AS r(a d_writes);
         CREATE VIEW typednull_view AS SELECT jsonb_populate_record(NULL::dcomp, '{"a":3}') IS NOT NULL AS ok;
         CREATE TABLE with_default (x integer DEFAULT fold_hit(6), y integer);
-        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view TO app_ro;
+        CREATE TYPE hue AS ENUM ('red', 'blue');
+        CREATE FUNCTION hue_json(hue) RETURNS json LANGUAGE sql AS $$ SELECT to_json(public.hit('cast hue to json')) $$;
+        CREATE CAST (hue AS json) WITH FUNCTION hue_json(hue);
+        CREATE TABLE hues (h hue);
+        INSERT INTO hues SELECT CASE WHEN g % 3 = 0 THEN 'red'::hue ELSE 'blue'::hue END FROM generate_series(1, 300) g;
+        CREATE VIEW hue_stats AS SELECT array_to_json(most_common_vals) AS j FROM pg_catalog.pg_stats WHERE tablename = 'hues';
+        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats TO app_ro;
         GRANT SELECT, INSERT ON with_default TO app_ro;
         ALTER DATABASE overload SET search_path = public, pg_catalog;
         """
@@ -80,6 +86,7 @@ final class OverloadAttackTests: IntegrationTestCase {
         GRANT SELECT ON indexed, opcranges, range_filter, idx_expr, idx_pred, stat_expr, chk_parent, chk_child TO app_ro;
         ANALYZE ranges;
         ANALYZE indexed;
+        ANALYZE hues;
         """
 
     /// (attack, why PostgreSQL picks user code).
@@ -112,6 +119,11 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("EXPLAIN INSERT INTO with_default (y) VALUES (1)", "planning the INSERT folds the column default fold_hit(6)"),
         ("SELECT a FROM coldef_view", "the view builds a d_writes value from jsonb_to_record's column definition list"),
         ("SELECT ok FROM typednull_view", "the view builds a dcomp, whose column is a d_writes, from NULL::dcomp"),
+        // Found in review, round 4: pg_stats hands out analysed values as anyarray.
+        ("SELECT array_to_json(most_common_vals) FROM pg_stats WHERE tablename LIKE 'hues'",
+         "array_to_json looks up a cast to json for each element's type at run time: hue's"),
+        ("SELECT json_agg(s) FROM pg_stats s WHERE tablename LIKE 'hues'", "the row's anyarray columns go through hue's cast to json"),
+        ("SELECT j FROM hue_stats", "a view over pg_catalog.pg_stats: the same, naming no user object but the view"),
     ]
 
     private var cluster: Cluster { get throws { try harness.cluster } }
