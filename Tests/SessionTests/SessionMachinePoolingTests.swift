@@ -212,6 +212,25 @@ final class SessionMachinePoolingTests: XCTestCase {
         XCTAssertEqual(h.events, [.pinned(["unclassified statement"])])
     }
 
+    /// Found in review: kept texts were bounded by count only (200 × `max_message_size` per
+    /// client); past ``(16 * 1024 * 1024)`` of them a new name pins.
+    func testKeptStatementTextsAreBoundedInBytes() {
+        let h = SessionHarness(followsStatements: false, maxMessageSize: 64 << 20,
+                               pooling: .init(refusesPinning: false, tokens: { "t" }, maxClassifiedSize: 64))
+        let big = "SELECT '" + String(repeating: "x", count: SessionMachine.maxKeptStatementBytes / 2) + "'"
+        h.client(.parse(name: "a", query: "SELECT 1", parameterTypes: []), .sync)
+        h.server(.closeComplete, .parseComplete, ready)
+        XCTAssertFalse(h.machine.isPinned)
+        h.client(.parse(name: "b", query: big, parameterTypes: []), .sync)
+        h.server(.closeComplete, .parseComplete, ready)
+        XCTAssertEqual(h.machine.pins, .unclassified, "too long to classify: pins as unclassified, and is kept")
+        XCTAssertNotNil(h.machine.clientStatements["b"])
+        h.client(.parse(name: "c", query: big, parameterTypes: []), .sync)
+        h.server(.closeComplete, .parseComplete, ready)
+        XCTAssertTrue(h.machine.pins.contains(.namedProtocolStatement), "\(h.machine.pins)")
+        XCTAssertNil(h.machine.clientStatements["c"], "over the byte bound: not kept")
+    }
+
     func testAFastPathFunctionCallPinsUnlessItIsALargeObjectFunction() {
         let h = pooled()
         h.client(.functionCall(.init(functionOID: 954, argumentFormats: [], arguments: [], resultFormat: 0)))
