@@ -13,6 +13,8 @@ final class Listener: ReadinessHandler {
     unowned(unsafe) let owner: LoopWorker
     private var registration: RegistrationID?
     private var paused = false
+    /// Out of descriptors the pause repeats up to 10 times a second: a few lines a minute.
+    private var pauseLog = RepeatedLogLimiter(burst: 5, interval: .seconds(60))
 
     init(fd: Int32, label: String, owner: LoopWorker) {
         self.fd = fd
@@ -36,7 +38,14 @@ final class Listener: ReadinessHandler {
             } catch Errno.tooManyOpenFiles, Errno.systemFileTableFull, Errno.noBufferSpace, Errno.outOfMemory {
                 // The pending connection stays queued and level-triggered epoll would report it
                 // again at once: stop listening briefly instead of spinning.
-                owner.logger.warning("could not accept new connection: out of file descriptors or memory; pausing \(label) for 100 ms")
+                switch pauseLog.occurred(at: owner.loop.now()) {
+                case .log:
+                    owner.logger.warning("could not accept new connection: out of file descriptors or memory; pausing \(label) for 100 ms")
+                case .suppress:
+                    break
+                case .summary(let suppressed, let total):
+                    owner.logger.warning("could not accept new connections on \(label) \(suppressed) more time(s) since the last report (\(total) since start): out of file descriptors or memory; pausing 100 ms each time")
+                }
                 pause(for: .milliseconds(100))
                 return
             } catch {
