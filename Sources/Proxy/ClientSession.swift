@@ -383,6 +383,9 @@ final class ClientSession: LegOwner {
             client.send(server.inbound.readableBytesView.prefix(count))
             server.inbound.moveReaderIndex(forwardBy: count)
             audit?.bytesOut += count
+        case .discardFromServer(let count):
+            server.inbound.moveReaderIndex(forwardBy: count)
+            audit?.bytesOut += count
         case .replaceToClient(let consumed, let bytes):
             client.send(bytes)
             server.inbound.moveReaderIndex(forwardBy: consumed)

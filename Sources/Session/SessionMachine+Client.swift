@@ -112,7 +112,8 @@ extension SessionMachine {
         switch verdict(for: message, frame, rawParse: rawParse, textIsUTF8: true, classification: ReadOnlyGate.refusing(refusal)) {
         case .replaceToServer(_, let bytes): return .replaceToServer(consume: consumed, bytes: bytes)
         case .rewriteToServer(_, let bytes): return .replaceToServer(consume: consumed, bytes: bytes)
-        case .forwardToServer, .discardFromClient, .forwardToClient, .replaceToClient, .classify, .releaseServer, .terminate, .wait:
+        case .forwardToServer, .discardFromClient, .forwardToClient, .discardFromServer, .replaceToClient, .classify, .releaseServer,
+             .terminate, .wait:
             // A refusal always has its stand-in; nothing of this message may reach the server.
             return .close(reason: "statement too long", error: .error(sqlState: refusal.sqlState, message: refusal.message, severity: "FATAL"))
         case .close(let reason, let error):

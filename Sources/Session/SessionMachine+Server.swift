@@ -2,7 +2,8 @@ import Wire
 
 /// Server → client: forwarded as it arrives; ReadyForQuery (transaction status, batch ends),
 /// and per configuration CommandComplete, ErrorResponse, ParameterStatus and the replies the
-/// lifecycle follows are held whole.
+/// lifecycle follows are held whole, up to ``Configuration/maxHeldServerBody``
+/// (SessionMachine+ServerLimits.swift).
 extension SessionMachine {
     /// What to do with the bytes at the front of the server's buffer.
     package mutating func serverStep(in buffer: ByteBuffer, now: Int64) -> Action {
@@ -16,9 +17,10 @@ extension SessionMachine {
         switch step {
         case .needMoreBytes:
             return .wait
-        case .oversized, .skip:
-            // The server tracker limits no type (only a read-only client's texts are).
-            return .close(reason: "invalid message from server", error: nil)
+        case .oversized(let frame):
+            return serverOversized(frame, in: buffer, now: now)
+        case .skip(let count):
+            return .discardFromServer(count)
         case .forward(let count):
             if startsMessage { countReply(serverTracker.lastMessageType, now: now) }
             return .forwardToClient(count)
@@ -92,6 +94,16 @@ extension SessionMachine {
         guard case .errorResponse(let fields) = try BackendMessage.decode(frame: frame, from: &bytes) else {
             return .forwardToClient(frame.totalLength)
         }
+        guard let replacement = serverErrorReceived(fields, now: now) else { return .forwardToClient(frame.totalLength) }
+        var out = ByteBuffer()
+        BackendMessage.errorResponse(replacement).encode(into: &out)
+        return .replaceToClient(consume: frame.totalLength, bytes: out)
+    }
+
+    /// What every ErrorResponse settles, held whole or cut (SessionMachine+ServerLimits.swift):
+    /// transaction pooling's completions, the gate's pending refusals, the statement's outcome.
+    /// Returns the refusal to send in its place when it is a stand-in's error.
+    mutating func serverErrorReceived(_ fields: ErrorFields, now: Int64) -> ErrorFields? {
         if configuration.transactionPooling != nil {
             completionsAfterError()
             dropConfirmedReleases()
@@ -99,10 +111,7 @@ extension SessionMachine {
         let replacement = withGate { $0.serverErrorReceived(fields) } ?? nil
         let sent = replacement ?? fields
         lifecycle.errorReceived(sqlState: sent.sqlState ?? "XX000", message: sent.message ?? "", refused: replacement != nil, at: now)
-        guard let replacement else { return .forwardToClient(frame.totalLength) }
-        var out = ByteBuffer()
-        BackendMessage.errorResponse(replacement).encode(into: &out)
-        return .replaceToClient(consume: frame.totalLength, bytes: out)
+        return replacement
     }
 
     /// ReadyForQuery: the server is idle again until the client sends more (docs 55.2.2: one

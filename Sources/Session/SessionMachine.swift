@@ -94,6 +94,9 @@ package struct SessionMachine {
         package let parameterLogging: ParameterLogging?
         /// Set in transaction pooling: the server connection may change between transactions.
         package let transactionPooling: TransactionPooling?
+        /// The longest body of a server message this session holds whole to read it
+        /// (``maxHeldServerBody`` but in tests).
+        package let maxHeldServerBody: Int
 
         /// Everything a configuration holds but its token sources, which a shell gives every
         /// session alike: two configurations with the same key behave the same.
@@ -107,6 +110,7 @@ package struct SessionMachine {
             let refusesPinning: Bool
             let maxPreparedStatements: Int
             let maxClassifiedSize: Int
+            let maxHeldServerBody: Int
         }
 
         package var key: Key {
@@ -114,12 +118,14 @@ package struct SessionMachine {
                 followsStatements: followsStatements, parameterLogMaxSize: parameterLogging?.maxSize,
                 transactionPooling: transactionPooling != nil, refusesPinning: transactionPooling?.refusesPinning ?? false,
                 maxPreparedStatements: transactionPooling?.maxPreparedStatements ?? 0,
-                maxClassifiedSize: transactionPooling?.maxClassifiedSize ?? 0)
+                maxClassifiedSize: transactionPooling?.maxClassifiedSize ?? 0, maxHeldServerBody: maxHeldServerBody)
         }
 
         package init(maxMessageSize: Int, readOnly: ReadOnlySettings?, followsStatements: Bool,
-                     parameterLogging: ParameterLogging? = nil, transactionPooling: TransactionPooling? = nil) {
+                     parameterLogging: ParameterLogging? = nil, transactionPooling: TransactionPooling? = nil,
+                     maxHeldServerBody: Int = SessionMachine.maxHeldServerBody) {
             self.maxMessageSize = maxMessageSize
+            self.maxHeldServerBody = maxHeldServerBody
             self.readOnly = readOnly
             self.followsStatements = followsStatements
             self.parameterLogging = parameterLogging
@@ -143,6 +149,10 @@ package struct SessionMachine {
         case discardFromClient(Int)
         /// Pass this many bytes from the front of the server's buffer to the client.
         case forwardToClient(Int)
+        /// Drop this many bytes from the front of the server's buffer: the rest of an
+        /// ErrorResponse or NoticeResponse over ``Configuration/maxHeldServerBody`` whose cut
+        /// form the client was already sent (SessionMachine+ServerLimits.swift).
+        case discardFromServer(Int)
         /// Consume one whole server message and send `bytes` to the client in its place: the
         /// refusal in place of its stand-in's error.
         case replaceToClient(consume: Int, bytes: ByteBuffer)
@@ -330,11 +340,16 @@ package struct SessionMachine {
                                              validTypes: MessageStreamTracker.frontendTypes,
                                              limitedTypes: configuration.readOnly == nil ? [] : [UInt8(ascii: "Q"), UInt8(ascii: "P")],
                                              maxHeldBody: configuration.readOnly?.maxStatementSize ?? .max)
-        // Server messages are bounded by PostgreSQL itself (1 GB).
+        // Server messages are bounded by PostgreSQL only at 1 GB, and an error can quote a
+        // client's input whole: every type held whole is held only up to maxHeldServerBody
+        // (found in review: three read-only sessions each holding a 300 MB ErrorResponse took
+        // the proxy to 2.5 GB). Longer errors and notices are cut, anything else ends the
+        // session (SessionMachine+ServerLimits.swift); what is not held streams as before.
         // CopyData and DataRow in runs: no state follows them one by one (`countReply` ignores
         // both), so a run is one step and one send (pg_dump's COPY OUT through the proxy).
         serverTracker = MessageStreamTracker(maxMessageLength: Int(Int32.max), inspecting: serverTypes,
-                                             runs: [UInt8(ascii: "d"), UInt8(ascii: "D")])
+                                             runs: [UInt8(ascii: "d"), UInt8(ascii: "D")],
+                                             limitedTypes: serverTypes, maxHeldBody: configuration.maxHeldServerBody)
         if configuration.transactionPooling != nil {
             for (name, value) in serverParameters { poolingParameterStatus(name: name, value: value) }
         }

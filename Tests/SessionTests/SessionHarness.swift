@@ -37,14 +37,14 @@ final class SessionHarness {
 
     init(readOnly: Bool = false, followsStatements: Bool = true, maxMessageSize: Int = 1 << 20,
          maxStatementSize: Int = 1 << 20, parameters: [(String, String)] = SessionHarness.pg15Parameters,
-         pooling: SessionMachine.TransactionPooling? = nil) {
+         pooling: SessionMachine.TransactionPooling? = nil, maxHeldServerBody: Int = SessionMachine.maxHeldServerBody) {
         var tokenCount = 0
         let settings = readOnly
             ? SessionMachine.ReadOnlySettings(identity: "agent", maxStatementSize: maxStatementSize,
                                               tokens: { tokenCount += 1; return "tok\(tokenCount)z" })
             : nil
         machine = SessionMachine(.init(maxMessageSize: maxMessageSize, readOnly: settings, followsStatements: followsStatements,
-                                       transactionPooling: pooling),
+                                       transactionPooling: pooling, maxHeldServerBody: maxHeldServerBody),
                                  backendProcessID: 4242, backendSecretKey: [1, 2, 3, 4], serverParameters: parameters)
     }
 
@@ -113,6 +113,8 @@ final class SessionHarness {
             fromClient.moveReaderIndex(forwardBy: count)
         case .forwardToClient(let count):
             toClient.writeBytes(fromServer.readableBytesView.prefix(count))
+            fromServer.moveReaderIndex(forwardBy: count)
+        case .discardFromServer(let count):
             fromServer.moveReaderIndex(forwardBy: count)
         case .replaceToClient(let consumed, let bytes):
             toClient.writeBytes(bytes.readableBytesView)
