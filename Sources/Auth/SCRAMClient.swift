@@ -56,6 +56,8 @@ public struct SCRAMClient: Sendable {
     enum State: Sendable {
         case initial
         case clientFirstSent
+        /// server-first-message read; the salted-password keys are being derived elsewhere.
+        case awaitingKeys(clientFinalWithoutProof: [UInt8], authMessage: [UInt8])
         case clientFinalSent(expectedServerSignature: [UInt8])
         case serverVerified
         case failed
@@ -117,7 +119,7 @@ public struct SCRAMClient: Sendable {
     public var isServerVerified: Bool {
         switch state {
         case .serverVerified: return true
-        case .initial, .clientFirstSent, .clientFinalSent, .failed: return false
+        case .initial, .clientFirstSent, .awaitingKeys, .clientFinalSent, .failed: return false
         }
     }
 
@@ -184,27 +186,61 @@ public struct SCRAMClient: Sendable {
     public mutating func clientFirstMessage() -> [UInt8] {
         switch state {
         case .initial: state = .clientFirstSent
-        case .clientFirstSent, .clientFinalSent, .serverVerified, .failed: break
+        case .clientFirstSent, .awaitingKeys, .clientFinalSent, .serverVerified, .failed: break
         }
         return gs2Header(flag: gs2Flag) + clientFirstBare
     }
 
-    /// Parses server-first-message and returns client-final-message (with the proof).
+    /// Parses server-first-message and returns client-final-message (with the proof),
+    /// deriving the salted-password keys on the calling thread when they are not cached: for
+    /// tests and tools. An event loop uses ``answerServerFirst(_:)``.
     public mutating func serverFirstReceived(_ data: [UInt8]) throws(SCRAMError) -> [UInt8] {
+        switch try answerServerFirst(data) {
+        case .reply(let message): return message
+        case .needsKeys(let derivation): return try keysDerived(derivation.derive())
+        }
+    }
+
+    /// What answering server-first-message takes.
+    public enum Step: Sendable {
+        /// client-final-message, ready: the keys were at hand (cached, or pass-through keys).
+        case reply([UInt8])
+        /// PBKDF2 must run first (its cost is the server's iteration count): run the
+        /// derivation off the loop, then give its keys to ``keysDerived(_:)``.
+        case needsKeys(SCRAMKeyDerivation)
+    }
+
+    /// Parses server-first-message. The answer comes at once when the keys need no PBKDF2
+    /// (a cache hit costs no thread hop); otherwise the exchange waits for ``keysDerived(_:)``.
+    public mutating func answerServerFirst(_ data: [UInt8]) throws(SCRAMError) -> Step {
         switch state {
         case .clientFirstSent: break
-        case .initial, .clientFinalSent, .serverVerified, .failed:
+        case .initial, .awaitingKeys, .clientFinalSent, .serverVerified, .failed:
             state = .failed
             throw .unexpectedMessage
         }
         do {
-            let (message, signature) = try clientFinal(answering: data)
-            state = .clientFinalSent(expectedServerSignature: signature)
-            return message
+            let (withoutProof, authMessage, lookup) = try readServerFirst(data)
+            state = .awaitingKeys(clientFinalWithoutProof: withoutProof, authMessage: authMessage)
+            switch lookup {
+            case .found(let keys): return .reply(try keysDerived(keys))
+            case .missing(let derivation): return .needsKeys(derivation)
+            }
         } catch {
             state = .failed
             throw error
         }
+    }
+
+    /// The keys of the derivation ``answerServerFirst(_:)`` asked for: client-final-message.
+    public mutating func keysDerived(_ keys: SCRAMKeys) throws(SCRAMError) -> [UInt8] {
+        guard case .awaitingKeys(let withoutProof, let authMessage) = state else {
+            state = .failed
+            throw .unexpectedMessage
+        }
+        let proof = xor(keys.clientKey, Crypto.hmacSHA256(key: keys.storedKey, data: authMessage))
+        state = .clientFinalSent(expectedServerSignature: Crypto.hmacSHA256(key: keys.serverKey, data: authMessage))
+        return withoutProof + Array(",p=".utf8) + Base64.encodeToBytes(proof)
     }
 
     /// Checks server-final-message: the server's signature must prove it holds ServerKey.
@@ -227,7 +263,10 @@ public struct SCRAMClient: Sendable {
         state = .serverVerified
     }
 
-    private func clientFinal(answering data: [UInt8]) throws(SCRAMError) -> (message: [UInt8], serverSignature: [UInt8]) {
+    /// client-final-message-without-proof, the AuthMessage (RFC 5802 section 3), and the
+    /// keys or what deriving them takes.
+    private func readServerFirst(_ data: [UInt8]) throws(SCRAMError)
+        -> (withoutProof: [UInt8], authMessage: [UInt8], keys: SCRAMKeyCache.Lookup) {
         var reader = SCRAMAttributeReader(data)
         if reader.next == UInt8(ascii: "e") {
             let value = (try? reader.read(UInt8(ascii: "e"))) ?? []
@@ -256,11 +295,11 @@ public struct SCRAMClient: Sendable {
             + Array(",r=".utf8) + nonce
         let authMessage = scramAuthMessage(clientFirstBare: clientFirstBare, serverFirst: data,
                                            clientFinalWithoutProof: withoutProof)
-        let keys = self.keys.map { SCRAMKeys(clientKey: $0.clientKey, serverKey: $0.serverKey) }
-            ?? keyCache.keys(password: password, salt: salt, iterations: iterations)
-        let proof = xor(keys.clientKey, Crypto.hmacSHA256(key: keys.storedKey, data: authMessage))
-        let serverSignature = Crypto.hmacSHA256(key: keys.serverKey, data: authMessage)
-        return (withoutProof + Array(",p=".utf8) + Base64.encodeToBytes(proof), serverSignature)
+        // No upper bound below libpq's (any count that fits): PostgreSQL 16 allows
+        // scram_iterations up to INT_MAX. The cost is bounded where the derivation runs.
+        let lookup = self.keys.map { SCRAMKeyCache.Lookup.found(SCRAMKeys(clientKey: $0.clientKey, serverKey: $0.serverKey)) }
+            ?? keyCache.lookup(password: password, salt: salt, iterations: iterations)
+        return (withoutProof, authMessage, lookup)
     }
 
     private static func read(_ attribute: UInt8, from reader: inout SCRAMAttributeReader) throws(SCRAMError) -> [UInt8] {

@@ -44,8 +44,16 @@ public struct SCRAMVerifier: Equatable, Sendable {
         "\(Self.scheme)$\(iterations):\(Base64.encode(salt))$\(Base64.encode(storedKey)):\(Base64.encode(serverKey))"
     }
 
+    /// Whether `keys` (from ``SCRAMKeyDerivation/checking(password:against:)``) are this
+    /// verifier's: auth-scram.c `scram_verify_plain_password` compares the ServerKey; both
+    /// keys are compared here, in constant time.
+    public func matches(_ keys: SCRAMKeys) -> Bool {
+        Crypto.constantTimeEquals(keys.storedKey, storedKey) && Crypto.constantTimeEquals(keys.serverKey, serverKey)
+    }
+
     /// Derives a verifier from a cleartext password as PostgreSQL's `pg_be_scram_build_secret`
     /// and libpq's `PQencryptPasswordConn` do (password normalised per `SCRAMPassword`).
+    /// Runs PBKDF2 on the calling thread: for the command line and tests, never an event loop.
     public static func make(password: String,
                             salt: [UInt8] = Crypto.randomBytes(SCRAMVerifier.defaultSaltLength),
                             iterations: Int = SCRAMVerifier.defaultIterations) -> SCRAMVerifier {
@@ -58,11 +66,12 @@ public struct SCRAMVerifier: Equatable, Sendable {
     }
 }
 
-/// The key hierarchy of RFC 5802 section 3 for SCRAM-SHA-256.
-struct SCRAMKeys: Sendable {
-    let clientKey: [UInt8]
-    let storedKey: [UInt8]
-    let serverKey: [UInt8]
+/// The key hierarchy of RFC 5802 section 3 for SCRAM-SHA-256 (password-equivalent: handled
+/// as the password it comes from).
+public struct SCRAMKeys: Sendable {
+    public let clientKey: [UInt8]
+    public let storedKey: [UInt8]
+    public let serverKey: [UInt8]
 
     init(password: [UInt8], salt: [UInt8], iterations: Int) {
         let saltedPassword = Crypto.pbkdf2SHA256(password: password, salt: salt, iterations: iterations)

@@ -1,4 +1,5 @@
 import EventLoop
+import Auth
 import Config
 import Access
 import Synchronization
@@ -10,6 +11,9 @@ struct LookupDone: Sendable {
     let ticket: UInt64
     let value: any Sendable
 }
+
+/// The answer to a derivation the pool had no room for.
+struct KeyDerivationRefused: Sendable {}
 
 /// Threads for calls that can block for seconds — getaddrinfo/getnameinfo (DNS), getpwuid_r
 /// (NSS: LDAP, sssd) — so that only the connection that needs the answer waits, never its
@@ -58,11 +62,15 @@ final class LookupThreads: @unchecked Sendable {
 /// Confined to the loop's thread.
 final class LoopLookups {
     private let mailbox: LoopMailbox
+    private let derivations: KeyDerivationPool
     private var waiting: [UInt64: (any Sendable) -> Void] = [:]
+    /// Tickets of ``derive(_:for:completion:)`` still waiting (their cancel reaches the pool).
+    private var derivationTickets: Set<UInt64> = []
     private var nextTicket: UInt64 = 1
 
-    init(mailbox: LoopMailbox) {
+    init(mailbox: LoopMailbox, derivations: KeyDerivationPool = .shared) {
         self.mailbox = mailbox
+        self.derivations = derivations
     }
 
     /// Debug builds only: every host-name resolution on the lookup threads first sleeps this
@@ -88,12 +96,30 @@ final class LoopLookups {
         return ticket
     }
 
+    /// Runs a SCRAM key derivation on the ``KeyDerivationPool`` (never on this loop);
+    /// `completion` runs on this loop with the keys, or nil when the pool's lane is full (then
+    /// after the current batch, never inside this call). `requester` is whom the pool's turns
+    /// are fair between (a role, a client user).
+    func derive(_ derivation: SCRAMKeyDerivation, for requester: String, completion: @escaping (SCRAMKeys?) -> Void) -> UInt64 {
+        let ticket = nextTicket
+        nextTicket += 1
+        waiting[ticket] = { value in completion(value as? SCRAMKeys) }
+        if derivations.submit(derivation, requester: requester, ticket: ticket, mailbox: mailbox) {
+            derivationTickets.insert(ticket)
+        } else {
+            mailbox.post(LookupDone(ticket: ticket, value: KeyDerivationRefused()))
+        }
+        return ticket
+    }
+
     /// The asker no longer wants the answer.
     func cancel(_ ticket: UInt64) {
         waiting[ticket] = nil
+        if derivationTickets.remove(ticket) != nil { derivations.cancel(ticket: ticket, mailbox: mailbox) }
     }
 
     func deliver(_ done: LookupDone) {
+        derivationTickets.remove(done.ticket)
         waiting.removeValue(forKey: done.ticket)?(done.value)
     }
 

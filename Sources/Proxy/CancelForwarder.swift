@@ -96,6 +96,9 @@ final class CancelForwarder: LegOwner {
             }
         case .fail(let fields):
             done(fields.message ?? "failed")
+        case .deriveKeys:
+            // A cancel request never authenticates (55.2.7).
+            done("unexpected authentication")
         }
     }
     private var finishing = false

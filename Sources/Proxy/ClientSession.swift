@@ -178,6 +178,8 @@ final class ClientSession: LegOwner {
             refuseAuthentication(bytes, failure)
         case .lookUpVerifier(let user, let database):
             lookUpVerifier(user: user, database: database)
+        case .deriveKeys(let derivation, let user):
+            deriveKeys(derivation, user: user)
         }
     }
 
@@ -202,7 +204,7 @@ final class ClientSession: LegOwner {
         }
     }
 
-    private func processClientStartupBytes() {
+    func processClientStartupBytes() {
         while !finished, let startup, !startup.machine.isEstablished {
             let before = client.inbound.readableBytes
             let action = startup.machine.bytesReceived(&client.inbound)
@@ -537,7 +539,7 @@ final class ClientSession: LegOwner {
         refusalLog?.limiter.logSummary(to: logger, at: loop.now())
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }
         abandonClassification()
-        if let verifierTicket = startup?.verifierTicket { pool.lookups.cancel(verifierTicket); startup?.verifierTicket = nil }
+        cancelStartupWork()
         var cancelInFlight = false
         if let cancelBinding {
             // A client that vanishes mid-query would leave its backend working until the

@@ -130,32 +130,63 @@ extension ClientStartupMachine {
         guard !response.isEmpty else {
             return refuse(ByteBuffer(), SQLState.invalidPassword, "empty password returned by client", login: login)
         }
-        let accepted: Bool
         switch exchange {
         case .md5(let salt, let storedHash):
-            accepted = MD5Password.verify(clientResponse: response, storedHash: storedHash, salt: salt)
+            let accepted = MD5Password.verify(clientResponse: response, storedHash: storedHash, salt: salt)
+            return passwordChecked(accepted, login: login, cleartext: nil)
         case .cleartext(let verifier):
-            accepted = Self.cleartextMatches(response, user: login.user, verifier: verifier)
+            switch Self.cleartextCheck(response, user: login.user, verifier: verifier) {
+            case .decided(let accepted):
+                return passwordChecked(accepted, login: login, cleartext: response)
+            case .derive(let derivation, let scram):
+                state = .checkingPassword(login, password: response, verifier: scram)
+                return .deriveKeys(derivation, user: login.user)
+            }
         }
+    }
+
+    /// The keys ``Action/deriveKeys(_:user:)`` asked for: the password check ends. nil: the
+    /// derivation threads had no room (``KeyDerivationPool``); the client is turned away as
+    /// PostgreSQL turns one away when it is full (53300), which is no failed login.
+    public mutating func keysDerived(_ keys: SCRAMKeys?) -> Action {
+        guard case .checkingPassword(let login, let password, let verifier) = state else { return .none }
+        guard let keys else {
+            state = .closed
+            return .sendAndClose(Self.fatal(SQLState.tooManyConnections, "sorry, too many clients already"))
+        }
+        return passwordChecked(verifier.matches(keys), login: login, cleartext: password)
+    }
+
+    private mutating func passwordChecked(_ accepted: Bool, login: PendingLogin, cleartext: String?) -> Action {
         guard accepted else {
             return refuse(ByteBuffer(), SQLState.invalidPassword, "password authentication failed for user \"\(login.user)\"", login: login)
         }
         if let failure = certificateCheckAfterPassword(login) { return failure }
-        if lookedUpVerifier != nil, case .cleartext = exchange { passThrough = Secret(response) }
+        if lookedUpVerifier != nil, let cleartext { passThrough = Secret(cleartext) }
         return authenticated(login, preamble: ByteBuffer())
     }
 
+    enum CleartextCheck {
+        case decided(Bool)
+        /// A SCRAM verifier: the password's keys need PBKDF2 with its salt and count.
+        case derive(SCRAMKeyDerivation, SCRAMVerifier)
+    }
+
     /// auth.c plaintext_password_verify: the password is hashed as the stored secret was.
-    static func cleartextMatches(_ password: String, user: String, verifier: ClientPasswordVerifier?) -> Bool {
+    /// An MD5 hash is decided here (microseconds); a SCRAM secret needs PBKDF2, which costs
+    /// what its iteration count says (crypt.c `plaintext_password_verify` calls
+    /// `scram_verify_plain_password`): that runs off the loop.
+    static func cleartextCheck(_ password: String, user: String, verifier: ClientPasswordVerifier?) -> CleartextCheck {
         switch verifier {
         case .scramSHA256(let iterations, let salt, let storedKey, let serverKey):
-            let candidate = SCRAMVerifier.make(password: password, salt: salt, iterations: iterations)
-            return Crypto.constantTimeEquals(candidate.storedKey, storedKey)
-                && Crypto.constantTimeEquals(candidate.serverKey, serverKey)
+            guard let scram = SCRAMVerifier(iterations: iterations, salt: salt, storedKey: storedKey, serverKey: serverKey) else {
+                return .decided(false)
+            }
+            return .derive(SCRAMKeyDerivation.checking(password: password, against: scram), scram)
         case .md5(let storedHash):
-            return Crypto.constantTimeEquals(Array(MD5Password.hash(user: user, password: password).utf8), Array(storedHash.utf8))
+            return .decided(Crypto.constantTimeEquals(Array(MD5Password.hash(user: user, password: password).utf8), Array(storedHash.utf8)))
         case nil:
-            return false
+            return .decided(false)
         }
     }
 

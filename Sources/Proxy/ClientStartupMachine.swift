@@ -54,6 +54,11 @@ public struct ClientStartupMachine {
         /// `password=auth_query`: read the user's verifier from the upstream (off the loop),
         /// then call ``verifierLookedUp(_:)``.
         case lookUpVerifier(user: String, database: String)
+        /// A cleartext password to check against a SCRAM verifier: run the derivation off the
+        /// loop (PBKDF2, as many iterations as the verifier says), then call
+        /// ``keysDerived(_:)``. Client bytes wait meanwhile. `user` is the login's user name
+        /// (whom the derivation threads take turns between).
+        case deriveKeys(SCRAMKeyDerivation, user: String)
     }
 
     enum State {
@@ -63,6 +68,8 @@ public struct ClientStartupMachine {
         case authenticatingPassword(PendingLogin, PasswordExchange)
         /// Waiting for an `auth_query` answer; `preamble` is what the client has not been sent yet.
         case awaitingVerifier(PendingLogin, preamble: ByteBuffer)
+        /// A cleartext password's keys are being derived (``Action/deriveKeys(_:)``).
+        case checkingPassword(PendingLogin, password: String, verifier: SCRAMVerifier)
         case awaitingUpstream(PendingLogin)
         case established
         case closed
@@ -134,6 +141,8 @@ public struct ClientStartupMachine {
 
     public var isEstablished: Bool { if case .established = state { true } else { false } }
     public var isAwaitingUpstream: Bool { if case .awaitingUpstream = state { true } else { false } }
+    /// A password check waits for its derivation: the client's next bytes wait in the socket.
+    public var isCheckingPassword: Bool { if case .checkingPassword = state { true } else { false } }
 
     var remoteHostForMessages: String {
         switch transport {
@@ -178,7 +187,7 @@ public struct ClientStartupMachine {
             return authenticationBytesReceived(&buffer, scram: &scram, login: login, initial: !initialReceived)
         case .authenticatingPassword(let login, let exchange):
             return passwordBytesReceived(&buffer, login: login, exchange: exchange)
-        case .awaitingTLSHandshake, .awaitingVerifier, .awaitingUpstream, .established, .closed:
+        case .awaitingTLSHandshake, .awaitingVerifier, .checkingPassword, .awaitingUpstream, .established, .closed:
             // Bytes wait in the buffer (pipelined queries go upstream once it is ready).
             return .none
         }
@@ -192,7 +201,8 @@ public struct ClientStartupMachine {
             // PostgreSQL closes silently while waiting for the startup packet.
             state = .closed
             return .closeSilently(reason: "timeout while waiting for the startup packet")
-        case .authenticatingSCRAM(_, let login, _), .authenticatingPassword(let login, _), .awaitingVerifier(let login, _):
+        case .authenticatingSCRAM(_, let login, _), .authenticatingPassword(let login, _), .awaitingVerifier(let login, _),
+             .checkingPassword(let login, _, _):
             // A login that never finishes is a failed one (logged, and counted for backoff).
             return refuse(ByteBuffer(), SQLState.protocolViolation, "canceling authentication due to timeout", login: login)
         case .awaitingUpstream:

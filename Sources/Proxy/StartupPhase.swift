@@ -32,6 +32,8 @@ final class StartupPhase {
     var loginTimer: TimerID?
     /// An `auth_query` lookup in flight (ClientSession+AuthQuery.swift).
     var verifierTicket: UInt64?
+    /// A password check's key derivation in flight (ClientSession+KeyDerivation.swift).
+    var derivationTicket: UInt64?
 
     init(_ machine: ClientStartupMachine, remote: SocketAddress) {
         self.machine = machine
@@ -43,7 +45,14 @@ extension ClientSession {
     /// Start-up has handed over: its timer and lookup are done with; the rest is freed.
     func dropStartup() {
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer) }
-        if let verifierTicket = startup?.verifierTicket { pool.lookups.cancel(verifierTicket) }
+        cancelStartupWork()
         startup = nil
+    }
+
+    /// An `auth_query` lookup or a password check's key derivation still running is not
+    /// wanted any more: its answer is dropped (and a derivation not yet started never runs).
+    func cancelStartupWork() {
+        if let verifierTicket = startup?.verifierTicket { pool.lookups.cancel(verifierTicket); startup?.verifierTicket = nil }
+        if let derivationTicket = startup?.derivationTicket { pool.lookups.cancel(derivationTicket); startup?.derivationTicket = nil }
     }
 }

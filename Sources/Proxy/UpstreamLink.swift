@@ -155,6 +155,8 @@ final class UpstreamLink: LegOwner {
     private let lookups: LoopLookups
     /// A host-name resolution on a lookup thread, until it answers.
     private var lookupTicket: UInt64?
+    /// SCRAM keys being derived on the ``KeyDerivationPool``, until they come.
+    private var derivationTicket: UInt64?
     /// Closed by its holder: a connect still to begin must not, and nothing more is reported.
     private var abandoned = false
     /// A `received` report waits for the end of the batch (one per batch).
@@ -221,6 +223,7 @@ final class UpstreamLink: LegOwner {
         guard !failedReported else { return }
         failedReported = true
         if let lookupTicket { lookups.cancel(lookupTicket); self.lookupTicket = nil }
+        if let derivationTicket { lookups.cancel(derivationTicket); self.derivationTicket = nil }
         if let connectTimer { loop.cancelTimer(connectTimer); self.connectTimer = nil }
         leg?.close()
         leg = nil
@@ -271,6 +274,21 @@ final class UpstreamLink: LegOwner {
             break
         case .fail(let fields):
             fail(fields: fields)
+        case .deriveKeys(let derivation):
+            deriveKeys(derivation)
+        }
+    }
+
+    /// PBKDF2 with the server's iteration count runs on the derivation threads; the link waits
+    /// (connect_timeout still applies, and the server's messages are still read: an
+    /// ErrorResponse meanwhile fails the login), its loop does not. The answer comes through
+    /// the loop's mailbox and is dropped if the link failed or was closed meanwhile.
+    private func deriveKeys(_ derivation: SCRAMKeyDerivation) {
+        derivationTicket = lookups.derive(derivation, for: "\(spec.serverUser)@\(target.name)") { [weak self] keys in
+            guard let self, self.derivationTicket != nil, !self.abandoned, !self.failedReported else { return }
+            self.derivationTicket = nil
+            guard let keys else { return self.fail("too many SCRAM key derivations are waiting; try again later") }
+            self.run(self.machine.keysDerived(keys))
         }
     }
 
@@ -278,6 +296,7 @@ final class UpstreamLink: LegOwner {
     func close() {
         abandoned = true
         if let lookupTicket { lookups.cancel(lookupTicket); self.lookupTicket = nil }
+        if let derivationTicket { lookups.cancel(derivationTicket); self.derivationTicket = nil }
         if let connectTimer { loop.cancelTimer(connectTimer); self.connectTimer = nil }
         guard let leg, !leg.isClosed else { return }
         if isReady {

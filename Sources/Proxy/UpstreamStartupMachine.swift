@@ -22,6 +22,10 @@ public struct UpstreamStartupMachine {
         /// The cancel request is written; close once it has been flushed.
         case sendAndFinish(ByteBuffer)
         case fail(ErrorFields)
+        /// SCRAM needs the salted-password keys and they are not cached: run the derivation
+        /// off the loop (PBKDF2 with the server's iteration count, which the role's stored
+        /// verifier decides), then call ``keysDerived(_:)``.
+        case deriveKeys(SCRAMKeyDerivation)
     }
 
     enum State {
@@ -30,6 +34,8 @@ public struct UpstreamStartupMachine {
         case tlsHandshaking
         case awaitingAuthentication
         case scram(SCRAMClient)
+        /// The SCRAM exchange waits for ``keysDerived(_:)``.
+        case derivingKeys(SCRAMClient)
         case collecting
         case ready
         case failed
@@ -46,10 +52,16 @@ public struct UpstreamStartupMachine {
     static let maxStartupNotices = 1000
     private var backendKey: (Int32, [UInt8])?
 
-    public init(target: DatabaseTarget, purpose: Purpose) {
+    /// Where SCRAM keys derived for a password are kept (tests give their own).
+    private let keyCache: SCRAMKeyCache
+
+    public init(target: DatabaseTarget, purpose: Purpose, keyCache: SCRAMKeyCache = .shared) {
         self.target = target
         self.purpose = purpose
+        self.keyCache = keyCache
     }
+
+    public var isDerivingKeys: Bool { if case .derivingKeys = state { true } else { false } }
 
     public var isAwaitingSSLResponse: Bool { if case .awaitingSSLResponse = state { true } else { false } }
 
@@ -136,11 +148,14 @@ public struct UpstreamStartupMachine {
             return authenticationRequested(request)
         case (.scram(var client), .authentication(.saslContinue(let data))):
             do {
-                let reply = try client.serverFirstReceived(data)
-                state = .scram(client)
-                var out = ByteBuffer()
-                FrontendMessage.saslResponse(reply).encode(into: &out)
-                return .send(out)
+                switch try client.answerServerFirst(data) {
+                case .reply(let reply):
+                    state = .scram(client)
+                    return .send(Self.saslResponse(reply))
+                case .needsKeys(let derivation):
+                    state = .derivingKeys(client)
+                    return .deriveKeys(derivation)
+                }
             } catch {
                 return fail("SCRAM authentication with the server failed: \(error)")
             }
@@ -165,6 +180,26 @@ public struct UpstreamStartupMachine {
         default:
             return fail("unexpected message from server during startup (type \(Character(UnicodeScalar(message.typeByte))))")
         }
+    }
+
+    /// The keys ``Action/deriveKeys(_:)`` asked for: the SCRAM exchange goes on.
+    /// (An ErrorResponse meanwhile, such as the server's authentication_timeout, failed the
+    /// exchange already: then this does nothing.)
+    public mutating func keysDerived(_ keys: SCRAMKeys) -> Action {
+        guard case .derivingKeys(var client) = state else { return .none }
+        do {
+            let reply = try client.keysDerived(keys)
+            state = .scram(client)
+            return .send(Self.saslResponse(reply))
+        } catch {
+            return fail("SCRAM authentication with the server failed: \(error)")
+        }
+    }
+
+    private static func saslResponse(_ payload: [UInt8]) -> ByteBuffer {
+        var out = ByteBuffer()
+        FrontendMessage.saslResponse(payload).encode(into: &out)
+        return out
     }
 
     /// A server that asks for a password (cleartext or md5) where only SCRAM pass-through keys
@@ -210,7 +245,7 @@ public struct UpstreamStartupMachine {
             }
             var client = password.revealSCRAMKeys().map {
                 SCRAMClient(username: user, clientKey: $0.clientKey, serverKey: $0.serverKey, channelBinding: binding)
-            } ?? SCRAMClient(username: user, password: password.reveal(), channelBinding: binding)
+            } ?? SCRAMClient(username: user, password: password.reveal(), channelBinding: binding, keyCache: keyCache)
             let first = client.clientFirstMessage()
             state = .scram(client)
             var out = ByteBuffer()

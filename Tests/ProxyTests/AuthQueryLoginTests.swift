@@ -57,7 +57,7 @@ final class AuthQueryLoginTests: XCTestCase, StartupMachineDriving {
             XCTAssertEqual(early.readableBytes, before)
             guard case .sendBytes(let out) = m.verifierLookedUp(Self.scram.clientVerifier) else { return XCTFail() }
             XCTAssertEqual(messages(out), [.authentication(.cleartextPassword)])
-            let action = m.bytesReceived(&early)
+            let action = derivingKeys(m.bytesReceived(&early), &m)
             if accepted {
                 guard case .connectUpstream(let request) = action else { return XCTFail("right password must log in") }
                 XCTAssertEqual(request.clientUser, "dora")

@@ -113,7 +113,9 @@ final class AuthenticationFailureTests: XCTestCase {
         _ = m.bytesReceived(&b)
         var p = ByteBuffer()
         FrontendMessage.passwordMessage("hunter2-secret").encode(into: &p)
-        let failure = try XCTUnwrap(m.bytesReceived(&p).authenticationFailure)
+        // The SCRAM secret's keys are derived off the loop in the proxy; here, at once.
+        guard case .deriveKeys(let derivation, _) = m.bytesReceived(&p) else { return XCTFail("a derivation") }
+        let failure = try XCTUnwrap(m.keysDerived(derivation.derive()).authenticationFailure)
         XCTAssertEqual(failure, AuthenticationFailure(remoteHost: "10.1.2.3", user: "alice", database: "app", method: "password",
                                                       ruleOrigin: "/etc/hba.conf:7", sqlState: "28P01",
                                                       message: "password authentication failed for user \"alice\""))

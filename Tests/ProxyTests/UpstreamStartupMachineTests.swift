@@ -47,7 +47,10 @@ final class UpstreamStartupMachineTests: XCTestCase {
         XCTAssertEqual(mechanism, "SCRAM-SHA-256-PLUS", "channel binding is used when the server offers it over TLS")
         var server = SCRAMServer(verifier: SCRAMVerifier.make(password: "pw"), mockSeed: [1], username: "app_rw", channelBinding: [4, 5, 6])
         guard case .sendContinue(let serverFirst) = server.initialResponseReceived(mechanism: mechanism, data: data) else { return XCTFail() }
-        guard case .send(var reply) = m.messageReceived(.authentication(.saslContinue(serverFirst))) else { return XCTFail() }
+        var continued = m.messageReceived(.authentication(.saslContinue(serverFirst)))
+        // A new salt: the keys are derived (off the loop in the proxy; here, at once).
+        if case .deriveKeys(let derivation) = continued { continued = m.keysDerived(derivation.derive()) }
+        guard case .send(var reply) = continued else { return XCTFail() }
         let f2 = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: reply)!
         guard case .sendFinal(let serverFinal) = server.responseReceived(try FrontendMessage.decodeSASLResponse(frame: f2, from: &reply)) else { return XCTFail() }
         // A server that skips the final signature and says Ok is not trusted.

@@ -12,10 +12,18 @@ extension StartupMachineDriving {
         return m.bytesReceived(&b)
     }
 
+    /// A password message; a check that needs PBKDF2 (``ClientStartupMachine/Action/deriveKeys(_:user:)``)
+    /// is completed here, as the shell completes it off the loop.
     func password(_ text: String, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
         var b = ByteBuffer()
         FrontendMessage.passwordMessage(text).encode(into: &b)
-        return m.bytesReceived(&b)
+        return derivingKeys(m.bytesReceived(&b), &m)
+    }
+
+    /// `action`, or what follows once the keys it asks for are derived.
+    func derivingKeys(_ action: ClientStartupMachine.Action, _ m: inout ClientStartupMachine) -> ClientStartupMachine.Action {
+        guard case .deriveKeys(let derivation, _) = action else { return action }
+        return m.keysDerived(derivation.derive())
     }
 
     func messages(_ bytes: ByteBuffer) -> [BackendMessage] {
