@@ -6,8 +6,8 @@ import CPortcullisShims
 
 /// Threads for SCRAM key derivations (PBKDF2), so that no event loop ever runs one.
 ///
-/// A derivation costs what the stored verifier's iteration count says: about 13 ms at
-/// PostgreSQL's default 4096 on a busy small machine, seconds at millions, and PostgreSQL
+/// A derivation costs what the stored verifier's iteration count says: a millisecond or two
+/// at PostgreSQL's default 4096, seconds at millions, and PostgreSQL
 /// accepts any count up to INT_MAX (`scram_iterations`, or a pre-hashed verifier in `ALTER ROLE
 /// ... PASSWORD`, which any role may set for itself). PostgreSQL runs it in the login's own
 /// backend process (auth-scram.c `scram_SaltedPassword`, crypt.c `plaintext_password_verify`;
@@ -34,7 +34,7 @@ import CPortcullisShims
 final class KeyDerivationPool: @unchecked Sendable {
     static let shared = KeyDerivationPool()
 
-    /// 25 times PostgreSQL's default count (4096): a few tenths of a second at most.
+    /// 25 times PostgreSQL's default count (4096): well under a second.
     static let everydayIterationLimit = 100_000
     static let maxQueuedPerLane = 1024
 
