@@ -87,6 +87,9 @@ extension ConfigBuilder {
             config.general.servicePassword = value.isEmpty ? nil : Secret(value)
         case "catalog_refresh_interval":
             config.general.catalogRefreshInterval = try positiveDuration(value)
+        case "catalog_max_age":
+            // No "off": a snapshot that can be frozen forever is the hole this closes.
+            config.general.catalogMaxAge = value.isEmpty ? nil : try positiveDuration(value)
         case "log_level":
             config.general.logLevel = try SettingValue.choice(value, of: LogLevelSetting.self)
         case _ where entry.key.hasPrefix("audit"):
@@ -136,6 +139,12 @@ extension ConfigBuilder {
         if general.maxStartupConnections > general.maxClientConnections {
             report(line: lineForProblem(with: "max_startup_connections", in: "portcullis"),
                    "max_startup_connections (\(general.maxStartupConnections)) must not exceed max_client_connections (\(general.maxClientConnections))")
+        }
+        if let maxAge = general.catalogMaxAge, maxAge <= general.catalogRefreshInterval {
+            // Every snapshot would outlive its bound before the next refresh came: read-only
+            // statements would be refused at every interval.
+            report(line: lineForProblem(with: "catalog_max_age", in: "portcullis"),
+                   "catalog_max_age must be longer than catalog_refresh_interval")
         }
         if general.pool.minIdle > general.pool.maxSize {
             report(line: lineForProblem(with: "pool_min_idle", in: "portcullis"),

@@ -94,6 +94,16 @@ public struct GeneralSettings: Sendable {
     public var servicePassword: Secret?
     /// How often the catalog snapshots for read-only checks are re-read (also at reload).
     public var catalogRefreshInterval: Duration = .seconds(30)
+    /// How old a catalog snapshot may grow (its refreshes failing) before it no longer judges
+    /// statements: then the database's read-only statements are refused as before its first
+    /// load. nil = ``effectiveCatalogMaxAge``'s default.
+    public var catalogMaxAge: Duration?
+    /// `catalogMaxAge`, else 3 × `catalogRefreshInterval` but at least 60 s: two full refreshes
+    /// in a row may fail (a server restart, a failover) before read-only clients notice, and a
+    /// short interval does not turn a one-minute outage into refusals.
+    public var effectiveCatalogMaxAge: Duration {
+        catalogMaxAge ?? max(catalogRefreshInterval * 3, .seconds(60))
+    }
     /// Connections that have not finished authentication, all addresses together; 0 = a
     /// quarter of `maxClientConnections`, so the rest stays free for authenticated clients.
     public var maxStartupConnections: Int = 0

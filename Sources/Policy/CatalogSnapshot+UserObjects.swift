@@ -141,17 +141,20 @@ extension CatalogSnapshot {
         return nil
     }
 
-    /// Set when no statement may run: the catalog has not been read, or a cast between
-    /// built-in types calls code.
+    /// Set when no statement may run: the catalog has not been read (or not recently enough),
+    /// or a cast between built-in types calls code.
     var globalRefusal: Refusal? {
         if let unloaded {
-            let why: String
+            let (again, why): (String, String)
             switch unloaded {
-            case .pending: why = "it has not been read yet"
-            case .failed: why = "reading it failed (the proxy's log says why)"
+            case .pending: (again, why) = ("", "it has not been read yet")
+            case .failed: (again, why) = ("", "reading it failed (the proxy's log says why)")
+            case .stale:
+                (again, why) = (" again", "the last successful read is older than catalog_max_age"
+                                    + " and reading it again has not succeeded (the proxy's log says why)")
             }
             return Refusal(sqlState: "25006",
-                           message: "statements are not allowed for a read-only identity until Portcullis has read this database's catalog: \(why)",
+                           message: "statements are not allowed for a read-only identity until Portcullis has read this database's catalog\(again): \(why)",
                            isPostgreSQLText: false)
         }
         guard let reason = userObjects.casts.first else { return nil }

@@ -69,8 +69,9 @@ public struct CatalogSnapshot: Sendable, Equatable {
     /// The database's encoding when it is not UTF8 (nil for UTF8): then identifiers with
     /// non-ASCII characters are refused (``nonASCIINameRefusal(for:)``).
     let nonUTF8ServerEncoding: String?
-    /// Not read yet: no load of this database's catalog has succeeded. Such a snapshot refuses
-    /// every statement (fail closed): what the catalog holds is unknown.
+    /// Not read yet, or read too long ago: no load of this database's catalog has succeeded, or
+    /// the last one is older than `catalog_max_age`. Such a snapshot refuses every statement
+    /// (fail closed): what the catalog holds is unknown.
     public let unloaded: Unloaded?
 
     public enum Unloaded: Sendable, Equatable {
@@ -78,6 +79,11 @@ public struct CatalogSnapshot: Sendable, Equatable {
         case pending
         /// Every load so far failed; the text is the last error.
         case failed(String)
+        /// A load succeeded once, but every refresh for longer than `catalog_max_age` failed
+        /// (or has not finished): whoever can make refreshes fail (a database owner: CONNECTION
+        /// LIMIT 0, default settings that make the queries wait) could plant code the old
+        /// snapshot does not know.
+        case stale
     }
 
     public static let empty = CatalogSnapshot(rows: [])

@@ -12,10 +12,16 @@ import Synchronization
 /// unsafe functions, RLS policies, foreign tables — ``CatalogSnapshot``). Written by the
 /// refresher thread, read by every loop; a lock guards the dictionary, snapshots are values.
 public final class CatalogStore: Sendable {
+    private struct Entry {
+        /// The last successful load's snapshot (nil: none yet).
+        var snapshot: CatalogSnapshot?
+        var freshness = CatalogFreshness()
+        /// The last attempt failed with this error: the refresher tries again soon.
+        var failure: String?
+    }
+
     private struct State {
-        var snapshots: [String: CatalogSnapshot] = [:]
-        /// Entries whose every load so far failed: the last error.
-        var failures: [String: String] = [:]
+        var entries: [String: Entry] = [:]
         var refreshHandler: (@Sendable () -> Void)?
         /// Databases reached through the wildcard entry `*`, whose names are learnt from sessions.
         var wildcardDatabases: Set<String> = []
@@ -53,46 +59,63 @@ public final class CatalogStore: Sendable {
         handler?()
     }
 
-    /// The snapshot for a database entry; until the first successful load, an unloaded one
-    /// that refuses every statement of a read-only identity (fail closed: the catalog could
-    /// hold anything). Sessions wait a little for a pending first load
-    /// (``ClientSession/classify(_:server:catalogDeadline:)``).
-    public func snapshot(for entry: String) -> CatalogSnapshot {
+    /// The snapshot for a database entry at `now` (the caller's clock). Until the first
+    /// successful load, and once the snapshot in force was loaded longer than `maxAge`
+    /// (`catalog_max_age`) ago (``CatalogFreshness``), an unloaded one that refuses every
+    /// statement of a read-only identity (fail closed: the catalog could hold anything).
+    /// Sessions wait a little for a pending load (``ClientSession/classify(_:server:catalogDeadline:)``).
+    /// `event`: the snapshot went stale, first seen by this call (the caller logs it).
+    func snapshot(for entry: String, at now: MonotonicInstant,
+                  maxAge: Duration) -> (snapshot: CatalogSnapshot, event: CatalogFreshness.Event?) {
         state.withLock { state in
-            if let snapshot = state.snapshots[entry] { return snapshot }
-            return .unloaded(state.failures[entry].map { .failed($0) } ?? .pending)
+            guard let snapshot = state.entries[entry]?.snapshot else {
+                return (.unloaded(state.entries[entry]?.failure.map { .failed($0) } ?? .pending), nil)
+            }
+            let (usable, event) = state.entries[entry, default: Entry()].freshness.checked(at: now, maxAge: maxAge)
+            return (usable ? snapshot : .unloaded(.stale), event)
         }
     }
 
-    func store(_ snapshot: CatalogSnapshot, for entry: String) {
+    /// A load of `entry` that started at `startedAt` succeeded; `event`: it ended a stale episode.
+    @discardableResult
+    func store(_ snapshot: CatalogSnapshot, for entry: String, loadStartedAt startedAt: MonotonicInstant,
+               at now: MonotonicInstant, maxAge: Duration) -> CatalogFreshness.Event? {
         state.withLock {
-            $0.snapshots[entry] = snapshot
-            $0.failures[entry] = nil
+            $0.entries[entry, default: Entry()].snapshot = snapshot
+            $0.entries[entry, default: Entry()].failure = nil
+            return $0.entries[entry, default: Entry()].freshness.loadSucceeded(startedAt: startedAt, at: now, maxAge: maxAge)
         }
     }
 
-    /// Some entry has never been read: the refresher tries again soon.
+    /// Some entry's last load failed (never read, or its snapshot ages towards
+    /// `catalog_max_age`): the refresher tries again soon.
     var hasFailures: Bool {
-        state.withLock { !$0.failures.isEmpty }
+        state.withLock { $0.entries.values.contains { $0.failure != nil } }
     }
 
     func hasFailed(_ entry: String) -> Bool {
-        state.withLock { $0.failures[entry] != nil }
+        state.withLock { $0.entries[entry]?.failure != nil }
     }
 
     func lastFailure(_ entry: String) -> String? {
-        state.withLock { $0.failures[entry] }
+        state.withLock { $0.entries[entry]?.failure }
     }
 
     /// Entries no longer configured are not retried.
     func forgetFailures(except entries: Set<String>) {
-        state.withLock { $0.failures = $0.failures.filter { entries.contains($0.key) } }
+        state.withLock {
+            for key in $0.entries.keys where !entries.contains(key) { $0.entries[key]?.failure = nil }
+        }
     }
 
-    /// A load failed: remembered only while no load of the entry ever succeeded (a previous
-    /// snapshot stays in force otherwise).
-    func loadFailed(_ error: String, for entry: String) {
-        state.withLock { if $0.snapshots[entry] == nil { $0.failures[entry] = error } }
+    /// A load failed at `now`: tried again soon; a previous snapshot stays in force until it
+    /// is older than `maxAge`. `event`: the snapshot went stale, first seen by this call.
+    func loadFailed(_ error: String, for entry: String, at now: MonotonicInstant,
+                    maxAge: Duration) -> CatalogFreshness.Event? {
+        state.withLock {
+            $0.entries[entry, default: Entry()].failure = error
+            return $0.entries[entry, default: Entry()].freshness.checked(at: now, maxAge: maxAge).event
+        }
     }
 }
 
@@ -136,7 +159,8 @@ final class CatalogRefresher: Sendable {
 
     /// Until `catalog_refresh_interval` has passed or a refresh was requested (the request is
     /// consumed): true, a full round is due. A database whose catalog was never read refuses
-    /// read-only statements, so while there is one the wait ends after `retryAfterFailure` with
+    /// read-only statements, and so does one whose snapshot outlived `catalog_max_age`; so
+    /// while some database's last load failed the wait ends after `retryAfterFailure` with
     /// false: only the failed ones are tried again (it may just have been created, or the
     /// server restarted), the others keep their interval.
     private func waitForNextRound() -> Bool {
@@ -173,29 +197,62 @@ final class CatalogRefresher: Sendable {
             }
         }
         if !onlyFailed { store.forgetFailures(except: Set(targets.map(\.key))) }
+        let maxAge = config.general.effectiveCatalogMaxAge
         for (key, target) in targets where !onlyFailed || store.hasFailed(key) {
             guard let (user, password) = Self.credentials(for: target, in: config) else {
                 // No read-only identity and no user for it: nothing here is gated, but fail
                 // closed all the same.
-                store.loadFailed("no role to read the catalog with (set service_user)", for: key)
+                _ = store.loadFailed("no role to read the catalog with (set service_user)", for: key,
+                                     at: MonotonicInstant.now(), maxAge: maxAge)
                 continue
             }
+            let startedAt = MonotonicInstant.now()
             do {
                 let snapshot = try CatalogSnapshotLoader.load(conninfo: Conninfo.make(target: target, user: user, password: password),
                                                               readableForeignServers: target.readableForeignServers,
                                                               trustedExtensions: target.trustedExtensions)
-                store.store(snapshot, for: key)
+                let event = store.store(snapshot, for: key, loadStartedAt: startedAt, at: MonotonicInstant.now(), maxAge: maxAge)
                 logger.debug("catalog snapshot loaded", metadata: ["database": "\(key)",
                                                                    "restricted_relations": "\(snapshot.restrictedRelations.count)"])
+                if let event { log(event, database: key, maxAge: maxAge) }
             } catch {
-                // The previous snapshot (if any) stays in force; without one, read-only
-                // statements there are refused. Retries every 2 s log only a new error.
+                // The previous snapshot (if any) stays in force until it is older than
+                // catalog_max_age; without one, read-only statements there are refused.
+                // Retries every 2 s log only a new error.
                 if !onlyFailed || store.lastFailure(key) != "\(error)" {
                     logger.error("could not refresh the catalog snapshot of database \"\(key)\": \(error)")
                 }
-                store.loadFailed("\(error)", for: key)
+                if let event = store.loadFailed("\(error)", for: key, at: MonotonicInstant.now(), maxAge: maxAge) {
+                    log(event, database: key, maxAge: maxAge)
+                }
             }
         }
+    }
+
+    /// The two lines of a stale episode (``CatalogFreshness``): the first at error level (it
+    /// refuses clients), logged by whoever sees it first (a session's statement or this
+    /// thread), the second at notice level.
+    static func logLine(_ event: CatalogFreshness.Event, database: String, maxAge: Duration) -> String {
+        switch event {
+        case .wentStale(let age):
+            "the catalog snapshot of database \"\(database)\" is \(seconds(age)) old, older than"
+                + " catalog_max_age (\(seconds(maxAge))), and could not be read again:"
+                + " read-only statements there are refused until it is"
+        case .recovered(let staleFor):
+            "the catalog snapshot of database \"\(database)\" was read again after \(seconds(staleFor))"
+                + " in which it was older than catalog_max_age: read-only statements there are judged again"
+        }
+    }
+
+    /// "90 s", "3.2 s": tenths, so an age just past a short bound does not read as equal to it.
+    private static func seconds(_ duration: Duration) -> String {
+        let tenths = duration.millisecondsClamped / 100
+        return tenths % 10 == 0 ? "\(tenths / 10) s" : "\(tenths / 10).\(tenths % 10) s"
+    }
+
+    private func log(_ event: CatalogFreshness.Event, database: String, maxAge: Duration) {
+        let line = Self.logLine(event, database: database, maxAge: maxAge)
+        if case .wentStale = event { logger.error("\(line)") } else { logger.notice("\(line)") }
     }
 
     /// service_user, else the upstream role of the first read-only identity that has a

@@ -33,13 +33,20 @@ extension ClientSession {
     ///
     /// A read-only session whose database's catalog has not been read (start-up, a database
     /// first reached through `*`, or every load so far failed: the refresher tries again within
-    /// 2 s) waits for it, up to `readonly_classify_timeout` (`catalogDeadline`), looking again
-    /// every 50 ms; after that the unloaded snapshot refuses the statement. The loop never waits.
+    /// 2 s), or was last read longer than `catalog_max_age` ago, waits for it, up to
+    /// `readonly_classify_timeout` (`catalogDeadline`), looking again every 50 ms; after that
+    /// the unloaded snapshot refuses the statement. The loop never waits.
     func classify(_ request: SessionMachine.ClassificationRequest, server: Leg, catalogDeadline: MonotonicInstant? = nil) -> Bool {
         // The catalog judges read-only identities only; a read-write identity's text (transaction
         // pooling) is classified for its pins, which no catalog refusal may disturb.
         let readOnly = session?.configuration.readOnly != nil
-        let catalog = readOnly ? shared.catalogs.snapshot(for: databaseEntry) : .empty
+        var catalog = CatalogSnapshot.empty
+        if readOnly {
+            let maxAge = runtime.config.general.effectiveCatalogMaxAge
+            let (snapshot, event) = shared.catalogs.snapshot(for: databaseEntry, at: loop.now(), maxAge: maxAge)
+            catalog = snapshot
+            if let event { logger.error("\(CatalogRefresher.logLine(event, database: databaseEntry, maxAge: maxAge))") }
+        }
         if catalog.unloaded != nil, readOnly {
             let deadline = catalogDeadline ?? loop.now() + runtime.config.general.readOnlyClassifyTimeout
             if loop.now() < deadline {

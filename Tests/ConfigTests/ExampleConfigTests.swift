@@ -43,7 +43,7 @@ final class ExampleConfigTests: XCTestCase {
             "shutdown_drain_timeout", "max_message_size", "outbound_buffer_limit", "local_auth_method",
             "host_auth_method", "server_reset", "pool_mode", "transaction_pin", "max_prepared_statements", "pool_max_size", "pool_min_idle", "pool_spare_linger", "pool_idle_timeout",
             "pool_max_lifetime", "pool_wait_timeout", "secret_key_file", "log_level",
-            "hba_file", "ident_file", "service_user", "service_password", "catalog_refresh_interval",
+            "hba_file", "ident_file", "service_user", "service_password", "catalog_refresh_interval", "catalog_max_age",
             "client_tls", "client_tls_ca_file", "client_tls_min_protocol", "client_tls_max_protocol",
             "client_tls_ciphers", "client_tls_ciphersuites", "client_tls_direct", "alice",
             "max_startup_connections", "max_startup_connections_per_address", "max_identity_connections", "startup_first_byte_timeout",
@@ -71,6 +71,7 @@ final class ExampleConfigTests: XCTestCase {
         XCTAssertEqual(general.serviceUser, defaults.serviceUser)
         XCTAssertNil(general.servicePassword)
         XCTAssertEqual(general.catalogRefreshInterval, defaults.catalogRefreshInterval)
+        XCTAssertEqual(general.catalogMaxAge, defaults.catalogMaxAge)
         XCTAssertEqual(general.maxClientConnections, defaults.maxClientConnections)
         XCTAssertEqual(general.maxStartupConnections, defaults.maxStartupConnections)
         XCTAssertEqual(general.maxStartupConnectionsPerAddress, defaults.maxStartupConnectionsPerAddress)

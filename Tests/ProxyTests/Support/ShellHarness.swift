@@ -398,7 +398,7 @@ final class InProcessProxy: Sendable {
         port = UInt16(bigEndian: address.sin_port)
         let shared = ProxyShared()
         // The fake server answers no catalog query: its catalog holds nothing to check.
-        shared.catalogs.store(.empty, for: "app")
+        shared.catalogs.store(.empty, for: "app", loadStartedAt: MonotonicInstant.now(), at: MonotonicInstant.now(), maxAge: .seconds(3600))
         let (counter, mailboxes) = (self.counter, self.mailboxes)
         let loads = LoopLoads(count: 1)
         let started = LoopThread.start(name: "shell-test-loop") {
