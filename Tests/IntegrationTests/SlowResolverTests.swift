@@ -83,15 +83,7 @@ final class SlowResolverTests: IntegrationTestCase {
                                       file: StaticString = #filePath, line: UInt = #line) throws {
         let started = Date()
         let slow = try BackgroundCommand("psql", psqlFlags + arguments, environment: env, workDir: workDir)
-        var worst: TimeInterval = 0
-        var roundTrips = 0
-        while slow.isRunning && Date().timeIntervalSince(started) < 30 {
-            let before = Date()
-            XCTAssertEqual(try probe.rows("SELECT 1"), [["1"]], file: file, line: line)
-            worst = max(worst, Date().timeIntervalSince(before))
-            roundTrips += 1
-            usleep(10_000)
-        }
+        let (worst, roundTrips) = try roundTrips(on: probe, while: slow, timeout: 30, file: file, line: line)
         let result = try slow.wait(timeout: 30)
         let waited = Date().timeIntervalSince(started)
         print("\(what): connect took \(waited) s; probe worst round trip \(worst) s over \(roundTrips)")

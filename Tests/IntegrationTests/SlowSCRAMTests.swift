@@ -87,15 +87,7 @@ final class SlowSCRAMTests: IntegrationTestCase {
                                             succeeds: Bool, file: StaticString = #filePath, line: UInt = #line) throws {
         let started = Date()
         let slow = try BackgroundCommand("psql", psqlFlags + arguments, environment: env, workDir: workDir)
-        var worst: TimeInterval = 0
-        var roundTrips = 0
-        while slow.isRunning && Date().timeIntervalSince(started) < 120 {
-            let before = Date()
-            XCTAssertEqual(try victim.rows("SELECT 1"), [["1"]], file: file, line: line)
-            worst = max(worst, Date().timeIntervalSince(before))
-            roundTrips += 1
-            usleep(10_000)
-        }
+        let (worst, roundTrips) = try roundTrips(on: victim, while: slow, timeout: 120, file: file, line: line)
         let result = try slow.wait(timeout: 120)
         let waited = Date().timeIntervalSince(started)
         print("slow SCRAM verifier: login took \(waited) s; victim's worst round trip \(worst) s over \(roundTrips)")
