@@ -14,7 +14,7 @@ import Wire
 /// body; the tracker reports a longer one from its header (``MessageStreamTracker/Step/oversized(_:)``),
 /// as it does a read-only client's over-long Query, and:
 ///
-/// - an ErrorResponse or NoticeResponse is cut (``ErrorFields/cut(type:body:bodyLength:)``):
+/// - an ErrorResponse or NoticeResponse is cut (``ErrorFields/cut(type:body:bodyLength:utf8:)``):
 ///   its first `maxHeldServerBody` bytes are held, the client gets a well-formed message with
 ///   the fields they hold (S, V, C come first in PostgreSQL's order, elog.c
 ///   send_message_to_frontend) and the cut field's value ending in "... (N bytes cut by
@@ -55,7 +55,10 @@ extension SessionMachine {
         guard buffer.readableBytes >= held else { return .wait }
         let cut: ErrorFields.Cut
         do {
-            cut = try ErrorFields.cut(type: frame.type, body: buffer.readableBytesView.dropFirst(5).prefix(bound), bodyLength: bodyLength)
+            // Read-only sessions run in UTF8 (the tripwire ends any other); others may use
+            // any client encoding, which the session does not follow.
+            cut = try ErrorFields.cut(type: frame.type, body: buffer.readableBytesView.dropFirst(5).prefix(bound), bodyLength: bodyLength,
+                                      utf8: configuration.readOnly != nil)
         } catch {
             let what = switch error {
             case .endsEarly: "ends its fields before its declared length"

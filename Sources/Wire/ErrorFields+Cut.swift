@@ -41,7 +41,8 @@ extension ErrorFields {
 
     /// `type` is `E` or `N`; `body` the first bytes of its body (after the 5-byte header);
     /// `bodyLength` the whole body's length as its header declares it (longer than `body`).
-    public static func cut(type: UInt8, body: some Collection<UInt8>, bodyLength: Int) throws(CutFailure) -> Cut {
+    /// `utf8`: the client encoding is known to be UTF8 (see ``characterBoundary(in:utf8:)``).
+    public static func cut(type: UInt8, body: some Collection<UInt8>, bodyLength: Int, utf8: Bool) throws(CutFailure) -> Cut {
         let bytes = Array(body)
         // The complete fields, as sent, and the one the cut falls in, if any.
         var kept: [(code: UInt8, value: ArraySlice<UInt8>)] = []
@@ -63,7 +64,7 @@ extension ErrorFields {
         let messageCode = UInt8(ascii: "M")
         if let cutField {
             let value = bytes[cutField.valueStart...]
-            let boundary = Self.characterBoundary(in: value)
+            let boundary = Self.characterBoundary(in: value, utf8: utf8)
             dropped = bodyLength - cutField.valueStart - boundary
             kept.append((cutField.code, value.prefix(boundary) + Array(marker(droppedBytes: dropped).utf8)))
         } else {
@@ -93,18 +94,27 @@ extension ErrorFields {
     /// Severity and SQLSTATE: a client reads them as whole values.
     static let uncuttable: Set<UInt8> = Set("SVC".utf8)
 
-    /// How many leading bytes of `value` end on a character boundary, whatever the client
-    /// encoding (the server sends text in it; the proxy does not track it here):
+    /// How many leading bytes of `value` end on a character boundary in the client encoding
+    /// (the server sends text in it):
     ///
-    /// - when they are valid UTF-8 but for an incomplete last sequence, all but that sequence
-    ///   (the encoding of read-only sessions, and the usual one);
-    /// - otherwise, up to and including the last byte below 0x30. In every encoding PostgreSQL
+    /// - `utf8` (the session's client encoding is known to be UTF8: read-only sessions) and
+    ///   they are valid UTF-8 but for an incomplete last sequence: all but that sequence;
+    /// - otherwise, up to and including the last byte below 0x30 — not "valid UTF-8" as a
+    ///   guess: SJIS text can be valid UTF-8 too (found in review: `C3 83` is U+00C3 and an
+    ///   SJIS half-width katakana followed by a lead byte, cut between the lead byte and its
+    ///   second byte). In every encoding PostgreSQL
     ///   supports such a byte is an ASCII character of its own, never part of a multibyte one:
     ///   the second bytes of SJIS, BIG5, GBK and UHC start at 0x40, JOHAB's at 0x31, GB18030's
     ///   four-byte form uses 0x30–0x39 (src/common/wchar.c), and the server encodings keep
     ///   every byte below 0x80 ASCII. What follows the last space or quote is dropped.
-    static func characterBoundary(in value: ArraySlice<UInt8>) -> Int {
-        if let valid = validUTF8Prefix(value) { return valid }
+    ///
+    /// In any encoding, bytes below 0x80 two or more places after the last byte at or above it
+    /// are characters of their own (a multibyte character's bytes after its first that fall
+    /// below 0x80 are at most one, or in GB18030's four-byte form the second and fourth, each
+    /// after a byte at or above 0x80), so a value ending in such a run, or all ASCII, is kept whole.
+    static func characterBoundary(in value: ArraySlice<UInt8>, utf8: Bool) -> Int {
+        if utf8, let valid = validUTF8Prefix(value) { return valid }
+        guard let high = value.lastIndex(where: { $0 >= 0x80 }), value.endIndex - high < 3 else { return value.count }
         if let last = value.lastIndex(where: { $0 < 0x30 }) { return last - value.startIndex + 1 }
         return 0
     }

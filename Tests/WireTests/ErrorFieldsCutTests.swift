@@ -1,7 +1,7 @@
 import XCTest
 @testable import Wire
 
-/// ``ErrorFields/cut(type:body:bodyLength:)``: an ErrorResponse or NoticeResponse rebuilt from
+/// ``ErrorFields/cut(type:body:bodyLength:utf8:)``: an ErrorResponse or NoticeResponse rebuilt from
 /// its first bytes is well formed, keeps the fields before the cut byte for byte, and ends the
 /// cut value on a character boundary with the marker (55.8 Error and Notice Message Fields).
 final class ErrorFieldsCutTests: XCTestCase {
@@ -35,7 +35,7 @@ final class ErrorFieldsCutTests: XCTestCase {
     func testACutMessageKeepsItsLeadingFieldsAndSaysHowMuchWasCut() throws {
         let quoted = Array("invalid input syntax for type integer: \"".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 10_000) + [UInt8(ascii: "\"")]
         let whole = body(message: quoted)
-        let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(1000), bodyLength: whole.count)
+        let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(1000), bodyLength: whole.count, utf8: false)
         let fields = try decoded(cut)
         XCTAssertEqual(fields.fields.map { Character(Unicode.Scalar($0.code)) }, ["S", "V", "C", "M"], "the fields after the cut are dropped")
         XCTAssertEqual(fields.severity, "ERROR")
@@ -50,7 +50,7 @@ final class ErrorFieldsCutTests: XCTestCase {
 
     func testANoticeIsCutAsAnError() throws {
         let whole = body(message: [UInt8](repeating: UInt8(ascii: "n"), count: 5000), severity: "NOTICE")
-        let cut = try ErrorFields.cut(type: UInt8(ascii: "N"), body: whole.prefix(100), bodyLength: whole.count)
+        let cut = try ErrorFields.cut(type: UInt8(ascii: "N"), body: whole.prefix(100), bodyLength: whole.count, utf8: false)
         XCTAssertEqual(cut.message.getInteger(at: 0, as: UInt8.self), UInt8(ascii: "N"))
         let fields = try decoded(cut)
         XCTAssertEqual(fields.severity, "NOTICE")
@@ -64,7 +64,7 @@ final class ErrorFieldsCutTests: XCTestCase {
         let quoted = Array(repeating: text, count: 50).flatMap { $0 }
         let whole = body(message: quoted)
         for keep in Self.valueStart..<(Self.valueStart + 3 * text.count) {
-            let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(keep), bodyLength: whole.count)
+            let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(keep), bodyLength: whole.count, utf8: true)
             let bytes = Array(cut.message.readableBytesView)
             let mStart = 5 + Self.valueStart
             let value = Array(bytes[mStart..<(bytes.count - 2)])  // without the value's NUL and the list's
@@ -77,13 +77,28 @@ final class ErrorFieldsCutTests: XCTestCase {
         }
     }
 
+    /// Found in review: SJIS text that happens to be valid UTF-8 (`ﾃア` is C3 83 41: `C3 83`
+    /// reads as U+00C3) was cut as UTF-8, leaving the SJIS lead byte 0x83 without its second
+    /// byte. Unless the encoding is known to be UTF8, the cut goes after a byte below 0x30.
+    func testSJISThatLooksLikeUTF8IsNotCutMidCharacter() throws {
+        let sjis: [UInt8] = Array("v \"".utf8) + Array(repeating: [0xC3, 0x83, 0x41], count: 40).flatMap { $0 }
+        let whole = body(message: sjis)
+        for keep in (Self.valueStart + 4)..<(Self.valueStart + sjis.count) {
+            let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(keep), bodyLength: whole.count, utf8: false)
+            let bytes = Array(cut.message.readableBytesView)
+            let value = Array(bytes[(5 + Self.valueStart)..<(bytes.count - 2)])
+            XCTAssertEqual(Array(value.prefix(3)), Array("v \"".utf8), "kept \(keep)")
+            XCTAssertTrue(value.dropFirst(3).starts(with: Array("... (".utf8)), "kept \(keep): \(value.prefix(12))")
+        }
+    }
+
     /// Text that is not UTF-8 (a LATIN1 or SJIS client_encoding): cut after its last byte below
     /// 0x30, never between the two bytes of an SJIS character (whose second byte may be ASCII).
     func testOtherEncodingsAreCutAfterTheirLastByteBelow0x30() throws {
         // "表示" in SJIS is 95 5C 8E A6: its 0x5C is a backslash in ASCII.
         let sjis: [UInt8] = Array("value \"".utf8) + [0x95, 0x5C, 0x8E, 0xA6, 0x95, 0x5C, 0x8E, 0xA6]
         let whole = body(message: sjis + [UInt8](repeating: 0x8E, count: 100))
-        let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(Self.valueStart + sjis.count - 2), bodyLength: whole.count)
+        let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(Self.valueStart + sjis.count - 2), bodyLength: whole.count, utf8: false)
         let bytes = Array(cut.message.readableBytesView)
         let value = Array(bytes[(5 + Self.valueStart)..<(bytes.count - 2)])
         XCTAssertEqual(Array(value.prefix(7)), Array("value \"".utf8))
@@ -93,7 +108,7 @@ final class ErrorFieldsCutTests: XCTestCase {
     func testACutBetweenFieldsMarksTheMessageField() throws {
         let whole = body(message: Array("short".utf8))
         let afterM = Self.valueStart + 5 + 1
-        let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(afterM), bodyLength: whole.count)
+        let cut = try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(afterM), bodyLength: whole.count, utf8: false)
         let fields = try decoded(cut)
         XCTAssertEqual(fields.fields.map { Character(Unicode.Scalar($0.code)) }, ["S", "V", "C", "M"])
         XCTAssertEqual(fields.message, "short ... (\(whole.count - afterM) bytes cut by Portcullis)")
@@ -101,13 +116,13 @@ final class ErrorFieldsCutTests: XCTestCase {
 
     func testSeveritySQLStateAndEarlyEndsCannotBeCut() {
         let whole = body(message: Array("m".utf8))
-        XCTAssertThrowsError(try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(3), bodyLength: whole.count)) {
+        XCTAssertThrowsError(try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(3), bodyLength: whole.count, utf8: false)) {
             XCTAssertEqual($0 as? ErrorFields.CutFailure, .cutInField(UInt8(ascii: "S")))
         }
-        XCTAssertThrowsError(try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(16), bodyLength: whole.count)) {
+        XCTAssertThrowsError(try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole.prefix(16), bodyLength: whole.count, utf8: false)) {
             XCTAssertEqual($0 as? ErrorFields.CutFailure, .cutInField(UInt8(ascii: "C")))
         }
-        XCTAssertThrowsError(try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole, bodyLength: whole.count + 10)) {
+        XCTAssertThrowsError(try ErrorFields.cut(type: UInt8(ascii: "E"), body: whole, bodyLength: whole.count + 10, utf8: false)) {
             XCTAssertEqual($0 as? ErrorFields.CutFailure, .endsEarly)
         }
     }
