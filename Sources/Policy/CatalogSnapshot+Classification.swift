@@ -36,7 +36,7 @@ extension CatalogSnapshot {
         for lookup in statement.lookups {
             if let refusal = userObjectRefusal(for: lookup) { return refusal }
         }
-        return nil
+        return runtimeJSONRefusal(for: statement)
     }
 }
 

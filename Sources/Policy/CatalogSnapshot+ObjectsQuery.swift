@@ -31,10 +31,13 @@ extension CatalogSnapshot {
     ///   built-in (an index scan or partition pruning calls it); and, recursively, the views
     ///   that read such a relation and the parents it is read with (a view that only filters on
     ///   a range column still has the planner call its `subtype_diff`). Range types whose
-    ///   subtype operator class holds such code are flagged types themselves. System
-    ///   relations with an anyarray column (pg_stats, pg_stats_ext_exprs) and the views over
-    ///   them, while a user cast to json/jsonb or a user type's default btree/hash operator
-    ///   class holds such code (`runtime_code`: found by a value's type at run time);
+    ///   subtype operator class holds such code are flagged types themselves. While a user
+    ///   cast to json/jsonb holds such code, also user views over system relations with an
+    ///   anyarray column;
+    /// - `anyarray`: while a user cast to json/jsonb holds such code, the system relations with
+    ///   an anyarray column (pg_attribute, pg_statistic, pg_stats, pg_stats_ext_exprs): a
+    ///   statement reading one is refused when it also calls a json function
+    ///   (``CatalogSnapshot/runtimeJSONRefusal(for:)``);
     /// - `cast`: a cast with such a function between two built-in types (superuser only);
     ///   it may be applied to any expression, so the snapshot refuses every statement. Likewise
     ///   a support function or operator outside the built-in catalog in a btree or hash operator
@@ -193,33 +196,34 @@ extension CatalogSnapshot {
             SELECT v.view, v.rel, 'it reads' FROM view_reads v WHERE v.view <> v.rel
             UNION ALL
             SELECT i.inhparent, i.inhrelid, 'it is read with its partition or child' FROM pg_inherits i),
-          -- Code a value's own type picks at run time, whatever the statement names: a cast to
-          -- json or jsonb (array_to_json, to_jsonb, json_agg and the like look one up for each
-          -- value's type, src/backend/utils/adt/json.c json_categorize_type and jsonb.c), and a
-          -- user type's default btree or hash operator class (anyarray comparisons find the
-          -- element type's in the type cache, src/backend/utils/adt/arrayfuncs.c array_eq).
-          runtime_code(reason) AS (
-            SELECT c.reason FROM code_cast c
+          -- A user cast to json or jsonb that calls code: array_to_json, to_jsonb, json_agg and
+          -- the like look one up for each value's own type at run time (src/backend/utils/adt/
+          -- json.c json_categorize_type, jsonb.c jsonb_categorize_type), whatever the statement
+          -- names. Values of any type reach them from the anyarray columns of system relations
+          -- (pg_statistic, pg_stats, pg_stats_ext_exprs: analysed values; pg_attribute.
+          -- attmissingval: a column's default for rows older than the column).
+          runtime_json(reason) AS (
+            SELECT min(c.reason) FROM code_cast c
              WHERE c.casttarget IN ('json'::regtype, 'jsonb'::regtype) AND c.castsource >= 16384
-            UNION ALL
-            SELECT c.reason FROM code_family c JOIN pg_opfamily f ON f.oid = c.oid JOIN pg_am m ON m.oid = f.opfmethod
-             WHERE m.amname IN ('btree', 'hash')
-               AND EXISTS (SELECT 1 FROM pg_opclass k WHERE k.opcfamily = f.oid AND k.opcdefault AND k.opcintype >= 16384)),
+            HAVING count(*) > 0),
+          anyarray_relation(oid, relname, reason) AS (
+            SELECT DISTINCT c.oid, c.relname,
+                   format('its column %s (anyarray) holds values of any type, and %s', quote_ident(a.attname), r.reason)
+              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid CROSS JOIN runtime_json r
+             WHERE a.atttypid = 'anyarray'::regtype AND a.attnum > 0 AND NOT a.attisdropped
+               AND c.relnamespace IN (SELECT oid FROM system_namespace)),
           flagged_relation(oid, reason, depth) AS (
             SELECT c.oid, f.reason, 0 FROM flagged_type f JOIN pg_class c ON c.reltype = f.oid
             UNION
             SELECT r.oid, r.reason, 0 FROM opclass_relation r
             UNION
-            -- System relations with anyarray columns (pg_stats.most_common_vals and
-            -- histogram_bounds, pg_stats_ext_exprs) hold values of every analysed column's
-            -- type, user types too, and hand them to such code without naming the type (found
-            -- in review: array_to_json(most_common_vals) FROM pg_stats ran a cast that wrote).
-            SELECT a.attrelid, format('its column %s (anyarray) holds values of analysed columns of any type, and %s',
-                                      quote_ident(a.attname), x.reason), 0
-              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-              CROSS JOIN LATERAL (SELECT min(r.reason) AS reason FROM runtime_code r) x
-             WHERE a.atttypid = 'anyarray'::regtype AND a.attnum > 0 AND NOT a.attisdropped
-               AND c.relnamespace IN (SELECT oid FROM system_namespace) AND x.reason IS NOT NULL
+            -- A user view over a system relation with an anyarray column while a user cast to
+            -- json holds code: its query may hand those values to the json functions, and
+            -- selecting from it names neither (found in review: array_to_json(most_common_vals)
+            -- in a view over pg_stats ran the cast). The relations themselves are judged per
+            -- statement (``CatalogSnapshot/runtimeJSONRefusal(for:)``).
+            SELECT v.view, format('it reads %s.%s, %s', 'pg_catalog', quote_ident(x.relname), x.reason), 0
+              FROM view_reads v JOIN anyarray_relation x ON x.oid = v.rel
             UNION
             SELECT e.outer_rel, format('%s %s; %s', e.phrase, r.oid::regclass, r.reason), r.depth + 1
               FROM flagged_relation r JOIN relation_edge e ON e.inner_rel = r.oid
@@ -250,5 +254,7 @@ extension CatalogSnapshot {
           FROM code_cast c WHERE c.castsource < 16384 AND c.casttarget < 16384
         UNION ALL
         SELECT 'cast', 0, '', '', f.reason, NULL FROM family_code f
+        UNION ALL
+        SELECT 'anyarray', x.oid, 'pg_catalog', x.relname, x.reason, NULL FROM anyarray_relation x
         """#
 }

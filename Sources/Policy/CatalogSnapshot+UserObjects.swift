@@ -26,6 +26,9 @@ extension CatalogSnapshot {
             case relation
             /// A cast with a function that is not read-safe between two built-in types.
             case cast
+            /// A system relation with an anyarray column, while a user cast to json or jsonb
+            /// calls code that is not read-safe (``CatalogSnapshot/runtimeJSONRefusal(for:)``).
+            case anyarray
         }
 
         public var kind: Kind
@@ -65,6 +68,9 @@ extension CatalogSnapshot {
         /// Reasons every statement is refused (a user-defined cast between built-in types can
         /// be applied implicitly to any expression of those types).
         var casts: [String] = []
+        /// System relations (in pg_catalog) with an anyarray column, by name, and why they
+        /// matter: set only while a user cast to json or jsonb calls code.
+        var anyarrayRelations: [String: String] = [:]
 
         init(rows: [ObjectRow]) {
             for row in rows {
@@ -76,12 +82,15 @@ extension CatalogSnapshot {
                     types[row.name, default: []].append(object)
                     typeOIDs[row.oid] = object
                 case .cast: casts.append(row.detail)
+                case .anyarray: if anyarrayRelations[row.name] == nil { anyarrayRelations[row.name] = row.detail }
                 case .relation: break
                 }
             }
         }
 
-        var isEmpty: Bool { functions.isEmpty && operators.isEmpty && types.isEmpty && casts.isEmpty }
+        var isEmpty: Bool {
+            functions.isEmpty && operators.isEmpty && types.isEmpty && casts.isEmpty && anyarrayRelations.isEmpty
+        }
 
         /// The object `name` may resolve to: unqualified, one in any schema (the search path is
         /// not known; pg_temp's functions and operators are never found unqualified, but the
@@ -93,6 +102,39 @@ extension CatalogSnapshot {
             if schema == "pg_temp" { return candidates.first { $0.schema.hasPrefix("pg_temp_") } }
             return candidates.first { $0.schema == schema }
         }
+    }
+
+    /// The built-in functions that build json or jsonb from values of any type, looking up a
+    /// cast to json for each value's own type at run time (src/backend/utils/adt/json.c
+    /// json_categorize_type, jsonb.c jsonb_categorize_type; PostgreSQL 16's strict and unique
+    /// aggregates too).
+    static let jsonBuilders: Set<String> = [
+        "to_json", "to_jsonb", "array_to_json", "row_to_json", "json_agg", "jsonb_agg", "json_agg_strict", "jsonb_agg_strict",
+        "json_object_agg", "jsonb_object_agg", "json_object_agg_strict", "jsonb_object_agg_strict",
+        "json_object_agg_unique", "jsonb_object_agg_unique", "json_object_agg_unique_strict", "jsonb_object_agg_unique_strict",
+        "json_build_array", "json_build_object", "jsonb_build_array", "jsonb_build_object",
+    ]
+
+    /// A statement that reads a system relation with an anyarray column (pg_stats'
+    /// `most_common_vals`, pg_attribute's `attmissingval`: values of any type, user types too)
+    /// and calls a json builder, while a user cast to json or jsonb calls code: the builder would
+    /// find the cast by the value's type, which the statement never names (found in review:
+    /// `SELECT array_to_json(most_common_vals) FROM pg_stats` ran a cast that wrote). Reading
+    /// those relations otherwise (psql's `\d`, pg_dump) and json over other relations stay
+    /// allowed; views over them are flagged relations.
+    func runtimeJSONRefusal(for statement: StatementClassification) -> Refusal? {
+        guard !userObjects.anyarrayRelations.isEmpty else { return nil }
+        let builder = statement.objects.first {
+            $0.kind == .function && ($0.schema == nil || $0.schema == "pg_catalog") && Self.jsonBuilders.contains($0.name)
+        }
+        guard let builder else { return nil }
+        for object in statement.objects where object.kind == .relation && (object.schema == nil || object.schema == "pg_catalog") {
+            guard let reason = userObjects.anyarrayRelations[object.name] else { continue }
+            return Refusal(sqlState: "25006",
+                           message: "calling \(builder.qualifiedName)() in a statement that reads pg_catalog.\(object.name) is not allowed for a read-only identity: \(reason)",
+                           isPostgreSQLText: false)
+        }
+        return nil
     }
 
     /// The refusal for a statement that `lookup`/`object` makes resolve to a user object, or nil.

@@ -55,8 +55,11 @@ final class OverloadAttackTests: IntegrationTestCase {
         CREATE CAST (hue AS json) WITH FUNCTION hue_json(hue);
         CREATE TABLE hues (h hue);
         INSERT INTO hues SELECT CASE WHEN g % 3 = 0 THEN 'red'::hue ELSE 'blue'::hue END FROM generate_series(1, 300) g;
+        CREATE TABLE late_hue (id integer);
+        INSERT INTO late_hue VALUES (1);
+        ALTER TABLE late_hue ADD COLUMN h hue DEFAULT 'red';
         CREATE VIEW hue_stats AS SELECT array_to_json(most_common_vals) AS j FROM pg_catalog.pg_stats WHERE tablename = 'hues';
-        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats TO app_ro;
+        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats, late_hue TO app_ro;
         GRANT SELECT, INSERT ON with_default TO app_ro;
         ALTER DATABASE overload SET search_path = public, pg_catalog;
         """
@@ -124,6 +127,8 @@ final class OverloadAttackTests: IntegrationTestCase {
          "array_to_json looks up a cast to json for each element's type at run time: hue's"),
         ("SELECT json_agg(s) FROM pg_stats s WHERE tablename LIKE 'hues'", "the row's anyarray columns go through hue's cast to json"),
         ("SELECT j FROM hue_stats", "a view over pg_catalog.pg_stats: the same, naming no user object but the view"),
+        ("SELECT to_jsonb(attmissingval) FROM pg_attribute WHERE atthasmissing",
+         "pg_attribute.attmissingval holds late_hue.h's default for its older rows: a hue"),
     ]
 
     private var cluster: Cluster { get throws { try harness.cluster } }
@@ -224,7 +229,12 @@ final class OverloadAttackTests: IntegrationTestCase {
         for read in ["SELECT a, name FROM plain WHERE a OPERATOR(pg_catalog.=) 1", "SELECT pg_catalog.lower(name) FROM plain",
                      "SELECT pg_catalog.sum(a) FROM plain", "SELECT 1 OPERATOR(pg_catalog.+) 2",
                      // pg_dump's data: stored rows through output functions, no cast runs.
-                     "COPY public.moods (m) TO STDOUT"] {
+                     "COPY public.moods (m) TO STDOUT",
+                     // The catalog's anyarray columns without a json function (psql's \d reads
+                     // pg_attribute), and json over other relations.
+                     "SELECT attname, attmissingval FROM pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) 'public.late_hue'::regclass",
+                     "SELECT most_common_vals FROM pg_stats WHERE tablename LIKE 'hues'",
+                     "SELECT json_agg(name) FROM plain"] {
             let outcome = session.run(read, protocol: .extended)
             XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")
         }
