@@ -79,6 +79,8 @@ package struct SettingsExchange: Sendable {
     /// current_setting shows them.
     private var statementTimeout: String?
     private var statementTimeoutReset: String?
+    /// Capture: `exit_on_error` as the client set it in its session, if it did.
+    private var exitOnError: String?
     private var commandsCompleted = 0
     private var readyForQueries = 0
     private var error: String?
@@ -127,20 +129,27 @@ package struct SettingsExchange: Sendable {
     /// settings left the next client on a server with the first one's search_path).
     ///
     /// Statements: BEGIN (read committed: a client's default serializable read-only deferrable
-    /// would wait for a safe snapshot); the client's statement_timeout read and set to 0 for the
-    /// block, exit_on_error off for it;
+    /// would wait for a safe snapshot); the client's statement_timeout and (when it set one)
+    /// exit_on_error read, then set to 0 and off for the block — so neither is read from
+    /// pg_settings afterwards, where the block's own values show (found in review: a client's
+    /// `exit_on_error = on` came back off), nor are the per-transaction settings the BEGIN set
+    /// (transaction_isolation: replayed with set_config it fails after the first query);
     /// the rows (a value over the bound as NULL), and statement_timeout's reset value under the
     /// empty name (set_config returns it as current_setting shows it); COMMIT.
     package static let captureQuery = """
         BEGIN ISOLATION LEVEL READ COMMITTED; \
         SELECT pg_catalog.encode(pg_catalog.convert_to(pg_catalog.current_setting('statement_timeout'), 'UTF8'), 'hex'), \
+        (SELECT pg_catalog.encode(pg_catalog.convert_to(setting, 'UTF8'), 'hex') FROM pg_catalog.pg_settings \
+        WHERE name OPERATOR(pg_catalog.=) 'exit_on_error' AND source OPERATOR(pg_catalog.=) 'session'), \
         pg_catalog.set_config('statement_timeout', '0', true), pg_catalog.set_config('exit_on_error', 'off', true); \
         SELECT pg_catalog.encode(pg_catalog.convert_to(name, 'UTF8'), 'hex'), \
         CASE WHEN pg_catalog.octet_length(setting) OPERATOR(pg_catalog.<=) \(maxCarriedValueBytes) \
         THEN pg_catalog.encode(pg_catalog.convert_to(setting, 'UTF8'), 'hex') END \
         FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session' \
         AND name OPERATOR(pg_catalog.<>) 'role' AND name OPERATOR(pg_catalog.<>) 'session_authorization' \
-        AND name OPERATOR(pg_catalog.<>) 'statement_timeout' \
+        AND name OPERATOR(pg_catalog.<>) 'statement_timeout' AND name OPERATOR(pg_catalog.<>) 'exit_on_error' \
+        AND name OPERATOR(pg_catalog.<>) 'transaction_isolation' AND name OPERATOR(pg_catalog.<>) 'transaction_read_only' \
+        AND name OPERATOR(pg_catalog.<>) 'transaction_deferrable' \
         UNION ALL SELECT '', pg_catalog.encode(pg_catalog.convert_to(pg_catalog.set_config('statement_timeout', reset_val, true), 'UTF8'), 'hex') \
         FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'statement_timeout'; \
         COMMIT
@@ -212,6 +221,7 @@ package struct SettingsExchange: Sendable {
             guard status == .idle else { return .failed("the server is not idle after reading settings") }
             var settings = rows
             if let current = statementTimeout, current != statementTimeoutReset { settings["statement_timeout"] = current }
+            if let exitOnError { settings["exit_on_error"] = exitOnError }
             return .finished(Outcome(settings: settings, tooLarge: tooLarge.sorted()))
         default:
             break
@@ -224,9 +234,11 @@ package struct SettingsExchange: Sendable {
         guard let columns = Self.columns(payload) else { return }
         switch commandsCompleted {
         case 1:
-            // statement_timeout as the client had it, then what the two set_config calls return.
-            guard columns.count == 3 else { return }
+            // statement_timeout as the client had it, exit_on_error if the client set it, then
+            // what the two set_config calls return.
+            guard columns.count == 4 else { return }
             statementTimeout = columns[0].flatMap(Self.fromHex)
+            exitOnError = columns[1].flatMap(Self.fromHex)
         case 2:
             guard columns.count == 2, let name = columns[0].flatMap(Self.fromHex) else { return }
             guard let hex = columns[1] else { return tooLarge.append(name) }

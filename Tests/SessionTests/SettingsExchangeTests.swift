@@ -39,9 +39,10 @@ final class SettingsExchangeTests: XCTestCase {
 
     /// BEGIN; the client's statement_timeout (read, then 0 for the block, and exit_on_error off); the rows and the reset
     /// value of statement_timeout; COMMIT — as PostgreSQL 15 answers it.
-    private func capture(statementTimeout: String, reset: String, rows: [(String, String?)]) -> SettingsExchange.Step {
+    private func capture(statementTimeout: String, reset: String, exitOnError: String? = nil, rows: [(String, String?)]) -> SettingsExchange.Step {
         var exchange = SettingsExchange(.capture)
-        var replies: [BackendMessage] = [.commandComplete(tag: "BEGIN"), Self.row([Self.hex(statementTimeout), "0", "off"]),
+        var replies: [BackendMessage] = [.commandComplete(tag: "BEGIN"),
+                                         Self.row([Self.hex(statementTimeout), exitOnError.map(Self.hex), "0", "off"]),
                                          .commandComplete(tag: "SELECT 1")]
         replies += rows.map { Self.row([Self.hex($0.0), $0.1.map(Self.hex)]) }
         replies += [Self.row(["", Self.hex(reset)]), .commandComplete(tag: "SELECT \(rows.count + 1)"),
@@ -69,6 +70,18 @@ final class SettingsExchangeTests: XCTestCase {
                        .finished(.init(settings: ["work_mem": "8192", "statement_timeout": "1ms"])))
         XCTAssertEqual(capture(statementTimeout: "30s", reset: "30s", rows: []), .finished(.init()),
                        "a statement_timeout at its reset value is not carried")
+    }
+
+    /// Found in review: the capture read exit_on_error after turning it off for its own block,
+    /// so a client's `SET exit_on_error = on` came back off; and the block's own
+    /// transaction_isolation was carried (replayed with set_config it fails after a query).
+    func testExitOnErrorIsReadBeforeTheCaptureTurnsItOffAndTransactionSettingsAreNotRead() {
+        XCTAssertEqual(capture(statementTimeout: "0", reset: "0", exitOnError: "on", rows: [("work_mem", "8192")]),
+                       .finished(.init(settings: ["work_mem": "8192", "exit_on_error": "on"])))
+        XCTAssertEqual(capture(statementTimeout: "0", reset: "0", rows: []), .finished(.init()), "not set by the client: not carried")
+        for name in ["'exit_on_error'", "'transaction_isolation'", "'transaction_read_only'", "'transaction_deferrable'"] {
+            XCTAssertTrue(SettingsExchange.captureQuery.contains("name OPERATOR(pg_catalog.<>) \(name)"), name)
+        }
     }
 
     func testCaptureNamesValuesTooLongToCarry() {
