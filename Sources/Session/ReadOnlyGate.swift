@@ -44,6 +44,11 @@ package struct ReadOnlyGate {
         /// the stand-in: once it arrived, the stand-in either failed or never ran.
         package let batch: UInt64
         package let refusal: Refusal
+        /// The stand-in is a whole Query and its refusal one PostgreSQL raises before it checks
+        /// for an aborted transaction block (raw parsing, encoding): in such a block the
+        /// stand-in fails with 25P02 instead, which the refusal replaces (found in review: a
+        /// syntax error in an aborted block answered 25P02 where PostgreSQL says 42601).
+        package var precedesAbortCheck = false
     }
 
     package let identity: String
@@ -181,7 +186,13 @@ package struct ReadOnlyGate {
     /// A Query of the statements kept, then the stand-in for `refusal`.
     private mutating func standInQuery(kept: String, for refusal: Refusal) -> ClientVerdict {
         var out = ByteBuffer()
-        FrontendMessage.query(kept + "\n" + standInStatement(for: refusal)).encode(into: &out)
+        let standIn = standInStatement(for: refusal)
+        if kept.isEmpty, refusal.isPostgreSQLText,
+           refusal.sqlState == SQLState.syntaxError || refusal.sqlState == SQLState.characterNotInRepertoire,
+           let last = pending.indices.last, pending[last].batch == batchesSent {
+            pending[last].precedesAbortCheck = true
+        }
+        FrontendMessage.query(kept + "\n" + standIn).encode(into: &out)
         return .replace(out)
     }
 
@@ -252,14 +263,20 @@ package struct ReadOnlyGate {
     /// batch will never run and are forgotten.
     package mutating func serverErrorReceived(_ fields: ErrorFields) -> ErrorFields? {
         var replacement: ErrorFields?
+        let current = batchesCompleted
         if fields.sqlState == SQLState.invalidTextRepresentation, let message = fields.message,
            let index = pendingIndex(in: message) {
             let refusal = pending[index].refusal
             // Replies come in order: refusals sent before this one are settled.
             pending.removeSubrange(...index)
             replacement = Self.errorFields(for: refusal, identity: identity)
+        } else if fields.sqlState == SQLState.inFailedSQLTransaction,
+                  let first = pending.first(where: { $0.batch == current }), first.precedesAbortCheck {
+            // The stand-in Query in an aborted block: PostgreSQL would have failed the text
+            // before that check (postgres.c exec_simple_query: pg_parse_query, then
+            // IsAbortedTransactionBlockState).
+            replacement = Self.errorFields(for: first.refusal, identity: identity)
         }
-        let current = batchesCompleted
         failedBatch = current
         pending.removeAll { $0.batch == current }
         return replacement

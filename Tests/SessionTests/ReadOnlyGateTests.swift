@@ -114,6 +114,24 @@ final class ReadOnlyGateTests: XCTestCase {
         XCTAssertEqual(error["P"], "11")
     }
 
+    /// Found in review: PostgreSQL parses a Query before it checks for an aborted block, so a
+    /// syntax error there answers 42601, not 25P02; the stand-in's 25P02 becomes the refusal.
+    /// (A refusal of a statement that parses, above and below, stays 25P02, as PostgreSQL's.)
+    func testASyntaxErrorInAnAbortedBlockIsTheSyntaxError() throws {
+        var gate = gate()
+        _ = try replacement(gate.clientMessageReceived(.query("selec 2"), classifier: &classifier))
+        let aborted = ErrorFields.error(sqlState: "25P02",
+                                        message: "current transaction is aborted, commands ignored until end of transaction block")
+        let error = try XCTUnwrap(gate.serverErrorReceived(aborted))
+        XCTAssertEqual(error.sqlState, "42601")
+        XCTAssertEqual(error["P"], "1")
+        XCTAssertEqual(gate.pendingCount, 0)
+        gate.readyForQueryReceived()
+        // The next batch's own 25P02 is the server's.
+        _ = try replacement(gate.clientMessageReceived(.query("truncate t"), classifier: &classifier))
+        XCTAssertNil(gate.serverErrorReceived(aborted))
+    }
+
     func testOtherErrorsPassThrough() throws {
         var gate = gate()
         guard case .query(let sql) = try replacement(gate.clientMessageReceived(.query("truncate t"), classifier: &classifier)) else {
