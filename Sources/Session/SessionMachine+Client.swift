@@ -196,7 +196,10 @@ extension SessionMachine {
             }
         }
         if configuration.transactionPooling != nil, case .query(let text) = message {
-            poolingQuerySent(allowed: allowed)
+            let dropsAll = original.map { result in
+                result.syntaxError == nil ? result.statements.filter { !$0.sessionEffects.isDisjoint(with: [.deallocateAll, .discardAll]) }.count : 0
+            } ?? 0
+            poolingQuerySent(allowed: allowed, dropsAll: dropsAll)
             if prelude.readableBytes > 0, judged.map({ if case .forward = $0 { true } else { false } }) ?? true {
                 if let buffer {
                     // Not classified (too long, not UTF-8: a LATIN1 client's text): its own bytes,

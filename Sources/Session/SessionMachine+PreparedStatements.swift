@@ -126,7 +126,16 @@ extension SessionMachine {
 
     /// A Query in transaction pooling: it destroys the unnamed statement (postgres.c
     /// exec_simple_query → drop_unnamed_stmt), whatever becomes of it; it ends in ReadyForQuery.
-    mutating func poolingQuerySent(allowed: Bool) {
+    /// `dropsAll`: how many of its statements are DEALLOCATE ALL or DISCARD ALL (the
+    /// classifier's ``SessionStateEffects/deallocateAll`` and ``SessionStateEffects/discardAll``).
+    /// Their change is projected now, so that messages pipelined after the Query are planned
+    /// from the client's statements as PostgreSQL will hold them when it reaches them: a Bind of
+    /// a dropped name must get 26000, not a Parse slipped in before it (found by the
+    /// differential fuzzer: `Query("DEALLOCATE ALL")`, Bind s1, Execute, Sync in one write ran
+    /// the INSERT s1 had been). The confirmed view changes at the CommandComplete, and an error
+    /// before it drops the change, as for a Parse or Close.
+    mutating func poolingQuerySent(allowed: Bool, dropsAll: Int = 0) {
+        for _ in 0..<(allowed ? dropsAll : 0) { expect(.allNamedDropped, injected: false) }
         statements.queryRan(allowed: allowed)
         pushCompletion(.readyForQuery(query: allowed))
     }
@@ -208,16 +217,18 @@ extension SessionMachine {
     /// (a Query would destroy it itself, ``poolingQuerySent(allowed:)``) they leave it as it was
     /// (found in review: the server was recorded as having none, and the next Bind of the
     /// unnamed statement without a Parse ran the one another client had left there).
+    ///
+    /// One sent in a Query was projected when sent (``poolingQuerySent(allowed:dropsAll:)``) and
+    /// is owed at the front of the completions now (replies come in order): it is confirmed.
+    /// Any other (an extended-protocol Execute of it, a Query the classifier could not read)
+    /// changes both views now, as before.
     mutating func preparedStatementsCommandComplete(_ tag: String) {
         switch tag {
         case "DEALLOCATE ALL", "DISCARD ALL":
-            changeConfirmed { tracking in
-                tracking.client.removeAll()
-                tracking.clientPinned.removeAll()
-                tracking.clientSQL.removeAll()
-                let unnamed = tracking.server.unnamed
-                tracking.server = ServerStatements()
-                tracking.server.unnamed = unnamed
+            if case .completion(.allNamedDropped?, _)? = completions.first?.kind {
+                _ = completionIsInjected()
+            } else {
+                changeConfirmed { $0.apply(.allNamedDropped) }
             }
         case "DEALLOCATE":
             changeConfirmed { tracking in

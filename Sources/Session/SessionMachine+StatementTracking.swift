@@ -149,6 +149,13 @@ extension SessionMachine {
                 server.unnamed = .none
             case .injectedClose(let name):
                 server.byName[name] = nil
+            case .allNamedDropped:
+                client.removeAll()
+                clientPinned.removeAll()
+                clientSQL.removeAll()
+                let unnamed = server.unnamed
+                server = ServerStatements()
+                server.unnamed = unnamed
             }
         }
 
@@ -165,7 +172,7 @@ extension SessionMachine {
                 server.unnamed = .unknown
             case .injectedParse(let name, _) where name.isEmpty:
                 server.unnamed = .unknown
-            case .clientParse, .clientClose, .injectedParse, .injectedClose:
+            case .clientParse, .clientClose, .injectedParse, .injectedClose, .allNamedDropped:
                 break
             }
         }
@@ -192,6 +199,13 @@ extension SessionMachine {
         case injectedParse(StatementName, PreparedStatement)
         /// The proxy's Close (another client's statement, or one evicted to make room).
         case injectedClose(StatementName)
+        /// The client's DEALLOCATE ALL or DISCARD ALL in a Query: every named statement gone,
+        /// protocol-level ones too (prepare.c DropAllPreparedStatements), the unnamed one kept
+        /// (``SessionMachine/preparedStatementsCommandComplete(_:)``). Confirmed by its
+        /// CommandComplete; one that fails (25P02 in an aborted transaction, 25001 for DISCARD
+        /// ALL in a transaction block) or that the server never reaches (an earlier statement
+        /// of its string failed) drops nothing, and the error drops the change (``dropped(_:)``).
+        case allNamedDropped
     }
 
     enum Completion: Equatable {
