@@ -270,8 +270,8 @@ extension SessionMachine {
         case .execute(let portal, _): lifecycle.executeReceived(portal: portal, at: now)
         case .close(let target, let name): lifecycle.closeReceived(isStatement: target == .statement, name: name)
         case .functionCall(let call): lifecycle.functionCallReceived(oid: UInt32(bitPattern: call.functionOID), at: now)
-        case .describe, .sync, .flush, .terminate, .copyData, .copyDone, .copyFail,
-             .passwordMessage, .saslInitialResponse, .saslResponse:
+        case .describe, .copyData: lifecycle.otherMessageReceived()
+        case .sync, .flush, .terminate, .copyDone, .copyFail, .passwordMessage, .saslInitialResponse, .saslResponse:
             break
         }
     }
@@ -308,6 +308,8 @@ extension SessionMachine {
         case UInt8(ascii: "E"): lifecycle.executeReceived(portal: "", at: now)
         case UInt8(ascii: "S"): lifecycle.syncReceived()
         case UInt8(ascii: "c"), UInt8(ascii: "f"): lifecycle.copyEndReceived()
+        case UInt8(ascii: "d"): lifecycle.copyDataReceived()
+        case UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "D"), UInt8(ascii: "C"): lifecycle.otherMessageReceived()
         default: break
         }
     }

@@ -110,8 +110,28 @@ extension SessionMachine {
         }
         let replacement = withGate { $0.serverErrorReceived(fields) } ?? nil
         let sent = replacement ?? fields
-        lifecycle.errorReceived(sqlState: sent.sqlState ?? "XX000", message: sent.message ?? "", refused: replacement != nil, at: now)
+        lifecycle.errorReceived(sqlState: sent.sqlState ?? "XX000", message: sent.message ?? "", refused: replacement != nil, at: now,
+                                raisedReadingCopy: Self.raisedReadingCopy(fields))
+        // An error in a copy-in whose window Syncs the server ignored: it skips to a Sync the
+        // client has yet to send, so the session is busy until then.
+        if lifecycle.awaitsClientSync { unsynced = true }
         return replacement
+    }
+
+    /// The error was raised while a copy-in read the client's data, so after the server read a
+    /// copy message: CopyGetData's own (CopyFail's 57014 "COPY from stdin failed", 08P01 for
+    /// another message type; copyfromparse.c), or one whose outermost context is
+    /// CopyFromErrorCallback's "COPY <table>, line N…" (copyfrom.c installs it after the
+    /// BEFORE STATEMENT triggers, for the row loop; its only check before reading the first row
+    /// is CHECK_FOR_INTERRUPTS, whose errors come from ProcessInterrupts). The routine (`R`) is
+    /// never translated; a context translated by lc_messages is not recognised, which only
+    /// fails closed.
+    static func raisedReadingCopy(_ fields: ErrorFields) -> Bool {
+        let routine = fields["R"]
+        if routine == "CopyGetData" { return true }
+        guard routine != nil, routine != "ProcessInterrupts", let context = fields["W"],
+              let outermost = context.split(separator: "\n").last else { return false }
+        return outermost.hasPrefix("COPY ")
     }
 
     /// ReadyForQuery: the server is idle again until the client sends more (docs 55.2.2: one

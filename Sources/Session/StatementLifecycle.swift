@@ -103,13 +103,20 @@ package struct StatementLifecycle: Sendable {
     /// The server's CopyInResponse was seen and the server has not yet ended the copy: how many
     /// Syncs the client sent in that window (the server ignores a Sync while in copy-in mode)
     /// and whether the client already sent its CopyDone/CopyFail.
-    private var copyIn: (syncs: Int, clientEnded: Bool)?
+    /// `exact`: the Execute that started it is the client's last (``sinceExecute`` describes
+    /// what came after it).
+    private var copyIn: (syncs: Int, clientEnded: Bool, exact: Bool)?
+    /// What the client sent after its last Execute, in order: whether anything but Sync and
+    /// Flush (CopyData, CopyDone, CopyFail, any other message), and how many Syncs came after
+    /// such a message and before the client's CopyDone/CopyFail. It tells which Syncs a copy-in
+    /// that the server ended with an error ignored (``copyInEnded(byError:raisedReadingCopy:)``).
+    private var sinceExecute = (sawOther: false, syncsAfterOther: 0, ended: false)
     /// The replies can no longer be matched to what the client sent: a copy-in ended with the
-    /// server's error while Syncs sent during the copy were outstanding. Whether the server saw
-    /// each of them in copy-in mode (ignored) or after the error (answered) depends on where in
-    /// the data the error happened, which the proxy cannot know (docs 55.2.6). From then on the
-    /// session is never at rest: its server connection is not reused, not released to a pool,
-    /// and a query is cancelled when the session ends.
+    /// server's error while Syncs sent during the copy were outstanding and the proxy cannot
+    /// tell whether the server read them in copy-in mode (ignored) or after the error
+    /// (answered): ``copyInEnded(byError:raisedReadingCopy:)``. From then on the session is never
+    /// at rest: its server connection is not reused, not released to a pool, and a query is
+    /// cancelled when the session ends.
     package private(set) var lostTrack = false
     private var discardingUntilSync = false
     /// Records finished so far (for the disconnect event).
@@ -124,6 +131,9 @@ package struct StatementLifecycle: Sendable {
 
     /// A message was sent whose ReadyForQuery has not arrived: the server owes replies.
     package var isAwaitingReplies: Bool { !ops.isEmpty }
+
+    /// After an extended-protocol error the server skips to a Sync the client has not sent yet.
+    package var awaitsClientSync: Bool { discardingUntilSync }
 
     /// Messages followed whose replies have not all arrived (the queue this keeps).
     package var pendingOperations: Int { ops.count }
@@ -142,11 +152,13 @@ package struct StatementLifecycle: Sendable {
     package mutating func queryReceived(_ text: String, at time: Int64) {
         // After an extended-protocol error the server skips every message up to Sync, a
         // Query too (postgres.c PostgresMain, ignore_till_sync).
+        otherMessageReceived()
         guard !discardingUntilSync else { return }
         ops.append(.query(text: Self.bounded(text), statementID: takeStatementID(), next: 1, failed: false, lastAt: time))
     }
 
     package mutating func parseReceived(name: String, text: String) {
+        otherMessageReceived()
         guard !discardingUntilSync else { return }
         let kept = Self.bounded(text)
         if statements.count >= Self.maxNames, statements[name] == nil,
@@ -160,6 +172,7 @@ package struct StatementLifecycle: Sendable {
 
     /// `parameters`: the Bind values as the audit record shows them, when they are logged.
     package mutating func bindReceived(portal: String, statement: String, parameters: [String?]? = nil) {
+        otherMessageReceived()
         guard !discardingUntilSync else { return }
         if portals.count >= Self.maxNames, portals[portal] == nil,
            let oldest = portals.min(by: { $0.value.order < $1.value.order })?.key {
@@ -170,6 +183,7 @@ package struct StatementLifecycle: Sendable {
     }
 
     package mutating func executeReceived(portal: String, at time: Int64) {
+        sinceExecute = (false, 0, false)
         guard !discardingUntilSync else { return }
         let bound = portals[portal]
         ops.append(.execute(portal: portal, instance: bound?.order ?? 0, text: bound?.text ?? "", parameters: bound?.parameters,
@@ -178,11 +192,23 @@ package struct StatementLifecycle: Sendable {
 
     /// Close (`S` statement or `P` portal).
     package mutating func closeReceived(isStatement: Bool, name: String) {
+        otherMessageReceived()
         guard !discardingUntilSync else { return }
         if isStatement { statements[name] = nil } else { portals[name] = nil }
     }
 
+    /// A client message other than Sync, Flush and those above (Describe, CopyData): it
+    /// matters only for which Syncs a copy-in ignored.
+    package mutating func otherMessageReceived() {
+        sinceExecute.sawOther = true
+    }
+
+    package mutating func copyDataReceived() {
+        otherMessageReceived()
+    }
+
     package mutating func syncReceived() {
+        if sinceExecute.sawOther && !sinceExecute.ended { sinceExecute.syncsAfterOther += 1 }
         // In copy-in mode the server ignores Sync (docs 55.2.6 COPY Operations); libpq sends one
         // right after the Execute of a COPY FROM STDIN and another after CopyDone/CopyFail.
         if var window = copyIn, !window.clientEnded {
@@ -200,6 +226,8 @@ package struct StatementLifecycle: Sendable {
 
     /// The client's CopyDone or CopyFail.
     package mutating func copyEndReceived() {
+        otherMessageReceived()
+        sinceExecute.ended = true
         if var window = copyIn, !window.clientEnded {
             window.clientEnded = true
             copyIn = window
@@ -214,6 +242,8 @@ package struct StatementLifecycle: Sendable {
     package mutating func copyInStarted() {
         var index = 1
         var syncs = 0
+        // A later Execute reset what ``sinceExecute`` says about the messages after this one.
+        let exact = !ops.dropFirst().contains { if case .execute = $0 { true } else { false } }
         while index < ops.count {
             switch ops[index] {
             case .sync:
@@ -221,23 +251,52 @@ package struct StatementLifecycle: Sendable {
                 syncs += 1
             case .copyEnd:
                 ops.remove(at: index)
-                copyIn = (syncs, true)
+                copyIn = (syncs, true, exact)
                 return
             default: index += 1
             }
         }
-        copyIn = (syncs, false)
+        copyIn = (syncs, false, exact)
     }
 
     /// The server ended a copy-in: with its CommandComplete (the Syncs of the window were
-    /// ignored, as counted) or with an error (ambiguous when the window held Syncs: ``lostTrack``).
-    private mutating func copyInEnded(byError: Bool) {
+    /// ignored, as counted) or with an error. Which of the window's Syncs an error leaves
+    /// unread follows from PostgreSQL's source: copyfromparse.c CopyGetData reads the client's
+    /// messages one by one while it needs data, ignoring Sync and Flush ("for the convenience of
+    /// client libraries (such as libpq) that may send those without noticing that the command
+    /// they just sent was COPY") and holding cancel interrupts while it waits, so no error
+    /// comes between reading a Sync and reading the next message; after an error, postgres.c
+    /// skips every message up to the next Sync it reads (ignore_till_sync; CopyData, CopyDone
+    /// and CopyFail are ignored there in any case), and answers that Sync and each later one.
+    ///
+    /// - Nothing but Syncs reached the server after the Execute: it cannot have read a copy
+    ///   message, so the error came before the copy read anything (CopyFrom's checks, BEFORE
+    ///   STATEMENT triggers, run after CopyInResponse) and no Sync of the window was read in
+    ///   copy-in mode: they are ordinary Syncs, the first ends the skip.
+    /// - `raisedReadingCopy` (CopyGetData's own error, CopyFail's 57014 among them, or one with
+    ///   CopyFromErrorCallback's context, raised while the copy read rows): the server had read
+    ///   a copy message, so every Sync sent before the first one was read and ignored — libpq's
+    ///   order, one Sync right after the Execute, then data and CopyDone/CopyFail, then Sync.
+    /// - Otherwise (a Sync between copy messages, or data sent and an error that does not say
+    ///   where it came from): ambiguous, ``lostTrack``.
+    private mutating func copyInEnded(byError: Bool, raisedReadingCopy: Bool = false) {
         guard let window = copyIn else { return }
-        if byError && window.syncs > 0 { lostTrack = true }
         copyIn = nil
+        guard byError, window.syncs > 0 else { return }
+        guard window.exact, sinceExecute.syncsAfterOther == 0 else {
+            lostTrack = true
+            return
+        }
+        if !sinceExecute.sawOther {
+            // Answered as outside a copy: right after the Execute, the head.
+            ops.insert(contentsOf: repeatElement(Op.sync, count: window.syncs), at: min(1, ops.count))
+        } else if !raisedReadingCopy {
+            lostTrack = true
+        }
     }
 
     package mutating func functionCallReceived(oid: UInt32, at time: Int64) {
+        otherMessageReceived()
         guard !discardingUntilSync else { return }
         ops.append(.function(oid: oid, startedAt: time))
     }
@@ -301,10 +360,13 @@ package struct StatementLifecycle: Sendable {
     }
 
     /// An ErrorResponse (not a NoticeResponse). `refused`: the gate rewrote it into a refusal.
-    package mutating func errorReceived(sqlState: String, message: String, refused: Bool, at time: Int64) {
+    /// `raisedReadingCopy`: the error says it was raised while a copy-in read the client's
+    /// data (``copyInEnded(byError:raisedReadingCopy:)``).
+    package mutating func errorReceived(sqlState: String, message: String, refused: Bool, at time: Int64,
+                                        raisedReadingCopy: Bool = false) {
         let outcome: Outcome = refused ? .refused(sqlState: sqlState, message: message)
                                        : .failed(sqlState: sqlState, message: message)
-        copyInEnded(byError: true)
+        copyInEnded(byError: true, raisedReadingCopy: raisedReadingCopy)
         guard let head = ops.first else { return }
         switch head {
         case .query(let text, let id, let next, let failed, let lastAt):

@@ -86,4 +86,95 @@ final class SessionMachinePipelineTests: XCTestCase {
         h.client(H.bind(statement: "s1"), .execute(portal: "", maxRows: 0), .sync)
         XCTAssertEqual(types(h.sentToServer()), "CPBES")
     }
+
+    // MARK: COPY FROM STDIN in the extended protocol, ended by an error
+
+    /// An ErrorResponse as PostgreSQL 15 sends it, with its routine (`R`) and context (`W`).
+    private static func error(_ sqlState: String, _ message: String, routine: String, context: String? = nil) -> BackendMessage {
+        var fields = ErrorFields.error(sqlState: sqlState, message: message)
+        if let context { fields.fields.append(.init(code: UInt8(ascii: "W"), value: context)) }
+        fields.fields.append(.init(code: UInt8(ascii: "R"), value: routine))
+        return .errorResponse(fields)
+    }
+
+    /// libpq's PQexecParams("COPY cp FROM STDIN"): Parse/Bind/Describe/Execute/Sync in one write,
+    /// answered up to the CopyInResponse.
+    private func startExtendedCopy() -> SessionHarness {
+        let h = pooled()
+        h.client(.parse(name: "", query: "COPY cp FROM STDIN", parameterTypes: []), H.bind(), .describe(.portal, name: ""),
+                 .execute(portal: "", maxRows: 0), .sync)
+        h.server(.parseComplete, .bindComplete, .noData, H.copyResponse("G"))
+        XCTAssertFalse(h.machine.isAtRest)
+        return h
+    }
+
+    /// The next statement is answered and the session comes back to rest.
+    private func assertTracksTheNextQuery(_ h: SessionHarness, file: StaticString = #filePath, line: UInt = #line) {
+        h.client(.query("SELECT 1"))
+        XCTAssertFalse(h.machine.isAtRest, file: file, line: line)
+        h.server(H.rowDescription("x"), H.dataRow("1"), complete("SELECT 1"), ready)
+        XCTAssertTrue(h.machine.isAtRest, "the replies still match the messages", file: file, line: line)
+        XCTAssertFalse(h.machine.lifecycle.lostTrack, file: file, line: line)
+    }
+
+    /// PQputCopyEnd(conn, "errmsg"): CopyFail then Sync. CopyGetData read the Sync sent after the
+    /// Execute in copy-in mode and ignored it ("Ignore Flush/Sync for the convenience of client
+    /// libraries"), then raised 57014 at the CopyFail: only the second Sync is answered, and the
+    /// server is free again (it was held for the whole session: lostTrack).
+    func testCopyFailAfterLibpqsSyncComesBackToRest() {
+        let h = startExtendedCopy()
+        h.client(.copyFail("client abort"), .sync)
+        h.server(Self.error("57014", "COPY from stdin failed: client abort", routine: "CopyGetData", context: "COPY cp, line 1"), ready)
+        XCTAssertTrue(h.machine.isAtRest, "one ReadyForQuery owed, and it came")
+        XCTAssertFalse(h.machine.lifecycle.lostTrack)
+        assertTracksTheNextQuery(h)
+    }
+
+    /// A bad row: the server errors while reading the data (CONTEXT "COPY cp, line 1, …" from
+    /// CopyFromErrorCallback, so it had read a CopyData, and the Sync before it, in copy-in
+    /// mode). It then skips everything up to the client's next Sync (ignore_till_sync), the
+    /// CopyDone too: not at rest until that Sync's ReadyForQuery.
+    func testABadRowAfterLibpqsSyncComesBackToRest() {
+        let h = startExtendedCopy()
+        h.client(.copyData(Array("x\n".utf8)))
+        h.server(Self.error("22P02", "invalid input syntax for type integer: \"x\"", routine: "pg_strtoint32",
+                            context: "COPY cp, line 1, column a: \"x\""))
+        XCTAssertFalse(h.machine.isAtRest, "the server waits for the client's Sync")
+        h.client(.copyDone, .sync)
+        XCTAssertFalse(h.machine.isAtRest)
+        h.server(ready)
+        XCTAssertTrue(h.machine.isAtRest)
+        XCTAssertFalse(h.machine.lifecycle.lostTrack)
+        assertTracksTheNextQuery(h)
+    }
+
+    /// An error before the copy reads anything (CopyFrom's checks, a BEFORE STATEMENT trigger:
+    /// after the CopyInResponse) while the client had sent nothing after its Sync: the server
+    /// cannot have read a copy message, so that Sync was not read in copy-in mode, it ends
+    /// the error's skip (ReadyForQuery), and the client's CopyFail and Sync later are ignored
+    /// and answered by PostgresMain as outside a copy.
+    func testAnErrorBeforeTheCopyReadsAnythingAnswersLibpqsSync() {
+        let h = startExtendedCopy()
+        h.server(Self.error("P0001", "no copies", routine: "exec_stmt_raise", context: "PL/pgSQL function f() line 1 at RAISE"))
+        XCTAssertFalse(h.machine.isAtRest)
+        h.server(ready)
+        XCTAssertTrue(h.machine.isAtRest, "the Sync after the Execute was answered")
+        h.client(.copyFail("client abort"), .sync)
+        XCTAssertFalse(h.machine.isAtRest)
+        h.server(ready)
+        XCTAssertTrue(h.machine.isAtRest)
+        XCTAssertFalse(h.machine.lifecycle.lostTrack)
+        assertTracksTheNextQuery(h)
+    }
+
+    /// Still ambiguous, still failing closed: the client sent data after the Sync and the error
+    /// does not say it was raised reading it (no COPY context: a BEFORE STATEMENT trigger, or
+    /// a bad row: either is possible).
+    func testAnErrorThatMayComeBeforeTheReadStillLosesTrack() {
+        let h = startExtendedCopy()
+        h.client(.copyData(Array("1\n".utf8)), .copyDone, .sync)
+        h.server(Self.error("P0001", "no copies", routine: "exec_stmt_raise", context: "PL/pgSQL function f() line 1 at RAISE"), ready)
+        XCTAssertTrue(h.machine.lifecycle.lostTrack)
+        XCTAssertFalse(h.machine.isAtRest)
+    }
 }
