@@ -270,7 +270,8 @@ extension SessionMachine {
         case .execute(let portal, _): lifecycle.executeReceived(portal: portal, at: now)
         case .close(let target, let name): lifecycle.closeReceived(isStatement: target == .statement, name: name)
         case .functionCall(let call): lifecycle.functionCallReceived(oid: UInt32(bitPattern: call.functionOID), at: now)
-        case .describe, .copyData: lifecycle.otherMessageReceived()
+        case .describe: lifecycle.extendedMessageReceived()
+        case .copyData: lifecycle.copyDataReceived()
         case .sync, .flush, .terminate, .copyDone, .copyFail, .passwordMessage, .saslInitialResponse, .saslResponse:
             break
         }
@@ -309,7 +310,7 @@ extension SessionMachine {
         case UInt8(ascii: "S"): lifecycle.syncReceived()
         case UInt8(ascii: "c"), UInt8(ascii: "f"): lifecycle.copyEndReceived()
         case UInt8(ascii: "d"): lifecycle.copyDataReceived()
-        case UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "D"), UInt8(ascii: "C"): lifecycle.otherMessageReceived()
+        case UInt8(ascii: "P"), UInt8(ascii: "B"), UInt8(ascii: "D"), UInt8(ascii: "C"): lifecycle.extendedMessageReceived()
         default: break
         }
     }

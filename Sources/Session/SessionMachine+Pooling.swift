@@ -286,8 +286,11 @@ extension SessionMachine {
     /// Extended-protocol messages since the last Sync keep the session busy (``unsynced``).
     mutating func noteSync(_ type: UInt8) {
         // A Query's marker is pushed with what it does to the unnamed statement (``poolingQuerySent(allowed:)``).
-        if configuration.transactionPooling != nil && (type == UInt8(ascii: "F") || type == UInt8(ascii: "S")) {
-            pushCompletion(.readyForQuery(query: nil))
+        if configuration.transactionPooling != nil {
+            if type == UInt8(ascii: "S") { pushCompletion(.sync) }
+            // A FunctionCall the server will skip (an extended-protocol error already came and
+            // its Sync has not been sent) gets no ReadyForQuery of its own.
+            if type == UInt8(ascii: "F") && !lifecycle.awaitsClientSync { pushCompletion(.readyForQuery(query: nil)) }
         }
         switch type {
         case UInt8(ascii: "S"): unsynced = false

@@ -134,7 +134,12 @@ extension SessionMachine {
     /// differential fuzzer: `Query("DEALLOCATE ALL")`, Bind s1, Execute, Sync in one write ran
     /// the INSERT s1 had been). The confirmed view changes at the CommandComplete, and an error
     /// before it drops the change, as for a Parse or Close.
+    ///
+    /// A Query sent while the server skips to Sync (an extended-protocol error already came,
+    /// its Sync not yet sent) is skipped whole (postgres.c: ignore_till_sync): it changes
+    /// nothing and gets no ReadyForQuery, so nothing is owed for it.
     mutating func poolingQuerySent(allowed: Bool, dropsAll: Int = 0) {
+        guard !lifecycle.awaitsClientSync else { return }
         for _ in 0..<(allowed ? dropsAll : 0) { expect(.allNamedDropped, injected: false) }
         statements.queryRan(allowed: allowed)
         pushCompletion(.readyForQuery(query: allowed))

@@ -68,6 +68,7 @@ extension SessionMachine {
             if configuration.transactionPooling != nil && completionIsInjected() {
                 return .replaceToClient(consume: frame.totalLength, bytes: ByteBuffer())
             }
+            lifecycle.extendedReplyReceived()
             return .forwardToClient(frame.totalLength)
         default:
             countReply(frame.type, now: now)
@@ -83,6 +84,7 @@ extension SessionMachine {
         case UInt8(ascii: "I"): lifecycle.emptyQueryReceived(at: now)
         case UInt8(ascii: "s"): lifecycle.portalSuspendedReceived(at: now)
         case UInt8(ascii: "G"): lifecycle.copyInStarted()
+        case UInt8(ascii: "1"), UInt8(ascii: "2"), UInt8(ascii: "3"), UInt8(ascii: "T"), UInt8(ascii: "n"): lifecycle.extendedReplyReceived()
         case UInt8(ascii: "E"): lifecycle.errorReceived(sqlState: "", message: "", refused: false, at: now)
         default: break
         }
@@ -105,7 +107,7 @@ extension SessionMachine {
     /// Returns the refusal to send in its place when it is a stand-in's error.
     mutating func serverErrorReceived(_ fields: ErrorFields, now: Int64) -> ErrorFields? {
         if configuration.transactionPooling != nil {
-            completionsAfterError()
+            completionsAfterError(skipsToSync: lifecycle.errorSkipsToSync)
             dropConfirmedReleases()
         }
         let replacement = withGate { $0.serverErrorReceived(fields) } ?? nil

@@ -212,9 +212,12 @@ extension SessionMachine {
         /// A Parse or Close: `change` is what its completion makes true (nil: nothing
         /// tracked); `injected`: the proxy's own, whose completion the client never sees.
         case completion(StatementChange?, injected: Bool)
-        /// A Query (`query`: whether it is the client's own, ``StatementTracking/queryRan(allowed:)``),
-        /// FunctionCall or Sync: ends in ReadyForQuery.
+        /// A Query (`query`: whether it is the client's own, ``StatementTracking/queryRan(allowed:)``)
+        /// or FunctionCall (nil): ends in ReadyForQuery, unless an extended-protocol error before
+        /// it makes the server skip it (``completionsAfterError(skipsToSync:)``).
         case readyForQuery(query: Bool?)
+        /// A Sync: ends in ReadyForQuery, always (the end of an error's skip).
+        case sync
     }
 
     /// Completions owed that the client may have outstanding before it is no longer read
@@ -248,15 +251,30 @@ extension SessionMachine {
 
     /// An ErrorResponse: in the extended protocol the server skips to Sync, so the Parse and
     /// Close messages before the next ReadyForQuery marker will never be answered, and what
-    /// they would have changed did not happen.
-    mutating func completionsAfterError() {
+    /// they would have changed did not happen. `skipsToSync`: the error is an extended-protocol
+    /// message's (``StatementLifecycle/errorSkipsToSync``), so a Query or FunctionCall sent
+    /// before the next Sync is skipped as well, and answers nothing (postgres.c: ignore_till_sync
+    /// skips every message but Sync; found by the differential fuzzer: after a failed Describe,
+    /// a pipelined Query's marker waited for a ReadyForQuery that never came, and the client
+    /// got the proxy's CloseComplete for its ParseComplete). Otherwise the error is the Query's
+    /// or FunctionCall's own and its ReadyForQuery still comes.
+    mutating func completionsAfterError(skipsToSync: Bool = false) {
         var changed = false
-        while let first = completions.first, case .completion(let change, _) = first.kind {
-            completions.removeFirst()
-            // (An entry of several identical completions goes as a whole: none was answered.)
-            if let change {
-                confirmedStatements.dropped(change)
-                changed = true
+        skipping: while let first = completions.first {
+            switch first.kind {
+            case .completion(let change, _):
+                completions.removeFirst()
+                // (An entry of several identical completions goes as a whole: none was answered.)
+                if let change {
+                    confirmedStatements.dropped(change)
+                    changed = true
+                }
+            case .readyForQuery(let query) where skipsToSync:
+                completions.removeFirst()
+                // A skipped Query did not destroy the unnamed statement after all.
+                if query != nil { changed = true }
+            case .readyForQuery, .sync:
+                break skipping
             }
         }
         if changed { reproject() }
@@ -269,7 +287,7 @@ extension SessionMachine {
             switch kind {
             case .completion(let change?, _): statements.apply(change)
             case .readyForQuery(let query?): statements.queryRan(allowed: query)
-            case .completion(nil, _), .readyForQuery(nil): break
+            case .completion(nil, _), .readyForQuery(nil), .sync: break
             }
         }
     }

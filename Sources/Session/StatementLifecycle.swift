@@ -74,6 +74,11 @@ package struct StatementLifecycle: Sendable {
         case sync
         /// The client's CopyDone or CopyFail, queued before the server's CopyInResponse was seen.
         case copyEnd
+        /// A Bind, Describe or Close (or, counted by type alone, a Parse): answered by
+        /// BindComplete, RowDescription/NoData, CloseComplete (ParseComplete). An error before
+        /// that answer is its error, and the server then skips to Sync, a simple Query between
+        /// included (postgres.c: ignore_till_sync, set because doing_extended_query_message).
+        case extended
     }
 
     /// Bounds: named statements and portals kept (the oldest name forgotten beyond it), texts kept.
@@ -180,6 +185,7 @@ package struct StatementLifecycle: Sendable {
         }
         definitions += 1
         portals[portal] = Portal(text: statements[statement]?.text ?? "", parameters: parameters, order: definitions)
+        ops.append(.extended)
     }
 
     package mutating func executeReceived(portal: String, at time: Int64) {
@@ -195,6 +201,14 @@ package struct StatementLifecycle: Sendable {
         otherMessageReceived()
         guard !discardingUntilSync else { return }
         if isStatement { statements[name] = nil } else { portals[name] = nil }
+        ops.append(.extended)
+    }
+
+    /// A Describe, or (counted by type alone) a Parse, Bind or Close: an ``Op/extended``.
+    package mutating func extendedMessageReceived() {
+        otherMessageReceived()
+        guard !discardingUntilSync else { return }
+        ops.append(.extended)
     }
 
     /// A client message other than Sync, Flush and those above (Describe, CopyData): it
@@ -303,6 +317,26 @@ package struct StatementLifecycle: Sendable {
 
     // MARK: Server messages
 
+    /// ParseComplete, BindComplete, CloseComplete of the client's own messages, RowDescription
+    /// or NoData: the answer to the Parse, Bind, Close or Describe at the head, if one is there
+    /// (replies come in message order; a Query's RowDescription finds its Query at the head).
+    package mutating func extendedReplyReceived() {
+        switch ops.first {
+        case .parse?, .extended?: ops.removeFirst()
+        default: break
+        }
+    }
+
+    /// An error now is an extended-protocol message's (the head's), so the server skips every
+    /// message up to the next Sync, Queries and FunctionCalls included (postgres.c: after an
+    /// error with doing_extended_query_message set, ignore_till_sync).
+    package var errorSkipsToSync: Bool {
+        switch ops.first {
+        case .parse?, .execute?, .extended?: true
+        default: false
+        }
+    }
+
     package mutating func commandCompleteReceived(tag: String, at time: Int64) {
         copyInEnded(byError: false)
         dropSucceededParses()
@@ -319,7 +353,7 @@ package struct StatementLifecycle: Sendable {
                               outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
             }
             ops.removeFirst()
-        case .parse, .function, .sync, .copyEnd:
+        case .parse, .function, .sync, .copyEnd, .extended:
             break
         }
     }
@@ -332,7 +366,7 @@ package struct StatementLifecycle: Sendable {
             ops[0] = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time)
         case .execute:
             ops.removeFirst()
-        case .parse, .function, .sync, .copyEnd:
+        case .parse, .function, .sync, .copyEnd, .extended:
             break
         }
     }
@@ -383,8 +417,9 @@ package struct StatementLifecycle: Sendable {
             // An error at Sync itself (a failed COMMIT of an implicit transaction): nothing to
             // attribute it to beyond the batch.
             break
-        case .parse, .execute:
-            // Everything up to the next Sync is discarded by the server. The statement that
+        case .parse, .execute, .extended:
+            // Everything up to the next Sync is discarded by the server, a Query or
+            // FunctionCall among it too. The statement that
             // failed is the first Execute of the batch (its Parse or Bind may be the one that
             // failed), else the Parse that failed to prepare.
             let end = ops.firstIndex { if case .sync = $0 { return true } else { return false } } ?? ops.count
@@ -415,7 +450,7 @@ package struct StatementLifecycle: Sendable {
                 finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
                               tag: nil, outcome: .ok, startedAt: startedAt, finishedAt: time))
                 break ending
-            case .parse, .execute, .copyEnd:
+            case .parse, .execute, .copyEnd, .extended:
                 continue ending
             }
         }
@@ -446,7 +481,7 @@ package struct StatementLifecycle: Sendable {
             case .function(let oid, let startedAt):
                 finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
                               tag: nil, outcome: .disconnected, startedAt: startedAt, finishedAt: time))
-            case .parse, .sync, .copyEnd:
+            case .parse, .sync, .copyEnd, .extended:
                 continue
             }
         }
@@ -456,8 +491,16 @@ package struct StatementLifecycle: Sendable {
         return out
     }
 
+    /// A CommandComplete, EmptyQueryResponse or PortalSuspended: every Parse, Bind, Describe
+    /// and Close before it was answered (replies come in order), whether or not their own
+    /// answers were fed (the lifecycle's tests feed none).
     private mutating func dropSucceededParses() {
-        while case .parse? = ops.first { ops.removeFirst() }
+        while let head = ops.first {
+            switch head {
+            case .parse, .extended: ops.removeFirst()
+            default: return
+            }
+        }
     }
 
     private mutating func finish(_ record: Record) {

@@ -177,4 +177,51 @@ final class SessionMachinePipelineTests: XCTestCase {
         XCTAssertTrue(h.machine.lifecycle.lostTrack)
         XCTAssertFalse(h.machine.isAtRest)
     }
+
+    // MARK: A simple Query after a failed extended-protocol message
+
+    /// `Describe(portal "nope")`, `Query("SELECT 1")`, `Sync` in one write, then `Parse a1`,
+    /// `Sync`. PostgreSQL: 34000 for the Describe; the Query is skipped with everything else up
+    /// to the Sync (postgres.c: ignore_till_sync; no ReadyForQuery of its own), then
+    /// ReadyForQuery; then ParseComplete, ReadyForQuery. The proxy blamed the error on the
+    /// Query and waited for its ReadyForQuery: the FIFO shifted by one and the client got the
+    /// CloseComplete of the proxy's own Close instead of its ParseComplete.
+    func testAQuerySkippedAfterAFailedDescribeKeepsTheRepliesInOrder() {
+        let h = pooled()
+        h.client(.describe(.portal, name: "nope"), .query("SELECT 1"), .sync)
+        XCTAssertEqual(types(h.sentToServer()), "DQS")
+        h.server(H.error("34000", "portal \"nope\" does not exist"), ready)
+        XCTAssertEqual(types(h.sentToClient()), "EZ")
+        XCTAssertTrue(h.machine.isAtRest, "the Sync's ReadyForQuery was the only one owed")
+        h.client(.parse(name: "a1", query: "SELECT 1", parameterTypes: []), .sync)
+        XCTAssertEqual(types(h.sentToServer()), "CPS", "another client's a1 closed first")
+        h.server(.closeComplete, .parseComplete, ready)
+        XCTAssertEqual(types(h.sentToClient()), "1Z", "the client's ParseComplete, not the proxy's CloseComplete")
+        XCTAssertTrue(h.machine.isAtRest)
+        XCTAssertNotNil(h.machine.clientStatements["a1"])
+    }
+
+    /// The same with the error read before the Query is sent: the Query is skipped too.
+    func testAQuerySentWhileTheServerSkipsToSyncHasNoReadyForQuery() {
+        let h = pooled()
+        h.client(H.bind(portal: "", statement: "nope"), .execute(portal: "", maxRows: 0))
+        h.server(H.error("26000", "prepared statement \"nope\" does not exist"))
+        h.client(.query("SELECT 1"), .sync, .parse(name: "a1", query: "SELECT 1", parameterTypes: []), .sync)
+        XCTAssertEqual(types(h.sentToServer()), "BEQSCPS")
+        h.server(ready, .closeComplete, .parseComplete, ready)
+        XCTAssertEqual(types(h.sentToClient()), "EZ1Z")
+        XCTAssertTrue(h.machine.isAtRest)
+    }
+
+    /// A Query whose extended messages before it all succeeded fails on its own: no skip, its
+    /// ReadyForQuery comes, then the Sync's.
+    func testAQuerysOwnErrorAfterExtendedMessagesIsNotASkip() {
+        let h = pooled()
+        h.client(.parse(name: "", query: "SELECT 1", parameterTypes: []), .describe(.statement, name: ""), .query("SELECT 1/0"), .sync,
+                 .parse(name: "a1", query: "SELECT 1", parameterTypes: []), .sync)
+        h.server(.parseComplete, .raw(type: UInt8(ascii: "t"), payload: [0, 0]), H.rowDescription("x"),
+                 H.error("22012", "division by zero"), ready, ready, .closeComplete, .parseComplete, ready)
+        XCTAssertEqual(types(h.sentToClient()), "1tTEZZ1Z")
+        XCTAssertTrue(h.machine.isAtRest)
+    }
 }
