@@ -109,6 +109,40 @@ final class TransactionPoolingStatementTests: SharedProxyTestCase {
         XCTAssertTrue(proxy.isAlive)
     }
 
+    /// Found by the differential fuzzer: `Query("DEALLOCATE ALL")`, `Bind s1`, `Execute`, `Sync`
+    /// in one write. PostgreSQL drops s1 and the Bind fails with 26000; Portcullis planned the
+    /// Bind from its view before the DEALLOCATE ALL and, on a server without s1, prepared s1
+    /// again before it: the INSERT ran. The same with DISCARD ALL.
+    func testDeallocateAllPipelinedBeforeABindIsNotUndone() throws {
+        let proxy = try startProxy()
+        try harness.cluster.query("""
+            CREATE TABLE IF NOT EXISTS txstmt_dealloc (id int);
+            GRANT SELECT, INSERT, DELETE ON txstmt_dealloc TO app_rw;
+            """, dbname: "app")
+        for drop in ["DEALLOCATE ALL", "DISCARD ALL"] {
+            var transcripts: [String: [String]] = [:]
+            for (label, session) in [("direct", try direct()), ("transaction", try client(proxy))] {
+                try harness.cluster.query("TRUNCATE txstmt_dealloc", dbname: "app")
+                var seen = try answers(session, Self.parse(Self.bytes("s1"), Self.bytes("INSERT INTO txstmt_dealloc VALUES (1)")) + WireClient.sync)
+                if label == "transaction" {
+                    // Another client between: the shared server no longer has s1.
+                    let other = try client(proxy)
+                    XCTAssertEqual(try answers(other, WireClient.query("DEALLOCATE ALL")).last, "Z")
+                    quit(other)
+                }
+                seen += try answers(session, WireClient.query(drop) + Self.bind(Self.bytes("s1")) + WireClient.execute() + WireClient.sync,
+                                    readyForQuery: 2)
+                seen += try answers(session, WireClient.query("SELECT count(*)::text FROM txstmt_dealloc"))
+                transcripts[label] = seen
+                quit(session)
+            }
+            XCTAssertEqual(transcripts["transaction"], transcripts["direct"], drop)
+            XCTAssertEqual(transcripts["direct"]?.filter { $0.hasPrefix("D") || $0.hasPrefix("E") },
+                           ["E26000", Self.row(Self.bytes("0"))], "\(drop): no row inserted")
+        }
+        XCTAssertTrue(proxy.isAlive)
+    }
+
     // MARK: Over max_prepared_statements
 
     /// With the bound at 2: s0–s3 prepared (s2 and s3 over it, the client pinned), a SQL
