@@ -143,6 +143,59 @@ final class TransactionPoolingStatementTests: SharedProxyTestCase {
         XCTAssertTrue(proxy.isAlive)
     }
 
+    /// Found by the differential fuzzer: `Describe(portal "nope")`, `Query`, `Sync`, then
+    /// `Parse a1`, `Sync`. PostgreSQL skips the Query after the Describe's 34000 (no
+    /// ReadyForQuery of its own); Portcullis waited for one and answered the Parse with its own
+    /// injected CloseComplete.
+    func testAQuerySkippedAfterAFailedDescribeKeepsTheRepliesInOrder() throws {
+        let proxy = try startProxy()
+        var transcripts: [String: [String]] = [:]
+        for (label, session) in [("direct", try direct()), ("transaction", try client(proxy))] {
+            let describe = WireClient.frame("D", [UInt8(ascii: "P")] + Self.cstring(Self.bytes("nope")))
+            var seen = try answers(session, describe + WireClient.query("SELECT 1") + WireClient.sync)
+            seen += try answers(session, Self.parse(Self.bytes("a1"), Self.bytes("SELECT 1")) + WireClient.sync)
+            seen += try answers(session, Self.bind(Self.bytes("a1")) + WireClient.execute() + WireClient.sync)
+            transcripts[label] = seen
+            quit(session)
+        }
+        XCTAssertEqual(transcripts["transaction"], transcripts["direct"])
+        XCTAssertEqual(transcripts["direct"]?.prefix(4), ["E34000", "Z", "1", "Z"])
+        XCTAssertTrue(proxy.isAlive)
+    }
+
+    /// Found by the differential fuzzer: libpq's extended COPY FROM STDIN (Parse/Bind/Describe/
+    /// Execute/Sync in one write) ended by CopyFail (`PQputCopyEnd` with a message) or by a bad
+    /// row held the only server connection for the client's whole session. Now the client's
+    /// next transaction and another client's both run (pool of one server connection).
+    func testAFailedExtendedCopyReleasesTheServer() throws {
+        let proxy = try startProxy()
+        try harness.cluster.query("""
+            CREATE TABLE IF NOT EXISTS txstmt_copy (id int);
+            GRANT SELECT, INSERT ON txstmt_copy TO app_rw;
+            """, dbname: "app")
+        let endings: [(String, [UInt8], String)] = [
+            ("CopyFail", WireClient.frame("f", Self.cstring(Self.bytes("client abort"))), "E57014"),
+            ("bad row", WireClient.frame("d", Self.bytes("x\n")) + WireClient.frame("c", []), "E22P02"),
+        ]
+        for (label, ending, error) in endings {
+            let a = try client(proxy)
+            let start = WireClient.parse("COPY txstmt_copy FROM STDIN") + WireClient.bind()
+                + WireClient.frame("D", [UInt8(ascii: "P"), 0]) + WireClient.execute() + WireClient.sync
+            XCTAssertTrue(a.socket.send(start))
+            while let message = try a.next(timeout: 20), message.type != UInt8(ascii: "G") {}
+            XCTAssertEqual(try answers(a, ending + WireClient.sync), [error, "Z"], label)
+            // a stays connected: with its server kept, b would wait for the pool (10 s) and fail.
+            let b = try client(proxy)
+            XCTAssertEqual(try answers(b, WireClient.query("SELECT 1")).filter { $0.hasPrefix("D") || $0.hasPrefix("E") },
+                           [Self.row(Self.bytes("1"))], "\(label): the server went back to the pool")
+            quit(b)
+            XCTAssertEqual(try answers(a, WireClient.query("SELECT 2")).filter { $0.hasPrefix("D") || $0.hasPrefix("E") },
+                           [Self.row(Self.bytes("2"))], label)
+            quit(a)
+        }
+        XCTAssertTrue(proxy.isAlive)
+    }
+
     // MARK: Over max_prepared_statements
 
     /// With the bound at 2: s0–s3 prepared (s2 and s3 over it, the client pinned), a SQL
