@@ -79,8 +79,9 @@ package struct SettingsExchange: Sendable {
     /// current_setting shows them.
     private var statementTimeout: String?
     private var statementTimeoutReset: String?
-    /// Capture: `exit_on_error` as the client set it in its session, if it did.
+    /// Capture: `exit_on_error` as the client had it, and its reset value.
     private var exitOnError: String?
+    private var exitOnErrorReset: String?
     private var commandsCompleted = 0
     private var readyForQueries = 0
     private var error: String?
@@ -129,18 +130,20 @@ package struct SettingsExchange: Sendable {
     /// settings left the next client on a server with the first one's search_path).
     ///
     /// Statements: BEGIN (read committed: a client's default serializable read-only deferrable
-    /// would wait for a safe snapshot); the client's statement_timeout and (when it set one)
-    /// exit_on_error read, then set to 0 and off for the block — so neither is read from
+    /// would wait for a safe snapshot); the client's statement_timeout and exit_on_error read,
+    /// then set to 0 and off for the block, in one statement that reads no table (it still runs
+    /// under the client's statement_timeout, which may be 1ms) — so neither is read from
     /// pg_settings afterwards, where the block's own values show (found in review: a client's
     /// `exit_on_error = on` came back off), nor are the per-transaction settings the BEGIN set
     /// (transaction_isolation: replayed with set_config it fails after the first query);
-    /// the rows (a value over the bound as NULL), and statement_timeout's reset value under the
-    /// empty name (set_config returns it as current_setting shows it); COMMIT.
+    /// the rows (a value over the bound as NULL), statement_timeout's reset value under the
+    /// empty name (set_config returns it as current_setting shows it) and exit_on_error's under
+    /// a NUL (hex `00`: no setting's name); COMMIT. Each is carried when the client's value
+    /// differs from its reset value.
     package static let captureQuery = """
         BEGIN ISOLATION LEVEL READ COMMITTED; \
         SELECT pg_catalog.encode(pg_catalog.convert_to(pg_catalog.current_setting('statement_timeout'), 'UTF8'), 'hex'), \
-        (SELECT pg_catalog.encode(pg_catalog.convert_to(setting, 'UTF8'), 'hex') FROM pg_catalog.pg_settings \
-        WHERE name OPERATOR(pg_catalog.=) 'exit_on_error' AND source OPERATOR(pg_catalog.=) 'session'), \
+        pg_catalog.encode(pg_catalog.convert_to(pg_catalog.current_setting('exit_on_error'), 'UTF8'), 'hex'), \
         pg_catalog.set_config('statement_timeout', '0', true), pg_catalog.set_config('exit_on_error', 'off', true); \
         SELECT pg_catalog.encode(pg_catalog.convert_to(name, 'UTF8'), 'hex'), \
         CASE WHEN pg_catalog.octet_length(setting) OPERATOR(pg_catalog.<=) \(maxCarriedValueBytes) \
@@ -151,7 +154,9 @@ package struct SettingsExchange: Sendable {
         AND name OPERATOR(pg_catalog.<>) 'transaction_isolation' AND name OPERATOR(pg_catalog.<>) 'transaction_read_only' \
         AND name OPERATOR(pg_catalog.<>) 'transaction_deferrable' \
         UNION ALL SELECT '', pg_catalog.encode(pg_catalog.convert_to(pg_catalog.set_config('statement_timeout', reset_val, true), 'UTF8'), 'hex') \
-        FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'statement_timeout'; \
+        FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'statement_timeout' \
+        UNION ALL SELECT '00', pg_catalog.encode(pg_catalog.convert_to(reset_val, 'UTF8'), 'hex') \
+        FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'exit_on_error'; \
         COMMIT
         """
 
@@ -221,7 +226,7 @@ package struct SettingsExchange: Sendable {
             guard status == .idle else { return .failed("the server is not idle after reading settings") }
             var settings = rows
             if let current = statementTimeout, current != statementTimeoutReset { settings["statement_timeout"] = current }
-            if let exitOnError { settings["exit_on_error"] = exitOnError }
+            if let current = exitOnError, current != exitOnErrorReset { settings["exit_on_error"] = current }
             return .finished(Outcome(settings: settings, tooLarge: tooLarge.sorted()))
         default:
             break
@@ -234,8 +239,8 @@ package struct SettingsExchange: Sendable {
         guard let columns = Self.columns(payload) else { return }
         switch commandsCompleted {
         case 1:
-            // statement_timeout as the client had it, exit_on_error if the client set it, then
-            // what the two set_config calls return.
+            // statement_timeout and exit_on_error as the client had them, then what the two
+            // set_config calls return.
             guard columns.count == 4 else { return }
             statementTimeout = columns[0].flatMap(Self.fromHex)
             exitOnError = columns[1].flatMap(Self.fromHex)
@@ -244,6 +249,7 @@ package struct SettingsExchange: Sendable {
             guard let hex = columns[1] else { return tooLarge.append(name) }
             guard let value = Self.fromHex(hex) else { return }
             if name.isEmpty { statementTimeoutReset = value; return }
+            if name == "\u{0}" { exitOnErrorReset = value; return }
             carriedBytes += name.utf8.count + value.utf8.count
             guard carriedBytes <= Self.maxCarriedTotalBytes else {
                 if !rows.isEmpty || tooLarge.isEmpty { tooLarge.append("(all settings: more than \(Self.maxCarriedTotalBytes) bytes)") }

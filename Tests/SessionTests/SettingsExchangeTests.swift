@@ -39,13 +39,13 @@ final class SettingsExchangeTests: XCTestCase {
 
     /// BEGIN; the client's statement_timeout (read, then 0 for the block, and exit_on_error off); the rows and the reset
     /// value of statement_timeout; COMMIT — as PostgreSQL 15 answers it.
-    private func capture(statementTimeout: String, reset: String, exitOnError: String? = nil, rows: [(String, String?)]) -> SettingsExchange.Step {
+    private func capture(statementTimeout: String, reset: String, exitOnError: String = "off", rows: [(String, String?)]) -> SettingsExchange.Step {
         var exchange = SettingsExchange(.capture)
         var replies: [BackendMessage] = [.commandComplete(tag: "BEGIN"),
-                                         Self.row([Self.hex(statementTimeout), exitOnError.map(Self.hex), "0", "off"]),
+                                         Self.row([Self.hex(statementTimeout), Self.hex(exitOnError), "0", "off"]),
                                          .commandComplete(tag: "SELECT 1")]
         replies += rows.map { Self.row([Self.hex($0.0), $0.1.map(Self.hex)]) }
-        replies += [Self.row(["", Self.hex(reset)]), .commandComplete(tag: "SELECT \(rows.count + 1)"),
+        replies += [Self.row(["", Self.hex(reset)]), Self.row(["00", Self.hex("off")]), .commandComplete(tag: "SELECT \(rows.count + 2)"),
                     .commandComplete(tag: "COMMIT"), .readyForQuery(.idle),
                     .noticeResponse(.error(sqlState: "25P01", message: "there is no transaction in progress")),
                     .commandComplete(tag: "ROLLBACK"), .readyForQuery(.idle)]
@@ -78,7 +78,10 @@ final class SettingsExchangeTests: XCTestCase {
     func testExitOnErrorIsReadBeforeTheCaptureTurnsItOffAndTransactionSettingsAreNotRead() {
         XCTAssertEqual(capture(statementTimeout: "0", reset: "0", exitOnError: "on", rows: [("work_mem", "8192")]),
                        .finished(.init(settings: ["work_mem": "8192", "exit_on_error": "on"])))
-        XCTAssertEqual(capture(statementTimeout: "0", reset: "0", rows: []), .finished(.init()), "not set by the client: not carried")
+        XCTAssertEqual(capture(statementTimeout: "0", reset: "0", rows: []), .finished(.init()), "at its reset value: not carried")
+        // The first statement still runs under the client's statement_timeout: it reads no table.
+        let first = SettingsExchange.captureQuery.split(separator: ";")[1]
+        XCTAssertFalse(first.contains("pg_settings"), String(first))
         for name in ["'exit_on_error'", "'transaction_isolation'", "'transaction_read_only'", "'transaction_deferrable'"] {
             XCTAssertTrue(SettingsExchange.captureQuery.contains("name OPERATOR(pg_catalog.<>) \(name)"), name)
         }
