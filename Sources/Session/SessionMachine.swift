@@ -402,10 +402,10 @@ package struct SessionMachine {
     /// Messages awaiting their replies that a session may have in flight before its client is
     /// no longer read (backpressure, never an error, as a full socket buffer would be with
     /// PostgreSQL itself): each is a queue entry of some 50 bytes for as little as a 5-byte Sync.
-    /// The lifecycle's queue costs O(n) per reply (an array), so the bound is what keeps a
-    /// pipeline of one session from holding its loop: measured at 65,536, 60,000 pending
-    /// Executes took 2.9 s of loop time to answer (release build); at 4,096 the worst case
-    /// is a few tens of milliseconds.
+    /// The lifecycle's queue once cost O(n) per reply (an array): at 65,536, 60,000 pending
+    /// Executes took 2.9 s of loop time to answer (release build). It is a ``FIFOQueue`` now,
+    /// O(1) per reply; the bound still caps its memory and the scans that remain O(n) (an
+    /// extended-protocol error's skip to Sync, a portal's first suspension, a copy-in's start).
     package static let maxPendingOperations = 4_096
 
     /// Ending the session now leaves a query running on the server: cancel it first, as a

@@ -1,3 +1,5 @@
+import Wire
+
 /// Follows each statement of a session from the client message that starts it to its outcome,
 /// for the audit stream. Observe-only and pure: the shell feeds it the client's Query, Parse,
 /// Bind, Execute, Close, Sync and FunctionCall and the server's CommandComplete, ErrorResponse,
@@ -94,7 +96,10 @@ package struct StatementLifecycle: Sendable {
         var order: UInt64
     }
 
-    private var ops: [Op] = []
+    /// What the server owes replies to, in order: a client may pipeline up to
+    /// ``SessionMachine/maxPendingOperations`` messages, and replies are taken from the front
+    /// (``FIFOQueue``: O(1), where `Array.removeFirst` moved every other entry at each reply).
+    private var ops = FIFOQueue<Op>()
     /// Named statements' texts, with the order they were defined in (for forgetting the oldest).
     private var statements: [String: (text: String, order: UInt64)] = [:]
     private var portals: [String: Portal] = [:]
@@ -257,14 +262,16 @@ package struct StatementLifecycle: Sendable {
         var index = 1
         var syncs = 0
         // A later Execute reset what ``sinceExecute`` says about the messages after this one.
-        let exact = !ops.dropFirst().contains { if case .execute = $0 { true } else { false } }
-        while index < ops.count {
-            switch ops[index] {
+        var rest = Array(ops.elements)
+        let exact = !rest.dropFirst().contains { if case .execute = $0 { true } else { false } }
+        defer { ops.replaceAll(with: rest) }
+        while index < rest.count {
+            switch rest[index] {
             case .sync:
-                ops.remove(at: index)
+                rest.remove(at: index)
                 syncs += 1
             case .copyEnd:
-                ops.remove(at: index)
+                rest.remove(at: index)
                 copyIn = (syncs, true, exact)
                 return
             default: index += 1
@@ -303,7 +310,9 @@ package struct StatementLifecycle: Sendable {
         }
         if !sinceExecute.sawOther {
             // Answered as outside a copy: right after the Execute, the head.
-            ops.insert(contentsOf: repeatElement(Op.sync, count: window.syncs), at: min(1, ops.count))
+            var rest = Array(ops.elements)
+            rest.insert(contentsOf: repeatElement(Op.sync, count: window.syncs), at: min(1, rest.count))
+            ops.replaceAll(with: rest)
         } else if !raisedReadingCopy {
             lostTrack = true
         }
@@ -322,7 +331,7 @@ package struct StatementLifecycle: Sendable {
     /// (replies come in message order; a Query's RowDescription finds its Query at the head).
     package mutating func extendedReplyReceived() {
         switch ops.first {
-        case .parse?, .extended?: ops.removeFirst()
+        case .parse?, .extended?: _ = ops.popFirst()
         default: break
         }
     }
@@ -345,14 +354,14 @@ package struct StatementLifecycle: Sendable {
         case .query(let text, let id, let next, let failed, let lastAt):
             finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: tag,
                           outcome: .ok, startedAt: lastAt, finishedAt: time))
-            ops[0] = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time)
+            ops.updateFirst { $0 = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time) }
         case .execute(_, _, let text, let parameters, let startedAt, let continuation):
             // A portal recorded when an earlier Execute of it was suspended is not recorded again.
             if !continuation {
                 finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: tag,
                               outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
             }
-            ops.removeFirst()
+            _ = ops.popFirst()
         case .parse, .function, .sync, .copyEnd, .extended:
             break
         }
@@ -363,9 +372,9 @@ package struct StatementLifecycle: Sendable {
         guard let head = ops.first else { return }
         switch head {
         case .query(let text, let id, let next, let failed, _):
-            ops[0] = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time)
+            ops.updateFirst { $0 = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time) }
         case .execute:
-            ops.removeFirst()
+            _ = ops.popFirst()
         case .parse, .function, .sync, .copyEnd, .extended:
             break
         }
@@ -379,13 +388,13 @@ package struct StatementLifecycle: Sendable {
     package mutating func portalSuspendedReceived(at time: Int64) {
         dropSucceededParses()
         guard case .execute(let portal, let instance, let text, let parameters, let startedAt, let continuation)? = ops.first else { return }
-        ops.removeFirst()
+        _ = ops.popFirst()
         guard !continuation else { return }
         // The Executes of this portal already sent, and those the client sends later while the
         // name still means it, continue it.
-        for index in ops.indices {
-            if case .execute(let name, instance, let text, let parameters, let startedAt, false) = ops[index], name == portal {
-                ops[index] = .execute(portal: name, instance: instance, text: text, parameters: parameters, startedAt: startedAt, continuation: true)
+        ops.updateEach { op in
+            if case .execute(let name, instance, let text, let parameters, let startedAt, false) = op, name == portal {
+                op = .execute(portal: name, instance: instance, text: text, parameters: parameters, startedAt: startedAt, continuation: true)
             }
         }
         if portals[portal]?.order == instance { portals[portal]?.recorded = true }
@@ -408,11 +417,11 @@ package struct StatementLifecycle: Sendable {
                 finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: nil,
                               outcome: outcome, startedAt: lastAt, finishedAt: time))
             }
-            ops[0] = .query(text: text, statementID: id, next: next + 1, failed: true, lastAt: time)
+            ops.updateFirst { $0 = .query(text: text, statementID: id, next: next + 1, failed: true, lastAt: time) }
         case .function(let oid, let startedAt):
             finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
                           tag: nil, outcome: outcome, startedAt: startedAt, finishedAt: time))
-            ops[0] = .sync  // settled; its ReadyForQuery still ends it
+            ops.updateFirst { $0 = .sync }  // settled; its ReadyForQuery still ends it
         case .sync, .copyEnd:
             // An error at Sync itself (a failed COMMIT of an implicit transaction): nothing to
             // attribute it to beyond the batch.
@@ -422,9 +431,10 @@ package struct StatementLifecycle: Sendable {
             // FunctionCall among it too. The statement that
             // failed is the first Execute of the batch (its Parse or Bind may be the one that
             // failed), else the Parse that failed to prepare.
-            let end = ops.firstIndex { if case .sync = $0 { return true } else { return false } } ?? ops.count
+            let pending = ops.elements
+            let end = (pending.firstIndex { if case .sync = $0 { return true } else { return false } } ?? pending.endIndex) - pending.startIndex
             var failedText: (String, [String?]?, Int64)?
-            for op in ops[..<end] {
+            for op in pending.prefix(end) {
                 if case .execute(_, _, let text, let parameters, let startedAt, _) = op { failedText = (text, parameters, startedAt); break }
             }
             if failedText == nil, case .parse(let text) = head { failedText = (text, nil, time) }
@@ -442,7 +452,7 @@ package struct StatementLifecycle: Sendable {
         // No ReadyForQuery comes while a copy-in is running.
         copyIn = nil
         ending: while let head = ops.first {
-            ops.removeFirst()
+            _ = ops.popFirst()
             switch head {
             case .query, .sync:
                 break ending
@@ -465,7 +475,7 @@ package struct StatementLifecycle: Sendable {
     /// as ``Outcome/disconnected`` (with records finished but not yet released by a
     /// ReadyForQuery, which keep their outcome). Nothing is pending afterwards.
     package mutating func sessionEnded(at time: Int64) -> [Record] {
-        for op in ops {
+        for op in ops.elements {
             switch op {
             case .query(let text, let id, let next, let failed, let lastAt):
                 // Statements of the string after the one running are reported as one: the
@@ -497,7 +507,7 @@ package struct StatementLifecycle: Sendable {
     private mutating func dropSucceededParses() {
         while let head = ops.first {
             switch head {
-            case .parse, .extended: ops.removeFirst()
+            case .parse, .extended: _ = ops.popFirst()
             default: return
             }
         }

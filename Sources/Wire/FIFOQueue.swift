@@ -60,6 +60,22 @@ public struct FIFOQueue<Element> {
         return true
     }
 
+    /// Changes every element in place, first to last.
+    public mutating func updateEach(_ change: (inout Element) -> Void) {
+        for index in head..<storage.count { change(&storage[index]) }
+    }
+
+    /// Removes the first `k` elements (all of them when there are fewer).
+    public mutating func removeFirst(_ k: Int) {
+        for _ in 0..<min(max(k, 0), count) { _ = popFirst() }
+    }
+
+    /// Puts the elements in place of the queue's, in order (for the rare edits inside it).
+    public mutating func replaceAll(with elements: some Sequence<Element>) {
+        storage = Array(elements)
+        head = 0
+    }
+
     /// Changes the last element in place; false when the queue is empty.
     @discardableResult
     public mutating func updateLast(_ change: (inout Element) -> Void) -> Bool {
