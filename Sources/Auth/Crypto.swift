@@ -47,24 +47,41 @@ public enum Crypto {
     /// PBKDF2 with HMAC-SHA-256 and a 32-byte output: SCRAM's `Hi(str, salt, i)`
     /// (RFC 5802 section 2.2, RFC 7677), which is exactly PBKDF2 with dkLen = hash length.
     public static func pbkdf2SHA256(password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8] {
+        guard let out = pbkdf2SHA256(password: password, salt: salt, iterations: iterations, while: { true }) else {
+            fatalError("OpenSSL PBKDF2-HMAC-SHA256 failed")
+        }
+        return out
+    }
+
+    /// Iterations run between two looks at `keepGoing`: a millisecond or two.
+    static let pbkdf2Step = 4096
+
+    /// ``pbkdf2SHA256(password:salt:iterations:)`` that asks `keepGoing` every
+    /// ``pbkdf2Step`` iterations and gives up (nil) once it says no: a count a role chose
+    /// (PostgreSQL accepts up to INT_MAX, tens of minutes) need not run on after nobody wants
+    /// the result. The iterations are OpenSSL's own (``pc_pbkdf2_sha256_step``, as its
+    /// PKCS5_PBKDF2_HMAC runs them), so the cost per iteration is the same.
+    public static func pbkdf2SHA256(password: [UInt8], salt: [UInt8], iterations: Int, while keepGoing: () -> Bool) -> [UInt8]? {
         precondition(iterations >= 1 && iterations <= Int(Int32.max), "PBKDF2 iteration count out of range")
-        precondition(password.count <= Int(Int32.max) && salt.count <= Int(Int32.max))
-        var out = [UInt8](repeating: 0, count: sha256Length)
-        // Non-null buffers even when empty: OpenSSL treats a null password as "use strlen".
+        // Non-null buffers even when empty: a null key would mean "keep the previous key".
         let passwordBytes: [UInt8] = password.isEmpty ? [0] : password
         let saltBytes: [UInt8] = salt.isEmpty ? [0] : salt
-        let status = passwordBytes.withUnsafeBytes { passwordBuffer in
+        let started = passwordBytes.withUnsafeBufferPointer { passwordBuffer in
             saltBytes.withUnsafeBufferPointer { saltBuffer in
-                out.withUnsafeMutableBufferPointer { outBuffer in
-                    PKCS5_PBKDF2_HMAC(passwordBuffer.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                      Int32(password.count),
-                                      saltBuffer.baseAddress, Int32(salt.count),
-                                      Int32(iterations), EVP_sha256(),
-                                      Int32(outBuffer.count), outBuffer.baseAddress)
-                }
+                pc_pbkdf2_sha256_start(passwordBuffer.baseAddress, password.count, saltBuffer.baseAddress, salt.count)
             }
         }
-        guard status == 1 else { fatalError("OpenSSL PBKDF2-HMAC-SHA256 failed") }
+        guard let state = started else { fatalError("OpenSSL PBKDF2-HMAC-SHA256 failed") }
+        defer { pc_pbkdf2_sha256_free(state) }
+        var remaining = iterations - 1
+        while remaining > 0 {
+            guard keepGoing() else { return nil }
+            let step = min(remaining, pbkdf2Step)
+            guard pc_pbkdf2_sha256_step(state, step) == 1 else { fatalError("OpenSSL PBKDF2-HMAC-SHA256 failed") }
+            remaining -= step
+        }
+        var out = [UInt8](repeating: 0, count: sha256Length)
+        out.withUnsafeMutableBufferPointer { pc_pbkdf2_sha256_result(state, $0.baseAddress) }
         return out
     }
 

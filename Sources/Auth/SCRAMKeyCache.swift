@@ -120,4 +120,12 @@ public struct SCRAMKeyDerivation: Sendable {
         cache?.store(keys, digest: digest)
         return keys
     }
+
+    /// ``derive()`` that gives up (nil, nothing cached) once `keepGoing` says no; it is asked
+    /// every few thousand iterations.
+    public func derive(while keepGoing: () -> Bool) -> SCRAMKeys? {
+        guard let keys = SCRAMKeys(password: password, salt: salt, iterations: iterations, while: keepGoing) else { return nil }
+        cache?.store(keys, digest: digest)
+        return keys
+    }
 }

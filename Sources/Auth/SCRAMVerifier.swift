@@ -74,7 +74,19 @@ public struct SCRAMKeys: Sendable {
     public let serverKey: [UInt8]
 
     init(password: [UInt8], salt: [UInt8], iterations: Int) {
-        let saltedPassword = Crypto.pbkdf2SHA256(password: password, salt: salt, iterations: iterations)
+        self.init(saltedPassword: Crypto.pbkdf2SHA256(password: password, salt: salt, iterations: iterations))
+    }
+
+    /// Nil when `keepGoing` said stop before the derivation ended
+    /// (``Crypto/pbkdf2SHA256(password:salt:iterations:while:)``).
+    init?(password: [UInt8], salt: [UInt8], iterations: Int, while keepGoing: () -> Bool) {
+        guard let salted = Crypto.pbkdf2SHA256(password: password, salt: salt, iterations: iterations, while: keepGoing) else {
+            return nil
+        }
+        self.init(saltedPassword: salted)
+    }
+
+    private init(saltedPassword: [UInt8]) {
         clientKey = Crypto.hmacSHA256(key: saltedPassword, data: Array("Client Key".utf8))
         storedKey = Crypto.sha256(clientKey)
         serverKey = Crypto.hmacSHA256(key: saltedPassword, data: Array("Server Key".utf8))

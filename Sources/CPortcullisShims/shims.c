@@ -210,6 +210,60 @@ unsigned long pc_ssl_error_string(char *buf, size_t len) {
     return code;
 }
 
+/* PBKDF2 as OpenSSL's own providers/implementations/kdfs/pbkdf2.c iterates it (the code behind
+   PKCS5_PBKDF2_HMAC): one HMAC context keyed once, re-initialised without a key (which keeps it)
+   for each iteration; U1 = HMAC(P, S || INT(1)), Ui = HMAC(P, Ui-1), T = U1 ^ ... ^ Uc. */
+struct pc_pbkdf2 {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *ctx;
+    unsigned char u[32];
+    unsigned char t[32];
+};
+
+void pc_pbkdf2_sha256_free(pc_pbkdf2 *state) {
+    if (state == NULL) return;
+    EVP_MAC_CTX_free(state->ctx);
+    EVP_MAC_free(state->mac);
+    OPENSSL_cleanse(state, sizeof *state);
+    OPENSSL_free(state);
+}
+
+pc_pbkdf2 *pc_pbkdf2_sha256_start(const unsigned char *password, size_t passwordlen,
+                                  const unsigned char *salt, size_t saltlen) {
+    static const unsigned char block_one[4] = {0, 0, 0, 1};
+    pc_pbkdf2 *state = OPENSSL_zalloc(sizeof *state);
+    if (state == NULL) return NULL;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end() };
+    size_t outlen = 0;
+    int ok = (state->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) != NULL
+        && (state->ctx = EVP_MAC_CTX_new(state->mac)) != NULL
+        && EVP_MAC_init(state->ctx, password, passwordlen, params) == 1
+        && EVP_MAC_update(state->ctx, salt, saltlen) == 1
+        && EVP_MAC_update(state->ctx, block_one, sizeof block_one) == 1
+        && EVP_MAC_final(state->ctx, state->u, &outlen, sizeof state->u) == 1
+        && outlen == sizeof state->u;
+    if (!ok) { pc_pbkdf2_sha256_free(state); return NULL; }
+    memcpy(state->t, state->u, sizeof state->t);
+    return state;
+}
+
+int pc_pbkdf2_sha256_step(pc_pbkdf2 *state, long count) {
+    for (long i = 0; i < count; i++) {
+        size_t outlen = 0;
+        if (EVP_MAC_init(state->ctx, NULL, 0, NULL) != 1
+            || EVP_MAC_update(state->ctx, state->u, sizeof state->u) != 1
+            || EVP_MAC_final(state->ctx, state->u, &outlen, sizeof state->u) != 1
+            || outlen != sizeof state->u) return 0;
+        for (size_t k = 0; k < sizeof state->t; k++) state->t[k] ^= state->u[k];
+    }
+    return 1;
+}
+
+void pc_pbkdf2_sha256_result(const pc_pbkdf2 *state, unsigned char *out) {
+    memcpy(out, state->t, sizeof state->t);
+}
+
 int pc_hkdf_sha256(const unsigned char *key, size_t keylen, const unsigned char *salt, size_t saltlen,
                    const unsigned char *info, size_t infolen, unsigned char *out, size_t outlen) {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);

@@ -22,13 +22,14 @@ import CPortcullisShims
 /// (a role's million-iteration verifier) can only delay other costly ones, never an everyday
 /// login. Within a lane the queue takes turns between requesters (the server role, or the
 /// client user), so one role's many derivations delay another role's by at most the one
-/// running. A derivation cannot be interrupted: the longest delay a costly lane can see is one
-/// derivation at the highest count a role has set (INT_MAX takes tens of minutes), while the
-/// login that asked for it is bounded by login_timeout and connect_timeout as usual.
+/// running. A running derivation whose askers all gave up (login_timeout, connect_timeout, the
+/// client gone) stops within a few thousand iterations (``Crypto/pbkdf2SHA256(password:salt:iterations:while:)``),
+/// so a count a role set for itself (PostgreSQL accepts up to INT_MAX: tens of minutes) holds
+/// its lane, and a core, only as long as somebody waits for it.
 ///
 /// Identical derivations share one run: a second request for the same inputs (a burst of
 /// connects after a password change) waits for the first instead of queueing again. A request
-/// whose asker gave up (closed, timed out) is dropped before it starts. Each lane holds at most
+/// whose asker gave up (closed, timed out) is dropped before it starts, or stopped if it runs. Each lane holds at most
 /// ``maxQueuedPerLane`` distinct derivations; beyond that the request is refused at once (the
 /// login fails) rather than queued without bound.
 final class KeyDerivationPool: @unchecked Sendable {
@@ -59,6 +60,9 @@ final class KeyDerivationPool: @unchecked Sendable {
         let requester: String
         var waiters: [Waiter]
         var started = false
+        /// Set, under the lock, when the last waiter of a started job gave up; read by its thread
+        /// between steps of the derivation.
+        let stop = Atomic<Bool>(false)
 
         init(_ derivation: SCRAMKeyDerivation, requester: String, waiter: Waiter) {
             self.derivation = derivation
@@ -137,7 +141,8 @@ final class KeyDerivationPool: @unchecked Sendable {
         let waiter = Waiter(ticket: ticket, mailbox: mailbox)
         enum Outcome { case joined, queued(startThreads: Bool), refused }
         let outcome = state.withLock { state -> Outcome in
-            if let job = state.jobs[key] {
+            // A job told to stop is not joined: the new asker gets a run of its own.
+            if let job = state.jobs[key], !job.stop.load(ordering: .relaxed) {
                 job.waiters.append(waiter)
                 return .joined
             }
@@ -166,7 +171,7 @@ final class KeyDerivationPool: @unchecked Sendable {
     }
 
     /// The asker no longer wants the keys: a job nobody waits for any more is dropped if it
-    /// has not started (one that runs cannot be stopped; its keys still fill the cache).
+    /// has not started, and told to stop if it runs (nothing is cached then).
     func cancel(ticket: UInt64, mailbox: LoopMailbox) {
         state.withLock { state in
             for (key, job) in state.jobs {
@@ -175,6 +180,8 @@ final class KeyDerivationPool: @unchecked Sendable {
                 if job.waiters.isEmpty && !job.started {
                     state.jobs[key] = nil
                     state.lanes[Lane(iterations: job.derivation.iterations).rawValue].remove(key, requester: job.requester)
+                } else if job.waiters.isEmpty {
+                    job.stop.store(true, ordering: .relaxed)
                 }
                 return
             }
@@ -195,9 +202,16 @@ final class KeyDerivationPool: @unchecked Sendable {
                 return job
             }
             guard let job else { continue }
-            let keys = job.derivation.derive()
+            guard let keys = job.derivation.derive(while: { !job.stop.load(ordering: .relaxed) }) else {
+                // Stopped: nobody waited when it was told to, and a later asker got a job of
+                // its own (``submit``), so there is nobody to answer.
+                state.withLock { state in
+                    if state.jobs[job.derivation.sharingKey] === job { state.jobs[job.derivation.sharingKey] = nil }
+                }
+                continue
+            }
             let waiters = state.withLock { state -> [Waiter] in
-                state.jobs[job.derivation.sharingKey] = nil
+                if state.jobs[job.derivation.sharingKey] === job { state.jobs[job.derivation.sharingKey] = nil }
                 return job.waiters
             }
             for waiter in waiters { waiter.mailbox.post(LookupDone(ticket: waiter.ticket, value: keys)) }

@@ -36,6 +36,37 @@ final class CryptoTests: XCTestCase {
                        "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a")
     }
 
+    /// Across the steps between looks at `keepGoing` (4096), with an empty password or salt
+    /// (answers from Python's hashlib.pbkdf2_hmac).
+    func testPBKDF2SHA256InStepsKnownAnswers() {
+        let cases: [(String, String, Int, String)] = [
+            ("password", "salt", 4097, "83fe42bb05db211c01153fa7267aafb0bd64f75064eb1b8490ffddd841b75c4c"),
+            ("", "salt", 5000, "8d0eaa12603bc63e928b2aa616608fb6f6752c9521ca91f4b985e0253512adba"),
+            ("pw", "", 4096, "4849d146dc4625a0488ec63f91bc8850d8a754882d19910cb629ab0f579ed63a"),
+            ("pencil", "QSXCR+Q6sek8bf92", 8193, "692dcaa985159aa62a0f8283fdb892ec125d6f8f086c534a08262f7d14518840"),
+        ]
+        for (password, salt, iterations, expected) in cases {
+            var looks = 0
+            let out = Crypto.pbkdf2SHA256(password: bytes(password), salt: bytes(salt), iterations: iterations) {
+                looks += 1
+                return true
+            }
+            XCTAssertEqual(out.map(Crypto.hex), expected, "\(password) \(salt) \(iterations)")
+            XCTAssertEqual(looks, (iterations - 1 + Crypto.pbkdf2Step - 1) / Crypto.pbkdf2Step)
+        }
+    }
+
+    /// Told to stop, the derivation ends at its next look, with no result.
+    func testPBKDF2SHA256Stops() {
+        var looks = 0
+        let out = Crypto.pbkdf2SHA256(password: bytes("pw"), salt: bytes("salt"), iterations: Int(Int32.max)) {
+            looks += 1
+            return looks < 3
+        }
+        XCTAssertNil(out)
+        XCTAssertEqual(looks, 3)
+    }
+
     func testMD5Hex() {
         XCTAssertEqual(Crypto.md5Hex(bytes("")), "d41d8cd98f00b204e9800998ecf8427e")
         XCTAssertEqual(Crypto.md5Hex(bytes("passworduser")), "4d45974e13472b5a0be3533de4666414")

@@ -230,4 +230,37 @@ final class KeyDerivationTests: XCTestCase, StartupMachineDriving {
         XCTAssertEqual(answers[1]?.clientKey, answers[2]?.clientKey)
         XCTAssertEqual(cache.derivationCount, 1, "one run for both")
     }
+
+    /// A running derivation whose only asker gave up stops, freeing its lane: a role's INT_MAX
+    /// count (tens of minutes of PBKDF2) no longer holds the costly lane, and a core, after its
+    /// login timed out. A new asker of the same inputs gets a run of its own.
+    func testARunningDerivationNobodyWaitsForStops() throws {
+        let pool = KeyDerivationPool()
+        let mailbox = try LoopMailbox()
+        func derivation(_ password: String, iterations: Int) throws -> SCRAMKeyDerivation {
+            guard case .missing(let missing) = SCRAMKeyCache(capacity: 4).lookup(password: Array(password.utf8), salt: [7], iterations: iterations) else {
+                throw XCTSkip("empty cache")
+            }
+            return missing
+        }
+        let endless = try derivation("attacker", iterations: Int(Int32.max))
+        XCTAssertTrue(pool.submit(endless, requester: "attacker", ticket: 1, mailbox: mailbox))
+        // Wait until it runs (the lane's queue is empty again).
+        let started = ContinuousClock.now + .seconds(60)
+        while pool.queued(.costly) > 0 && ContinuousClock.now < started { usleep(1_000) }
+        XCTAssertEqual(pool.queued(.costly), 0, "the derivation started")
+        pool.cancel(ticket: 1, mailbox: mailbox)
+        // The next costly derivation can only run once the lane's thread is free.
+        let next = try derivation("victim", iterations: KeyDerivationPool.everydayIterationLimit + 1)
+        XCTAssertTrue(pool.submit(next, requester: "victim", ticket: 2, mailbox: mailbox))
+        XCTAssertTrue(pool.submit(endless, requester: "attacker", ticket: 3, mailbox: mailbox), "a new asker is queued anew")
+        var answered: Set<UInt64> = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !answered.contains(2) && ContinuousClock.now < deadline {
+            for case let done as LookupDone in mailbox.drain() { answered.insert(done.ticket) }
+            usleep(10_000)
+        }
+        XCTAssertEqual(answered, [2], "the victim's derivation ran; the stopped one answered nobody")
+        pool.cancel(ticket: 3, mailbox: mailbox)
+    }
 }

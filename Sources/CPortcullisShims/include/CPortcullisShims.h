@@ -86,6 +86,18 @@ int pc_x509_subject(X509 *cert, char *cn, size_t cnlen, char *dn, size_t dnlen);
 /// `peer` = 1 for the peer's certificate (client side), 0 for our own (server side).
 int pc_tls_server_end_point(SSL *ssl, int peer, unsigned char *out, unsigned int *outlen);
 
+/// PBKDF2-HMAC-SHA256 with a 32-byte output (SCRAM's Hi(), RFC 5802 2.2), run in steps so that
+/// a caller can stop between them: start, step as often as needed, then finish or free.
+typedef struct pc_pbkdf2 pc_pbkdf2;
+/// Keys the HMAC with `password` and runs the first iteration; NULL if OpenSSL fails.
+pc_pbkdf2 *pc_pbkdf2_sha256_start(const unsigned char *password, size_t passwordlen,
+                                  const unsigned char *salt, size_t saltlen);
+/// Runs `count` more iterations. 1 on success.
+int pc_pbkdf2_sha256_step(pc_pbkdf2 *state, long count);
+/// Copies the 32-byte result out; the state stays valid until pc_pbkdf2_sha256_free.
+void pc_pbkdf2_sha256_result(const pc_pbkdf2 *state, unsigned char *out);
+void pc_pbkdf2_sha256_free(pc_pbkdf2 *state);
+
 /// HKDF-SHA256 (RFC 5869) through OpenSSL's EVP_PKEY HKDF. 1 on success.
 int pc_hkdf_sha256(const unsigned char *key, size_t keylen, const unsigned char *salt, size_t saltlen,
                    const unsigned char *info, size_t infolen, unsigned char *out, size_t outlen);
