@@ -88,7 +88,7 @@ public struct StatementClassification: Sendable, Equatable {
     }
 
     /// The same statement with another refusal (a catalog check's), objects kept.
-    func refused(_ refusal: Refusal) -> StatementClassification {
+    public func refused(_ refusal: Refusal) -> StatementClassification {
         StatementClassification(commandTag: commandTag, auditClass: auditClass, refusal: refusal, objects: objects,
                                 lookups: lookups, copiesStoredRows: copiesStoredRows, sessionEffects: sessionEffects,
                                 preparedStatementNames: preparedStatementNames)

@@ -69,6 +69,8 @@ package struct ReadOnlyGate {
     /// Whether FunctionCall is judged (``FastPathPolicy``); false for a gate that only refuses
     /// what transaction pooling cannot carry (`transaction_pin = refuse` of a read-write identity).
     package let judgesFunctionCalls: Bool
+    /// A read-only gate's prepared statement texts, judged again at each Bind (``PreparedTexts``).
+    private var preparedTexts = PreparedTexts()
 
     package init(identity: String, tokens: @escaping () -> String, judgesFunctionCalls: Bool = true) {
         self.identity = identity
@@ -138,13 +140,21 @@ package struct ReadOnlyGate {
         // A missing classification fails closed.
         let result = classification ?? Self.refusing(Self.unclassified)
         switch message {
-        case .query:
+        case .query(let sql):
             defer { batchesSent += 1 }
             guard textIsUTF8 else { return standInQuery(kept: "", for: Self.invalidEncoding) }
+            notePreparedStatements(result, text: sql, certain: true)
             return queryReceived(message, result, offsets: statementOffsets)
-        case .parse(let name, _, _):
+        case .parse(let name, let sql, let parameterTypes):
             guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
-            return parseReceived(name: name, result, parameterTypesRefusal: parameterTypesRefusal)
+            let verdict = parseReceived(name: name, result, parameterTypesRefusal: parameterTypesRefusal)
+            // A PREPARE in a prepared statement defines its name when it runs, if ever.
+            notePreparedStatements(result, text: sql, certain: false)
+            if case .forward = verdict, judgesFunctionCalls {
+                // Keyed by its bytes as PostgreSQL keys it (a longer name is cut at 63 bytes).
+                preparedTexts.defined(.init(Array(name.utf8)), .init(sql: sql, parameterTypes: parameterTypes), inBatch: batchesSent)
+            }
+            return verdict
         case .functionCall(let call):
             defer { batchesSent += 1 }
             guard judgesFunctionCalls else { return .forward }
@@ -159,6 +169,69 @@ package struct ReadOnlyGate {
              .passwordMessage, .saslInitialResponse, .saslResponse:
             return .forward
         }
+    }
+
+    // MARK: Prepared statements judged again
+
+    /// SQL-level PREPARE and DEALLOCATE of a name (prepare.c keeps them in one hash table with
+    /// the protocol's statements): the name stands for the text it came in, judged again as a
+    /// whole wherever the name is executed. `certain`: the text runs now (a Query), so its
+    /// batch's outcome tells whether it did; otherwise (a Parse) the text is only added.
+    private mutating func notePreparedStatements(_ result: ClassificationResult, text: String, certain: Bool) {
+        guard judgesFunctionCalls, result.syntaxError == nil else { return }
+        for statement in result.statements {
+            for name in statement.preparedStatementNames {
+                let key = SessionMachine.StatementName(Array(name.utf8))
+                switch statement.commandTag {
+                case "PREPARE": preparedTexts.defined(key, .init(sql: text, parameterTypes: []), inBatch: batchesSent, certain: certain)
+                case "DEALLOCATE" where certain: preparedTexts.closed(key, inBatch: batchesSent)
+                default: break
+                }
+            }
+        }
+    }
+
+    /// The prepared statements a classified text runs: EXECUTE, also under EXPLAIN or CREATE
+    /// TABLE AS (``StatementClassification/preparedStatementNames`` but PREPARE's and
+    /// DEALLOCATE's).
+    package static func executedStatements(_ result: ClassificationResult) -> [SessionMachine.StatementName] {
+        result.statements.flatMap { statement -> [SessionMachine.StatementName] in
+            switch statement.commandTag {
+            case "PREPARE", "DEALLOCATE", "DEALLOCATE ALL": []
+            default: statement.preparedStatementNames.map { SessionMachine.StatementName(Array($0.utf8)) }
+            }
+        }
+    }
+
+    /// A Close of statement `name` (protocol 55.7, Close 'S').
+    package mutating func statementCloseReceived(_ name: SessionMachine.StatementName) {
+        guard judgesFunctionCalls else { return }
+        preparedTexts.closed(name, inBatch: batchesSent)
+    }
+
+    /// The texts a Bind of statement `name` must be judged against, again, with the catalog
+    /// as it is now (``PreparedTexts``): nil when they were dropped for the bound (refuse it:
+    /// ``preparedTextsLost(_:)``), empty when none is known (the gate's other checks decide;
+    /// PostgreSQL answers 26000).
+    package func bindCandidates(_ name: SessionMachine.StatementName) -> [(sql: String, parameterTypes: [Int32])]? {
+        guard judgesFunctionCalls else { return [] }
+        return preparedTexts.candidates(name)?.map { ($0.sql, $0.parameterTypes) }
+    }
+
+    package static func preparedTextsLost(_ name: String) -> Refusal {
+        Refusal(sqlState: SQLState.programLimitExceeded,
+                message: "prepared statement \"\(name)\" cannot be judged again: its text was not kept "
+                    + "(more than \(PreparedTexts.maxBytes >> 20) MB of prepared statements); prepare it again",
+                isPostgreSQLText: false)
+    }
+
+    /// A Bind whose statement is refused now: in its place a Parse, under a name of its own,
+    /// whose text the server fails (so the client's statements stay as they are, the unnamed
+    /// one too), answered by the refusal; the server then skips to Sync as after a failed Bind.
+    package mutating func bindRefused(_ refusal: Refusal) -> ByteBuffer {
+        var out = ByteBuffer()
+        FrontendMessage.parse(name: "portcullis_refused_bind", query: standInStatement(for: refusal), parameterTypes: []).encode(into: &out)
+        return out
     }
 
     /// A whole text refused without classifying it.
@@ -283,6 +356,7 @@ package struct ReadOnlyGate {
     }
 
     package mutating func readyForQueryReceived() {
+        preparedTexts.batchCompleted(batchesCompleted, failed: failedBatch == batchesCompleted)
         batchesCompleted += 1
         let completed = batchesCompleted
         pending.removeAll { $0.batch < completed }

@@ -54,6 +54,10 @@ extension SessionMachine {
             if configuration.followsStatements { follow(frame, in: buffer, now: now) } else { countMessage(frame.type, now: now) }
             noteSync(frame.type)
             if configuration.transactionPooling != nil && frame.type == UInt8(ascii: "F") { poolingFunctionCall(frame, in: buffer) }
+            if configuration.readOnly != nil {
+                if frame.type == UInt8(ascii: "C") { readOnlyCloseSeen(frame, in: buffer) }
+                if frame.type == UInt8(ascii: "B"), let action = judgeBindAgain(frame, in: buffer) { return action }
+            }
             if configuration.transactionPooling != nil
                 && (frame.type == UInt8(ascii: "B") || frame.type == UInt8(ascii: "D") || frame.type == UInt8(ascii: "C")) {
                 return preparedStatementStep(frame, in: buffer)
@@ -70,8 +74,7 @@ extension SessionMachine {
                                      parameterTypesRefusal: Refusal? = nil) -> Action {
         guard let pending = pendingClassification else { return .wait }
         pendingClassification = nil
-        return verdict(for: pending.message, pending.frame, rawParse: pending.rawParse, textIsUTF8: true, classification: result,
-                       statementOffsets: statementOffsets, parameterTypesRefusal: parameterTypesRefusal)
+        return judged(pending, result, statementOffsets: statementOffsets, parameterTypesRefusal: parameterTypesRefusal)
     }
 
     // MARK: Read-only gate
@@ -162,7 +165,7 @@ extension SessionMachine {
                                                messageLength: frame.totalLength))
     }
 
-    private mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, rawParse: FrontendMessage.RawParse?,
+    mutating func verdict(for message: FrontendMessage, _ frame: MessageFrame, rawParse: FrontendMessage.RawParse?,
                                   sentFrom buffer: ByteBuffer? = nil, textIsUTF8: Bool,
                                   classification: ClassificationResult?, statementOffsets: [Int]? = nil,
                                   parameterTypesRefusal: Refusal? = nil) -> Action {

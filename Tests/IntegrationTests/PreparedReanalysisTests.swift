@@ -1,0 +1,153 @@
+import Foundation
+import XCTest
+
+/// A prepared statement is judged again at each Bind (ReadOnlyGate, PreparedTexts). PostgreSQL
+/// analyses a prepared statement again when its plan is invalidated (plancache.c
+/// RevalidateCachedQuery: `DISCARD PLANS`, a search_path change, DDL on what it uses), and it
+/// reads domain constraints at each executor start, so user code planted *after* the Parse runs
+/// in the old statement (found in review: the gate judged the text once, at Parse). Each attack is
+/// first shown to write against PostgreSQL alone (app_ro, default_transaction_read_only=on), then
+/// shown to be refused through Portcullis, in session and in transaction pooling; judged by the
+/// rows in `hits` (``DblinkHit``). SQL-level PREPARE and EXECUTE likewise: the PREPARE's text is
+/// judged again wherever its name is executed.
+final class PreparedReanalysisTests: IntegrationTestCase {
+    static let database = "reanalysis"
+
+    static let setupSQL = DblinkHit.setupSQL(database: database) + """
+        CREATE TABLE t (a varchar, b integer);
+        INSERT INTO t VALUES ('A', 1);
+        CREATE DOMAIN dsafe AS integer CHECK (VALUE > 0);
+        GRANT SELECT ON t TO app_ro;
+        """
+
+    private var cluster: Cluster { get throws { try harness.cluster } }
+
+    private func superuser() throws -> LibPQSession {
+        let cluster = try cluster
+        return try LibPQSession(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=\(Self.database) user=postgres")
+    }
+
+    private func hits(_ session: LibPQSession) throws -> Int {
+        Int(try session.rows("SELECT count(*) FROM hits").first?.first.flatMap { $0 } ?? "") ?? -1
+    }
+
+    private func createDatabase() throws {
+        let cluster = try cluster
+        let admin = try LibPQSession(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=postgres user=postgres")
+        _ = try admin.rows("DROP DATABASE IF EXISTS \(Self.database) WITH (FORCE)")
+        _ = try admin.rows("CREATE DATABASE \(Self.database)")
+        _ = try superuser().rows(Self.setupSQL)
+    }
+
+    private func directReadOnly() throws -> LibPQSession {
+        let direct = Endpoint(port: try cluster.port, caFile: try harness.caFile, proxyPID: nil)
+        return try LibPQSession(conninfo: direct.conninfo(user: "app_ro", dbname: Self.database,
+                                                          extra: "password=app_ro_pw options='-c default_transaction_read_only=on'"))
+    }
+
+    /// What is planted after the statement was prepared, the probe that shows the proxy's
+    /// snapshot knows it, and how the attacker makes PostgreSQL analyse the statement again.
+    struct Attack {
+        let statement: String
+        let plant: String
+        let knownProbe: String
+        let trigger: String?
+        let undo: String
+    }
+
+    static let attacks = [
+        // An overload that wins over the built-in lower(text) for a varchar argument, chosen
+        // when DISCARD PLANS makes PostgreSQL parse the statement again.
+        Attack(statement: "SELECT lower(a) FROM t",
+               plant: "CREATE FUNCTION public.lower(varchar) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('lower(varchar)')::text $$",
+               knownProbe: "SELECT lower('A'::varchar)", trigger: "DISCARD PLANS",
+               undo: "DROP FUNCTION public.lower(varchar)"),
+        // A domain constraint is read at each executor start: nothing needs to trigger it.
+        Attack(statement: "SELECT '7'::dsafe",
+               plant: "ALTER DOMAIN dsafe ADD CONSTRAINT evil CHECK (public.hit('domain check'))",
+               knownProbe: "SELECT '8'::dsafe", trigger: nil,
+               undo: "ALTER DOMAIN dsafe DROP CONSTRAINT evil"),
+    ]
+
+    func testCodePlantedAfterTheParseWritesAgainstPostgreSQLButNotThroughPortcullis() throws {
+        try createDatabase()
+        let owner = try superuser()
+
+        // 1. PostgreSQL alone: the statement prepared before the plant runs the planted code.
+        for attack in Self.attacks {
+            let session = try directReadOnly()
+            XCTAssertFalse(session.prepare("s1", attack.statement).contains(where: \.isError))
+            XCTAssertFalse(session.execute(prepared: "s1", values: []).contains(where: \.isError))
+            _ = try owner.rows(attack.plant)
+            if let trigger = attack.trigger { _ = session.run(trigger, protocol: .simple) }
+            let before = try hits(owner)
+            let outcome = session.execute(prepared: "s1", values: [])
+            XCTAssertFalse(outcome.contains(where: \.isError), "\(attack.statement): \(outcome)")
+            XCTAssertGreaterThan(try hits(owner), before, "\(attack.statement) did not write against PostgreSQL alone")
+            _ = try owner.rows(attack.undo)
+        }
+        // SQL-level PREPARE and EXECUTE, likewise.
+        let sql = try directReadOnly()
+        XCTAssertFalse(sql.run("PREPARE p2 AS SELECT lower(a) FROM t", protocol: .simple).contains(where: \.isError))
+        _ = try owner.rows(Self.attacks[0].plant)
+        _ = sql.run("DISCARD PLANS", protocol: .simple)
+        let beforeSQL = try hits(owner)
+        XCTAssertFalse(sql.run("EXECUTE p2", protocol: .simple).contains(where: \.isError))
+        XCTAssertGreaterThan(try hits(owner), beforeSQL, "EXECUTE did not write against PostgreSQL alone")
+        _ = try owner.rows(Self.attacks[0].undo)
+
+        // 2. Through Portcullis, in session and in transaction pooling: refused at the Bind.
+        try requireProxyTarget("the proxy's judgment at Bind")
+        for poolMode in ["session", "transaction"] {
+            var options = ProxyProcess.Options(upstream: try cluster)
+            options.extraDatabaseNames = [Self.database]
+            options.extraSettings = ["catalog_refresh_interval = 1s", "pool_mode = \(poolMode)"]
+            let proxy = try ProxyProcess(harness: try harness, options: options)
+            defer { proxy.stop() }
+            let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database,
+                                                                                extra: "password=app_ro_pw")) }
+            for attack in Self.attacks {
+                let session = try readOnly()
+                XCTAssertFalse(session.prepare("s1", attack.statement).contains(where: \.isError), "[\(poolMode)]")
+                XCTAssertFalse(session.execute(prepared: "s1", values: []).contains(where: \.isError), "[\(poolMode)]")
+                _ = try owner.rows(attack.plant)
+                // Wait until the proxy's snapshot knows the planted code (a fresh statement is refused).
+                XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+                    try readOnly().run(attack.knownProbe, protocol: .simple).first(where: \.isError)?.sqlState == "25006"
+                }, "[\(poolMode)] the snapshot did not learn of: \(attack.plant)")
+                if let trigger = attack.trigger {
+                    XCTAssertFalse(session.run(trigger, protocol: .simple).contains(where: \.isError), "[\(poolMode)] \(trigger)")
+                }
+                let before = try hits(owner)
+                let outcome = session.execute(prepared: "s1", values: [])
+                XCTAssertEqual(outcome.first(where: \.isError)?.sqlState, "25006", "[\(poolMode)] \(attack.statement): \(outcome)")
+                XCTAssertEqual(try hits(owner), before, "[\(poolMode)] \(attack.statement) wrote through Portcullis")
+                // The session goes on, read-only; the statement runs again once the code is gone.
+                XCTAssertEqual(session.run("SHOW transaction_read_only", protocol: .simple).last?.rows, [["on"]])
+                _ = try owner.rows(attack.undo)
+                XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+                    !session.execute(prepared: "s1", values: []).contains(where: \.isError)
+                }, "[\(poolMode)] \(attack.statement) stays refused after the planted code is gone")
+                XCTAssertEqual(try hits(owner), before)
+            }
+            // SQL-level PREPARE, then EXECUTE: the PREPARE's text is judged again at EXECUTE
+            // (and at a protocol Bind of the same name: one namespace).
+            let session = try readOnly()
+            XCTAssertFalse(session.run("PREPARE p2 AS SELECT lower(a) FROM t", protocol: .simple).contains(where: \.isError))
+            XCTAssertFalse(session.run("EXECUTE p2", protocol: .simple).contains(where: \.isError), "[\(poolMode)]")
+            _ = try owner.rows(Self.attacks[0].plant)
+            XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+                try readOnly().run(Self.attacks[0].knownProbe, protocol: .simple).first(where: \.isError)?.sqlState == "25006"
+            })
+            _ = session.run("DISCARD PLANS", protocol: .simple)
+            let before = try hits(owner)
+            for attempt in [session.run("EXECUTE p2", protocol: .simple), session.run("SELECT 1; EXECUTE p2", protocol: .simple),
+                            session.run("EXPLAIN ANALYZE EXECUTE p2", protocol: .simple),
+                            session.run("EXECUTE p2", protocol: .extended), session.execute(prepared: "p2", values: [])] {
+                XCTAssertEqual(attempt.first(where: \.isError)?.sqlState, "25006", "[\(poolMode)] \(attempt)")
+            }
+            XCTAssertEqual(try hits(owner), before, "[\(poolMode)] EXECUTE wrote through Portcullis")
+            _ = try owner.rows(Self.attacks[0].undo)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import XCTest
+import Wire
+import Policy
+@testable import Session
+
+/// A read-only session's Bind is judged again (SessionMachine+BindJudgment.swift,
+/// ``PreparedTexts``): against every text its statement name may stand for on the server, as
+/// the server's answers tell which Parse and Close took effect.
+final class SessionMachineBindJudgmentTests: XCTestCase {
+    typealias H = SessionHarness
+
+    private func bind(_ statement: String) -> FrontendMessage {
+        .bind(.init(portal: "", statement: statement, parameterFormats: [], parameters: [], resultFormats: []))
+    }
+
+    private func prepare(_ h: H, _ name: String, _ sql: String) {
+        h.client(.parse(name: name, query: sql, parameterTypes: []), .sync)
+        h.server(.parseComplete, ready)
+        _ = h.sentToServer()
+        _ = h.sentToClient()
+    }
+
+    static let refusedNow = ReadOnlyGate.refusing(Refusal(sqlState: "25006", message: "planted since", isPostgreSQLText: false))
+
+    /// The catalog changed since the Parse: the Bind is replaced by a stand-in under a name of
+    /// its own (the client's statement stays), and its error becomes the refusal.
+    func testABindWhoseStatementIsRefusedNowIsReplaced() throws {
+        let h = SessionHarness(readOnly: true)
+        prepare(h, "s1", "SELECT lower(a) FROM t")
+        h.classifiesInline = false
+        h.client(bind("s1"), .execute(portal: "", maxRows: 0), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT lower(a) FROM t")
+        XCTAssertEqual(h.requests.last?.isQuery, false)
+        XCTAssertTrue(h.sentToServer().isEmpty, "the Bind waits for its judgment, and what follows it too")
+        h.answerClassification(Self.refusedNow)
+        let sent = h.sentToServer()
+        guard case .parse(let name, let sql, _)? = sent.first else { return XCTFail("no stand-in: \(sent)") }
+        XCTAssertEqual(name, "portcullis_refused_bind")
+        XCTAssertTrue(sql.contains("portcullis-refused-"), sql)
+        XCTAssertEqual(Array(sent.dropFirst()), [.execute(portal: "", maxRows: 0), .sync])
+        let start = try XCTUnwrap(sql.range(of: "'portcullis-refused-")?.upperBound)
+        let token = sql[start...].prefix { $0 != "'" }
+        h.server(H.error("22P02", "invalid input syntax for type integer: \"portcullis-refused-\(token)\""), ready)
+        let answer = h.sentToClient()
+        guard case .errorResponse(let fields)? = answer.first else { return XCTFail("\(answer)") }
+        XCTAssertEqual(fields.sqlState, "25006")
+        XCTAssertEqual(fields.message, "planted since")
+        XCTAssertEqual(answer.last, ready)
+    }
+
+    func testAnAllowedBindIsForwardedAsItCame() {
+        let h = SessionHarness(readOnly: true)
+        prepare(h, "s1", "SELECT 1")
+        h.client(bind("s1"), .execute(portal: "", maxRows: 0), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 1")
+        XCTAssertEqual(h.sentToServer(), [bind("s1"), .execute(portal: "", maxRows: 0), .sync])
+    }
+
+    /// Found in review (audit, the same hole): a Parse the server skips after an error, or
+    /// fails (42P05), leaves the old statement; the Bind is judged against both texts.
+    func testAParseInAFailedBatchAddsATextWithoutReplacingTheOld() {
+        let h = SessionHarness(readOnly: true)
+        prepare(h, "s1", "SELECT 1 AS judged_first")
+        h.client(bind("nosuch"), .parse(name: "s1", query: "SELECT 2 AS harmless", parameterTypes: []), .sync)
+        h.server(H.error("26000", "prepared statement \"nosuch\" does not exist"), ready)
+        h.client(bind("s1"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 1 AS judged_first\n;\nSELECT 2 AS harmless")
+    }
+
+    /// A Bind sent before the Parse's answer is judged against the new text too.
+    func testAPipelinedParseCountsBeforeItsAnswer() {
+        let h = SessionHarness(readOnly: true)
+        prepare(h, "s1", "SELECT 1")
+        h.client(.parse(name: "s1", query: "SELECT 3", parameterTypes: []), bind("s1"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 1\n;\nSELECT 3")
+        h.server(H.error("42P05", "prepared statement \"s1\" already exists"), ready)
+        h.client(bind("s1"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 1\n;\nSELECT 3", "the failed Parse may have been the one the Bind ran")
+    }
+
+    func testACloseAndANewParseInCleanBatchesReplaceTheText() {
+        let h = SessionHarness(readOnly: true)
+        prepare(h, "s1", "SELECT 1")
+        h.client(.close(.statement, name: "s1"), .sync)
+        h.server(.closeComplete, ready)
+        h.client(bind("s1"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 1", "forgotten only once its CloseComplete came")
+        let before = h.requests.count
+        h.server(H.error("26000", "prepared statement \"s1\" does not exist"), ready)
+        h.client(bind("s1"), .sync)
+        XCTAssertEqual(h.requests.count, before, "an unknown name is the server's to refuse (26000)")
+        prepare(h, "s1", "SELECT 4")
+        h.client(bind("s1"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 4")
+    }
+
+    /// PostgreSQL keys statements by their first 63 bytes: two longer names that agree there
+    /// are one statement.
+    func testNamesAreComparedAsPostgreSQLKeysThem() {
+        let h = SessionHarness(readOnly: true)
+        let stem = String(repeating: "n", count: 63)
+        prepare(h, stem + "A", "SELECT 5")
+        h.client(bind(stem + "B"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 5")
+    }
+
+    func testTextsBeyondTheBoundAreLostAndTheirBindsRefused() {
+        var texts = PreparedTexts()
+        let a = SessionMachine.StatementName("a"), b = SessionMachine.StatementName("b")
+        texts.defined(a, .init(sql: "SELECT 1", parameterTypes: []), inBatch: 0)
+        texts.defined(b, .init(sql: String(repeating: "x", count: PreparedTexts.maxBytes), parameterTypes: []), inBatch: 0)
+        texts.batchCompleted(0, failed: false)
+        XCTAssertEqual(texts.candidates(a)?.map(\.sql), ["SELECT 1"])
+        XCTAssertNil(texts.candidates(b), "lost: a Bind of it is refused")
+        // A failed batch's definition does not make it known again; a clean one does.
+        texts.defined(b, .init(sql: "SELECT 2", parameterTypes: []), inBatch: 1)
+        texts.batchCompleted(1, failed: true)
+        XCTAssertNil(texts.candidates(b))
+        texts.defined(b, .init(sql: "SELECT 3", parameterTypes: []), inBatch: 2)
+        texts.batchCompleted(2, failed: false)
+        XCTAssertEqual(texts.candidates(b)?.map(\.sql), ["SELECT 3"])
+    }
+}
+
+/// SQL-level EXECUTE (and a protocol Bind of a name SQL PREPARE defined): the PREPARE's Query
+/// text is judged again, in a second classification after the EXECUTE's own.
+final class SessionMachineExecuteJudgmentTests: XCTestCase {
+    typealias H = SessionHarness
+
+    func testExecuteJudgesThePreparesTextAgain() {
+        let h = SessionHarness(readOnly: true)
+        h.client(.query("PREPARE p AS SELECT lower(a) FROM t"))
+        h.server(.commandComplete(tag: "PREPARE"), ready)
+        _ = h.sentToServer()
+        h.classifiesInline = false
+        h.client(.query("SELECT 1; EXECUTE p"))
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 1; EXECUTE p")
+        h.answerClassification()
+        XCTAssertEqual(h.requests.last?.sql, "PREPARE p AS SELECT lower(a) FROM t", "the executed statement's text is asked for")
+        h.answerClassification(SessionMachineBindJudgmentTests.refusedNow)
+        guard case .query(let sent)? = h.sentToServer().first else { return XCTFail("nothing sent") }
+        XCTAssertFalse(sent.contains("EXECUTE"), sent)
+        XCTAssertTrue(sent.contains("portcullis-refused-"), sent)
+    }
+
+    func testAnAllowedExecuteIsForwardedAsItCame() {
+        let h = SessionHarness(readOnly: true)
+        h.client(.query("PREPARE p AS SELECT 1"))
+        h.server(.commandComplete(tag: "PREPARE"), ready)
+        _ = h.sentToServer()
+        h.client(.query("EXECUTE p"))
+        XCTAssertEqual(h.requests.suffix(2).map(\.sql), ["EXECUTE p", "PREPARE p AS SELECT 1"])
+        XCTAssertEqual(h.sentToServer(), [.query("EXECUTE p")])
+    }
+
+    func testABindOfAnSQLPreparedNameIsJudged() {
+        let h = SessionHarness(readOnly: true)
+        h.client(.query("PREPARE p AS SELECT 2"))
+        h.server(.commandComplete(tag: "PREPARE"), ready)
+        h.client(.bind(.init(portal: "", statement: "p", parameterFormats: [], parameters: [], resultFormats: [])), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "PREPARE p AS SELECT 2")
+    }
+
+    /// A protocol statement whose text is `EXECUTE p` is not followed further: refused.
+    func testAnExecuteInsideAnExecutedStatementIsRefused() {
+        let h = SessionHarness(readOnly: true)
+        h.client(.parse(name: "s1", query: "EXECUTE p", parameterTypes: []), .sync)
+        h.server(.parseComplete, ready)
+        h.client(.query("EXECUTE s1"))
+        guard case .query(let sent)? = h.sentToServer().last else { return XCTFail("nothing sent") }
+        XCTAssertTrue(sent.contains("portcullis-refused-"), sent)
+    }
+}
