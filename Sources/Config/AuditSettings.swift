@@ -54,8 +54,13 @@ public struct AuditSettings: Sendable, Equatable {
     /// pgAudit `log_parameter`: extended-protocol Bind values in PARAMETER (text mode `full` only).
     public var logParameter = false
     /// pgAudit `log_parameter_max_size`: values longer than this many bytes are logged as
-    /// `<long param suppressed>`; 0 means no limit.
-    public var logParameterMaxSize = 0
+    /// `<long param suppressed>`; 0 means no limit. Default 1 MiB, not pgAudit's 0: the loop
+    /// turns each kept value into text (binary ones into hex, twice their size) and the event
+    /// carries it to the writer, so without a bound one Bind of a 1 GB value costs the loop and
+    /// the queue that much; 1 MiB is also how much of a Query string a record keeps
+    /// (StatementLifecycle.maxTextBytes).
+    public var logParameterMaxSize = AuditSettings.defaultLogParameterMaxSize
+    public static let defaultLogParameterMaxSize = 1 << 20
 
     public init() {}
 }

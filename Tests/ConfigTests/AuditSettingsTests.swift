@@ -24,6 +24,13 @@ final class AuditSettingsTests: XCTestCase {
         XCTAssertEqual(audit.statementText, .full)
         XCTAssertEqual(audit.classes, Set(AuditSettings.classNames))
         XCTAssertEqual(audit.journaldFields, .full)
+        // A bounded default (pgAudit's is 0): the loop formats and queues every kept value.
+        XCTAssertEqual(audit.logParameterMaxSize, 1_048_576)
+    }
+
+    func testParameterMaxSizeZeroStillMeansNoLimit() throws {
+        XCTAssertEqual(try load("audit_log_parameter_max_size = 0").general.audit.logParameterMaxSize, 0)
+        XCTAssertEqual(try load("audit_log_parameter_max_size = 8").general.audit.logParameterMaxSize, 8)
     }
 
     func testEverySetting() throws {

@@ -19,4 +19,21 @@ final class SessionMachineParameterTests: XCTestCase {
         // No format codes: all text.
         XCTAssertEqual(SessionMachine.loggedParameters(bind([Array("a".utf8)], formats: []), maxSize: 0), ["a"])
     }
+
+    /// Binary values are written by one bulk pass into the string's storage: every byte value
+    /// gives PostgreSQL's lower-case bytea hex, and the string is exactly `\x` plus two digits
+    /// a byte (no slack from an intermediate array).
+    func testBinaryValuesAsBulkHex() {
+        let all = (0...255).map { UInt8($0) }
+        let expected = "\\x" + all.map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+        }.joined()
+        let logged = SessionMachine.loggedParameters(bind([all, []], formats: [1]), maxSize: 0)
+        XCTAssertEqual(logged, [expected, "\\x"])
+        let big = [UInt8](repeating: 0xa5, count: 3 << 20)
+        let hex = big.withUnsafeBufferPointer { SessionMachine.hexText($0) }
+        XCTAssertEqual(hex.utf8.count, 2 + 2 * big.count)
+        XCTAssertTrue(hex.utf8.dropFirst(2).allSatisfy { $0 == UInt8(ascii: "a") || $0 == UInt8(ascii: "5") })
+    }
 }
