@@ -313,3 +313,47 @@ public struct AuditDetail: Sendable, Equatable {
         self.value = value
     }
 }
+
+extension AuditEvent {
+    /// The storage of the event's large parts, as identities (never read through): events
+    /// that share them (the substatements of one Query string carry the same `fullText`, the
+    /// Executes of one portal the same parameters) hold that memory once.
+    public struct SharedStorage: Equatable, Sendable {
+        var text: UInt = 0
+        var parameters: UInt = 0
+        public init() {}
+    }
+
+    /// Text shorter than this is not looked at for sharing: small strings are stored inline.
+    static let sharedThreshold = 4096
+
+    public var sharedStorage: SharedStorage {
+        var shared = SharedStorage()
+        if let text = statement?.preparation?.fullText, text.utf8.count >= Self.sharedThreshold {
+            shared.text = text.utf8.withContiguousStorageIfAvailable { UInt(bitPattern: $0.baseAddress) } ?? 0
+        }
+        if case .values(let values)? = statement?.parameters, !values.isEmpty {
+            shared.parameters = values.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        }
+        return shared
+    }
+
+    /// About how many bytes the event keeps alive while it is queued: its texts, parameters
+    /// and details (UTF-8 counts, O(1) for native strings; O(parameters) for those), plus a
+    /// fixed 256 for the values themselves. The text or parameters of `previous` (the event
+    /// queued before it) are not counted again when this event shares them.
+    public func heldBytes(sharingWith previous: SharedStorage = SharedStorage()) -> Int {
+        var bytes = 256 + summary.utf8.count + (clientAddress?.utf8.count ?? 0)
+        for detail in details { bytes += detail.name.utf8.count + detail.value.utf8.count }
+        guard let statement else { return bytes }
+        bytes += statement.command.utf8.count + statement.objectName.utf8.count + (statement.text?.utf8.count ?? 0)
+        let shared = sharedStorage
+        if case .values(let values) = statement.parameters, shared.parameters == 0 || shared.parameters != previous.parameters {
+            for value in values { bytes += 16 + (value?.utf8.count ?? 0) }
+        }
+        if let preparation = statement.preparation, shared.text == 0 || shared.text != previous.text {
+            bytes += preparation.fullText.utf8.count + (preparation.completedCommand?.utf8.count ?? 0)
+        }
+        return bytes
+    }
+}

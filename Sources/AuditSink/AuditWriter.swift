@@ -14,17 +14,48 @@ public enum AuditQueueFullPolicy: String, Sendable {
 }
 
 /// One event loop's bounded queue to the writer thread. The loop submits, the writer takes.
+///
+/// Bounded twice: in events (`audit_queue_size`) and in the bytes the events hold
+/// (`audit_queue_max_bytes`, ``AuditEvent/heldBytes``). The event bound alone let four clients
+/// sending 1 MiB Query strings queue 10,000 of them per loop (2.4 GB in 42 s, measured in
+/// review): each event carries its whole text, and the writer needs far longer per such event
+/// than the loop needs to make one. A queue always accepts an event when it is empty, so one
+/// event larger than the bound still passes (alone).
 public final class AuditQueue: Sendable {
     let capacity: Int
-    let events = Mutex<[AuditEvent]>([])
+    let maxBytes: Int
+    let held = Mutex<Held>(Held())
     /// Events dropped under `.drop` since the writer last reported them.
     let dropped = Atomic<Int>(0)
     /// Set when a submit found the queue full: the writer calls `onRoom` after taking from it.
     let sawFull = Atomic<Bool>(false)
     private let wake: Int32
 
-    init(capacity: Int, wake: Int32) {
+    struct Held {
+        var events: [AuditEvent] = []
+        /// What `events` hold, as ``AuditEvent/heldBytes`` counts it (text shared with the
+        /// previous event counted once).
+        var bytes = 0
+        /// The previous event's text and parameters storage: the substatements of one Query
+        /// string, and the Executes of one portal, share theirs, and are counted once.
+        var lastShared = AuditEvent.SharedStorage()
+
+        mutating func append(_ event: AuditEvent) {
+            let shared = event.sharedStorage
+            bytes += event.heldBytes(sharingWith: lastShared)
+            lastShared = shared
+            events.append(event)
+        }
+
+        mutating func reset() {
+            bytes = 0
+            lastShared = AuditEvent.SharedStorage()
+        }
+    }
+
+    init(capacity: Int, maxBytes: Int = .max, wake: Int32) {
         self.capacity = capacity
+        self.maxBytes = maxBytes
         self.wake = wake
     }
 
@@ -32,10 +63,11 @@ public final class AuditQueue: Sendable {
     public func submit(_ event: AuditEvent) -> Bool {
         // The writer is woken only when the queue turns non-empty: it takes everything queued
         // each time, so later submits before it does need no syscall of their own.
-        let (queued, wasEmpty) = events.withLock { queue -> (Bool, Bool) in
-            guard queue.count < capacity else { return (false, false) }
+        let (queued, wasEmpty) = held.withLock { queue -> (Bool, Bool) in
+            guard queue.events.isEmpty || (queue.events.count < capacity
+                && queue.bytes + event.heldBytes(sharingWith: queue.lastShared) <= maxBytes) else { return (false, false) }
             queue.append(event)
-            return (true, queue.count == 1)
+            return (true, queue.events.count == 1)
         }
         if queued {
             if wasEmpty {
@@ -57,9 +89,9 @@ public final class AuditQueue: Sendable {
     /// has ended (nothing can wait for room any more, and under backpressure nothing may be
     /// lost). The bound is exceeded by at most what one session held back.
     public func submitBeyondBound(_ event: AuditEvent) {
-        let wasEmpty = events.withLock { queue -> Bool in
+        let wasEmpty = held.withLock { queue -> Bool in
             queue.append(event)
-            return queue.count == 1
+            return queue.events.count == 1
         }
         if wasEmpty {
             var one: UInt64 = 1
@@ -67,8 +99,12 @@ public final class AuditQueue: Sendable {
         }
     }
 
-    /// Whether a submit would succeed now (for sessions waiting under backpressure).
-    public var hasRoom: Bool { events.withLock { $0.count < capacity } }
+    /// Whether a submit would succeed now (for sessions waiting under backpressure); a large
+    /// event may still find no room in a queue that is not empty.
+    public var hasRoom: Bool { held.withLock { $0.events.count < capacity && $0.bytes < maxBytes } }
+
+    /// Events queued, and the bytes they hold (for tests and shutdown).
+    public var queued: (events: Int, bytes: Int) { held.withLock { ($0.events.count, $0.bytes) } }
 }
 
 /// The writer thread: takes events from every loop's queue and writes them to every sink, in
@@ -122,9 +158,10 @@ public final class AuditWriter: @unchecked Sendable {
         closeDescriptor(finished)
     }
 
-    /// One queue per event loop; all made before `start`.
-    public func makeQueue(capacity: Int) -> AuditQueue {
-        let queue = AuditQueue(capacity: capacity, wake: wake)
+    /// One queue per event loop; all made before `start`. `maxBytes`: the bound on what its
+    /// events hold (``AuditEvent/heldBytes``), besides the bound in events.
+    public func makeQueue(capacity: Int, maxBytes: Int = .max) -> AuditQueue {
+        let queue = AuditQueue(capacity: capacity, maxBytes: maxBytes, wake: wake)
         queues.append(queue)
         return queue
     }
@@ -176,7 +213,7 @@ public final class AuditWriter: @unchecked Sendable {
             return 0
         }
         // The thread stays blocked in its sink; the process exits around it.
-        let queued = queues.reduce(0) { total, queue in total + queue.events.withLock { $0.count } }
+        let queued = queues.reduce(0) { total, queue in total + queue.queued.events }
         return state.withLock { $0.pending } + queued
     }
 
@@ -256,7 +293,10 @@ public final class AuditWriter: @unchecked Sendable {
         var dropped = 0
         var hadFull = false
         for queue in queues {
-            queue.events.withLock { swap(&$0, &spare) }
+            queue.held.withLock {
+                swap(&$0.events, &spare)
+                $0.reset()
+            }
             if let prepare {
                 for event in spare { prepare(event, &taken) }
             } else {

@@ -40,6 +40,9 @@ public struct AuditSettings: Sendable, Equatable {
     public var jsonFsync: Fsync = .off
     public var journaldFields: JournaldFields = .full
     public var queueSize = 10_000
+    /// `audit_queue_max_bytes`: what each loop's queue may hold in the events' texts and
+    /// parameters, besides `queueSize` events (the first event always fits, however large).
+    public var queueMaxBytes = 64 << 20
     public var queueFull: QueueFull = .backpressure
     public var statementText: TextMode = .full
     /// Upper-case class names logged; statements of other classes are not recorded. An
@@ -66,7 +69,8 @@ public struct AuditSettings: Sendable, Equatable {
 }
 
 extension ConfigBuilder {
-    /// `audit`, `audit_sinks`, `audit_json_fsync`, `audit_journald_fields`, `audit_queue_size`, `audit_queue_full`,
+    /// `audit`, `audit_sinks`, `audit_json_fsync`, `audit_journald_fields`, `audit_queue_size`, `audit_queue_max_bytes`,
+    /// `audit_queue_full`,
     /// `audit_statement_text`, `audit_classes`, `audit_log_relation`, `audit_log_statement_once`,
     /// `audit_log_parameter`, `audit_log_parameter_max_size`.
     mutating func applyAudit(_ entry: IniDocument.Entry) throws(SettingError) -> Bool {
@@ -102,6 +106,8 @@ extension ConfigBuilder {
             config.general.audit.journaldFields = try SettingValue.choice(value, of: AuditSettings.JournaldFields.self)
         case "audit_queue_size":
             config.general.audit.queueSize = try SettingValue.integer(value, in: 16...10_000_000)
+        case "audit_queue_max_bytes":
+            config.general.audit.queueMaxBytes = try SettingValue.size(value, in: (1 << 20)...(1 << 40))
         case "audit_queue_full":
             config.general.audit.queueFull = try SettingValue.choice(value, of: AuditSettings.QueueFull.self)
         case "audit_statement_text":

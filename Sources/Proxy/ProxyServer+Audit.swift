@@ -22,7 +22,8 @@ final class AuditStream: @unchecked Sendable {
         } catch {
             throw ProxyStartupError(description: "could not start the audit writer: \(error)")
         }
-        let stream = AuditStream(writer: writer, loops: loops, queueSize: settings.queueSize)
+        let stream = AuditStream(writer: writer, loops: loops, queueSize: settings.queueSize,
+                                 queueMaxBytes: settings.queueMaxBytes)
         let preparer = AuditPreparer()
         writer.prepare = { event, out in preparer.prepare(event, into: &out) }
         writer.onRoom = {
@@ -61,9 +62,9 @@ final class AuditStream: @unchecked Sendable {
         return sinks
     }
 
-    private init(writer: AuditWriter, loops: Int, queueSize: Int) {
+    private init(writer: AuditWriter, loops: Int, queueSize: Int, queueMaxBytes: Int) {
         self.writer = writer
-        loopQueues = (0..<loops).map { _ in writer.makeQueue(capacity: queueSize) }
+        loopQueues = (0..<loops).map { _ in writer.makeQueue(capacity: queueSize, maxBytes: queueMaxBytes) }
         processQueue = writer.makeQueue(capacity: 1024)
     }
 

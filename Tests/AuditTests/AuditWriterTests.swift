@@ -171,7 +171,7 @@ final class AuditWriterTests: XCTestCase {
         for i in 0..<1000 { XCTAssertTrue(secondQueue.submit(event(marker + "_2", i))) }
         // The writer has taken a batch (it may block in journald's socket before it takes the
         // rest, which stays queued): either way the stop below finds events it cannot write.
-        XCTAssertTrue(waitFor { secondQueue.events.withLock { $0.count } < 1000 })
+        XCTAssertTrue(waitFor { secondQueue.queued.events < 1000 })
         let started = Date()
         let unwritten = second.stop(timeout: .seconds(1))
         let took = Date().timeIntervalSince(started)

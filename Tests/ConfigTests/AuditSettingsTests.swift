@@ -26,6 +26,12 @@ final class AuditSettingsTests: XCTestCase {
         XCTAssertEqual(audit.journaldFields, .full)
         // A bounded default (pgAudit's is 0): the loop formats and queues every kept value.
         XCTAssertEqual(audit.logParameterMaxSize, 1_048_576)
+        XCTAssertEqual(audit.queueMaxBytes, 64 << 20)
+    }
+
+    func testQueueMaxBytesTakesASize() throws {
+        XCTAssertEqual(try load("audit_queue_max_bytes = 16MB").general.audit.queueMaxBytes, 16 << 20)
+        XCTAssertThrowsError(try load("audit_queue_max_bytes = 4kB"))
     }
 
     func testParameterMaxSizeZeroStillMeansNoLimit() throws {
