@@ -345,7 +345,8 @@ final class Leg: ReadinessHandler, BatchWork {
             outbound.clear()
             if outbound.capacity > Self.largeBuffer { outbound = ByteBuffer() }
         } else {
-            outbound.discardReadBytes()
+            // Not after every partial write: that moved the whole unsent rest each time.
+            outbound.discardReadBytesIfWorthwhile()
         }
         if let failure { recordEnd(.closed(failure)) }
         updateInterest()
