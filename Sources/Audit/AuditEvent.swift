@@ -220,6 +220,15 @@ public struct AuditPreparation: Sendable, Equatable {
     /// `audit_log_relation` and `audit_log_statement_once` as they were when the session started.
     public var logRelation: Bool
     public var logStatementOnce: Bool
+    /// Why the server may have read `fullText` otherwise than libpg_query does
+    /// (``ServerTextReading/divergence``): the text is then not split and its class not taken
+    /// from the classifier (docs/AUDIT.md, "Text the server reads differently"). Nil normally.
+    public var unsplitReason: String?
+    /// The server's `standard_conforming_strings` (the secret masker scans as it did).
+    public var standardConformingStrings = true
+    /// The session's `client_encoding` when it is not UTF-8 (the text was converted from it,
+    /// or holds U+FFFD where it could not be), nil for UTF-8.
+    public var clientEncoding: String?
 
     public init(fullText: String, index: Int, textMode: TextMode, completedCommand: String?, isFunctionCall: Bool = false,
                 classes: Set<String>, logRelation: Bool = false, logStatementOnce: Bool = false) {

@@ -24,3 +24,12 @@ size_t cpq_stack_remaining(void) {
     uintptr_t sp = (uintptr_t)&here;
     return sp > cpq_stack_low ? (size_t)(sp - cpq_stack_low) : 0;
 }
+
+// libpg_query's copy of the GUC (src/backend/parser/scan.l; thread-local in libpg_query).
+extern __thread _Bool standard_conforming_strings;
+
+int cpq_set_standard_conforming_strings(int on) {
+    int previous = standard_conforming_strings;
+    standard_conforming_strings = on != 0;
+    return previous;
+}

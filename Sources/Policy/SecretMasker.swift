@@ -28,8 +28,12 @@ public enum SecretMasker {
 
     /// `sql` with every secret constant replaced; unchanged when it holds none. Text the scanner
     /// rejects (an unterminated quote, say) is redacted whole: it cannot be shown safely.
-    public static func mask(_ sql: String) -> String {
-        guard let tokens = scan(sql) else { return sql.isEmpty ? sql : "<unparsable statement redacted>" }
+    /// `standardConformingStrings` false: scanned as PostgreSQL scans with the setting off
+    /// (a text the audit logs unsplit because its server read it that way).
+    public static func mask(_ sql: String, standardConformingStrings: Bool = true) -> String {
+        guard let tokens = scan(sql, standardConformingStrings: standardConformingStrings) else {
+            return sql.isEmpty ? sql : "<unparsable statement redacted>"
+        }
         let bytes = Array(sql.utf8)
         func text(_ token: Token) -> Substring {
             guard token.start >= 0, token.end <= bytes.count, token.start <= token.end else { return "" }
@@ -143,10 +147,12 @@ public enum SecretMasker {
         let kind: PgQuery__Token
     }
 
-    static func scan(_ sql: String) -> [Token]? {
+    static func scan(_ sql: String, standardConformingStrings: Bool = true) -> [Token]? {
         // A text the lexer would take quadratic time on is redacted whole (``LexerCost``).
         guard LexerCost.isBounded(sql) else { return nil }
+        let previous = standardConformingStrings ? 1 : cpq_set_standard_conforming_strings(0)
         let result = pg_query_scan(sql)
+        if !standardConformingStrings { _ = cpq_set_standard_conforming_strings(previous) }
         defer { pg_query_free_scan_result(result) }
         guard result.error == nil else { return nil }
         guard let unpacked = pg_query__scan_result__unpack(nil, result.pbuf.len, UnsafeRawPointer(result.pbuf.data)?

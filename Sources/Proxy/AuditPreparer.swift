@@ -38,9 +38,30 @@ final class AuditPreparer: @unchecked Sendable {
         let completed = work.completedCommand.map(Self.commandAndRows)
         if statement.rows == nil { statement.rows = completed?.rows }
         var relations: [String] = []
+        var notes: [String] = []
         if work.isFunctionCall {
             statement.auditClass = "FUNCTION"
             statement.command = "FUNCTION CALL"
+        } else if let reason = work.unsplitReason {
+            // Fail closed: the server may have cut and read this text otherwise than libpg_query
+            // would (the string `SELECT 'x\'; SELECT $$'; DELETE …` is two SELECTs to it and a
+            // SELECT and a DELETE to a server with standard_conforming_strings off). Not split,
+            // and neither class nor objects taken from it: the command and class are the
+            // server's CommandComplete tag's, and the record is written whatever audit_classes.
+            let command = completed?.command ?? "???"
+            statement.command = command
+            statement.auditClass = Self.auditClass(forCommand: command)
+            let piece = work.index <= 1 ? work.fullText : Self.unsplitText
+            switch work.textMode {
+            case .none: statement.text = nil
+            case .full, .normalized:
+                statement.text = Self.masked(piece, standardConformingStrings: work.standardConformingStrings)
+            }
+            statement.textLogged = true
+            if case .values(let values) = statement.parameters {
+                statement.parameters = .values(SecretMasker.maskParameters(values, sql: piece))
+            }
+            notes.append("\(Self.unsplitNote): \(reason)")
         } else {
             if lastText != work.fullText {
                 lastText = work.fullText
@@ -80,9 +101,17 @@ final class AuditPreparer: @unchecked Sendable {
                 statement.parameters = .values(SecretMasker.maskParameters(values, sql: piece))
             }
         }
-        guard work.classes.contains(statement.auditClass) else { return }
+        if let encoding = work.clientEncoding, statement.text?.unicodeScalars.contains("\u{FFFD}") == true {
+            notes.append("client_encoding \(encoding): bytes that did not convert to UTF-8 are shown as U+FFFD")
+        }
+        guard work.unsplitReason != nil || work.classes.contains(statement.auditClass) else { return }
         var prepared = event
         prepared.statement = statement
+        if !notes.isEmpty { prepared.details.append(AuditDetail(Self.noteField, notes.joined(separator: "; "))) }
+        if work.unsplitReason != nil {
+            out.append(prepared)
+            return
+        }
         // pgAudit log_relation: "a separate log entry for each relation … referenced in a
         // SELECT or DML statement" — what its executor permission-check hook sees, so not
         // utility commands such as TRUNCATE or COPY. With one relation (or none) the single
@@ -177,10 +206,15 @@ final class AuditPreparer: @unchecked Sendable {
     /// (``StatementLifecycle/maxTextBytes``).
     static let notKeptText = "<not kept: beyond the first \(StatementLifecycle.maxTextBytes) bytes of the query string>"
 
-    static func masked(_ sql: String) -> String {
+    static func masked(_ sql: String, standardConformingStrings: Bool = true) -> String {
         guard sql.utf8.contains(where: { $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "$") }) else { return sql }
-        return SecretMasker.mask(sql)
+        return SecretMasker.mask(sql, standardConformingStrings: standardConformingStrings)
     }
+
+    /// The field that says why a record's text is not what it would normally be.
+    static let noteField = "AUDIT_TEXT_NOTE"
+    /// The start of the note of a Query string recorded whole (``AuditPreparation/unsplitReason``).
+    static let unsplitNote = "not split into statements nor classified by the proxy, logged whatever audit_classes"
 
     /// The class for a statement libpg_query could not classify (its text too long to keep,
     /// or not parsable), from its CommandComplete command — a documented difference from pgAudit.

@@ -1,3 +1,4 @@
+import Policy
 import Session
 import Audit
 import AuditSink
@@ -54,6 +55,8 @@ final class SessionAudit {
     /// client nor the server is read (``ClientSession/updateServerReadPause()``), so a Query of
     /// a million statements cannot pile up a million events here.
     var overflow = FIFOQueue<AuditEvent>()
+    /// How the server read the text of the statements reported next (``SessionMachine/Event/textReading(_:)``).
+    var textReading = ServerTextReading()
     var ended = false
 
     init(loopAudit: LoopAudit, info: AuditSession, settings: AuditSettings, connectedAt: MonotonicInstant) {
@@ -264,6 +267,10 @@ extension ClientSession {
                                                  completedCommand: record.tag, isFunctionCall: isFunctionCall,
                                                  classes: audit.classes, logRelation: audit.settings.logRelation,
                                                  logStatementOnce: audit.settings.logStatementOnce)
+        statement.preparation?.unsplitReason = audit.textReading.divergence
+        statement.preparation?.standardConformingStrings = audit.textReading.standardConformingStrings
+        statement.preparation?.clientEncoding = ClientEncodingPolicy.isReadOnlyAllowed(audit.textReading.clientEncoding)
+            ? nil : audit.textReading.clientEncoding
         emitAudit(.statement, priority: record.outcome == .ok ? .info : .notice, statement: statement, details: details)
     }
 }

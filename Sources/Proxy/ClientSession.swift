@@ -438,6 +438,7 @@ final class ClientSession: LegOwner {
             case .readOnlyBreached(let reason): logger.warning("read-only session ended: \(reason)")
             case .pinned(let reasons): notePinned(reasons)
             case .unpinned: logger.info("session no longer pinned to its server connection")
+            case .textReading(let reading): audit?.textReading = reading
             }
         }
     }

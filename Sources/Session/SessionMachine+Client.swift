@@ -252,9 +252,16 @@ extension SessionMachine {
         case UInt8(ascii: "c"), UInt8(ascii: "f"):
             lifecycle.copyEndReceived()
             return
-        case UInt8(ascii: "Q"):
+        case UInt8(ascii: "Q"), UInt8(ascii: "P"):
+            // Text in another client encoding is converted for the record (the server converts
+            // it before parsing: postgres.c pg_client_to_server), not read as UTF-8.
+            if let reading = textReading?.now, !reading.isUTF8, let (name, bytes) = Self.textBytes(frame, in: buffer) {
+                let text = ClientText.decode(bytes, encoding: reading.clientEncoding).text
+                if frame.type == UInt8(ascii: "Q") { lifecycle.queryReceived(text, at: now) } else { lifecycle.parseReceived(name: name, text: text) }
+                return
+            }
             // The usual Query is read in place: one string, without decoding a copy of the frame.
-            if let text = Self.queryText(frame, in: buffer) {
+            if frame.type == UInt8(ascii: "Q"), let text = Self.queryText(frame, in: buffer) {
                 lifecycle.queryReceived(text, at: now)
                 return
             }
@@ -362,6 +369,17 @@ extension SessionMachine {
             }
             return String(decoding: UnsafeRawBufferPointer(start: base, count: raw.count - 1), as: UTF8.self)
         }
+    }
+
+    /// A Query's text, or a Parse's statement name and text, as bytes (protocol 55.7: Query is
+    /// one String, Parse a String name then a String query); nil when they are not terminated.
+    static func textBytes(_ frame: MessageFrame, in buffer: ByteBuffer) -> (name: String, text: ArraySlice<UInt8>)? {
+        let payload = Array(buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5))
+        guard let first = payload.firstIndex(of: 0) else { return nil }
+        if frame.type == UInt8(ascii: "Q") { return ("", payload[..<first]) }
+        let rest = payload[(first + 1)...]
+        guard let second = rest.firstIndex(of: 0) else { return nil }
+        return (String(decoding: payload[..<first], as: UTF8.self), rest[..<second])
     }
 
     /// A Parse's statement name (up to its NUL) as sent, without decoding the rest.

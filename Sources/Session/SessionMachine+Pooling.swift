@@ -186,6 +186,8 @@ extension SessionMachine {
     package struct StartupVerdict: Equatable, Sendable {
         /// It lexes statement text as the classifier does not (``SessionStateEffects/divergentLexing``).
         package var divergentLexing = false
+        /// How it reads statement text (for the audit's records, ``ServerTextReading``).
+        package var textReading = ServerTextReading()
         /// Why a read-only session cannot run on it (``ReadOnlyTripwire``), if it cannot.
         package var breach: String?
     }
@@ -198,6 +200,7 @@ extension SessionMachine {
     package static func startupVerdict(of parameters: [(String, String)], readOnly: Bool) -> StartupVerdict {
         var verdict = StartupVerdict()
         verdict.divergentLexing = parameters.contains { Self.lexesDifferently(name: $0.0, value: $0.1) }
+        verdict.textReading = ServerTextReading(parameters: parameters)
         if readOnly {
             var tripwire = ReadOnlyTripwire()
             if case .breached(let reason) = tripwire.startupParametersReceived(parameters) { verdict.breach = reason }
@@ -210,6 +213,15 @@ extension SessionMachine {
     /// session for good, as one that starts doing so (``poolingParameterStatus(name:value:)``).
     package mutating func attachedServerJudged(_ verdict: StartupVerdict) {
         if verdict.divergentLexing { notePins(.divergentLexing) }
+        // The audit's records of what runs on it are read as it reads text (what the client set
+        // itself is restored on it by the settings exchange, whose replies this machine does
+        // not see: the reading so far is kept, and worsened by the connection's own).
+        if verdict.textReading.divergence != nil {
+            withTextReading { reading in
+                reading.now = reading.now.merged(with: verdict.textReading)
+                reading.batch = reading.batch.merged(with: reading.now)
+            }
+        }
     }
 
     /// The large-object functions libpq calls by fast path (lo_open, lo_close, loread, lowrite,

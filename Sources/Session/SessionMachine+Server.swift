@@ -39,10 +39,16 @@ extension SessionMachine {
         case UInt8(ascii: "E"):
             return try serverError(frame, in: buffer, now: now)
         case UInt8(ascii: "S"):
-            guard configuration.readOnly != nil || configuration.transactionPooling != nil else { return .forwardToClient(frame.totalLength) }
+            guard configuration.readOnly != nil || configuration.transactionPooling != nil || textReading != nil else {
+                return .forwardToClient(frame.totalLength)
+            }
             var bytes = ByteBuffer(bytes: buffer.readableBytesView.prefix(frame.totalLength))
             guard case .parameterStatus(let name, let value) = try BackendMessage.decode(frame: frame, from: &bytes) else {
                 return .forwardToClient(frame.totalLength)
+            }
+            withTextReading { reading in
+                reading.now.parameterStatus(name: name, value: value)
+                reading.batch = reading.batch.merged(with: reading.now)
             }
             if configuration.transactionPooling != nil { poolingParameterStatus(name: name, value: value) }
             if configuration.readOnly != nil,
@@ -149,7 +155,19 @@ extension SessionMachine {
         let records = lifecycle.readyForQueryReceived(status: statusByte ?? UInt8(ascii: "I"), at: now)
         if configuration.transactionPooling != nil { poolingReadyForQuery() }
         if configuration.followsStatements {
+            if !records.isEmpty { reportTextReading() }
             for record in records { events.append(.statementFinished(record)) }
         }
+        // The next batch is read as the server reads text now (it parses a Query string whole
+        // before running any of it: postgres.c exec_simple_query, pg_parse_query).
+        withTextReading { $0.batch = $0.now }
+    }
+
+    /// ``Event/textReading(_:)`` for the records about to be reported, when it changed.
+    mutating func reportTextReading() {
+        guard let reading = textReading, reading.batch != reading.reported else { return }
+        let batch = reading.batch
+        withTextReading { $0.reported = batch }
+        events.append(.textReading(batch))
     }
 }

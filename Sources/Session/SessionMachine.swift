@@ -193,6 +193,25 @@ package struct SessionMachine {
         case pinned([String])
         /// Transaction pooling: the state that pinned the session is gone.
         case unpinned
+        /// `followsStatements`: how the server read the text of the ``statementFinished(_:)``
+        /// records that follow (until the next such event), when it differs from the last one
+        /// reported (at first: UTF-8, `standard_conforming_strings` on). The audit does not trust
+        /// libpg_query's split and class of text the server read differently
+        /// (``ServerTextReading/divergence``).
+        case textReading(ServerTextReading)
+    }
+
+    /// `followsStatements`: how the server reads statement text now, over the batch the next
+    /// ReadyForQuery ends, and as last reported (``Event/textReading(_:)``). Out of line: only
+    /// audited sessions carry it.
+    final class TextReadingStorage {
+        var now: ServerTextReading
+        var batch: ServerTextReading
+        var reported = ServerTextReading()
+        init(_ reading: ServerTextReading) {
+            now = reading
+            batch = reading
+        }
     }
 
     /// A Query or Parse text to classify (``Action/classify(_:)``).
@@ -271,6 +290,8 @@ package struct SessionMachine {
     /// Read-only identities, and `transaction_pin = refuse`: what refuses statements.
     package var gate: ReadOnlyGate? { gateStorage?.gate }
     package internal(set) var lifecycle: StatementLifecycle
+    /// `followsStatements` only (``TextReadingStorage``).
+    var textReading: TextReadingStorage?
     var pendingClassification: PendingClassification?
     package internal(set) var events: [Event] = []
     /// The backend's real key (BackendKeyData), for cancelling its queries; in transaction
@@ -343,6 +364,9 @@ package struct SessionMachine {
         if configuration.followsStatements {
             clientTypes.formUnion(Self.followedClientTypes)
             serverTypes.formUnion(Self.followedServerTypes)
+            // ParameterStatus: how the server reads the text the audit records.
+            serverTypes.insert(UInt8(ascii: "S"))
+            textReading = TextReadingStorage(ServerTextReading(parameters: serverParameters))
         }
         // A read-only session's Query or Parse over readonly_max_statement_size is refused from
         // its header, not held whole first (up to max_message_size per client).
@@ -363,6 +387,19 @@ package struct SessionMachine {
         if configuration.transactionPooling != nil {
             for (name, value) in serverParameters { poolingParameterStatus(name: name, value: value) }
         }
+    }
+
+    /// Runs `body` on the text reading (nothing without one), copying it first if another copy
+    /// of the machine shares it.
+    mutating func withTextReading(_ body: (TextReadingStorage) -> Void) {
+        guard let reading = textReading else { return }
+        if !isKnownUniquelyReferenced(&textReading) {
+            let copy = TextReadingStorage(reading.now)
+            copy.batch = reading.batch
+            copy.reported = reading.reported
+            textReading = copy
+        }
+        textReading.map(body)
     }
 
     /// Runs `body` on the gate in place (nil without one), copying it first if another copy of
@@ -441,6 +478,7 @@ package struct SessionMachine {
     /// released by a ReadyForQuery), when statements are followed.
     package mutating func sessionEnded(now: Int64) -> [StatementLifecycle.Record] {
         guard configuration.followsStatements else { return [] }
+        reportTextReading()
         return lifecycle.sessionEnded(at: now)
     }
 

@@ -14,6 +14,12 @@
 // (ClassifierBudget.swift).
 size_t cpq_stack_remaining(void);
 
+// Sets libpg_query's copy of the GUC standard_conforming_strings on the calling thread (its
+// globals are thread-local) and returns the previous value. Off, its scanner reads '\'' as
+// PostgreSQL does with the setting off (scan.l <xq>); the secret masker scans text a server
+// read that way with it off, then sets it back.
+int cpq_set_standard_conforming_strings(int on);
+
 // Swift imports C globals by value; the walker compares descriptors by address,
 // so these hand out the addresses of the generated descriptor objects.
 static inline const ProtobufCMessageDescriptor *cpq_node_descriptor(void) {
