@@ -42,11 +42,57 @@ public enum SecretMasker {
         // Comments are not part of the grammar: skipped when looking back.
         let significant = tokens.filter { $0.kind != PG_QUERY__TOKEN__SQL_COMMENT && $0.kind != PG_QUERY__TOKEN__C_COMMENT }
         var secret: [Token] = []
+        var secretStarts: Set<Int32> = []
+        func isValue(_ kind: PgQuery__Token) -> Bool {
+            kind == PG_QUERY__TOKEN__SCONST || kind == PG_QUERY__TOKEN__USCONST || kind == PG_QUERY__TOKEN__IDENT
+                || kind == PG_QUERY__TOKEN__ICONST || kind == PG_QUERY__TOKEN__FCONST
+        }
+        for (index, token) in significant.enumerated() {
+            func back(_ n: Int) -> Token? { index - n >= 0 ? significant[index - n] : nil }
+            // `SET name = value [, value …]` (also ALTER ROLE/DATABASE/SYSTEM … SET) with a
+            // secret-looking name: every value of the list (gram.y var_list: constants and
+            // bare words — `SET app.password = S3cret`, `= 123456`, `TO 'a', 'b'`).
+            if token.kind == PG_QUERY__TOKEN__TO || token.kind == PG_QUERY__TOKEN__ASCII_61,
+               let name = back(1), name.kind != PG_QUERY__TOKEN__SCONST, looksSecret(unquoted(text(name))) {
+                var next = index + 1
+                while next < significant.count, isValue(significant[next].kind) {
+                    if secretStarts.insert(significant[next].start).inserted { secret.append(significant[next]) }
+                    next += 1
+                    guard next < significant.count, significant[next].kind == PG_QUERY__TOKEN__ASCII_44 else { break }
+                    next += 1
+                }
+            }
+            // set_config(name, value, is_local) whose name (a constant, maybe cast or escaped)
+            // looks secret: every constant and word of its second argument.
+            if token.kind == PG_QUERY__TOKEN__ASCII_40, let function = back(1), unquoted(text(function)).lowercased() == "set_config" {
+                var depth = 0
+                var argument = 0
+                var nameIsSecret = false
+                var next = index + 1
+                while next < significant.count {
+                    let inner = significant[next]
+                    if inner.kind == PG_QUERY__TOKEN__ASCII_40 { depth += 1 }
+                    if inner.kind == PG_QUERY__TOKEN__ASCII_41 { if depth == 0 { break }; depth -= 1 }
+                    if depth == 0, inner.kind == PG_QUERY__TOKEN__ASCII_44 { argument += 1; if argument > 1 { break } }
+                    if argument == 0, inner.kind == PG_QUERY__TOKEN__SCONST || inner.kind == PG_QUERY__TOKEN__USCONST,
+                       looksSecret(constantValue(text(inner))) { nameIsSecret = true }
+                    if argument == 1, nameIsSecret, isValue(inner.kind), inner.kind != PG_QUERY__TOKEN__IDENT,
+                       secretStarts.insert(inner.start).inserted {
+                        secret.append(inner)
+                    }
+                    next += 1
+                }
+            }
+        }
         for (index, token) in significant.enumerated()
-        where token.kind == PG_QUERY__TOKEN__SCONST || token.kind == PG_QUERY__TOKEN__USCONST {
+        where (token.kind == PG_QUERY__TOKEN__SCONST || token.kind == PG_QUERY__TOKEN__USCONST) && !secretStarts.contains(token.start) {
             func back(_ n: Int) -> Token? { index - n >= 0 ? significant[index - n] : nil }
             let isSecret: Bool = {
                 if back(1)?.kind == PG_QUERY__TOKEN__PASSWORD { return true }
+                // A generic option (gram.y generic_option_elem: `name 'value'`, in OPTIONS of
+                // servers and user mappings) with a secret-looking name, quoted or not:
+                // `"password" '…'`, `sslpassword '…'`.
+                if let name = back(1), name.kind == PG_QUERY__TOKEN__IDENT, looksSecret(unquoted(text(name))) { return true }
                 if let assign = back(1), assign.kind == PG_QUERY__TOKEN__TO || assign.kind == PG_QUERY__TOKEN__ASCII_61,
                    let name = back(2), looksSecret(text(name)) { return true }
                 if back(1)?.kind == PG_QUERY__TOKEN__ASCII_44, let name = back(2), name.kind == PG_QUERY__TOKEN__SCONST,
@@ -57,6 +103,7 @@ public enum SecretMasker {
             if isSecret { secret.append(token) }
         }
         guard !secret.isEmpty else { return sql }
+        secret.sort { $0.start < $1.start }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var position = 0
@@ -92,6 +139,58 @@ public enum SecretMasker {
         }
     }
 
+    /// An identifier as PostgreSQL names it: a quoted one without its quotes (doubled quotes
+    /// undone), other words as written (looksSecret ignores case).
+    static func unquoted(_ word: Substring) -> Substring {
+        guard word.count >= 2, word.first == "\"", word.last == "\"" else { return word }
+        return Substring(String(word.dropFirst().dropLast()).replacing("\"\"", with: "\""))
+    }
+
+    /// A string constant's value as PostgreSQL reads it, enough to judge a setting's name:
+    /// `E'…'` with its backslash escapes undone (scan.l xe: `\xHH`, `\ooo`, `\uXXXX`,
+    /// `\UXXXXXXXX`, `\c`), other forms without their delimiters.
+    static func constantValue(_ constant: Substring) -> Substring {
+        guard let first = constant.first, first == "E" || first == "e" else { return innerText(constant) }
+        let body = Array(innerText(constant).unicodeScalars)
+        var out = String.UnicodeScalarView()
+        var i = 0
+        func hex(_ count: Int, from start: Int, radix: Int = 16) -> (UInt32, Int)? {
+            var value: UInt32 = 0
+            var j = start
+            while j < body.count, j - start < count, let digit = UInt32(String(body[j]), radix: radix) {
+                value = value * UInt32(radix) + digit
+                j += 1
+            }
+            return j > start ? (value, j) : nil
+        }
+        while i < body.count {
+            let scalar = body[i]
+            if scalar == "\\", i + 1 < body.count {
+                let next = body[i + 1]
+                var decoded: (UInt32, Int)?
+                switch next {
+                case "x": decoded = hex(2, from: i + 2)
+                case "u": decoded = hex(4, from: i + 2)
+                case "U": decoded = hex(8, from: i + 2)
+                case "0"..."7": decoded = hex(3, from: i + 1, radix: 8)
+                default: decoded = nil
+                }
+                if let (value, end) = decoded, let decodedScalar = Unicode.Scalar(value) {
+                    out.append(decodedScalar)
+                    i = end
+                } else {
+                    out.append(next)
+                    i += 2
+                }
+                continue
+            }
+            if scalar == "'", i + 1 < body.count, body[i + 1] == "'" { i += 1 }
+            out.append(scalar)
+            i += 1
+        }
+        return Substring(String(out))
+    }
+
     static func looksSecret(_ name: Substring) -> Bool {
         let lower = name.lowercased()
         return secretWords.contains { lower.contains($0) }
@@ -100,7 +199,9 @@ public enum SecretMasker {
     /// `password=` in key/value form (libpq's conninfo, any spacing and case), or a URI with
     /// `user:password@`.
     static func holdsConnectionPassword(_ literal: Substring) -> Bool {
-        let lower = literal.lowercased()
+        // libpq decodes percent-encoded URI keys and values (fe-connect.c conninfo_uri_decode):
+        // `?%70assword=…` is `?password=…`.
+        let lower = percentDecoded(literal.lowercased())
         if let range = lower.firstRange(of: "password") {
             let rest = lower[range.upperBound...].drop { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
             if rest.first == "=" { return true }
@@ -110,6 +211,25 @@ public enum SecretMasker {
             if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { return true }
         }
         return false
+    }
+
+    /// `text` with `%HH` sequences decoded (invalid ones left as they are).
+    static func percentDecoded(_ text: String) -> String {
+        guard text.contains("%") else { return text }
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count,
+               let value = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
+                out.append(value)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self).lowercased()
     }
 
     /// The word PASSWORD followed by a quoted value, in text that is itself SQL (a body, a

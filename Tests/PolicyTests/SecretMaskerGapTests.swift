@@ -1,0 +1,40 @@
+import XCTest
+@testable import Policy
+
+/// The review's masking gaps (t11_secrets.py): each secret appeared in clear in the audit.
+final class SecretMaskerGapTests: XCTestCase {
+    private func assertHidden(_ sql: String, _ secret: String = "S3cret", file: StaticString = #filePath, line: UInt = #line) {
+        let masked = SecretMasker.mask(sql)
+        XCTAssertFalse(masked.contains(secret), masked, file: file, line: line)
+        XCTAssertTrue(masked.contains("<redacted>"), masked, file: file, line: line)
+    }
+
+    func testQuotedAndOtherPasswordOptionNames() {
+        assertHidden("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'x', \"password\" 'S3cret')")
+        assertHidden("ALTER SERVER s OPTIONS (SET \"password\" 'S3cret')")
+        assertHidden("ALTER USER MAPPING FOR app SERVER s OPTIONS (ADD sslpassword 'S3cret')")
+        XCTAssertEqual(SecretMasker.mask("CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'x')"),
+                       "CREATE USER MAPPING FOR app SERVER s OPTIONS (user 'x')")
+    }
+
+    func testSettingValuesOfEveryForm() {
+        assertHidden("SET app.password = S3cret_unquoted_ident")
+        assertHidden("SET app.api_token = 123456789", "123456789")
+        assertHidden("SET app.secret TO 'a', 'S3cret'")
+        XCTAssertEqual(SecretMasker.mask("SET app.secret TO 'a', 'S3cret'"), "SET app.secret TO '<redacted>', '<redacted>'")
+        XCTAssertEqual(SecretMasker.mask("SET search_path = app, public"), "SET search_path = app, public")
+    }
+
+    func testSetConfigNamesCastOrEscaped() {
+        assertHidden("SELECT set_config('app.password'::text, 'S3cret', false)")
+        assertHidden("SELECT set_config(E'app.pass\\x77ord', 'S3cret', false)")
+        assertHidden("SELECT set_config(E'app.pass\\167ord', 'S3cret'::text, false)")
+        XCTAssertEqual(SecretMasker.mask("SELECT set_config('application_name'::text, 'x', false)"),
+                       "SELECT set_config('application_name'::text, 'x', false)")
+    }
+
+    func testPercentEncodedURIKeys() {
+        assertHidden("SELECT dblink_connect('postgresql://h/db?%70assword=S3cret')")
+        assertHidden("SELECT dblink_connect('postgresql://h/db?user=u&pass%77ord=S3cret')")
+    }
+}
