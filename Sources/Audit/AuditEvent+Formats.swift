@@ -495,9 +495,29 @@ private struct JournalVisitor: AuditFieldVisitor {
 
     private mutating func end() { ranges.append((start, out.count - start)) }
 
+    /// MESSAGE is one line in `journalctl -o cat` and syslog forwarding: a CR or LF in it (a
+    /// statement's text or a bind parameter, CSV-quoted in the pgAudit line) would start a line
+    /// that can pass for another record. They become `\r` and `\n` there; AUDIT_STATEMENT and the
+    /// JSON lines keep the text exact.
+    private mutating func escapeLineBreaks(from position: Int) {
+        let value = UnsafeRawBufferPointer(rebasing: out.bytes[position...])
+        guard value.contains(where: { $0 == 10 || $0 == 13 }) else { return }
+        let copy = Array(value)
+        out.truncate(to: position)
+        for byte in copy {
+            switch byte {
+            case 10: out.append(UInt8(ascii: "\\"), UInt8(ascii: "n"))
+            case 13: out.append(UInt8(ascii: "\\"), UInt8(ascii: "r"))
+            default: out.append(byte)
+            }
+        }
+    }
+
     mutating func message(_ event: AuditEvent) {
         begin(AuditFieldName.message.journal)
+        let valueStart = out.count
         if let statement = event.statement { statement.appendPGAuditLine(to: out) } else { out.append(event.summary) }
+        escapeLineBreaks(from: valueStart)
         end()
         begin("PRIORITY")
         out.appendDecimal(Int64(event.priority.rawValue))
