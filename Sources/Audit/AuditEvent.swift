@@ -229,9 +229,19 @@ public struct AuditPreparation: Sendable, Equatable {
     /// The session's `client_encoding` when it is not UTF-8 (the text was converted from it,
     /// or holds U+FFFD where it could not be), nil for UTF-8.
     public var clientEncoding: String?
+    /// False: the statement's text is not known (an Execute of a prepared statement made by
+    /// SQL `PREPARE`, or whose name was forgotten); `fullText` says so and is written as it is,
+    /// and the class comes from the CommandComplete tag (docs/AUDIT.md, "Statement text").
+    public var textKnown: Bool
+    /// The session ended while this Query string ran: the record stands for statement `index`
+    /// and every later one of the string, each recorded (the server may have run them).
+    public var throughEndOfString: Bool
 
     public init(fullText: String, index: Int, textMode: TextMode, completedCommand: String?, isFunctionCall: Bool = false,
-                classes: Set<String>, logRelation: Bool = false, logStatementOnce: Bool = false) {
+                classes: Set<String>, logRelation: Bool = false, logStatementOnce: Bool = false, textKnown: Bool = true,
+                throughEndOfString: Bool = false) {
+        self.textKnown = textKnown
+        self.throughEndOfString = throughEndOfString
         self.logRelation = logRelation
         self.logStatementOnce = logStatementOnce
         self.fullText = fullText

@@ -33,6 +33,22 @@ final class AuditPreparer: @unchecked Sendable {
             out.append(event)
             return
         }
+        // Not when the server may read the text otherwise (it is then not split at all).
+        if work.throughEndOfString && !work.isFunctionCall && work.textKnown && work.unsplitReason == nil {
+            // The session ended in this string: the statement it was in and every later one
+            // may have run, so each is recorded, with its own class and text.
+            split(work.fullText)
+            for index in work.index...max(work.index, lastOffsets?.count ?? 1) {
+                var one = event
+                var each = statement
+                each.substatementID = UInt64(index)
+                each.preparation?.index = index
+                each.preparation?.throughEndOfString = false
+                one.statement = each
+                prepare(one, into: &out)
+            }
+            return
+        }
         statement.preparation = nil
         // The CommandComplete tag is split here, not on the event loop.
         let completed = work.completedCommand.map(Self.commandAndRows)
@@ -42,6 +58,19 @@ final class AuditPreparer: @unchecked Sendable {
         if work.isFunctionCall {
             statement.auditClass = "FUNCTION"
             statement.command = "FUNCTION CALL"
+        } else if !work.textKnown {
+            // An Execute of a prepared statement whose text the session does not know: the
+            // class is the CommandComplete tag's; without one (failed, suspended, disconnected)
+            // it cannot be told and counts as WRITE, so that `audit_classes = write` keeps what
+            // may have been a write.
+            let command = completed?.command ?? "???"
+            statement.command = command
+            statement.auditClass = completed == nil ? "WRITE" : Self.auditClass(forCommand: command)
+            statement.text = work.textMode == .none ? nil : work.fullText
+            statement.textLogged = true
+            if case .values(let values) = statement.parameters {
+                statement.parameters = .values(SecretMasker.maskParameters(values, sql: work.fullText))
+            }
         } else if let reason = work.unsplitReason {
             // Fail closed: the server may have cut and read this text otherwise than libpg_query
             // would (the string `SELECT 'x\'; SELECT $$'; DELETE …` is two SELECTs to it and a
@@ -63,14 +92,7 @@ final class AuditPreparer: @unchecked Sendable {
             }
             notes.append("\(Self.unsplitNote): \(reason)")
         } else {
-            if lastText != work.fullText {
-                lastText = work.fullText
-                lastClassification = classifier.classify(sql: work.fullText)
-                // A string of one statement is that statement: no split (a second raw parse,
-                // uncached, which profiled as much as the rest of the preparation together).
-                lastOffsets = lastClassification?.statements.count == 1 && lastClassification?.syntaxError == nil
-                    ? [0] : StatementSplitter.statementOffsets(work.fullText)
-            }
+            split(work.fullText)
             let piece = Self.statementText(work.fullText, offsets: lastOffsets, index: work.index)
             let classified = lastClassification.flatMap { result in
                 result.statements.indices.contains(work.index - 1) ? result.statements[work.index - 1] : nil
@@ -143,6 +165,17 @@ final class AuditPreparer: @unchecked Sendable {
             record.statement = rest
             out.append(record)
         }
+    }
+
+    /// Classifies `text` and finds where its statements start, unless it was the last one.
+    private func split(_ text: String) {
+        guard lastText != text else { return }
+        lastText = text
+        lastClassification = classifier.classify(sql: text)
+        // A string of one statement is that statement: no split (a second raw parse,
+        // uncached, which profiled as much as the rest of the preparation together).
+        lastOffsets = lastClassification?.statements.count == 1 && lastClassification?.syntaxError == nil
+            ? [0] : StatementSplitter.statementOffsets(text)
     }
 
     /// The relations named, each once, in order.

@@ -266,7 +266,8 @@ extension ClientSession {
         statement.preparation = AuditPreparation(fullText: record.text, index: Int(record.substatementID), textMode: audit.textMode,
                                                  completedCommand: record.tag, isFunctionCall: isFunctionCall,
                                                  classes: audit.classes, logRelation: audit.settings.logRelation,
-                                                 logStatementOnce: audit.settings.logStatementOnce)
+                                                 logStatementOnce: audit.settings.logStatementOnce,
+                                                 textKnown: record.textKnown, throughEndOfString: record.throughEndOfString)
         statement.preparation?.unsplitReason = audit.textReading.divergence
         statement.preparation?.standardConformingStrings = audit.textReading.standardConformingStrings
         statement.preparation?.clientEncoding = ClientEncodingPolicy.isReadOnlyAllowed(audit.textReading.clientEncoding)

@@ -48,6 +48,15 @@ package struct StatementLifecycle: Sendable {
         /// The Bind values of an extended-protocol statement as the audit record shows them
         /// (nil for a simple query, or when parameters are not logged).
         package var parameters: [String?]? = nil
+        /// False: the statement's text is not known here, and `text` says so and names the
+        /// prepared statement or portal (``StatementLifecycle/unknownStatementText(_:)``): it was
+        /// prepared by SQL `PREPARE`, or its name was forgotten (``StatementLifecycle/maxNames``,
+        /// or a `DEALLOCATE`/`DISCARD ALL` ran).
+        package var textKnown = true
+        /// A simple Query's statement that the session ended in: this record stands for it and
+        /// for every later statement of the string, any of which the server may have run
+        /// (the writer makes one record of each).
+        package var throughEndOfString = false
 
         /// Rows from the tag's last number (INSERT oid rows, SELECT rows, COPY rows …), for
         /// the tags that report one (cmdtaglist.h: rowcount true).
@@ -67,17 +76,23 @@ package struct StatementLifecycle: Sendable {
 
     private enum Op: Sendable {
         case query(text: String, statementID: UInt64, next: Int, failed: Bool, lastAt: Int64)
-        case parse(text: String)
-        /// `portal` and `instance` (the Bind's `order`) name the portal as bound when the Execute
-        /// was sent: the client may bind the name anew before the server answers. `continuation`:
-        /// an earlier Execute of the same portal was suspended and recorded.
-        case execute(portal: String, instance: UInt64, text: String, parameters: [String?]?, startedAt: Int64, continuation: Bool)
+        /// Parse, Bind and Close change what names mean only once the server has done them
+        /// (``settle(_:)``): a Parse of a name that exists fails (42P05) and leaves the old
+        /// statement, and after an error the server skips everything up to Sync
+        /// (postgres.c exec_parse_message, exec_bind_message, ignore_till_sync).
+        case parse(name: String, text: String)
+        case bind(portal: String, statement: String, parameters: [String?]?)
+        case close(isStatement: Bool, name: String)
+        /// The portal is looked up when the Execute reaches the head of the queue: every
+        /// message before it has been answered then, and none after it, so `portals` holds the
+        /// portal the server runs.
+        case execute(portal: String, startedAt: Int64)
         case function(oid: UInt32, startedAt: Int64)
         case sync
         /// The client's CopyDone or CopyFail, queued before the server's CopyInResponse was seen.
         case copyEnd
-        /// A Bind, Describe or Close (or, counted by type alone, a Parse): answered by
-        /// BindComplete, RowDescription/NoData, CloseComplete (ParseComplete). An error before
+        /// A Describe (or, counted by type alone, a Parse, Bind or Close): answered by
+        /// RowDescription/NoData (ParseComplete, BindComplete, CloseComplete). An error before
         /// that answer is its error, and the server then skips to Sync, a simple Query between
         /// included (postgres.c: ignore_till_sync, set because doing_extended_query_message).
         case extended
@@ -87,24 +102,14 @@ package struct StatementLifecycle: Sendable {
     package static let maxNames = 4096
     package static let maxTextBytes = 1 << 20
 
-    /// A bound portal: its statement's text and values, and whether an Execute of it already
-    /// stopped at its row limit (PortalSuspended) and was recorded then.
-    private struct Portal: Sendable {
-        var text: String
-        var parameters: [String?]?
-        var recorded = false
-        var order: UInt64
-    }
-
     /// What the server owes replies to, in order: a client may pipeline up to
     /// ``SessionMachine/maxPendingOperations`` messages, and replies are taken from the front
     /// (``FIFOQueue``: O(1), where `Array.removeFirst` moved every other entry at each reply).
     private var ops = FIFOQueue<Op>()
-    /// Named statements' texts, with the order they were defined in (for forgetting the oldest).
-    private var statements: [String: (text: String, order: UInt64)] = [:]
-    private var portals: [String: Portal] = [:]
-    /// Counts definitions of statements and portals, for their `order`.
-    private var definitions: UInt64 = 0
+    /// Statements' texts, with the order they were defined in (for forgetting the oldest), and
+    /// portals, as the server has them: a Parse, Bind or Close counts once the server did it
+    /// (``settle(_:)``), never when it failed or was skipped.
+    private var names = Names(statements: [:], portals: [:], definitions: 0)
     private var finished: [Record] = []
     private var nextStatementID: UInt64 = 1
     /// After an extended-protocol error, client messages up to the next Sync are discarded by
@@ -167,46 +172,31 @@ package struct StatementLifecycle: Sendable {
         ops.append(.query(text: Self.bounded(text), statementID: takeStatementID(), next: 1, failed: false, lastAt: time))
     }
 
+    /// A Parse: the name means `text` once the server has prepared it (``settle(_:)``).
     package mutating func parseReceived(name: String, text: String) {
         otherMessageReceived()
         guard !discardingUntilSync else { return }
-        let kept = Self.bounded(text)
-        if statements.count >= Self.maxNames, statements[name] == nil,
-           let oldest = statements.min(by: { $0.value.order < $1.value.order })?.key {
-            statements[oldest] = nil
-        }
-        definitions += 1
-        statements[name] = (kept, definitions)
-        ops.append(.parse(text: kept))
+        ops.append(.parse(name: name, text: Self.bounded(text)))
     }
 
     /// `parameters`: the Bind values as the audit record shows them, when they are logged.
     package mutating func bindReceived(portal: String, statement: String, parameters: [String?]? = nil) {
         otherMessageReceived()
         guard !discardingUntilSync else { return }
-        if portals.count >= Self.maxNames, portals[portal] == nil,
-           let oldest = portals.min(by: { $0.value.order < $1.value.order })?.key {
-            portals[oldest] = nil
-        }
-        definitions += 1
-        portals[portal] = Portal(text: statements[statement]?.text ?? "", parameters: parameters, order: definitions)
-        ops.append(.extended)
+        ops.append(.bind(portal: portal, statement: statement, parameters: parameters))
     }
 
     package mutating func executeReceived(portal: String, at time: Int64) {
         sinceExecute = (false, 0, false)
         guard !discardingUntilSync else { return }
-        let bound = portals[portal]
-        ops.append(.execute(portal: portal, instance: bound?.order ?? 0, text: bound?.text ?? "", parameters: bound?.parameters,
-                            startedAt: time, continuation: bound?.recorded ?? false))
+        ops.append(.execute(portal: portal, startedAt: time))
     }
 
     /// Close (`S` statement or `P` portal).
     package mutating func closeReceived(isStatement: Bool, name: String) {
         otherMessageReceived()
         guard !discardingUntilSync else { return }
-        if isStatement { statements[name] = nil } else { portals[name] = nil }
-        ops.append(.extended)
+        ops.append(.close(isStatement: isStatement, name: name))
     }
 
     /// A Describe, or (counted by type alone) a Parse, Bind or Close: an ``Op/extended``.
@@ -331,7 +321,7 @@ package struct StatementLifecycle: Sendable {
     /// (replies come in message order; a Query's RowDescription finds its Query at the head).
     package mutating func extendedReplyReceived() {
         switch ops.first {
-        case .parse?, .extended?: _ = ops.popFirst()
+        case .parse?, .bind?, .close?, .extended?: settle(ops.popFirst())
         default: break
         }
     }
@@ -341,7 +331,7 @@ package struct StatementLifecycle: Sendable {
     /// error with doing_extended_query_message set, ignore_till_sync).
     package var errorSkipsToSync: Bool {
         switch ops.first {
-        case .parse?, .execute?, .extended?: true
+        case .parse?, .bind?, .close?, .execute?, .extended?: true
         default: false
         }
     }
@@ -349,20 +339,23 @@ package struct StatementLifecycle: Sendable {
     package mutating func commandCompleteReceived(tag: String, at time: Int64) {
         copyInEnded(byError: false)
         dropSucceededParses()
+        forgetNamesIfDeallocated(tag)
         guard let head = ops.first else { return }
         switch head {
         case .query(let text, let id, let next, let failed, let lastAt):
             finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: tag,
                           outcome: .ok, startedAt: lastAt, finishedAt: time))
             ops.updateFirst { $0 = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time) }
-        case .execute(_, _, let text, let parameters, let startedAt, let continuation):
+        case .execute(let name, let startedAt):
             // A portal recorded when an earlier Execute of it was suspended is not recorded again.
-            if !continuation {
-                finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: tag,
-                              outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
+            let portal = names.portal(name)
+            if !portal.recorded {
+                finish(Record(text: portal.text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: tag,
+                              outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: portal.parameters,
+                              textKnown: portal.textKnown))
             }
             _ = ops.popFirst()
-        case .parse, .function, .sync, .copyEnd, .extended:
+        case .parse, .bind, .close, .function, .sync, .copyEnd, .extended:
             break
         }
     }
@@ -375,7 +368,7 @@ package struct StatementLifecycle: Sendable {
             ops.updateFirst { $0 = .query(text: text, statementID: id, next: next + 1, failed: failed, lastAt: time) }
         case .execute:
             _ = ops.popFirst()
-        case .parse, .function, .sync, .copyEnd, .extended:
+        case .parse, .bind, .close, .function, .sync, .copyEnd, .extended:
             break
         }
     }
@@ -384,22 +377,19 @@ package struct StatementLifecycle: Sendable {
     /// It is recorded now, once, as pgAudit logs a statement when its executor starts: the
     /// client may never fetch the rest (a write with RETURNING has already run whole), and the
     /// portal may live until its transaction ends. The record has no command tag, so no row
-    /// count; later Executes of the portal add no record unless they fail.
+    /// count; later Executes of the portal (until a Bind replaces it) add no record unless
+    /// they fail.
     package mutating func portalSuspendedReceived(at time: Int64) {
         dropSucceededParses()
-        guard case .execute(let portal, let instance, let text, let parameters, let startedAt, let continuation)? = ops.first else { return }
+        guard case .execute(let name, let startedAt)? = ops.first else { return }
         _ = ops.popFirst()
-        guard !continuation else { return }
-        // The Executes of this portal already sent, and those the client sends later while the
-        // name still means it, continue it.
-        ops.updateEach { op in
-            if case .execute(let name, instance, let text, let parameters, let startedAt, false) = op, name == portal {
-                op = .execute(portal: name, instance: instance, text: text, parameters: parameters, startedAt: startedAt, continuation: true)
-            }
-        }
-        if portals[portal]?.order == instance { portals[portal]?.recorded = true }
-        finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: nil,
-                      outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: parameters))
+        var portal = names.portal(name)
+        guard !portal.recorded else { return }
+        portal.recorded = true
+        if names.portals[name] != nil || names.portals.count < Self.maxNames { names.portals[name] = portal }
+        finish(Record(text: portal.text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: nil,
+                      outcome: .ok, startedAt: startedAt, finishedAt: time, parameters: portal.parameters,
+                      textKnown: portal.textKnown))
     }
 
     /// An ErrorResponse (not a NoticeResponse). `refused`: the gate rewrote it into a refusal.
@@ -426,25 +416,61 @@ package struct StatementLifecycle: Sendable {
             // An error at Sync itself (a failed COMMIT of an implicit transaction): nothing to
             // attribute it to beyond the batch.
             break
-        case .parse, .execute, .extended:
+        case .parse, .bind, .close, .execute, .extended:
             // Everything up to the next Sync is discarded by the server, a Query or
-            // FunctionCall among it too. The statement that
-            // failed is the first Execute of the batch (its Parse or Bind may be the one that
-            // failed), else the Parse that failed to prepare.
+            // FunctionCall among it too, and the Parse, Bind or Close that failed or was
+            // skipped changes no name. The statement that failed is the first Execute of the
+            // batch, as the client meant it (its Parse or Bind may be the one that failed),
+            // else the Parse that failed to prepare.
             let pending = ops.elements
             let end = (pending.firstIndex { if case .sync = $0 { return true } else { return false } } ?? pending.endIndex) - pending.startIndex
-            var failedText: (String, [String?]?, Int64)?
-            for op in pending.prefix(end) {
-                if case .execute(_, _, let text, let parameters, let startedAt, _) = op { failedText = (text, parameters, startedAt); break }
+            let batch = Array(pending.prefix(end))
+            var failed: (text: String, known: Bool, parameters: [String?]?, startedAt: Int64)?
+            if let index = batch.firstIndex(where: { if case .execute = $0 { return true } else { return false } }),
+               case .execute(let name, let startedAt) = batch[index] {
+                let portal = meantPortal(name, after: batch[..<index])
+                failed = (portal.text, portal.textKnown, portal.parameters, startedAt)
             }
-            if failedText == nil, case .parse(let text) = head { failedText = (text, nil, time) }
-            if let (text, parameters, startedAt) = failedText {
-                finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery,
-                              tag: nil, outcome: outcome, startedAt: startedAt, finishedAt: time, parameters: parameters))
+            if failed == nil, case .parse(_, let text) = head { failed = (text, true, nil, time) }
+            if let failed {
+                finish(Record(text: failed.text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery,
+                              tag: nil, outcome: outcome, startedAt: failed.startedAt, finishedAt: time, parameters: failed.parameters,
+                              textKnown: failed.known))
             }
             if end == ops.count { discardingUntilSync = true }
             ops.removeFirst(end)
         }
+    }
+
+    /// The portal `name` as the client meant it when the messages `before` (sent after the
+    /// last answered one) have all been done: a Bind of it there, with its statement as a Parse
+    /// there (or else the server's) defines it; a Close there leaves it unknown.
+    private func meantPortal(_ name: String, after before: ArraySlice<Op>) -> Portal {
+        var index = before.endIndex
+        while index > before.startIndex {
+            index -= 1
+            switch before[index] {
+            case .bind(let portal, let statement, let parameters) where portal == name:
+                let source = meantStatement(statement, after: before[..<index])
+                return Portal(text: source.text, textKnown: source.known, parameters: parameters, order: 0)
+            case .close(false, let portal) where portal == name:
+                return Portal(text: Self.unknownPortalText(name), textKnown: false, order: 0)
+            default:
+                continue
+            }
+        }
+        return names.portal(name)
+    }
+
+    private func meantStatement(_ name: String, after before: ArraySlice<Op>) -> (text: String, known: Bool) {
+        for op in before.reversed() {
+            switch op {
+            case .parse(let statement, let text) where statement == name: return (text, true)
+            case .close(true, let statement) where statement == name: return (Self.unknownStatementText(name), false)
+            default: continue
+            }
+        }
+        return names.statementText(name)
     }
 
     /// Ends a Query, FunctionCall or Sync batch; returns the records it finished.
@@ -460,7 +486,11 @@ package struct StatementLifecycle: Sendable {
                 finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
                               tag: nil, outcome: .ok, startedAt: startedAt, finishedAt: time))
                 break ending
-            case .parse, .execute, .copyEnd, .extended:
+            case .parse, .bind, .close:
+                // No error came before this ReadyForQuery (it would have removed them): done.
+                settle(head)
+                continue ending
+            case .execute, .copyEnd, .extended:
                 continue ending
             }
         }
@@ -474,24 +504,40 @@ package struct StatementLifecycle: Sendable {
     /// The session ended: every statement already sent whose outcome never arrived, recorded
     /// as ``Outcome/disconnected`` (with records finished but not yet released by a
     /// ReadyForQuery, which keep their outcome). Nothing is pending afterwards.
+    ///
+    /// The server may have run any of them. A Query string's record stands for the statement
+    /// it was in and every later one (``Record/throughEndOfString``). What an Execute ran is
+    /// taken as if each Parse, Bind and Close before it succeeded, except a Parse of a name
+    /// that exists, which fails (42P05) and makes the server skip to Sync.
     package mutating func sessionEnded(at time: Int64) -> [Record] {
+        var skipping = false
         for op in ops.elements {
             switch op {
             case .query(let text, let id, let next, let failed, let lastAt):
-                // Statements of the string after the one running are reported as one: the
-                // server may not have reached them (an error ends the string).
+                skipping = false
                 if !failed {
                     finish(Record(text: text, statementID: id, substatementID: UInt64(next), source: .simpleQuery, tag: nil,
-                                  outcome: .disconnected, startedAt: lastAt, finishedAt: time))
+                                  outcome: .disconnected, startedAt: lastAt, finishedAt: time, throughEndOfString: true))
                 }
-            case .execute(_, _, let text, let parameters, let startedAt, let continuation):
-                if continuation { continue }
-                finish(Record(text: text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: nil,
-                              outcome: .disconnected, startedAt: startedAt, finishedAt: time, parameters: parameters))
+            case .sync:
+                skipping = false
+            case .parse(let name, let text):
+                if skipping { continue }
+                if !name.isEmpty && names.statements[name] != nil { skipping = true } else { names.define(statement: name, text: text) }
+            case .bind, .close:
+                if !skipping { settle(op) }
+            case .execute(let name, let startedAt):
+                if skipping { continue }
+                let portal = names.portal(name)
+                if portal.recorded { continue }
+                finish(Record(text: portal.text, statementID: takeStatementID(), substatementID: 1, source: .extendedQuery, tag: nil,
+                              outcome: .disconnected, startedAt: startedAt, finishedAt: time, parameters: portal.parameters,
+                              textKnown: portal.textKnown))
             case .function(let oid, let startedAt):
+                if skipping { continue }
                 finish(Record(text: "", statementID: takeStatementID(), substatementID: 1, source: .functionCall(oid: oid),
                               tag: nil, outcome: .disconnected, startedAt: startedAt, finishedAt: time))
-            case .parse, .sync, .copyEnd, .extended:
+            case .copyEnd, .extended:
                 continue
             }
         }
@@ -501,13 +547,33 @@ package struct StatementLifecycle: Sendable {
         return out
     }
 
+    /// A Parse, Bind or Close the server did: the names mean what it made them mean.
+    private mutating func settle(_ op: Op?) {
+        switch op {
+        case .parse(let name, let text)?: names.define(statement: name, text: text)
+        case .bind(let portal, let statement, let parameters)?: names.bind(portal: portal, statement: statement, parameters: parameters)
+        case .close(let isStatement, let name)?: names.close(isStatement: isStatement, name: name)
+        case .query?, .execute?, .function?, .sync?, .copyEnd?, .extended?, nil: break
+        }
+    }
+
+    /// `DEALLOCATE` (one name or ALL) and `DISCARD ALL` drop prepared statements by SQL; which
+    /// one is not read here (the text is parsed on the writer thread), so every named statement
+    /// is forgotten and later Executes of them say their text is not known rather than name a
+    /// text the server may no longer have under that name (PostgreSQL docs: DEALLOCATE,
+    /// DISCARD; prepare.c DropPreparedStatement, DropAllPreparedStatements).
+    private mutating func forgetNamesIfDeallocated(_ tag: String) {
+        guard tag.hasPrefix("DEALLOCATE") || tag == "DISCARD ALL" else { return }
+        names.statements = names.statements.filter { $0.key.isEmpty }
+    }
+
     /// A CommandComplete, EmptyQueryResponse or PortalSuspended: every Parse, Bind, Describe
     /// and Close before it was answered (replies come in order), whether or not their own
     /// answers were fed (the lifecycle's tests feed none).
     private mutating func dropSucceededParses() {
         while let head = ops.first {
             switch head {
-            case .parse, .extended: _ = ops.popFirst()
+            case .parse, .bind, .close, .extended: settle(ops.popFirst())
             default: return
             }
         }

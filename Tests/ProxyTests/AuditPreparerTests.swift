@@ -121,4 +121,43 @@ final class AuditPreparerTests: XCTestCase {
         XCTAssertEqual(records.last?.objectName, "(19900 more relations)")
         XCTAssertEqual(records.filter(\.textLogged).count, 1)
     }
+
+    /// An Execute of a statement the session does not know the text of (SQL PREPARE, or a
+    /// forgotten name): written as it says, classed by its CommandComplete tag, and without a
+    /// tag counted as WRITE, so `audit_classes = write` keeps what may have been a write.
+    func testUnknownStatementTextIsClassedByItsTag() {
+        let preparer = AuditPreparer()
+        func unknown(tag: String?, classes: Set<String>) -> [AuditStatement] {
+            var statement = AuditStatement(statementID: 3, substatementID: 1, auditClass: "MISC", command: "???", text: nil)
+            statement.preparation = AuditPreparation(fullText: "<unknown prepared statement \"s1\">", index: 1, textMode: .full,
+                                                     completedCommand: tag, classes: classes, textKnown: false)
+            return preparer.prepare(AuditEvent(kind: .statement, timeMicroseconds: 0, statement: statement)).compactMap(\.statement)
+        }
+        XCTAssertEqual(unknown(tag: "INSERT 0 1", classes: ["WRITE"]).map(\.pgAuditLine),
+                       ["AUDIT: SESSION,3,1,WRITE,INSERT,,,\"<unknown prepared statement \"\"s1\"\">\",<not logged>"])
+        XCTAssertEqual(unknown(tag: "SELECT 1", classes: ["WRITE"]), [])
+        XCTAssertEqual(unknown(tag: "SELECT 1", classes: ["READ"]).map(\.auditClass), ["READ"])
+        XCTAssertEqual(unknown(tag: nil, classes: ["WRITE"]).map(\.command), ["???"], "no tag: may have written")
+    }
+
+    /// The session ended inside a Query string: the statement running and each later one are
+    /// recorded, each with its own class (a DDL after a sleep is not hidden).
+    func testRestOfAStringTheSessionEndedInIsRecorded() {
+        let preparer = AuditPreparer()
+        let sql = "SELECT 1; SELECT pg_sleep(0.5); CREATE TABLE hidden_ddl(x int); INSERT INTO t VALUES (1)"
+        func ended(classes: Set<String>) -> [AuditStatement] {
+            var statement = AuditStatement(statementID: 1, substatementID: 2, auditClass: "MISC", command: "???", text: nil,
+                                           outcome: .disconnected)
+            statement.preparation = AuditPreparation(fullText: sql, index: 2, textMode: .full, completedCommand: nil,
+                                                     classes: classes, throughEndOfString: true)
+            return preparer.prepare(AuditEvent(kind: .statement, timeMicroseconds: 0, statement: statement)).compactMap(\.statement)
+        }
+        let all = ended(classes: all)
+        XCTAssertEqual(all.map(\.substatementID), [2, 3, 4])
+        XCTAssertEqual(all.map(\.text), ["SELECT pg_sleep(0.5)", "CREATE TABLE hidden_ddl(x int)", "INSERT INTO t VALUES (1)"])
+        XCTAssertEqual(all.map(\.auditClass), ["READ", "DDL", "WRITE"])
+        XCTAssertTrue(all.allSatisfy { $0.outcome == .disconnected })
+        XCTAssertEqual(ended(classes: ["WRITE"]).map(\.text), ["INSERT INTO t VALUES (1)"])
+        XCTAssertEqual(ended(classes: ["DDL"]).map(\.text), ["CREATE TABLE hidden_ddl(x int)"])
+    }
 }

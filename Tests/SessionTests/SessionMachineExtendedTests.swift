@@ -146,7 +146,8 @@ final class SessionMachineExtendedTests: XCTestCase {
         h.client(H.bind(statement: "s"), .execute(portal: "", maxRows: 0), .sync)
         h.server(H.error("26000", "prepared statement \"s\" does not exist"), ready)
         XCTAssertEqual(h.records.count, 1)
-        XCTAssertEqual(h.records[0].text, "", "no text for a statement that no longer exists")
+        XCTAssertEqual(h.records[0].text, "<unknown prepared statement \"s\">", "no text for a statement that no longer exists")
+        XCTAssertFalse(h.records[0].textKnown)
         XCTAssertEqual(h.records[0].outcome, .failed(sqlState: "26000", message: "prepared statement \"s\" does not exist"))
     }
 

@@ -232,7 +232,7 @@ final class StatementLifecycleTests: XCTestCase {
         life.syncReceived()
         life.commandCompleteReceived(tag: "SELECT 1", at: 2)
         life.commandCompleteReceived(tag: "DELETE 0", at: 3)
-        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 4).map(\.text), ["SELECT 1", ""],
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 4).map(\.text), ["SELECT 1", "<unknown prepared statement \"evil\">"],
                        "the oldest, evil, is the one forgotten; s1 is kept")
         // Redefining a name makes it the newest.
         life.parseReceived(name: "s0", text: "SELECT 'again'")
@@ -323,5 +323,128 @@ final class StatementLifecycleTests: XCTestCase {
         life.errorReceived(sqlState: "22012", message: "division by zero", refused: false, at: 1)
         let records = life.sessionEnded(at: 2)
         XCTAssertEqual(records.map(\.outcome), [.failed(sqlState: "22012", message: "division by zero")])
+    }
+
+    // MARK: Definitions take effect when the server did them
+
+    /// A Parse the server skips (after a Bind of a statement that does not exist, it discards
+    /// up to Sync) leaves the name as it was: the Execute after it runs the INSERT, and the
+    /// record says so (review 7, t2_skipparse.py).
+    func testASkippedParseDoesNotRedefineTheName() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "s1", text: "INSERT INTO t VALUES (667, 'evil2')")
+        life.syncReceived()
+        life.extendedReplyReceived()  // ParseComplete
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 1), [])
+        life.bindReceived(portal: "", statement: "nosuch")
+        life.parseReceived(name: "s1", text: "SELECT 1 AS harmless")
+        life.syncReceived()
+        life.errorReceived(sqlState: "26000", message: "prepared statement \"nosuch\" does not exist", refused: false, at: 2)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 3), [], "no Execute: nothing to record")
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 4)
+        life.syncReceived()
+        life.extendedReplyReceived()  // BindComplete
+        life.commandCompleteReceived(tag: "INSERT 0 1", at: 5)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 6).map(\.text), ["INSERT INTO t VALUES (667, 'evil2')"])
+    }
+
+    /// A Parse of a name that exists fails (42P05) and the old statement stays
+    /// (postgres.c exec_parse_message; review 7, t1_dupparse.py).
+    func testAFailedParseDoesNotRedefineTheName() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "s1", text: "INSERT INTO t VALUES (666, 'evil')")
+        life.syncReceived()
+        life.extendedReplyReceived()
+        _ = life.readyForQueryReceived(status: I, at: 1)
+        life.parseReceived(name: "s1", text: "SELECT 1 AS harmless")
+        life.syncReceived()
+        life.errorReceived(sqlState: "42P05", message: "prepared statement \"s1\" already exists", refused: false, at: 2)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 3).map(\.outcome),
+                       [.failed(sqlState: "42P05", message: "prepared statement \"s1\" already exists")])
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 4)
+        life.syncReceived()
+        life.commandCompleteReceived(tag: "INSERT 0 1", at: 5)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 6).map(\.text), ["INSERT INTO t VALUES (666, 'evil')"])
+    }
+
+    /// Pipelined: the batch whose Parse fails was sent before the next batch's Bind, which
+    /// the server runs with the old statement; a skipped Bind and Close change nothing either.
+    func testPipelinedBatchesSeeOnlyWhatTheServerDid() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "s1", text: "DELETE FROM t")
+        life.bindReceived(portal: "p", statement: "s1")
+        life.syncReceived()
+        // Batch 2 fails at its first message: its Parse, Bind and Close are skipped.
+        life.parseReceived(name: "s1", text: "SELECT 'shadow'")
+        life.bindReceived(portal: "p", statement: "s1")
+        life.closeReceived(isStatement: true, name: "s1")
+        life.syncReceived()
+        // Batch 3 runs the portal and statement as the server has them.
+        life.executeReceived(portal: "p", at: 10)
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 11)
+        life.syncReceived()
+        for _ in 0..<2 { life.extendedReplyReceived() }
+        XCTAssertEqual(life.readyForQueryReceived(status: T, at: 1), [])
+        life.errorReceived(sqlState: "42P05", message: "prepared statement \"s1\" already exists", refused: false, at: 2)
+        XCTAssertEqual(life.readyForQueryReceived(status: E, at: 3).map(\.text), ["SELECT 'shadow'"],
+                       "the failed batch's record is what the client meant to run; it did not run")
+        life.commandCompleteReceived(tag: "DELETE 3", at: 12)
+        life.commandCompleteReceived(tag: "DELETE 0", at: 13)
+        XCTAssertEqual(life.readyForQueryReceived(status: T, at: 14).map(\.text), ["DELETE FROM t", "DELETE FROM t"])
+    }
+
+    /// A name the session did not prepare (SQL PREPARE), or dropped by SQL DEALLOCATE: the
+    /// record says its text is not known rather than show an empty or stale text.
+    func testStatementsPreparedOrDeallocatedBySQLAreUnknown() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "s1", text: "SELECT 1 AS harmless")
+        life.syncReceived()
+        life.extendedReplyReceived()
+        _ = life.readyForQueryReceived(status: I, at: 0)
+        life.queryReceived("DEALLOCATE s1; PREPARE s1 AS INSERT INTO t VALUES (668, 'evil3')", at: 1)
+        life.commandCompleteReceived(tag: "DEALLOCATE", at: 2)
+        life.commandCompleteReceived(tag: "PREPARE", at: 3)
+        XCTAssertEqual(life.readyForQueryReceived(status: I, at: 4).count, 2)
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 5)
+        life.bindReceived(portal: "", statement: "p2")
+        life.executeReceived(portal: "", at: 6)
+        life.syncReceived()
+        life.commandCompleteReceived(tag: "INSERT 0 1", at: 7)
+        life.commandCompleteReceived(tag: "DELETE 1", at: 8)
+        let records = life.readyForQueryReceived(status: I, at: 9)
+        XCTAssertEqual(records.map(\.text), ["<unknown prepared statement \"s1\">", "<unknown prepared statement \"p2\">"])
+        XCTAssertEqual(records.map(\.textKnown), [false, false])
+        XCTAssertEqual(records.map(\.command), ["INSERT", "DELETE"])
+    }
+
+    /// The session ends with the attack's batches in flight: the Parse of an existing name
+    /// would fail, so the Execute after it is recorded with the statement the server has.
+    func testSessionEndResolvesInFlightDefinitionsAsTheServerWould() {
+        var life = StatementLifecycle()
+        life.parseReceived(name: "s1", text: "INSERT INTO t VALUES (1)")
+        life.syncReceived()
+        life.extendedReplyReceived()
+        _ = life.readyForQueryReceived(status: I, at: 0)
+        life.bindReceived(portal: "", statement: "nosuch")
+        life.parseReceived(name: "s1", text: "SELECT 1 AS harmless")
+        life.syncReceived()
+        life.bindReceived(portal: "", statement: "s1")
+        life.executeReceived(portal: "", at: 1)
+        life.syncReceived()
+        XCTAssertEqual(life.sessionEnded(at: 2).map(\.text), ["INSERT INTO t VALUES (1)"])
+    }
+
+    /// A Query string the session ended in: its record stands for the statement running and
+    /// every later one (the server runs the rest of the string).
+    func testSessionEndMarksTheRestOfTheString() {
+        var life = StatementLifecycle()
+        life.queryReceived("SELECT pg_sleep(0.5); CREATE TABLE hidden_ddl(x int)", at: 0)
+        let records = life.sessionEnded(at: 1)
+        XCTAssertEqual(records.map(\.substatementID), [1])
+        XCTAssertEqual(records.map(\.throughEndOfString), [true])
     }
 }
