@@ -168,7 +168,10 @@ extension StatementClassifier {
         return decision
     }
 
-    /// COPY FROM writes; COPY TO a file or program acts on the server host; COPY TO STDOUT reads.
+    /// COPY FROM writes; COPY TO a file or program acts on the server host; COPY TO STDOUT reads,
+    /// unless its query is an INSERT, UPDATE, DELETE or MERGE with RETURNING (docs: SQL
+    /// Commands, COPY, "query"), which writes: its audit class is WRITE (pgAudit's first record
+    /// of it is the inner statement's, `WRITE,DELETE`) and the inner statement's refusal holds.
     private func decideCopy(_ copy: UnsafeMutablePointer<PgQuery__CopyStmt>) -> Decision {
         let stmt = copy.pointee
         if stmt.is_from != 0 {
@@ -178,8 +181,14 @@ extension StatementClassifier {
         if stmt.is_program != 0 || hasFile {
             return policy("COPY", .read, what: "COPY TO a file or program")
         }
-        var decision = wrapping("COPY", stmt.query, auditClass: .read)
-        decision.copiesStoredRows = stmt.query == nil
+        guard let query = stmt.query else {
+            var decision = allowed("COPY", .read)
+            decision.copiesStoredRows = true
+            return decision
+        }
+        let inner = decide(query)
+        var decision = Decision(tag: "COPY", auditClass: inner.auditClass == .write ? .write : .read, refusal: nil)
+        decision.adopt(inner)
         return decision
     }
 }

@@ -67,6 +67,7 @@ extension PgAuditAgreementTests {
         "UPDATE t3 SET payload = payload || '{\"j\": 2}'",
         "COPY t1 TO STDOUT",
         "COPY (SELECT * FROM t2 WHERE a < 3) TO STDOUT",
+        "COPY (DELETE FROM t2 WHERE a = -1 RETURNING *) TO STDOUT",
         "COPY t2 FROM STDIN",
         "COPY t2 TO '/tmp/portcullis-pgaudit-agree-@S@.csv'",
         "COPY t2 FROM '/tmp/portcullis-pgaudit-agree-@S@.csv'",

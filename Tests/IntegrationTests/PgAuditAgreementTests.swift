@@ -23,6 +23,7 @@ final class PgAuditAgreementTests: IntegrationTestCase {
         // query's executor record, its record of the statement itself comes second (with the
         // same command as Portcullis's). Portcullis records the statement the client sent.
         ("READ,SELECT", "READ,COPY"),                         // COPY (query) TO
+        ("WRITE,DELETE", "WRITE,COPY"),                       // COPY (DELETE … RETURNING) TO
         ("READ,SELECT", "DDL,SELECT INTO"),                   // pgAudit's 2nd: DDL,SELECT INTO
         ("READ,SELECT", "DDL,CREATE TABLE AS"),               // pgAudit's 2nd: DDL,CREATE TABLE AS
         ("READ,SELECT", "DDL,CREATE MATERIALIZED VIEW"),      // pgAudit's 2nd: the same

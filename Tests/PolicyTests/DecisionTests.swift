@@ -142,6 +142,13 @@ import Testing
              refusal: "cannot execute SELECT FOR UPDATE in a read-only transaction"),
         Case(sql: "copy (select nextval('s')) to stdout", tag: "COPY", auditClass: .read,
              refusal: "cannot execute nextval() in a read-only transaction"),
+        // COPY of a data-modifying statement writes (pgAudit: WRITE,DELETE) and stays refused.
+        Case(sql: "copy (delete from t returning *) to stdout", tag: "COPY", auditClass: .write,
+             refusal: "cannot execute DELETE in a read-only transaction"),
+        Case(sql: "copy (insert into t values (1) returning a) to stdout", tag: "COPY", auditClass: .write,
+             refusal: "cannot execute INSERT in a read-only transaction"),
+        Case(sql: "copy (update t set a = 1 returning a) to stdout", tag: "COPY", auditClass: .write,
+             refusal: "cannot execute UPDATE in a read-only transaction"),
         Case(sql: "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
              tag: "SELECT", auditClass: .read, refusal: nil),
         Case(sql: "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'default_transaction_read_only'",
