@@ -90,6 +90,8 @@ public final class JSONLinesSink: AuditSink {
     private var lastSync = MonotonicInstant.now()
     /// Bytes of a line that a short write left unwritten (written first next time).
     private var carry: [UInt8] = []
+    /// write(2), replaceable by tests (a disk that fills mid-line), setting errno as it does.
+    package var systemWrite: (Int32, UnsafeRawPointer?, Int) -> Int = { Glibc.write($0, $1, $2) }
 
     /// `path` nil means standard output.
     public init(path: String?, fsync: AuditFsync) throws(Errno) {
@@ -121,7 +123,9 @@ public final class JSONLinesSink: AuditSink {
         while index < batch.endIndex {
             buffer.removeAll()
             ends.removeAll(keepingCapacity: true)
-            if !carry.isEmpty {
+            // The buffer starts with the rest of a line already partly in the file.
+            let startsWithCarry = !carry.isEmpty
+            if startsWithCarry {
                 carry.withUnsafeBytes { buffer.append($0) }
                 ends.append(buffer.count)
                 index += 1
@@ -139,7 +143,7 @@ public final class JSONLinesSink: AuditSink {
             while offset < bytes.count {
                 let descriptor = fd
                 do throws(Errno) {
-                    offset += try syscallValue { Glibc.write(descriptor, base + offset, bytes.count - offset) }
+                    offset += try syscallValue { systemWrite(descriptor, base + offset, bytes.count - offset) }
                 } catch {
                     failure = error
                     break
@@ -152,7 +156,10 @@ public final class JSONLinesSink: AuditSink {
                 // The first line not written whole: its unwritten rest is kept.
                 let lineStart = whole > 0 ? ends[whole - 1] : 0
                 carry = whole < ends.count ? Array(bytes[max(lineStart, offset)..<ends[whole]]) : []
-                if offset <= lineStart { carry = [] }  // nothing of it went out: rebuilt on retry
+                // Nothing of it went out: rebuilt on retry — unless it is the carried rest of a
+                // line whose beginning is already in the file, which must be completed, not
+                // written again whole.
+                if offset <= lineStart && !(whole == 0 && startsWithCarry) { carry = [] }
                 return (written, failure)
             }
             carry = []
@@ -171,7 +178,7 @@ public final class JSONLinesSink: AuditSink {
         while !carry.isEmpty {
             let descriptor = fd
             let result: Result<Int, Errno> = carry.withUnsafeBytes { raw in
-                do throws(Errno) { return .success(try syscallValue { Glibc.write(descriptor, raw.baseAddress, raw.count) }) }
+                do throws(Errno) { return .success(try syscallValue { systemWrite(descriptor, raw.baseAddress, raw.count) }) }
                 catch { return .failure(error) }
             }
             carry.removeFirst(try result.get())
