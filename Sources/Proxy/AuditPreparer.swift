@@ -112,7 +112,10 @@ final class AuditPreparer: @unchecked Sendable {
             case .none:
                 statement.text = nil
             case .full:
-                statement.text = Self.masked(piece)
+                let masked = Self.masked(piece)
+                // A secret the masker took out of the text may be repeated by the error.
+                if masked != piece { statement.outcome = Self.withoutValues(statement.outcome) }
+                statement.text = masked
             case .normalized:
                 statement.text = Self.masked(CachingStatementClassifier.normalized(piece) ?? piece)
             }
@@ -126,6 +129,9 @@ final class AuditPreparer: @unchecked Sendable {
         if let encoding = work.clientEncoding, statement.text?.unicodeScalars.contains("\u{FFFD}") == true {
             notes.append("client_encoding \(encoding): bytes that did not convert to UTF-8 are shown as U+FFFD")
         }
+        // Without the statement's literals (text `none` or `normalized`) the error does not
+        // repeat them either (`invalid input syntax for type integer: "…"`).
+        if work.textMode != .full { statement.outcome = Self.withoutValues(statement.outcome) }
         guard work.unsplitReason != nil || work.classes.contains(statement.auditClass) else { return }
         var prepared = event
         prepared.statement = statement
@@ -176,6 +182,51 @@ final class AuditPreparer: @unchecked Sendable {
         // uncached, which profiled as much as the rest of the preparation together).
         lastOffsets = lastClassification?.statements.count == 1 && lastClassification?.syntaxError == nil
             ? [0] : StatementSplitter.statementOffsets(text)
+    }
+
+    /// `outcome` with its error message's values taken out (``messageWithoutValues(_:)``); the
+    /// SQLSTATE stays.
+    static func withoutValues(_ outcome: AuditOutcome) -> AuditOutcome {
+        switch outcome {
+        case .failed(let code, let message): .failed(sqlState: code, message: messageWithoutValues(message))
+        case .refused(let code, let message): .refused(sqlState: code, message: messageWithoutValues(message))
+        case .ok, .disconnected: outcome
+        }
+    }
+
+    /// An error message without the values it quotes: PostgreSQL's messages put values (and
+    /// names) in double quotes, a few in single quotes (Error Message Style Guide, "Use of
+    /// Quotes"); each quoted part becomes `"?"` (`'?'`), and each number standing alone `?`
+    /// (`value 99999999999 is out of range`). Words with digits (`int4`) stay.
+    static func messageWithoutValues(_ message: String) -> String {
+        let bytes = Array(message.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        func isWordByte(_ byte: UInt8) -> Bool {
+            (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 95 || byte >= 128
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
+                let close = bytes[(index + 1)...].firstIndex(of: byte) ?? bytes.count
+                out += [byte, UInt8(ascii: "?"), byte]
+                index = close + 1
+            } else if (48...57).contains(byte), out.last.map({ !isWordByte($0) }) ?? true {
+                var end = index
+                while end < bytes.count, isWordByte(bytes[end]) || bytes[end] == UInt8(ascii: ".") { end += 1 }
+                if bytes[index..<end].allSatisfy({ (48...57).contains($0) || $0 == UInt8(ascii: ".") }) {
+                    out.append(UInt8(ascii: "?"))
+                } else {
+                    out += bytes[index..<end]
+                }
+                index = end
+            } else {
+                out.append(byte)
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The relations named, each once, in order.

@@ -160,4 +160,31 @@ final class AuditPreparerTests: XCTestCase {
         XCTAssertEqual(ended(classes: ["WRITE"]).map(\.text), ["INSERT INTO t VALUES (1)"])
         XCTAssertEqual(ended(classes: ["DDL"]).map(\.text), ["CREATE TABLE hidden_ddl(x int)"])
     }
+
+    /// With text `none` or `normalized` the error message does not repeat the literals the
+    /// text leaves out; with `full` it does, unless the masker took a secret out of the text.
+    func testErrorMessageValuesFollowTheTextMode() {
+        let preparer = AuditPreparer()
+        let message = "invalid input syntax for type integer: \"customer-ssn-123-45-6789\""
+        func prepared(_ sql: String, _ mode: AuditPreparation.TextMode, _ message: String) -> AuditOutcome? {
+            var statement = AuditStatement(statementID: 1, substatementID: 1, auditClass: "MISC", command: "???", text: nil,
+                                           outcome: .failed(sqlState: "22P02", message: message))
+            statement.preparation = AuditPreparation(fullText: sql, index: 1, textMode: mode, completedCommand: nil, classes: all)
+            return preparer.prepare(AuditEvent(kind: .statement, timeMicroseconds: 0, statement: statement)).first?.statement?.outcome
+        }
+        let sql = "SELECT 'customer-ssn-123-45-6789'::int"
+        XCTAssertEqual(prepared(sql, .full, message), .failed(sqlState: "22P02", message: message))
+        for mode in [AuditPreparation.TextMode.none, .normalized] {
+            XCTAssertEqual(prepared(sql, mode, message),
+                           .failed(sqlState: "22P02", message: "invalid input syntax for type integer: \"?\""), "\(mode)")
+        }
+        XCTAssertEqual(prepared("SELECT 99999999999::int4", .none, "value \"99999999999\" is out of range for type integer"),
+                       .failed(sqlState: "22P02", message: "value \"?\" is out of range for type integer"))
+        XCTAssertEqual(AuditPreparer.messageWithoutValues("bigint out of range: 12.5 at line 3 of int4 'x'"),
+                       "bigint out of range: ? at line ? of int4 '?'")
+        // A masked secret in full mode: the error would repeat it.
+        let secret = "SET my.password = 'hunter2-secret'"
+        XCTAssertEqual(prepared(secret, .full, "invalid value for parameter \"my.password\": \"hunter2-secret\""),
+                       .failed(sqlState: "22P02", message: "invalid value for parameter \"?\": \"?\""))
+    }
 }
