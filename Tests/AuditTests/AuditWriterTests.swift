@@ -90,7 +90,8 @@ final class AuditWriterTests: XCTestCase {
         XCTAssertEqual(records.count, 200)
         let first = try XCTUnwrap(records.first { ($0["SESSION_ID"] as? String) == "7" })
         XCTAssertEqual(first["MESSAGE"] as? String,
-                       "AUDIT: SESSION,7,1,READ,SELECT,TABLE,public.t,\"select * from t where a = 7\nand b = 'x,y'\",<not logged>")
+                       // A line break in MESSAGE is written as \n (AUDIT_STATEMENT keeps the text exact).
+                       "AUDIT: SESSION,7,1,READ,SELECT,TABLE,public.t,\"select * from t where a = 7\\nand b = 'x,y'\",<not logged>")
         XCTAssertEqual(first["SYSLOG_IDENTIFIER"] as? String, "portcullis")
         XCTAssertEqual(first["PRIORITY"] as? String, "6")
         XCTAssertEqual(first["MESSAGE_ID"] as? String, AuditEventKind.statement.messageID)
