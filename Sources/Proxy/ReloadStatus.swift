@@ -136,10 +136,20 @@ final class ReloadReporter: Sendable {
         write(ReloadStatus(pid: getpid(), generation: number, startedAt: startedAt, outcome: outcome, errors: errors))
     }
 
+    /// Removes the pid file and status, unless they are no longer this process's: a newer
+    /// instance started with the same pid_file while this one shut down has written its own
+    /// pid (found in review: a quick restart left no pid file, so `portcullis reload` had
+    /// nothing to signal), as PostgreSQL's postmaster checks its lock file is its own.
     func finish() {
         guard let pidFile else { return }
+        guard Self.holdsOwnPID(Descriptor.readFile(pidFile, limit: 64)) else { return }
         _ = try? syscallValue { unlink(ReloadStatus.path(pidFile: pidFile)) }
         _ = try? syscallValue { unlink(pidFile) }
+    }
+
+    static func holdsOwnPID(_ bytes: [UInt8]?, pid: Int32 = getpid()) -> Bool {
+        guard let bytes else { return false }
+        return String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) == String(pid)
     }
 
     private func write(_ status: ReloadStatus) {
