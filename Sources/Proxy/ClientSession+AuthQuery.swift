@@ -7,6 +7,10 @@ import EventLoop
 /// mailbox (LoopLookups). The login waits, counted against login_timeout; its loop does not.
 extension ClientSession {
     func lookUpVerifier(user: String, database: String) {
+        // The client has nothing to say before its authentication request, which waits for the
+        // verifier: what it sends meanwhile waits in the socket, not in our memory (found in
+        // review: reads went on for up to auth_query_timeout). ``verifierArrived(_:)`` resumes.
+        client.readPaused = true
         let config = runtime.config
         guard let target = config.database(named: database), let source = config.authQuerySource(for: target) else {
             // No entry: the login fails as it would after the mock exchange (PostgreSQL also

@@ -187,7 +187,10 @@ final class ClientSession: LegOwner {
     func verifierArrived(_ verifier: ClientPasswordVerifier?) {
         startup?.verifierTicket = nil
         guard !finished else { return }
+        client.readPaused = false
         runStartup { $0.verifierLookedUp(verifier) }
+        // Refused (auth_failure_delay pauses reads itself) or ended.
+        guard !finished, let machine = startup?.machine, !machine.isEstablished else { return }
         processClientStartupBytes()
     }
 
