@@ -71,6 +71,10 @@ package struct ReadOnlyGate {
     package let judgesFunctionCalls: Bool
     /// A read-only gate's prepared statement texts, judged again at each Bind (``PreparedTexts``).
     private var preparedTexts = PreparedTexts()
+    /// Portals whose statement runs its query only at Execute (a utility: EXPLAIN ANALYZE,
+    /// COPY (query) TO, DECLARE CURSOR), with the texts their Bind was judged against; others
+    /// are kept with an empty text (``portalBound(_:runsAtExecute:)``).
+    private var portalTexts = PreparedTexts()
 
     package init(identity: String, tokens: @escaping () -> String, judgesFunctionCalls: Bool = true) {
         self.identity = identity
@@ -218,6 +222,30 @@ package struct ReadOnlyGate {
         return preparedTexts.candidates(name)?.map { ($0.sql, $0.parameterTypes) }
     }
 
+    /// A Bind the gate let through, of portal `portal`: `runsAtExecute` is the text of the
+    /// statements it was judged against when one of them runs its query only at Execute
+    /// (PostgreSQL's PortalStart starts the executor of a plain SELECT at Bind, but a utility
+    /// statement's at Execute: pquery.c ChoosePortalStrategy, PORTAL_UTIL_SELECT and
+    /// PORTAL_MULTI_QUERY; COPY (query) even analyses its query then, copy.c DoCopy), else nil.
+    /// Such a portal is judged again at each Execute.
+    package mutating func portalBound(_ portal: SessionMachine.StatementName, runsAtExecute: String?) {
+        guard judgesFunctionCalls else { return }
+        portalTexts.defined(portal, .init(sql: runsAtExecute ?? "", parameterTypes: []), inBatch: batchesSent)
+    }
+
+    /// A Close of portal `name`.
+    package mutating func portalCloseReceived(_ name: SessionMachine.StatementName) {
+        guard judgesFunctionCalls else { return }
+        portalTexts.closed(name, inBatch: batchesSent)
+    }
+
+    /// The texts an Execute of `portal` must be judged against again (empty: none, as for a
+    /// plain SELECT; nil: lost, refuse it).
+    package func executeCandidates(_ portal: SessionMachine.StatementName) -> [String]? {
+        guard judgesFunctionCalls else { return [] }
+        return portalTexts.candidates(portal)?.map(\.sql).filter { !$0.isEmpty }
+    }
+
     package static func preparedTextsLost(_ name: String) -> Refusal {
         Refusal(sqlState: SQLState.programLimitExceeded,
                 message: "prepared statement \"\(name)\" cannot be judged again: its text was not kept "
@@ -225,12 +253,13 @@ package struct ReadOnlyGate {
                 isPostgreSQLText: false)
     }
 
-    /// A Bind whose statement is refused now: in its place a Parse, under a name of its own,
-    /// whose text the server fails (so the client's statements stay as they are, the unnamed
-    /// one too), answered by the refusal; the server then skips to Sync as after a failed Bind.
-    package mutating func bindRefused(_ refusal: Refusal) -> ByteBuffer {
+    /// A Bind or Execute whose statement is refused now: in its place a Parse, under a name of
+    /// its own, whose text the server fails (so the client's statements stay as they are, the
+    /// unnamed one too), answered by the refusal; the server then skips to Sync as after a
+    /// failed Bind.
+    package mutating func refusedInPlace(_ refusal: Refusal) -> ByteBuffer {
         var out = ByteBuffer()
-        FrontendMessage.parse(name: "portcullis_refused_bind", query: standInStatement(for: refusal), parameterTypes: []).encode(into: &out)
+        FrontendMessage.parse(name: "portcullis_refused", query: standInStatement(for: refusal), parameterTypes: []).encode(into: &out)
         return out
     }
 
@@ -357,6 +386,7 @@ package struct ReadOnlyGate {
 
     package mutating func readyForQueryReceived() {
         preparedTexts.batchCompleted(batchesCompleted, failed: failedBatch == batchesCompleted)
+        portalTexts.batchCompleted(batchesCompleted, failed: failedBatch == batchesCompleted)
         batchesCompleted += 1
         let completed = batchesCompleted
         pending.removeAll { $0.batch < completed }

@@ -1,20 +1,36 @@
 import Policy
 import Wire
 
-/// A read-only session's Bind: the statement it runs is judged again, with the catalog as it
-/// is now, because PostgreSQL analyses a prepared statement again when its plan is
+/// A read-only session's Bind and Execute: the statement they run is judged again, with the
+/// catalog as it is now, because PostgreSQL analyses a prepared statement again when its plan is
 /// invalidated and reads domain constraints and policies at each executor start
-/// (``PreparedTexts``). A Bind whose statement is refused now is replaced by a stand-in the
-/// server fails (``ReadOnlyGate/bindRefused(_:)``), so the client gets the refusal where its
-/// BindComplete would have been and the server skips to Sync, as after any failed Bind.
+/// (``PreparedTexts``). A Bind (or Execute) whose statement is refused now is replaced by a
+/// stand-in the server fails (``ReadOnlyGate/refusedInPlace(_:)``), so the client gets the
+/// refusal where its BindComplete (or its rows) would have been and the server skips to Sync,
+/// as after any failed Bind.
+///
+/// An Execute is judged again only for a portal whose statement runs its query at Execute, not
+/// at Bind: a utility statement (EXPLAIN ANALYZE, COPY (query) TO, DECLARE CURSOR, …). A plain
+/// SELECT's executor starts at Bind (pquery.c PortalStart, PORTAL_ONE_SELECT), with the
+/// functions, domain constraints and policies of that moment.
 extension SessionMachine {
-    /// A Close of a statement ('S'), whole at the front: the gate forgets its text once the
+    /// What a held message is, while its statement's texts are judged again.
+    enum HeldMessage {
+        /// A Bind, as its bytes (transaction pooling rewrites it), of `portal`, judged against `texts`.
+        case bind(ByteBuffer, portal: StatementName, texts: String)
+        case execute
+    }
+
+    /// A Close, whole at the front: the gate forgets a statement's or a portal's text once the
     /// server has done it.
     mutating func readOnlyCloseSeen(_ frame: MessageFrame, in buffer: ByteBuffer) {
         let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
-        guard payload.first == FrontendMessage.DescribeTarget.statement.rawValue else { return }
         let name = StatementName(payload.dropFirst().prefix { $0 != 0 })
-        withGate { $0.statementCloseReceived(name) }
+        switch payload.first {
+        case FrontendMessage.DescribeTarget.statement.rawValue?: withGate { $0.statementCloseReceived(name) }
+        case FrontendMessage.DescribeTarget.portal.rawValue?: withGate { $0.portalCloseReceived(name) }
+        default: break
+        }
     }
 
     /// A Bind, whole at the front. Nil: nothing to judge again (the statement's text is not
@@ -23,22 +39,40 @@ extension SessionMachine {
         let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
         // portal NUL statement NUL … (a malformed Bind is the server's to refuse: 08P01).
         guard let end = payload.firstIndex(of: 0) else { return nil }
+        let portal = StatementName(payload[..<end])
         let name = StatementName(payload[(end + 1)...].prefix { $0 != 0 })
         guard let candidates = gate?.bindCandidates(name) else {
-            let bytes = withGate { $0.bindRefused(ReadOnlyGate.preparedTextsLost(name.description)) } ?? ByteBuffer()
-            return .replaceToServer(consume: frame.totalLength, bytes: bytes)
+            return refuseInPlace(frame, ReadOnlyGate.preparedTextsLost(name.description))
         }
-        guard !candidates.isEmpty else { return nil }
+        guard !candidates.isEmpty else {
+            withGate { $0.portalBound(portal, runsAtExecute: nil) }
+            return nil
+        }
         var held = ByteBuffer()
         held.writeBytes(buffer.readableBytesView.prefix(frame.totalLength))
-        pendingClassification = PendingClassification(frame: frame, message: .flush, heldBind: held)
         // Every text the name may stand for, as one string of statements: each was a single
         // statement PostgreSQL's grammar accepted (a refused Parse is never kept), so
         // separating them by a newline and a semicolon ends any comment or statement.
+        let texts = candidates.map(\.sql).joined(separator: "\n;\n")
+        pendingClassification = PendingClassification(frame: frame, message: .flush, held: .bind(held, portal: portal, texts: texts))
         var types: [Int32] = []
         for candidate in candidates { types += candidate.parameterTypes.filter { !types.contains($0) } }
-        return .classify(ClassificationRequest(sql: candidates.map(\.sql).joined(separator: "\n;\n"), isQuery: false,
-                                               parameterTypes: types, messageLength: frame.totalLength))
+        return .classify(ClassificationRequest(sql: texts, isQuery: false, parameterTypes: types, messageLength: frame.totalLength))
+    }
+
+    /// An Execute, whole at the front. Nil: its portal's statement started at Bind (or is not
+    /// known), go on as usual.
+    mutating func judgeExecuteAgain(_ frame: MessageFrame, in buffer: ByteBuffer) -> Action? {
+        let payload = buffer.readableBytesView.dropFirst(5).prefix(frame.totalLength - 5)
+        guard let end = payload.firstIndex(of: 0) else { return nil }
+        let portal = StatementName(payload[..<end])
+        guard let texts = gate?.executeCandidates(portal) else {
+            return refuseInPlace(frame, ReadOnlyGate.preparedTextsLost(portal.description))
+        }
+        guard !texts.isEmpty else { return nil }
+        pendingClassification = PendingClassification(frame: frame, message: .flush, held: .execute)
+        return .classify(ClassificationRequest(sql: texts.joined(separator: "\n;\n"), isQuery: false, parameterTypes: [],
+                                               messageLength: frame.totalLength))
     }
 
     /// What a session refuses when a prepared statement it executes runs EXECUTE itself (a
@@ -57,18 +91,18 @@ extension SessionMachine {
             // The answer for the executed statements' texts.
             let refusal = result.firstRefusal ?? parameterTypesRefusal
                 ?? (ReadOnlyGate.executedStatements(result).isEmpty ? nil : Self.nestedExecute)
-            if let bind = pending.heldBind {
-                return refusal.map { refuseBind(pending, $0) } ?? bindAllowed(pending, bind)
+            if let held = pending.held {
+                return refusal.map { refuseInPlace(pending.frame, $0) } ?? heldAllowed(pending, held, first.first)
             }
             return verdict(for: pending.message, pending.frame, rawParse: pending.rawParse, textIsUTF8: true,
                            classification: refusal.map { Self.refusingExecutes(first.first, $0) } ?? first.first,
                            statementOffsets: first.offsets, parameterTypesRefusal: first.typed)
         }
-        if let bind = pending.heldBind {
-            if let refusal = result.firstRefusal ?? parameterTypesRefusal { return refuseBind(pending, refusal) }
+        if let held = pending.held {
+            if let refusal = result.firstRefusal ?? parameterTypesRefusal { return refuseInPlace(pending.frame, refusal) }
             switch expansion(of: result, messageLength: pending.frame.totalLength) {
-            case .none: return bindAllowed(pending, bind)
-            case .lost(let refusal): return refuseBind(pending, refusal)
+            case .none: return heldAllowed(pending, held, result)
+            case .lost(let refusal): return refuseInPlace(pending.frame, refusal)
             case .judge(let request):
                 pending.expanding = (result, nil, nil)
                 pendingClassification = pending
@@ -126,15 +160,24 @@ extension SessionMachine {
         }, syntaxError: result.syntaxError)
     }
 
-    private mutating func refuseBind(_ pending: PendingClassification, _ refusal: Refusal) -> Action {
-        let bytes = withGate { $0.bindRefused(refusal) } ?? ByteBuffer()
-        return .replaceToServer(consume: pending.frame.totalLength, bytes: bytes)
+    private mutating func refuseInPlace(_ frame: MessageFrame, _ refusal: Refusal) -> Action {
+        let bytes = withGate { $0.refusedInPlace(refusal) } ?? ByteBuffer()
+        return .replaceToServer(consume: frame.totalLength, bytes: bytes)
     }
 
-    private mutating func bindAllowed(_ pending: PendingClassification, _ bind: ByteBuffer) -> Action {
-        if configuration.transactionPooling != nil {
-            return preparedStatementStep(pending.frame, in: bind)
+    /// The held message goes on. A Bind's portal is noted with its texts when its statement
+    /// runs at Execute (anything but a plain SELECT, judged by `result`, the Bind's own texts').
+    private mutating func heldAllowed(_ pending: PendingClassification, _ held: HeldMessage, _ result: ClassificationResult) -> Action {
+        switch held {
+        case .execute:
+            return .forwardToServer(pending.frame.totalLength)
+        case .bind(let bytes, let portal, let texts):
+            let startsAtBind = result.syntaxError == nil && result.statements.allSatisfy { $0.commandTag == "SELECT" }
+            withGate { $0.portalBound(portal, runsAtExecute: startsAtBind ? nil : texts) }
+            if configuration.transactionPooling != nil {
+                return preparedStatementStep(pending.frame, in: bytes)
+            }
+            return .forwardToServer(pending.frame.totalLength)
         }
-        return .forwardToServer(pending.frame.totalLength)
     }
 }

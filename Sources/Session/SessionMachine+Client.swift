@@ -57,6 +57,7 @@ extension SessionMachine {
             if configuration.readOnly != nil {
                 if frame.type == UInt8(ascii: "C") { readOnlyCloseSeen(frame, in: buffer) }
                 if frame.type == UInt8(ascii: "B"), let action = judgeBindAgain(frame, in: buffer) { return action }
+                if frame.type == UInt8(ascii: "E"), let action = judgeExecuteAgain(frame, in: buffer) { return action }
             }
             if configuration.transactionPooling != nil
                 && (frame.type == UInt8(ascii: "B") || frame.type == UInt8(ascii: "D") || frame.type == UInt8(ascii: "C")) {

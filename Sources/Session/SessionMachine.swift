@@ -232,18 +232,18 @@ package struct SessionMachine {
         let message: FrontendMessage
         /// Transaction pooling: a Parse as its bytes (``FrontendMessage/RawParse``).
         let rawParse: FrontendMessage.RawParse?
-        /// A read-only session's Bind, as its bytes, whose statement is judged again
+        /// A read-only session's Bind or Execute whose statement is judged again
         /// (SessionMachine+BindJudgment.swift); `message` is then not looked at.
-        let heldBind: ByteBuffer?
+        let held: HeldMessage?
         /// The first answer, while the texts of the prepared statements it executes are judged
         /// (SessionMachine+BindJudgment.swift).
         var expanding: (first: ClassificationResult, offsets: [Int]?, typed: Refusal?)?
 
-        init(frame: MessageFrame, message: FrontendMessage, rawParse: FrontendMessage.RawParse? = nil, heldBind: ByteBuffer? = nil) {
+        init(frame: MessageFrame, message: FrontendMessage, rawParse: FrontendMessage.RawParse? = nil, held: HeldMessage? = nil) {
             self.frame = frame
             self.message = message
             self.rawParse = rawParse
-            self.heldBind = heldBind
+            self.held = held
         }
     }
 
@@ -334,9 +334,9 @@ package struct SessionMachine {
             _ = tripwire.startupParametersReceived(serverParameters)
             gateStorage = GateStorage(ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens), tripwire: tripwire)
             clientTypes.formUnion(ReadOnlyGate.inspectedClientTypes)
-            // Bind: its statement is judged again; Close: a statement's text is forgotten
-            // (SessionMachine+BindJudgment.swift).
-            clientTypes.formUnion([UInt8(ascii: "B"), UInt8(ascii: "C")])
+            // Bind and Execute: the statement is judged again; Close: a statement's or a
+            // portal's text is forgotten (SessionMachine+BindJudgment.swift).
+            clientTypes.formUnion([UInt8(ascii: "B"), UInt8(ascii: "C"), UInt8(ascii: "E")])
             serverTypes.formUnion([UInt8(ascii: "E"), UInt8(ascii: "S")])
         } else {
             serverTypes.insert(UInt8(ascii: "C"))

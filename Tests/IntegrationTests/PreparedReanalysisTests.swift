@@ -150,4 +150,71 @@ final class PreparedReanalysisTests: IntegrationTestCase {
             _ = try owner.rows(Self.attacks[0].undo)
         }
     }
+
+    /// A utility statement's portal runs its query at Execute, not at Bind (pquery.c
+    /// PortalStart: only a plain SELECT starts its executor at Bind; COPY (query) even analyses
+    /// its query then): a domain constraint planted between the Bind and the Execute runs. Such a
+    /// portal is judged again at each Execute.
+    func testAPortalBoundBeforeThePlantIsJudgedAgainAtExecute() throws {
+        try createDatabase()
+        let owner = try superuser()
+        let plant = "ALTER DOMAIN dsafe ADD CONSTRAINT evil CHECK (public.hit('domain check'))"
+        let undo = "ALTER DOMAIN dsafe DROP CONSTRAINT evil"
+        let statements = ["COPY (SELECT '7'::dsafe) TO STDOUT", "EXPLAIN ANALYZE SELECT '7'::dsafe"]
+        // Parse + Bind of a named portal in an open transaction, then (later) Execute.
+        func bound(_ client: WireClient, _ sql: String) throws {
+            XCTAssertTrue(client.socket.send(WireClient.query("BEGIN") + WireClient.parse(sql, name: "s1")
+                + WireClient.frame("B", Array("p1".utf8) + [0] + Array("s1".utf8) + [0, 0, 0, 0, 0, 0, 0]) + WireClient.sync))
+            let replies = try client.collect(readyForQuery: 2, timeout: 20)
+            XCTAssertFalse(replies.contains { $0.type == UInt8(ascii: "E") }, "\(sql): \(replies.map { $0.fields })")
+        }
+        func executed(_ client: WireClient) throws -> [WireClient.Message] {
+            XCTAssertTrue(client.socket.send(WireClient.frame("E", Array("p1".utf8) + [0, 0, 0, 0, 0]) + WireClient.sync))
+            return try client.collect(readyForQuery: 1, timeout: 20)
+        }
+
+        // 1. PostgreSQL alone (app_ro in a read-only transaction): the planted check runs.
+        let cluster = try cluster
+        for sql in statements {
+            let client = try WireClient(cluster: cluster, user: "app_ro", database: Self.database)
+            _ = client.socket.send(WireClient.query("SET default_transaction_read_only = on"))
+            _ = try client.collect(readyForQuery: 1, timeout: 20)
+            try bound(client, sql)
+            _ = try owner.rows(plant)
+            let before = try hits(owner)
+            let replies = try executed(client)
+            XCTAssertFalse(replies.contains { $0.type == UInt8(ascii: "E") }, "\(sql): \(replies.map { $0.fields })")
+            XCTAssertGreaterThan(try hits(owner), before, "\(sql) did not write against PostgreSQL alone")
+            _ = try owner.rows(undo)
+        }
+
+        // 2. Through Portcullis: refused at the Execute.
+        try requireProxyTarget("the proxy's judgment at Execute")
+        let h = try harness
+        let dir = try h.makeDir("reanalysis-hba")
+        try "host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n".write(toFile: "\(dir)/pg_hba.conf", atomically: true, encoding: .utf8)
+        var options = ProxyProcess.Options(upstream: cluster)
+        options.clientTLS = "allow"
+        options.extraDatabaseNames = [Self.database]
+        options.extraSettings = ["catalog_refresh_interval = 1s", "hba_file = \(dir)/pg_hba.conf"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        let readOnly = { try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", dbname: Self.database, extra: "password=app_ro_pw")) }
+        for sql in statements {
+            let client = try WireClient(port: proxy.port, user: "app_ro", database: Self.database)
+            try bound(client, sql)
+            _ = try owner.rows(plant)
+            XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+                try readOnly().run("SELECT '8'::dsafe", protocol: .simple).first(where: \.isError)?.sqlState == "25006"
+            }, "the snapshot did not learn of the constraint")
+            let before = try hits(owner)
+            let replies = try executed(client)
+            XCTAssertEqual(replies.first { $0.type == UInt8(ascii: "E") }?.fields["C"], "25006", "\(sql): \(replies.map { $0.fields })")
+            XCTAssertEqual(try hits(owner), before, "\(sql) wrote through Portcullis")
+            _ = try owner.rows(undo)
+            XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+                try !readOnly().run("SELECT '8'::dsafe", protocol: .simple).contains(where: \.isError)
+            }, "the snapshot did not learn the constraint is gone")
+        }
+    }
 }

@@ -35,7 +35,7 @@ final class SessionMachineBindJudgmentTests: XCTestCase {
         h.answerClassification(Self.refusedNow)
         let sent = h.sentToServer()
         guard case .parse(let name, let sql, _)? = sent.first else { return XCTFail("no stand-in: \(sent)") }
-        XCTAssertEqual(name, "portcullis_refused_bind")
+        XCTAssertEqual(name, "portcullis_refused")
         XCTAssertTrue(sql.contains("portcullis-refused-"), sql)
         XCTAssertEqual(Array(sent.dropFirst()), [.execute(portal: "", maxRows: 0), .sync])
         let start = try XCTUnwrap(sql.range(of: "'portcullis-refused-")?.upperBound)
