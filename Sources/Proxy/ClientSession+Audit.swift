@@ -210,9 +210,13 @@ extension ClientSession {
         guard let audit, !audit.ended else { return }
         // Statements sent whose outcome never came: recorded as disconnected, so a client
         // that vanishes mid-statement still leaves its statement in the stream.
-        for record in session?.sessionEnded(now: Int64(loop.now().nanoseconds)) ?? [] {
-            emitStatement(record)
-        }
+        let records = session?.sessionEnded(now: Int64(loop.now().nanoseconds)) ?? []
+        // How the server read the text they came in, reported with them (found in review: a
+        // client leaving in its first Query string, before any ReadyForQuery had reported the
+        // reading, had it split as libpg_query reads it although standard_conforming_strings
+        // was off from the start-up packet).
+        takeSessionEvents()
+        for record in records { emitStatement(record) }
         let elapsed = loop.now().duration(since: audit.connectedAt)
         let statements = session?.statementCount ?? 0
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000

@@ -432,7 +432,7 @@ final class ClientSession: LegOwner {
     }
 
     /// Statement outcomes (the audit stream) and catalog changes the session machine saw.
-    private func takeSessionEvents() {
+    func takeSessionEvents() {
         guard let events = session?.takeEvents() else { return }
         for event in events {
             switch event {
