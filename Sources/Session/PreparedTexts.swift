@@ -17,8 +17,9 @@
 /// stand for, and a close removes nothing. A Bind is judged against every text its name may
 /// stand for, including those of batches not yet answered.
 ///
-/// Bounded: at most ``maxBytes`` of text in all. A name whose texts would go beyond it is
-/// *lost*: a Bind of it is refused (fail closed) until a batch without error defines it again.
+/// Bounded: at most ``maxBytes`` of text in all, and ``maxTextsPerName`` texts per name. A name
+/// whose texts would go beyond either is *lost*: a Bind of it is refused (fail closed) until a
+/// batch without error defines it again.
 struct PreparedTexts {
     struct Text: Hashable {
         var sql: String
@@ -39,8 +40,12 @@ struct PreparedTexts {
         case close(Name)
     }
 
-    /// As much statement text as transaction pooling keeps per client (``SessionMachine/maxKeptStatementBytes``).
-    static let maxBytes = 16 << 20
+    /// Statement text kept per session, in all.
+    static let maxBytes = 8 << 20
+    /// Texts one name may stand for: each failed Parse of a name in use adds one (found in
+    /// review: 900 failed Parses of 16 kB made every 20-byte Bind classify 14 MB). Beyond it
+    /// the name is lost.
+    static let maxTextsPerName = 16
 
     /// Names and the texts the server may hold under them, as of the batches answered.
     private var settled: [Name: Set<Text>] = [:]
@@ -120,6 +125,10 @@ struct PreparedTexts {
     /// Moving a definition from an open batch to the settled texts never adds bytes: the
     /// bound was checked when it was defined.
     private mutating func settle(_ name: Name, _ texts: Set<Text>?) {
+        if let texts, texts.count > Self.maxTextsPerName {
+            lose(name)
+            return
+        }
         settledBytes -= settled[name]?.reduce(0) { $0 + $1.bytes } ?? 0
         settledBytes += texts?.reduce(0) { $0 + $1.bytes } ?? 0
         settled[name] = texts

@@ -56,8 +56,17 @@ package struct ReadOnlyGate {
     /// A fresh unpredictable token per refusal (hex digits and letters only).
     private let tokens: () -> String
     private var pending: [PendingRefusal] = []
+    /// Numbers batches: a Query, FunctionCall or Sync ends the one being sent.
     private var batchesSent: UInt64 = 0
-    private var batchesCompleted: UInt64 = 0
+    /// The batches sent whose ReadyForQuery has not come, oldest first. Not a count: after an
+    /// extended-protocol error the server skips every message up to Sync, a Query or
+    /// FunctionCall among them, which then gets no ReadyForQuery (found in review: a counter
+    /// fell one behind for the rest of the session, so a skipped Close was taken as done and a
+    /// 42P05 Parse as a new definition).
+    private var ends = FIFOQueue<(batch: UInt64, isSync: Bool)>()
+    /// An extended-protocol error came and no Sync has been sent since: the server skips what
+    /// the client sends until its Sync, Queries and FunctionCalls included.
+    private var skippingToSync = false
     /// A batch in which the server already reported an error: it skips the rest of that batch
     /// (simple Query: the rest of the string; extended protocol: everything up to Sync, 55.2.3),
     /// so stand-ins later in it never run and need no pending entry.
@@ -145,7 +154,7 @@ package struct ReadOnlyGate {
         let result = classification ?? Self.refusing(Self.unclassified)
         switch message {
         case .query(let sql):
-            defer { batchesSent += 1 }
+            defer { batchEnded(isSync: false) }
             guard textIsUTF8 else { return standInQuery(kept: "", for: Self.invalidEncoding) }
             notePreparedStatements(result, text: sql, certain: true)
             return queryReceived(message, result, offsets: statementOffsets)
@@ -160,14 +169,14 @@ package struct ReadOnlyGate {
             }
             return verdict
         case .functionCall(let call):
-            defer { batchesSent += 1 }
+            defer { batchEnded(isSync: false) }
             guard judgesFunctionCalls else { return .forward }
             guard let refusal = FastPathPolicy.refusal(functionOID: call.functionOID,
                                                        argumentFormats: call.argumentFormats,
                                                        arguments: call.arguments) else { return .forward }
             return .replace(standInFunctionCall(for: refusal))
         case .sync:
-            batchesSent += 1
+            batchEnded(isSync: true)
             return .forward
         case .bind, .execute, .describe, .close, .flush, .terminate, .copyData, .copyDone, .copyFail,
              .passwordMessage, .saslInitialResponse, .saslResponse:
@@ -219,7 +228,22 @@ package struct ReadOnlyGate {
     /// PostgreSQL answers 26000).
     package func bindCandidates(_ name: SessionMachine.StatementName) -> [(sql: String, parameterTypes: [Int32])]? {
         guard judgesFunctionCalls else { return [] }
-        return preparedTexts.candidates(name)?.map { ($0.sql, $0.parameterTypes) }
+        guard let candidates = preparedTexts.candidates(name), candidates.count <= PreparedTexts.maxTextsPerName else { return nil }
+        return candidates.map { ($0.sql, $0.parameterTypes) }
+    }
+
+    /// A Bind of a name no Parse or PREPARE of this session defined: PostgreSQL's answer
+    /// (postgres.c exec_bind_message, FetchPreparedStatement), given by the gate, so a name the
+    /// gate has no text for is never run (fail closed), whatever the server holds.
+    package static func unknownStatement(_ name: String) -> Refusal {
+        Refusal(sqlState: "26000", message: name.isEmpty ? "unnamed prepared statement does not exist"
+                    : "prepared statement \"\(name)\" does not exist", isPostgreSQLText: true)
+    }
+
+    /// A PREPARE in a statement text that runs now (a Bind or Execute of it): the name it
+    /// defines may stand for that text from now on.
+    package mutating func preparesMayRun(_ result: ClassificationResult, text: String) {
+        notePreparedStatements(result, text: text, certain: false)
     }
 
     /// A Bind the gate let through, of portal `portal`: `runsAtExecute` is the text of the
@@ -249,7 +273,8 @@ package struct ReadOnlyGate {
     package static func preparedTextsLost(_ name: String) -> Refusal {
         Refusal(sqlState: SQLState.programLimitExceeded,
                 message: "prepared statement \"\(name)\" cannot be judged again: its text was not kept "
-                    + "(more than \(PreparedTexts.maxBytes >> 20) MB of prepared statements); prepare it again",
+                    + "(more than \(PreparedTexts.maxBytes >> 20) MB of prepared statements, or \(PreparedTexts.maxTextsPerName) texts "
+                    + "under one name); prepare it again",
                 isPostgreSQLText: false)
     }
 
@@ -349,6 +374,25 @@ package struct ReadOnlyGate {
         return out
     }
 
+    /// A Query, FunctionCall or Sync was sent: the batch it ends gets one ReadyForQuery, unless
+    /// the server skips it (an extended-protocol error before, no Sync since): then nothing ends
+    /// and what follows belongs to the same failed batch.
+    private mutating func batchEnded(isSync: Bool) {
+        if skippingToSync && !isSync { return }
+        if isSync { skippingToSync = false }
+        ends.append((batchesSent, isSync))
+        batchesSent += 1
+    }
+
+    /// The batch whose replies come now: the oldest sent and not answered, else the one being sent.
+    private var currentBatch: UInt64 { ends.first?.batch ?? batchesSent }
+
+    private mutating func batchCompleted(_ batch: UInt64, failed: Bool) {
+        preparedTexts.batchCompleted(batch, failed: failed)
+        portalTexts.batchCompleted(batch, failed: failed)
+        pending.removeAll { $0.batch <= batch }
+    }
+
     private mutating func register(_ refusal: Refusal) -> String {
         let token = tokens()
         // In a batch the server already failed, the stand-in is skipped: nothing to await.
@@ -363,9 +407,11 @@ package struct ReadOnlyGate {
     /// Returns the ErrorResponse to send the client instead of `fields`, or nil to forward
     /// the server's own. Every error ends the batch it belongs to, so stand-ins later in that
     /// batch will never run and are forgotten.
-    package mutating func serverErrorReceived(_ fields: ErrorFields) -> ErrorFields? {
+    /// `skipsToSync`: the error is an extended-protocol message's (``StatementLifecycle/errorSkipsToSync``),
+    /// so the server skips everything up to the next Sync (postgres.c `ignore_till_sync`).
+    package mutating func serverErrorReceived(_ fields: ErrorFields, skipsToSync: Bool = false) -> ErrorFields? {
         var replacement: ErrorFields?
-        let current = batchesCompleted
+        let current = currentBatch
         if fields.sqlState == SQLState.invalidTextRepresentation, let message = fields.message,
            let index = pendingIndex(in: message) {
             let refusal = pending[index].refusal
@@ -381,15 +427,27 @@ package struct ReadOnlyGate {
         }
         failedBatch = current
         pending.removeAll { $0.batch == current }
+        if skipsToSync {
+            // The Queries and FunctionCalls up to the next Sync are skipped: no ReadyForQuery
+            // ends their batches, and what they held did not happen.
+            while let first = ends.first, !first.isSync {
+                _ = ends.popFirst()
+                batchCompleted(first.batch, failed: true)
+            }
+            if let sync = ends.first {
+                failedBatch = sync.batch
+            } else {
+                failedBatch = batchesSent
+                skippingToSync = true
+            }
+        }
         return replacement
     }
 
     package mutating func readyForQueryReceived() {
-        preparedTexts.batchCompleted(batchesCompleted, failed: failedBatch == batchesCompleted)
-        portalTexts.batchCompleted(batchesCompleted, failed: failedBatch == batchesCompleted)
-        batchesCompleted += 1
-        let completed = batchesCompleted
-        pending.removeAll { $0.batch < completed }
+        // A ReadyForQuery the gate did not see a batch for (none is owed) changes nothing.
+        guard let end = ends.popFirst() else { return }
+        batchCompleted(end.batch, failed: failedBatch == end.batch)
     }
 
     /// The pending refusal whose token follows a marker prefix in `message`.

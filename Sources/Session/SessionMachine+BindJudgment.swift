@@ -18,7 +18,7 @@ extension SessionMachine {
     enum HeldMessage {
         /// A Bind, as its bytes (transaction pooling rewrites it), of `portal`, judged against `texts`.
         case bind(ByteBuffer, portal: StatementName, texts: String)
-        case execute
+        case execute(texts: String)
     }
 
     /// A Close, whole at the front: the gate forgets a statement's or a portal's text once the
@@ -44,10 +44,13 @@ extension SessionMachine {
         guard let candidates = gate?.bindCandidates(name) else {
             return refuseInPlace(frame, ReadOnlyGate.preparedTextsLost(name.description))
         }
+        // No text known: no Parse or PREPARE of this session defined the name (the server
+        // answers 26000 too), or the gate lost track of one the server holds; either way it
+        // is not run (found in review: forwarding it was fail-open).
         guard !candidates.isEmpty else {
-            withGate { $0.portalBound(portal, runsAtExecute: nil) }
-            return nil
+            return refuseInPlace(frame, ReadOnlyGate.unknownStatement(name.description))
         }
+        if let tooLong = tooLong(candidates.map(\.sql)) { return refuseInPlace(frame, tooLong) }
         var held = ByteBuffer()
         held.writeBytes(buffer.readableBytesView.prefix(frame.totalLength))
         // Every text the name may stand for, as one string of statements: each was a single
@@ -70,9 +73,18 @@ extension SessionMachine {
             return refuseInPlace(frame, ReadOnlyGate.preparedTextsLost(portal.description))
         }
         guard !texts.isEmpty else { return nil }
-        pendingClassification = PendingClassification(frame: frame, message: .flush, held: .execute)
-        return .classify(ClassificationRequest(sql: texts.joined(separator: "\n;\n"), isQuery: false, parameterTypes: [],
-                                               messageLength: frame.totalLength))
+        if let tooLong = tooLong(texts) { return refuseInPlace(frame, tooLong) }
+        let joined = texts.joined(separator: "\n;\n")
+        pendingClassification = PendingClassification(frame: frame, message: .flush, held: .execute(texts: joined))
+        return .classify(ClassificationRequest(sql: joined, isQuery: false, parameterTypes: [], messageLength: frame.totalLength))
+    }
+
+    /// Texts judged again together are bounded as one statement is (`readonly_max_statement_size`):
+    /// a 20-byte Bind must not make the classifier parse megabytes (found in review).
+    func tooLong(_ texts: [String]) -> Refusal? {
+        let limit = configuration.readOnly?.maxStatementSize ?? .max
+        let size = texts.reduce(0) { $0 + $1.utf8.count + 3 }
+        return size > limit ? Self.statementTooLong(size, limit: limit) : nil
     }
 
     /// What a session refuses when a prepared statement it executes runs EXECUTE itself (a
@@ -127,8 +139,7 @@ extension SessionMachine {
     }
 
     enum Expansion {
-        /// It executes no prepared statement whose text is known (an unknown name is the
-        /// server's to refuse, 26000).
+        /// It executes no prepared statement.
         case none
         case lost(Refusal)
         case judge(ClassificationRequest)
@@ -142,12 +153,16 @@ extension SessionMachine {
         var types: [Int32] = []
         for name in names {
             guard let candidates = gate.bindCandidates(name) else { return .lost(ReadOnlyGate.preparedTextsLost(name.description)) }
+            // A name without a text is not run (as at Bind): PostgreSQL's own 26000 if it truly
+            // does not exist, else the gate lost track of it.
+            guard !candidates.isEmpty else { return .lost(ReadOnlyGate.unknownStatement(name.description)) }
             for candidate in candidates where !texts.contains(candidate.sql) {
                 texts.append(candidate.sql)
                 types += candidate.parameterTypes.filter { !types.contains($0) }
             }
         }
         guard !texts.isEmpty else { return .none }
+        if let tooLong = tooLong(texts) { return .lost(tooLong) }
         return .judge(ClassificationRequest(sql: texts.joined(separator: "\n;\n"), isQuery: false, parameterTypes: types,
                                             messageLength: messageLength))
     }
@@ -169,11 +184,15 @@ extension SessionMachine {
     /// runs at Execute (anything but a plain SELECT, judged by `result`, the Bind's own texts').
     private mutating func heldAllowed(_ pending: PendingClassification, _ held: HeldMessage, _ result: ClassificationResult) -> Action {
         switch held {
-        case .execute:
+        case .execute(let texts):
+            // A PREPARE it runs defines its name again, each time (found in review: a Parse of
+            // `PREPARE s AS …`, a Close of s, then a Bind and Execute of it made s unknown).
+            withGate { $0.preparesMayRun(result, text: texts) }
             return .forwardToServer(pending.frame.totalLength)
         case .bind(let bytes, let portal, let texts):
             let startsAtBind = result.syntaxError == nil && result.statements.allSatisfy { $0.commandTag == "SELECT" }
             withGate { $0.portalBound(portal, runsAtExecute: startsAtBind ? nil : texts) }
+            withGate { $0.preparesMayRun(result, text: texts) }
             if configuration.transactionPooling != nil {
                 return preparedStatementStep(pending.frame, in: bytes)
             }

@@ -112,11 +112,12 @@ extension SessionMachine {
     /// transaction pooling's completions, the gate's pending refusals, the statement's outcome.
     /// Returns the refusal to send in its place when it is a stand-in's error.
     mutating func serverErrorReceived(_ fields: ErrorFields, now: Int64) -> ErrorFields? {
+        let skipsToSync = lifecycle.errorSkipsToSync
         if configuration.transactionPooling != nil {
-            completionsAfterError(skipsToSync: lifecycle.errorSkipsToSync)
+            completionsAfterError(skipsToSync: skipsToSync)
             dropConfirmedReleases()
         }
-        let replacement = withGate { $0.serverErrorReceived(fields) } ?? nil
+        let replacement = withGate { $0.serverErrorReceived(fields, skipsToSync: skipsToSync) } ?? nil
         let sent = replacement ?? fields
         lifecycle.errorReceived(sqlState: sent.sqlState ?? "XX000", message: sent.message ?? "", refused: replacement != nil, at: now,
                                 raisedReadingCopy: Self.raisedReadingCopy(fields))

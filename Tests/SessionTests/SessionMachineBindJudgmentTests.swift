@@ -122,6 +122,45 @@ final class SessionMachineBindJudgmentTests: XCTestCase {
     }
 }
 
+/// Found in review of the re-judgment: the gate's batches follow the server's answers even when
+/// the server skips a Query after an extended-protocol error, and a PREPARE that a Bind/Execute
+/// runs defines its name again.
+final class SessionMachineBatchSkipTests: XCTestCase {
+    typealias H = SessionHarness
+
+    private func bind(_ statement: String) -> FrontendMessage {
+        .bind(.init(portal: "", statement: statement, parameterFormats: [], parameters: [], resultFormats: []))
+    }
+
+    func testAQuerySkippedAfterAnErrorDoesNotShiftTheBatches() {
+        let h = SessionHarness(readOnly: true)
+        h.client(.parse(name: "s", query: "SELECT lower(a) FROM t", parameterTypes: []), .sync)
+        h.server(.parseComplete, ready)
+        // The Query is skipped (ignore_till_sync): one ReadyForQuery, the Sync's.
+        h.client(bind("nosuch"), .query("SELECT 1"), .sync)
+        h.server(H.error("26000", "prepared statement \"nosuch\" does not exist"), ready)
+        // The Close is skipped likewise: s stays.
+        h.client(bind("nosuch"), .close(.statement, name: "s"), .sync)
+        h.server(H.error("26000", "prepared statement \"nosuch\" does not exist"), ready)
+        h.client(.sync)
+        h.server(ready)
+        h.client(bind("s"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT lower(a) FROM t", "the skipped Close did not forget s")
+    }
+
+    func testAPrepareRunByABindDefinesItsNameAgain() {
+        let h = SessionHarness(readOnly: true)
+        h.client(.parse(name: "p", query: "PREPARE s AS SELECT 1", parameterTypes: []), .sync)
+        h.server(.parseComplete, ready)
+        h.client(.close(.statement, name: "s"), .sync)
+        h.server(.closeComplete, ready)
+        h.client(bind("p"), .execute(portal: "", maxRows: 0), .sync)
+        h.server(.bindComplete, complete("PREPARE"), ready)
+        h.client(bind("s"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "PREPARE s AS SELECT 1")
+    }
+}
+
 /// SQL-level EXECUTE (and a protocol Bind of a name SQL PREPARE defined): the PREPARE's Query
 /// text is judged again, in a second classification after the EXECUTE's own.
 final class SessionMachineExecuteJudgmentTests: XCTestCase {

@@ -71,7 +71,10 @@ final class SessionMachineReadOnlyTests: XCTestCase {
         XCTAssertEqual(sent.count, 11, "one message for each: the refused Parse has a stand-in")
         guard case .parse(let name, let sql, _) = sent[4] else { return XCTFail("no stand-in Parse") }
         XCTAssertEqual(name, "w", "under the client's statement name")
-        XCTAssertEqual(Array(sent[5...]), [H.bind(statement: "w"), .execute(portal: "", maxRows: 0), .sync,
+        // The Bind of the statement never prepared is not run either (PreparedTexts: no text).
+        guard case .parse(let unknown, _, _) = sent[5] else { return XCTFail("no stand-in for the Bind") }
+        XCTAssertEqual(unknown, "portcullis_refused")
+        XCTAssertEqual(Array(sent[6...]), [.execute(portal: "", maxRows: 0), .sync,
                                            H.bind(statement: "a"), .execute(portal: "", maxRows: 0), .sync])
         h.server(.parseComplete, .bindComplete, complete("SELECT 1"), ready,
                  try standInError(sql), ready,
