@@ -91,11 +91,16 @@ extension ClientSession {
                              settings: settings, connectedAt: loop.now())
     }
 
+    /// `backendPID`: the backend the event happened on, when not the session's first
+    /// (a statement under transaction pooling).
     func emitAudit(_ kind: AuditEventKind, priority: AuditPriority = .info, withSession: Bool = true,
-                   statement: AuditStatement? = nil, details: [AuditDetail] = [], summary: String = "") {
+                   statement: AuditStatement? = nil, details: [AuditDetail] = [], summary: String = "",
+                   backendPID: Int32? = nil) {
         guard let audit, !audit.ended || kind == .disconnect else { return }
+        var info = audit.info
+        if let backendPID, backendPID != info.backendPID { info.backendPID = backendPID }
         let event = AuditEvent(kind: kind, timeMicroseconds: LoopAudit.wallClockMicroseconds(), priority: priority,
-                               session: withSession ? audit.info : nil, clientAddress: audit.info.clientAddress,
+                               session: withSession ? info : nil, clientAddress: audit.info.clientAddress,
                                statement: statement, details: details, summary: summary)
         submitAudit(event)
     }
@@ -276,6 +281,9 @@ extension ClientSession {
         statement.preparation?.standardConformingStrings = audit.textReading.standardConformingStrings
         statement.preparation?.clientEncoding = ClientEncodingPolicy.isReadOnlyAllowed(audit.textReading.clientEncoding)
             ? nil : audit.textReading.clientEncoding
-        emitAudit(.statement, priority: record.outcome == .ok ? .info : .notice, statement: statement, details: details)
+        // BACKEND_PID is the backend that ran the statement (transaction pooling attaches one
+        // per transaction), so the record matches PostgreSQL's own log lines (%p).
+        emitAudit(.statement, priority: record.outcome == .ok ? .info : .notice, statement: statement, details: details,
+                  backendPID: record.backendPID)
     }
 }

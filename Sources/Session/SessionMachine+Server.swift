@@ -153,7 +153,10 @@ extension SessionMachine {
             ranCatalogChange = false
             events.append(.catalogChanged)
         }
+        // Stamped now, while the backend that ran them is still attached (transaction pooling
+        // detaches it once the session is at rest).
         let records = lifecycle.readyForQueryReceived(status: statusByte ?? UInt8(ascii: "I"), at: now)
+            .map { stampedWithBackend($0) }
         if configuration.transactionPooling != nil { poolingReadyForQuery() }
         if configuration.followsStatements {
             if !records.isEmpty { reportTextReading() }
@@ -162,6 +165,14 @@ extension SessionMachine {
         // The next batch is read as the server reads text now (it parses a Query string whole
         // before running any of it: postgres.c exec_simple_query, pg_parse_query).
         withTextReading { $0.batch = $0.now }
+    }
+
+    /// `record` with the process ID of the backend attached now, which is the one that ran it:
+    /// its replies came from this backend (audit BACKEND_PID, docs/TRANSACTION_POOLING.md).
+    func stampedWithBackend(_ record: StatementLifecycle.Record) -> StatementLifecycle.Record {
+        var stamped = record
+        stamped.backendPID = backend?.processID
+        return stamped
     }
 
     /// ``Event/textReading(_:)`` for the records about to be reported, when it changed.

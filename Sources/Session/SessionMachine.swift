@@ -479,7 +479,9 @@ package struct SessionMachine {
     package mutating func sessionEnded(now: Int64) -> [StatementLifecycle.Record] {
         guard configuration.followsStatements else { return [] }
         reportTextReading()
-        return lifecycle.sessionEnded(at: now)
+        // Statements still owed replies are on the backend attached now (a detached session
+        // owes none).
+        return lifecycle.sessionEnded(at: now).map { stampedWithBackend($0) }
     }
 
     /// The server connection is gone (closed by the server): nothing can be in flight on it.

@@ -57,6 +57,10 @@ package struct StatementLifecycle: Sendable {
         /// for every later statement of the string, any of which the server may have run
         /// (the writer makes one record of each).
         package var throughEndOfString = false
+        /// The process ID of the server backend the statement ran on (BackendKeyData), stamped
+        /// by ``SessionMachine`` when the record is reported: under transaction pooling each
+        /// transaction may run on another backend than the session's first.
+        package var backendPID: Int32? = nil
 
         /// Rows from the tag's last number (INSERT oid rows, SELECT rows, COPY rows …), for
         /// the tags that report one (cmdtaglist.h: rowcount true).
