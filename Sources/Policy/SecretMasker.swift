@@ -35,6 +35,27 @@ public enum SecretMasker {
             return sql.isEmpty ? sql : "<unparsable statement redacted>"
         }
         let bytes = Array(sql.utf8)
+        let secret = secrets(in: tokens, bytes: bytes)
+        guard !secret.isEmpty else { return sql }
+        return replacing(secret.map { Int($0.start)..<Int($0.end) }, in: bytes)
+    }
+
+    /// `bytes` with each of `ranges` (sorted by start; overlaps are skipped) replaced by ``redacted``.
+    static func replacing(_ ranges: [Range<Int>], in bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var position = 0
+        for range in ranges where range.lowerBound >= position && range.upperBound <= bytes.count {
+            out += bytes[position..<range.lowerBound]
+            out += Array(redacted.utf8)
+            position = range.upperBound
+        }
+        out += bytes[position...]
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The constants of `tokens` (scanned from `bytes`) that hold secrets, sorted by start.
+    static func secrets(in tokens: [Token], bytes: [UInt8]) -> [Token] {
         func text(_ token: Token) -> Substring {
             guard token.start >= 0, token.end <= bytes.count, token.start <= token.end else { return "" }
             return Substring(decoding: bytes[Int(token.start)..<Int(token.end)], as: UTF8.self)
@@ -102,18 +123,8 @@ public enum SecretMasker {
             }()
             if isSecret { secret.append(token) }
         }
-        guard !secret.isEmpty else { return sql }
         secret.sort { $0.start < $1.start }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var position = 0
-        for token in secret where Int(token.start) >= position {
-            out += bytes[position..<Int(token.start)]
-            out += Array(redacted.utf8)
-            position = Int(token.end)
-        }
-        out += bytes[position...]
-        return String(decoding: out, as: UTF8.self)
+        return secret
     }
 
     /// Bind parameter values of `sql` as they may be written (pgAudit `log_parameter`): a value
@@ -268,15 +279,39 @@ public enum SecretMasker {
     }
 
     static func scan(_ sql: String, standardConformingStrings: Bool = true) -> [Token]? {
+        if case .tokens(let tokens) = scanReportingError(sql, standardConformingStrings: standardConformingStrings) { return tokens }
+        return nil
+    }
+
+    enum ScanOutcome {
+        case tokens([Token])
+        /// The scanner's error, at this UTF-8 byte offset when it named one (an unterminated
+        /// quote or comment: where it starts, scan.l `<xq,xe,xus><<EOF>>`, `<xc><<EOF>>`).
+        case error(atByte: Int?)
+    }
+
+    static func scanReportingError(_ sql: String, standardConformingStrings: Bool = true) -> ScanOutcome {
         // A text the lexer would take quadratic time on is redacted whole (``LexerCost``).
-        guard LexerCost.isBounded(sql) else { return nil }
+        guard LexerCost.isBounded(sql) else { return .error(atByte: nil) }
         let previous = standardConformingStrings ? 1 : cpq_set_standard_conforming_strings(0)
         let result = pg_query_scan(sql)
         if !standardConformingStrings { _ = cpq_set_standard_conforming_strings(previous) }
         defer { pg_query_free_scan_result(result) }
-        guard result.error == nil else { return nil }
+        if let error = result.error {
+            // cursorpos counts characters from 1 (scanner_errposition: pg_mbstrlen_with_len + 1).
+            let characters = Int(error.pointee.cursorpos) - 1
+            guard characters >= 0 else { return .error(atByte: nil) }
+            var bytes = 0
+            var count = 0
+            for scalar in sql.unicodeScalars {
+                guard count < characters else { break }
+                bytes += scalar.utf8.count
+                count += 1
+            }
+            return .error(atByte: count == characters ? bytes : nil)
+        }
         guard let unpacked = pg_query__scan_result__unpack(nil, result.pbuf.len, UnsafeRawPointer(result.pbuf.data)?
-            .assumingMemoryBound(to: UInt8.self)) else { return nil }
+            .assumingMemoryBound(to: UInt8.self)) else { return .error(atByte: nil) }
         defer { pg_query__scan_result__free_unpacked(unpacked, nil) }
         var tokens: [Token] = []
         tokens.reserveCapacity(unpacked.pointee.n_tokens)
@@ -291,7 +326,7 @@ public enum SecretMasker {
             tokens.append(Token(start: min(token.pointee.start, Int32(bytes.count)),
                                 end: min(max(end, token.pointee.end), Int32(bytes.count)), kind: token.pointee.token))
         }
-        return tokens
+        return .tokens(tokens)
     }
 }
 

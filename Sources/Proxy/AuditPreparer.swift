@@ -11,7 +11,7 @@ import Session
 /// `audit_log_statement_once` only the first of them carries the text and parameters.
 final class AuditPreparer: @unchecked Sendable {
     /// Cached by literal-free text, as the loops' read-only caches: one parse per statement shape.
-    private var classifier = CachingStatementClassifier(capacity: 4096)
+    var classifier = CachingStatementClassifier(capacity: 4096)
     /// The last Query string's split and classification: one parse per string, not per statement.
     private var lastText: String?
     private var lastOffsets: [Int]?
@@ -31,6 +31,11 @@ final class AuditPreparer: @unchecked Sendable {
     func prepare(_ event: AuditEvent, into out: inout [AuditEvent]) {
         guard var statement = event.statement, let work = statement.preparation else {
             out.append(event)
+            return
+        }
+        // A text over maxTextBytes, kept as head and tail (AuditPreparer+CutText.swift).
+        if work.textKnown && !work.isFunctionCall && work.unsplitReason == nil, let cut = CutText(work.fullText) {
+            prepareCut(event, cut, into: &out)
             return
         }
         // Not when the server may read the text otherwise (it is then not split at all).
@@ -81,15 +86,23 @@ final class AuditPreparer: @unchecked Sendable {
             statement.command = command
             statement.auditClass = Self.auditClass(forCommand: command)
             let piece = work.index <= 1 ? work.fullText : Self.unsplitText
+            // Cut (``CutText``): the head masked as the server read it, the kept end not shown
+            // (its scanner state is not known, and the server's reading differs besides).
+            let cut = CutText(piece)
             switch work.textMode {
             case .none: statement.text = nil
             case .full, .normalized:
-                statement.text = Self.masked(piece, standardConformingStrings: work.standardConformingStrings)
+                statement.text = cut.map {
+                    SecretMasker.mask($0.head, standardConformingStrings: work.standardConformingStrings)
+                        + Self.omittedMarker($0.omittedBytes) + CutTextMasker.unreadableTail
+                } ?? Self.masked(piece, standardConformingStrings: work.standardConformingStrings)
             }
             statement.textLogged = true
             if case .values(let values) = statement.parameters {
-                statement.parameters = .values(SecretMasker.maskParameters(values, sql: piece))
+                statement.parameters = .values(cut == nil ? SecretMasker.maskParameters(values, sql: piece)
+                                                          : values.map { $0.map { _ in "<redacted>" } })
             }
+            if cut != nil { statement.outcome = Self.withoutValues(statement.outcome) }
             notes.append("\(Self.unsplitNote): \(reason)")
         } else {
             split(work.fullText)
@@ -286,9 +299,8 @@ final class AuditPreparer: @unchecked Sendable {
     /// The text of a statement after the first of a Query string that could not be split (the
     /// record of statement 1 carries the whole string).
     static let unsplitText = "<not split: the whole query string is in substatement 1>"
-    /// The text of a statement beyond what the session keeps of a long Query string
-    /// (``StatementLifecycle/maxTextBytes``).
-    static let notKeptText = "<not kept: beyond the first \(StatementLifecycle.maxTextBytes) bytes of the query string>"
+    /// The text of a statement the split of its string does not reach.
+    static let notKeptText = "<not kept: beyond the statements of the query string>"
 
     static func masked(_ sql: String, standardConformingStrings: Bool = true) -> String {
         guard sql.utf8.contains(where: { $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "$") }) else { return sql }

@@ -157,9 +157,8 @@ package struct StatementLifecycle: Sendable {
     /// Messages followed whose replies have not all arrived (the queue this keeps).
     package var pendingOperations: Int { ops.count }
 
-    package static func bounded(_ text: String) -> String {
-        text.utf8.count <= maxTextBytes ? text : String(decoding: text.utf8.prefix(maxTextBytes), as: UTF8.self) + "…"
-    }
+    /// A longer text keeps its head and its tail (``CutText``).
+    package static func bounded(_ text: String) -> String { CutText.bounded(text) }
 
     private mutating func takeStatementID() -> UInt64 {
         defer { nextStatementID += 1 }
