@@ -228,7 +228,8 @@ package struct ReadOnlyGate {
     /// PostgreSQL answers 26000).
     package func bindCandidates(_ name: SessionMachine.StatementName) -> [(sql: String, parameterTypes: [Int32])]? {
         guard judgesFunctionCalls else { return [] }
-        guard let candidates = preparedTexts.candidates(name), candidates.count <= PreparedTexts.maxTextsPerName else { return nil }
+        guard let candidates = preparedTexts.candidates(name, inBatch: batchesSent),
+              candidates.count <= PreparedTexts.maxTextsPerName else { return nil }
         return candidates.map { ($0.sql, $0.parameterTypes) }
     }
 
@@ -267,7 +268,7 @@ package struct ReadOnlyGate {
     /// plain SELECT; nil: lost, refuse it).
     package func executeCandidates(_ portal: SessionMachine.StatementName) -> [String]? {
         guard judgesFunctionCalls else { return [] }
-        return portalTexts.candidates(portal)?.map(\.sql).filter { !$0.isEmpty }
+        return portalTexts.candidates(portal, inBatch: batchesSent)?.map(\.sql).filter { !$0.isEmpty }
     }
 
     package static func preparedTextsLost(_ name: String) -> Refusal {

@@ -67,12 +67,16 @@ final class SessionMachineBindJudgmentTests: XCTestCase {
         XCTAssertEqual(h.requests.last?.sql, "SELECT 1 AS judged_first\n;\nSELECT 2 AS harmless")
     }
 
-    /// A Bind sent before the Parse's answer is judged against the new text too.
+    /// A Bind sent before the Parse's answer, in the same batch, can run the new text only (a
+    /// failed Parse makes the server skip it); once a batch failed, later Binds are judged
+    /// against both texts.
     func testAPipelinedParseCountsBeforeItsAnswer() {
         let h = SessionHarness(readOnly: true)
         prepare(h, "s1", "SELECT 1")
         h.client(.parse(name: "s1", query: "SELECT 3", parameterTypes: []), bind("s1"), .sync)
-        XCTAssertEqual(h.requests.last?.sql, "SELECT 1\n;\nSELECT 3")
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 3")
+        h.client(bind("s1"), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT 1\n;\nSELECT 3", "in the next batch, before the answers: either")
         h.server(H.error("42P05", "prepared statement \"s1\" already exists"), ready)
         h.client(bind("s1"), .sync)
         XCTAssertEqual(h.requests.last?.sql, "SELECT 1\n;\nSELECT 3", "the failed Parse may have been the one the Bind ran")
@@ -146,6 +150,26 @@ final class SessionMachineBatchSkipTests: XCTestCase {
         h.server(ready)
         h.client(bind("s"), .sync)
         XCTAssertEqual(h.requests.last?.sql, "SELECT lower(a) FROM t", "the skipped Close did not forget s")
+    }
+
+    /// Found in review: psycopg's unnamed statements (Parse "", Bind "", Execute, Sync) after
+    /// more than 16 failed queries, or 16 of them pipelined in one batch, were refused as lost.
+    /// A Bind after a Parse of its name in the same batch can run that text only.
+    func testABindAfterItsParseInTheSameBatchIsJudgedOnItsText() {
+        let h = SessionHarness(readOnly: true)
+        for i in 0..<20 {
+            h.client(.parse(name: "", query: "SELECT \(i), 1/$1", parameterTypes: []), bind(""), .execute(portal: "", maxRows: 0), .sync)
+            XCTAssertEqual(h.requests.last?.sql, "SELECT \(i), 1/$1")
+            h.server(.parseComplete, .bindComplete, H.error("22012", "division by zero"), ready)
+        }
+        h.client(.parse(name: "", query: "SELECT $1::int + 1", parameterTypes: []), bind(""), .execute(portal: "", maxRows: 0), .sync)
+        XCTAssertEqual(h.requests.last?.sql, "SELECT $1::int + 1")
+        guard case .bind? = h.sentToServer().dropFirst(20 * 4 + 1).first else { return XCTFail("the Bind was not forwarded") }
+        // Sixteen and more in one batch.
+        let h2 = SessionHarness(readOnly: true)
+        for i in 0..<20 { h2.client(.parse(name: "", query: "SELECT \(i)", parameterTypes: []), bind(""), .execute(portal: "", maxRows: 0)) }
+        XCTAssertEqual(h2.requests.last?.sql, "SELECT 19")
+        XCTAssertFalse(h2.sentToServer().contains { if case .parse(let name, _, _) = $0 { name == "portcullis_refused" } else { false } })
     }
 
     func testAPrepareRunByABindDefinesItsNameAgain() {
