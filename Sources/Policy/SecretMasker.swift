@@ -40,6 +40,38 @@ public enum SecretMasker {
         return replacing(secret.map { Int($0.start)..<Int($0.end) }, in: bytes)
     }
 
+    /// False only when ``mask(_:standardConformingStrings:)`` certainly returns `sql` unchanged,
+    /// found without scanning (the audit writer's fast path for common statements). Every
+    /// secret the masker redacts is either a string constant ('…', E'…', U&'…', $$…$$: a quote
+    /// or a dollar sign) or a bare value after `TO`/`=` of a name that contains one of
+    /// ``secretWords`` (`SET app.password = S3cret`, `= 31337001`); a name's text as written
+    /// contains the word whenever its unquoted form does (undoing `""` leaves a `"` between
+    /// the parts). So a text without a quote, a dollar sign and any secret word is left as is.
+    /// Keep in step with ``secrets(in:bytes:)``.
+    public static func mayChange(_ sql: String) -> Bool {
+        // No copy for a native string (the common case): one pass over its bytes.
+        if let answer = sql.utf8.withContiguousStorageIfAvailable({ mayChange(bytes: $0) }) { return answer }
+        return Array(sql.utf8).withUnsafeBufferPointer { mayChange(bytes: $0) }
+    }
+
+    private static func mayChange(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        // ASCII lower case: the secret words are ASCII, and looksSecret lowercases.
+        func lower(_ byte: UInt8) -> UInt8 { (65...90).contains(byte) ? byte | 0x20 : byte }
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "$") { return true }
+            let folded = lower(byte)
+            for word in secretWordBytes where word[0] == folded && index + word.count <= bytes.count {
+                var matched = 1
+                while matched < word.count, lower(bytes[index + matched]) == word[matched] { matched += 1 }
+                if matched == word.count { return true }
+            }
+        }
+        return false
+    }
+
+    static let secretWordBytes: [[UInt8]] = secretWords.map { Array($0.utf8) }
+
     /// `bytes` with each of `ranges` (sorted by start; overlaps are skipped) replaced by ``redacted``.
     static func replacing(_ ranges: [Range<Int>], in bytes: [UInt8]) -> String {
         var out: [UInt8] = []

@@ -77,8 +77,12 @@ final class AuditPreparer: @unchecked Sendable {
             statement.auditClass = completed == nil ? "WRITE" : Self.auditClass(forCommand: command)
             statement.text = work.textMode == .none ? nil : work.fullText
             statement.textLogged = true
+            // Fail closed: the values are the parameters of a text the proxy never saw (a SQL
+            // PREPARE, or one run inside a function), so whether one is a password or a secret
+            // setting's value (`SELECT set_config($1, $2, false)`) cannot be told; each is
+            // written as `<redacted>` (NULL stays NULL), only their number shows.
             if case .values(let values) = statement.parameters {
-                statement.parameters = .values(SecretMasker.maskParameters(values, sql: work.fullText))
+                statement.parameters = .values(values.map { $0.map { _ in Self.redactedParameter } })
             }
         } else if let reason = work.unsplitReason {
             // Fail closed: the server may have cut and read this text otherwise than libpg_query
@@ -104,7 +108,7 @@ final class AuditPreparer: @unchecked Sendable {
             statement.textLogged = true
             if case .values(let values) = statement.parameters {
                 statement.parameters = .values(cut == nil ? SecretMasker.maskParameters(values, sql: piece)
-                                                          : values.map { $0.map { _ in "<redacted>" } })
+                                                          : values.map { $0.map { _ in Self.redactedParameter } })
             }
             if cut != nil { statement.outcome = Self.withoutValues(statement.outcome) }
             notes.append("\(Self.unsplitNote): \(reason)")
@@ -306,18 +310,23 @@ final class AuditPreparer: @unchecked Sendable {
 
     static func isBlank(_ byte: UInt8) -> Bool { byte == 32 || (9...13).contains(byte) }
 
-    /// ``SecretMasker/mask(_:)``, skipped for text without a quote or dollar sign: every secret
-    /// it redacts is a string constant ('…', E'…', U&'…', $$…$$), which needs one of them.
     /// The text of a statement after the first of a Query string that could not be split (the
     /// record of statement 1 carries the whole string).
     static let unsplitText = "<not split: the whole query string is in substatement 1>"
     /// The text of a statement the split of its string does not reach.
     static let notKeptText = "<not kept: beyond the statements of the query string>"
 
+    /// ``SecretMasker/mask(_:standardConformingStrings:)``, skipped only when
+    /// ``SecretMasker/mayChange(_:)`` says it would change nothing: not merely for text without
+    /// a quote, since bare values of secret settings (`SET app.password = S3cret`,
+    /// `SET app.db_password = 31337001`) have none and were written as they came.
     static func masked(_ sql: String, standardConformingStrings: Bool = true) -> String {
-        guard sql.utf8.contains(where: { $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "$") }) else { return sql }
+        guard SecretMasker.mayChange(sql) else { return sql }
         return SecretMasker.mask(sql, standardConformingStrings: standardConformingStrings)
     }
+
+    /// A bind parameter value not written (the masker's word for it, ``SecretMasker/maskParameters(_:sql:)``).
+    static let redactedParameter = "<redacted>"
 
     /// The field that says why a record's text is not what it would normally be.
     static let noteField = "AUDIT_TEXT_NOTE"
