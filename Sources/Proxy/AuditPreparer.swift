@@ -124,6 +124,20 @@ final class AuditPreparer: @unchecked Sendable {
                 relations = Self.relations(classified.objects)
                 statement.objectName = relations.count == 1 ? relations[0] : relations.joined(separator: ",")
                 if !statement.objectName.isEmpty { statement.objectType = "TABLE" }
+                if let completed, let ran = Self.strongerCommand(completed.command, than: statement) {
+                    // The server ran something else than the text shows: a statement prepared
+                    // again inside a function under the same name (`EXECUTE 'DEALLOCATE s1';
+                    // EXECUTE 'PREPARE s1 AS INSERT …'`), or SQL `EXECUTE p` of an INSERT.
+                    // Recorded as what ran, so `audit_classes = write` keeps it; the relations
+                    // named by the text are not the ones it touched, so none are given.
+                    notes.append("\(Self.otherCommandNote): the text shows \(statement.command), "
+                                 + "the server's CommandComplete is \(ran.command)")
+                    statement.command = ran.command
+                    statement.auditClass = ran.auditClass
+                    relations = []
+                    statement.objectName = ""
+                    statement.objectType = ""
+                }
             } else {
                 let command = completed?.command ?? "???"
                 statement.command = command
@@ -332,6 +346,25 @@ final class AuditPreparer: @unchecked Sendable {
     static let noteField = "AUDIT_TEXT_NOTE"
     /// The start of the note of a Query string recorded whole (``AuditPreparation/unsplitReason``).
     static let unsplitNote = "not split into statements nor classified by the proxy, logged whatever audit_classes"
+
+    /// The classes a command can be recorded as when its CommandComplete tag shows it ran in
+    /// place of what the text shows (``strongerCommand(_:than:)``).
+    static let taggedClasses: Set<String> = ["WRITE", "DDL", "ROLE"]
+
+    /// The command and class to record when the server's CommandComplete command (`completed`)
+    /// is not the statement's classified command and is of a class the classification does not
+    /// give: WRITE, DDL or ROLE (``auditClass(forCommand:)``) — the server ran a different
+    /// statement than its text. Nil otherwise: the command alone differing (CREATE USER's tag is
+    /// `CREATE ROLE`, CREATE TABLE AS's `SELECT n`) keeps the classification, as pgAudit's.
+    static func strongerCommand(_ completed: String, than statement: AuditStatement) -> (command: String, auditClass: String)? {
+        guard completed != statement.command else { return nil }
+        let tagged = auditClass(forCommand: completed)
+        guard taggedClasses.contains(tagged), tagged != statement.auditClass else { return nil }
+        return (completed, tagged)
+    }
+
+    /// The start of the note of a record whose command and class are its CommandComplete tag's.
+    static let otherCommandNote = "the server ran a different command than the text shows; command and class are its tag's"
 
     /// The class for a statement libpg_query could not classify (its text too long to keep,
     /// or not parsable), from its CommandComplete command — a documented difference from pgAudit.
