@@ -127,6 +127,12 @@ extension StatementClassifier {
                             namedRelationsAreWritten: Self.namesRelationsToChange(node))
         scan.scan(node)
         decision.adopt(scan.decision)
+        // A statement classed READ that runs a nested INSERT, UPDATE, DELETE or MERGE (a
+        // data-modifying WITH, docs: Queries, 7.8.4 "Data-Modifying Statements in WITH") writes:
+        // its audit class is WRITE, so `audit_classes = write` keeps it. pgAudit classes it by
+        // its top-level command (READ,SELECT): a deliberate difference (docs/AUDIT.md). Only
+        // the class changes; the refusal is the scan's, as before.
+        if scan.runsNestedWrite && decision.auditClass == .read { decision.auditClass = .write }
         return decision
     }
 
@@ -159,6 +165,9 @@ struct TreeScan {
     let namedRelationsAreWritten: Bool
     /// RangeVars (and SelectStmts) inside queries of such a utility statement: read.
     var queryRelations: Set<UnsafeRawPointer> = []
+    /// An INSERT, UPDATE, DELETE or MERGE was met where it runs (not under a plain EXPLAIN):
+    /// the statement writes whatever its top-level kind.
+    var runsNestedWrite = false
 
     init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool, root: NodePointer? = nil,
          namedRelationsAreWritten: Bool = false) {
@@ -199,6 +208,7 @@ struct TreeScan {
                 decision.refuse(.readOnly(Self.writeTag(nodeCase)))
             } else {
                 decision.refuse(.readOnly(decision.tag))
+                runsNestedWrite = true
             }
         case PG_QUERY__NODE__NODE_SELECT_STMT:
             let select = message.assumingMemoryBound(to: PgQuery__SelectStmt.self)

@@ -68,6 +68,8 @@ extension PgAuditAgreementTests {
         "COPY t1 TO STDOUT",
         "COPY (SELECT * FROM t2 WHERE a < 3) TO STDOUT",
         "COPY (DELETE FROM t2 WHERE a = -1 RETURNING *) TO STDOUT",
+        "COPY (WITH d AS (DELETE FROM t2 WHERE a = -2 RETURNING *) SELECT * FROM d) TO STDOUT",
+        "EXPLAIN (ANALYZE) WITH d AS (DELETE FROM t2 WHERE a = -3 RETURNING *) SELECT 1",
         "COPY t2 FROM STDIN",
         "COPY t2 TO '/tmp/portcullis-pgaudit-agree-@S@.csv'",
         "COPY t2 FROM '/tmp/portcullis-pgaudit-agree-@S@.csv'",

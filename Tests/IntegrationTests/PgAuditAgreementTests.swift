@@ -35,6 +35,11 @@ final class PgAuditAgreementTests: IntegrationTestCase {
         // does not track what a name was prepared as (classified when it was PREPAREd). One
         // whose tag is a write (`INSERT 0 1`) is recorded as WRITE,INSERT, as pgAudit's.
         ("READ,SELECT", "MISC,EXECUTE"),
+        // A data-modifying WITH: pgAudit classes by the top-level command (or COPY's and
+        // EXPLAIN ANALYZE's inner query, its first record); it deletes rows, so WRITE.
+        ("READ,SELECT", "WRITE,SELECT"),
+        ("READ,SELECT", "WRITE,COPY"),
+        ("READ,SELECT", "WRITE,EXPLAIN"),
         // CALL: pgAudit's first record is the procedure's execution (FUNCTION,EXECUTE), its
         // record of the CALL comes last as MISC,CALL; Portcullis: FUNCTION, PostgreSQL's tag.
         ("FUNCTION,EXECUTE", "FUNCTION,CALL"),

@@ -25,8 +25,9 @@ import Testing
         Case(sql: "truncate t", tag: "TRUNCATE TABLE", auditClass: .write,
              refusal: "cannot execute TRUNCATE TABLE in a read-only transaction"),
         // "cannot execute ..." texts here were checked against PostgreSQL 15.1 in BEGIN READ ONLY.
+        // A data-modifying WITH writes: WRITE (pgAudit: READ,SELECT; docs/AUDIT.md).
         Case(sql: "with x as (insert into t values (1) returning *) select * from x", tag: "SELECT",
-             auditClass: .read, refusal: "cannot execute SELECT in a read-only transaction"),
+             auditClass: .write, refusal: "cannot execute SELECT in a read-only transaction"),
         Case(sql: "select * from t for update", tag: "SELECT", auditClass: .read,
              refusal: "cannot execute SELECT FOR UPDATE in a read-only transaction"),
         Case(sql: "select * from t for share", tag: "SELECT", auditClass: .read,
@@ -149,6 +150,15 @@ import Testing
              refusal: "cannot execute INSERT in a read-only transaction"),
         Case(sql: "copy (update t set a = 1 returning a) to stdout", tag: "COPY", auditClass: .write,
              refusal: "cannot execute UPDATE in a read-only transaction"),
+        // A data-modifying WITH writes: class WRITE (pgAudit: READ,SELECT), refusal as before.
+        Case(sql: "with d as (delete from t returning *) select * from d", tag: "SELECT", auditClass: .write,
+             refusal: "cannot execute SELECT in a read-only transaction"),
+        Case(sql: "copy (with d as (delete from t returning *) select * from d) to stdout", tag: "COPY", auditClass: .write,
+             refusal: "cannot execute SELECT in a read-only transaction"),
+        Case(sql: "explain (analyze) with d as (delete from t returning *) select 1", tag: "EXPLAIN", auditClass: .write,
+             refusal: "cannot execute SELECT in a read-only transaction"),
+        Case(sql: "explain with d as (delete from t returning *) select 1", tag: "EXPLAIN", auditClass: .read,
+             refusal: "cannot execute DELETE in a read-only transaction"),
         Case(sql: "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
              tag: "SELECT", auditClass: .read, refusal: nil),
         Case(sql: "SELECT set_config(name, 'off', false) FROM pg_settings WHERE name = 'default_transaction_read_only'",
