@@ -133,25 +133,15 @@ final class OverloadAttackTests: IntegrationTestCase {
 
     private var cluster: Cluster { get throws { try harness.cluster } }
 
-    private func superuser() throws -> LibPQSession {
-        let cluster = try cluster
-        return try LibPQSession(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=\(Self.database) user=postgres")
-    }
+    private var database: AttackDatabase { get throws { AttackDatabase(cluster: try cluster, name: Self.database) } }
 
-    private func hits(_ session: LibPQSession) throws -> Int {
-        Int(try session.rows("SELECT count(*) FROM hits").first?.first.flatMap { $0 } ?? "") ?? -1
-    }
+    private func superuser() throws -> LibPQSession { try database.superuser() }
 
-    private func createDatabase() throws {
-        let cluster = try cluster
-        let admin = try LibPQSession(conninfo: "host=\(cluster.dir) port=\(cluster.port) dbname=postgres user=postgres")
-        _ = try admin.rows("DROP DATABASE IF EXISTS \(Self.database) WITH (FORCE)")
-        _ = try admin.rows("CREATE DATABASE \(Self.database)")
-        _ = try superuser().rows(Self.setupSQL)
-        // After the setup committed `hits` (ANALYZE calls subtype_diff; autovacuum has nothing
-        // left to analyze afterwards).
-        _ = try superuser().rows(Self.codeRunningSetupSQL)
-    }
+    private func hits(_ session: LibPQSession) throws -> Int { try database.hits(session) }
+
+    /// After the setup committed `hits` (ANALYZE calls subtype_diff; autovacuum has nothing
+    /// left to analyze afterwards).
+    private func createDatabase() throws { try database.create(Self.setupSQL, Self.codeRunningSetupSQL) }
 
     /// A proxy in front of the attack database, and a way to open its read-only sessions.
     private func startProxy(_ settings: [String] = []) throws -> (ProxyProcess, () throws -> LibPQSession) {
