@@ -73,9 +73,8 @@ public enum ClientText {
     /// byte to the code point of its value (ISO 8859-1); other encodings PostgreSQL converts
     /// (docs 24.3.4 Available Character Set Conversions) go through glibc's iconv under the
     /// names in ``iconvNames``. Bytes that do not convert — or an encoding without a converter
-    /// (MULE_INTERNAL, and those whose ASCII bytes are not always ASCII, whose text the audit
-    /// logs unsplit anyway) — come out as UTF-8 would read them, with U+FFFD for what is not
-    /// UTF-8, and `faithful` false.
+    /// (MULE_INTERNAL) — come out as UTF-8 would read them, with U+FFFD for what is not UTF-8,
+    /// and `faithful` false.
     public static func decode(_ bytes: some Collection<UInt8>, encoding: String) -> (text: String, faithful: Bool) {
         if !bytes.contains(where: { $0 >= 0x80 }) { return (String(decoding: bytes, as: UTF8.self), true) }
         let key = ClientEncodingPolicy.cleanedName(encoding)
@@ -89,9 +88,15 @@ public enum ClientText {
         return (text, key == "utf8" || key == "unicode" ? !text.unicodeScalars.contains("\u{FFFD}") : false)
     }
 
-    /// PostgreSQL's names of the server encodings (encnames.c, in clean_encoding_name form) and
-    /// glibc iconv's names for them.
+    /// PostgreSQL's names of the encodings (encnames.c, in clean_encoding_name form) and glibc
+    /// iconv's names for them. The client-only ones too (SJIS, BIG5, GBK, UHC, GB18030, JOHAB,
+    /// SHIFT_JIS_2004, as PostgreSQL maps them: SJIS and BIG5 are Windows' 932 and 950, GBK
+    /// 936, UHC 949): their text is logged unsplit, but readable (found in review: valid SJIS
+    /// came out as U+FFFD and stray backslashes).
     static let iconvNames: [String: String] = [
+        "sjis": "CP932", "big5": "CP950", "gbk": "CP936", "uhc": "CP949", "gb18030": "GB18030", "johab": "JOHAB",
+        "shiftjis2004": "SHIFT_JISX0213", "mskanji": "CP932", "shiftjis": "CP932", "win932": "CP932", "win950": "CP950",
+        "win936": "CP936", "win949": "CP949", "tcvn": "CP1258", "tcvn5712": "CP1258", "vscii": "CP1258", "abc": "CP1258",
         "latin2": "ISO-8859-2", "latin3": "ISO-8859-3", "latin4": "ISO-8859-4", "latin5": "ISO-8859-9",
         "latin6": "ISO-8859-10", "latin7": "ISO-8859-13", "latin8": "ISO-8859-14", "latin9": "ISO-8859-15",
         "latin10": "ISO-8859-16", "iso88595": "ISO-8859-5", "iso88596": "ISO-8859-6", "iso88597": "ISO-8859-7",

@@ -71,6 +71,9 @@ final class AuditPreparerLexingTests: XCTestCase {
         XCTAssertTrue(decoded.faithful)
         XCTAssertEqual(ClientText.decode([0x63, 0x61, 0x66, 0xE9], encoding: "WIN1252").text, "café")
         XCTAssertEqual(ClientText.decode([0xC6, 0xC1], encoding: "KOI8R").text, "фа")
+        // Client-only encodings: 表 is 0x95 0x5C in SJIS (its second byte is ASCII's backslash).
+        XCTAssertEqual(ClientText.decode([0x27, 0x95, 0x5C, 0x82, 0xA0, 0x27], encoding: "SJIS").text, "'表あ'")
+        XCTAssertEqual(ClientText.decode([0xA5, 0x5C], encoding: "BIG5").text, "功")
         XCTAssertFalse(ClientText.decode([0x61, 0xFF], encoding: "MULE_INTERNAL").faithful)
     }
 
