@@ -124,14 +124,16 @@ extension CatalogSnapshot {
     /// allowed; views over them are flagged relations.
     func runtimeJSONRefusal(for statement: StatementClassification) -> Refusal? {
         guard !userObjects.anyarrayRelations.isEmpty else { return nil }
-        let builder = statement.objects.first {
+        // Called, or by attribute notation: `(most_common_vals).array_to_json` (found in review).
+        let called = statement.objects.first {
             $0.kind == .function && ($0.schema == nil || $0.schema == "pg_catalog") && Self.jsonBuilders.contains($0.name)
         }
-        guard let builder else { return nil }
+        let selected = statement.lookups.first { $0.kind == .attributeFunction && Self.jsonBuilders.contains($0.name) }
+        guard let builder = called?.qualifiedName ?? selected?.name else { return nil }
         for object in statement.objects where object.kind == .relation && (object.schema == nil || object.schema == "pg_catalog") {
             guard let reason = userObjects.anyarrayRelations[object.name] else { continue }
             return Refusal(sqlState: "25006",
-                           message: "calling \(builder.qualifiedName)() in a statement that reads pg_catalog.\(object.name) is not allowed for a read-only identity: \(reason)",
+                           message: "calling \(builder)() in a statement that reads pg_catalog.\(object.name) is not allowed for a read-only identity: \(reason)",
                            isPostgreSQLText: false)
         }
         return nil

@@ -25,6 +25,19 @@ enum FunctionPolicy {
     /// The classifier decides by name, so one refused overload refuses the name.
     static let readSafeFunctions: Set<String> = builtinAllowedNames(builtinReview).union(functionStyleCasts)
 
+    /// Names a field selection must not carry: PostgreSQL reads `(x).f`, and `t.f` when relation
+    /// `t` has no column `f`, as the call `f(x)` or `f(t)` when no field matches
+    /// (src/backend/parser/parse_func.c ParseFuncOrColumn, "function-style" attribute notation;
+    /// docs 38.5.3), for any function callable with that one argument, built-ins included
+    /// (found in review: `SELECT (0::oid).lo_create`, `(pid).pg_terminate_backend` and
+    /// `(text).ts_stat`, which runs any SQL, went through a gate that judged only FuncCall
+    /// nodes). The built-in names with a refused overload, and the special cases; a field
+    /// name that is a user-defined function's is the catalog's to refuse
+    /// (``CatalogLookup/Kind/attributeFunction``). Names whose only overloads are unreachable
+    /// (`internal` arguments: `system`, the `*recv` functions) stay usable as column names.
+    static let attributeRefusedNames: Set<String> = builtinRefusedNames(builtinReview)
+        .union(postgresReadOnlyRefused).union(["set_config", "lo_open"])
+
     /// `typename(expr)` for types without a pg_catalog function of that name: PostgreSQL
     /// coerces instead (docs 4.2.9 Type Casts, "function-like syntax"). SQL-syntax forms
     /// (COALESCE, GREATEST, CURRENT_USER, TRIM, XMLPARSE, ...) are not function calls in the
@@ -33,6 +46,16 @@ enum FunctionPolicy {
     static let functionStyleCasts: Set<String> = [
         "bytea", "inet", "json", "jsonb", "uuid", "regnamespace", "regproc", "regprocedure", "regrole", "regtype",
     ]
+
+    /// Names with at least one refused overload.
+    static func builtinRefusedNames(_ review: String) -> Set<String> {
+        var refused: Set<String> = []
+        for line in review.split(separator: "\n") {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            if fields.count >= 7, fields[5] == "refuse" { refused.insert(String(fields[0])) }
+        }
+        return refused
+    }
 
     /// Names with at least one allowed overload and no refused one (unreachable overloads —
     /// `internal` arguments, trigger and handler results — do not count).

@@ -188,6 +188,23 @@ enum NodeValue {
         return (0..<count).compactMap { string(list[$0]) }
     }
 
+    /// The names a field selection may call as functions (attribute notation: PostgreSQL reads
+    /// `(x).f` as `f(x)` and `t.f` as `f(t)` when no field matches, parse_func.c
+    /// ParseFuncOrColumn): an A_Indirection's field names, a ColumnRef's names after the first
+    /// (the first is a column or a relation, never a function). Empty for any other node.
+    static func attributeNames(_ nodeCase: PgQuery__Node__NodeCase, _ message: UnsafeRawPointer) -> [String] {
+        switch nodeCase {
+        case PG_QUERY__NODE__NODE_COLUMN_REF:
+            let ref = message.assumingMemoryBound(to: PgQuery__ColumnRef.self).pointee
+            return Array(names(ref.fields, count: ref.n_fields).dropFirst())
+        case PG_QUERY__NODE__NODE_A_INDIRECTION:
+            let indirection = message.assumingMemoryBound(to: PgQuery__AIndirection.self).pointee
+            return names(indirection.indirection, count: indirection.n_indirection)
+        default:
+            return []
+        }
+    }
+
     enum Constant: Equatable {
         case string(String)
         case integer(Int)

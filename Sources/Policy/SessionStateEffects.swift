@@ -150,6 +150,13 @@ public struct SessionStateEffects: OptionSet, Sendable, Hashable {
                 let persistence = rangeVar.pointee.relpersistence.map { String(cString: $0) } ?? ""
                 let schema = rangeVar.pointee.schemaname.map { String(cString: $0) } ?? ""
                 if persistence == "t" || isTemporarySchema(schema) { effects.insert(.temporaryObject) }
+            case PG_QUERY__NODE__NODE_COLUMN_REF, PG_QUERY__NODE__NODE_A_INDIRECTION:
+                // Attribute notation calls a one-argument function: `(42::bigint).pg_advisory_lock`
+                // (ParseFuncOrColumn; found in review: the lock stayed on a pooled connection).
+                for name in NodeValue.attributeNames(nodeCase, message) {
+                    if sessionAdvisoryLockFunctions.contains(name) { effects.insert(.advisoryLock) }
+                    if name == "dblink_connect" || name == "dblink_connect_u" { effects.insert(.externalConnection) }
+                }
             case PG_QUERY__NODE__NODE_FUNC_CALL:
                 let call = message.assumingMemoryBound(to: PgQuery__FuncCall.self)
                 let names = NodeValue.names(call.pointee.funcname, count: call.pointee.n_funcname)

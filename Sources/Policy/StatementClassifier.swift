@@ -218,6 +218,8 @@ struct TreeScan {
             if let tag = Self.lockingTag(select) { decision.refuse(.readOnly(tag)) }
         case PG_QUERY__NODE__NODE_FUNC_CALL:
             checkFunction(message.assumingMemoryBound(to: PgQuery__FuncCall.self))
+        case PG_QUERY__NODE__NODE_COLUMN_REF, PG_QUERY__NODE__NODE_A_INDIRECTION:
+            for name in NodeValue.attributeNames(nodeCase, message) { checkAttributeFunction(name) }
         case PG_QUERY__NODE__NODE_A_EXPR:
             // OPERATOR(schema.op) runs that schema's operator function; only pg_catalog's
             // are known. (Unqualified operators resolve through search_path, which
@@ -248,6 +250,17 @@ struct TreeScan {
         case PG_QUERY__LOCK_CLAUSE_STRENGTH__LCS_FORSHARE: return "SELECT FOR SHARE"
         case PG_QUERY__LOCK_CLAUSE_STRENGTH__LCS_FORKEYSHARE: return "SELECT FOR KEY SHARE"
         default: return nil
+        }
+    }
+
+    /// A field selection whose name is a built-in function that is not read-safe: PostgreSQL
+    /// calls the function when no field of that name exists (``FunctionPolicy/attributeRefusedNames``).
+    mutating func checkAttributeFunction(_ name: String) {
+        guard FunctionPolicy.attributeRefusedNames.contains(name) else { return }
+        if FunctionPolicy.postgresReadOnlyRefused.contains(name) {
+            decision.refuse(.readOnly("\(name)()"))
+        } else {
+            decision.refuse(.policy("function \(name)() (attribute notation .\(name))"))
         }
     }
 

@@ -84,16 +84,8 @@ extension TreeScan {
             if let name = names.last {
                 decision.record(CatalogLookup(kind: .type, schema: names.count > 1 ? names[names.count - 2] : nil, name: name))
             }
-        case PG_QUERY__NODE__NODE_COLUMN_REF:
-            // transformColumnRef tries `f(a)` for `a.f` (and `a.b.f`) when no column matches.
-            let ref = message.assumingMemoryBound(to: PgQuery__ColumnRef.self).pointee
-            for name in NodeValue.names(ref.fields, count: ref.n_fields).dropFirst() {
-                decision.record(CatalogLookup(kind: .attributeFunction, schema: nil, name: name))
-            }
-        case PG_QUERY__NODE__NODE_A_INDIRECTION:
-            // `(expr).f` is `f(expr)` when the row has no field f (ParseFuncOrColumn).
-            let indirection = message.assumingMemoryBound(to: PgQuery__AIndirection.self).pointee
-            for name in NodeValue.names(indirection.indirection, count: indirection.n_indirection) {
+        case PG_QUERY__NODE__NODE_COLUMN_REF, PG_QUERY__NODE__NODE_A_INDIRECTION:
+            for name in NodeValue.attributeNames(nodeCase, message) {
                 decision.record(CatalogLookup(kind: .attributeFunction, schema: nil, name: name))
             }
         default:

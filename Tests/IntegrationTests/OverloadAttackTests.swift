@@ -126,6 +126,9 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT array_to_json(most_common_vals) FROM pg_stats WHERE tablename LIKE 'hues'",
          "array_to_json looks up a cast to json for each element's type at run time: hue's"),
         ("SELECT json_agg(s) FROM pg_stats s WHERE tablename LIKE 'hues'", "the row's anyarray columns go through hue's cast to json"),
+        // Found in review, 2026-12-07: the builder called by attribute notation.
+        ("SELECT (most_common_vals).array_to_json FROM pg_stats WHERE tablename LIKE 'hues'",
+         "(x).array_to_json is array_to_json(x): the same cast lookup at run time"),
         ("SELECT j FROM hue_stats", "a view over pg_catalog.pg_stats: the same, naming no user object but the view"),
         ("SELECT to_jsonb(attmissingval) FROM pg_attribute WHERE atthasmissing",
          "pg_attribute.attmissingval holds late_hue.h's default for its older rows: a hue"),

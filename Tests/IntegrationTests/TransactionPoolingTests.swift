@@ -212,7 +212,10 @@ final class TransactionPoolingTests: SharedProxyTestCase {
 
     func testSessionStateOfEveryKindPins() throws {
         let proxy = try startProxy()
-        for statement in ["LISTEN tx_channel", "SELECT pg_advisory_lock(4242)", "SET myapp.tenant = 'acme'",
+        // `(4245::bigint).pg_advisory_lock` is the call pg_advisory_lock(4245) (attribute
+        // notation; found in review: it left the lock on a pooled connection).
+        for statement in ["LISTEN tx_channel", "SELECT pg_advisory_lock(4242)", "SELECT (4245::bigint).pg_advisory_lock",
+                          "SET myapp.tenant = 'acme'",
                           "SELECT set_config('myapp.tenant', 'acme', false)", "PREPARE tx_plan AS SELECT 1",
                           "BEGIN; DECLARE tx_cursor CURSOR WITH HOLD FOR SELECT 1; COMMIT", "SET ROLE app_rw"] {
             let a = try connect(proxy), b = try connect(proxy)

@@ -174,6 +174,22 @@ import Testing
         Case(sql: "select set_config('client_encoding', 'GBK', false)", tag: "SELECT", auditClass: .read,
              refusal: "client encoding \"GBK\" is not allowed for a read-only identity"),
         Case(sql: "SET client_encoding = 'UTF8'", tag: "SET", auditClass: .miscSet, refusal: nil),
+        // Attribute notation: `(x).f` and `t.f` call f(x) when no field f exists (found in review:
+        // each of these ran against PostgreSQL 15 as a read-only role through the gate).
+        Case(sql: "SELECT (0::oid).lo_create", tag: "SELECT", auditClass: .read,
+             refusal: "function lo_create() (attribute notation .lo_create) is not allowed for a read-only identity"),
+        Case(sql: "SELECT (42::bigint).pg_advisory_lock", tag: "SELECT", auditClass: .read,
+             refusal: "function pg_advisory_lock() (attribute notation .pg_advisory_lock) is not allowed for a read-only identity"),
+        Case(sql: "SELECT ($$select to_tsvector(lo_from_bytea(0, 'x')::text)$$::text).ts_stat", tag: "SELECT", auditClass: .read,
+             refusal: "function ts_stat() (attribute notation .ts_stat) is not allowed for a read-only identity"),
+        Case(sql: "SELECT (p).\"PG_TERMINATE_BACKEND\", (p).pg_terminate_backend FROM (SELECT 1 AS p) s", tag: "SELECT", auditClass: .read,
+             refusal: "function pg_terminate_backend() (attribute notation .pg_terminate_backend) is not allowed for a read-only identity"),
+        Case(sql: "SELECT s.nextval FROM s", tag: "SELECT", auditClass: .read,
+             refusal: "cannot execute nextval() in a read-only transaction"),
+        Case(sql: "SELECT public.t.pg_sleep FROM public.t", tag: "SELECT", auditClass: .read,
+             refusal: "function pg_sleep() (attribute notation .pg_sleep) is not allowed for a read-only identity"),
+        // Column names that are read-safe or unreachable built-ins stay readable.
+        Case(sql: "SELECT c.name, c.system, c.length, (c.point).x, (c.r).lower FROM c", tag: "SELECT", auditClass: .read, refusal: nil),
     ]
 
     @Test(arguments: cases)
