@@ -46,18 +46,15 @@ extension AuditPreparer {
             return
         }
         statement.preparation = nil
-        // Class never weaker than the truth: the server's tag; without one (failed,
-        // disconnected) WRITE, as for a text the session does not know.
+        // Class never weaker than the truth: the server's tag, as for a text the session does
+        // not know.
         let completed = work.completedCommand.map(Self.commandAndRows)
         if statement.rows == nil { statement.rows = completed?.rows }
-        statement.command = completed?.command ?? "???"
-        statement.auditClass = completed == nil ? "WRITE" : Self.auditClass(forCommand: statement.command)
+        (statement.command, statement.auditClass) = Self.commandAndClass(fromTag: completed?.command)
         // The error may quote what was not kept (or not shown).
         statement.outcome = Self.withoutValues(statement.outcome)
         statement.textLogged = true
-        if case .values(let values) = statement.parameters {
-            statement.parameters = .values(values.map { $0.map { _ in "<redacted>" } })
-        }
+        Self.redactParameters(of: &statement)
         let span = "\(cut.totalBytes) bytes, bytes \(cut.head.utf8.count + 1) to \(cut.head.utf8.count + cut.omittedBytes) not kept"
         var prepared = event
         if work.index == cutIndex {

@@ -68,22 +68,14 @@ final class AuditPreparer: @unchecked Sendable {
             statement.auditClass = "FUNCTION"
             statement.command = "FUNCTION CALL"
         } else if !work.textKnown {
-            // An Execute of a prepared statement whose text the session does not know: the
-            // class is the CommandComplete tag's; without one (failed, suspended, disconnected)
-            // it cannot be told and counts as WRITE, so that `audit_classes = write` keeps what
-            // may have been a write.
-            let command = completed?.command ?? "???"
-            statement.command = command
-            statement.auditClass = completed == nil ? "WRITE" : Self.auditClass(forCommand: command)
+            // An Execute of a prepared statement whose text the session does not know.
+            (statement.command, statement.auditClass) = Self.commandAndClass(fromTag: completed?.command)
             statement.text = work.textMode == .none ? nil : work.fullText
             statement.textLogged = true
             // Fail closed: the values are the parameters of a text the proxy never saw (a SQL
             // PREPARE, or one run inside a function), so whether one is a password or a secret
-            // setting's value (`SELECT set_config($1, $2, false)`) cannot be told; each is
-            // written as `<redacted>` (NULL stays NULL), only their number shows.
-            if case .values(let values) = statement.parameters {
-                statement.parameters = .values(values.map { $0.map { _ in Self.redactedParameter } })
-            }
+            // setting's value (`SELECT set_config($1, $2, false)`) cannot be told.
+            Self.redactParameters(of: &statement)
         } else if let reason = work.unsplitReason {
             // Fail closed: the server may have cut and read this text otherwise than libpg_query
             // would (the string `SELECT 'x\'; SELECT $$'; DELETE …` is two SELECTs to it and a
@@ -365,6 +357,23 @@ final class AuditPreparer: @unchecked Sendable {
 
     /// The start of the note of a record whose command and class are its CommandComplete tag's.
     static let otherCommandNote = "the server ran a different command than the text shows; command and class are its tag's"
+
+    /// The command and class of a statement whose text is not classified (not known to the
+    /// session, or too long to keep): the CommandComplete tag's; without one (failed,
+    /// suspended, disconnected) the class cannot be told and is WRITE, so that
+    /// `audit_classes = write` keeps what may have been a write.
+    static func commandAndClass(fromTag command: String?) -> (command: String, auditClass: String) {
+        guard let command else { return ("???", "WRITE") }
+        return (command, auditClass(forCommand: command))
+    }
+
+    /// Each parameter value written as `<redacted>` (NULL stays NULL), only their number shown:
+    /// for values whose statement text the record cannot classify.
+    static func redactParameters(of statement: inout AuditStatement) {
+        if case .values(let values) = statement.parameters {
+            statement.parameters = .values(values.map { $0.map { _ in redactedParameter } })
+        }
+    }
 
     /// The class for a statement libpg_query could not classify (its text too long to keep,
     /// or not parsable), from its CommandComplete command — a documented difference from pgAudit.
