@@ -16,8 +16,9 @@ import Wire
 extension SessionMachine {
     /// What a held message is, while its statement's texts are judged again.
     enum HeldMessage {
-        /// A Bind, as its bytes (transaction pooling rewrites it), of `portal`, judged against `texts`.
-        case bind(ByteBuffer, portal: StatementName, texts: String)
+        /// A Bind of `portal`, judged against `texts`; its bytes are kept only under transaction
+        /// pooling, which rewrites it (session mode forwards it as it is, without a copy).
+        case bind(ByteBuffer?, portal: StatementName, texts: String)
         case execute(texts: String)
     }
 
@@ -51,8 +52,12 @@ extension SessionMachine {
             return refuseInPlace(frame, ReadOnlyGate.unknownStatement(name.description))
         }
         if let tooLong = tooLong(candidates.map(\.sql)) { return refuseInPlace(frame, tooLong) }
-        var held = ByteBuffer()
-        held.writeBytes(buffer.readableBytesView.prefix(frame.totalLength))
+        var held: ByteBuffer?
+        if configuration.transactionPooling != nil {
+            var bytes = ByteBuffer()
+            bytes.writeBytes(buffer.readableBytesView.prefix(frame.totalLength))
+            held = bytes
+        }
         // Every text the name may stand for, as one string of statements: each was a single
         // statement PostgreSQL's grammar accepted (a refused Parse is never kept), so
         // separating them by a newline and a semicolon ends any comment or statement.
@@ -193,7 +198,7 @@ extension SessionMachine {
             let startsAtBind = result.syntaxError == nil && result.statements.allSatisfy { $0.commandTag == "SELECT" }
             withGate { $0.portalBound(portal, runsAtExecute: startsAtBind ? nil : texts) }
             withGate { $0.preparesMayRun(result, text: texts) }
-            if configuration.transactionPooling != nil {
+            if configuration.transactionPooling != nil, let bytes {
                 return preparedStatementStep(pending.frame, in: bytes)
             }
             return .forwardToServer(pending.frame.totalLength)
