@@ -77,6 +77,8 @@ struct PreparedTexts {
             }
         }
         guard !lost.contains(name) else { return nil }
+        // Nothing sent and unanswered (a statement prepared in an earlier batch): what settled.
+        if open.isEmpty, let texts = settled[name], texts.count == 1 { return Array(texts) }
         var out = settled[name] ?? []
         for batch in open {
             for change in batch.changes {

@@ -84,6 +84,10 @@ package struct ReadOnlyGate {
     /// COPY (query) TO, DECLARE CURSOR), with the texts their Bind was judged against; others
     /// are kept with an empty text (``portalBound(_:runsAtExecute:)``).
     private var portalTexts = PreparedTexts()
+    /// Whether a portal was ever bound to a statement that runs at Execute. Until then every
+    /// portal's text is empty, as a portal never bound has none, so nothing is kept (most
+    /// sessions bind only plain SELECTs: no bookkeeping per Bind, Execute and ReadyForQuery).
+    private var portalsRunAtExecute = false
 
     package init(identity: String, tokens: @escaping () -> String, judgesFunctionCalls: Bool = true) {
         self.identity = identity
@@ -254,20 +258,21 @@ package struct ReadOnlyGate {
     /// PORTAL_MULTI_QUERY; COPY (query) even analyses its query then, copy.c DoCopy), else nil.
     /// Such a portal is judged again at each Execute.
     package mutating func portalBound(_ portal: SessionMachine.StatementName, runsAtExecute: String?) {
-        guard judgesFunctionCalls else { return }
+        guard judgesFunctionCalls, runsAtExecute != nil || portalsRunAtExecute else { return }
+        portalsRunAtExecute = true
         portalTexts.defined(portal, .init(sql: runsAtExecute ?? "", parameterTypes: []), inBatch: batchesSent)
     }
 
     /// A Close of portal `name`.
     package mutating func portalCloseReceived(_ name: SessionMachine.StatementName) {
-        guard judgesFunctionCalls else { return }
+        guard judgesFunctionCalls, portalsRunAtExecute else { return }
         portalTexts.closed(name, inBatch: batchesSent)
     }
 
     /// The texts an Execute of `portal` must be judged against again (empty: none, as for a
     /// plain SELECT; nil: lost, refuse it).
     package func executeCandidates(_ portal: SessionMachine.StatementName) -> [String]? {
-        guard judgesFunctionCalls else { return [] }
+        guard judgesFunctionCalls, portalsRunAtExecute else { return [] }
         return portalTexts.candidates(portal, inBatch: batchesSent)?.map(\.sql).filter { !$0.isEmpty }
     }
 
@@ -390,7 +395,7 @@ package struct ReadOnlyGate {
 
     private mutating func batchCompleted(_ batch: UInt64, failed: Bool) {
         preparedTexts.batchCompleted(batch, failed: failed)
-        portalTexts.batchCompleted(batch, failed: failed)
+        if portalsRunAtExecute { portalTexts.batchCompleted(batch, failed: failed) }
         pending.removeAll { $0.batch <= batch }
     }
 

@@ -51,7 +51,8 @@ extension SessionMachine {
         guard !candidates.isEmpty else {
             return refuseInPlace(frame, ReadOnlyGate.unknownStatement(name.description))
         }
-        if let tooLong = tooLong(candidates.map(\.sql)) { return refuseInPlace(frame, tooLong) }
+        if candidates.count > 1 || candidates[0].sql.utf8.count + 3 > configuration.readOnly?.maxStatementSize ?? .max,
+           let tooLong = tooLong(candidates.map(\.sql)) { return refuseInPlace(frame, tooLong) }
         var held: ByteBuffer?
         if configuration.transactionPooling != nil {
             var bytes = ByteBuffer()
@@ -61,10 +62,10 @@ extension SessionMachine {
         // Every text the name may stand for, as one string of statements: each was a single
         // statement PostgreSQL's grammar accepted (a refused Parse is never kept), so
         // separating them by a newline and a semicolon ends any comment or statement.
-        let texts = candidates.map(\.sql).joined(separator: "\n;\n")
+        let texts = candidates.count == 1 ? candidates[0].sql : candidates.map(\.sql).joined(separator: "\n;\n")
         pendingClassification = PendingClassification(frame: frame, message: .flush, held: .bind(held, portal: portal, texts: texts))
-        var types: [Int32] = []
-        for candidate in candidates { types += candidate.parameterTypes.filter { !types.contains($0) } }
+        var types = candidates[0].parameterTypes
+        for candidate in candidates.dropFirst() { types += candidate.parameterTypes.filter { !types.contains($0) } }
         return .classify(ClassificationRequest(sql: texts, isQuery: false, parameterTypes: types, messageLength: frame.totalLength))
     }
 
