@@ -224,21 +224,22 @@ extension ClientStartupMachine {
         return systemUser == login.user
     }
 
-    mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String, login: PendingLogin) -> Action {
-        refuse(preamble, sqlState, message, user: login.user, database: login.database, rule: login.rule)
+    mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String, detail: String? = nil,
+                         login: PendingLogin) -> Action {
+        refuse(preamble, sqlState, message, user: login.user, database: login.database, rule: login.rule, detail: detail)
     }
 
     /// Ends the login with a FATAL error; the shell logs the failure (without anything the
     /// client sent as a secret) and may delay the answer (auth_failure_delay).
     mutating func refuse(_ preamble: ByteBuffer, _ sqlState: String, _ message: String,
                          user: String, database: String, rule: ClientAuthRule?,
-                         hint: String? = nil, afterAuthentication: Bool = false) -> Action {
+                         detail: String? = nil, hint: String? = nil, afterAuthentication: Bool = false) -> Action {
         state = .closed
         let failure = AuthenticationFailure(
             remoteHost: remoteHostForMessages, user: user, database: database,
             method: rule.map { AuthenticationFailure.methodName($0.method) }, ruleOrigin: rule?.origin,
             sqlState: sqlState, message: message, afterAuthentication: afterAuthentication)
-        return .refuseAuthentication(preamble + Self.fatal(sqlState, message, hint: hint), failure)
+        return .refuseAuthentication(preamble + Self.fatal(sqlState, message, detail: detail, hint: hint), failure)
     }
 
     /// Ends an authenticated login with a FATAL error for what it asked for; logged and

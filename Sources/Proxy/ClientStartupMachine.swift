@@ -425,7 +425,8 @@ public struct ClientStartupMachine {
             BackendMessage.authentication(.saslFinal(data)).encode(into: &out)
             return authenticated(login, preamble: out)
         case .fail(let failure):
-            return refuse(ByteBuffer(), failure.sqlState, failure.message, login: login)
+            // With PostgreSQL's errdetail ("Nonce does not match.", auth-scram.c).
+            return refuse(ByteBuffer(), failure.sqlState, failure.message, detail: failure.detail, login: login)
         }
     }
 
@@ -503,9 +504,9 @@ public struct ClientStartupMachine {
         return out
     }
 
-    static func fatal(_ sqlState: String, _ message: String, hint: String? = nil) -> ByteBuffer {
+    static func fatal(_ sqlState: String, _ message: String, detail: String? = nil, hint: String? = nil) -> ByteBuffer {
         var out = ByteBuffer()
-        BackendMessage.errorResponse(.error(sqlState: sqlState, message: message, hint: hint, severity: "FATAL")).encode(into: &out)
+        BackendMessage.errorResponse(.error(sqlState: sqlState, message: message, detail: detail, hint: hint, severity: "FATAL")).encode(into: &out)
         return out
     }
 }

@@ -203,6 +203,31 @@ final class ClientStartupMachineTests: XCTestCase {
         }
     }
 
+    /// PostgreSQL's auth-scram.c sends its errdetail with a malformed client-final-message
+    /// (found in review: the detail was dropped).
+    func testSCRAMProtocolFailuresCarryPostgreSQLsDetail() throws {
+        var m = ClientStartupMachine(config: try config(), transport: .tcp(remoteHost: "::1"), mockSeed: [1])
+        var b = ByteBuffer()
+        StartupMessage.sslRequest.encode(into: &b)
+        _ = m.bytesReceived(&b)
+        _ = m.tlsHandshakeCompleted(serverEndPoint: [1, 2, 3], direct: false, alpnPostgreSQL: false)
+        b = startup([("user", "alice"), ("database", "app")])
+        guard case .sendBytes = m.bytesReceived(&b) else { return XCTFail() }
+        var client = SCRAMClient(username: "alice", password: "secret", channelBinding: .tlsServerEndPoint([1, 2, 3]))
+        FrontendMessage.saslInitialResponse(mechanism: client.mechanism, data: client.clientFirstMessage()).encode(into: &b)
+        guard case .sendBytes(var cont) = m.bytesReceived(&b) else { return XCTFail() }
+        let frame = try FrameDecoder(maxMessageLength: 1000).peekFrame(in: cont)!
+        guard case .authentication(.saslContinue(let serverFirst)) = try BackendMessage.decode(frame: frame, from: &cont) else { return XCTFail() }
+        let final = String(decoding: try client.serverFirstReceived(serverFirst), as: UTF8.self)
+        // Another nonce, the proof left as it is.
+        let tampered = final.replacingOccurrences(of: ",r=", with: ",r=X")
+        FrontendMessage.saslResponse(Array(tampered.utf8)).encode(into: &b)
+        let fields = errorFields(m.bytesReceived(&b))
+        XCTAssertEqual(fields?.sqlState, "08P01")
+        XCTAssertEqual(fields?.message, "invalid SCRAM response")
+        XCTAssertEqual(fields?.detail, "Nonce does not match.")
+    }
+
     func testUnknownUserGetsTheSameChallengeShapeAndTheSameFailure() throws {
         var m = ClientStartupMachine(config: try config(), transport: .unixSocket, mockSeed: [1])
         var mConfig = try config(extra: "")
