@@ -67,6 +67,8 @@ extension ConfigBuilder {
             config.general.pool.minIdle = try SettingValue.integer(value, in: 0...100_000)
         case "pool_spare_linger":
             config.general.pool.spareLinger = try SettingValue.duration(value)
+        case "pool_spare_max_age":
+            config.general.pool.spareMaxAge = try optionalDuration(value)
         case "pool_idle_timeout":
             config.general.pool.idleTimeout = try optionalDuration(value)
         case "pool_max_lifetime":

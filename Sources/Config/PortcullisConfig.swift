@@ -228,6 +228,8 @@ public struct PoolSettings: Sendable {
     public var waitTimeout: Duration
     /// How long a pool keeps its spares after its last client left (then it is cold).
     public var spareLinger: Duration
+    /// A spare no client took within this long is replaced (nil = kept up to maxLifetime).
+    public var spareMaxAge: Duration?
 
     public init(
         maxSize: Int = 20,
@@ -235,7 +237,8 @@ public struct PoolSettings: Sendable {
         idleTimeout: Duration? = .seconds(600),
         maxLifetime: Duration? = .seconds(3600),
         waitTimeout: Duration = .seconds(30),
-        spareLinger: Duration = .seconds(1)
+        spareLinger: Duration = .seconds(1),
+        spareMaxAge: Duration? = .seconds(10)
     ) {
         self.maxSize = maxSize
         self.minIdle = minIdle
@@ -243,6 +246,7 @@ public struct PoolSettings: Sendable {
         self.maxLifetime = maxLifetime
         self.waitTimeout = waitTimeout
         self.spareLinger = spareLinger
+        self.spareMaxAge = spareMaxAge
     }
 }
 

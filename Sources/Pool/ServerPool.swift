@@ -26,9 +26,17 @@ public struct ServerPool: Sendable {
         /// well under the 5 s PostgreSQL's DROP DATABASE, ALTER DATABASE RENAME and CREATE
         /// DATABASE … TEMPLATE wait for other sessions to leave, so a spare never makes them fail.
         public var spareLinger: Duration
+        /// A spare (a connection no user has had) older than this is closed, not handed out,
+        /// and another opened if one is still wanted (pool_spare_max_age; nil: up to
+        /// maxLifetime). PostgreSQL checks a login (the role's LOGIN and VALID UNTIL, the
+        /// CONNECT privilege) and applies the role's and database's settings when the session
+        /// starts: a spare's are those of the moment it was opened, so its age bounds how long
+        /// `ALTER ROLE … NOLOGIN` or `ALTER ROLE … SET` goes unnoticed by new clients (found
+        /// in review).
+        public var spareMaxAge: Duration?
 
         public init(maxSize: Int, minIdle: Int, idleTimeout: Duration?, maxLifetime: Duration?, waitTimeout: Duration, reuse: Bool,
-                    spareRetryDelay: Duration = .seconds(15), spareLinger: Duration = .seconds(1)) {
+                    spareRetryDelay: Duration = .seconds(15), spareLinger: Duration = .seconds(1), spareMaxAge: Duration? = nil) {
             self.maxSize = maxSize
             self.minIdle = minIdle
             self.idleTimeout = idleTimeout
@@ -37,6 +45,7 @@ public struct ServerPool: Sendable {
             self.reuse = reuse
             self.spareRetryDelay = spareRetryDelay
             self.spareLinger = spareLinger
+            self.spareMaxAge = spareMaxAge
         }
     }
 
@@ -131,7 +140,7 @@ public struct ServerPool: Sendable {
         // rest of the idle housekeeping (pool_idle_timeout, cold spares) is the sweeper's
         // (``tick(now:)``), as PgBouncer's janitor: a walk over every idle connection at
         // every checkout costs more than the checkout itself.
-        while let last = idle.last, pastLifetime(last, now: now) {
+        while let last = idle.last, pastLifetime(last, now: now) || staleSpare(last, now: now) {
             idle.removeLast()
             connections[last] = nil
             actions.append(.closeConnection(last))
@@ -357,6 +366,11 @@ public struct ServerPool: Sendable {
         return connection.openedAt + lifetime <= now
     }
 
+    private func staleSpare(_ id: ConnectionID, now: Duration) -> Bool {
+        guard let age = settings.spareMaxAge, let connection = connections[id], connection.unused else { return false }
+        return connection.openedAt + age <= now
+    }
+
     private mutating func expireIdle(now: Duration, into actions: inout [Action]) {
         // Oldest first; while the pool is in use keep min_idle spares even when idle long,
         // unless past their lifetime. A cold pool closes its spares (connections no user has
@@ -371,7 +385,7 @@ public struct ServerPool: Sendable {
             guard let connection = connections[id], case .idle(let since) = connection.state else { continue }
             let idleTooLong = settings.idleTimeout.map { since + $0 <= now } ?? false
             let coldSpare = wanted == 0 && connection.unused
-            if pastLifetime(id, now: now) || ((idleTooLong || coldSpare) && surplus > 0) {
+            if pastLifetime(id, now: now) || staleSpare(id, now: now) || ((idleTooLong || coldSpare) && surplus > 0) {
                 connections[id] = nil
                 actions.append(.closeConnection(id))
                 surplus -= 1

@@ -93,7 +93,8 @@ final class PoolManager: UpstreamLinkOwner {
         return ServerPool.Settings(
             maxSize: general.pool.maxSize, minIdle: general.pool.minIdle,
             idleTimeout: general.pool.idleTimeout, maxLifetime: general.pool.maxLifetime,
-            waitTimeout: general.pool.waitTimeout, reuse: general.serverReset == .discard, spareLinger: general.pool.spareLinger)
+            waitTimeout: general.pool.waitTimeout, reuse: general.serverReset == .discard, spareLinger: general.pool.spareLinger,
+            spareMaxAge: general.pool.spareMaxAge)
     }
 
     // MARK: API for users

@@ -133,6 +133,36 @@ final class ProxySessionTests: IntegrationTestCase {
         XCTAssertNotEqual(first.stdout, second.stdout)
     }
 
+    /// PostgreSQL applies a role's settings (and checks its LOGIN) when a session starts; a warm
+    /// spare started earlier. One older than pool_spare_max_age is replaced, so a change made
+    /// while the pool is in use reaches new clients within that age and a sweep (1 s) (found in
+    /// review: the spare's settings could be as old as the pool's longest session).
+    func testARoleSettingChangedWhileThePoolIsInUseReachesNewClientsWithinTheSpareMaxAge() throws {
+        try requireProxyTarget("warm spares are a proxy feature")
+        let proxy = try proxy(["workers = 1", "pool_spare_max_age = 1s"])
+        let holder = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw", extra: "password=app_rw_pw"))
+        XCTAssertEqual(holder.run("SELECT 1", protocol: .simple).last?.rows, [["1"]])
+        // The pool's spare opens beside the holder's session (at the loop's next sweep).
+        let holderPID = try XCTUnwrap(holder.run("SELECT pg_backend_pid()", protocol: .simple).last?.rows.first?.first ?? nil)
+        let spareOpen = try poll(timeout: 5, every: 0.1) {
+            try harness.cluster.query("""
+                SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_rw' AND pid <> \(holderPID)
+                   AND backend_start >= (SELECT backend_start FROM pg_stat_activity WHERE pid = \(holderPID))
+                """) == "1"
+        }
+        XCTAssertTrue(spareOpen, "no spare opened beside the holder")
+        _ = try harness.cluster.query("ALTER ROLE app_rw IN DATABASE app SET work_mem = '7MB'")
+        defer { _ = try? harness.cluster.query("ALTER ROLE app_rw IN DATABASE app RESET work_mem") }
+        // The documented bound: the spare's age limit (1 s) and a sweep (1 s), and its
+        // replacement's connect. The next client is the first to ask: no earlier client took
+        // the old spare and made a new one open.
+        Thread.sleep(forTimeInterval: 2.5)
+        let client = try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_rw", extra: "password=app_rw_pw"))
+        XCTAssertEqual(client.run("SHOW work_mem", protocol: .simple).last?.rows, [["7MB"]],
+                       "the first new client got a server session from before ALTER ROLE … SET, past pool_spare_max_age and a sweep")
+        XCTAssertEqual(holder.run("SHOW work_mem", protocol: .simple).last?.rows, [["4MB"]], "a running session keeps its settings")
+    }
+
     /// The upstream restarts: the connected client gets the server's own FATAL, new clients work.
     func testUpstreamRestartGivesACleanErrorAndRecovers() throws {
         try requireProxyTarget("restarts a dedicated upstream behind its own proxy")

@@ -105,6 +105,29 @@ final class ServerPoolTests: XCTestCase {
         XCTAssertEqual(pool.tick(now: t0 + .seconds(302)), [.closeConnection(conn(5))])
     }
 
+    /// A spare's login checks and role settings are those of the moment it opened: one older
+    /// than pool_spare_max_age is replaced, never handed out (found in review: a spare let a
+    /// client in after ALTER ROLE … NOLOGIN, with the role's settings from before).
+    func testSparesOlderThanTheirMaxAgeAreReplacedNotHandedOut() {
+        var s = settings(max: 3, minIdle: 1, idle: .seconds(600), reuse: false)
+        s.spareMaxAge = .seconds(10)
+        var pool = P(settings: s)
+        XCTAssertEqual(pool.checkoutRequested(req(1), now: t0), [.openConnection(conn(1))])
+        XCTAssertEqual(pool.connectionOpened(conn(1), now: t0), [.handOver(conn(1), to: req(1), check: false)])
+        XCTAssertEqual(pool.tick(now: t0), [.openConnection(conn(2))])
+        XCTAssertEqual(pool.connectionOpened(conn(2), now: t0), [])
+        XCTAssertEqual(pool.tick(now: t0 + .milliseconds(9_999)), [], "younger than pool_spare_max_age: kept")
+        // The sweeper replaces it while the pool is in use.
+        XCTAssertEqual(pool.tick(now: t0 + .seconds(10)), [.closeConnection(conn(2)), .openConnection(conn(3))])
+        XCTAssertEqual(pool.connectionOpened(conn(3), now: t0 + .seconds(10)), [])
+        // Between sweeps, a checkout does not take a stale one: it waits for a fresh connection.
+        XCTAssertEqual(pool.checkoutRequested(req(2), now: t0 + .milliseconds(20_500)),
+                       [.closeConnection(conn(3)), .openConnection(conn(4))])
+        XCTAssertEqual(pool.connectionOpened(conn(4), now: t0 + .seconds(21)).first, .handOver(conn(4), to: req(2), check: false))
+        // Connections users had are not spares: they follow pool_idle_timeout and the lifetime.
+        XCTAssertEqual(pool.connectionReturned(conn(4), reusable: true, now: t0 + .seconds(22)).first, .closeConnection(conn(4)))
+    }
+
     func testSpareStillOpeningWhenThePoolGoesColdClosesOnceOpen() {
         var pool = P(settings: settings(max: 3, minIdle: 1, idle: .seconds(600), reuse: false))
         _ = pool.checkoutRequested(req(1), now: t0)
