@@ -101,6 +101,6 @@ let package = Package(
         .testTarget(name: "BackupFormatTests", dependencies: ["BackupFormat"], swiftSettings: strict),
         .testTarget(name: "BackupTests", dependencies: ["Backup", "BackupFormat", "Config"], swiftSettings: strict),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "AuditSink", "EventLoop"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["CLibPQ", "CPgQuery", "CPortcullisShims"], swiftSettings: strict),
     ]
 )

@@ -166,11 +166,19 @@ public final class EventLoop {
             fireDueTimers()
             runDeferred()
         }
-        runDeferred()
+        runDeferred(rounds: 1_000)
     }
 
-    private func runDeferred() {
-        while !deferred.isEmpty {
+    /// Rounds of deferred work (work queued by deferred work) run per wake-up; the rest runs
+    /// after the next `epoll_wait`, which then does not block. Bounded so that work that keeps
+    /// queueing itself (a leg reading what OpenSSL holds, a little at a time) cannot keep the
+    /// loop from its timers and its other connections (found in review: a TLS record flood did).
+    static let deferredRoundsPerWakeup = 8
+
+    private func runDeferred(rounds: Int = EventLoop.deferredRoundsPerWakeup) {
+        var round = 0
+        while !deferred.isEmpty && round < rounds {
+            round += 1
             swap(&deferred, &runningBatch)
             for item in runningBatch {
                 switch item {

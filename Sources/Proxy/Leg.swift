@@ -233,8 +233,11 @@ final class Leg: ReadinessHandler, BatchWork {
                 break readLoop
             }
         }
-        if let tls, tls.hasPendingData, !eof, failure == nil {
+        if let tls, tls.hasPendingData, !eof, failure == nil, !tlsReadWantsWrite {
             // Decrypted bytes wait inside OpenSSL where epoll cannot see them: come back for them.
+            // Not while OpenSSL must write first (a KeyUpdate's reply into a full socket): that
+            // waits for writability, else the read was retried at once, forever (found in review:
+            // a client sending KeyUpdates and never reading spun the loop at 100 %).
             schedulePendingRead()
         }
         if let failure {
@@ -380,7 +383,10 @@ final class Leg: ReadinessHandler, BatchWork {
         case .handshaking:
             interest = wantWrite == true ? .writable : .readable
         case .plain, .tls:
-            if !readPaused || tlsWriteWantsRead { interest.formUnion([.readable, .peerHangUp]) }
+            // While OpenSSL must write before it reads on (a KeyUpdate's reply into a full
+            // socket), readability is of no use: every read would stop at that write again, and
+            // a level-triggered readable or half-closed socket would wake the loop without end.
+            if (!readPaused || tlsWriteWantsRead) && !tlsReadWantsWrite { interest.formUnion([.readable, .peerHangUp]) }
             if outbound.readableBytes > 0 || tlsReadWantsWrite { interest.insert(.writable) }
         case .closed:
             return
