@@ -117,6 +117,26 @@ extension CatalogSnapshot {
             UNION ALL
             SELECT t.typelem, t.oid, 'its array type is' FROM pg_type t
              WHERE t.oid >= 16384 AND t.typelem >= 16384 AND t.typsubscript = 'array_subscript_handler'::regproc),
+          -- A user type whose input, output, receive, send, typmod or analyze function is written
+          -- in a language any role may write in (SQL, PL/pgSQL; not C or internal, which only a
+          -- superuser installs, as extensions do): reading a value runs it, the binary format
+          -- and COPY included (found in review: `ALTER TYPE bt SET (SEND = bt_send)` with a
+          -- PL/pgSQL bt_send ran for a Bind asking for binary results, and for COPY ... (FORMAT
+          -- binary) of a table, which the column-type exemption let through).
+          io_code(oid, reason) AS (
+            SELECT t.oid, format('its %s function %s is not built in', x.role, p.oid::regprocedure)
+              FROM pg_type t
+              CROSS JOIN LATERAL (VALUES ('input', t.typinput::oid), ('output', t.typoutput::oid),
+                                         ('receive', t.typreceive::oid), ('send', t.typsend::oid),
+                                         ('typmod_in', t.typmodin::oid), ('typmod_out', t.typmodout::oid),
+                                         ('analyze', t.typanalyze::oid), ('subscript', t.typsubscript::oid)) x(role, proc)
+              JOIN pg_proc p ON p.oid = x.proc
+             WHERE t.oid >= 16384 AND p.oid NOT IN (SELECT oid FROM safe_proc)
+               AND p.prolang NOT IN (SELECT oid FROM pg_language WHERE lanname IN ('c', 'internal'))),
+          io_type(oid, depth) AS (
+            SELECT i.oid, 0 FROM io_code i
+            UNION
+            SELECT e.outer_type, t.depth + 1 FROM io_type t JOIN contains e ON e.inner_type = t.oid WHERE t.depth < 16),
           -- Operator families holding code that is not a read-safe built-in, of any access
           -- method: one support function or operator is enough (index scans, partition
           -- pruning, sorting and hashing call them).
@@ -163,6 +183,8 @@ extension CatalogSnapshot {
             SELECT e.oid, c.reason, 0
               FROM code_cast c CROSS JOIN LATERAL unnest(ARRAY[c.castsource, c.casttarget]) e(oid)
              WHERE e.oid >= 16384
+            UNION
+            SELECT i.oid, i.reason, 0 FROM io_code i
             UNION
             SELECT r.typid, format('its constraint %s calls function %s', r.conname, r.ref::regprocedure), 0
               FROM check_ref r
@@ -256,5 +278,12 @@ extension CatalogSnapshot {
         SELECT 'cast', 0, '', '', f.reason, NULL FROM family_code f
         UNION ALL
         SELECT 'anyarray', x.oid, 'pg_catalog', x.relname, x.reason, NULL FROM anyarray_relation x
+        UNION ALL
+        -- Tables whose stored values run such a function when copied out: no column-type
+        -- exemption for COPY ... TO (``CatalogSnapshot/RestrictedRelation/byColumnType``).
+        SELECT DISTINCT 'io_relation', c.oid, n.nspname, c.relname, '', c.relkind::text
+          FROM pg_attribute a JOIN io_type i ON i.oid = a.atttypid JOIN pg_class c ON c.oid = a.attrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f')
         """#
 }

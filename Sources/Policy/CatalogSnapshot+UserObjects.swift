@@ -29,6 +29,9 @@ extension CatalogSnapshot {
             /// A system relation with an anyarray column, while a user cast to json or jsonb
             /// calls code that is not read-safe (``CatalogSnapshot/runtimeJSONRefusal(for:)``).
             case anyarray
+            /// A relation with a column whose type's I/O functions run code: copying its stored
+            /// rows out runs them, so its column-type flag does not exempt COPY … TO.
+            case ioRelation = "io_relation"
         }
 
         public var kind: Kind
@@ -83,7 +86,7 @@ extension CatalogSnapshot {
                     typeOIDs[row.oid] = object
                 case .cast: casts.append(row.detail)
                 case .anyarray: if anyarrayRelations[row.name] == nil { anyarrayRelations[row.name] = row.detail }
-                case .relation: break
+                case .relation, .ioRelation: break
                 }
             }
         }
@@ -161,9 +164,16 @@ extension CatalogSnapshot {
             let written = lookup.schema.map { "OPERATOR(\($0).\(lookup.name))" } ?? lookup.name
             return Self.resolutionRefusal("operator \(written)", "user-defined operator \(found.detail)")
         case .attributeFunction:
-            guard let found = UserObjects.match(userObjects.functions, schema: nil, name: lookup.name) else { return nil }
+            if let found = UserObjects.match(userObjects.functions, schema: nil, name: lookup.name) {
+                return Self.resolutionRefusal("field selection .\(lookup.name)",
+                                              "user-defined function \(found.detail) (attribute notation)")
+            }
+            // `(x).t`, like `t(x)`, is a coercion to type t when no field or function matches
+            // (ParseFuncOrColumn, func_get_detail FUNCDETAIL_COERCION): a domain's CHECK runs
+            // (found in review: `SELECT (1).evil_d` and `p.evil_row` wrote).
+            guard let found = UserObjects.match(userObjects.types, schema: nil, name: lookup.name) else { return nil }
             return Self.resolutionRefusal("field selection .\(lookup.name)",
-                                          "user-defined function \(found.detail) (attribute notation)")
+                                          "a coercion to type \(found.schema).\(lookup.name): \(found.detail) (attribute notation)")
         case .type:
             guard let found = UserObjects.match(userObjects.types, schema: lookup.schema, name: lookup.name) else { return nil }
             let written = lookup.schema.map { "\($0).\(lookup.name)" } ?? lookup.name

@@ -59,7 +59,16 @@ final class OverloadAttackTests: IntegrationTestCase {
         INSERT INTO late_hue VALUES (1);
         ALTER TABLE late_hue ADD COLUMN h hue DEFAULT 'red';
         CREATE VIEW hue_stats AS SELECT array_to_json(most_common_vals) AS j FROM pg_catalog.pg_stats WHERE tablename = 'hues';
-        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats, late_hue TO app_ro;
+        CREATE TYPE bt;
+        CREATE FUNCTION bt_in(cstring) RETURNS bt LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+        CREATE FUNCTION bt_out(bt) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+        CREATE TYPE bt (INPUT = bt_in, OUTPUT = bt_out, INTERNALLENGTH = 4, PASSEDBYVALUE, ALIGNMENT = int4);
+        CREATE FUNCTION bt_send(bt) RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+          BEGIN PERFORM public.hit('send function of bt'); RETURN decode('00000001', 'hex'); END $$;
+        ALTER TYPE bt SET (SEND = bt_send);
+        CREATE TABLE btt (v bt);
+        INSERT INTO btt VALUES ('5');
+        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats, late_hue, btt TO app_ro;
         GRANT SELECT, INSERT ON with_default TO app_ro;
         ALTER DATABASE overload SET search_path = public, pg_catalog;
         """
@@ -107,6 +116,9 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT m::text FROM moods", "a user-defined cast from a column's type"),
         ("SELECT 'happy'::mood::text", "a user-defined cast named by its type"),
         ("SELECT p.shout FROM plain p", "attribute notation: p.shout is shout(p)"),
+        // Found in review, 2026-12-07: a field name that is a type is a coercion to it.
+        ("SELECT (1).d_writes", "attribute notation: (1).d_writes is d_writes(1), a coercion to the domain, whose CHECK runs"),
+        ("COPY btt TO STDOUT (FORMAT binary)", "copying a table's rows in binary runs its column type's send function, PL/pgSQL here"),
         ("SELECT count(*) FROM ranges WHERE r && '[10,20]'",
          "the planner estimates && with the range type's subtype_diff (the column has statistics); nothing names it"),
         ("SELECT ARRAY['ok'::feeling]::text", "a user-defined cast from feeling[], an array type the text never spells"),

@@ -38,6 +38,9 @@ import Testing
         ("select p.fullname from people p", "field selection .fullname is not allowed for a read-only identity: PostgreSQL may resolve it to user-defined function other.fullname(people) (attribute notation)"),
         ("select (p).fullname from people p", "field selection .fullname"),
         ("select public.people.fullname from people", "field selection .fullname"),
+        // Attribute notation naming a flagged type is a coercion to it (found in review).
+        ("select (1).d", "field selection .d is not allowed for a read-only identity: PostgreSQL may resolve it to a coercion to type public.d: its constraint d_check calls function public.evil(integer) (attribute notation)"),
+        ("select p.d from people p", "field selection .d"),
         // Operators, written.
         ("select 1 + 'x'::text", "operator + is not allowed for a read-only identity: PostgreSQL may resolve it to user-defined operator public.+(integer, text)"),
         ("select 1 === 2", "operator ==="),
