@@ -323,7 +323,10 @@ final class MailboxDirectory: Sendable {
     func set(_ index: Int, _ box: LoopMailbox) {
         let pending = state.withLock { state in
             state.boxes[index] = box
-            return state.early
+            let early = state.early
+            // Once every loop has its box, nothing is kept for later ones.
+            if !state.boxes.contains(where: { $0 == nil }) { state.early = [] }
+            return early
         }
         for message in pending { box.post(message) }
     }
@@ -334,7 +337,9 @@ final class MailboxDirectory: Sendable {
 
     func broadcast(_ message: any Sendable) {
         let current = state.withLock { state in
-            state.early.append(message)
+            // Kept only for loops not started yet: kept for good, every reload's runtime (TLS
+            // contexts and all) stayed alive, about 70 kB per SIGHUP (found in review).
+            if state.boxes.contains(where: { $0 == nil }) { state.early.append(message) }
             return state.boxes.compactMap { $0 }
         }
         for box in current { box.post(message) }
