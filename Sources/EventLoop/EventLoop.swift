@@ -39,6 +39,11 @@ public final class EventLoop {
     private var deferred: [Deferred] = []
     /// The batch being run: swapped with `deferred` so neither array is reallocated per batch.
     private var runningBatch: [Deferred] = []
+    /// Work for after the next `epoll_wait` (which then does not block): a connection's share
+    /// of one wake-up is used up, and others go first (``execute(afterNextWait:kind:)``).
+    private var afterNextWait: [Deferred] = []
+    /// Counts the loop's wake-ups (returns from `epoll_wait`).
+    public private(set) var wakeups: UInt64 = 0
     /// CLOCK_MONOTONIC read once when the current batch of events began (see `batchNow`).
     private var batchStart = MonotonicInstant(nanoseconds: 0)
 
@@ -128,6 +133,13 @@ public final class EventLoop {
         deferred.append(.work(work, kind))
     }
 
+    /// `work.runAfterBatch(kind)` after the next batch of events, whose `epoll_wait` does not
+    /// block: for work that has had its turn in this wake-up (a connection reading what OpenSSL
+    /// holds), so that every other ready connection and due timer comes first.
+    public func execute(afterNextWait work: any BatchWork, kind: UInt8) {
+        afterNextWait.append(.work(work, kind))
+    }
+
     // MARK: Running
 
     public func stop() { running = false }
@@ -154,6 +166,11 @@ public final class EventLoop {
                 fatalError("epoll_wait failed: \(error)")
             }
             batchStart = MonotonicInstant.now()
+            wakeups &+= 1
+            if !afterNextWait.isEmpty {
+                deferred.append(contentsOf: afterNextWait)
+                afterNextWait.removeAll(keepingCapacity: true)
+            }
             for i in 0..<Int(count) {
                 let token = datas[i]
                 if token == Self.mailboxToken {
@@ -200,7 +217,7 @@ public final class EventLoop {
     }
 
     private func timeoutMilliseconds() -> Int32 {
-        if !deferred.isEmpty { return 0 }
+        if !deferred.isEmpty || !afterNextWait.isEmpty { return 0 }
         while let next = timers.nextDeadline {
             let now = MonotonicInstant.now()
             if next <= now { return 0 }

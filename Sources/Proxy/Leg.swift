@@ -70,6 +70,8 @@ final class Leg: ReadinessHandler, BatchWork {
         }
     }
     private var tlsReadWantsWrite = false
+    /// The loop wake-up in which this leg last resumed a read of bytes OpenSSL held.
+    private var pendingReadWakeup: UInt64 = .max
     private var tlsWriteWantsRead = false
     private var pendingReadScheduled = false
     var peekFirstByte = false
@@ -252,7 +254,13 @@ final class Leg: ReadinessHandler, BatchWork {
     private func schedulePendingRead() {
         guard !pendingReadScheduled else { return }
         pendingReadScheduled = true
-        loop.execute(afterCurrentBatch: self, kind: Deferred.pendingRead.rawValue)
+        // One resumed read per wake-up: a peer whose records keep OpenSSL's buffer full (a
+        // KeyUpdate flood) reads on after everyone else's turn, not in a loop of its own.
+        if pendingReadWakeup == loop.wakeups {
+            loop.execute(afterNextWait: self, kind: Deferred.pendingRead.rawValue)
+        } else {
+            loop.execute(afterCurrentBatch: self, kind: Deferred.pendingRead.rawValue)
+        }
     }
 
     /// What a leg queues for after the batch (``EventLoop/execute(afterCurrentBatch:kind:)``).
@@ -264,6 +272,7 @@ final class Leg: ReadinessHandler, BatchWork {
         switch Deferred(rawValue: kind) {
         case .pendingRead:
             pendingReadScheduled = false
+            pendingReadWakeup = loop.wakeups
             if !readPaused && !isClosed { readAvailable() }
         case .flush:
             flushScheduled = false
