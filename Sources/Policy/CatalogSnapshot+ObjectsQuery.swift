@@ -279,6 +279,13 @@ extension CatalogSnapshot {
         UNION ALL
         SELECT 'anyarray', x.oid, 'pg_catalog', x.relname, x.reason, NULL FROM anyarray_relation x
         UNION ALL
+        -- Such a function runs for values and type names no statement shows: the binary form of
+        -- an anyarray column's values (pg_attribute.attmissingval, pg_stats) calls the element
+        -- type's send function, and a type name inside any string (to_regtype('bt(3)'),
+        -- 'bt(3)'::regtype, has_type_privilege) its typmod_in (found in review). Superuser-made
+        -- (a base type); every statement is refused, as for a cast between built-in types.
+        SELECT 'cast', 0, '', '', format('type %s: %s', i.oid::regtype, i.reason), NULL FROM io_code i
+        UNION ALL
         -- Tables whose stored values run such a function when copied out: no column-type
         -- exemption for COPY ... TO (``CatalogSnapshot/RestrictedRelation/byColumnType``).
         SELECT DISTINCT 'io_relation', c.oid, n.nspname, c.relname, '', c.relkind::text

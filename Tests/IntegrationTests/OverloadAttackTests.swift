@@ -59,16 +59,7 @@ final class OverloadAttackTests: IntegrationTestCase {
         INSERT INTO late_hue VALUES (1);
         ALTER TABLE late_hue ADD COLUMN h hue DEFAULT 'red';
         CREATE VIEW hue_stats AS SELECT array_to_json(most_common_vals) AS j FROM pg_catalog.pg_stats WHERE tablename = 'hues';
-        CREATE TYPE bt;
-        CREATE FUNCTION bt_in(cstring) RETURNS bt LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
-        CREATE FUNCTION bt_out(bt) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
-        CREATE TYPE bt (INPUT = bt_in, OUTPUT = bt_out, INTERNALLENGTH = 4, PASSEDBYVALUE, ALIGNMENT = int4);
-        CREATE FUNCTION bt_send(bt) RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-          BEGIN PERFORM public.hit('send function of bt'); RETURN decode('00000001', 'hex'); END $$;
-        ALTER TYPE bt SET (SEND = bt_send);
-        CREATE TABLE btt (v bt);
-        INSERT INTO btt VALUES ('5');
-        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats, late_hue, btt TO app_ro;
+        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats, late_hue TO app_ro;
         GRANT SELECT, INSERT ON with_default TO app_ro;
         ALTER DATABASE overload SET search_path = public, pg_catalog;
         """
@@ -118,7 +109,6 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT p.shout FROM plain p", "attribute notation: p.shout is shout(p)"),
         // Found in review, 2026-12-07: a field name that is a type is a coercion to it.
         ("SELECT (1).d_writes", "attribute notation: (1).d_writes is d_writes(1), a coercion to the domain, whose CHECK runs"),
-        ("COPY btt TO STDOUT (FORMAT binary)", "copying a table's rows in binary runs its column type's send function, PL/pgSQL here"),
         ("SELECT count(*) FROM ranges WHERE r && '[10,20]'",
          "the planner estimates && with the range type's subtype_diff (the column has statistics); nothing names it"),
         ("SELECT ARRAY['ok'::feeling]::text", "a user-defined cast from feeling[], an array type the text never spells"),
@@ -293,6 +283,53 @@ final class OverloadAttackTests: IntegrationTestCase {
             }
         }
         XCTAssertEqual(try hits(owner), before, "the operator class's code ran through Portcullis")
+    }
+
+    /// A superuser gives a base type a send or typmod_in function written in PL/pgSQL: binary
+    /// output of its values runs the one (also values no statement shows: anyarray columns such
+    /// as pg_attribute.attmissingval), and a type name inside any string the other
+    /// (to_regtype('bt(3)')). The snapshot then refuses every statement in that database
+    /// (found in review).
+    func testAUserTypeWithPLSendOrTypmodInRefusesEverything() throws {
+        try createDatabase()
+        let owner = try superuser()
+        _ = try owner.rows("""
+            CREATE TYPE bt;
+            CREATE FUNCTION bt_in(cstring) RETURNS bt LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+            CREATE FUNCTION bt_out(bt) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+            CREATE TYPE bt (INPUT = bt_in, OUTPUT = bt_out, INTERNALLENGTH = 4, PASSEDBYVALUE, ALIGNMENT = int4);
+            CREATE FUNCTION bt_send(bt) RETURNS bytea LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+              BEGIN PERFORM public.hit('send function of bt'); RETURN decode('00000001', 'hex'); END $$;
+            CREATE FUNCTION bt_typmodin(cstring[]) RETURNS integer LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+              BEGIN PERFORM public.hit('typmod_in of bt'); RETURN 3; END $$;
+            ALTER TYPE bt SET (SEND = bt_send, TYPMOD_IN = bt_typmodin);
+            CREATE TABLE btt (v bt);
+            INSERT INTO btt VALUES ('5');
+            GRANT SELECT ON btt TO app_ro;
+            """)
+        let attacks = ["COPY btt TO STDOUT (FORMAT binary)", "SELECT to_regtype('bt(3)') IS NOT NULL"]
+        for attack in attacks {
+            let before = try hits(owner)
+            XCTAssertFalse(try directReadOnly().run(attack, protocol: .simple).contains(where: \.isError), attack)
+            XCTAssertGreaterThan(try hits(owner), before, "\(attack) did not write against PostgreSQL alone")
+        }
+
+        try requireProxyTarget("the proxy's refusal")
+        let (proxy, readOnly) = try startProxy()
+        defer { proxy.stop() }
+        XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+            try readOnly().run("SELECT 1", protocol: .simple).first?.message?.contains("bt_send") == true
+        }, "the snapshot was not loaded, or does not refuse")
+        let before = try hits(owner)
+        for queryProtocol in QueryProtocol.allCases {
+            for attack in attacks + ["SELECT 1"] {
+                let outcome = try readOnly().run(attack, protocol: queryProtocol)
+                XCTAssertEqual(outcome.first(where: \.isError)?.sqlState, "25006", "[\(queryProtocol)] \(attack): \(outcome)")
+                XCTAssertTrue(outcome.first(where: \.isError)?.message?.contains("type public.bt: its ") == true,
+                              "[\(queryProtocol)] \(attack): \(outcome)")
+            }
+        }
+        XCTAssertEqual(try hits(owner), before, "the type's PL/pgSQL code ran through Portcullis")
     }
 
     /// Objects planted after start-up are known once DDL through the proxy refreshes the
