@@ -119,10 +119,7 @@ extension CatalogSnapshot {
              WHERE t.oid >= 16384 AND t.typelem >= 16384 AND t.typsubscript = 'array_subscript_handler'::regproc),
           -- A user type whose input, output, receive, send, typmod or analyze function is written
           -- in a language any role may write in (SQL, PL/pgSQL; not C or internal, which only a
-          -- superuser installs, as extensions do): reading a value runs it, the binary format
-          -- and COPY included (found in review: `ALTER TYPE bt SET (SEND = bt_send)` with a
-          -- PL/pgSQL bt_send ran for a Bind asking for binary results, and for COPY ... (FORMAT
-          -- binary) of a table, which the column-type exemption let through).
+          -- superuser installs, as extensions do): see the last rows below.
           io_code(oid, reason) AS (
             SELECT t.oid, format('its %s function %s is not built in', x.role, p.oid::regprocedure)
               FROM pg_type t
@@ -133,10 +130,6 @@ extension CatalogSnapshot {
               JOIN pg_proc p ON p.oid = x.proc
              WHERE t.oid >= 16384 AND p.oid NOT IN (SELECT oid FROM safe_proc)
                AND p.prolang NOT IN (SELECT oid FROM pg_language WHERE lanname IN ('c', 'internal'))),
-          io_type(oid, depth) AS (
-            SELECT i.oid, 0 FROM io_code i
-            UNION
-            SELECT e.outer_type, t.depth + 1 FROM io_type t JOIN contains e ON e.inner_type = t.oid WHERE t.depth < 16),
           -- Operator families holding code that is not a read-safe built-in, of any access
           -- method: one support function or operator is enough (index scans, partition
           -- pruning, sorting and hashing call them).
@@ -183,8 +176,6 @@ extension CatalogSnapshot {
             SELECT e.oid, c.reason, 0
               FROM code_cast c CROSS JOIN LATERAL unnest(ARRAY[c.castsource, c.casttarget]) e(oid)
              WHERE e.oid >= 16384
-            UNION
-            SELECT i.oid, i.reason, 0 FROM io_code i
             UNION
             SELECT r.typid, format('its constraint %s calls function %s', r.conname, r.ref::regprocedure), 0
               FROM check_ref r
@@ -282,15 +273,10 @@ extension CatalogSnapshot {
         -- Such a function runs for values and type names no statement shows: the binary form of
         -- an anyarray column's values (pg_attribute.attmissingval, pg_stats) calls the element
         -- type's send function, and a type name inside any string (to_regtype('bt(3)'),
-        -- 'bt(3)'::regtype, has_type_privilege) its typmod_in (found in review). Superuser-made
-        -- (a base type); every statement is refused, as for a cast between built-in types.
+        -- 'bt(3)'::regtype, has_type_privilege) its typmod_in (found in review: a PL/pgSQL send
+        -- ran for binary results and COPY ... (FORMAT binary), a PL/pgSQL typmod_in for
+        -- to_regtype). Superuser-made (a base type); every statement is refused, as for a cast
+        -- between built-in types.
         SELECT 'cast', 0, '', '', format('type %s: %s', i.oid::regtype, i.reason), NULL FROM io_code i
-        UNION ALL
-        -- Tables whose stored values run such a function when copied out: no column-type
-        -- exemption for COPY ... TO (``CatalogSnapshot/RestrictedRelation/byColumnType``).
-        SELECT DISTINCT 'io_relation', c.oid, n.nspname, c.relname, '', c.relkind::text
-          FROM pg_attribute a JOIN io_type i ON i.oid = a.atttypid JOIN pg_class c ON c.oid = a.attrelid
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'm', 'f')
         """#
 }

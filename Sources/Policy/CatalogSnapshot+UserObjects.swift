@@ -29,9 +29,6 @@ extension CatalogSnapshot {
             /// A system relation with an anyarray column, while a user cast to json or jsonb
             /// calls code that is not read-safe (``CatalogSnapshot/runtimeJSONRefusal(for:)``).
             case anyarray
-            /// A relation with a column whose type's I/O functions run code: copying its stored
-            /// rows out runs them, so its column-type flag does not exempt COPY … TO.
-            case ioRelation = "io_relation"
         }
 
         public var kind: Kind
@@ -86,7 +83,7 @@ extension CatalogSnapshot {
                     typeOIDs[row.oid] = object
                 case .cast: casts.append(row.detail)
                 case .anyarray: if anyarrayRelations[row.name] == nil { anyarrayRelations[row.name] = row.detail }
-                case .relation, .ioRelation: break
+                case .relation: break
                 }
             }
         }

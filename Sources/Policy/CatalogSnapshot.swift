@@ -108,14 +108,12 @@ public struct CatalogSnapshot: Sendable, Equatable {
                                               kindName: Self.kindName(row.relkind), reason: Self.reason(row))
             byName[row.name, default: []].append(relation)
         }
-        let ioRelations = Set(objects.filter { $0.kind == .ioRelation }.map { "\($0.schema).\($0.name)" })
         for row in objects where row.kind == .relation {
             // A relation flagged for its own definition keeps that (first) reason.
             guard byName[row.name]?.contains(where: { $0.schema == row.schema }) != true else { continue }
             byName[row.name, default: []].append(RestrictedRelation(schema: row.schema, name: row.name,
                                                                     kindName: Self.kindName(row.relkind ?? "r"),
-                                                                    reason: row.detail,
-                                                                    byColumnType: !ioRelations.contains("\(row.schema).\(row.name)")))
+                                                                    reason: row.detail, byColumnType: true))
         }
         self.byName = byName
         userObjects = UserObjects(rows: objects)
