@@ -81,7 +81,30 @@ void pc_sockaddr_describe(const struct sockaddr_storage *storage, char *host, si
 long pc_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version) { return SSL_CTX_set_min_proto_version(ctx, version); }
 long pc_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version) { return SSL_CTX_set_max_proto_version(ctx, version); }
 long pc_ssl_set_sni(SSL *ssl, const char *name) { return SSL_set_tlsext_host_name(ssl, name); }
+/* TLS 1.3 KeyUpdate messages received per connection, counted in the SSL's ex_data (an
+   integer stored as a pointer). A KeyUpdate that asks for one makes OpenSSL write a reply, a
+   system call each, inside SSL_read: a flood of them held the loop in write() for seconds
+   (found in review), so the leg closes a connection past a bound (Leg.maxKeyUpdates). */
+static int key_update_index = -1;
+static pthread_once_t key_update_once = PTHREAD_ONCE_INIT;
+static void key_update_index_init(void) { key_update_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+
+static void key_update_counter(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg) {
+    (void)version; (void)arg;
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1 || key_update_index < 0) return;
+    if (((const unsigned char *)buf)[0] != SSL3_MT_KEY_UPDATE) return;
+    uintptr_t count = (uintptr_t)SSL_get_ex_data(ssl, key_update_index);
+    SSL_set_ex_data(ssl, key_update_index, (void *)(count + 1));
+}
+
+uint64_t pc_ssl_key_updates_received(const SSL *ssl) {
+    if (key_update_index < 0) return 0;
+    return (uint64_t)(uintptr_t)SSL_get_ex_data(ssl, key_update_index);
+}
+
 long pc_ssl_ctx_set_modes(SSL_CTX *ctx) {
+    pthread_once(&key_update_once, key_update_index_init);
+    SSL_CTX_set_msg_callback(ctx, key_update_counter);
     // Partial writes and moving buffers: our outbound buffers are Swift arrays that may move
     // between SSL_write retries. SSL_MODE_RELEASE_BUFFERS starts on (an idle connection holds
     // no record buffers); a busy connection turns it off (pc_ssl_keep_buffers) so its buffers

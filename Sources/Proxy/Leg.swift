@@ -48,6 +48,12 @@ final class Leg: ReadinessHandler, BatchWork {
 
     /// Reads per wake-up before yielding to other connections (fairness).
     static let maxReadsPerWakeup = 4
+    /// TLS 1.3 KeyUpdates a peer may send over a connection's life. Each one that asks for a
+    /// reply makes OpenSSL write one, a system call, inside the read: a flood of them held loops
+    /// in write() for seconds (found in review). Peers update their keys after hundreds of
+    /// gigabytes at most (RFC 8446 5.5; Java's default is 2^37 bytes for AES-GCM), so a few
+    /// hundred in one connection is an attack; it is closed.
+    static let maxKeyUpdates: UInt64 = 256
     static let readChunk = 16 * 1024
 
     let loop: EventLoop
@@ -234,6 +240,9 @@ final class Leg: ReadinessHandler, BatchWork {
             case .connecting, .handshaking, .closed:
                 break readLoop
             }
+        }
+        if failure == nil, !eof, let tls, tls.keyUpdatesReceived > Self.maxKeyUpdates {
+            failure = "the peer sent more than \(Self.maxKeyUpdates) TLS key updates"
         }
         if let tls, tls.hasPendingData, !eof, failure == nil, !tlsReadWantsWrite {
             // Decrypted bytes wait inside OpenSSL where epoll cannot see them: come back for them.

@@ -97,6 +97,9 @@ public final class TLSConnection {
     /// them, so a reader that stops early must come back for them without waiting for the socket.
     public var hasPendingData: Bool { SSL_has_pending(ssl) == 1 }
 
+    /// TLS 1.3 KeyUpdate messages the peer has sent so far.
+    public var keyUpdatesReceived: UInt64 { pc_ssl_key_updates_received(ssl) }
+
     /// Record buffers kept between records (a busy connection), or given back now and after
     /// every record from here on (an idle one: SSL_MODE_RELEASE_BUFFERS, about 34 KiB less).
     /// Freeing and allocating them for every record costs a busy connection two malloc/free

@@ -64,6 +64,9 @@ long pc_ssl_ctx_set_modes(SSL_CTX *ctx);
 /// after each record (0: SSL_MODE_RELEASE_BUFFERS).
 void pc_ssl_keep_buffers(SSL *ssl, int keep);
 /// Read whole socket buffers, not a record header and then its body: half the read syscalls.
+/// TLS 1.3 KeyUpdate messages received on `ssl` so far (counted by a message callback that
+/// pc_ssl_ctx_set_modes installs).
+uint64_t pc_ssl_key_updates_received(const SSL *ssl);
 void pc_ssl_ctx_set_read_ahead(SSL_CTX *ctx);
 /// Largest plaintext per TLS record this side sends.
 long pc_ssl_ctx_set_max_send_fragment(SSL_CTX *ctx, long size);
