@@ -109,11 +109,11 @@ long pc_ssl_ctx_set_modes(SSL_CTX *ctx) {
     // between SSL_write retries. SSL_MODE_RELEASE_BUFFERS starts on (an idle connection holds
     // no record buffers); a busy connection turns it off (pc_ssl_keep_buffers) so its buffers
     // are not freed and allocated again for every record (docs/PERFORMANCE.md).
-    // SSL_MODE_AUTO_RETRY off: SSL_read returns (SSL_ERROR_WANT_READ) after a record that
-    // carries no application data, such as a TLS 1.3 KeyUpdate, instead of going on through
-    // every record OpenSSL holds. With it on, one read went through hundreds of thousands of
-    // KeyUpdates (each a key derivation and a reply) and starved the loop (found in review);
-    // now such records count against the leg's reads per wake-up like any other.
+    // SSL_MODE_AUTO_RETRY off: once the records of its read-ahead buffer that carry no
+    // application data (a TLS 1.3 KeyUpdate) are used up, SSL_read returns
+    // (SSL_ERROR_WANT_READ) instead of reading the socket again. With it on, one read went
+    // through hundreds of thousands of KeyUpdates (each a key derivation and a reply) and
+    // starved the loop (found in review); now one read handles at most one buffer of them.
     SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
     return SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 }

@@ -48,11 +48,10 @@ extension SessionMachine {
         // No text known: no Parse or PREPARE of this session defined the name (the server
         // answers 26000 too), or the gate lost track of one the server holds; either way it
         // is not run (found in review: forwarding it was fail-open).
-        guard !candidates.isEmpty else {
+        guard let first = candidates.first else {
             return refuseInPlace(frame, ReadOnlyGate.unknownStatement(name.description))
         }
-        if candidates.count > 1 || candidates[0].sql.utf8.count + 3 > configuration.readOnly?.maxStatementSize ?? .max,
-           let tooLong = tooLong(candidates.map(\.sql)) { return refuseInPlace(frame, tooLong) }
+        if let tooLong = tooLong(candidates.lazy.map(\.sql)) { return refuseInPlace(frame, tooLong) }
         var held: ByteBuffer?
         if configuration.transactionPooling != nil {
             var bytes = ByteBuffer()
@@ -62,9 +61,9 @@ extension SessionMachine {
         // Every text the name may stand for, as one string of statements: each was a single
         // statement PostgreSQL's grammar accepted (a refused Parse is never kept), so
         // separating them by a newline and a semicolon ends any comment or statement.
-        let texts = candidates.count == 1 ? candidates[0].sql : candidates.map(\.sql).joined(separator: "\n;\n")
+        let texts = candidates.count == 1 ? first.sql : candidates.map(\.sql).joined(separator: "\n;\n")
         pendingClassification = PendingClassification(frame: frame, message: .flush, held: .bind(held, portal: portal, texts: texts))
-        var types = candidates[0].parameterTypes
+        var types = first.parameterTypes
         for candidate in candidates.dropFirst() { types += candidate.parameterTypes.filter { !types.contains($0) } }
         return .classify(ClassificationRequest(sql: texts, isQuery: false, parameterTypes: types, messageLength: frame.totalLength))
     }
@@ -87,7 +86,7 @@ extension SessionMachine {
 
     /// Texts judged again together are bounded as one statement is (`readonly_max_statement_size`):
     /// a 20-byte Bind must not make the classifier parse megabytes (found in review).
-    func tooLong(_ texts: [String]) -> Refusal? {
+    func tooLong(_ texts: some Sequence<String>) -> Refusal? {
         let limit = configuration.readOnly?.maxStatementSize ?? .max
         let size = texts.reduce(0) { $0 + $1.utf8.count + 3 }
         return size > limit ? Self.statementTooLong(size, limit: limit) : nil
