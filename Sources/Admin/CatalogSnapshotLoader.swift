@@ -94,7 +94,7 @@ public enum CatalogSnapshotLoader {
                                 viaSchema: value[5], viaName: value[6], viaRelkind: value[7])
         }
         var objects: [CatalogSnapshot.ObjectRow] = []
-        for value in try connection.rows(CatalogSnapshot.objectsQuery, columns: 6, what: "catalog objects query") {
+        for value in try connection.rows(CatalogSnapshot.objectsQuery, columns: 7, what: "catalog objects query") {
             // An unknown kind or a malformed OID fails the load (the previous snapshot stays in
             // force) rather than being skipped.
             guard let kind = value[0].flatMap(CatalogSnapshot.ObjectRow.Kind.init(rawValue:)),
@@ -102,7 +102,7 @@ public enum CatalogSnapshotLoader {
                 throw AdminError(description: "catalog objects query returned an unexpected row")
             }
             objects.append(CatalogSnapshot.ObjectRow(kind: kind, oid: oid, schema: value[2] ?? "", name: value[3] ?? "",
-                                                     detail: value[4] ?? "", relkind: value[5]))
+                                                     detail: value[4] ?? "", relkind: value[5], takesRow: value[6] != "f"))
         }
         return CatalogSnapshot(rows: rows, objects: objects, serverEncoding: serverEncoding)
     }

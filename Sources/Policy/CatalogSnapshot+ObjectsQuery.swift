@@ -7,7 +7,8 @@ extension CatalogSnapshot {
     /// user code too. Run with `search_path = ''` (every name in the output is qualified) and
     /// `jit = off`, like ``query``.
     ///
-    /// Columns: kind, oid, schema, name, detail, relkind (``CatalogSnapshot/ObjectRow``).
+    /// Columns: kind, oid, schema, name, detail, relkind, takes_row (``CatalogSnapshot/ObjectRow``;
+    /// takes_row for functions and types, see ``CatalogSnapshot/UserObjects/rowFunctions``).
     /// - `function`: every such pg_proc row (functions, procedures, aggregates, window
     ///   functions — one namespace, src/backend/catalog/namespace.c FuncnameGetCandidates);
     /// - `operator`: every such pg_operator row;
@@ -74,6 +75,22 @@ extension CatalogSnapshot {
              WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'internal')
                AND p.prosrc IN ('range_constructor2', 'range_constructor3', 'multirange_constructor0',
                                 'multirange_constructor1', 'multirange_constructor2')),
+          -- Row types: composite types and domains over them (ISCOMPLEX, parse_type.h).
+          row_type(oid) AS (
+            SELECT t.oid FROM pg_type t WHERE t.typtype = 'c'
+            UNION
+            SELECT d.oid FROM pg_type d JOIN row_type r ON r.oid = d.typbasetype WHERE d.typtype = 'd'),
+          -- What a whole row (`t.f` is f(t)) coerces to implicitly: a row type (a record to any;
+          -- a table's row to its parents'), record and the polymorphic types that take it
+          -- (parse_coerce.c can_coerce_type). A user cast from a row type reaches any type.
+          row_arg(oid) AS (
+            SELECT oid FROM row_type
+            UNION ALL
+            SELECT unnest(ARRAY['record', '"any"', 'anyelement', 'anynonarray', 'anycompatible',
+                                'anycompatiblenonarray']::regtype[])::oid),
+          row_cast(present) AS (
+            SELECT EXISTS (SELECT 1 FROM pg_cast c
+                            WHERE c.oid >= 16384 AND (c.castsource = 'record'::regtype OR c.castsource IN (SELECT oid FROM row_type)))),
           code_cast(oid, castsource, casttarget, reason) AS (
             SELECT c.oid, c.castsource, c.casttarget,
                    format('a user-defined cast from %s to %s calls function %s',
@@ -241,8 +258,14 @@ extension CatalogSnapshot {
             SELECT e.outer_rel, format('%s %s; %s', e.phrase, r.oid::regclass, r.reason), r.depth + 1
               FROM flagged_relation r JOIN relation_edge e ON e.inner_rel = r.oid
              WHERE r.depth < 16)
+        -- takes_row: callable with one argument (the rest defaulted) that a row coerces to; a
+        -- lone VARIADIC parameter takes it as its element.
         SELECT 'function', p.oid, n.nspname, p.proname,
-               format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL
+               format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)), NULL,
+               (p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+                AND (p.proargtypes[0] IN (SELECT oid FROM row_arg)
+                     OR (p.pronargs = 1 AND p.provariadic IN (SELECT oid FROM row_arg))))
+               OR (SELECT present FROM row_cast)
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE (p.oid >= 16384 OR p.pronamespace NOT IN (SELECT oid FROM system_namespace))
            AND p.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_proc'::regclass)
@@ -250,25 +273,27 @@ extension CatalogSnapshot {
         SELECT 'operator', o.oid, n.nspname, o.oprname,
                format('%s.%s(%s, %s)', n.nspname, o.oprname,
                       CASE WHEN o.oprleft = 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END,
-                      format_type(o.oprright, NULL)), NULL
+                      format_type(o.oprright, NULL)), NULL, NULL
           FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
          WHERE (o.oid >= 16384 OR o.oprnamespace NOT IN (SELECT oid FROM system_namespace))
            AND o.oid NOT IN (SELECT objid FROM trusted_member WHERE classid = 'pg_operator'::regclass)
         UNION ALL
-        SELECT 'type', t.oid, n.nspname, t.typname, f.reason, NULL
+        -- takes_row: a domain over a row type, which a row coerces to binary-coercibly.
+        SELECT 'type', t.oid, n.nspname, t.typname, f.reason, NULL,
+               (t.typtype = 'd' AND t.oid IN (SELECT oid FROM row_type)) OR (SELECT present FROM row_cast)
           FROM flagged_type f JOIN pg_type t ON t.oid = f.oid JOIN pg_namespace n ON n.oid = t.typnamespace
         UNION ALL
-        SELECT 'relation', c.oid, n.nspname, c.relname, f.reason, c.relkind::text
+        SELECT 'relation', c.oid, n.nspname, c.relname, f.reason, c.relkind::text, NULL
           FROM (SELECT DISTINCT ON (r.oid) r.oid, r.reason FROM flagged_relation r ORDER BY r.oid, length(r.reason), r.reason) f
           JOIN pg_class c ON c.oid = f.oid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
         UNION ALL
-        SELECT 'cast', c.oid, '', '', c.reason, NULL
+        SELECT 'cast', c.oid, '', '', c.reason, NULL, NULL
           FROM code_cast c WHERE c.castsource < 16384 AND c.casttarget < 16384
         UNION ALL
-        SELECT 'cast', 0, '', '', f.reason, NULL FROM family_code f
+        SELECT 'cast', 0, '', '', f.reason, NULL, NULL FROM family_code f
         UNION ALL
-        SELECT 'anyarray', x.oid, 'pg_catalog', x.relname, x.reason, NULL FROM anyarray_relation x
+        SELECT 'anyarray', x.oid, 'pg_catalog', x.relname, x.reason, NULL, NULL FROM anyarray_relation x
         UNION ALL
         -- Such a function runs for values and type names no statement shows: the binary form of
         -- an anyarray column's values (pg_attribute.attmissingval, pg_stats) calls the element
@@ -277,6 +302,6 @@ extension CatalogSnapshot {
         -- ran for binary results and COPY ... (FORMAT binary), a PL/pgSQL typmod_in for
         -- to_regtype). Superuser-made (a base type); every statement is refused, as for a cast
         -- between built-in types.
-        SELECT 'cast', 0, '', '', format('type %s: %s', i.oid::regtype, i.reason), NULL FROM io_code i
+        SELECT 'cast', 0, '', '', format('type %s: %s', i.oid::regtype, i.reason), NULL, NULL FROM io_code i
         """#
 }

@@ -40,14 +40,20 @@ extension CatalogSnapshot {
         public var detail: String
         /// `pg_class.relkind` for relations.
         public var relkind: String?
+        /// For functions and types: whether `t.name` can reach it with `t`'s whole row as the
+        /// argument — a function callable with one argument of a row type, a domain over a row
+        /// type (``UserObjects/rowFunctions``). True when not known (fail closed).
+        public var takesRow: Bool
 
-        public init(kind: Kind, oid: UInt32, schema: String, name: String, detail: String, relkind: String? = nil) {
+        public init(kind: Kind, oid: UInt32, schema: String, name: String, detail: String, relkind: String? = nil,
+                    takesRow: Bool = true) {
             self.kind = kind
             self.oid = oid
             self.schema = schema
             self.name = name
             self.detail = detail
             self.relkind = relkind
+            self.takesRow = takesRow
         }
     }
 
@@ -63,6 +69,16 @@ extension CatalogSnapshot {
         var functions: [String: [UserObject]] = [:]
         var operators: [String: [UserObject]] = [:]
         var types: [String: [UserObject]] = [:]
+        /// The functions and types `t.name` can reach when `t` names a relation, a subquery, a
+        /// join or a CTE, whose whole row is a composite type or `record`
+        /// (``CatalogLookup/Kind/rowAttribute``): functions callable with one argument of a
+        /// row type (a composite type or a domain over one, `record`, `"any"`, `anyelement`,
+        /// `anynonarray`, `anycompatible`, `anycompatiblenonarray`; src/backend/parser/
+        /// parse_coerce.c can_coerce_type), and domains over a row type (the only coercion
+        /// func_get_detail accepts from a row: binary-coercible; I/O to a string type is
+        /// excluded there). With a user cast from a row type, every function and type.
+        var rowFunctions: [String: [UserObject]] = [:]
+        var rowTypes: [String: [UserObject]] = [:]
         /// Flagged types by OID, for the parameter types of an extended-protocol Parse.
         var typeOIDs: [UInt32: UserObject] = [:]
         /// Reasons every statement is refused (a user-defined cast between built-in types can
@@ -76,10 +92,13 @@ extension CatalogSnapshot {
             for row in rows {
                 let object = UserObject(schema: row.schema, detail: row.detail)
                 switch row.kind {
-                case .function: functions[row.name, default: []].append(object)
+                case .function:
+                    functions[row.name, default: []].append(object)
+                    if row.takesRow { rowFunctions[row.name, default: []].append(object) }
                 case .operator: operators[row.name, default: []].append(object)
                 case .type:
                     types[row.name, default: []].append(object)
+                    if row.takesRow { rowTypes[row.name, default: []].append(object) }
                     typeOIDs[row.oid] = object
                 case .cast: casts.append(row.detail)
                 case .anyarray: if anyarrayRelations[row.name] == nil { anyarrayRelations[row.name] = row.detail }
@@ -128,7 +147,9 @@ extension CatalogSnapshot {
         let called = statement.objects.first {
             $0.kind == .function && ($0.schema == nil || $0.schema == "pg_catalog") && Self.jsonBuilders.contains($0.name)
         }
-        let selected = statement.lookups.first { $0.kind == .attributeFunction && Self.jsonBuilders.contains($0.name) }
+        let selected = statement.lookups.first {
+            ($0.kind == .attributeFunction || $0.kind == .rowAttribute) && Self.jsonBuilders.contains($0.name)
+        }
         guard let builder = called?.qualifiedName ?? selected?.name else { return nil }
         for object in statement.objects where object.kind == .relation && (object.schema == nil || object.schema == "pg_catalog") {
             guard let reason = userObjects.anyarrayRelations[object.name] else { continue }
@@ -160,15 +181,21 @@ extension CatalogSnapshot {
             guard let found = UserObjects.match(userObjects.operators, schema: lookup.schema, name: lookup.name) else { return nil }
             let written = lookup.schema.map { "OPERATOR(\($0).\(lookup.name))" } ?? lookup.name
             return Self.resolutionRefusal("operator \(written)", "user-defined operator \(found.detail)")
-        case .attributeFunction:
-            if let found = UserObjects.match(userObjects.functions, schema: nil, name: lookup.name) {
+        case .attributeFunction, .rowAttribute:
+            // A row's field (`t.col` when t has a column col) is never a call: only a row
+            // argument reaches the function or type then (false positives found in review: a
+            // function name(integer) refused asyncpg's and psql's catalog queries).
+            let ofRow = lookup.kind == .rowAttribute
+            if let found = UserObjects.match(ofRow ? userObjects.rowFunctions : userObjects.functions, schema: nil, name: lookup.name) {
                 return Self.resolutionRefusal("field selection .\(lookup.name)",
                                               "user-defined function \(found.detail) (attribute notation)")
             }
             // `(x).t`, like `t(x)`, is a coercion to type t when no field or function matches
             // (ParseFuncOrColumn, func_get_detail FUNCDETAIL_COERCION): a domain's CHECK runs
             // (found in review: `SELECT (1).evil_d` and `p.evil_row` wrote).
-            guard let found = UserObjects.match(userObjects.types, schema: nil, name: lookup.name) else { return nil }
+            guard let found = UserObjects.match(ofRow ? userObjects.rowTypes : userObjects.types, schema: nil, name: lookup.name) else {
+                return nil
+            }
             return Self.resolutionRefusal("field selection .\(lookup.name)",
                                           "a coercion to type \(found.schema).\(lookup.name): \(found.detail) (attribute notation)")
         case .type:

@@ -53,7 +53,13 @@ public struct CatalogLookup: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
         case `operator` = "OPERATOR"
         case type = "TYPE"
+        /// `(x).f`: f(x) for an x of any type.
         case attributeFunction = "ATTRIBUTE"
+        /// `t.f` (a column reference's last field) where t is not named by a function in FROM:
+        /// f(t) with t's whole row, a composite type or `record` (src/backend/parser/
+        /// parse_expr.c transformColumnRef, transformWholeRowRef; a function in FROM returning
+        /// a scalar gives a whole row of that scalar type, so those stay ``attributeFunction``).
+        case rowAttribute = "ROW ATTRIBUTE"
     }
 
     public let kind: Kind

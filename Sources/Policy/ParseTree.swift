@@ -190,19 +190,46 @@ enum NodeValue {
 
     /// The names a field selection may call as functions (attribute notation: PostgreSQL reads
     /// `(x).f` as `f(x)` and `t.f` as `f(t)` when no field matches, parse_func.c
-    /// ParseFuncOrColumn): an A_Indirection's field names, a ColumnRef's names after the first
-    /// (the first is a column or a relation, never a function). Empty for any other node.
+    /// ParseFuncOrColumn): an A_Indirection's field names, a ColumnRef's last name
+    /// (``columnRefAttribute(_:)``). Empty for any other node.
     static func attributeNames(_ nodeCase: PgQuery__Node__NodeCase, _ message: UnsafeRawPointer) -> [String] {
         switch nodeCase {
         case PG_QUERY__NODE__NODE_COLUMN_REF:
-            let ref = message.assumingMemoryBound(to: PgQuery__ColumnRef.self).pointee
-            return Array(names(ref.fields, count: ref.n_fields).dropFirst())
+            return columnRefAttribute(message.assumingMemoryBound(to: PgQuery__ColumnRef.self).pointee).map { [$0.name] } ?? []
         case PG_QUERY__NODE__NODE_A_INDIRECTION:
             let indirection = message.assumingMemoryBound(to: PgQuery__AIndirection.self).pointee
             return names(indirection.indirection, count: indirection.n_indirection)
         default:
             return []
         }
+    }
+
+    /// The field of `t.f`, `s.t.f` or `c.s.t.f` that PostgreSQL calls as `f(t)` when the
+    /// relation has no such column, with `t` when only the range name qualifies it
+    /// (src/backend/parser/parse_expr.c transformColumnRef: the names before the last are a
+    /// relation, never a function; a lone name is a column or a whole row). Nil for `t.*`.
+    static func columnRefAttribute(_ ref: PgQuery__ColumnRef) -> (qualifier: String?, name: String)? {
+        guard ref.n_fields >= 2, let name = string(ref.fields[ref.n_fields - 1]) else { return nil }
+        return (ref.n_fields == 2 ? string(ref.fields[0]) : nil, name)
+    }
+
+    /// The range name PostgreSQL gives a function in FROM: its alias, else the name of its
+    /// (first) function (src/backend/parser/parse_clause.c transformRangeFunction,
+    /// parse_relation.c addRangeTableEntryForFunction, FigureColname). Every function's name
+    /// is returned for ROWS FROM; nil when one is not a plain call (`FROM current_date`), whose
+    /// name this does not work out.
+    static func rangeFunctionNames(_ range: PgQuery__RangeFunction) -> [String]? {
+        if let alias = range.alias?.pointee.aliasname, alias.pointee != 0 { return [String(cString: alias)] }
+        var found: [String] = []
+        for index in 0..<range.n_functions {
+            // Each item is a List of (function expression, column definitions).
+            guard let item = range.functions[index], item.pointee.node_case == PG_QUERY__NODE__NODE_LIST,
+                  let list = item.pointee.list?.pointee, list.n_items > 0, let expr = list.items[0],
+                  expr.pointee.node_case == PG_QUERY__NODE__NODE_FUNC_CALL, let call = expr.pointee.func_call?.pointee,
+                  let name = names(call.funcname, count: call.n_funcname).last else { return nil }
+            found.append(name)
+        }
+        return found
     }
 
     enum Constant: Equatable {

@@ -168,6 +168,10 @@ struct TreeScan {
     /// An INSERT, UPDATE, DELETE or MERGE was met where it runs (not under a plain EXPLAIN):
     /// the statement writes whatever its top-level kind.
     var runsNestedWrite = false
+    /// `t.f` column references, judged after the walk (``recordRowAttributes()``).
+    var columnRefFields: [(qualifier: String?, name: String)] = []
+    /// The range names of functions in FROM; nil once one could not be worked out.
+    var functionRangeNames: Set<String>? = []
 
     init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool, root: NodePointer? = nil,
          namedRelationsAreWritten: Bool = false) {
@@ -183,6 +187,7 @@ struct TreeScan {
         ParseTreeWalker.walk(UnsafeRawPointer(node)) { nodeCase, message in
             self.visit(nodeCase, message)
         }
+        recordRowAttributes()
     }
 
     static func writeTag(_ nodeCase: PgQuery__Node__NodeCase) -> String {

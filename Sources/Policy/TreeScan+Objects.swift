@@ -84,13 +84,37 @@ extension TreeScan {
             if let name = names.last {
                 decision.record(CatalogLookup(kind: .type, schema: names.count > 1 ? names[names.count - 2] : nil, name: name))
             }
-        case PG_QUERY__NODE__NODE_COLUMN_REF, PG_QUERY__NODE__NODE_A_INDIRECTION:
+        case PG_QUERY__NODE__NODE_COLUMN_REF:
+            // Judged once the whole statement is walked: what its qualifier names (``recordRowAttributes()``).
+            if let field = NodeValue.columnRefAttribute(message.assumingMemoryBound(to: PgQuery__ColumnRef.self).pointee) {
+                columnRefFields.append(field)
+            }
+        case PG_QUERY__NODE__NODE_A_INDIRECTION:
             for name in NodeValue.attributeNames(nodeCase, message) {
                 decision.record(CatalogLookup(kind: .attributeFunction, schema: nil, name: name))
+            }
+        case PG_QUERY__NODE__NODE_RANGE_FUNCTION:
+            if let names = NodeValue.rangeFunctionNames(message.assumingMemoryBound(to: PgQuery__RangeFunction.self).pointee) {
+                functionRangeNames?.formUnion(names)
+            } else {
+                functionRangeNames = nil
             }
         default:
             break
         }
+    }
+
+    /// `t.f` with t a relation, a subquery, a join, VALUES or a CTE passes f a whole row (a
+    /// composite type or `record`): a ``CatalogLookup/Kind/rowAttribute``. With t possibly a
+    /// function in FROM (a scalar whole row, `g.f` for `generate_series(1, 3) g`), or a name
+    /// not worked out, any argument type: an ``CatalogLookup/Kind/attributeFunction``. The
+    /// names are the statement's, at any level: a superset of what is in scope.
+    mutating func recordRowAttributes() {
+        for field in columnRefFields {
+            let scalar = field.qualifier.map { qualifier in functionRangeNames.map { $0.contains(qualifier) } ?? true } ?? false
+            decision.record(CatalogLookup(kind: scalar ? .attributeFunction : .rowAttribute, schema: nil, name: field.name))
+        }
+        columnRefFields = []
     }
 
     private mutating func recordOperators(_ names: [String]...) {

@@ -59,7 +59,16 @@ final class OverloadAttackTests: IntegrationTestCase {
         INSERT INTO late_hue VALUES (1);
         ALTER TABLE late_hue ADD COLUMN h hue DEFAULT 'red';
         CREATE VIEW hue_stats AS SELECT array_to_json(most_common_vals) AS j FROM pg_catalog.pg_stats WHERE tablename = 'hues';
-        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats, late_hue TO app_ro;
+        CREATE FUNCTION public.tally(integer) RETURNS integer LANGUAGE sql AS $$ SELECT 7 FROM (SELECT public.hit('tally(integer)')) s $$;
+        CREATE FUNCTION public.peek(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT 'p' FROM (SELECT public.hit('peek(anyelement)')) s $$;
+        CREATE FUNCTION row_check(plain) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('domain over a row type') $$;
+        CREATE DOMAIN plain_d AS plain CHECK (row_check(VALUE));
+        CREATE FUNCTION email_check(text) RETURNS boolean LANGUAGE sql AS $$ SELECT public.hit('email check') $$;
+        CREATE DOMAIN email AS text CHECK (email_check(VALUE));
+        CREATE FUNCTION public.description(integer) RETURNS text LANGUAGE sql AS $$ SELECT public.hit('description(integer)')::text $$;
+        CREATE TABLE contacts (email text, tally integer, description text);
+        INSERT INTO contacts VALUES ('a@example.com', 1, 'first');
+        GRANT SELECT ON plain, moods, ranges, coldef_view, typednull_view, hues, hue_stats, late_hue, contacts TO app_ro;
         GRANT SELECT, INSERT ON with_default TO app_ro;
         ALTER DATABASE overload SET search_path = public, pg_catalog;
         """
@@ -109,6 +118,13 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT p.shout FROM plain p", "attribute notation: p.shout is shout(p)"),
         // Found in review, 2026-12-07: a field name that is a type is a coercion to it.
         ("SELECT (1).d_writes", "attribute notation: (1).d_writes is d_writes(1), a coercion to the domain, whose CHECK runs"),
+        // Found in review, 2026-12-08, while mending false positives of the rule above: what a
+        // whole row reaches, and a function's whole row in FROM, which is its scalar result.
+        ("SELECT p.plain_d FROM plain p", "attribute notation: p.plain_d is a coercion of p's row to a domain over plain, whose CHECK runs"),
+        ("SELECT public.plain.plain_d FROM public.plain", "the same with the relation's qualified name"),
+        ("SELECT s.peek FROM (SELECT 1 AS a) s", "a subquery's whole row is a record, which peek(anyelement) takes"),
+        ("SELECT g.tally FROM generate_series(1, 2) g", "g's whole row is generate_series's integer: g.tally is tally(g)"),
+        ("SELECT \"coalesce\".tally FROM coalesce(1, 2)", "a function in FROM without an alias is named after itself"),
         ("SELECT count(*) FROM ranges WHERE r && '[10,20]'",
          "the planner estimates && with the range type's subtype_diff (the column has statistics); nothing names it"),
         ("SELECT ARRAY['ok'::feeling]::text", "a user-defined cast from feeling[], an array type the text never spells"),
@@ -229,7 +245,14 @@ final class OverloadAttackTests: IntegrationTestCase {
                      // pg_attribute), and json over other relations.
                      "SELECT attname, attmissingval FROM pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) 'public.late_hue'::regclass",
                      "SELECT most_common_vals FROM pg_stats WHERE tablename LIKE 'hues'",
-                     "SELECT json_agg(name) FROM plain"] {
+                     "SELECT json_agg(name) FROM plain",
+                     // A row's own field is never a call (false positives found in review: a
+                     // domain email refused SQLAlchemy's select of an email column; functions
+                     // name(integer) and description(integer) refused asyncpg's and psql's
+                     // catalog queries). No row reaches tally(integer) or a domain over text.
+                     "SELECT c.email, c.tally, c.description, contacts.email FROM contacts c, contacts",
+                     "SELECT s.tally FROM (SELECT tally FROM contacts) s",
+                     "SELECT d.description FROM pg_catalog.pg_description d LIMIT 1"] {
             let outcome = session.run(read, protocol: .extended)
             XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")
         }

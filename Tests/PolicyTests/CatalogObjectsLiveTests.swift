@@ -38,6 +38,14 @@ import Testing
         create domain cyc1 as int check (evil(value));
         create domain cyc2 as cyc1;
         alter domain cyc1 add constraint cyc1_back check ((value::cyc2) > 0) not valid;
+        -- What `t.f` reaches with a whole row (takes_row).
+        create function tally(integer) returns int language sql as 'select 1';
+        create function peek(anyelement) returns int language sql as 'select 1';
+        create function of_row(t_fine, int default 1) returns int language sql as 'select 1';
+        create function of_record(record) returns int language plpgsql as 'begin return 1; end';
+        create function row_second(int, t_fine default null) returns int language sql as 'select 1';
+        create function of_rows(variadic t_fine[]) returns int language sql as 'select 1';
+        create domain d_row as t_fine check (evil(1));
         """
 
     @Test func objectsQueryFindsEveryKind() throws {
@@ -82,6 +90,10 @@ import Testing
         #expect(typeReasons["text"] == nil && typeReasons["int4"] == nil, "a cast's built-in end is not flagged")
         #expect(objects.casts.isEmpty)
 
+        // What a whole row reaches: functions taking one row-typed argument, domains over a row type.
+        #expect(Set(objects.rowFunctions.keys) == ["peek", "of_row", "of_record", "of_rows"], "\(objects.rowFunctions.keys.sorted())")
+        #expect(Set(objects.rowTypes.keys) == ["d_row"], "\(objects.rowTypes.keys.sorted())")
+
         let relations = Dictionary(uniqueKeysWithValues: snapshot.restrictedRelations.map { ($0.qualifiedName, $0) })
         #expect(Set(relations.keys) == ["public.t_dom", "public.t_mood", "public.v_mood", "public.t_comp", "public.t_arr"])
         #expect(relations["public.t_dom"]?.reason == "its column a has type public.d_evil; its constraint d_evil_check calls function public.evil(integer)")
@@ -106,14 +118,28 @@ import Testing
         let classifier = StatementClassifier()
         for sql in ["select lower(1)", "select sum(x) from (values ('a')) s(x)", "select 1 + 'x'::text", "select 1 === 1",
                     "select 1::d_evil", "select * from t_dom", "select lower(m) from t_mood", "select 'a'::mood::text",
-                    "select null::comp", "select other.harmless()", "select t.lower from t_fine t"] {
+                    "select null::comp", "select other.harmless()", "select g.tally from generate_series(1, 2) g",
+                    "select (t).tally from t_fine t", "select t.peek from t_fine t", "select t.d_row from t_fine t"] {
             #expect(!classifier.classify(sql: sql, catalog: snapshot).isAllowedForReadOnly, "allowed: \(sql)")
         }
         for sql in ["select pg_catalog.lower('X')", "select upper('x'), count(*) from t_fine where a = 1 and b between 1 and 2",
-                    "select 1::d_fine", "select e from t_fine", "select 1 operator(pg_catalog.+) 2"] {
+                    "select 1::d_fine", "select e from t_fine", "select 1 operator(pg_catalog.+) 2",
+                    // A row reaches neither lower(integer) nor tally(integer) nor a domain over int.
+                    "select t.lower, t.tally, t.d_evil, s.tally from t_fine t, (select 1 as tally) s"] {
             let result = classifier.classify(sql: sql, catalog: snapshot)
             #expect(result.isAllowedForReadOnly, "refused: \(sql) -> \(String(describing: result.firstRefusal))")
         }
+
+        // A user cast from a row type makes a row reach any function (here tally through integer).
+        _ = try cluster.psql(database: "objectstest", sql: """
+            drop cast (date as integer);
+            create function fine_int(t_fine) returns integer language sql as 'select 1';
+            create cast (t_fine as integer) with function fine_int(t_fine) as implicit;
+            """)
+        let rowCast = try CatalogSnapshotLoader.load(conninfo: conninfo)
+        #expect(rowCast.userObjects.casts.isEmpty)
+        #expect(rowCast.userObjects.rowFunctions["tally"] != nil && rowCast.userObjects.rowTypes["d_evil"] != nil)
+        #expect(!classifier.classify(sql: "select s.tally from (select 1 as a) s", catalog: rowCast).isAllowedForReadOnly)
     }
 
     /// Load-time figures for docs/BENCHMARKS.md (printed, not asserted): each query's server
