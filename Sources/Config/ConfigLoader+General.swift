@@ -11,6 +11,8 @@ extension ConfigBuilder {
             config.general.listenAddresses = try SettingValue.listenAddresses(value)
         case "listen_port":
             config.general.listenPort = UInt16(try SettingValue.integer(value, in: 1...65535))
+        case "so_reuseport":
+            config.general.soReusePort = try SettingValue.boolean(value)
         case "unix_socket_directories":
             config.general.unixSocketDirectories = try SettingValue.socketDirectories(value)
         case "unix_socket_permissions":

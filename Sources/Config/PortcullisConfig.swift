@@ -46,6 +46,10 @@ public struct GeneralSettings: Sendable {
     /// Empty = no TCP listener.
     public var listenAddresses: [String]
     public var listenPort: UInt16
+    /// SO_REUSEPORT on the TCP listening sockets (PgBouncer's `so_reuseport`): other processes
+    /// of the same user may then bind the same port and the kernel splits new connections
+    /// between them. Off by default, so a second instance fails to start, as PostgreSQL does.
+    public var soReusePort = false
     /// Absolute directories; each gets a socket file named `.s.PGSQL.<listenPort>`.
     public var unixSocketDirectories: [String]
     /// Permission bits (`mode_t`) for the socket files.

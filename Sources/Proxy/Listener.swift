@@ -74,15 +74,18 @@ final class Listener: ReadinessHandler {
     }
 }
 
-/// Creates listening sockets the way PostgreSQL does (SO_REUSEADDR, IPV6_V6ONLY). SO_REUSEPORT
-/// lets a new Portcullis (same user only, Linux enforces that) bind while an old one drains.
+/// Creates listening sockets the way PostgreSQL does (SO_REUSEADDR, IPV6_V6ONLY; a port in use
+/// is EADDRINUSE, src/backend/libpq/pqcomm.c StreamServerPort). `reusePort` (`so_reuseport`)
+/// lets another process of the same user (Linux enforces that) bind the port too, for a new
+/// Portcullis to start while an old one drains; without it, found in review, two instances
+/// started by mistake split the connections between two configurations.
 enum ListeningSocket {
-    static func tcp(host: String, port: UInt16) throws(Errno) -> Int32 {
+    static func tcp(host: String, port: UInt16, reusePort: Bool) throws(Errno) -> Int32 {
         guard let address = SocketAddress(host: host, port: port) else { throw Errno(rawValue: EINVAL) }
         let fd = try Socket.stream(family: address.family)
         do throws(Errno) {
             try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEADDR, value: 1)
-            try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1)
+            if reusePort { try Socket.setOption(fd, level: SOL_SOCKET, name: SO_REUSEPORT, value: 1) }
             if address.family == AF_INET6 {
                 try Socket.setOption(fd, level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: 1)
             }

@@ -87,7 +87,7 @@ public final class ProxyServer {
         var tcpSockets: [(Int32, String)] = activated.map { ($0, "socket passed by systemd (fd \($0))") }
         for host in general.listenAddresses where activated.isEmpty {
             do {
-                let fd = try ListeningSocket.tcp(host: host, port: general.listenPort)
+                let fd = try ListeningSocket.tcp(host: host, port: general.listenPort, reusePort: general.soReusePort)
                 tcpSockets.append((fd, "\(host):\(general.listenPort)"))
             } catch {
                 throw ProxyStartupError(description: "could not bind to address \"\(host)\", port \(general.listenPort): \(error)")

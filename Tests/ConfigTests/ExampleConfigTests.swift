@@ -38,7 +38,7 @@ final class ExampleConfigTests: XCTestCase {
             }
         }
         XCTAssertEqual(documentedKeys, [
-            "listen_addresses", "listen_port", "unix_socket_directories", "unix_socket_permissions",
+            "listen_addresses", "listen_port", "so_reuseport", "unix_socket_directories", "unix_socket_permissions",
             "unix_socket_group", "workers", "max_client_connections", "login_timeout", "client_idle_timeout",
             "shutdown_drain_timeout", "max_message_size", "outbound_buffer_limit", "local_auth_method",
             "host_auth_method", "server_reset", "pool_mode", "transaction_pin", "max_prepared_statements", "pool_max_size", "pool_min_idle", "pool_spare_linger", "pool_idle_timeout",
@@ -61,6 +61,7 @@ final class ExampleConfigTests: XCTestCase {
         XCTAssertEqual(general.authQuery, defaults.authQuery)
         XCTAssertEqual(general.listenAddresses, defaults.listenAddresses)
         XCTAssertEqual(general.listenPort, defaults.listenPort)
+        XCTAssertEqual(general.soReusePort, defaults.soReusePort)
         XCTAssertEqual(general.unixSocketDirectories, defaults.unixSocketDirectories)
         XCTAssertEqual(general.unixSocketPermissions, defaults.unixSocketPermissions)
         XCTAssertEqual(general.unixSocketGroup, defaults.unixSocketGroup)

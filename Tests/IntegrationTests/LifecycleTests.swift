@@ -24,6 +24,37 @@ final class LifecycleTests: IntegrationTestCase {
         XCTAssertNotEqual(access("\(socketDir)/.s.PGSQL.\(proxy.port)", F_OK), 0, "socket file removed at exit")
     }
 
+    /// A second instance on a port in use fails to start, as PostgreSQL does (found in review:
+    /// with SO_REUSEPORT always set, two instances shared the port with two configurations);
+    /// with `so_reuseport = on` it starts, and serves the port once the first is gone.
+    func testASecondInstanceOnTheSamePortFailsUnlessSoReusePort() throws {
+        try requireProxyTarget("the proxy's listening sockets")
+        let harness = try harness
+        let proxy = try ProxyProcess(harness: harness, options: ProxyProcess.Options(upstream: harness.cluster))
+        let binary = ProxyProcess.binaryPath(repoRoot: harness.repoRoot)
+        let second = try BackgroundCommand(binary, ["run", "--config", proxy.configPath], workDir: try harness.makeDir("second"))
+        let refused = try second.wait(timeout: 20)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("could not bind to address \"127.0.0.1\", port \(proxy.port)")
+                      && refused.stderr.contains("in use"), refused.stderr)
+        XCTAssertTrue(proxy.isAlive)
+        proxy.stop()
+
+        var options = ProxyProcess.Options(upstream: harness.cluster)
+        options.extraSettings = ["so_reuseport = on"]
+        let sharing = try ProxyProcess(harness: harness, options: options)
+        let successor = try BackgroundCommand(binary, ["run", "--config", sharing.configPath], workDir: try harness.makeDir("successor"))
+        defer { successor.signal(SIGTERM); _ = try? successor.wait(timeout: 15) }
+        sharing.stop()
+        // Only the successor can answer now: a psql that gets in proves it listens.
+        let answered = try poll(timeout: 20, every: 0.2) {
+            try runPsql(conninfo: sharing.endpoint.conninfo(user: "app_rw", dbname: "app", extra: "password=app_rw_pw"),
+                        sql: "SELECT 1").status == 0
+        }
+        XCTAssertTrue(answered, "the successor did not serve the shared port:\n\(successor.stderrText().suffix(2000))")
+        XCTAssertTrue(successor.isRunning)
+    }
+
     /// SIGTERM: stop accepting, let sessions run until shutdown_drain_timeout, then 57P01 and exit.
     func testSigtermDrainsThenTerminatesSessions() throws {
         try requireProxyTarget("the proxy's shutdown")

@@ -391,7 +391,7 @@ final class InProcessProxy: Sendable {
         var logger = Logger(label: "shell-test")
         logger.logLevel = .warning
         let runtime = try RuntimeConfig(config: config, mockSeed: [UInt8](repeating: 7, count: 32), logger: logger)
-        let listenFD = try ListeningSocket.tcp(host: "127.0.0.1", port: 0)
+        let listenFD = try ListeningSocket.tcp(host: "127.0.0.1", port: 0, reusePort: false)
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) } }
