@@ -84,7 +84,7 @@ long pc_ssl_set_sni(SSL *ssl, const char *name) { return SSL_set_tlsext_host_nam
 /* TLS 1.3 KeyUpdate messages received per connection, counted in the SSL's ex_data (an
    integer stored as a pointer). A KeyUpdate that asks for one makes OpenSSL write a reply, a
    system call each, inside SSL_read: a flood of them held the loop in write() for seconds
-   (found in review), so the leg closes a connection past a bound (Leg.maxKeyUpdates). */
+   (found in review), so the leg closes a connection past a bound (KeyUpdateBudget). */
 static int key_update_index = -1;
 static pthread_once_t key_update_once = PTHREAD_ONCE_INIT;
 static void key_update_index_init(void) { key_update_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }

@@ -48,12 +48,6 @@ final class Leg: ReadinessHandler, BatchWork {
 
     /// Reads per wake-up before yielding to other connections (fairness).
     static let maxReadsPerWakeup = 4
-    /// TLS 1.3 KeyUpdates a peer may send over a connection's life. Each one that asks for a
-    /// reply makes OpenSSL write one, a system call, inside the read: a flood of them held loops
-    /// in write() for seconds (found in review). Peers update their keys after hundreds of
-    /// gigabytes at most (RFC 8446 5.5; Java's default is 2^37 bytes for AES-GCM), so a few
-    /// hundred in one connection is an attack; it is closed.
-    static let maxKeyUpdates: UInt64 = 256
     static let readChunk = 16 * 1024
 
     let loop: EventLoop
@@ -91,12 +85,16 @@ final class Leg: ReadinessHandler, BatchWork {
     /// `busyRecordCount` the leg keeps its OpenSSL record buffers (`TLSConnection.keepsBuffers`).
     private var recordsSinceIdle = 0
     static let busyRecordCount = 8
+    /// Decrypted bytes read and when the leg began, for ``KeyUpdateBudget``.
+    private var tlsBytesReceived: UInt64 = 0
+    private let openedAt: MonotonicInstant
 
     init(loop: EventLoop, fd: Int32, name: String, connecting: Bool) {
         self.loop = loop
         self.fd = fd
         self.name = name
         phase = connecting ? .connecting : .plain
+        openedAt = loop.batchNow
     }
 
     func register() throws(Errno) {
@@ -225,6 +223,7 @@ final class Leg: ReadinessHandler, BatchWork {
                 case .done(let n):
                     inbound.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                     total += n
+                    tlsBytesReceived &+= UInt64(n)
                     if recordsSinceIdle < Self.busyRecordCount {
                         recordsSinceIdle += 1
                         if recordsSinceIdle == Self.busyRecordCount { connection.keepsBuffers = true }
@@ -241,8 +240,9 @@ final class Leg: ReadinessHandler, BatchWork {
                 break readLoop
             }
         }
-        if failure == nil, !eof, let tls, tls.keyUpdatesReceived > Self.maxKeyUpdates {
-            failure = "the peer sent more than \(Self.maxKeyUpdates) TLS key updates"
+        if failure == nil, !eof, let tls, case let updates = tls.keyUpdatesReceived,
+           !KeyUpdateBudget.allows(updates, bytesReceived: tlsBytesReceived, age: loop.batchNow.duration(since: openedAt)) {
+            failure = "the peer sent \(updates) TLS key updates, more than \(KeyUpdateBudget.burst) plus one per MiB received and per minute"
         }
         if let tls, tls.hasPendingData, !eof, failure == nil, !tlsReadWantsWrite {
             // Decrypted bytes wait inside OpenSSL where epoll cannot see them: come back for them.

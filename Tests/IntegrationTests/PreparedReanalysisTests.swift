@@ -116,7 +116,7 @@ final class PreparedReanalysisTests: IntegrationTestCase {
                 // The session goes on, read-only; the statement runs again once the code is gone.
                 XCTAssertEqual(session.run("SHOW transaction_read_only", protocol: .simple).last?.rows, [["on"]])
                 _ = try owner.rows(attack.undo)
-                XCTAssertTrue(try poll(timeout: 20, every: 0.2) {
+                XCTAssertTrue(poll(timeout: 20, every: 0.2) {
                     !session.execute(prepared: "s1", values: []).contains(where: \.isError)
                 }, "[\(poolMode)] \(attack.statement) stays refused after the planted code is gone")
                 XCTAssertEqual(try hits(owner), before)

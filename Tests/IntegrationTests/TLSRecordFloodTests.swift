@@ -11,7 +11,7 @@ import CPortcullisShims
 /// such a client a backend of its own, which it alone stalls. Checked here by its effects: the
 /// other session's queries keep their pace, a new client logs in, the proxy is not spinning
 /// while the attacker waits, and the attacker's connection ends once it has sent more key
-/// updates than a connection may (`Leg.maxKeyUpdates`, 256: a second review found that a few
+/// updates than a connection may (`KeyUpdateBudget`, a burst of 256: a second review found that a few
 /// dozen such connections, each reply a system call inside the read, still held loops for
 /// seconds), long before login_timeout.
 final class TLSRecordFloodTests: IntegrationTestCase {
