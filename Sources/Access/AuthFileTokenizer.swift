@@ -289,3 +289,38 @@ struct AuthFileTokenizer<Source: ConfigFileSource> {
         return errors.isEmpty ? nil : errors.joined(separator: "\n")
     }
 }
+
+/// What pg_hba.conf and pg_ident.conf share (hba.c load_hba and load_ident both open the file,
+/// tokenize it with its includes, and parse each line, collecting every error).
+enum AuthFile {
+    /// Reads `path` through `files`, then hands its text to `parse`; a file that cannot be read
+    /// is one error on its line 0.
+    static func load<Parsed>(path: String, files: some ConfigFileSource,
+                             parse: (String) -> Result<Parsed, ConfigErrors>) -> Result<Parsed, ConfigErrors> {
+        var tokenizer = AuthFileTokenizer(files: files)
+        switch tokenizer.open(path, depth: 0) {
+        case .failure(.message(let message, _)):
+            return .failure(ConfigErrors(errors: [ConfigError(file: path, line: 0, message: message)]))
+        case .success(let text):
+            return parse(text)
+        }
+    }
+
+    /// Every line of `text` (includes spliced in) through `parseLine`: the lines parsed, and an
+    /// error for each line that was not, tokenizer errors included, in file order.
+    static func parseLines<Line>(text: String, fileName: String, files: some ConfigFileSource,
+                                 _ parseLine: (TokenizedLine) -> Result<Line, LineError>) -> (lines: [Line], errors: [ConfigError]) {
+        var tokenized: [TokenizedLine] = []
+        var tokenizer = AuthFileTokenizer(files: files)
+        tokenizer.tokenize(text: text, fileName: fileName, depth: 0, into: &tokenized)
+        var lines: [Line] = []
+        var errors: [ConfigError] = []
+        for line in tokenized {
+            switch line.error.map({ .failure(LineError($0)) }) ?? parseLine(line) {
+            case .success(let parsed): lines.append(parsed)
+            case .failure(let error): errors.append(ConfigError(file: line.fileName, line: line.lineNumber, message: error.message))
+            }
+        }
+        return (lines, errors)
+    }
+}

@@ -10,35 +10,13 @@ public struct HbaRules: Sendable, Equatable {
 
     /// Reads `path` (and whatever it includes) through `files`.
     public static func load(path: String, files: some ConfigFileSource) -> Result<HbaRules, ConfigErrors> {
-        var tokenizer = AuthFileTokenizer(files: files)
-        switch tokenizer.open(path, depth: 0) {
-        case .failure(.message(let message, _)):
-            return .failure(ConfigErrors(errors: [ConfigError(file: path, line: 0, message: message)]))
-        case .success(let text):
-            return parse(text: text, fileName: path, files: files)
-        }
+        AuthFile.load(path: path, files: files) { parse(text: $0, fileName: path, files: files) }
     }
 
     /// Parses `text` as the contents of `fileName`; relative `@file` and include references
     /// are resolved against the directory of `fileName` and read through `files`.
     public static func parse(text: String, fileName: String, files: some ConfigFileSource) -> Result<HbaRules, ConfigErrors> {
-        var lines: [TokenizedLine] = []
-        var tokenizer = AuthFileTokenizer(files: files)
-        tokenizer.tokenize(text: text, fileName: fileName, depth: 0, into: &lines)
-        var rules: [HbaRule] = []
-        var errors: [ConfigError] = []
-        for line in lines {
-            if let message = line.error {
-                errors.append(ConfigError(file: line.fileName, line: line.lineNumber, message: message))
-                continue
-            }
-            switch HbaLineParser.parse(line) {
-            case .success(let rule):
-                rules.append(rule)
-            case .failure(let error):
-                errors.append(ConfigError(file: line.fileName, line: line.lineNumber, message: error.message))
-            }
-        }
+        var (rules, errors) = AuthFile.parseLines(text: text, fileName: fileName, files: files, HbaLineParser.parse)
         if errors.isEmpty, rules.isEmpty {
             errors.append(ConfigError(file: fileName, line: 0,
                                       message: "configuration file \"\(fileName)\" contains no entries"))

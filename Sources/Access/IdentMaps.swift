@@ -29,31 +29,12 @@ public struct IdentMaps: Sendable, Equatable {
     public var lines: [IdentMapLine]
 
     public static func load(path: String, files: some ConfigFileSource) -> Result<IdentMaps, ConfigErrors> {
-        var tokenizer = AuthFileTokenizer(files: files)
-        switch tokenizer.open(path, depth: 0) {
-        case .failure(.message(let message, _)):
-            return .failure(ConfigErrors(errors: [ConfigError(file: path, line: 0, message: message)]))
-        case .success(let text):
-            return parse(text: text, fileName: path, files: files)
-        }
+        AuthFile.load(path: path, files: files) { parse(text: $0, fileName: path, files: files) }
     }
 
     /// An empty file is valid (no maps).
     public static func parse(text: String, fileName: String, files: some ConfigFileSource) -> Result<IdentMaps, ConfigErrors> {
-        var tokenized: [TokenizedLine] = []
-        var tokenizer = AuthFileTokenizer(files: files)
-        tokenizer.tokenize(text: text, fileName: fileName, depth: 0, into: &tokenized)
-        var lines: [IdentMapLine] = []
-        var errors: [ConfigError] = []
-        for line in tokenized {
-            let result: Result<IdentMapLine, LineError> = line.error.map { .failure(LineError($0)) } ?? parseLine(line)
-            switch result {
-            case .success(let parsed):
-                lines.append(parsed)
-            case .failure(let error):
-                errors.append(ConfigError(file: line.fileName, line: line.lineNumber, message: error.message))
-            }
-        }
+        let (lines, errors) = AuthFile.parseLines(text: text, fileName: fileName, files: files, parseLine)
         return errors.isEmpty ? .success(IdentMaps(lines: lines)) : .failure(ConfigErrors(errors: errors))
     }
 
