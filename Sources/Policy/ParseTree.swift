@@ -213,23 +213,74 @@ enum NodeValue {
         return (ref.n_fields == 2 ? string(ref.fields[0]) : nil, name)
     }
 
-    /// The range name PostgreSQL gives a function in FROM: its alias, else the name of its
+    /// The range names PostgreSQL gives a function in FROM — its alias, else the name of its
     /// (first) function (src/backend/parser/parse_clause.c transformRangeFunction,
-    /// parse_relation.c addRangeTableEntryForFunction, FigureColname). Every function's name
-    /// is returned for ROWS FROM; nil when one is not a plain call (`FROM current_date`), whose
-    /// name this does not work out.
-    static func rangeFunctionNames(_ range: PgQuery__RangeFunction) -> [String]? {
-        if let alias = range.alias?.pointee.aliasname, alias.pointee != 0 { return [String(cString: alias)] }
-        var found: [String] = []
+    /// parse_relation.c addRangeTableEntryForFunction, parse_target.c FigureColname); every
+    /// function's name for ROWS FROM — and the column names the statement gives it (an alias's
+    /// column list, a column definition list), which are columns whatever the function returns.
+    /// Nil when an item is neither a call nor a special form named here (`FROM cast(1 AS int)`).
+    static func rangeFunction(_ range: PgQuery__RangeFunction) -> (names: [String], columns: Set<String>)? {
+        var columns = Set(Self.names(range.alias?.pointee.colnames, count: range.alias?.pointee.n_colnames ?? 0))
+        columns.formUnion(columnDefinitionNames(range.coldeflist, count: range.n_coldeflist))
+        let alias = range.alias?.pointee.aliasname.flatMap { $0.pointee == 0 ? nil : String(cString: $0) }
+        var names: [String] = alias.map { [$0] } ?? []
         for index in 0..<range.n_functions {
             // Each item is a List of (function expression, column definitions).
             guard let item = range.functions[index], item.pointee.node_case == PG_QUERY__NODE__NODE_LIST,
-                  let list = item.pointee.list?.pointee, list.n_items > 0, let expr = list.items[0],
-                  expr.pointee.node_case == PG_QUERY__NODE__NODE_FUNC_CALL, let call = expr.pointee.func_call?.pointee,
-                  let name = names(call.funcname, count: call.n_funcname).last else { return nil }
-            found.append(name)
+                  let list = item.pointee.list?.pointee, list.n_items > 0 else { return nil }
+            if alias == nil {
+                guard let name = figuredName(list.items[0]) else { return nil }
+                names.append(name)
+            }
+            if list.n_items > 1, let definitions = list.items[1], definitions.pointee.node_case == PG_QUERY__NODE__NODE_LIST,
+               let defined = definitions.pointee.list?.pointee {
+                columns.formUnion(columnDefinitionNames(defined.items, count: defined.n_items))
+            }
         }
-        return found
+        return (names, columns)
+    }
+
+    private static func columnDefinitionNames(_ list: UnsafeMutablePointer<UnsafeMutablePointer<PgQuery__Node>?>?, count: Int) -> [String] {
+        guard let list else { return [] }
+        return (0..<count).compactMap { index in
+            guard let node = list[index], node.pointee.node_case == PG_QUERY__NODE__NODE_COLUMN_DEF,
+                  let name = node.pointee.column_def?.pointee.colname else { return nil }
+            return String(cString: name)
+        }
+    }
+
+    /// FigureColname of a function in FROM, for the forms a FROM item can take that are named
+    /// without looking further (parse_target.c FigureColnameInternal); nil for the others.
+    private static func figuredName(_ node: UnsafeMutablePointer<PgQuery__Node>?) -> String? {
+        guard let node else { return nil }
+        switch node.pointee.node_case {
+        case PG_QUERY__NODE__NODE_FUNC_CALL:
+            guard let call = node.pointee.func_call?.pointee else { return nil }
+            return names(call.funcname, count: call.n_funcname).last
+        case PG_QUERY__NODE__NODE_COALESCE_EXPR:
+            return "coalesce"
+        case PG_QUERY__NODE__NODE_MIN_MAX_EXPR:
+            return node.pointee.min_max_expr?.pointee.op == PG_QUERY__MIN_MAX_OP__IS_GREATEST ? "greatest" : "least"
+        case PG_QUERY__NODE__NODE_SQLVALUE_FUNCTION:
+            switch node.pointee.sqlvalue_function?.pointee.op {
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_DATE: return "current_date"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_TIME, PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_TIME_N: return "current_time"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_TIMESTAMP, PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_TIMESTAMP_N:
+                return "current_timestamp"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_LOCALTIME, PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_LOCALTIME_N: return "localtime"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_LOCALTIMESTAMP, PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_LOCALTIMESTAMP_N:
+                return "localtimestamp"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_ROLE: return "current_role"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_USER: return "current_user"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_USER: return "user"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_SESSION_USER: return "session_user"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_CATALOG: return "current_catalog"
+            case PG_QUERY__SQLVALUE_FUNCTION_OP__SVFOP_CURRENT_SCHEMA: return "current_schema"
+            default: return nil
+            }
+        default:
+            return nil
+        }
     }
 
     enum Constant: Equatable {

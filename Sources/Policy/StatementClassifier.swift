@@ -170,8 +170,9 @@ struct TreeScan {
     var runsNestedWrite = false
     /// `t.f` column references, judged after the walk (``recordRowAttributes()``).
     var columnRefFields: [(qualifier: String?, name: String)] = []
-    /// The range names of functions in FROM; nil once one could not be worked out.
-    var functionRangeNames: Set<String>? = []
+    /// Functions in FROM by range name, each with the column names the statement gives it;
+    /// nil once one's name could not be worked out.
+    var functionRanges: [String: [Set<String>]]? = [:]
 
     init(writeTag: String, skipping: UnsafeRawPointer?, ignoresWrites: Bool, root: NodePointer? = nil,
          namedRelationsAreWritten: Bool = false) {

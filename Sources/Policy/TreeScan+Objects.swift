@@ -94,10 +94,10 @@ extension TreeScan {
                 decision.record(CatalogLookup(kind: .attributeFunction, schema: nil, name: name))
             }
         case PG_QUERY__NODE__NODE_RANGE_FUNCTION:
-            if let names = NodeValue.rangeFunctionNames(message.assumingMemoryBound(to: PgQuery__RangeFunction.self).pointee) {
-                functionRangeNames?.formUnion(names)
+            if let range = NodeValue.rangeFunction(message.assumingMemoryBound(to: PgQuery__RangeFunction.self).pointee) {
+                for name in range.names { functionRanges?[name, default: []].append(range.columns) }
             } else {
-                functionRangeNames = nil
+                functionRanges = nil
             }
         default:
             break
@@ -106,12 +106,20 @@ extension TreeScan {
 
     /// `t.f` with t a relation, a subquery, a join, VALUES or a CTE passes f a whole row (a
     /// composite type or `record`): a ``CatalogLookup/Kind/rowAttribute``. With t possibly a
-    /// function in FROM (a scalar whole row, `g.f` for `generate_series(1, 3) g`), or a name
-    /// not worked out, any argument type: an ``CatalogLookup/Kind/attributeFunction``. The
-    /// names are the statement's, at any level: a superset of what is in scope.
+    /// function in FROM (a scalar whole row, `g.f` for `generate_series(1, 3) g`) that the
+    /// statement does not give a column f, or a FROM item not named here, any argument type: an
+    /// ``CatalogLookup/Kind/attributeFunction``. The names are the statement's, at any level: a
+    /// superset of what is in scope.
     mutating func recordRowAttributes() {
         for field in columnRefFields {
-            let scalar = field.qualifier.map { qualifier in functionRangeNames.map { $0.contains(qualifier) } ?? true } ?? false
+            var scalar = false
+            if let qualifier = field.qualifier {
+                if let ranges = functionRanges {
+                    scalar = ranges[qualifier]?.contains { !$0.contains(field.name) } ?? false
+                } else {
+                    scalar = true
+                }
+            }
             decision.record(CatalogLookup(kind: scalar ? .attributeFunction : .rowAttribute, schema: nil, name: field.name))
         }
         columnRefFields = []

@@ -2,7 +2,8 @@ import Foundation
 import Glibc
 import XCTest
 
-/// Process-level behaviour a DBA relies on: the Unix-domain socket and a draining shutdown.
+/// Process-level behaviour a DBA relies on: the Unix-domain socket, a port in use, a draining
+/// shutdown, check-role.
 final class LifecycleTests: IntegrationTestCase {
     /// unix_socket_directories with unix_socket_permissions, and local_auth_method = trust.
     func testUnixSocketWithPermissionsAndLocalTrust() throws {
@@ -81,50 +82,6 @@ final class LifecycleTests: IntegrationTestCase {
         client.closeStdin()
         let result = try client.wait(timeout: 10)
         XCTAssertTrue(result.stderr.contains("terminating connection due to administrator command"), "\(result)")
-    }
-
-    /// Type=notify: READY once listening, RELOADING/READY around SIGHUP, STOPPING on SIGTERM.
-    func testSystemdReadinessNotifications() throws {
-        try requireProxyTarget("the proxy's sd_notify messages")
-        let harness = try harness
-        let dir = try harness.makeDir("notify")
-        let socketPath = "\(dir)/notify.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(socketPath.utf8) + [0])
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(bound, 0)
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        func receive() -> String {
-            var buffer = [UInt8](repeating: 0, count: 512)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : ""
-        }
-
-        // The harness's own config, started here with NOTIFY_SOCKET set.
-        let configSource = try ProxyProcess(harness: harness, options: ProxyProcess.Options(upstream: harness.cluster))
-        let config = try String(contentsOfFile: configSource.configPath, encoding: .utf8)
-        configSource.stop()
-        let configPath = "\(dir)/portcullis.ini"
-        try writePrivateConfig(config, to: configPath)
-        let proxy = try BackgroundCommand(ProxyProcess.binaryPath(repoRoot: harness.repoRoot), ["run", "--config", configPath],
-                                          environment: ["NOTIFY_SOCKET": socketPath], workDir: dir)
-        defer { proxy.signal(SIGKILL) }
-        XCTAssertTrue(receive().hasPrefix("READY=1"))
-        proxy.signal(SIGHUP)
-        XCTAssertEqual(receive(), "RELOADING=1")
-        XCTAssertTrue(receive().hasPrefix("READY=1"))
-        proxy.signal(SIGTERM)
-        XCTAssertTrue(receive().hasPrefix("STOPPING=1"))
-        XCTAssertEqual(try proxy.wait(timeout: 30).status, 0)
     }
 
     /// check-role against a real PostgreSQL: the default role fails (PUBLIC's TEMP), the role made

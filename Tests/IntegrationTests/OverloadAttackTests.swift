@@ -125,6 +125,7 @@ final class OverloadAttackTests: IntegrationTestCase {
         ("SELECT s.peek FROM (SELECT 1 AS a) s", "a subquery's whole row is a record, which peek(anyelement) takes"),
         ("SELECT g.tally FROM generate_series(1, 2) g", "g's whole row is generate_series's integer: g.tally is tally(g)"),
         ("SELECT \"coalesce\".tally FROM coalesce(1, 2)", "a function in FROM without an alias is named after itself"),
+        ("SELECT u.tally FROM unnest(ARRAY[1]) AS u(other)", "u's only column is other: u.tally is tally(u), u an integer"),
         ("SELECT count(*) FROM ranges WHERE r && '[10,20]'",
          "the planner estimates && with the range type's subtype_diff (the column has statistics); nothing names it"),
         ("SELECT ARRAY['ok'::feeling]::text", "a user-defined cast from feeling[], an array type the text never spells"),
@@ -252,6 +253,7 @@ final class OverloadAttackTests: IntegrationTestCase {
                      // catalog queries). No row reaches tally(integer) or a domain over text.
                      "SELECT c.email, c.tally, c.description, contacts.email FROM contacts c, contacts",
                      "SELECT s.tally FROM (SELECT tally FROM contacts) s",
+                     "SELECT x.tally, u.tally FROM jsonb_to_recordset('[{\"tally\": 1}]') AS x(tally int), unnest(ARRAY[2]) AS u(tally)",
                      "SELECT d.description FROM pg_catalog.pg_description d LIMIT 1"] {
             let outcome = session.run(read, protocol: .extended)
             XCTAssertFalse(outcome.contains(where: \.isError), "\(read): \(outcome)")

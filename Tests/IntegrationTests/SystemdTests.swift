@@ -16,40 +16,41 @@ final class SystemdTests: IntegrationTestCase {
         return path
     }
 
+    /// Type=notify: READY once listening, RELOADING/READY around SIGHUP, STOPPING on SIGTERM.
+    func testSystemdReadinessNotifications() throws {
+        try requireProxyTarget("the proxy's sd_notify messages")
+        let harness = try harness
+        let dir = try harness.makeDir("notify")
+        let notify = try NotifySocket(dir: dir)
+        let configPath = try harnessConfig(in: dir)
+        let proxy = try BackgroundCommand(ProxyProcess.binaryPath(repoRoot: harness.repoRoot), ["run", "--config", configPath],
+                                          environment: ["NOTIFY_SOCKET": notify.path], workDir: dir)
+        defer { proxy.signal(SIGKILL) }
+        XCTAssertTrue(notify.receive().hasPrefix("READY=1"))
+        proxy.signal(SIGHUP)
+        XCTAssertEqual(notify.receive(), "RELOADING=1")
+        XCTAssertTrue(notify.receive().hasPrefix("READY=1"))
+        proxy.signal(SIGTERM)
+        XCTAssertTrue(notify.receive().hasPrefix("STOPPING=1"))
+        XCTAssertEqual(try proxy.wait(timeout: 30).status, 0)
+    }
+
     /// WatchdogSec: with WATCHDOG_USEC set, WATCHDOG=1 arrives (every loop answered its probe),
     /// with STATUS= carrying the connection count.
     func testWatchdogPingsWhileLoopsAnswer() throws {
         try requireProxyTarget("the proxy's sd_notify watchdog")
         let harness = try harness
         let dir = try harness.makeDir("watchdog")
-        let socketPath = "\(dir)/notify.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: Array(socketPath.utf8) + [0]) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        XCTAssertEqual(bound, 0)
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        func receive() -> String {
-            var buffer = [UInt8](repeating: 0, count: 512)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : ""
-        }
-
+        let notify = try NotifySocket(dir: dir)
         let configPath = try harnessConfig(in: dir)
         let proxy = try BackgroundCommand(ProxyProcess.binaryPath(repoRoot: harness.repoRoot),
                                           ["run", "--config", configPath],
-                                          environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"], workDir: dir)
+                                          environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"], workDir: dir)
         defer { proxy.signal(SIGKILL) }
-        XCTAssertTrue(receive().hasPrefix("READY=1"))
+        XCTAssertTrue(notify.receive().hasPrefix("READY=1"))
         var pings: [String] = []
         while pings.count < 3 {
-            let message = receive()
+            let message = notify.receive()
             guard !message.isEmpty else { break }
             if message.hasPrefix("WATCHDOG=1") { pings.append(message) }
         }

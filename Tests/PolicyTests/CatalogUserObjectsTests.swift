@@ -54,6 +54,9 @@ import Testing
         ("select x.tally from rows from (generate_series(1, 2), unnest(array[1])) x", "field selection .tally"),
         ("select c.tally from contacts c, lateral (select * from unnest(array[1]) c) s", "field selection .tally"),
         ("select \"coalesce\".tally from coalesce(1, 2)", "field selection .tally"),
+        ("select \"greatest\".tally from greatest(1, 2)", "field selection .tally"),
+        ("select \"int4\".tally from cast(1 as int)", "field selection .tally"),
+        ("select u.tally from unnest(array[1]) as u(other)", "field selection .tally"),
         // Operators, written.
         ("select 1 + 'x'::text", "operator + is not allowed for a read-only identity: PostgreSQL may resolve it to user-defined operator public.+(integer, text)"),
         ("select 1 === 2", "operator ==="),
@@ -118,6 +121,12 @@ import Testing
         "select c.tally, c.email, public.contacts.email, s.tally from contacts c, public.contacts, (select 1 as tally) s",
         "select c.tally from generate_series(1, 2) g, contacts c",
         "select c.email from contacts c join lateral unnest(array[1]) as u on true",
+        // Columns the statement gives a function in FROM are columns (found in review 18), and
+        // FROM items named like current_schema do not name c.
+        "select u.tally from unnest(array[1]) as u(tally)",
+        "select x.tally from jsonb_to_recordset('[]') as x(tally int)",
+        "select r.tally from rows from (jsonb_to_recordset('[]') as (tally int)) r",
+        "select c.tally from contacts c, current_schema, coalesce(1, 2) k",
         "lock table moods in access share mode",
         // pg_dump's data: output functions only, no cast or domain check runs.
         "copy public.moods (m) to stdout",
