@@ -290,7 +290,23 @@ enum NodeValue {
         case other
     }
 
-    /// An A_Const (possibly under a TypeCast, e.g. 'on'::text) as a Swift value; nil if not constant.
+    /// A bare A_Const as a Swift value. A cast is not looked through: its output can differ
+    /// from the text judged (`'evil, pg_catalogue'::varchar(16)` is `evil, pg_catalog`,
+    /// `'rolex'::char(4)` is `role`, `'1'::numeric(1,-1)::int::boolean` is false).
+    static func plainConstant(_ node: NodePointer?) -> Constant? {
+        guard let node, node.pointee.node_case == PG_QUERY__NODE__NODE_A_CONST else { return nil }
+        return constant(node)
+    }
+
+    /// A bare string A_Const (``plainConstant(_:)``).
+    static func plainString(_ node: NodePointer?) -> String? {
+        guard case .string(let text)? = plainConstant(node) else { return nil }
+        return text
+    }
+
+    /// An A_Const (possibly under a TypeCast, e.g. 'on'::text) as a Swift value; nil if not
+    /// constant. For what only needs the text as written; a decision that turns on the value
+    /// PostgreSQL sees takes ``plainConstant(_:)``.
     static func constant(_ node: UnsafeMutablePointer<PgQuery__Node>?) -> Constant? {
         var node = node
         // 'on'::text::text… : a loop, not recursion, however long the chain.

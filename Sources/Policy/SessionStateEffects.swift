@@ -157,6 +157,16 @@ public struct SessionStateEffects: OptionSet, Sendable, Hashable {
                     if sessionAdvisoryLockFunctions.contains(name) { effects.insert(.advisoryLock) }
                     if name == "dblink_connect" || name == "dblink_connect_u" { effects.insert(.externalConnection) }
                 }
+            case PG_QUERY__NODE__NODE_UPDATE_STMT:
+                // `UPDATE pg_settings SET setting = …` is SET by another name: the view's rule
+                // pg_settings_u calls set_config(name, setting, false) (system_views.sql; found
+                // in review: a search_path and a statement_timeout stayed on a pooled
+                // connection). Which setting and value is in the WHERE and SET clauses.
+                let target = message.assumingMemoryBound(to: PgQuery__UpdateStmt.self).pointee.relation?.pointee
+                let schema = target?.schemaname.map { String(cString: $0) } ?? ""
+                if target?.relname.map({ String(cString: $0) }) == "pg_settings", schema.isEmpty || schema == "pg_catalog" {
+                    effects.formUnion([.sessionSetting, .temporarySearchPath])
+                }
             case PG_QUERY__NODE__NODE_FUNC_CALL:
                 let call = message.assumingMemoryBound(to: PgQuery__FuncCall.self)
                 let names = NodeValue.names(call.pointee.funcname, count: call.pointee.n_funcname)
@@ -187,20 +197,23 @@ public struct SessionStateEffects: OptionSet, Sendable, Hashable {
     /// `session_authorization` are SET ROLE / SET SESSION AUTHORIZATION (guc.c: neither is in
     /// pg_settings nor reset by RESET ALL, so they cannot move), and a `search_path` naming
     /// pg_temp lets unqualified CREATEs make temporary objects; anything else may be a placeholder.
+    /// Only bare literals are read: a cast can change the value (found in review:
+    /// `'1'::numeric(1,-1)::int::boolean` is false, `'rolex'::char(4)` is `role`, and both let
+    /// a role or settings stay on a pooled connection for the next client).
     private static func setConfig(_ call: UnsafePointer<PgQuery__FuncCall>) -> SessionStateEffects {
         guard call.pointee.n_args == 3, let args = call.pointee.args else { return .customSetting }
-        switch NodeValue.constant(args[2]) {
+        switch NodeValue.plainConstant(args[2]) {
         case .boolean(true)?: return []
         case .string(let text)? where ["true", "on", "t", "yes", "y", "1"].contains(text.lowercased()): return []
         default: break
         }
-        guard case .string(let name)? = NodeValue.constant(args[0]), !name.contains(".") else { return .customSetting }
+        guard let name = NodeValue.plainString(args[0]), !name.contains(".") else { return .customSetting }
         // GUC names are matched case-insensitively (guc.c guc_name_compare).
         switch name.lowercased() {
         case "role", "session_authorization":
             return .role
         case "search_path":
-            if case .string(let value)? = NodeValue.constant(args[1]), !isTemporarySchemaListed(value) { return .sessionSetting }
+            if let value = NodeValue.plainString(args[1]), !isTemporarySchemaListed(value) { return .sessionSetting }
             return [.sessionSetting, .temporarySearchPath]
         default:
             return .sessionSetting

@@ -18,7 +18,7 @@ extension TreeScan {
         let first = call.pointee.n_args > 0 ? call.pointee.args[0] : nil
         let second = call.pointee.n_args > 1 ? call.pointee.args[1] : nil
         // A plain constant: a cast could change the name judged ('rolex'::char(4) is 'role').
-        if let setting = Self.plainString(first) {
+        if let setting = NodeValue.plainString(first) {
             judgeSetConfig(setting: setting, value: second)
         } else if let pinned = pinnedSetConfigCalls[UnsafeRawPointer(call)] {
             judgeSetConfig(setting: pinned, value: second)
@@ -33,7 +33,7 @@ extension TreeScan {
             // Only a plain string constant PostgreSQL reads as true for a read-only flag
             // (`set_config('default_transaction_read_only', 'on', false)`); no cast, whose
             // output could differ from the text judged.
-            if let text = Self.plainString(value), SettingPolicy.isSafeValue(text, forProtected: setting) {
+            if let text = NodeValue.plainString(value), SettingPolicy.isSafeValue(text, forProtected: setting) {
                 return
             }
             decision.refuse(.policy("set_config('\(setting)')"))
@@ -41,7 +41,7 @@ extension TreeScan {
         }
         switch SettingPolicy.asciiLowercased(setting) {
         case "search_path":
-            guard let text = Self.plainString(value) else {
+            guard let text = NodeValue.plainString(value) else {
                 decision.refuse(.policy("set_config('search_path') with a non-constant value"))
                 return
             }
@@ -51,7 +51,7 @@ extension TreeScan {
                 decision.refuse(.policy("set_config('search_path'): \(reason)"))
             }
         case "client_encoding":
-            guard let text = Self.plainString(value) else {
+            guard let text = NodeValue.plainString(value) else {
                 decision.refuse(.policy("set_config('client_encoding') with a non-constant value"))
                 return
             }
@@ -61,16 +61,6 @@ extension TreeScan {
         default:
             break
         }
-    }
-}
-
-extension TreeScan {
-    /// A bare string A_Const. A cast is not looked through: its output can differ from the
-    /// text judged (`'evil, pg_catalogue'::varchar(16)` is `evil, pg_catalog`).
-    static func plainString(_ node: NodePointer?) -> String? {
-        guard let node, node.pointee.node_case == PG_QUERY__NODE__NODE_A_CONST,
-              case .string(let text) = NodeValue.constant(node) else { return nil }
-        return text
     }
 }
 
@@ -159,9 +149,9 @@ enum PinnedSettingName {
                 let op = NodeValue.names(expr.pointee.name, count: expr.pointee.n_name)
                 guard op == ["="] || op == ["pg_catalog", "="] else { continue }
                 let (left, right) = (expr.pointee.lexpr, expr.pointee.rexpr)
-                if isNameColumn(left, referenceName: referenceName), let constant = plainString(right) {
+                if isNameColumn(left, referenceName: referenceName), let constant = NodeValue.plainString(right) {
                     names.append(constant)
-                } else if isNameColumn(right, referenceName: referenceName), let constant = plainString(left) {
+                } else if isNameColumn(right, referenceName: referenceName), let constant = NodeValue.plainString(left) {
                     names.append(constant)
                 }
             default:
@@ -173,9 +163,4 @@ enum PinnedSettingName {
 
     /// A bare string A_Const: no cast and no COLLATE, so `=` is text equality under the
     /// column's deterministic collation.
-    private static func plainString(_ node: NodePointer?) -> String? {
-        guard let node, node.pointee.node_case == PG_QUERY__NODE__NODE_A_CONST,
-              case .string(let text) = NodeValue.constant(node) else { return nil }
-        return text
-    }
 }

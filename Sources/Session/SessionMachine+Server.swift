@@ -50,7 +50,13 @@ extension SessionMachine {
                 reading.now.parameterStatus(name: name, value: value)
                 reading.batch = reading.batch.merged(with: reading.now)
             }
-            if configuration.transactionPooling != nil { poolingParameterStatus(name: name, value: value) }
+            if configuration.transactionPooling != nil {
+                poolingParameterStatus(name: name, value: value)
+                // Backstop: the server reports a setting the client's statements changed, however
+                // they did it (a function's set_config; the proxy's own exchanges never come
+                // here): the session's settings are read again before the server goes back.
+                settingsDirty = true
+            }
             if configuration.readOnly != nil,
                case .breached(let reason)? = withGateStorage({ $0.tripwire.parameterStatusReceived(name: name, value: value) }) {
                 // Nothing more goes up; the server connection is closed, never reused.

@@ -61,6 +61,31 @@ final class TransactionPoolingIsolationTests: SharedProxyTestCase {
         try assertNoLeak("SELECT pg_catalog.set_config('ROLE', 'tx_other', false)", probe: "SELECT current_user", expected: "app_rw")
     }
 
+    /// Found in review (19): the classifier read set_config's arguments through casts, which can
+    /// change them — this is_local is false, this name is `role`.
+    func testSetConfigWithACastLocalFlagDoesNotLeak() throws {
+        try assertNoLeak("SELECT set_config('role', 'tx_other', '1'::numeric(1,-1)::int::boolean)",
+                         probe: "SELECT current_user", expected: "app_rw")
+    }
+
+    func testSetConfigWithACastNameDoesNotLeak() throws {
+        try assertNoLeak("SELECT set_config('rolex'::char(4), 'tx_other', false)", probe: "SELECT current_user", expected: "app_rw")
+    }
+
+    /// Found in review (19): UPDATE pg_settings is SET by another name (the view's rule).
+    func testUpdateOfPgSettingsDoesNotLeak() throws {
+        try assertNoLeak("UPDATE pg_settings SET setting = 'pg_catalog' WHERE name = 'search_path'",
+                         probe: "SHOW search_path", expected: "\"$user\", public")
+    }
+
+    /// A setting changed inside a function (no statement text shows it) that the server
+    /// reports: its ParameterStatus makes the proxy read the settings back (found in review:
+    /// a client_encoding set that way garbled the next client's text).
+    func testAReportedSettingChangedInsideAFunctionDoesNotLeak() throws {
+        try assertNoLeak("CREATE OR REPLACE FUNCTION public.txiso_tz() RETURNS text LANGUAGE sql AS $$SELECT set_config('TimeZone', 'Asia/Tokyo', false)$$",
+                         "SELECT txiso_tz()", probe: "SHOW TimeZone", expected: "Etc/UTC")
+    }
+
     /// With pg_temp first on the search path an unqualified CREATE TABLE creates a temporary
     /// table; b's unqualified name would then find a's table before its own.
     func testSearchPathWithPgTempCannotCreateAnUnpinnedTemporaryTable() throws {

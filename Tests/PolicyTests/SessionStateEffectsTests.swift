@@ -63,6 +63,17 @@ import Testing
         ("SELECT pg_catalog.set_config('ROLE', 'r', false)", .role),
         ("SELECT set_config('session_authorization', 'r', false)", .role),
         ("SELECT set_config('role', 'r', true)", []),
+        // A cast can change the value: only bare literals are read (found in review: the
+        // first is_local is false, the second name is `role`).
+        ("SELECT set_config('role', 'r', '1'::numeric(1,-1)::int::boolean)", .role),
+        ("SELECT set_config('rolex'::char(4), 'r', false)", .customSetting),
+        ("SELECT set_config('work_mem', '8MB', 'true'::text::boolean)", .sessionSetting),
+        ("SELECT set_config('search_path', 'pg_temp, x'::varchar(7), false)", [.sessionSetting, .temporarySearchPath]),
+        // UPDATE pg_settings is SET by another name (its rule calls set_config(…, false)).
+        ("UPDATE pg_settings SET setting = 'evil, public' WHERE name = 'search_path'", [.sessionSetting, .temporarySearchPath]),
+        ("WITH u AS (UPDATE pg_catalog.pg_settings SET setting = '5' WHERE name = 'statement_timeout' RETURNING 1) SELECT 1",
+         [.sessionSetting, .temporarySearchPath]),
+        ("UPDATE other.pg_settings SET setting = '5'", []),
         ("CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", .temporaryObject),
         ("CREATE DOMAIN pg_temp.d AS int", .temporaryObject),
         ("CREATE TYPE pg_temp.e AS ENUM ('a')", .temporaryObject),

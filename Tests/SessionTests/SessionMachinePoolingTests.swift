@@ -170,6 +170,17 @@ final class SessionMachinePoolingTests: XCTestCase {
         XCTAssertFalse(h.machine.needsSettingsCapture)
     }
 
+    /// A ParameterStatus the client's statements caused means a setting changed, however it was
+    /// done (a function's set_config, which no text shows): the settings are read again
+    /// (found in review: client_encoding LATIN1 set that way stayed for the next client).
+    func testAReportedSettingChangeMakesTheSettingsBeReadAgain() {
+        let h = pooled()
+        h.client(.query("SELECT my_function()"))
+        XCTAssertFalse(h.machine.needsSettingsCapture)
+        h.server(.parameterStatus(name: "client_encoding", value: "LATIN1"), complete("SELECT 1"), ready)
+        XCTAssertTrue(h.machine.needsSettingsCapture)
+    }
+
     /// Found in review: with standard_conforming_strings off, or an SJIS-like client_encoding,
     /// the server runs statements the classifier read as part of a string (or as a syntax
     /// error): the session stays on its server for good, from the server's report on.
