@@ -43,10 +43,19 @@ extension StatementClassifier {
                 // The values are literals that normalization erases.
                 decision.dependsOnLiterals = true
                 var schemas: [String] = []
+                var unread = false
                 for index in 0..<stmt.n_args {
-                    if case .string(let schema) = NodeValue.constant(stmt.args[index]) { schemas.append(schema) }
+                    // A number is a schema name too: `SET search_path = 1, pg_catalog` puts
+                    // schema "1" first (guc.c ExtractSetVariableArgs prints it).
+                    switch NodeValue.plainConstant(stmt.args[index]) {
+                    case .string(let schema)?: schemas.append(schema)
+                    case .integer(let number)?: schemas.append(String(number))
+                    default: unread = true
+                    }
                 }
-                if SettingPolicy.searchPathDemotesCatalog(schemas) {
+                if unread {
+                    decision.refuse(.policy("SET search_path with a value that is not a plain name"))
+                } else if SettingPolicy.searchPathDemotesCatalog(schemas) {
                     decision.refuse(.policy("SET search_path with pg_catalog after another schema"))
                 }
             }

@@ -85,6 +85,12 @@ import Testing
         Case(sql: "set session authorization admin", tag: "SET", auditClass: .miscSet,
              refusal: "SET session_authorization is not allowed for a read-only identity"),
         Case(sql: "set search_path = public", tag: "SET", auditClass: .miscSet, refusal: nil),
+        Case(sql: "set search_path = ''", tag: "SET", auditClass: .miscSet, refusal: nil),
+        // A number is a schema name: schema "1" would come before pg_catalog.
+        Case(sql: "set search_path = 1, pg_catalog", tag: "SET", auditClass: .miscSet,
+             refusal: "SET search_path with pg_catalog after another schema is not allowed for a read-only identity"),
+        Case(sql: "set search_path = 1.5, pg_catalog", tag: "SET", auditClass: .miscSet,
+             refusal: "SET search_path with a value that is not a plain name is not allowed for a read-only identity"),
         Case(sql: "reset all", tag: "RESET", auditClass: .miscSet,
              refusal: "RESET ALL is not allowed for a read-only identity"),
         Case(sql: "set session characteristics as transaction read write", tag: "SET", auditClass: .miscSet,
