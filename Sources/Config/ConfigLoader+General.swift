@@ -46,6 +46,8 @@ extension ConfigBuilder {
                 value, in: Self.minimumMessageBufferSize...Self.maximumMessageSize)
         case "readonly_max_statement_size":
             config.general.readOnlyMaxStatementSize = try SettingValue.size(value, in: 1024...Self.maximumMessageSize)
+        case "max_kept_statement_memory":
+            config.general.maxKeptStatementMemory = try SettingValue.size(value, in: (1 << 20)...(1 << 40))
         case "readonly_classify_timeout":
             config.general.readOnlyClassifyTimeout = try positiveDuration(value)
         case "outbound_buffer_limit":

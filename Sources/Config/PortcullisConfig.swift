@@ -133,6 +133,9 @@ public struct GeneralSettings: Sendable {
     /// How long classifying one statement of a read-only identity may take before the
     /// statement is refused (57014).
     public var readOnlyClassifyTimeout: Duration = .seconds(5)
+    /// Statement text all sessions keep, in all: read-only sessions' prepared statements (to
+    /// judge each Bind again) and transaction pooling's (to prepare them on another server).
+    public var maxKeptStatementMemory = 1 << 30
     /// The audit stream (docs/AUDIT.md).
     public var audit = AuditSettings()
     /// Verifiers read from the upstream for `password=auth_query` identities.

@@ -27,6 +27,8 @@ public final class ProxyShared: Sendable {
     public let internalSocketPath: String?
     /// Transaction pooling: sessions pinned to their server connection so far (logged with each pin).
     let transactionPins = Atomic<UInt64>(0)
+    /// `max_kept_statement_memory`: statement text all sessions keep, in all.
+    let keptTexts = KeptTextBudget(limit: GeneralSettings().maxKeptStatementMemory)
     public init(internalSocketPath: String? = nil) { self.internalSocketPath = internalSocketPath }
 }
 
@@ -266,7 +268,8 @@ final class ClientSession: LegOwner {
             transactionPooling: (target.poolMode ?? general.poolMode) == .transaction
                 ? .init(refusesPinning: (target.transactionPin ?? general.transactionPin) == .refuse, tokens: Self.refusalToken,
                         maxPreparedStatements: general.maxPreparedStatements, maxClassifiedSize: general.readOnlyMaxStatementSize)
-                : nil))
+                : nil,
+            keptTexts: shared.keptTexts))
         let spec = UpstreamSpec(databaseEntry: target.name, dbname: target.dbname ?? request.databaseName,
                                 serverUser: request.serverUser, parameters: request.parameters, route: target.route,
                                 transactionPooled: sessionConfiguration.transactionPooling != nil, readOnly: request.mode == .readOnly,
@@ -539,6 +542,7 @@ final class ClientSession: LegOwner {
             self.identitySlot = nil
         }
         takeSessionEvents()
+        session?.inPlace { $0.releaseKeptTexts() }
         auditDisconnected()
         refusalLog?.limiter.logSummary(to: logger, at: loop.now())
         if let loginTimer = startup?.loginTimer { loop.cancelTimer(loginTimer); startup?.loginTimer = nil }

@@ -116,6 +116,7 @@ public final class ProxyServer {
         try reporter.start()
 
         let shared = ProxyShared(internalSocketPath: internalSocket?.1)
+        shared.keptTexts.setLimit(general.maxKeptStatementMemory)
         let counter = ConnectionCounter()
         let mailboxes = MailboxDirectory(count: workers)
         let loads = LoopLoads(count: workers)
@@ -175,6 +176,7 @@ public final class ProxyServer {
                                         baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
                                     }
                                     reloader.current = fresh
+                                    shared.keptTexts.setLimit(fresh.config.general.maxKeptStatementMemory)
                                     backupScheduler.update(fresh.config)
                                     let applied = ReloadBarrier(loops: workers)
                                     mailboxes.broadcast(LoopControl.reload(fresh, applied: applied))

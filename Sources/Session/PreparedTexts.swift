@@ -56,6 +56,23 @@ struct PreparedTexts {
     private var open: [(batch: UInt64, changes: [Change])] = []
     private var settledBytes = 0
     private var openBytes = 0
+    /// This session's part of the process-wide bound (``KeptTextBudget``).
+    private var share: KeptTextShare
+
+    init(budget: KeptTextBudget? = nil) {
+        share = KeptTextShare(budget)
+    }
+
+    /// Whether a text of `bytes` may be kept under the process-wide bound (the per-session one
+    /// loses a name instead, ``defined(_:_:inBatch:certain:)``).
+    mutating func processBoundAllows(_ bytes: Int) -> Bool {
+        share.allows(bytes, keeping: settledBytes + openBytes)
+    }
+
+    /// The session ends: what it kept no longer counts.
+    mutating func releaseShare() {
+        share.report(0)
+    }
 
     /// What a Bind of `name` must be judged against: nil when the name is lost; empty when no
     /// text is known (never prepared by this session: the server answers 26000).
@@ -93,12 +110,13 @@ struct PreparedTexts {
 
     /// A Parse the gate let through, sent in batch `batch` (counted from the session start).
     mutating func defined(_ name: Name, _ text: Text, inBatch batch: UInt64, certain: Bool = true) {
-        guard settledBytes + openBytes + text.bytes <= Self.maxBytes else {
+        guard settledBytes + openBytes + text.bytes <= Self.maxBytes, processBoundAllows(text.bytes) else {
             lose(name)
             return
         }
         openBytes += text.bytes
         record(certain ? .define(name, text) : .mayDefine(name, text), inBatch: batch)
+        share.report(settledBytes + openBytes)
     }
 
     /// A Close of a statement, sent in batch `batch`.
@@ -131,6 +149,7 @@ struct PreparedTexts {
                 }
             }
         }
+        share.report(settledBytes + openBytes)
     }
 
     private mutating func record(_ change: Change, inBatch batch: UInt64) {

@@ -79,7 +79,7 @@ package struct ReadOnlyGate {
     /// what transaction pooling cannot carry (`transaction_pin = refuse` of a read-write identity).
     package let judgesFunctionCalls: Bool
     /// A read-only gate's prepared statement texts, judged again at each Bind (``PreparedTexts``).
-    private var preparedTexts = PreparedTexts()
+    private var preparedTexts: PreparedTexts
     /// Portals whose statement runs its query only at Execute (a utility: EXPLAIN ANALYZE,
     /// COPY (query) TO, DECLARE CURSOR), with the texts their Bind was judged against; others
     /// are kept with an empty text (``portalBound(_:runsAtExecute:)``).
@@ -89,10 +89,17 @@ package struct ReadOnlyGate {
     /// sessions bind only plain SELECTs: no bookkeeping per Bind, Execute and ReadyForQuery).
     private var portalsRunAtExecute = false
 
-    package init(identity: String, tokens: @escaping () -> String, judgesFunctionCalls: Bool = true) {
+    package init(identity: String, tokens: @escaping () -> String, judgesFunctionCalls: Bool = true,
+                 keptTexts: KeptTextBudget? = nil) {
         self.identity = identity
         self.tokens = tokens
         self.judgesFunctionCalls = judgesFunctionCalls
+        preparedTexts = PreparedTexts(budget: keptTexts)
+    }
+
+    /// The session ends: its prepared statement texts no longer count (``KeptTextBudget``).
+    package mutating func releaseKeptTexts() {
+        preparedTexts.releaseShare()
     }
 
     package var pendingCount: Int { pending.count }
@@ -164,12 +171,17 @@ package struct ReadOnlyGate {
             return queryReceived(message, result, offsets: statementOffsets)
         case .parse(let name, let sql, let parameterTypes):
             guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
+            let text = PreparedTexts.Text(sql: sql, parameterTypes: parameterTypes)
+            if judgesFunctionCalls, result.firstRefusal == nil, !preparedTexts.processBoundAllows(text.bytes) {
+                // Never forwarded: a statement the gate could not judge again at its Binds.
+                return standInParse(name: name, for: Self.keptTextsExhausted)
+            }
             let verdict = parseReceived(name: name, result, parameterTypesRefusal: parameterTypesRefusal)
             // A PREPARE in a prepared statement defines its name when it runs, if ever.
             notePreparedStatements(result, text: sql, certain: false)
             if case .forward = verdict, judgesFunctionCalls {
                 // Keyed by its bytes as PostgreSQL keys it (a longer name is cut at 63 bytes).
-                preparedTexts.defined(.init(Array(name.utf8)), .init(sql: sql, parameterTypes: parameterTypes), inBatch: batchesSent)
+                preparedTexts.defined(.init(Array(name.utf8)), text, inBatch: batchesSent)
             }
             return verdict
         case .functionCall(let call):
@@ -298,6 +310,12 @@ package struct ReadOnlyGate {
     package static func refusing(_ refusal: Refusal) -> ClassificationResult {
         ClassificationResult(statements: [], syntaxError: refusal)
     }
+
+    /// ``KeptTextBudget``: the process keeps as much prepared statement text as it may.
+    package static let keptTextsExhausted = Refusal(
+        sqlState: SQLState.outOfMemory,
+        message: "out of memory: Portcullis keeps the text of a read-only session's prepared statements to judge each Bind again, and the process keeps max_kept_statement_memory of them already",
+        isPostgreSQLText: false)
 
     package static let unclassified = Refusal(sqlState: SQLState.readOnlySQLTransaction,
                                       message: "statement was not classified", isPostgreSQLText: false)

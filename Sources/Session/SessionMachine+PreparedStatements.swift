@@ -187,12 +187,17 @@ extension SessionMachine {
             if allowed, let pooling = configuration.transactionPooling {
                 let statement = PreparedStatement(query: parse.query, parameterTypes: parse.parameterTypes,
                                                   pins: pins.intersection(Self.keptWithStatements))
-                if statements.client.count < pooling.maxPreparedStatements,
-                   keptStatementBytes + parse.query.count <= Self.maxKeptStatementBytes {
+                let kept = keptStatementBytes
+                if statements.client.count < pooling.maxPreparedStatements, kept + parse.query.count <= Self.maxKeptStatementBytes,
+                   keptStatementsShare.allows(parse.query.count, keeping: kept) {
+                    // Counted now, as if it succeeds: a lag would let each client's latest
+                    // statement go uncounted.
+                    keptStatementsShare.report(kept + parse.query.count)
                     makeRoomOnServer(except: name, into: &out)
                     change = .clientParse(name, statement)
                 } else {
-                    // Over a bound: the statement stays on this server only.
+                    // Over a bound (this client's, or the process's: ``KeptTextBudget``): the
+                    // statement stays on this server only.
                     notePins(.namedProtocolStatement)
                     change = .clientParse(name, nil)
                 }

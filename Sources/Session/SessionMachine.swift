@@ -97,6 +97,8 @@ package struct SessionMachine {
         /// The longest body of a server message this session holds whole to read it
         /// (``maxHeldServerBody`` but in tests).
         package let maxHeldServerBody: Int
+        /// The process-wide bound on kept statement text (one instance for every session).
+        package let keptTexts: KeptTextBudget?
 
         /// Everything a configuration holds but its token sources, which a shell gives every
         /// session alike: two configurations with the same key behave the same.
@@ -123,8 +125,9 @@ package struct SessionMachine {
 
         package init(maxMessageSize: Int, readOnly: ReadOnlySettings?, followsStatements: Bool,
                      parameterLogging: ParameterLogging? = nil, transactionPooling: TransactionPooling? = nil,
-                     maxHeldServerBody: Int = SessionMachine.maxHeldServerBody) {
+                     maxHeldServerBody: Int = SessionMachine.maxHeldServerBody, keptTexts: KeptTextBudget? = nil) {
             self.maxMessageSize = maxMessageSize
+            self.keptTexts = keptTexts
             self.maxHeldServerBody = maxHeldServerBody
             self.readOnly = readOnly
             self.followsStatements = followsStatements
@@ -281,6 +284,8 @@ package struct SessionMachine {
     /// Transaction pooling: a statement that can change session settings was sent since they
     /// were last read from the server.
     var settingsDirty = false
+    /// Transaction pooling's kept statements' part of the process-wide bound.
+    var keptStatementsShare = KeptTextShare(nil)
     /// The client sent Terminate while replies were owed (SessionMachine+Terminate.swift).
     package internal(set) var termination: Termination?
     /// Transaction pooling: the pins of the statements bound since the transaction began (their
@@ -332,7 +337,8 @@ package struct SessionMachine {
         if let readOnly = configuration.readOnly {
             var tripwire = ReadOnlyTripwire()
             _ = tripwire.startupParametersReceived(serverParameters)
-            gateStorage = GateStorage(ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens), tripwire: tripwire)
+            gateStorage = GateStorage(ReadOnlyGate(identity: readOnly.identity, tokens: readOnly.tokens,
+                                                   keptTexts: configuration.keptTexts), tripwire: tripwire)
             clientTypes.formUnion(ReadOnlyGate.inspectedClientTypes)
             // Bind and Execute: the statement is judged again; Close: a statement's or a
             // portal's text is forgotten (SessionMachine+BindJudgment.swift).
@@ -341,6 +347,7 @@ package struct SessionMachine {
         } else {
             serverTypes.insert(UInt8(ascii: "C"))
         }
+        keptStatementsShare = KeptTextShare(configuration.keptTexts)
         if let pooling = configuration.transactionPooling {
             // Every Query and Parse text is classified for the state it leaves behind; tags
             // of CommandComplete tell what the server did (DISCARD ALL, LISTEN, …).
@@ -406,6 +413,12 @@ package struct SessionMachine {
     /// the machine shares it.
     mutating func withGate<Result>(_ body: (inout ReadOnlyGate) -> Result) -> Result? {
         withGateStorage { body(&$0.gate) }
+    }
+
+    /// The session ends: the statement text it kept no longer counts (``KeptTextBudget``).
+    package mutating func releaseKeptTexts() {
+        keptStatementsShare.report(0)
+        _ = withGate { $0.releaseKeptTexts() }
     }
 
     /// The gate's storage, copied first when another copy of the machine shares it.

@@ -66,6 +66,7 @@ public enum SQLState {
     public static let queryCanceled = "57014"
     public static let featureNotSupported = "0A000"
     public static let programLimitExceeded = "54000"
+    public static let outOfMemory = "53200"
     public static let readOnlySQLTransaction = "25006"
     public static let inFailedSQLTransaction = "25P02"
     public static let invalidParameterValue = "22023"

@@ -41,7 +41,7 @@ final class ExampleConfigTests: XCTestCase {
             "listen_addresses", "listen_port", "so_reuseport", "unix_socket_directories", "unix_socket_permissions",
             "unix_socket_group", "workers", "max_client_connections", "login_timeout", "client_idle_timeout",
             "shutdown_drain_timeout", "max_message_size", "outbound_buffer_limit", "local_auth_method",
-            "host_auth_method", "server_reset", "pool_mode", "transaction_pin", "max_prepared_statements", "pool_max_size", "pool_min_idle", "pool_spare_linger", "pool_idle_timeout",
+            "host_auth_method", "server_reset", "pool_mode", "transaction_pin", "max_prepared_statements", "max_kept_statement_memory", "pool_max_size", "pool_min_idle", "pool_spare_linger", "pool_idle_timeout",
             "pool_max_lifetime", "pool_wait_timeout", "secret_key_file", "log_level",
             "hba_file", "ident_file", "service_user", "service_password", "catalog_refresh_interval", "catalog_max_age",
             "client_tls", "client_tls_ca_file", "client_tls_min_protocol", "client_tls_max_protocol",
@@ -62,6 +62,7 @@ final class ExampleConfigTests: XCTestCase {
         XCTAssertEqual(general.listenAddresses, defaults.listenAddresses)
         XCTAssertEqual(general.listenPort, defaults.listenPort)
         XCTAssertEqual(general.soReusePort, defaults.soReusePort)
+        XCTAssertEqual(general.maxKeptStatementMemory, defaults.maxKeptStatementMemory)
         XCTAssertEqual(general.unixSocketDirectories, defaults.unixSocketDirectories)
         XCTAssertEqual(general.unixSocketPermissions, defaults.unixSocketPermissions)
         XCTAssertEqual(general.unixSocketGroup, defaults.unixSocketGroup)

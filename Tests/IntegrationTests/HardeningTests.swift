@@ -368,6 +368,35 @@ final class HardeningIntegrationTests: IntegrationTestCase {
         XCTAssertTrue(poll(timeout: 10) { proxy.stderrText.contains("login refused: too many connections for role") })
     }
 
+    /// `max_kept_statement_memory`: the statement text all sessions keep is bounded in all, not
+    /// only per session (found in review: a thousand read-only clients could make the proxy
+    /// keep 32 GB). Past it a read-only session's new Parse fails with 53200; the session and
+    /// the statements it has keep working, and what a session kept counts no more once it ends.
+    func testKeptStatementTextIsBoundedAcrossSessions() throws {
+        let h = try harness
+        var options = ProxyProcess.Options(upstream: h.cluster)
+        options.extraSettings = ["max_kept_statement_memory = 1MB"]
+        let proxy = try ProxyProcess(harness: h, options: options)
+        defer { proxy.stop() }
+        func session() throws -> LibPQSession {
+            try LibPQSession(conninfo: proxy.endpoint.conninfo(user: "app_ro", extra: "password=app_ro_pw"))
+        }
+        let text = { (fill: Character) in "SELECT length('" + String(repeating: fill, count: 300_000) + "')" }
+        var first: LibPQSession? = try session()
+        for (index, fill) in "abc".enumerated() {
+            XCTAssertFalse(first?.prepare("s\(index)", text(fill)).contains(where: \.isError) ?? true)
+        }
+        let second = try session()
+        let refused = second.prepare("t0", text("d"))
+        XCTAssertEqual(refused.first(where: \.isError)?.sqlState, "53200", "\(refused)")
+        XCTAssertEqual(try second.rows("SELECT 1"), [["1"]], "the session goes on")
+        XCTAssertEqual(first?.execute(prepared: "s2", values: []).last?.rows, [["300000"]])
+        first = nil
+        XCTAssertTrue(poll(timeout: 10) { !second.prepare("t1", text("e")).contains(where: \.isError) },
+                      "the first session's part was not given back when it ended")
+        XCTAssertEqual(second.execute(prepared: "t1", values: []).last?.rows, [["300000"]])
+    }
+
     /// postgres.c SocketBackend: an unknown message type after login is FATAL 08P01 "invalid
     /// frontend message type N" at once, even when it declares a long length. Shown first
     /// against PostgreSQL itself (over its Unix socket, trust), then through the proxy.

@@ -37,14 +37,15 @@ final class SessionHarness {
 
     init(readOnly: Bool = false, followsStatements: Bool = true, maxMessageSize: Int = 1 << 20,
          maxStatementSize: Int = 1 << 20, parameters: [(String, String)] = SessionHarness.pg15Parameters,
-         pooling: SessionMachine.TransactionPooling? = nil, maxHeldServerBody: Int = SessionMachine.maxHeldServerBody) {
+         pooling: SessionMachine.TransactionPooling? = nil, maxHeldServerBody: Int = SessionMachine.maxHeldServerBody,
+         keptTexts: KeptTextBudget? = nil) {
         var tokenCount = 0
         let settings = readOnly
             ? SessionMachine.ReadOnlySettings(identity: "agent", maxStatementSize: maxStatementSize,
                                               tokens: { tokenCount += 1; return "tok\(tokenCount)z" })
             : nil
         machine = SessionMachine(.init(maxMessageSize: maxMessageSize, readOnly: settings, followsStatements: followsStatements,
-                                       transactionPooling: pooling, maxHeldServerBody: maxHeldServerBody),
+                                       transactionPooling: pooling, maxHeldServerBody: maxHeldServerBody, keptTexts: keptTexts),
                                  backendProcessID: 4242, backendSecretKey: [1, 2, 3, 4], serverParameters: parameters)
     }
 

@@ -48,6 +48,34 @@ final class SessionMachineBindJudgmentTests: XCTestCase {
         XCTAssertEqual(answer.last, ready)
     }
 
+    /// The process-wide bound on kept text (``KeptTextBudget``): past it a read-only session's
+    /// new Parse is refused (53200), never forwarded; a session that ends gives its part back.
+    func testAParseBeyondTheProcessWideBoundIsRefusedAndAnEndedSessionGivesItsPartBack() {
+        let budget = KeptTextBudget(limit: 100)
+        let first = SessionHarness(readOnly: true, keptTexts: budget)
+        prepare(first, "s1", "SELECT '" + String(repeating: "a", count: 60) + "'")
+        XCTAssertEqual(budget.bytes, 69)
+        let second = SessionHarness(readOnly: true, keptTexts: budget)
+        second.client(.parse(name: "s2", query: "SELECT '" + String(repeating: "b", count: 30) + "'", parameterTypes: []), .sync)
+        let sent = second.sentToServer()
+        guard case .parse(let name, let sql, _)? = sent.first else { return XCTFail("\(sent)") }
+        XCTAssertEqual(name, "s2")
+        XCTAssertFalse(sql.contains("bbb"), "the refused text is never sent")
+        let start = sql.range(of: "'portcullis-refused-")!.upperBound
+        let token = sql[start...].prefix { $0 != "'" }
+        second.server(H.error("22P02", "invalid input syntax for type integer: \"portcullis-refused-\(token)\""), ready)
+        guard case .errorResponse(let fields)? = second.sentToClient().first else { return XCTFail("no error") }
+        XCTAssertEqual(fields.sqlState, "53200")
+        XCTAssertTrue(fields.message?.contains("max_kept_statement_memory") == true, "\(fields)")
+        // The first session's Binds still work; once it ends, the second may keep its text.
+        first.client(bind("s1"), .execute(portal: "", maxRows: 0), .sync)
+        XCTAssertEqual(first.sentToServer(), [bind("s1"), .execute(portal: "", maxRows: 0), .sync])
+        first.machine.releaseKeptTexts()
+        XCTAssertEqual(budget.bytes, 0)
+        prepare(second, "s2", "SELECT '" + String(repeating: "b", count: 30) + "'")
+        XCTAssertEqual(budget.bytes, 39)
+    }
+
     func testAnAllowedBindIsForwardedAsItCame() {
         let h = SessionHarness(readOnly: true)
         prepare(h, "s1", "SELECT 1")

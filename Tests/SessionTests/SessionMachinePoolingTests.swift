@@ -242,6 +242,30 @@ final class SessionMachinePoolingTests: XCTestCase {
         XCTAssertNil(h.machine.clientStatements["c"], "over the byte bound: not kept")
     }
 
+    /// Past the process-wide bound (``KeptTextBudget``, `max_kept_statement_memory`) a new
+    /// name pins too, whatever this client keeps.
+    func testKeptStatementTextsCountAgainstTheProcessWideBound() {
+        let budget = KeptTextBudget(limit: 45)
+        func session() -> SessionHarness {
+            SessionHarness(followsStatements: false, pooling: .init(refusesPinning: false, tokens: { "t" }), keptTexts: budget)
+        }
+        let first = session(), second = session()
+        first.client(.parse(name: "a", query: "SELECT 'aaaaaaaaaaaa'", parameterTypes: []), .sync)
+        first.server(.closeComplete, .parseComplete, ready)
+        second.client(.parse(name: "b", query: "SELECT 'bbbbbbbbbbbb'", parameterTypes: []), .sync)
+        second.server(.closeComplete, .parseComplete, ready)
+        XCTAssertFalse(second.machine.isPinned)
+        XCTAssertEqual(budget.bytes, 42)
+        first.client(.parse(name: "c", query: "SELECT 1", parameterTypes: []), .sync)
+        first.server(.closeComplete, .parseComplete, ready)
+        XCTAssertEqual(first.machine.pins, .namedProtocolStatement, "42 + 8 bytes is over 45")
+        XCTAssertNil(first.machine.clientStatements["c"])
+        XCTAssertNotNil(first.machine.clientStatements["a"])
+        second.machine.releaseKeptTexts()
+        first.machine.releaseKeptTexts()
+        XCTAssertEqual(budget.bytes, 0)
+    }
+
     func testAFastPathFunctionCallPinsUnlessItIsALargeObjectFunction() {
         let h = pooled()
         h.client(.functionCall(.init(functionOID: 954, argumentFormats: [], arguments: [], resultFormat: 0)))
