@@ -455,8 +455,10 @@ final class ClientSession: LegOwner {
         let found = CancelRegistry.Key(processID: processID, secretKey: secretKey).flatMap { shared.cancelRegistry.beginCancel($0) }
         auditCancelRequest(processID: processID, known: found != nil)
         guard let found else {
-            // As PostgreSQL: an unknown key is ignored without a reply.
-            logger.info("cancel request with unknown key ignored")
+            // As PostgreSQL: an unknown key is ignored without a reply, and logged at debug
+            // level only (postmaster.c processCancelRequest: DEBUG2), so that guessed keys sent
+            // by the thousand do not flood the log (the audit stream records each).
+            logger.debug("cancel request with unknown key ignored")
             return finish(reason: nil, flushClient: false)
         }
         // Transaction pooling between transactions: nothing runs for that client.
