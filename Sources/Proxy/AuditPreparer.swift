@@ -231,8 +231,12 @@ final class AuditPreparer: @unchecked Sendable {
 
     /// An error message without the values it quotes: PostgreSQL's messages put values (and
     /// names) in double quotes, a few in single quotes (Error Message Style Guide, "Use of
-    /// Quotes"); each quoted part becomes `"?"` (`'?'`), and each number standing alone `?`
-    /// (`value 99999999999 is out of range`). Words with digits (`int4`) stay.
+    /// Quotes"), and each number standing alone is a value too (`value 99999999999 is out of
+    /// range`: `?`; words with digits, `int4`, stay). PostgreSQL does not escape a quote inside
+    /// the value it quotes (`syntax error at or near ""pw""`), so no quote can be known to
+    /// close one: everything from the first quote to the last, of either kind, becomes `"?"`
+    /// (found in review: taking the next quote as the closing one let `"Tr0ub4dor&3"` and
+    /// `"Jane Roe"` out of a message whose statement text was not logged).
     static func messageWithoutValues(_ message: String) -> String {
         let bytes = Array(message.utf8)
         var out: [UInt8] = []
@@ -241,12 +245,13 @@ final class AuditPreparer: @unchecked Sendable {
         func isWordByte(_ byte: UInt8) -> Bool {
             (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte) || byte == 95 || byte >= 128
         }
+        func isQuote(_ byte: UInt8) -> Bool { byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") }
+        let lastQuote = bytes.lastIndex(where: isQuote)
         while index < bytes.count {
             let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
-                let close = bytes[(index + 1)...].firstIndex(of: byte) ?? bytes.count
-                out += [byte, UInt8(ascii: "?"), byte]
-                index = close + 1
+            if isQuote(byte), let lastQuote {
+                out += [byte, UInt8(ascii: "?"), bytes[lastQuote]]
+                index = lastQuote + 1
             } else if (48...57).contains(byte), out.last.map({ !isWordByte($0) }) ?? true {
                 var end = index
                 while end < bytes.count, isWordByte(bytes[end]) || bytes[end] == UInt8(ascii: ".") { end += 1 }

@@ -182,9 +182,16 @@ final class AuditPreparerTests: XCTestCase {
                        .failed(sqlState: "22P02", message: "value \"?\" is out of range for type integer"))
         XCTAssertEqual(AuditPreparer.messageWithoutValues("bigint out of range: 12.5 at line 3 of int4 'x'"),
                        "bigint out of range: ? at line ? of int4 '?'")
+        // PostgreSQL does not escape quotes inside the values it quotes (found in review): from
+        // the first quote to the last, all of it goes.
+        XCTAssertEqual(AuditPreparer.messageWithoutValues(#"syntax error at or near ""Tr0ub4dor&3"""#), #"syntax error at or near "?""#)
+        XCTAssertEqual(AuditPreparer.messageWithoutValues(#"invalid input syntax for type integer: "name: "Jane Roe", ssn: "123-45-6789"""#),
+                       #"invalid input syntax for type integer: "?""#)
+        XCTAssertEqual(AuditPreparer.messageWithoutValues(#"a "x" b 'y"z' c 42"#), #"a "?' c ?"#)
+        XCTAssertEqual(AuditPreparer.messageWithoutValues("column \"a\" of relation \"t\" does not exist"), "column \"?\" does not exist")
         // A masked secret in full mode: the error would repeat it.
         let secret = "SET my.password = 'hunter2-secret'"
         XCTAssertEqual(prepared(secret, .full, "invalid value for parameter \"my.password\": \"hunter2-secret\""),
-                       .failed(sqlState: "22P02", message: "invalid value for parameter \"?\": \"?\""))
+                       .failed(sqlState: "22P02", message: "invalid value for parameter \"?\""))
     }
 }
