@@ -40,6 +40,26 @@ public enum SecretMasker {
         return replacing(secret.map { Int($0.start)..<Int($0.end) }, in: bytes)
     }
 
+    /// `sql` with every string constant (and, with `numbers`, every numeric one) replaced by
+    /// ``redacted``: statement text `normalized` where `pg_query_normalize` left constants in
+    /// place — it does not rewrite utility statements (PREPARE … AS, CREATE VIEW … AS, COMMENT
+    /// … IS, DEFAULT, CHECK) or a text with a syntax error, which it fails on (found in review:
+    /// those kept names, SSNs and file paths verbatim). Text the scanner rejects is redacted
+    /// whole, as by ``mask(_:standardConformingStrings:)``.
+    public static func maskingConstants(_ sql: String, numbers: Bool) -> String {
+        let bytes = Array(sql.utf8)
+        // Every constant has a quote or a digit (B'…', X'…', E'…', U&'…', $$…$$ and numbers).
+        guard bytes.contains(where: { $0 == UInt8(ascii: "'") || $0 == UInt8(ascii: "$") || (numbers && (48...57).contains($0)) }) else {
+            return sql
+        }
+        guard let tokens = scan(sql) else { return "<unparsable statement redacted>" }
+        let constants = tokens.filter { token in
+            CutTextMasker.isConstant(token.kind) || (numbers && (token.kind == PG_QUERY__TOKEN__ICONST || token.kind == PG_QUERY__TOKEN__FCONST))
+        }
+        guard !constants.isEmpty else { return sql }
+        return replacing(constants.map { Int($0.start)..<Int($0.end) }, in: bytes)
+    }
+
     /// False only when ``mask(_:standardConformingStrings:)`` certainly returns `sql` unchanged,
     /// found without scanning (the audit writer's fast path for common statements). Every
     /// secret the masker redacts is either a string constant ('…', E'…', U&'…', $$…$$: a quote

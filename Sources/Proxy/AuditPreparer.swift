@@ -144,7 +144,11 @@ final class AuditPreparer: @unchecked Sendable {
                 if masked != piece { statement.outcome = Self.withoutValues(statement.outcome) }
                 statement.text = masked
             case .normalized:
-                statement.text = Self.masked(CachingStatementClassifier.normalized(piece) ?? piece)
+                // What normalization left (all of it when it failed or changed nothing, as for
+                // utility statements) loses its constants too.
+                let normalized = CachingStatementClassifier.normalized(piece)
+                statement.text = Self.masked(SecretMasker.maskingConstants(normalized ?? piece,
+                                                                           numbers: normalized == nil || normalized == piece))
             }
             statement.textLogged = true
             // Parameters are data the text does not show: masked as the text is (a password

@@ -161,6 +161,27 @@ final class AuditPreparerTests: XCTestCase {
         XCTAssertEqual(ended(classes: ["DDL"]).map(\.text), ["CREATE TABLE hidden_ddl(x int)"])
     }
 
+    /// Text `normalized`: constants become `$n`, and where pg_query_normalize leaves them (a
+    /// utility statement, a syntax error) they are redacted (found in review: those were kept).
+    func testNormalizedTextKeepsNoConstants() {
+        let preparer = AuditPreparer()
+        func text(_ sql: String) -> String? {
+            var statement = AuditStatement(statementID: 1, substatementID: 1, auditClass: "MISC", command: "???", text: nil, outcome: .ok)
+            statement.preparation = AuditPreparation(fullText: sql, index: 1, textMode: .normalized, completedCommand: nil, classes: all)
+            return preparer.prepare(AuditEvent(kind: .statement, timeMicroseconds: 0, statement: statement)).first?.statement?.text
+        }
+        XCTAssertEqual(text("SELECT * FROM t WHERE a = 42 AND b = 'x'"), "SELECT * FROM t WHERE a = $1 AND b = $2")
+        for sql in ["PREPARE pq AS SELECT 'CUSTOMER_DATA_8'", "COMMENT ON TABLE t IS 'SSN 123-45-6789'",
+                    "CREATE TABLE c (a int CHECK (a <> 424242))", "EXECUTE pq('CUSTOMER_DATA_11')",
+                    "SELECT * FROM t1 WHERE a = 987654321 AND name = 'John Doe SSN 123-45-6789' ORDER"] {
+            let logged = text(sql) ?? ""
+            for secret in ["CUSTOMER_DATA", "123-45-6789", "424242", "987654321"] {
+                XCTAssertFalse(logged.contains(secret), "\(sql) -> \(logged)")
+            }
+        }
+        XCTAssertEqual(text("SET app.password = S3cret"), "SET app.password = $1")
+    }
+
     /// With text `none` or `normalized` the error message does not repeat the literals the
     /// text leaves out; with `full` it does, unless the masker took a secret out of the text.
     func testErrorMessageValuesFollowTheTextMode() {
