@@ -42,7 +42,7 @@ extension ConfigBuilder {
         var sslModeUsable = true
         let problemsBefore = problems.count
 
-        for (keyword, value) in pairs {
+        for (index, (keyword, value)) in pairs.enumerated() {
             guard seen.insert(keyword).inserted else {
                 problems.append("keyword \"\(keyword)\" given more than once")
                 continue
@@ -107,8 +107,7 @@ extension ConfigBuilder {
                 case "transaction_pin":
                     target.transactionPin = try SettingValue.choice(value, of: TransactionPinPolicy.self)
                 default:
-                    throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
-                        + databaseKeywords.joined(separator: ", "))
+                    throw Self.unknownKeyword(keyword, after: index > 0 ? pairs[index - 1].key : nil, allowed: databaseKeywords)
                 }
             } catch {
                 let alreadyNamed = error.message.hasPrefix("unknown keyword") || error.message.hasPrefix(keyword)

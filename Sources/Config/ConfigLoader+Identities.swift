@@ -16,7 +16,7 @@ extension ConfigBuilder {
         var identity = IdentityConfig(name: name)
         var seen: Set<String> = []
         var valid = true
-        for (keyword, value) in pairs {
+        for (index, (keyword, value)) in pairs.enumerated() {
             guard seen.insert(keyword).inserted else {
                 report(line: entry.line, "identity \"\(name)\": keyword \"\(keyword)\" given more than once")
                 valid = false
@@ -49,8 +49,7 @@ extension ConfigBuilder {
                 case "max_connections":
                     identity.maxConnections = try SettingValue.integer(value, in: 0...1_000_000)
                 default:
-                    throw SettingError("unknown keyword \"\(keyword)\"; allowed keywords are "
-                        + Self.identityKeywords.joined(separator: ", "))
+                    throw Self.unknownKeyword(keyword, after: index > 0 ? pairs[index - 1].key : nil, allowed: Self.identityKeywords)
                 }
             } catch {
                 let message = keyword == "mode" ? "mode: \(error.message)" : error.message
@@ -77,5 +76,18 @@ extension ConfigBuilder {
                    "identity \"\(identity.name)\": password is required because neither local_auth_method "
                        + "nor host_auth_method is trust")
         }
+    }
+}
+
+extension ConfigBuilder {
+    /// An unknown keyword of a connection string, named — unless it follows a secret's value,
+    /// of which it is likely the rest (`password=two words=`; found in review: the error went
+    /// to the log and the audit stream with part of the password in it).
+    static func unknownKeyword(_ keyword: String, after previous: String?, allowed: [String]) -> SettingError {
+        let list = "allowed keywords are " + allowed.joined(separator: ", ")
+        if let previous, previous.lowercased().contains("password") || previous.lowercased().contains("secret") {
+            return SettingError("unknown keyword after the value of \"\(previous)\" (not repeated: it may be part of that value, and a value with white space must be quoted); \(list)")
+        }
+        return SettingError("unknown keyword \"\(keyword)\"; \(list)")
     }
 }

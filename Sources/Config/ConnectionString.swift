@@ -33,6 +33,13 @@ public enum ConnectionString {
             let keyword = String(characters[keywordStart..<index])
             skipWhitespace()
             guard index < characters.count, characters[index] == "=" else {
+                // After a secret's value the word is likely the rest of it (an unquoted value
+                // with white space; found in review: part of a password reached the log and the
+                // audit stream through a reload's error): not repeated then.
+                if let previous = pairs.last?.key.lowercased(), previous.contains("password") || previous.contains("secret") {
+                    throw ConnectionStringError(
+                        message: "missing \"=\" after the value of \"\(pairs.last?.key ?? "")\" in connection string (a value with white space must be quoted)")
+                }
                 throw ConnectionStringError(message: "missing \"=\" after \"\(keyword)\" in connection string")
             }
             guard !keyword.isEmpty else {
