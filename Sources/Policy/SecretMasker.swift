@@ -120,8 +120,54 @@ public enum SecretMasker {
             kind == PG_QUERY__TOKEN__SCONST || kind == PG_QUERY__TOKEN__USCONST || kind == PG_QUERY__TOKEN__IDENT
                 || kind == PG_QUERY__TOKEN__ICONST || kind == PG_QUERY__TOKEN__FCONST
         }
+        func take(_ token: Token) {
+            if secretStarts.insert(token.start).inserted { secret.append(token) }
+        }
+        /// The token at `index` and, when it opens a parenthesis, everything up to the one
+        /// that closes it.
+        func takeValue(at index: Int) {
+            guard index < significant.count else { return }
+            guard significant[index].kind == PG_QUERY__TOKEN__ASCII_40 else { return take(significant[index]) }
+            var depth = 0
+            for inner in significant[index...] {
+                take(inner)
+                if inner.kind == PG_QUERY__TOKEN__ASCII_40 { depth += 1 }
+                if inner.kind == PG_QUERY__TOKEN__ASCII_41 { depth -= 1; if depth == 0 { break } }
+            }
+        }
         for (index, token) in significant.enumerated() {
             func back(_ n: Int) -> Token? { index - n >= 0 ? significant[index - n] : nil }
+            // What follows PASSWORD (or ENCRYPTED, written for ENCRYPTED PASSWORD) when it is a
+            // value of any form: a statement with a password mistyped does not parse, and the
+            // audit shows its text (found in review: `PASSWORD "pw"`, `PASSWORD pw`,
+            // `PASSWORD ('pw')`, `PASSWORD ’pw’`, `ENCRYPTED 'pw'`, `OPTIONS (password: 'pw')`
+            // were kept). The scanner reads `password` as that keyword anywhere: as a column
+            // (`SELECT password FROM`, `app.password = …`) a keyword or an operator follows it.
+            let isSecretWord = token.kind == PG_QUERY__TOKEN__PASSWORD || token.kind == PG_QUERY__TOKEN__ENCRYPTED
+                || (token.kind == PG_QUERY__TOKEN__IDENT && looksSecret(unquoted(text(token))))
+            if isSecretWord, back(1)?.kind != PG_QUERY__TOKEN__ASCII_46, index + 1 < significant.count {
+                let next = significant[index + 1]
+                // A name that only looks secret takes `: value` alone: a word after it is more
+                // likely an alias (`FROM api_tokens t`) than a value.
+                let keyword = token.kind != PG_QUERY__TOKEN__IDENT
+                switch next.kind {
+                case PG_QUERY__TOKEN__IDENT, PG_QUERY__TOKEN__ICONST, PG_QUERY__TOKEN__FCONST,
+                     PG_QUERY__TOKEN__SCONST, PG_QUERY__TOKEN__USCONST:
+                    if keyword { take(next) }
+                case PG_QUERY__TOKEN__ASCII_40:
+                    // `PASSWORD ('pw')`; not `secret(…)`, a call.
+                    if keyword { takeValue(at: index + 1) }
+                case PG_QUERY__TOKEN__ASCII_58:
+                    takeValue(at: index + 2)
+                default:
+                    break
+                }
+            }
+            // `IDENTIFIED BY 'pw'` (another system's syntax).
+            if token.kind == PG_QUERY__TOKEN__BY, let before = back(1), before.kind == PG_QUERY__TOKEN__IDENT,
+               unquoted(text(before)).lowercased() == "identified" {
+                takeValue(at: index + 1)
+            }
             // `SET name = value [, value …]` (also ALTER ROLE/DATABASE/SYSTEM … SET) with a
             // secret-looking name: every value of the list (gram.y var_list: constants and
             // bare words — `SET app.password = S3cret`, `= 123456`, `TO 'a', 'b'`).

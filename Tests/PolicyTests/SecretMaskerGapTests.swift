@@ -33,6 +33,26 @@ final class SecretMaskerGapTests: XCTestCase {
                        "SELECT set_config('application_name'::text, 'x', false)")
     }
 
+    /// Review 20: mistyped passwords do not parse, and their text is shown; what follows
+    /// PASSWORD is masked whatever it is.
+    func testMistypedPasswords() {
+        assertHidden("ALTER ROLE x1 WITH PASSWORD \"S3cret\"")
+        assertHidden("ALTER ROLE x1 PASSWORD S3cret")
+        assertHidden("ALTER ROLE x1 PASSWORD ’S3cret’")
+        assertHidden("ALTER ROLE x1 PASSWORD ('S3cret')")
+        assertHidden("ALTER ROLE x1 ENCRYPTED 'S3cret'")
+        assertHidden("CREATE USER x1 IDENTIFIED BY 'S3cret'")
+        assertHidden("CREATE USER MAPPING FOR x SERVER s OPTIONS (password \"S3cret\")")
+        assertHidden("CREATE USER MAPPING FOR x SERVER s OPTIONS (password: 'S3cret')")
+        assertHidden("SELECT 1; ALTER ROLE x1 PASSWORD \"S3cret\"; SELECT 2")
+        XCTAssertEqual(SecretMasker.mask("ALTER ROLE x1 ENCRYPTED PASSWORD 'S3cret' VALID UNTIL 'infinity'"),
+                       "ALTER ROLE x1 ENCRYPTED PASSWORD '<redacted>' VALID UNTIL 'infinity'")
+        XCTAssertEqual(SecretMasker.mask("SELECT password FROM users WHERE id = 1"), "SELECT password FROM users WHERE id = 1")
+        XCTAssertEqual(SecretMasker.mask("SELECT t.id FROM api_tokens t WHERE t.secret IS NULL"),
+                       "SELECT t.id FROM api_tokens t WHERE t.secret IS NULL")
+        assertHidden("SELECT 1 FROM x WHERE app_secret: 'S3cret'")
+    }
+
     func testPercentEncodedURIKeys() {
         assertHidden("SELECT dblink_connect('postgresql://h/db?%70assword=S3cret')")
         assertHidden("SELECT dblink_connect('postgresql://h/db?user=u&pass%77ord=S3cret')")
