@@ -217,7 +217,14 @@ public enum SecretMasker {
                 if back(1)?.kind == PG_QUERY__TOKEN__ASCII_44, let name = back(2), name.kind == PG_QUERY__TOKEN__SCONST,
                    back(3)?.kind == PG_QUERY__TOKEN__ASCII_40, let function = back(4),
                    text(function).lowercased() == "set_config", looksSecret(text(name)) { return true }
-                return holdsConnectionPassword(text(token)) || holdsPasswordClause(innerText(text(token)))
+                // Escapes undone first (found in review: `E'… pass\x77ord=…'`); a U&'…' string
+                // with an escape and an `=` is taken for a connection string with one (its
+                // escapes, and UESCAPE, are not decoded here).
+                let constant = text(token)
+                let customEscape = index + 1 < significant.count && significant[index + 1].kind == PG_QUERY__TOKEN__UESCAPE
+                if token.kind == PG_QUERY__TOKEN__USCONST, constant.contains("\\") || customEscape, constant.contains("=") { return true }
+                return holdsConnectionPassword(constant) || holdsConnectionPassword(constantValue(constant))
+                    || holdsPasswordClause(innerText(constant))
             }()
             if isSecret { secret.append(token) }
         }

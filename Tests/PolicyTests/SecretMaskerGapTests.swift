@@ -53,6 +53,16 @@ final class SecretMaskerGapTests: XCTestCase {
         assertHidden("SELECT 1 FROM x WHERE app_secret: 'S3cret'")
     }
 
+    /// Review 20: escaped connection-string keys.
+    func testEscapedConnectionStringKeys() {
+        assertHidden("SELECT dblink_connect(E'host=h pass\\x77ord=S3cret')")
+        assertHidden("SELECT dblink_connect(E'host=h p\\u0061ssword=S3cret')")
+        assertHidden("SELECT dblink_connect(E'host=h p\\141ssword=S3cret')")
+        assertHidden("SELECT dblink_connect(U&'host=h pass\\0077ord=S3cret')")
+        assertHidden("SELECT dblink_connect(U&'host=h pass!0077ord=S3cret' UESCAPE '!')")
+        XCTAssertEqual(SecretMasker.mask("SELECT E'a\\tb', U&'d\\0061t\\+000061'"), "SELECT E'a\\tb', U&'d\\0061t\\+000061'")
+    }
+
     func testPercentEncodedURIKeys() {
         assertHidden("SELECT dblink_connect('postgresql://h/db?%70assword=S3cret')")
         assertHidden("SELECT dblink_connect('postgresql://h/db?user=u&pass%77ord=S3cret')")
