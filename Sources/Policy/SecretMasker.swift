@@ -24,7 +24,8 @@ public enum SecretMasker {
     public static let redacted = "'<redacted>'"
 
     /// Parts of setting names that mark their values as secrets.
-    static let secretWords = ["password", "passwd", "secret", "token", "passphrase", "apikey", "api_key", "credential", "private_key"]
+    static let secretWords = ["password", "passwd", "pwd", "secret", "token", "passphrase", "apikey", "api_key", "credential",
+                              "private_key", "encryption_key", "signing_key", "access_key", "jwt", "bearer"]
 
     /// `sql` with every secret constant replaced; unchanged when it holds none. Text the scanner
     /// rejects (an unterminated quote, say) is redacted whole: it cannot be shown safely.

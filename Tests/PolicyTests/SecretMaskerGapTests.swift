@@ -63,6 +63,12 @@ final class SecretMaskerGapTests: XCTestCase {
         XCTAssertEqual(SecretMasker.mask("SELECT E'a\\tb', U&'d\\0061t\\+000061'"), "SELECT E'a\\tb', U&'d\\0061t\\+000061'")
     }
 
+    func testMoreSecretSettingNames() {
+        for name in ["app.pwd", "app.jwt", "app.bearer", "app.encryption_key", "app.signing_key", "app.aws_access_key"] {
+            assertHidden("SET \(name) = 'S3cret'")
+        }
+    }
+
     func testPercentEncodedURIKeys() {
         assertHidden("SELECT dblink_connect('postgresql://h/db?%70assword=S3cret')")
         assertHidden("SELECT dblink_connect('postgresql://h/db?user=u&pass%77ord=S3cret')")
