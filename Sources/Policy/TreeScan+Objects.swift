@@ -31,7 +31,16 @@ extension TreeScan {
             markWritten(select.pointee.into_clause?.pointee.rel)
             if namedRelationsAreWritten && !queryRelations.contains(message) { collectQueryRelations(message) }
         case PG_QUERY__NODE__NODE_RANGE_VAR:
-            recordRelation(message.assumingMemoryBound(to: PgQuery__RangeVar.self))
+            let range = message.assumingMemoryBound(to: PgQuery__RangeVar.self)
+            recordRelation(range)
+            // `FROM system_user` is a relation to PostgreSQL 15's grammar and a function
+            // returning text to 16's (gram.y func_expr_common_subexpr SYSTEM_USER): `s.f`
+            // would call f(text) on a newer server (found in review).
+            if range.pointee.schemaname.map({ $0.pointee == 0 }) ?? true,
+               range.pointee.relname.map({ String(cString: $0) }) == "system_user" {
+                let alias = range.pointee.alias?.pointee.aliasname.flatMap { $0.pointee == 0 ? nil : String(cString: $0) }
+                functionRanges?[alias ?? "system_user", default: []].append([])
+            }
         case PG_QUERY__NODE__NODE_FUNC_CALL:
             let call = message.assumingMemoryBound(to: PgQuery__FuncCall.self)
             let names = NodeValue.names(call.pointee.funcname, count: call.pointee.n_funcname)

@@ -110,7 +110,11 @@ struct PreparedTexts {
 
     /// A Parse the gate let through, sent in batch `batch` (counted from the session start).
     mutating func defined(_ name: Name, _ text: Text, inBatch batch: UInt64, certain: Bool = true) {
-        guard settledBytes + openBytes + text.bytes <= Self.maxBytes, processBoundAllows(text.bytes) else {
+        // The unnamed statement is never held to the process-wide bound: every extended-protocol
+        // query of every driver parses it, and one session's named statements filling the bound
+        // must not stop them all (found in review). It is one per session, each at most
+        // `readonly_max_statement_size`.
+        guard settledBytes + openBytes + text.bytes <= Self.maxBytes, name.isEmpty || processBoundAllows(text.bytes) else {
             lose(name)
             return
         }

@@ -172,7 +172,7 @@ package struct ReadOnlyGate {
         case .parse(let name, let sql, let parameterTypes):
             guard textIsUTF8 else { return standInParse(name: name, for: Self.invalidEncoding) }
             let text = PreparedTexts.Text(sql: sql, parameterTypes: parameterTypes)
-            if judgesFunctionCalls, result.firstRefusal == nil, !preparedTexts.processBoundAllows(text.bytes) {
+            if judgesFunctionCalls, !name.isEmpty, result.firstRefusal == nil, !preparedTexts.processBoundAllows(text.bytes) {
                 // Never forwarded: a statement the gate could not judge again at its Binds.
                 return standInParse(name: name, for: Self.keptTextsExhausted)
             }

@@ -74,7 +74,7 @@ extension SessionMachine {
         guard name.isASCII, !statements.clientPinned.contains(name) else { return false }
         if let statement = statements.client[name] {
             guard statements.server.byName[name] != statement else { return false }
-            makeRoomOnServer(except: name, into: &out)
+            makeRoomOnServer(except: name, adding: statement.keptBytes, into: &out)
             FrontendMessage.encodeClose(.statement, name: name.bytes, into: &out)
             expect(.injectedClose(name), injected: true)
             statement.parse(name).encode(into: &out)
@@ -146,17 +146,28 @@ extension SessionMachine {
     }
 
     /// A server connection keeps at most `max_prepared_statements` of the statements clients
-    /// prepared through the proxy (PgBouncer bounds its servers the same way): beyond it one
-    /// other is closed, so a succession of clients with statements of their own cannot make a
-    /// backend hold ever more plans. An evicted statement is prepared again when next used.
-    private mutating func makeRoomOnServer(except name: StatementName, into out: inout ByteBuffer) {
-        guard let pooling = configuration.transactionPooling,
-              statements.server.byName.count >= max(pooling.maxPreparedStatements, 1) else { return }
-        // Another client's first, then any but the one being prepared.
-        guard let victim = statements.server.byName.keys.first(where: { $0 != name && statements.client[$0] == nil })
-                ?? statements.server.byName.keys.first(where: { $0 != name }) else { return }
-        FrontendMessage.encodeClose(.statement, name: victim.bytes, into: &out)
-        expect(.injectedClose(victim), injected: true)
+    /// prepared through the proxy (PgBouncer bounds its servers the same way), and at most
+    /// ``maxKeptStatementBytes`` of their text: beyond either, others are closed, so a succession
+    /// of clients with statements of their own cannot make a backend hold ever more plans, nor
+    /// the proxy ever more text with the connection (found in review: 200 statements of 1 MiB
+    /// from successive clients stayed with each pooled connection, counted nowhere). An evicted
+    /// statement is prepared again when next used.
+    private mutating func makeRoomOnServer(except name: StatementName, adding bytes: Int, into out: inout ByteBuffer) {
+        guard let pooling = configuration.transactionPooling else { return }
+        var count = statements.server.byName.count
+        var total = statements.server.byName.values.reduce(0) { $0 + $1.keptBytes }
+        var closed: Set<StatementName> = []
+        while count >= max(pooling.maxPreparedStatements, 1) || (count > 0 && total + bytes > Self.maxKeptStatementBytes) {
+            // Another client's first, then any but the one being prepared.
+            let candidates = statements.server.byName.keys.filter { $0 != name && !closed.contains($0) }
+            guard let victim = candidates.first(where: { statements.client[$0] == nil }) ?? candidates.first else { return }
+            // Its size before the Close is recorded (the view drops it at once).
+            total -= statements.server.byName[victim]?.keptBytes ?? 0
+            count -= 1
+            FrontendMessage.encodeClose(.statement, name: victim.bytes, into: &out)
+            expect(.injectedClose(victim), injected: true)
+            closed.insert(victim)
+        }
     }
 
     /// A named Parse in transaction pooling, judged: `sent` is what goes up in its place (the
@@ -188,12 +199,12 @@ extension SessionMachine {
                 let statement = PreparedStatement(query: parse.query, parameterTypes: parse.parameterTypes,
                                                   pins: pins.intersection(Self.keptWithStatements))
                 let kept = keptStatementBytes
-                if statements.client.count < pooling.maxPreparedStatements, kept + parse.query.count <= Self.maxKeptStatementBytes,
-                   keptStatementsShare.allows(parse.query.count, keeping: kept) {
+                if statements.client.count < pooling.maxPreparedStatements, kept + statement.keptBytes <= Self.maxKeptStatementBytes,
+                   keptStatementsShare.allows(statement.keptBytes, keeping: kept) {
                     // Counted now, as if it succeeds: a lag would let each client's latest
                     // statement go uncounted.
-                    keptStatementsShare.report(kept + parse.query.count)
-                    makeRoomOnServer(except: name, into: &out)
+                    keptStatementsShare.report(kept + statement.keptBytes)
+                    makeRoomOnServer(except: name, adding: statement.keptBytes, into: &out)
                     change = .clientParse(name, statement)
                 } else {
                     // Over a bound (this client's, or the process's: ``KeptTextBudget``): the
@@ -216,7 +227,7 @@ extension SessionMachine {
     static let maxKeptStatementBytes = 16 * 1024 * 1024
 
     private var keptStatementBytes: Int {
-        statements.client.values.reduce(0) { $0 + $1.query.count }
+        statements.client.values.reduce(0) { $0 + $1.keptBytes }
     }
 
     /// DEALLOCATE ALL and DISCARD ALL drop every named prepared statement (protocol-level too);

@@ -66,6 +66,8 @@ extension SessionMachine {
         /// The text as the client sent it, in its client_encoding: prepared again byte for byte.
         package let query: [UInt8]
         package let parameterTypes: [Int32]
+        /// What keeping it costs: the text and the parameter types (up to 65,535 of them).
+        var keptBytes: Int { query.count + 4 * parameterTypes.count }
         /// What running it pins (``SessionMachine/pinnable``) and whether it changes settings
         /// (``SessionMachine/changesSettings``), read from its text when it was parsed: noted
         /// again at each Bind, since it does again what it did (found in review: a

@@ -70,10 +70,15 @@ final class SessionMachineBindJudgmentTests: XCTestCase {
         // The first session's Binds still work; once it ends, the second may keep its text.
         first.client(bind("s1"), .execute(portal: "", maxRows: 0), .sync)
         XCTAssertEqual(first.sentToServer(), [bind("s1"), .execute(portal: "", maxRows: 0), .sync])
+        // The unnamed statement is not held to it (every extended-protocol query parses one).
+        second.client(.parse(name: "", query: "SELECT 2", parameterTypes: []), bind(""), .execute(portal: "", maxRows: 0), .sync)
+        XCTAssertEqual(second.sentToServer().first, .parse(name: "", query: "SELECT 2", parameterTypes: []))
+        second.server(.parseComplete, .bindComplete, complete("SELECT 1"), ready)
         first.machine.releaseKeptTexts()
+        second.machine.releaseKeptTexts()
         XCTAssertEqual(budget.bytes, 0)
         prepare(second, "s2", "SELECT '" + String(repeating: "b", count: 30) + "'")
-        XCTAssertEqual(budget.bytes, 39)
+        XCTAssertEqual(budget.bytes, 39 + 8, "s2 and the unnamed statement second still holds")
     }
 
     func testAnAllowedBindIsForwardedAsItCame() {

@@ -371,6 +371,26 @@ final class SessionMachinePoolingTests: XCTestCase {
         XCTAssertEqual(types(h.sentToServer()), "BES")
     }
 
+    /// Found in review: a server connection kept the statements of every client it served up
+    /// to `max_prepared_statements`, whatever their size. Its text is bounded like a client's:
+    /// past 16 MiB another client's statement is closed first.
+    func testAServerConnectionKeepsAtMostTheByteBoundOfStatements() {
+        let big = "SELECT '" + String(repeating: "x", count: SessionMachine.maxKeptStatementBytes / 3 + 100) + "'"
+        let first = SessionHarness(followsStatements: false, maxMessageSize: 64 << 20, pooling: .init(refusesPinning: false, tokens: { "t" }, maxClassifiedSize: 64 << 20))
+        first.client(.parse(name: "a", query: big, parameterTypes: []), .sync)
+        first.server(.closeComplete, .parseComplete, ready)
+        let second = SessionHarness(followsStatements: false, maxMessageSize: 64 << 20, pooling: .init(refusesPinning: false, tokens: { "t" }, maxClassifiedSize: 64 << 20))
+        second.machine.serverAttached(processID: 8, secretKey: [1, 1, 1, 1], statements: first.machine.serverDetached())
+        second.client(.parse(name: "b", query: big, parameterTypes: []), .sync)
+        second.server(.closeComplete, .parseComplete, ready)
+        XCTAssertEqual(types(second.sentToServer()), "CPS", "two thirds of the bound: nothing closed")
+        second.client(.parse(name: "c", query: big, parameterTypes: []), .sync)
+        let sent = second.sentToServer()
+        XCTAssertEqual(Array(sent.prefix(2)), [.close(.statement, name: "c"), .close(.statement, name: "a")],
+                       "the first client's statement makes room, and only it: \(types(sent))")
+        XCTAssertEqual(types(sent), "CCPS")
+    }
+
     func testAnotherClientsStatementOfTheSameNameIsClosedFirst() {
         let other = pooled()
         other.client(.parse(name: "s1", query: "SELECT 'other'", parameterTypes: []), .sync)
