@@ -107,7 +107,7 @@ extension ConfigBuilder {
                 case "transaction_pin":
                     target.transactionPin = try SettingValue.choice(value, of: TransactionPinPolicy.self)
                 default:
-                    throw Self.unknownKeyword(keyword, after: index > 0 ? pairs[index - 1].key : nil, allowed: databaseKeywords)
+                    throw Self.unknownKeyword(keyword, after: pairs[..<index].last(where: { Self.holdsSecret($0.key) })?.key, allowed: databaseKeywords)
                 }
             } catch {
                 let alreadyNamed = error.message.hasPrefix("unknown keyword") || error.message.hasPrefix(keyword)

@@ -49,7 +49,7 @@ extension ConfigBuilder {
                 case "max_connections":
                     identity.maxConnections = try SettingValue.integer(value, in: 0...1_000_000)
                 default:
-                    throw Self.unknownKeyword(keyword, after: index > 0 ? pairs[index - 1].key : nil, allowed: Self.identityKeywords)
+                    throw Self.unknownKeyword(keyword, after: pairs[..<index].last(where: { Self.holdsSecret($0.key) })?.key, allowed: Self.identityKeywords)
                 }
             } catch {
                 let message = keyword == "mode" ? "mode: \(error.message)" : error.message
@@ -83,11 +83,16 @@ extension ConfigBuilder {
     /// An unknown keyword of a connection string, named — unless it follows a secret's value,
     /// of which it is likely the rest (`password=two words=`; found in review: the error went
     /// to the log and the audit stream with part of the password in it).
-    static func unknownKeyword(_ keyword: String, after previous: String?, allowed: [String]) -> SettingError {
+    /// `after`: the last keyword before it whose value is a secret, if any.
+    static func unknownKeyword(_ keyword: String, after secret: String?, allowed: [String]) -> SettingError {
         let list = "allowed keywords are " + allowed.joined(separator: ", ")
-        if let previous, previous.lowercased().contains("password") || previous.lowercased().contains("secret") {
-            return SettingError("unknown keyword after the value of \"\(previous)\" (not repeated: it may be part of that value, and a value with white space must be quoted); \(list)")
+        if let secret {
+            return SettingError("unknown keyword after the value of \"\(secret)\" (not repeated: it may be part of that value, and a value with white space must be quoted); \(list)")
         }
         return SettingError("unknown keyword \"\(keyword)\"; \(list)")
+    }
+
+    static func holdsSecret(_ keyword: String) -> Bool {
+        keyword.lowercased().contains("password") || keyword.lowercased().contains("secret")
     }
 }

@@ -36,9 +36,9 @@ public enum ConnectionString {
                 // After a secret's value the word is likely the rest of it (an unquoted value
                 // with white space; found in review: part of a password reached the log and the
                 // audit stream through a reload's error): not repeated then.
-                if let previous = pairs.last?.key.lowercased(), previous.contains("password") || previous.contains("secret") {
+                if let secret = pairs.last(where: { $0.key.lowercased().contains("password") || $0.key.lowercased().contains("secret") }) {
                     throw ConnectionStringError(
-                        message: "missing \"=\" after the value of \"\(pairs.last?.key ?? "")\" in connection string (a value with white space must be quoted)")
+                        message: "missing \"=\" after the value of \"\(secret.key)\" or a later one in connection string (a value with white space must be quoted)")
                 }
                 throw ConnectionStringError(message: "missing \"=\" after \"\(keyword)\" in connection string")
             }

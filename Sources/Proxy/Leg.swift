@@ -88,6 +88,7 @@ final class Leg: ReadinessHandler, BatchWork {
     /// Decrypted bytes read and when the leg began, for ``KeyUpdateBudget``.
     private var tlsBytesReceived: UInt64 = 0
     private let openedAt: MonotonicInstant
+    private var keyUpdateBudget = KeyUpdateBudget()
 
     init(loop: EventLoop, fd: Int32, name: String, connecting: Bool) {
         self.loop = loop
@@ -241,8 +242,8 @@ final class Leg: ReadinessHandler, BatchWork {
             }
         }
         if failure == nil, !eof, let tls, case let updates = tls.keyUpdatesReceived,
-           !KeyUpdateBudget.allows(updates, bytesReceived: tlsBytesReceived, age: loop.batchNow.duration(since: openedAt)) {
-            failure = "the peer sent \(updates) TLS key updates, more than \(KeyUpdateBudget.burst) plus one per MiB received and per minute"
+           !keyUpdateBudget.allows(updates, bytesReceived: tlsBytesReceived, age: loop.batchNow.duration(since: openedAt)) {
+            failure = "the peer sent \(updates) TLS key updates, more than a burst of \(KeyUpdateBudget.burst), then one per MiB received and per minute"
         }
         if let tls, tls.hasPendingData, !eof, failure == nil, !tlsReadWantsWrite {
             // Decrypted bytes wait inside OpenSSL where epoll cannot see them: come back for them.

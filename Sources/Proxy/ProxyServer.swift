@@ -172,8 +172,9 @@ public final class ProxyServer {
                                         baseLogger.warning("internal_socket_directory cannot be changed without restarting; the socket bound at start stays, admitting the backup identity only")
                                     }
                                     if fresh.config.general.listenAddresses != current.config.general.listenAddresses
-                                        || fresh.config.general.listenPort != current.config.general.listenPort {
-                                        baseLogger.warning("listen_addresses and listen_port cannot be changed without restarting")
+                                        || fresh.config.general.listenPort != current.config.general.listenPort
+                                        || fresh.config.general.soReusePort != current.config.general.soReusePort {
+                                        baseLogger.warning("listen_addresses, listen_port and so_reuseport cannot be changed without restarting")
                                     }
                                     reloader.current = fresh
                                     shared.keptTexts.setLimit(fresh.config.general.maxKeptStatementMemory)

@@ -44,8 +44,9 @@ final class ConnectionStringTests: XCTestCase {
             ("host", "missing \"=\" after \"host\" in connection string"),
             ("host db", "missing \"=\" after \"host\" in connection string"),
             // The rest of a secret with white space is not repeated (found in review).
-            ("host=h server_password=Tr0ub4dor &3", "missing \"=\" after the value of \"server_password\" in connection string (a value with white space must be quoted)"),
-            ("password='abc'def ghi", "missing \"=\" after the value of \"password\" in connection string (a value with white space must be quoted)"),
+            ("host=h server_password=Tr0ub4dor &3", "missing \"=\" after the value of \"server_password\" or a later one in connection string (a value with white space must be quoted)"),
+            ("password='abc'def ghi", "missing \"=\" after the value of \"password\" or a later one in connection string (a value with white space must be quoted)"),
+            ("password=abc def=ghi jkl", "missing \"=\" after the value of \"password\" or a later one in connection string (a value with white space must be quoted)"),
             ("=x", "missing keyword before \"=\" in connection string"),
             ("password='abc", "unterminated quoted value for \"password\" in connection string"),
             (#"password='abc\'"#, "unterminated quoted value for \"password\" in connection string"),
