@@ -219,11 +219,11 @@ public enum SecretMasker {
                    back(3)?.kind == PG_QUERY__TOKEN__ASCII_40, let function = back(4),
                    text(function).lowercased() == "set_config", looksSecret(text(name)) { return true }
                 // Escapes undone first (found in review: `E'… pass\x77ord=…'`); a U&'…' string
-                // with an escape and an `=` is taken for a connection string with one (its
-                // escapes, and UESCAPE, are not decoded here).
+                // with an escape is taken for a secret (its escapes, and UESCAPE, are not decoded
+                // here, and may spell any `=` or `@`).
                 let constant = text(token)
                 let customEscape = index + 1 < significant.count && significant[index + 1].kind == PG_QUERY__TOKEN__UESCAPE
-                if token.kind == PG_QUERY__TOKEN__USCONST, constant.contains("\\") || customEscape, constant.contains("=") { return true }
+                if token.kind == PG_QUERY__TOKEN__USCONST, constant.contains("\\") || customEscape { return true }
                 return holdsConnectionPassword(constant) || holdsConnectionPassword(constantValue(constant))
                     || holdsPasswordClause(innerText(constant))
             }()

@@ -144,11 +144,11 @@ final class AuditPreparer: @unchecked Sendable {
                 if masked != piece { statement.outcome = Self.withoutValues(statement.outcome) }
                 statement.text = masked
             case .normalized:
-                // What normalization left (all of it when it failed or changed nothing, as for
-                // utility statements) loses its constants too.
-                let normalized = CachingStatementClassifier.normalized(piece)
-                statement.text = Self.masked(SecretMasker.maskingConstants(normalized ?? piece,
-                                                                           numbers: normalized == nil || normalized == piece))
+                // What normalization left (utility statements, a function body after LANGUAGE
+                // sql, a text with a syntax error) loses its constants too, numbers included
+                // (found in review: `BEGIN ATOMIC SELECT 'x' || 123456789` kept the number).
+                statement.text = Self.masked(SecretMasker.maskingConstants(CachingStatementClassifier.normalized(piece) ?? piece,
+                                                                           numbers: true))
             }
             statement.textLogged = true
             // Parameters are data the text does not show: masked as the text is (a password
