@@ -11,7 +11,9 @@ import Synchronization
 ///
 /// Shared by all loops; a session reports its own total when it keeps more and when it ends
 /// (``KeptTextShare``), so the sum may run ahead of what is kept (texts closed since), never
-/// behind it.
+/// behind it. Not counted here: what a pooled server connection keeps with it once its client
+/// is gone (bounded per connection instead, 16 MiB), a client's unnamed statement in
+/// transaction pooling, and the gate's portal texts (each bounded per session).
 package final class KeptTextBudget: Sendable {
     private let total = Atomic<Int>(0)
     private let limitBytes: Atomic<Int>
