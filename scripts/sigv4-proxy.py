@@ -35,6 +35,16 @@ import socketserver
 import sys
 import urllib.parse
 
+# The server is threaded: one write per line under a lock, or two requests' lines run together
+# (print writes the text and the newline apart; seen as "…: OKPUT …" failing a test).
+_log_lock = threading.Lock()
+
+
+def log(line):
+    with _log_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
 LISTEN, UPSTREAM, ACCESS_KEY, SECRET_KEY = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 FAULTS = {}
 for spec in (sys.argv[5].split(",") if len(sys.argv) > 5 and sys.argv[5] else []):
@@ -133,7 +143,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         problem = check(self.command, self.path, headers, body)
         if problem:
-            print(f"{self.command} {self.path}: {problem}", flush=True)
+            log(f"{self.command} {self.path}: {problem}")
             code = problem.split(" ")[0]
             reply = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
                      f"<Message>The request signature we calculated does not match the signature you provided.</Message></Error>").encode()
@@ -145,7 +155,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         fault = take_fault(self.command, self.path)
         if fault:
-            print(f"{self.command} {self.path}: FAULT {fault}", flush=True)
+            log(f"{self.command} {self.path}: FAULT {fault}")
             if fault == "hold":
                 # Until the client closes its end (or 10 minutes pass): then no answer at all.
                 self.connection.settimeout(600)
@@ -190,7 +200,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         upstream.close()
-        print(f"{self.command} {self.path}: OK", flush=True)
+        log(f"{self.command} {self.path}: OK")
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
